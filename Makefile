@@ -1,0 +1,39 @@
+# The two commands a user needs:
+#   make demo   set up everything, start two local clusters, run a migration
+#   make test   set up everything, run the unit and integration suites
+# Everything else here is a step of those two.
+SHELL := /bin/bash
+TOP   := $(abspath .)
+BUILD ?= $(TOP)/build
+JOBS  ?= $(shell nproc)
+export PKG_CONFIG_PATH := $(TOP)/.deps/librdkafka-2.8.0/lib/pkgconfig:$(PKG_CONFIG_PATH)
+export KM_CACHE ?= $(TOP)/.cache
+
+.PHONY: all deps build test demo clean jars unit
+
+all: build
+
+deps:
+	@scripts/bootstrap.sh
+
+jars: deps
+	@tests/cluster/kafka-cluster fetch 3.9
+	@tests/cluster/kafka-cluster fetch 4.3
+
+$(BUILD)/CMakeCache.txt:
+	@cmake -S . -B $(BUILD) -DKM_FUZZ=$(if $(shell command -v clang),ON,OFF) >/dev/null
+
+build: deps $(BUILD)/CMakeCache.txt
+	@cmake --build $(BUILD) -j$(JOBS)
+
+unit: build
+	@cd $(BUILD) && ctest --output-on-failure -L unit
+
+test: build jars
+	@cd $(BUILD) && ctest --output-on-failure -j1
+
+demo: build jars
+	@scripts/demo.sh
+
+clean:
+	rm -rf $(BUILD)

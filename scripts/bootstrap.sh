@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs what kmigrate needs to build and test on a fresh Debian machine, and
+# nothing it already has.  Idempotent: a second run only checks.
+#
+#   scripts/bootstrap.sh            packages + librdkafka
+#   scripts/bootstrap.sh rdkafka    only print/ensure the librdkafka prefix
+#
+# librdkafka must be >= 2.3 (docs/ARCHITECTURE.md, "Dependencies").  When the
+# system one is older, Debian's own trixie source package is fetched with
+# apt-get source (the system's apt configuration is left untouched) and built
+# into .deps/, which is git-ignored; we link it statically.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+deps="$top/.deps"
+rdk_ver=2.8.0
+rdk_prefix="$deps/librdkafka-$rdk_ver"
+
+pkgs=(build-essential cmake pkg-config libyaml-dev libjansson-dev libsqlite3-dev
+      libxxhash-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev
+      libssl-dev libsasl2-dev libzstd-dev liblz4-dev zlib1g-dev
+      kcat clang openssl default-jdk-headless maven dpkg-dev)
+
+say() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"
+	elif command -v sudo >/dev/null; then sudo "$@"
+	else say "need root to run: $*  (re-run as root or install sudo)"; exit 1
+	fi
+}
+
+install_packages() {
+	local missing=() p
+	for p in "${pkgs[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$p")
+	done
+	# default-jdk-headless / maven are satisfied by any installed java/mvn.
+	if command -v java >/dev/null; then missing=("${missing[@]/default-jdk-headless}"); fi
+	if command -v mvn >/dev/null; then missing=("${missing[@]/maven}"); fi
+	local real=()
+	for p in "${missing[@]}"; do [ -n "$p" ] && real+=("$p"); done
+	[ ${#real[@]} -eq 0 ] && return 0
+	say "installing ${real[*]}"
+	as_root apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${real[@]}" >/dev/null
+}
+
+build_rdkafka() {
+	if pkg-config --atleast-version=2.3 rdkafka 2>/dev/null; then
+		return 0
+	fi
+	if [ -f "$rdk_prefix/.stamp" ]; then
+		return 0
+	fi
+	say "system librdkafka is missing or older than 2.3: building Debian's $rdk_ver source package into $rdk_prefix"
+	local work="$deps/src"
+	rm -rf "$work" && mkdir -p "$work/lists/partial"
+	echo "deb-src http://deb.debian.org/debian trixie main" >"$work/trixie.list"
+	local aptopt=(-o "Dir::Etc::SourceList=$work/trixie.list" -o Dir::Etc::SourceParts=/dev/null
+		-o "Dir::State::Lists=$work/lists" -o Debug::NoDropPrivs=1 -o APT::Sandbox::User=root)
+	(cd "$work" && apt-get "${aptopt[@]}" update -qq &&
+		apt-get "${aptopt[@]}" source --download-only "librdkafka=$rdk_ver-1" >/dev/null 2>&1)
+	tar -C "$work" -xzf "$work/librdkafka_$rdk_ver.orig.tar.gz"
+	local srcdir
+	srcdir=$(find "$work" -maxdepth 1 -type d -name 'librdkafka-*' | head -n1)
+	(cd "$srcdir" &&
+		./configure --prefix="$rdk_prefix" --disable-gssapi >/dev/null &&
+		make -j"$(nproc)" libs >/dev/null 2>&1 &&
+		make -C src install >/dev/null)
+	touch "$rdk_prefix/.stamp"
+	rm -rf "$work"
+	say "librdkafka $rdk_ver installed in $rdk_prefix"
+}
+
+case "${1:-all}" in
+all) install_packages; build_rdkafka ;;
+packages) install_packages ;;
+rdkafka) build_rdkafka ;;
+*) say "unknown step '$1' (use: all, packages, rdkafka)"; exit 2 ;;
+esac
