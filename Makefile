@@ -20,10 +20,10 @@ jars: deps
 	@tests/cluster/kafka-cluster fetch 3.9
 	@tests/cluster/kafka-cluster fetch 4.3
 
-$(BUILD)/CMakeCache.txt:
+$(BUILD)/Makefile: CMakeLists.txt tests/CMakeLists.txt
 	@cmake -S . -B $(BUILD) -DKM_FUZZ=$(if $(shell command -v clang),ON,OFF) >/dev/null
 
-build: deps $(BUILD)/CMakeCache.txt
+build: deps $(BUILD)/Makefile
 	@cmake --build $(BUILD) -j$(JOBS)
 
 unit: build

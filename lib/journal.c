@@ -421,12 +421,13 @@ km_err_t km_journal_summary(km_journal_t *jr, json_t **outp, char *errstr,
 			&r, errstr, errstr_size)))
 		goto fail;
 	json_object_set_new(out, "facts", r);
+	/* Open findings: those of the latest run that produced facts of
+	 * each kind, so that a finding fixed since is no longer open. */
 	if ((err = rows(jr,
-			"WITH latest AS (SELECT kind, subject, verdict, body, "
-			"ts_ms FROM facts f WHERE id = (SELECT max(id) FROM facts "
-			"g WHERE g.kind=f.kind AND g.subject=f.subject)) "
-			"SELECT kind, subject, verdict, ts_ms FROM latest WHERE "
-			"verdict IN ('NO-GO','FINDING') ORDER BY kind, subject",
+			"SELECT kind, subject, verdict, ts_ms FROM facts f WHERE "
+			"verdict IN ('NO-GO','FINDING') AND run_id = (SELECT "
+			"max(run_id) FROM facts g WHERE g.kind=f.kind) "
+			"ORDER BY kind, subject",
 			&r, errstr, errstr_size)))
 		goto fail;
 	json_object_set_new(out, "open_findings", r);

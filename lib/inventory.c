@@ -1,0 +1,1311 @@
+#include "inventory.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void km_inventory_opts_init(km_inventory_opts_t *opts)
+{
+	opts->scope = "source";
+	opts->sample_records = 200;
+	opts->sample_timeout_ms = 20000;
+	opts->timeout_ms = KM_KAFKA_TIMEOUT_MS;
+}
+
+/* An admin request's options with the call's deadline. */
+static rd_kafka_AdminOptions_t *admin_opts(km_kafka_t *k, rd_kafka_admin_op_t op,
+					   int timeout_ms)
+{
+	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(km_kafka_rk(k), op);
+	rd_kafka_AdminOptions_set_request_timeout(o, timeout_ms, NULL, 0);
+	return o;
+}
+
+/* ---- cluster and brokers ------------------------------------------------ */
+
+static void apiv_cb(void *opaque, int key, const char *name, int min, int max)
+{
+	json_array_append_new(opaque, json_pack("{s:i, s:s, s:i, s:i}", "key",
+						key, "name", name, "min", min,
+						"max", max));
+}
+
+static km_err_t describe_cluster(km_kafka_t *k, json_t *inv,
+				 const km_inventory_opts_t *opts, char *errstr,
+				 size_t errstr_size)
+{
+	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(k));
+	rd_kafka_AdminOptions_t *o =
+		admin_opts(k, RD_KAFKA_ADMIN_OP_DESCRIBECLUSTER, opts->timeout_ms);
+	rd_kafka_event_t *ev = NULL;
+	const rd_kafka_DescribeCluster_result_t *res;
+	const rd_kafka_Node_t **nodes, *ctrl;
+	size_t n;
+	json_t *brokers;
+	km_err_t err;
+
+	rd_kafka_DescribeCluster(km_kafka_rk(k), o, q);
+	err = km_kafka_wait(k, q, RD_KAFKA_EVENT_DESCRIBECLUSTER_RESULT,
+			    opts->timeout_ms + 1000, "DescribeCluster", &ev,
+			    errstr, errstr_size);
+	if (err)
+		goto done;
+	res = rd_kafka_event_DescribeCluster_result(ev);
+	json_object_set_new(inv, "cluster_id",
+			    json_string(rd_kafka_DescribeCluster_result_cluster_id(res)));
+	ctrl = rd_kafka_DescribeCluster_result_controller(res);
+	json_object_set_new(inv, "controller_id",
+			    ctrl ? json_integer(rd_kafka_Node_id(ctrl)) : json_null());
+	nodes = rd_kafka_DescribeCluster_result_nodes(res, &n);
+	brokers = json_array();
+	for (size_t i = 0; i < n; i++) {
+		char hp[300];
+		json_t *apis = json_array();
+		const char *rack = rd_kafka_Node_rack(nodes[i]);
+
+		snprintf(hp, sizeof(hp), "%s:%u", rd_kafka_Node_host(nodes[i]),
+			 (unsigned)rd_kafka_Node_port(nodes[i]));
+		km_kafka_apiversions(k, hp, apiv_cb, apis);
+		json_array_append_new(
+			brokers,
+			json_pack("{s:i, s:s, s:i, s:o, s:o}", "id",
+				  rd_kafka_Node_id(nodes[i]), "host",
+				  rd_kafka_Node_host(nodes[i]), "port",
+				  (int)rd_kafka_Node_port(nodes[i]), "rack",
+				  rack ? json_string(rack) : json_null(),
+				  "api_versions", apis));
+	}
+	json_object_set_new(inv, "brokers", brokers);
+done:
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_queue_destroy(q);
+	return err;
+}
+
+/* ---- topics ------------------------------------------------------------- */
+
+static bool is_internal(const char *topic)
+{
+	return topic[0] == '_';
+}
+
+static km_err_t list_topics(km_kafka_t *k, const km_plan_t *plan, json_t *inv,
+			    const km_inventory_opts_t *opts, char *errstr,
+			    size_t errstr_size)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t rerr;
+	json_t *topics = json_object(), *excluded = json_array();
+
+	rerr = rd_kafka_metadata(km_kafka_rk(k), 1, NULL, &md, opts->timeout_ms);
+	if (rerr) {
+		json_decref(topics);
+		json_decref(excluded);
+		return km_kafka_err(k, rerr, "Metadata", NULL, errstr,
+				    errstr_size);
+	}
+	for (int i = 0; i < md->topic_cnt; i++) {
+		const struct rd_kafka_metadata_topic *t = &md->topics[i];
+		json_t *parts, *topic;
+		int rf = 0;
+
+		if (!km_plan_topic_in_scope(plan, t->topic)) {
+			if (!is_internal(t->topic))
+				json_array_append_new(excluded,
+						      json_string(t->topic));
+			continue;
+		}
+		if (t->err) {
+			/* A topic the cluster lists but cannot describe is a
+			 * fact to show, not a reason to stop. */
+			topic = json_pack("{s:s, s:s}", "name", t->topic,
+					  "error", rd_kafka_err2str(t->err));
+			json_object_set_new(topics, t->topic, topic);
+			continue;
+		}
+		parts = json_array();
+		for (int p = 0; p < t->partition_cnt; p++) {
+			const struct rd_kafka_metadata_partition *mp =
+				&t->partitions[p];
+			json_t *replicas = json_array(), *isr = json_array();
+
+			for (int r = 0; r < mp->replica_cnt; r++)
+				json_array_append_new(replicas,
+						      json_integer(mp->replicas[r]));
+			for (int r = 0; r < mp->isr_cnt; r++)
+				json_array_append_new(isr,
+						      json_integer(mp->isrs[r]));
+			if (mp->replica_cnt > rf)
+				rf = mp->replica_cnt;
+			json_array_append_new(
+				parts, json_pack("{s:i, s:i, s:o, s:o}", "id",
+						 mp->id, "leader", mp->leader,
+						 "replicas", replicas, "isr", isr));
+		}
+		/* Metadata does not promise partition order. */
+		topic = json_pack("{s:s, s:i, s:i, s:o, s:b}", "name", t->topic,
+				  "partition_count", t->partition_cnt,
+				  "replication_factor", rf, "partitions", parts,
+				  "internal", is_internal(t->topic));
+		json_object_set_new(topics, t->topic, topic);
+	}
+	rd_kafka_metadata_destroy(md);
+	json_object_set_new(inv, "topics", topics);
+	json_object_set_new(inv, "topics_out_of_scope", excluded);
+	return KM_ERR_OK;
+}
+
+/* Finds the partition object `p` of a topic (partitions are small arrays). */
+static json_t *topic_partition(json_t *topic, int p)
+{
+	json_t *parts = json_object_get(topic, "partitions"), *jp;
+	size_t i;
+
+	json_array_foreach(parts, i, jp)
+		if (json_integer_value(json_object_get(jp, "id")) == p)
+			return jp;
+	return NULL;
+}
+
+static km_err_t list_offsets(km_kafka_t *k, json_t *topics,
+			     rd_kafka_OffsetSpec_t spec, const char *field,
+			     const km_inventory_opts_t *opts, char *errstr,
+			     size_t errstr_size)
+{
+	rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(64);
+	rd_kafka_queue_t *q;
+	rd_kafka_AdminOptions_t *o;
+	rd_kafka_event_t *ev = NULL;
+	const char *name;
+	json_t *topic, *jp;
+	km_err_t err = KM_ERR_OK;
+	size_t i, n;
+
+	json_object_foreach(topics, name, topic) {
+		json_array_foreach(json_object_get(topic, "partitions"), i, jp)
+			rd_kafka_topic_partition_list_add(
+				tps, name,
+				(int32_t)json_integer_value(json_object_get(jp, "id")))
+				->offset = spec;
+	}
+	if (tps->cnt == 0)
+		goto done_nolist;
+	q = rd_kafka_queue_new(km_kafka_rk(k));
+	o = admin_opts(k, RD_KAFKA_ADMIN_OP_LISTOFFSETS, opts->timeout_ms);
+	rd_kafka_ListOffsets(km_kafka_rk(k), tps, o, q);
+	err = km_kafka_wait(k, q, RD_KAFKA_EVENT_LISTOFFSETS_RESULT,
+			    opts->timeout_ms + 1000, "ListOffsets", &ev, errstr,
+			    errstr_size);
+	if (!err) {
+		const rd_kafka_ListOffsetsResultInfo_t **infos =
+			rd_kafka_ListOffsets_result_infos(
+				rd_kafka_event_ListOffsets_result(ev), &n);
+		for (i = 0; i < n; i++) {
+			const rd_kafka_topic_partition_t *tp =
+				rd_kafka_ListOffsetsResultInfo_topic_partition(
+					infos[i]);
+			topic = json_object_get(topics, tp->topic);
+			jp = topic ? topic_partition(topic, tp->partition) : NULL;
+			if (!jp)
+				continue;
+			if (tp->err)
+				json_object_set_new(jp, field,
+						    json_string(rd_kafka_err2str(tp->err)));
+			else
+				json_object_set_new(jp, field,
+						    json_integer(tp->offset));
+		}
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_queue_destroy(q);
+done_nolist:
+	rd_kafka_topic_partition_list_destroy(tps);
+	return err;
+}
+
+static const char *config_source_name(rd_kafka_ConfigSource_t s)
+{
+	switch (s) {
+	case RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG: return "topic";
+	case RD_KAFKA_CONFIG_SOURCE_DYNAMIC_BROKER_CONFIG: return "broker-dynamic";
+	case RD_KAFKA_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG:
+		return "cluster-dynamic-default";
+	case RD_KAFKA_CONFIG_SOURCE_STATIC_BROKER_CONFIG: return "broker-static";
+	case RD_KAFKA_CONFIG_SOURCE_DEFAULT_CONFIG: return "default";
+	default: return "unknown";
+	}
+}
+
+static json_t *config_entries(const rd_kafka_ConfigResource_t *res)
+{
+	size_t n;
+	const rd_kafka_ConfigEntry_t **ents =
+		rd_kafka_ConfigResource_configs(res, &n);
+	json_t *cfg = json_object();
+
+	for (size_t i = 0; i < n; i++) {
+		const char *v = rd_kafka_ConfigEntry_value(ents[i]);
+		int sensitive = rd_kafka_ConfigEntry_is_sensitive(ents[i]);
+
+		json_object_set_new(
+			cfg, rd_kafka_ConfigEntry_name(ents[i]),
+			json_pack("{s:o, s:s, s:b, s:b}", "value",
+				  (v && !sensitive) ? json_string(v) : json_null(),
+				  "source",
+				  config_source_name(rd_kafka_ConfigEntry_source(ents[i])),
+				  "read_only", rd_kafka_ConfigEntry_is_read_only(ents[i]),
+				  "sensitive", sensitive));
+	}
+	return cfg;
+}
+
+/* DescribeConfigs for every in-scope topic and for the first broker (whose
+ * defaults the target design compares against), in one request. */
+static km_err_t describe_configs(km_kafka_t *k, json_t *inv,
+				 const km_inventory_opts_t *opts, char *errstr,
+				 size_t errstr_size)
+{
+	json_t *topics = json_object_get(inv, "topics"), *topic;
+	json_t *brokers = json_object_get(inv, "brokers");
+	size_t ntopics = json_object_size(topics), nres = 0, n;
+	rd_kafka_ConfigResource_t **res =
+		km_calloc(ntopics + 1, sizeof(*res));
+	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(k));
+	rd_kafka_AdminOptions_t *o =
+		admin_opts(k, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, opts->timeout_ms);
+	rd_kafka_event_t *ev = NULL;
+	const char *name;
+	char bid[32];
+	km_err_t err;
+
+	json_object_foreach(topics, name, topic)
+		if (!json_object_get(topic, "error"))
+			res[nres++] = rd_kafka_ConfigResource_new(
+				RD_KAFKA_RESOURCE_TOPIC, name);
+	if (json_array_size(brokers) > 0) {
+		snprintf(bid, sizeof(bid), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(json_object_get(
+				 json_array_get(brokers, 0), "id")));
+		res[nres++] = rd_kafka_ConfigResource_new(
+			RD_KAFKA_RESOURCE_BROKER, bid);
+	}
+	rd_kafka_DescribeConfigs(km_kafka_rk(k), res, nres, o, q);
+	err = km_kafka_wait(k, q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT,
+			    opts->timeout_ms + 1000, "DescribeConfigs", &ev,
+			    errstr, errstr_size);
+	if (!err) {
+		const rd_kafka_ConfigResource_t **rs =
+			rd_kafka_DescribeConfigs_result_resources(
+				rd_kafka_event_DescribeConfigs_result(ev), &n);
+		for (size_t i = 0; i < n; i++) {
+			rd_kafka_resp_err_t rerr = rd_kafka_ConfigResource_error(rs[i]);
+			const char *rname = rd_kafka_ConfigResource_name(rs[i]);
+			json_t *target;
+			const char *key;
+
+			if (rd_kafka_ConfigResource_type(rs[i]) ==
+			    RD_KAFKA_RESOURCE_BROKER) {
+				target = inv;
+				key = "broker_configs";
+			} else {
+				target = json_object_get(topics, rname);
+				key = "configs";
+			}
+			if (!target)
+				continue;
+			if (rerr) {
+				json_object_set_new(
+					target, key,
+					json_pack("{s:s}", "not_inventoried",
+						  rd_kafka_ConfigResource_error_string(rs[i])
+							  ? rd_kafka_ConfigResource_error_string(rs[i])
+							  : rd_kafka_err2str(rerr)));
+				continue;
+			}
+			json_object_set_new(target, key, config_entries(rs[i]));
+		}
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_ConfigResource_destroy_array(res, nres);
+	free(res);
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_queue_destroy(q);
+	return err;
+}
+
+/* ---- tail sampling ------------------------------------------------------- */
+
+typedef struct sample_s {
+	json_t *jp;          /* the partition object */
+	int64_t next;        /* next offset we expect */
+	int64_t end;         /* high watermark at start */
+	int64_t gaps;        /* offsets skipped inside the sampled stretch */
+	int64_t records;
+	int64_t max_bytes;   /* largest key+value+headers seen */
+	int64_t headers;     /* records with headers */
+	int64_t tombstones;
+	bool done;
+} sample_t;
+
+/* Reads up to opts->sample_records of each partition's tail with
+ * read_uncommitted.  On a topic that is not compacted, offsets inside the
+ * tail are contiguous except where a transaction's commit or abort marker
+ * sits: librdkafka never hands control records to the application, so a gap
+ * is how they show.  On a compacted topic a gap may be compaction too, so
+ * the finding says "transaction markers or compaction". */
+static km_err_t sample_tails(km_kafka_t *k, json_t *topics,
+			     const km_inventory_opts_t *opts, json_t *inv,
+			     char *errstr, size_t errstr_size)
+{
+	static const char *props[] = {"group.id", "kmigrate-inventory",
+				      "enable.auto.commit", "false",
+				      "enable.auto.offset.store", "false",
+				      "isolation.level", "read_uncommitted",
+				      "enable.partition.eof", "true",
+				      "fetch.wait.max.ms", "100",
+				      NULL};
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk = NULL;
+	rd_kafka_topic_partition_list_t *tps = NULL;
+	sample_t *s = NULL;
+	size_t ns = 0, cap = 0, left, i;
+	const char *name;
+	json_t *topic, *jp;
+	char rerr[256];
+	km_err_t err;
+	int64_t deadline;
+
+	if (opts->sample_records <= 0) {
+		json_object_set_new(inv, "sampling",
+				    json_pack("{s:b}", "enabled", 0));
+		return KM_ERR_OK;
+	}
+	if ((err = km_kafka_conf_new(km_kafka_endpoint(k), props, &conf, errstr,
+				     errstr_size)))
+		return err;
+	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr));
+	if (!rk) {
+		rd_kafka_conf_destroy(conf);
+		return km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
+				 "cannot create a sampling consumer: %s", rerr);
+	}
+	tps = rd_kafka_topic_partition_list_new(64);
+	json_object_foreach(topics, name, topic) {
+		json_array_foreach(json_object_get(topic, "partitions"), i, jp) {
+			json_t *lo = json_object_get(jp, "log_start_offset");
+			json_t *hi = json_object_get(jp, "high_watermark");
+			int64_t from;
+
+			if (!json_is_integer(lo) || !json_is_integer(hi) ||
+			    json_integer_value(hi) <= json_integer_value(lo))
+				continue;
+			from = json_integer_value(hi) - opts->sample_records;
+			if (from < json_integer_value(lo))
+				from = json_integer_value(lo);
+			if (ns == cap) {
+				cap = cap ? cap * 2 : 64;
+				s = km_realloc(s, cap * sizeof(*s));
+			}
+			memset(&s[ns], 0, sizeof(s[ns]));
+			s[ns].jp = jp;
+			s[ns].next = from;
+			s[ns].end = json_integer_value(hi);
+			rd_kafka_topic_partition_list_add(
+				tps, name,
+				(int32_t)json_integer_value(json_object_get(jp, "id")))
+				->offset = from;
+			ns++;
+		}
+	}
+	if (ns == 0)
+		goto done;
+	rd_kafka_assign(rk, tps);
+	left = ns;
+	deadline = km_mono_ms() + opts->sample_timeout_ms;
+	while (left > 0 && km_mono_ms() < deadline) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+		sample_t *sp = NULL;
+
+		if (!m)
+			continue;
+		for (i = 0; i < ns; i++) {
+			json_t *t = NULL;
+			const char *tn = rd_kafka_topic_name(m->rkt);
+			/* Partition objects remember their topic by lookup. */
+			if (json_integer_value(json_object_get(s[i].jp, "id")) !=
+			    m->partition)
+				continue;
+			t = json_object_get(topics, tn);
+			if (t && topic_partition(t, m->partition) == s[i].jp) {
+				sp = &s[i];
+				break;
+			}
+		}
+		if (sp && !sp->done) {
+			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+				/* A marker at the very end leaves a gap
+				 * between the last record and the watermark. */
+				if (m->offset > sp->next)
+					sp->gaps += m->offset - sp->next;
+				sp->done = true;
+				left--;
+			} else if (!m->err) {
+				rd_kafka_headers_t *hdrs = NULL;
+				int64_t bytes = (int64_t)m->len + (int64_t)m->key_len;
+
+				if (m->offset > sp->next)
+					sp->gaps += m->offset - sp->next;
+				sp->next = m->offset + 1;
+				sp->records++;
+				if (!m->payload)
+					sp->tombstones++;
+				if (!rd_kafka_message_headers(m, &hdrs) && hdrs) {
+					const char *hn;
+					const void *hv;
+					size_t hs;
+					sp->headers++;
+					for (size_t h = 0; !rd_kafka_header_get_all(
+								   hdrs, h, &hn, &hv, &hs);
+					     h++)
+						bytes += (int64_t)(strlen(hn) + hs);
+				}
+				if (bytes > sp->max_bytes)
+					sp->max_bytes = bytes;
+				if (sp->next >= sp->end) {
+					sp->done = true;
+					left--;
+				}
+			}
+		}
+		rd_kafka_message_destroy(m);
+	}
+	for (i = 0; i < ns; i++)
+		json_object_set_new(
+			s[i].jp, "sample",
+			json_pack("{s:I, s:I, s:I, s:I, s:I, s:b}", "records",
+				  (json_int_t)s[i].records, "offset_gaps",
+				  (json_int_t)s[i].gaps, "max_record_bytes",
+				  (json_int_t)s[i].max_bytes, "with_headers",
+				  (json_int_t)s[i].headers, "tombstones",
+				  (json_int_t)s[i].tombstones, "complete",
+				  s[i].done));
+done:
+	json_object_set_new(inv, "sampling",
+			    json_pack("{s:b, s:i}", "enabled", 1,
+				      "records_per_partition",
+				      opts->sample_records));
+	free(s);
+	if (tps)
+		rd_kafka_topic_partition_list_destroy(tps);
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	return KM_ERR_OK;
+}
+
+/* ---- ACLs ---------------------------------------------------------------- */
+
+static km_err_t describe_acls(km_kafka_t *k, json_t *inv,
+			      const km_inventory_opts_t *opts, char *errstr,
+			      size_t errstr_size)
+{
+	char ferr[256];
+	rd_kafka_AclBindingFilter_t *f = rd_kafka_AclBindingFilter_new(
+		RD_KAFKA_RESOURCE_ANY, NULL, RD_KAFKA_RESOURCE_PATTERN_ANY, NULL,
+		NULL, RD_KAFKA_ACL_OPERATION_ANY,
+		RD_KAFKA_ACL_PERMISSION_TYPE_ANY, ferr, sizeof(ferr));
+	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(k));
+	rd_kafka_AdminOptions_t *o =
+		admin_opts(k, RD_KAFKA_ADMIN_OP_DESCRIBEACLS, opts->timeout_ms);
+	rd_kafka_event_t *ev = NULL;
+	km_err_t err;
+	size_t n;
+
+	rd_kafka_DescribeAcls(km_kafka_rk(k), f, o, q);
+	err = km_kafka_wait(k, q, RD_KAFKA_EVENT_DESCRIBEACLS_RESULT,
+			    opts->timeout_ms + 1000, "DescribeAcls", &ev, errstr,
+			    errstr_size);
+	if (err == KM_ERR_KAFKA || err == KM_ERR_AUTHZ) {
+		/* No authorizer (SECURITY_DISABLED) or no DESCRIBE on the
+		 * cluster: the ACLs are unknown, which is a finding. */
+		json_object_set_new(inv, "acls",
+				    json_pack("{s:s}", "not_inventoried", errstr));
+		err = KM_ERR_OK;
+		errstr[0] = '\0';
+	} else if (!err) {
+		const rd_kafka_AclBinding_t **acls = rd_kafka_DescribeAcls_result_acls(
+			rd_kafka_event_DescribeAcls_result(ev), &n);
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(
+				arr,
+				json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+					  "resource_type",
+					  rd_kafka_ResourceType_name(
+						  rd_kafka_AclBinding_restype(acls[i])),
+					  "name", rd_kafka_AclBinding_name(acls[i]),
+					  "pattern_type",
+					  rd_kafka_ResourcePatternType_name(
+						  rd_kafka_AclBinding_resource_pattern_type(acls[i])),
+					  "principal",
+					  rd_kafka_AclBinding_principal(acls[i]),
+					  "host", rd_kafka_AclBinding_host(acls[i]),
+					  "operation",
+					  rd_kafka_AclOperation_name(
+						  rd_kafka_AclBinding_operation(acls[i])),
+					  "permission",
+					  rd_kafka_AclPermissionType_name(
+						  rd_kafka_AclBinding_permission_type(acls[i]))));
+		json_object_set_new(inv, "acls", arr);
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_AclBinding_destroy(f);
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_queue_destroy(q);
+	return err;
+}
+
+/* ---- consumer groups ----------------------------------------------------- */
+
+static km_err_t group_offsets(km_kafka_t *k, const char *group, json_t *topics,
+			      json_t *jg, const km_inventory_opts_t *opts,
+			      char *errstr, size_t errstr_size)
+{
+	rd_kafka_ListConsumerGroupOffsets_t *req =
+		rd_kafka_ListConsumerGroupOffsets_new(group, NULL);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(k));
+	rd_kafka_AdminOptions_t *o = admin_opts(
+		k, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, opts->timeout_ms);
+	rd_kafka_event_t *ev = NULL;
+	json_t *offs = json_array(), *out_of_scope = json_array();
+	int64_t total_lag = 0;
+	km_err_t err;
+	size_t n;
+
+	rd_kafka_ListConsumerGroupOffsets(km_kafka_rk(k), &req, 1, o, q);
+	err = km_kafka_wait(k, q, RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT,
+			    opts->timeout_ms + 1000, "ListConsumerGroupOffsets",
+			    &ev, errstr, errstr_size);
+	if (!err) {
+		const rd_kafka_group_result_t **gr =
+			rd_kafka_ListConsumerGroupOffsets_result_groups(
+				rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
+		for (size_t g = 0; g < n; g++) {
+			const rd_kafka_topic_partition_list_t *tps =
+				rd_kafka_group_result_partitions(gr[g]);
+			for (int i = 0; tps && i < tps->cnt; i++) {
+				const rd_kafka_topic_partition_t *tp = &tps->elems[i];
+				json_t *t = json_object_get(topics, tp->topic), *jp;
+				json_t *hw;
+				if (!t) {
+					json_array_append_new(out_of_scope,
+							      json_string(tp->topic));
+					continue;
+				}
+				if (tp->offset < 0)
+					continue;
+				jp = topic_partition(t, tp->partition);
+				hw = jp ? json_object_get(jp, "high_watermark") : NULL;
+				json_t *row = json_pack("{s:s, s:i, s:I}", "topic",
+							tp->topic, "partition",
+							tp->partition, "committed",
+							(json_int_t)tp->offset);
+				if (json_is_integer(hw)) {
+					int64_t lag = json_integer_value(hw) - tp->offset;
+					if (lag < 0)
+						lag = 0;
+					json_object_set_new(row, "end",
+							    json_integer(json_integer_value(hw)));
+					json_object_set_new(row, "lag", json_integer(lag));
+					total_lag += lag;
+				}
+				if (tp->metadata_size > 0)
+					json_object_set_new(
+						row, "metadata",
+						json_stringn(tp->metadata, tp->metadata_size));
+				json_array_append_new(offs, row);
+			}
+		}
+	}
+	json_object_set_new(jg, "offsets", offs);
+	json_object_set_new(jg, "total_lag", json_integer(total_lag));
+	json_object_set_new(jg, "out_of_scope_topics", out_of_scope);
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_ListConsumerGroupOffsets_destroy(req);
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_queue_destroy(q);
+	return err;
+}
+
+static km_err_t describe_groups(km_kafka_t *k, json_t *inv,
+				const km_inventory_opts_t *opts, char *errstr,
+				size_t errstr_size)
+{
+	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(k));
+	rd_kafka_AdminOptions_t *o = admin_opts(
+		k, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS, opts->timeout_ms);
+	rd_kafka_AdminOptions_t *o2 = NULL;
+	rd_kafka_event_t *ev = NULL, *ev2 = NULL;
+	json_t *groups = json_object();
+	const char **ids = NULL;
+	size_t n, nids = 0;
+	km_err_t err;
+
+	rd_kafka_ListConsumerGroups(km_kafka_rk(k), o, q);
+	err = km_kafka_wait(k, q, RD_KAFKA_EVENT_LISTCONSUMERGROUPS_RESULT,
+			    opts->timeout_ms + 1000, "ListConsumerGroups", &ev,
+			    errstr, errstr_size);
+	if (err)
+		goto done;
+	const rd_kafka_ConsumerGroupListing_t **gl =
+		rd_kafka_ListConsumerGroups_result_valid(
+			rd_kafka_event_ListConsumerGroups_result(ev), &n);
+	ids = km_calloc(n + 1, sizeof(*ids));
+	for (size_t i = 0; i < n; i++) {
+		const char *id = rd_kafka_ConsumerGroupListing_group_id(gl[i]);
+		/* Our own sampling group is an artefact, not the estate. */
+		if (!strcmp(id, "kmigrate-inventory"))
+			continue;
+		ids[nids++] = id;
+	}
+	if (nids > 0) {
+		o2 = admin_opts(k, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS,
+				opts->timeout_ms);
+		rd_kafka_DescribeConsumerGroups(km_kafka_rk(k), ids, nids, o2, q);
+		err = km_kafka_wait(k, q,
+				    RD_KAFKA_EVENT_DESCRIBECONSUMERGROUPS_RESULT,
+				    opts->timeout_ms + 1000,
+				    "DescribeConsumerGroups", &ev2, errstr,
+				    errstr_size);
+		if (err)
+			goto done;
+		const rd_kafka_ConsumerGroupDescription_t **gd =
+			rd_kafka_DescribeConsumerGroups_result_groups(
+				rd_kafka_event_DescribeConsumerGroups_result(ev2), &n);
+		for (size_t i = 0; i < n; i++) {
+			const char *id = rd_kafka_ConsumerGroupDescription_group_id(gd[i]);
+			const rd_kafka_error_t *gerr =
+				rd_kafka_ConsumerGroupDescription_error(gd[i]);
+			json_t *jg = json_pack("{s:s}", "id", id), *members;
+
+			if (gerr) {
+				json_object_set_new(jg, "error",
+						    json_string(rd_kafka_error_string(gerr)));
+				json_object_set_new(groups, id, jg);
+				continue;
+			}
+			json_object_set_new(
+				jg, "state",
+				json_string(rd_kafka_consumer_group_state_name(
+					rd_kafka_ConsumerGroupDescription_state(gd[i]))));
+			json_object_set_new(
+				jg, "assignor",
+				json_string(rd_kafka_ConsumerGroupDescription_partition_assignor(gd[i])));
+			json_object_set_new(
+				jg, "simple",
+				json_boolean(rd_kafka_ConsumerGroupDescription_is_simple_consumer_group(gd[i])));
+			members = json_array();
+			for (size_t m = 0;
+			     m < rd_kafka_ConsumerGroupDescription_member_count(gd[i]);
+			     m++) {
+				const rd_kafka_MemberDescription_t *md =
+					rd_kafka_ConsumerGroupDescription_member(gd[i], m);
+				const rd_kafka_topic_partition_list_t *a =
+					rd_kafka_MemberAssignment_partitions(
+						rd_kafka_MemberDescription_assignment(md));
+				const char *inst =
+					rd_kafka_MemberDescription_group_instance_id(md);
+				json_t *asg = json_array();
+				for (int p = 0; a && p < a->cnt; p++)
+					json_array_append_new(
+						asg, json_pack("{s:s, s:i}", "topic",
+							       a->elems[p].topic,
+							       "partition",
+							       a->elems[p].partition));
+				json_array_append_new(
+					members,
+					json_pack("{s:s, s:s, s:s, s:o, s:o}",
+						  "client_id",
+						  rd_kafka_MemberDescription_client_id(md),
+						  "host",
+						  rd_kafka_MemberDescription_host(md),
+						  "member_id",
+						  rd_kafka_MemberDescription_consumer_id(md),
+						  "group_instance_id",
+						  inst ? json_string(inst) : json_null(),
+						  "assignment", asg));
+			}
+			json_object_set_new(jg, "members", members);
+			if ((err = group_offsets(k, id, json_object_get(inv, "topics"),
+						 jg, opts, errstr, errstr_size))) {
+				json_decref(jg);
+				goto done;
+			}
+			json_object_set_new(groups, id, jg);
+		}
+	}
+done:
+	json_object_set_new(inv, "groups", groups);
+	free(ids);
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	if (ev2)
+		rd_kafka_event_destroy(ev2);
+	rd_kafka_AdminOptions_destroy(o);
+	if (o2)
+		rd_kafka_AdminOptions_destroy(o2);
+	rd_kafka_queue_destroy(q);
+	return err;
+}
+
+/* ---- SCRAM users and quotas ---------------------------------------------- */
+
+static km_err_t describe_scram(km_kafka_t *k, json_t *inv,
+			       const km_inventory_opts_t *opts, char *errstr,
+			       size_t errstr_size)
+{
+	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(k));
+	rd_kafka_AdminOptions_t *o = admin_opts(
+		k, RD_KAFKA_ADMIN_OP_DESCRIBEUSERSCRAMCREDENTIALS, opts->timeout_ms);
+	rd_kafka_event_t *ev = NULL;
+	km_err_t err;
+	size_t n;
+
+	rd_kafka_DescribeUserScramCredentials(km_kafka_rk(k), NULL, 0, o, q);
+	err = km_kafka_wait(k, q, RD_KAFKA_EVENT_DESCRIBEUSERSCRAMCREDENTIALS_RESULT,
+			    opts->timeout_ms + 1000, "DescribeUserScramCredentials",
+			    &ev, errstr, errstr_size);
+	if (err == KM_ERR_AUTHZ || err == KM_ERR_KAFKA) {
+		json_object_set_new(inv, "scram_users",
+				    json_pack("{s:s}", "not_inventoried", errstr));
+		errstr[0] = '\0';
+		err = KM_ERR_OK;
+	} else if (!err) {
+		const rd_kafka_UserScramCredentialsDescription_t **d =
+			rd_kafka_DescribeUserScramCredentials_result_descriptions(
+				rd_kafka_event_DescribeUserScramCredentials_result(ev), &n);
+		json_t *users = json_array();
+		for (size_t i = 0; i < n; i++) {
+			json_t *mechs = json_array();
+			size_t nm = rd_kafka_UserScramCredentialsDescription_scramcredentialinfo_count(d[i]);
+			for (size_t m = 0; m < nm; m++) {
+				const rd_kafka_ScramCredentialInfo_t *ci =
+					rd_kafka_UserScramCredentialsDescription_scramcredentialinfo(d[i], m);
+				json_array_append_new(
+					mechs,
+					json_pack("{s:s, s:i}", "mechanism",
+						  rd_kafka_ScramCredentialInfo_mechanism(ci) ==
+								  RD_KAFKA_SCRAM_MECHANISM_SHA_512
+							  ? "SCRAM-SHA-512"
+							  : "SCRAM-SHA-256",
+						  "iterations",
+						  rd_kafka_ScramCredentialInfo_iterations(ci)));
+			}
+			json_array_append_new(
+				users, json_pack("{s:s, s:o}", "user",
+						 rd_kafka_UserScramCredentialsDescription_user(d[i]),
+						 "mechanisms", mechs));
+		}
+		json_object_set_new(inv, "scram_users", users);
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_queue_destroy(q);
+	return err;
+}
+
+/* ---- declared items, findings and risk ----------------------------------- */
+
+static void finding(json_t *findings, const char *subject, const char *problem,
+		    const char *fix)
+{
+	json_array_append_new(findings, json_pack("{s:s, s:s, s:s}", "subject",
+						  subject, "problem", problem,
+						  "fix", fix));
+}
+
+static json_t *declared_item(json_t *findings, const char *kind,
+			     const char *name, const char *owner,
+			     const char *validation, int line)
+{
+	char subject[300];
+
+	snprintf(subject, sizeof(subject), "%s:%s", kind, name);
+	if (!owner)
+		finding(findings, subject, "no owner",
+			"add owner: to the item in the plan");
+	if (!validation)
+		finding(findings, subject, "no validation method",
+			"add validation: saying how it is checked after cutover");
+	return json_pack("{s:s, s:s, s:o, s:o, s:i}", "kind", kind, "name", name,
+			 "owner", owner ? json_string(owner) : json_null(),
+			 "validation",
+			 validation ? json_string(validation) : json_null(),
+			 "plan_line", line);
+}
+
+static json_t *merge_declared(const km_plan_t *plan, json_t *findings)
+{
+	json_t *items = json_array(), *it;
+	size_t i;
+
+	for (i = 0; i < plan->producers_cnt; i++) {
+		const km_plan_producer_t *p = &plan->producers[i];
+		json_t *topics = json_array();
+		it = declared_item(findings, "producer", p->name, p->owner,
+				   p->validation, p->pos.line);
+		for (size_t t = 0; t < p->topics_cnt; t++)
+			json_array_append_new(topics, json_string(p->topics[t]));
+		json_object_set_new(it, "client",
+				    p->client ? json_string(p->client) : json_null());
+		json_object_set_new(it, "client_version",
+				    p->client_version ? json_string(p->client_version)
+						      : json_null());
+		json_object_set_new(it, "idempotence",
+				    json_string(km_plan_tri_str(p->idempotence)));
+		json_object_set_new(it, "transactions",
+				    json_string(km_plan_tri_str(p->transactions)));
+		json_object_set_new(it, "topics", topics);
+		json_array_append_new(items, it);
+	}
+	for (i = 0; i < plan->consumers_cnt; i++) {
+		const km_plan_consumer_t *c = &plan->consumers[i];
+		it = declared_item(findings, "consumer", c->name, c->owner,
+				   c->validation, c->pos.line);
+		json_object_set_new(it, "group",
+				    c->group ? json_string(c->group) : json_null());
+		json_object_set_new(it, "client",
+				    c->client ? json_string(c->client) : json_null());
+		json_object_set_new(it, "client_version",
+				    c->client_version ? json_string(c->client_version)
+						      : json_null());
+		json_array_append_new(items, it);
+	}
+	for (i = 0; i < plan->connectors_cnt; i++) {
+		const km_plan_connector_t *c = &plan->connectors[i];
+		it = declared_item(findings, "connector", c->name, c->owner,
+				   c->validation, c->pos.line);
+		json_object_set_new(it, "class", c->class_name
+							 ? json_string(c->class_name)
+							 : json_null());
+		json_object_set_new(it, "side_effects",
+				    c->side_effects ? json_string(c->side_effects)
+						    : json_null());
+		json_array_append_new(items, it);
+	}
+	static const struct {
+		const char *kind;
+		size_t off_arr, off_cnt;
+	} arts[] = {
+		{"dashboard", offsetof(km_plan_t, dashboards), offsetof(km_plan_t, dashboards_cnt)},
+		{"alert", offsetof(km_plan_t, alerts), offsetof(km_plan_t, alerts_cnt)},
+		{"runbook", offsetof(km_plan_t, runbooks), offsetof(km_plan_t, runbooks_cnt)},
+	};
+	for (size_t a = 0; a < sizeof(arts) / sizeof(arts[0]); a++) {
+		const km_plan_artifact_t *arr =
+			*(km_plan_artifact_t *const *)((const char *)plan + arts[a].off_arr);
+		size_t cnt = *(const size_t *)((const char *)plan + arts[a].off_cnt);
+		for (i = 0; i < cnt; i++)
+			json_array_append_new(items,
+					      declared_item(findings, arts[a].kind,
+							    arr[i].name, arr[i].owner,
+							    arr[i].validation,
+							    arr[i].pos.line));
+	}
+	return items;
+}
+
+static const char *cfg_value(json_t *topic, const char *name)
+{
+	return json_string_value(json_object_get(
+		json_object_get(json_object_get(topic, "configs"), name), "value"));
+}
+
+static void reason(json_t *reasons, int *level, int lvl, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void reason(json_t *reasons, int *level, int lvl, const char *fmt, ...)
+{
+	km_sb_t sb = KM_SB_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	km_sb_vprintf(&sb, fmt, ap);
+	va_end(ap);
+	json_array_append_new(reasons,
+			      json_pack("{s:s, s:s}", "level",
+					lvl == 2 ? "high" : "medium", "reason",
+					km_sb_str(&sb)));
+	km_sb_free(&sb);
+	if (lvl > *level)
+		*level = lvl;
+}
+
+/* Risk classes: high when a mistake would lose, duplicate or reorder data
+ * an owner said they cannot tolerate, or when transactions are in play;
+ * medium when the topic needs a different validation or care (compaction,
+ * large records, many partitions, LogAppendTime); low otherwise. */
+static void classify(const km_plan_t *plan, const char *name, json_t *topic,
+		     json_t *groups, json_t *findings)
+{
+	json_t *reasons = json_array(), *decl, *jp, *g;
+	const km_plan_rule_t *rule = km_plan_topic_rule(plan, name);
+	const char *cp = cfg_value(topic, "cleanup.policy");
+	const char *mmb = cfg_value(topic, "max.message.bytes");
+	const char *tst = cfg_value(topic, "message.timestamp.type");
+	bool compacted = cp && strstr(cp, "compact");
+	int64_t gaps = 0, maxrec = 0, sampled = 0, limit = 0;
+	int level = 0;
+	size_t i;
+	const char *gid;
+
+	json_array_foreach(json_object_get(topic, "partitions"), i, jp) {
+		json_t *s = json_object_get(jp, "sample");
+		gaps += json_integer_value(json_object_get(s, "offset_gaps"));
+		sampled += json_integer_value(json_object_get(s, "records"));
+		if (json_integer_value(json_object_get(s, "max_record_bytes")) > maxrec)
+			maxrec = json_integer_value(json_object_get(s, "max_record_bytes"));
+	}
+	json_object_set_new(topic, "compacted", json_boolean(compacted));
+	/* Without compaction the only holes in a log's offsets are control
+	 * records, so a gap proves transactions were used. */
+	json_object_set_new(topic, "transactional_markers",
+			    compacted ? (gaps ? json_string("unknown: gaps may be compaction")
+					      : json_false())
+				      : json_boolean(gaps > 0));
+
+	if (compacted)
+		reason(reasons, &level, 1,
+		       "compacted (cleanup.policy=%s): validate latest value per key, "
+		       "offsets have gaps",
+		       cp);
+	if (!compacted && gaps > 0)
+		reason(reasons, &level, 2,
+		       "transactional records present (%" PRId64
+		       " control-record gaps in the sampled tail): read_committed "
+		       "copy, offset map must skip markers",
+		       gaps);
+	else if (compacted && gaps > 0)
+		reason(reasons, &level, 1,
+		       "offset gaps in the sampled tail (%" PRId64
+		       "): transaction markers or compaction",
+		       gaps);
+	for (i = 0; i < plan->producers_cnt; i++)
+		for (size_t t = 0; t < plan->producers[i].topics_cnt; t++)
+			if (!strcmp(plan->producers[i].topics[t], name) &&
+			    plan->producers[i].transactions == KM_PLAN_YES)
+				reason(reasons, &level, 2,
+				       "declared transactional producer '%s'",
+				       plan->producers[i].name);
+	if (rule && rule->ordering == KM_PLAN_ORDERING_STRICT)
+		reason(reasons, &level, 2, "strict ordering declared (plan line %d)",
+		       rule->pos.line);
+	if (rule && rule->duplicates == KM_PLAN_DUPLICATES_NONE)
+		reason(reasons, &level, 2,
+		       "duplicates not tolerated (plan line %d)", rule->pos.line);
+	if (rule && rule->replay == KM_PLAN_REPLAY_FORBIDDEN)
+		reason(reasons, &level, 2, "replay forbidden (plan line %d)",
+		       rule->pos.line);
+	if (mmb && km_parse_i64(mmb, &limit) == 0 && limit > 0 && maxrec > 0 &&
+	    (double)maxrec >= plan->gates.large_message_ratio * (double)limit)
+		reason(reasons, &level, 1,
+		       "records near max.message.bytes (%" PRId64 " of %" PRId64
+		       " bytes, threshold %.0f%%)",
+		       maxrec, limit, plan->gates.large_message_ratio * 100);
+	if (json_integer_value(json_object_get(topic, "partition_count")) >=
+	    plan->gates.many_partitions)
+		reason(reasons, &level, 1, "many partitions (%" JSON_INTEGER_FORMAT
+		       " >= %d)",
+		       json_integer_value(json_object_get(topic, "partition_count")),
+		       plan->gates.many_partitions);
+	if (tst && !strcmp(tst, "LogAppendTime"))
+		reason(reasons, &level, 1,
+		       "message.timestamp.type=LogAppendTime: a copy gets new "
+		       "timestamps unless the target topic uses CreateTime");
+	/* Consumers that cannot replay: a declared group with replay
+	 * forbidden that has committed offsets on this topic. */
+	json_object_foreach(groups, gid, g) {
+		json_t *o;
+		bool reads = false;
+		json_array_foreach(json_object_get(g, "offsets"), i, o)
+			if (!strcmp(json_string_value(json_object_get(o, "topic")), name))
+				reads = true;
+		if (!reads)
+			continue;
+		for (size_t d = 0; d < plan->groups_cnt; d++)
+			if (!strcmp(plan->groups[d].id, gid) &&
+			    plan->groups[d].replay == KM_PLAN_REPLAY_FORBIDDEN)
+				reason(reasons, &level, 2,
+				       "consumer group '%s' has no replay tolerance",
+				       gid);
+	}
+
+	decl = json_object();
+	json_object_set_new(decl, "ordering",
+			    json_string(km_plan_ordering_str(rule ? rule->ordering
+								  : KM_PLAN_ORDERING_NONE)));
+	json_object_set_new(decl, "duplicates",
+			    json_string(km_plan_duplicates_str(
+				    rule ? rule->duplicates : KM_PLAN_DUPLICATES_TOLERATED)));
+	json_object_set_new(decl, "replay",
+			    json_string(km_plan_replay_str(rule ? rule->replay
+								: KM_PLAN_REPLAY_TOLERATED)));
+	json_object_set_new(decl, "owner", rule && rule->owner
+						   ? json_string(rule->owner)
+						   : json_null());
+	json_object_set_new(decl, "declared", json_boolean(rule != NULL));
+	json_object_set_new(topic, "declared", decl);
+	json_object_set_new(topic, "max_record_bytes_sampled", json_integer(maxrec));
+	json_object_set_new(topic, "records_sampled", json_integer(sampled));
+	json_object_set_new(topic, "risk",
+			    json_pack("{s:s, s:o}", "class",
+				      level == 2 ? "high" : level == 1 ? "medium" : "low",
+				      "reasons", reasons));
+	if (!rule || !rule->owner) {
+		char subject[300];
+		snprintf(subject, sizeof(subject), "topic:%s", name);
+		finding(findings, subject, "no owner",
+			"declare the topic's owner in topics.rules");
+	}
+}
+
+km_err_t km_inventory_take(km_kafka_t *k, const km_plan_t *plan,
+			   const km_inventory_opts_t *opts, json_t **invp,
+			   char *errstr, size_t errstr_size)
+{
+	json_t *inv = json_object(), *findings = json_array(), *quotas = NULL;
+	json_t *topics, *topic, *groups, *g;
+	const km_kafka_endpoint_t *ep = km_kafka_endpoint(k);
+	char ts[40], qerr[512];
+	const char *name;
+	km_err_t err;
+	size_t i;
+
+	*invp = NULL;
+	km_iso8601(km_now_ms(), ts, sizeof(ts));
+	json_object_set_new(inv, "scope", json_string(opts->scope));
+	json_object_set_new(inv, "bootstrap", json_string(ep->bootstrap));
+	json_object_set_new(inv, "taken_at", json_string(ts));
+	json_object_set_new(inv, "migration", json_string(plan->migration));
+
+	if ((err = describe_cluster(k, inv, opts, errstr, errstr_size)) ||
+	    (err = list_topics(k, plan, inv, opts, errstr, errstr_size)))
+		goto fail;
+	topics = json_object_get(inv, "topics");
+	if ((err = list_offsets(k, topics, RD_KAFKA_OFFSET_SPEC_EARLIEST,
+				"log_start_offset", opts, errstr, errstr_size)) ||
+	    (err = list_offsets(k, topics, RD_KAFKA_OFFSET_SPEC_LATEST,
+				"high_watermark", opts, errstr, errstr_size)) ||
+	    (err = describe_configs(k, inv, opts, errstr, errstr_size)) ||
+	    (err = describe_acls(k, inv, opts, errstr, errstr_size)) ||
+	    (err = describe_groups(k, inv, opts, errstr, errstr_size)) ||
+	    (err = describe_scram(k, inv, opts, errstr, errstr_size)) ||
+	    (err = sample_tails(k, topics, opts, inv, errstr, errstr_size)))
+		goto fail;
+
+	/* Client quotas: librdkafka has no API for them. */
+	if (km_quotas_describe(ep, opts->timeout_ms, &quotas, qerr, sizeof(qerr)))
+		json_object_set_new(inv, "quotas",
+				    json_pack("{s:s}", "not_inventoried", qerr));
+	else
+		json_object_set_new(inv, "quotas", quotas);
+
+	/* Facts that stop being facts when unknown. */
+	static const char *const unknowable[] = {"acls", "scram_users", "quotas"};
+	for (i = 0; i < sizeof(unknowable) / sizeof(unknowable[0]); i++) {
+		json_t *v = json_object_get(inv, unknowable[i]);
+		if (json_is_object(v) && json_object_get(v, "not_inventoried")) {
+			char subj[64];
+			snprintf(subj, sizeof(subj), "cluster:%s", unknowable[i]);
+			finding(findings, subj,
+				json_string_value(json_object_get(v, "not_inventoried")),
+				"re-create or verify by hand, with an owner, and "
+				"record it in the plan");
+		}
+	}
+
+	groups = json_object_get(inv, "groups");
+	json_object_foreach(topics, name, topic)
+		if (!json_object_get(topic, "error"))
+			classify(plan, name, topic, groups, findings);
+	/* Groups the cluster has but the plan does not declare have no
+	 * restart policy anyone agreed to. */
+	json_object_foreach(groups, name, g) {
+		bool declared = false;
+		for (i = 0; i < plan->groups_cnt; i++)
+			if (!strcmp(plan->groups[i].id, name))
+				declared = true;
+		json_object_set_new(g, "declared", json_boolean(declared));
+		if (!declared && json_array_size(json_object_get(g, "offsets")) > 0) {
+			char subj[300];
+			snprintf(subj, sizeof(subj), "group:%s", name);
+			finding(findings, subj,
+				"not declared in the plan: restart policy unknown",
+				"add it to consumer_groups with restart: and owner:");
+		}
+	}
+	if (!strcmp(opts->scope, "source"))
+		json_object_set_new(inv, "declared", merge_declared(plan, findings));
+	json_object_set_new(inv, "findings", findings);
+	*invp = inv;
+	return KM_ERR_OK;
+fail:
+	json_decref(findings);
+	json_decref(inv);
+	return err;
+}
+
+/* ---- diff ---------------------------------------------------------------- */
+
+static void change(json_t *out, const char *c, const char *kind,
+		   const char *subject, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void change(json_t *out, const char *c, const char *kind,
+		   const char *subject, const char *fmt, ...)
+{
+	km_sb_t sb = KM_SB_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	km_sb_vprintf(&sb, fmt, ap);
+	va_end(ap);
+	json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s}", "change", c,
+					     "kind", kind, "subject", subject,
+					     "detail", km_sb_str(&sb)));
+	km_sb_free(&sb);
+}
+
+static char *acl_key(json_t *a)
+{
+	return km_asprintf("%s:%s:%s %s@%s %s %s",
+			   json_string_value(json_object_get(a, "resource_type")),
+			   json_string_value(json_object_get(a, "pattern_type")),
+			   json_string_value(json_object_get(a, "name")),
+			   json_string_value(json_object_get(a, "principal")),
+			   json_string_value(json_object_get(a, "host")),
+			   json_string_value(json_object_get(a, "permission")),
+			   json_string_value(json_object_get(a, "operation")));
+}
+
+static json_t *acl_set(const json_t *inv)
+{
+	json_t *set = json_object(), *a;
+	size_t i;
+
+	json_array_foreach(json_object_get(inv, "acls"), i, a) {
+		char *key = acl_key(a);
+		json_object_set_new(set, key, json_true());
+		free(key);
+	}
+	return set;
+}
+
+static void diff_keys(json_t *out, const char *kind, json_t *a, json_t *b)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(b, key, v)
+		if (!json_object_get(a, key))
+			change(out, "+", kind, key, "new");
+	json_object_foreach(a, key, v)
+		if (!json_object_get(b, key))
+			change(out, "-", kind, key, "gone");
+}
+
+json_t *km_inventory_diff(const json_t *old_inv, const json_t *new_inv)
+{
+	json_t *out = json_array(), *ot, *nt, *oa, *na;
+	json_t *otopics = json_object_get(old_inv, "topics");
+	json_t *ntopics = json_object_get(new_inv, "topics");
+	json_t *ogroups = json_object_get(old_inv, "groups");
+	json_t *ngroups = json_object_get(new_inv, "groups");
+	const char *name, *cname;
+	json_t *oc, *nc, *g;
+	size_t i;
+
+	diff_keys(out, "topic", otopics, ntopics);
+	json_object_foreach(ntopics, name, nt) {
+		if (!(ot = json_object_get(otopics, name)))
+			continue;
+		json_int_t op = json_integer_value(json_object_get(ot, "partition_count"));
+		json_int_t np = json_integer_value(json_object_get(nt, "partition_count"));
+		if (op != np)
+			change(out, "~", "topic", name,
+			       "partitions %" JSON_INTEGER_FORMAT " -> %" JSON_INTEGER_FORMAT,
+			       op, np);
+		json_t *ocfg = json_object_get(ot, "configs");
+		json_object_foreach(json_object_get(nt, "configs"), cname, nc) {
+			const char *nv = json_string_value(json_object_get(nc, "value"));
+			const char *ns = json_string_value(json_object_get(nc, "source"));
+			oc = json_object_get(ocfg, cname);
+			const char *ov = json_string_value(json_object_get(oc, "value"));
+			const char *os = json_string_value(json_object_get(oc, "source"));
+			if (!oc || (ov ? !nv || strcmp(ov, nv) : nv != NULL) ||
+			    (os && ns && strcmp(os, ns))) {
+				char subj[600];
+				snprintf(subj, sizeof(subj), "%s/%s", name, cname);
+				change(out, "~", "config", subj, "%s (%s) -> %s (%s)",
+				       ov ? ov : "null", os ? os : "absent",
+				       nv ? nv : "null", ns ? ns : "?");
+			}
+		}
+	}
+	oa = acl_set(old_inv);
+	na = acl_set(new_inv);
+	diff_keys(out, "acl", oa, na);
+	json_decref(oa);
+	json_decref(na);
+
+	diff_keys(out, "group", ogroups, ngroups);
+	json_object_foreach(ngroups, name, g) {
+		json_t *og = json_object_get(ogroups, name), *no, *oo;
+		size_t j;
+		if (!og)
+			continue;
+		if (!json_equal(json_object_get(og, "state"), json_object_get(g, "state")))
+			change(out, "~", "group", name, "state %s -> %s",
+			       json_string_value(json_object_get(og, "state")),
+			       json_string_value(json_object_get(g, "state")));
+		json_array_foreach(json_object_get(g, "offsets"), i, no) {
+			json_int_t prev = -1;
+			json_array_foreach(json_object_get(og, "offsets"), j, oo)
+				if (json_equal(json_object_get(oo, "topic"), json_object_get(no, "topic")) &&
+				    json_equal(json_object_get(oo, "partition"), json_object_get(no, "partition")))
+					prev = json_integer_value(json_object_get(oo, "committed"));
+			json_int_t now = json_integer_value(json_object_get(no, "committed"));
+			if (prev != now) {
+				char subj[600];
+				snprintf(subj, sizeof(subj), "%s %s[%" JSON_INTEGER_FORMAT "]",
+					 name, json_string_value(json_object_get(no, "topic")),
+					 json_integer_value(json_object_get(no, "partition")));
+				change(out, "~", "offset", subj,
+				       "committed %" JSON_INTEGER_FORMAT " -> %" JSON_INTEGER_FORMAT,
+				       prev, now);
+			}
+		}
+	}
+	if (json_is_array(json_object_get(old_inv, "scram_users")) &&
+	    json_is_array(json_object_get(new_inv, "scram_users"))) {
+		json_t *ou = json_object(), *nu = json_object(), *u;
+		json_array_foreach(json_object_get(old_inv, "scram_users"), i, u)
+			json_object_set(ou, json_string_value(json_object_get(u, "user")), u);
+		json_array_foreach(json_object_get(new_inv, "scram_users"), i, u)
+			json_object_set(nu, json_string_value(json_object_get(u, "user")), u);
+		diff_keys(out, "scram-user", ou, nu);
+		json_decref(ou);
+		json_decref(nu);
+	}
+	return out;
+}

@@ -1,0 +1,55 @@
+/*
+ * inventory.h -- discovery of one cluster's estate and its migration risk.
+ *
+ * The inventory is the first gate: a list, boring enough to be trusted, of
+ * what must move and what must be re-created.  km_inventory_take() reads the
+ * cluster (id, brokers and their API version ranges, in-scope topics with
+ * partitions, leaders, ISR, watermarks and every config with its source,
+ * ACLs, consumer groups with members and lag, SCRAM users, client quotas),
+ * samples the tail of each partition (record sizes, offset gaps left by
+ * transaction markers), merges the plan's declared items and classifies every
+ * topic's risk with the reasons shown.  What cannot be read is recorded as
+ * "not inventoried" with the reason -- never silently skipped.
+ *
+ * The result is one JSON document (the snapshot the journal stores and
+ * `--json` prints).  This module never prints and never touches the journal.
+ */
+#ifndef KM_INVENTORY_H
+#define KM_INVENTORY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "err.h"
+#include "kafka.h"
+#include "plan.h"
+
+typedef struct km_inventory_opts_s {
+	const char *scope;     /* "source" or "target" */
+	int sample_records;    /* tail records read per partition; 0 = none */
+	int sample_timeout_ms; /* total budget for sampling */
+	int timeout_ms;        /* per admin call */
+} km_inventory_opts_t;
+
+void km_inventory_opts_init(km_inventory_opts_t *opts);
+
+/* Reads the cluster behind k (opened with KM_KAFKA_F_APIVERSIONS for the
+ * API version table) and builds the inventory.
+ * @returns a new JSON object in *invp (json_decref it). */
+km_err_t km_inventory_take(km_kafka_t *k, const km_plan_t *plan,
+			   const km_inventory_opts_t *opts, json_t **invp,
+			   char *errstr, size_t errstr_size);
+
+/* Compares two inventories of the same cluster.
+ * @returns a new JSON array of {"change": "+"|"-"|"~", "kind", "subject",
+ *          "detail"} -- empty when nothing changed. */
+json_t *km_inventory_diff(const json_t *old_inv, const json_t *new_inv);
+
+/* Client quotas: DescribeClientQuotas (KIP-546), which librdkafka does not
+ * offer, spoken directly on a plaintext connection.  @returns
+ * KM_ERR_UNSUPPORTED with the reason for other security protocols. */
+km_err_t km_quotas_describe(const km_kafka_endpoint_t *ep, int timeout_ms,
+			    json_t **entriesp, char *errstr,
+			    size_t errstr_size);
+
+#endif

@@ -1,0 +1,441 @@
+#include "kafka.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan.h"
+#include "util.h"
+
+/* One ApiVersions row seen in librdkafka's feature debug log. */
+typedef struct apiv_s {
+	char *hostport;
+	int key, min, max;
+	char *name;
+} apiv_t;
+
+struct km_kafka_s {
+	rd_kafka_t *rk;
+	km_kafka_endpoint_t ep; /* borrowed strings, password not kept */
+	pthread_mutex_t lock;
+	/* The last error the client reported through error_cb that means the
+	 * cluster cannot be used as configured; read by km_kafka_wait(). */
+	rd_kafka_resp_err_t fatal;
+	char fatal_str[512];
+	int brokers_down;
+	apiv_t *apiv;
+	int napiv, capiv;
+};
+
+void km_kafka_endpoint_clear(km_kafka_endpoint_t *ep)
+{
+	if (ep->password) {
+		memset(ep->password, 0, strlen(ep->password));
+		free(ep->password);
+		ep->password = NULL;
+	}
+	free(ep->props);
+	ep->props = NULL;
+}
+
+km_err_t km_kafka_endpoint_from_plan(const km_plan_cluster_t *c,
+				     km_kafka_endpoint_t *ep, char *errstr,
+				     size_t errstr_size)
+{
+	static const char *const protos[] = {"plaintext", "ssl",
+					     "sasl_plaintext", "sasl_ssl"};
+	km_err_t err;
+
+	memset(ep, 0, sizeof(*ep));
+	ep->role = c->role;
+	ep->bootstrap = c->bootstrap;
+	ep->security_protocol = protos[c->security_protocol];
+	ep->sasl_mechanism = c->sasl_mechanism;
+	ep->username = c->username;
+	ep->ssl_ca = c->ssl_ca;
+	if ((err = km_plan_cluster_password(c, &ep->password, errstr,
+					    errstr_size)))
+		return err;
+	if (c->props_cnt) {
+		ep->props = km_calloc(c->props_cnt * 2 + 1, sizeof(*ep->props));
+		for (size_t i = 0; i < c->props_cnt; i++) {
+			ep->props[i * 2] = c->props[i].key;
+			ep->props[i * 2 + 1] = c->props[i].value;
+		}
+	}
+	return KM_ERR_OK;
+}
+
+static int set(rd_kafka_conf_t *conf, const char *k, const char *v,
+	       char *errstr, size_t errstr_size)
+{
+	char rerr[256];
+
+	if (rd_kafka_conf_set(conf, k, v, rerr, sizeof(rerr)) !=
+	    RD_KAFKA_CONF_OK) {
+		km_seterr(errstr, errstr_size, KM_ERR_PLAN,
+			  "cannot set client property '%s': %s", k, rerr);
+		return -1;
+	}
+	return 0;
+}
+
+km_err_t km_kafka_conf_new(const km_kafka_endpoint_t *ep, const char **extra,
+			   rd_kafka_conf_t **confp, char *errstr,
+			   size_t errstr_size)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	const char **p;
+
+	*confp = NULL;
+	if (set(conf, "bootstrap.servers", ep->bootstrap, errstr, errstr_size) ||
+	    set(conf, "client.id", "kmigrate", errstr, errstr_size) ||
+	    set(conf, "security.protocol",
+		ep->security_protocol ? ep->security_protocol : "plaintext",
+		errstr, errstr_size))
+		goto fail;
+	if (ep->sasl_mechanism &&
+	    set(conf, "sasl.mechanism", ep->sasl_mechanism, errstr, errstr_size))
+		goto fail;
+	if (ep->username &&
+	    set(conf, "sasl.username", ep->username, errstr, errstr_size))
+		goto fail;
+	if (ep->password &&
+	    set(conf, "sasl.password", ep->password, errstr, errstr_size))
+		goto fail;
+	if (ep->ssl_ca &&
+	    set(conf, "ssl.ca.location", ep->ssl_ca, errstr, errstr_size))
+		goto fail;
+	for (p = ep->props; p && p[0] && p[1]; p += 2)
+		if (set(conf, p[0], p[1], errstr, errstr_size))
+			goto fail;
+	for (p = extra; p && p[0] && p[1]; p += 2)
+		if (set(conf, p[0], p[1], errstr, errstr_size))
+			goto fail;
+	*confp = conf;
+	return KM_ERR_OK;
+fail:
+	rd_kafka_conf_destroy(conf);
+	return KM_ERR_PLAN;
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	km_kafka_t *k = opaque;
+
+	(void)rk;
+	pthread_mutex_lock(&k->lock);
+	switch (err) {
+	case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+		k->brokers_down = 1;
+		break;
+	case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+	case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+	case RD_KAFKA_RESP_ERR__SSL:
+		k->fatal = err;
+		snprintf(k->fatal_str, sizeof(k->fatal_str), "%s", reason);
+		break;
+	case RD_KAFKA_RESP_ERR__TRANSPORT:
+	case RD_KAFKA_RESP_ERR__RESOLVE:
+		/* Keep the first transport reason: it names the address. */
+		if (!k->fatal) {
+			k->fatal = err;
+			snprintf(k->fatal_str, sizeof(k->fatal_str), "%s",
+				 reason);
+		}
+		break;
+	default:
+		break;
+	}
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* Parses "...: host:port/id:   ApiKey Produce (0) Versions 0..11". */
+static void capture_apiversion(km_kafka_t *k, const char *buf)
+{
+	const char *ak = strstr(buf, "ApiKey "), *bp, *slash, *sp;
+	char name[64];
+	int key, min, max;
+
+	if (!ak || sscanf(ak, "ApiKey %63s (%d) Versions %d..%d", name, &key,
+			  &min, &max) != 4)
+		return;
+	/* The broker name precedes the message: "]: host:port/id: ". */
+	bp = strstr(buf, "]: ");
+	if (!bp)
+		return;
+	bp += 3;
+	slash = strchr(bp, '/');
+	sp = strchr(bp, ' ');
+	if (!slash || (sp && sp < slash))
+		return;
+	/* librdkafka may prefix the address with the protocol. */
+	if (strstr(bp, "://") && strstr(bp, "://") < slash)
+		bp = strstr(bp, "://") + 3;
+
+	pthread_mutex_lock(&k->lock);
+	for (int i = 0; i < k->napiv; i++)
+		if (k->apiv[i].key == key &&
+		    !strncmp(k->apiv[i].hostport, bp, (size_t)(slash - bp)) &&
+		    k->apiv[i].hostport[slash - bp] == '\0') {
+			pthread_mutex_unlock(&k->lock);
+			return;
+		}
+	if (k->napiv == k->capiv) {
+		k->capiv = k->capiv ? k->capiv * 2 : 128;
+		k->apiv = km_realloc(k->apiv, (size_t)k->capiv * sizeof(*k->apiv));
+	}
+	k->apiv[k->napiv].hostport = km_strndup(bp, (size_t)(slash - bp));
+	k->apiv[k->napiv].name = km_strdup(name);
+	k->apiv[k->napiv].key = key;
+	k->apiv[k->napiv].min = min;
+	k->apiv[k->napiv].max = max;
+	k->napiv++;
+	pthread_mutex_unlock(&k->lock);
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+		   const char *buf)
+{
+	km_kafka_t *k = rd_kafka_opaque(rk);
+
+	if (k && !strcmp(fac, "APIVERSION"))
+		capture_apiversion(k, buf);
+	else if (level <= 3 && getenv("KM_DEBUG"))
+		fprintf(stderr, "%%%d|%s|%s\n", level, fac, buf);
+}
+
+km_err_t km_kafka_err(km_kafka_t *k, rd_kafka_resp_err_t rerr,
+		      const char *what, const char *detail, char *errstr,
+		      size_t errstr_size)
+{
+	const char *role = k->ep.role, *bs = k->ep.bootstrap;
+	const char *text = detail && *detail ? detail : rd_kafka_err2str(rerr);
+
+	switch (rerr) {
+	case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+	case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+		return km_seterr(errstr, errstr_size, KM_ERR_AUTH,
+				 "authentication to the %s cluster '%s' failed "
+				 "for user '%s': %s (check %s.username and the "
+				 "password in %s.password_env or "
+				 "%s.password_file)",
+				 role, bs, k->ep.username ? k->ep.username : "",
+				 text, role, role, role);
+	case RD_KAFKA_RESP_ERR__SSL:
+		return km_seterr(errstr, errstr_size, KM_ERR_AUTH,
+				 "TLS handshake with the %s cluster '%s' failed: "
+				 "%s (check %s.ssl_ca and %s.security_protocol)",
+				 role, bs, text, role, role);
+	case RD_KAFKA_RESP_ERR__TRANSPORT:
+	case RD_KAFKA_RESP_ERR__RESOLVE:
+	case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+		return km_seterr(errstr, errstr_size, KM_ERR_UNREACHABLE,
+				 "cannot reach the %s cluster at '%s': %s (check "
+				 "%s.bootstrap and that the cluster is up)",
+				 role, bs, text, role);
+	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_DELEGATION_TOKEN_AUTHORIZATION_FAILED:
+		return km_seterr(errstr, errstr_size, KM_ERR_AUTHZ,
+				 "not authorized to %s on the %s cluster '%s' as "
+				 "'%s': %s (grant the principal the ACL it needs)",
+				 what, role, bs,
+				 k->ep.username ? k->ep.username : "ANONYMOUS",
+				 text);
+	case RD_KAFKA_RESP_ERR__TIMED_OUT:
+	case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+		return km_seterr(errstr, errstr_size, KM_ERR_TIMEOUT,
+				 "%s on the %s cluster '%s' timed out: %s (check "
+				 "that the cluster is healthy)",
+				 what, role, bs, text);
+	default:
+		return km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
+				 "%s on the %s cluster '%s' failed: %s", what,
+				 role, bs, text);
+	}
+}
+
+km_err_t km_kafka_wait(km_kafka_t *k, rd_kafka_queue_t *q,
+		       rd_kafka_event_type_t type, int timeout_ms,
+		       const char *what, rd_kafka_event_t **evp, char *errstr,
+		       size_t errstr_size)
+{
+	int64_t deadline = km_mono_ms() + timeout_ms;
+	rd_kafka_resp_err_t fatal;
+	char reason[512];
+
+	*evp = NULL;
+	for (;;) {
+		rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+
+		if (ev && rd_kafka_event_type(ev) == type) {
+			rd_kafka_resp_err_t rerr = rd_kafka_event_error(ev);
+			if (rerr) {
+				km_err_t err = km_kafka_err(
+					k, rerr, what,
+					rd_kafka_event_error_string(ev), errstr,
+					errstr_size);
+				rd_kafka_event_destroy(ev);
+				return err;
+			}
+			*evp = ev;
+			return KM_ERR_OK;
+		}
+		if (ev)
+			rd_kafka_event_destroy(ev);
+
+		pthread_mutex_lock(&k->lock);
+		fatal = k->fatal;
+		snprintf(reason, sizeof(reason), "%s", k->fatal_str);
+		int down = k->brokers_down;
+		pthread_mutex_unlock(&k->lock);
+		/* Authentication and TLS failures never heal by retrying;
+		 * transport errors count once every broker is down. */
+		if (fatal == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
+		    fatal == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+		    fatal == RD_KAFKA_RESP_ERR__SSL ||
+		    (fatal && down))
+			return km_kafka_err(k, fatal, what, reason, errstr,
+					    errstr_size);
+		if (km_mono_ms() >= deadline)
+			return km_kafka_err(
+				k,
+				fatal ? fatal : RD_KAFKA_RESP_ERR__TIMED_OUT,
+				what, fatal ? reason : "no answer before the deadline",
+				errstr, errstr_size);
+	}
+}
+
+km_err_t km_kafka_open(const km_kafka_endpoint_t *ep, int flags,
+		       km_kafka_t **kp, char *errstr, size_t errstr_size)
+{
+	static const char *admin_props[] = {
+		"socket.connection.setup.timeout.ms", "10000",
+		"reconnect.backoff.max.ms", "2000",
+		"log.connection.close", "false",
+		NULL};
+	static const char *apiv_props[] = {
+		"socket.connection.setup.timeout.ms", "10000",
+		"reconnect.backoff.max.ms", "2000",
+		"log.connection.close", "false",
+		"debug", "feature",
+		NULL};
+	rd_kafka_conf_t *conf;
+	km_kafka_t *k;
+	char rerr[512];
+	rd_kafka_queue_t *q;
+	rd_kafka_event_t *ev;
+	km_err_t err;
+
+	*kp = NULL;
+	if ((err = km_kafka_conf_new(ep,
+				     (flags & KM_KAFKA_F_APIVERSIONS) ? apiv_props
+								      : admin_props,
+				     &conf, errstr, errstr_size)))
+		return err;
+	k = km_calloc(1, sizeof(*k));
+	pthread_mutex_init(&k->lock, NULL);
+	/* Keep a private copy of what other clients of this cluster need
+	 * (the sampling consumer, producers): the password and the property
+	 * array; plain strings stay borrowed from the caller. */
+	k->ep = *ep;
+	k->ep.password = km_strdup(ep->password);
+	k->ep.props = NULL;
+	if (ep->props) {
+		size_t np = 0;
+		while (ep->props[np])
+			np++;
+		k->ep.props = km_calloc(np + 1, sizeof(*k->ep.props));
+		memcpy(k->ep.props, ep->props, np * sizeof(*k->ep.props));
+	}
+	rd_kafka_conf_set_opaque(conf, k);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof(rerr));
+	if (!k->rk) {
+		rd_kafka_conf_destroy(conf);
+		km_seterr(errstr, errstr_size, KM_ERR_PLAN,
+			  "cannot create a client for the %s cluster: %s",
+			  ep->role, rerr);
+		km_kafka_close(k);
+		return KM_ERR_PLAN;
+	}
+
+	/* Prove the cluster answers before anything else is attempted. */
+	q = rd_kafka_queue_new(k->rk);
+	rd_kafka_DescribeCluster(k->rk, NULL, q);
+	err = km_kafka_wait(k, q, RD_KAFKA_EVENT_DESCRIBECLUSTER_RESULT,
+			    KM_KAFKA_TIMEOUT_MS, "DescribeCluster", &ev, errstr,
+			    errstr_size);
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_queue_destroy(q);
+	if (err) {
+		km_kafka_close(k);
+		return err;
+	}
+	*kp = k;
+	return KM_ERR_OK;
+}
+
+void km_kafka_close(km_kafka_t *k)
+{
+	if (!k)
+		return;
+	if (k->rk)
+		rd_kafka_destroy(k->rk);
+	for (int i = 0; i < k->napiv; i++) {
+		free(k->apiv[i].hostport);
+		free(k->apiv[i].name);
+	}
+	free(k->apiv);
+	km_kafka_endpoint_clear(&k->ep);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}
+
+rd_kafka_t *km_kafka_rk(km_kafka_t *k)
+{
+	return k->rk;
+}
+
+const km_kafka_endpoint_t *km_kafka_endpoint(const km_kafka_t *k)
+{
+	return &k->ep;
+}
+
+int km_kafka_apiversions(km_kafka_t *k, const char *hostport,
+			 void (*cb)(void *opaque, int key, const char *name,
+				    int min, int max),
+			 void *opaque)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&k->lock);
+	for (int i = 0; i < k->napiv; i++)
+		if (!strcmp(k->apiv[i].hostport, hostport)) {
+			cb(opaque, k->apiv[i].key, k->apiv[i].name,
+			   k->apiv[i].min, k->apiv[i].max);
+			n++;
+		}
+	pthread_mutex_unlock(&k->lock);
+	return n;
+}
+
+km_err_t km_kafka_watermarks(km_kafka_t *k, const char *topic, int partition,
+			     int64_t *lowp, int64_t *highp, char *errstr,
+			     size_t errstr_size)
+{
+	char what[300];
+	rd_kafka_resp_err_t rerr = rd_kafka_query_watermark_offsets(
+		k->rk, topic, partition, lowp, highp, KM_KAFKA_TIMEOUT_MS);
+
+	if (!rerr)
+		return KM_ERR_OK;
+	snprintf(what, sizeof(what), "ListOffsets of '%s'[%d]", topic,
+		 partition);
+	return km_kafka_err(k, rerr, what, NULL, errstr, errstr_size);
+}

@@ -1,0 +1,101 @@
+/*
+ * kafka.h -- the thin librdkafka layer every phase module goes through.
+ *
+ * It turns an endpoint (bootstrap, security, secret read at use time) into a
+ * librdkafka configuration, opens clients whose failures are classified
+ * (unreachable, authentication, authorisation, timeout) instead of retried
+ * forever, and runs admin calls with deadlines.  It does not know what a
+ * migration is: phase modules decide what to ask.
+ *
+ * Errors are one line that names the cluster role ("source"/"target"), its
+ * bootstrap and the fix.
+ */
+#ifndef KM_KAFKA_H
+#define KM_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+
+#include "err.h"
+
+/* How to reach one cluster.  Strings are borrowed except password. */
+typedef struct km_kafka_endpoint_s {
+	const char *role;              /* "source" / "target" for messages */
+	const char *bootstrap;         /* host:port[,host:port] */
+	const char *security_protocol; /* librdkafka spelling, NULL = plaintext */
+	const char *sasl_mechanism;
+	const char *username;
+	char *password; /* owned; read from env/file at use time, never journaled */
+	const char *ssl_ca;
+	const char **props; /* pass-through key, value, ..., NULL; the array is
+			     * owned (strings borrowed) when set by
+			     * km_kafka_endpoint_from_plan() */
+} km_kafka_endpoint_t;
+
+/* Releases what an endpoint owns (the password, wiped first, and the
+ * property array). */
+void km_kafka_endpoint_clear(km_kafka_endpoint_t *ep);
+
+struct km_plan_cluster_s;
+/* Fills ep from a plan's cluster block, reading the password now from the
+ * env var or file the plan names.  Strings stay borrowed from the plan. */
+km_err_t km_kafka_endpoint_from_plan(const struct km_plan_cluster_s *c,
+				     km_kafka_endpoint_t *ep, char *errstr,
+				     size_t errstr_size);
+
+typedef struct km_kafka_s km_kafka_t;
+
+enum {
+	/* Capture the brokers' ApiVersions ranges (librdkafka has no public
+	 * API for them; its feature debug log carries them). */
+	KM_KAFKA_F_APIVERSIONS = 0x1,
+};
+
+/* Default deadline of one admin call. */
+#define KM_KAFKA_TIMEOUT_MS 15000
+
+/* Builds a librdkafka configuration for ep with the given client type's
+ * extra properties (key, value, ..., NULL; may be NULL).
+ * @returns a new conf in *confp; rd_kafka_new() takes ownership. */
+km_err_t km_kafka_conf_new(const km_kafka_endpoint_t *ep, const char **extra,
+			   rd_kafka_conf_t **confp, char *errstr,
+			   size_t errstr_size);
+
+/* Opens an admin-capable client on ep and proves it can talk to the cluster
+ * (DescribeCluster within the deadline), so that unreachable clusters and
+ * bad credentials fail here with a clear message.
+ * @returns a handle in *kp; destroy with km_kafka_close(). */
+km_err_t km_kafka_open(const km_kafka_endpoint_t *ep, int flags,
+		       km_kafka_t **kp, char *errstr, size_t errstr_size);
+void km_kafka_close(km_kafka_t *k);
+rd_kafka_t *km_kafka_rk(km_kafka_t *k);
+const km_kafka_endpoint_t *km_kafka_endpoint(const km_kafka_t *k);
+
+/* Waits on q for an event of type, failing early when the client reported
+ * an authentication or connectivity error in the meantime.  what names the
+ * call for messages ("DescribeAcls").  On success *evp must be destroyed. */
+km_err_t km_kafka_wait(km_kafka_t *k, rd_kafka_queue_t *q,
+		       rd_kafka_event_type_t type, int timeout_ms,
+		       const char *what, rd_kafka_event_t **evp, char *errstr,
+		       size_t errstr_size);
+
+/* Maps a librdkafka error of call `what` to a km_err_t and a message. */
+km_err_t km_kafka_err(km_kafka_t *k, rd_kafka_resp_err_t rerr,
+		      const char *what, const char *detail, char *errstr,
+		      size_t errstr_size);
+
+/* The broker ApiVersions captured when KM_KAFKA_F_APIVERSIONS was set:
+ * for endpoint "host:port", calls cb for each api key.  @returns the number
+ * of keys seen for that endpoint. */
+int km_kafka_apiversions(km_kafka_t *k, const char *hostport,
+			 void (*cb)(void *opaque, int key, const char *name,
+				    int min, int max),
+			 void *opaque);
+
+/* Reads the low/high watermarks of one partition (ListOffsets through
+ * query_watermark_offsets). */
+km_err_t km_kafka_watermarks(km_kafka_t *k, const char *topic, int partition,
+			     int64_t *lowp, int64_t *highp, char *errstr,
+			     size_t errstr_size);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * common.c -- the steps most commands begin with: load the plan, check the
+ * journal can be written, open a cluster.  Each step reports its own error
+ * and returns the exit code, so a command reads as a list of steps.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "common.h"
+
+int cli_load_plan(cli_t *cli, km_plan_t **planp)
+{
+	km_err_t err = km_plan_load(cli->plan_path, planp, cli->errstr,
+				    sizeof(cli->errstr));
+	return err ? cli_fail(cli, err) : 0;
+}
+
+int cli_check_journal(cli_t *cli, const km_plan_t *plan)
+{
+	km_err_t err = km_journal_check_path(plan->journal, cli->errstr,
+					     sizeof(cli->errstr));
+	return err ? cli_fail(cli, err) : 0;
+}
+
+int cli_open_cluster(cli_t *cli, const km_plan_t *plan, const char *role,
+		     int flags, km_kafka_t **kp)
+{
+	const km_plan_cluster_t *c =
+		!strcmp(role, "target") ? &plan->target : &plan->source;
+	km_kafka_endpoint_t ep;
+	km_err_t err;
+
+	*kp = NULL;
+	if ((err = km_kafka_endpoint_from_plan(c, &ep, cli->errstr,
+					       sizeof(cli->errstr))))
+		return cli_fail(cli, err);
+	err = km_kafka_open(&ep, flags, kp, cli->errstr, sizeof(cli->errstr));
+	km_kafka_endpoint_clear(&ep);
+	return err ? cli_fail(cli, err) : 0;
+}
+
+int cli_open_journal(cli_t *cli, const km_plan_t *plan, int create,
+		     km_journal_t **jrp)
+{
+	km_err_t err = km_journal_open(plan->journal, create, jrp, cli->errstr,
+				       sizeof(cli->errstr));
+	return err ? cli_fail(cli, err) : 0;
+}
+
+char *cli_args_string(int argc, char **argv)
+{
+	km_sb_t sb = KM_SB_INIT;
+
+	for (int i = 0; i < argc; i++) {
+		if (i)
+			km_sb_puts(&sb, " ");
+		km_sb_puts(&sb, argv[i]);
+	}
+	return km_sb_detach(&sb);
+}

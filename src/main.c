@@ -1,0 +1,113 @@
+/*
+ * main.c -- the kmigrate command table and entry point.
+ *
+ * Exit codes: 0 done or GO, 1 NO-GO or findings, 2 usage or plan error,
+ * 3 cluster or IO failure.  Each command lives in cmd_<name>.c.
+ */
+#include <librdkafka/rdkafka.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const cmd_t commands[] = {
+	{"init", cmd_init, "--source HOST:PORT --target HOST:PORT [-o FILE]",
+	 "write a commented starter plan from discovery",
+	 "Connects to both clusters (plaintext), lists their topics and consumer\n"
+	 "groups, and writes a starter migration.yaml with every section of the\n"
+	 "plan commented.  Without -o the plan goes to stdout.  An existing file\n"
+	 "is never overwritten.\n"},
+	{"inventory", cmd_inventory,
+	 "-p PLAN [--cluster source|target] [--diff] [--no-sample]",
+	 "discover the estate: topics, configs, ACLs, groups, users, quotas, risk",
+	 "Reads the cluster (the source by default) and prints cluster id,\n"
+	 "brokers and their API version ranges, the topics in scope with their\n"
+	 "partitions and every config with its value and source, ACLs, consumer\n"
+	 "groups with members and lag, SCRAM users and client quotas.  The plan's\n"
+	 "declared items (producers, consumers, connectors, dashboards, alerts,\n"
+	 "runbooks) are merged in and every item without an owner or a validation\n"
+	 "method is a finding.  Each topic gets a migration risk class with its\n"
+	 "reasons.  The snapshot is saved in the journal; --diff compares it with\n"
+	 "the previous snapshot of the same cluster.\n"
+	 "Exit 0 when nothing needs attention, 1 when there are findings.\n"},
+	{"status", cmd_status, "-p PLAN",
+	 "show what the journal knows so far",
+	 "Prints the journal's commands and their last results, the snapshots\n"
+	 "it holds and the open findings.  Never contacts a cluster.\n"},
+};
+#define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
+
+static const cmd_t *find_command(const char *name)
+{
+	for (int i = 0; i < NCOMMANDS; i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+static void usage(FILE *fp)
+{
+	fprintf(fp,
+		"usage: kmigrate [--version] [--help] COMMAND [OPTIONS]\n\n"
+		"Production-safe Kafka cluster-to-cluster migration.\n\n"
+		"Commands:\n");
+	for (int i = 0; i < NCOMMANDS; i++)
+		fprintf(fp, "  %-10s %s\n", commands[i].name,
+			commands[i].summary);
+	fprintf(fp,
+		"\nCommon options: -p/--plan FILE (default ./migration.yaml), "
+		"--json, -v/--verbose\n"
+		"Exit codes: 0 ok/GO, 1 NO-GO or findings, 2 usage or plan "
+		"error, 3 cluster or IO failure.\n"
+		"See `kmigrate help COMMAND`.\n");
+}
+
+static void version(void)
+{
+	printf("kmigrate %s (librdkafka %s)\n", KM_VERSION,
+	       rd_kafka_version_str());
+}
+
+int main(int argc, char **argv)
+{
+	cli_t cli = {0};
+	const cmd_t *cmd;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		version();
+		return 0;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "help")) {
+		if (argc < 3) {
+			usage(stdout);
+			return 0;
+		}
+		if (!(cmd = find_command(argv[2]))) {
+			fprintf(stderr,
+				"kmigrate: unknown command '%s' (see `kmigrate "
+				"--help`)\n",
+				argv[2]);
+			return 2;
+		}
+		cli_print_help(cmd, stdout);
+		return 0;
+	}
+	if (!(cmd = find_command(argv[1]))) {
+		fprintf(stderr,
+			"kmigrate: unknown command '%s' (see `kmigrate --help`)\n",
+			argv[1]);
+		return 2;
+	}
+	cli.cmd = cmd;
+	cli.plan_path = "migration.yaml";
+	return cmd->fn(&cli, argc - 1, argv + 1);
+}
