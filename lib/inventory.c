@@ -525,9 +525,31 @@ static km_err_t describe_acls(km_kafka_t *k, json_t *inv,
 	rd_kafka_AdminOptions_t *o =
 		admin_opts(k, RD_KAFKA_ADMIN_OP_DESCRIBEACLS, opts->timeout_ms);
 	rd_kafka_event_t *ev = NULL;
-	km_err_t err;
+	km_err_t err = KM_ERR_OK;
 	size_t n;
 
+	/* librdkafka (2.8) drops the top-level error of a DescribeAcls
+	 * response, so a cluster without an authorizer (SECURITY_DISABLED)
+	 * would look like one with no ACLs.  The broker's own config says
+	 * which it is; "unknown" must never read as "none". */
+	json_t *authz = json_object_get(
+		json_object_get(json_object_get(inv, "broker_configs"),
+				"authorizer.class.name"),
+		"value");
+	if (!json_is_string(authz) || !*json_string_value(authz)) {
+		json_object_set_new(
+			inv, "acls",
+			json_pack("{s:s}", "not_inventoried",
+				  json_is_string(authz) || json_object_get(inv, "broker_configs")
+					  ? "the cluster has no authorizer "
+					    "(authorizer.class.name is empty): "
+					    "there are no ACLs and writes cannot "
+					    "be fenced with ACLs"
+					  : "the broker's authorizer.class.name "
+					    "could not be read"));
+		err = KM_ERR_OK;
+		goto done;
+	}
 	rd_kafka_DescribeAcls(km_kafka_rk(k), f, o, q);
 	err = km_kafka_wait(k, q, RD_KAFKA_EVENT_DESCRIBEACLS_RESULT,
 			    opts->timeout_ms + 1000, "DescribeAcls", &ev, errstr,
@@ -565,6 +587,7 @@ static km_err_t describe_acls(km_kafka_t *k, json_t *inv,
 						  rd_kafka_AclBinding_permission_type(acls[i]))));
 		json_object_set_new(inv, "acls", arr);
 	}
+done:
 	if (ev)
 		rd_kafka_event_destroy(ev);
 	rd_kafka_AclBinding_destroy(f);
