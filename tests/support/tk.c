@@ -1,0 +1,455 @@
+#include "tk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TK_TIMEOUT_MS 30000
+
+void tk_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "TEST FAILURE: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	/* Kill our process group's children (members) before leaving. */
+	exit(1);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tk_cluster_from_env(tk_cluster_t *c, const char *var)
+{
+	char name[128];
+	const char *v = getenv(var);
+	int n = 0;
+
+	memset(c, 0, sizeof(*c));
+	TK_ASSERT(v && *v, "environment variable %s is not set: run the test "
+		  "through ctest, which starts the clusters", var);
+	c->bootstrap = v;
+	/* Optional security: <VAR>_PROTOCOL, _USER, _PASSWORD, _CA. */
+	static const struct { const char *suffix, *prop; } map[] = {
+		{"_PROTOCOL", "security.protocol"}, {"_MECHANISM", "sasl.mechanism"},
+		{"_USER", "sasl.username"}, {"_PASSWORD", "sasl.password"},
+		{"_CA", "ssl.ca.location"}};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		snprintf(name, sizeof(name), "%s%s", var, map[i].suffix);
+		if ((v = getenv(name)) && *v) {
+			c->props[n++] = map[i].prop;
+			c->props[n++] = v;
+		}
+	}
+	c->props[n] = NULL;
+}
+
+static rd_kafka_conf_t *conf(const tk_cluster_t *c)
+{
+	rd_kafka_conf_t *cf = rd_kafka_conf_new();
+	char err[256];
+
+	if (rd_kafka_conf_set(cf, "bootstrap.servers", c->bootstrap, err, sizeof(err)))
+		tk_fail("conf: %s", err);
+	for (int i = 0; c->props[i]; i += 2)
+		if (rd_kafka_conf_set(cf, c->props[i], c->props[i + 1], err, sizeof(err)))
+			tk_fail("conf %s: %s", c->props[i], err);
+	return cf;
+}
+
+static void set(rd_kafka_conf_t *cf, const char *k, const char *v)
+{
+	char err[256];
+	if (rd_kafka_conf_set(cf, k, v, err, sizeof(err)))
+		tk_fail("conf %s: %s", k, err);
+}
+
+rd_kafka_t *tk_producer(const tk_cluster_t *c, const char *txn_id)
+{
+	rd_kafka_conf_t *cf = conf(c);
+	rd_kafka_t *rk;
+	char err[256];
+
+	set(cf, "enable.idempotence", "true");
+	set(cf, "linger.ms", "5");
+	if (txn_id)
+		set(cf, "transactional.id", txn_id);
+	if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, cf, err, sizeof(err))))
+		tk_fail("producer: %s", err);
+	if (txn_id) {
+		rd_kafka_error_t *e = rd_kafka_init_transactions(rk, TK_TIMEOUT_MS);
+		if (e)
+			tk_fail("init_transactions: %s", rd_kafka_error_string(e));
+	}
+	return rk;
+}
+
+rd_kafka_t *tk_admin(const tk_cluster_t *c)
+{
+	char err[256];
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf(c), err, sizeof(err));
+	if (!rk)
+		tk_fail("admin: %s", err);
+	return rk;
+}
+
+static rd_kafka_event_t *wait_ev(rd_kafka_queue_t *q, const char *what)
+{
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, TK_TIMEOUT_MS);
+	if (!ev)
+		tk_fail("%s: no result within %d ms", what, TK_TIMEOUT_MS);
+	if (rd_kafka_event_error(ev))
+		tk_fail("%s: %s", what, rd_kafka_event_error_string(ev));
+	return ev;
+}
+
+void tk_create_topic(const tk_cluster_t *c, const char *topic, int partitions,
+		     const char **configs)
+{
+	rd_kafka_t *rk = tk_admin(c);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	char err[256];
+	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, err, sizeof(err));
+	const rd_kafka_topic_result_t **res;
+	size_t n;
+	int64_t deadline;
+
+	for (int i = 0; configs && configs[i]; i += 2)
+		rd_kafka_NewTopic_set_config(nt, configs[i], configs[i + 1]);
+	rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+	rd_kafka_event_t *ev = wait_ev(q, "CreateTopics");
+	res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+	if (n == 1 && rd_kafka_topic_result_error(res[0]) &&
+	    rd_kafka_topic_result_error(res[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+		tk_fail("create topic %s: %s", topic, rd_kafka_topic_result_error_string(res[0]));
+	rd_kafka_event_destroy(ev);
+	rd_kafka_NewTopic_destroy(nt);
+
+	/* Wait on the condition "every partition has a leader". */
+	deadline = now_ms() + TK_TIMEOUT_MS;
+	for (;;) {
+		const struct rd_kafka_metadata *md = NULL;
+		rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+		int ok = 0;
+		if (!rd_kafka_metadata(rk, 0, rkt, &md, 5000)) {
+			if (md->topic_cnt == 1 && !md->topics[0].err &&
+			    md->topics[0].partition_cnt == partitions) {
+				ok = 1;
+				for (int p = 0; p < partitions; p++)
+					if (md->topics[0].partitions[p].leader < 0)
+						ok = 0;
+			}
+			rd_kafka_metadata_destroy(md);
+		}
+		rd_kafka_topic_destroy(rkt);
+		if (ok)
+			break;
+		if (now_ms() > deadline)
+			tk_fail("topic %s has no leaders after %d ms", topic, TK_TIMEOUT_MS);
+		poll(NULL, 0, 100);
+	}
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+}
+
+void tk_delete_topic(const tk_cluster_t *c, const char *topic)
+{
+	rd_kafka_t *rk = tk_admin(c);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(topic);
+
+	rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
+	rd_kafka_event_destroy(wait_ev(q, "DeleteTopics"));
+	rd_kafka_DeleteTopic_destroy(dt);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+}
+
+void tk_produce(rd_kafka_t *rk, const char *topic, const tk_msg_t *m)
+{
+	rd_kafka_headers_t *hdrs = NULL;
+	rd_kafka_resp_err_t err;
+
+	if (m->headers) {
+		hdrs = rd_kafka_headers_new(4);
+		for (int i = 0; m->headers[i]; i += 2)
+			rd_kafka_header_add(hdrs, m->headers[i], -1, m->headers[i + 1], -1);
+	}
+	for (;;) {
+		err = rd_kafka_producev(
+			rk, RD_KAFKA_V_TOPIC(topic),
+			RD_KAFKA_V_PARTITION(m->partition >= 0 ? m->partition : RD_KAFKA_PARTITION_UA),
+			RD_KAFKA_V_KEY(m->key, m->key ? strlen(m->key) : 0),
+			RD_KAFKA_V_VALUE((void *)m->value,
+					 m->value ? (m->value_len ? m->value_len : strlen(m->value)) : 0),
+			RD_KAFKA_V_TIMESTAMP(m->timestamp),
+			RD_KAFKA_V_HEADERS(hdrs),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		rd_kafka_poll(rk, 50);
+	}
+	if (err) {
+		if (hdrs)
+			rd_kafka_headers_destroy(hdrs);
+		tk_fail("produce to %s: %s", topic, rd_kafka_err2str(err));
+	}
+	rd_kafka_poll(rk, 0);
+}
+
+void tk_flush(rd_kafka_t *rk)
+{
+	if (rd_kafka_flush(rk, TK_TIMEOUT_MS))
+		tk_fail("flush timed out");
+}
+
+void tk_acl(const tk_cluster_t *c, rd_kafka_ResourceType_t rt, const char *name,
+	    rd_kafka_ResourcePatternType_t pt, const char *principal,
+	    const char *host, rd_kafka_AclOperation_t op,
+	    rd_kafka_AclPermissionType_t perm)
+{
+	rd_kafka_t *rk = tk_admin(c);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	char err[256];
+	rd_kafka_AclBinding_t *b = rd_kafka_AclBinding_new(rt, name, pt, principal, host,
+							   op, perm, err, sizeof(err));
+	const rd_kafka_acl_result_t **res;
+	size_t n;
+
+	if (!b)
+		tk_fail("acl: %s", err);
+	rd_kafka_CreateAcls(rk, &b, 1, NULL, q);
+	rd_kafka_event_t *ev = wait_ev(q, "CreateAcls");
+	res = rd_kafka_CreateAcls_result_acls(rd_kafka_event_CreateAcls_result(ev), &n);
+	for (size_t i = 0; i < n; i++)
+		if (rd_kafka_acl_result_error(res[i]))
+			tk_fail("CreateAcls: %s",
+				rd_kafka_error_string(rd_kafka_acl_result_error(res[i])));
+	rd_kafka_event_destroy(ev);
+	rd_kafka_AclBinding_destroy(b);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+}
+
+void tk_commit(const tk_cluster_t *c, const char *group, const char *topic,
+	       int partition, int64_t offset)
+{
+	rd_kafka_t *rk = tk_admin(c);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_AlterConsumerGroupOffsets_t *a;
+	const rd_kafka_group_result_t **gr;
+	size_t n;
+
+	rd_kafka_topic_partition_list_add(tps, topic, partition)->offset = offset;
+	a = rd_kafka_AlterConsumerGroupOffsets_new(group, tps);
+	rd_kafka_AlterConsumerGroupOffsets(rk, &a, 1, NULL, q);
+	rd_kafka_event_t *ev = wait_ev(q, "AlterConsumerGroupOffsets");
+	gr = rd_kafka_AlterConsumerGroupOffsets_result_groups(
+		rd_kafka_event_AlterConsumerGroupOffsets_result(ev), &n);
+	for (size_t i = 0; i < n; i++) {
+		const rd_kafka_topic_partition_list_t *p = rd_kafka_group_result_partitions(gr[i]);
+		if (rd_kafka_group_result_error(gr[i]))
+			tk_fail("commit %s: %s", group,
+				rd_kafka_error_string(rd_kafka_group_result_error(gr[i])));
+		for (int j = 0; p && j < p->cnt; j++)
+			if (p->elems[j].err)
+				tk_fail("commit %s %s[%d]: %s", group, topic, partition,
+					rd_kafka_err2str(p->elems[j].err));
+	}
+	rd_kafka_event_destroy(ev);
+	rd_kafka_AlterConsumerGroupOffsets_destroy(a);
+	rd_kafka_topic_partition_list_destroy(tps);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+}
+
+static volatile sig_atomic_t member_stop;
+static void on_term(int sig)
+{
+	(void)sig;
+	member_stop = 1;
+}
+
+pid_t tk_member_start(const tk_cluster_t *c, const char *group,
+		      const char *topic, const char *client_id)
+{
+	int fds[2];
+	pid_t pid;
+	char b;
+
+	if (pipe(fds))
+		tk_fail("pipe: %s", strerror(errno));
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		tk_fail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		rd_kafka_conf_t *cf = conf(c);
+		rd_kafka_topic_partition_list_t *sub, *asg = NULL;
+		rd_kafka_t *rk;
+		char err[256];
+		int told = 0;
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		signal(SIGTERM, on_term);
+		close(fds[0]);
+		set(cf, "group.id", group);
+		set(cf, "client.id", client_id);
+		set(cf, "enable.auto.commit", "false");
+		set(cf, "auto.offset.reset", "earliest");
+		if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, cf, err, sizeof(err))))
+			_exit(2);
+		rd_kafka_poll_set_consumer(rk);
+		sub = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
+		rd_kafka_subscribe(rk, sub);
+		rd_kafka_topic_partition_list_destroy(sub);
+		while (!member_stop) {
+			rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+			if (m)
+				rd_kafka_message_destroy(m);
+			if (!told && !rd_kafka_assignment(rk, &asg)) {
+				if (asg->cnt > 0) {
+					(void)!write(fds[1], "r", 1);
+					told = 1;
+				}
+				rd_kafka_topic_partition_list_destroy(asg);
+			}
+		}
+		rd_kafka_consumer_close(rk);
+		rd_kafka_destroy(rk);
+		_exit(0);
+	}
+	close(fds[1]);
+	/* Wait on the condition "the member has an assignment". */
+	struct pollfd pfd = {fds[0], POLLIN, 0};
+	if (poll(&pfd, 1, TK_TIMEOUT_MS) != 1 || read(fds[0], &b, 1) != 1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		tk_fail("group member %s of %s got no assignment within %d ms",
+			client_id, group, TK_TIMEOUT_MS);
+	}
+	close(fds[0]);
+	return pid;
+}
+
+void tk_member_stop(pid_t pid)
+{
+	int64_t deadline = now_ms() + 20000;
+	int st;
+
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		if (now_ms() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			break;
+		}
+		poll(NULL, 0, 50);
+	}
+}
+
+static char *slurp_fd(int fd)
+{
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
+	ssize_t r;
+
+	while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)r;
+		if (cap - len < 2)
+			buf = realloc(buf, cap *= 2);
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+int tk_run(char **out, char **err, const char *const argv[])
+{
+	char outp[] = "/tmp/tk-out-XXXXXX", errp[] = "/tmp/tk-err-XXXXXX";
+	int ofd = mkstemp(outp), efd = mkstemp(errp), st;
+	pid_t pid;
+
+	unlink(outp);
+	unlink(errp);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		dup2(ofd, 1);
+		dup2(efd, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	waitpid(pid, &st, 0);
+	lseek(ofd, 0, SEEK_SET);
+	lseek(efd, 0, SEEK_SET);
+	char *o = slurp_fd(ofd), *e = slurp_fd(efd);
+	close(ofd);
+	close(efd);
+	if (out)
+		*out = o;
+	else
+		free(o);
+	if (err)
+		*err = e;
+	else
+		free(e);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+json_t *tk_json(const char *text)
+{
+	json_error_t je;
+	json_t *j = json_loads(text, 0, &je);
+	if (!j)
+		tk_fail("bad JSON at line %d: %s\n---\n%.2000s", je.line, je.text, text);
+	return j;
+}
+
+char *tk_tmpdir(const char *name)
+{
+	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char *p = malloc(strlen(base) + strlen(name) + 32);
+	sprintf(p, "%s/km-%s-XXXXXX", base, name);
+	if (!mkdtemp(p))
+		tk_fail("mkdtemp: %s", strerror(errno));
+	return p;
+}
+
+char *tk_write_file(const char *dir, const char *name, const char *text)
+{
+	char *p = malloc(strlen(dir) + strlen(name) + 2);
+	FILE *fp;
+
+	sprintf(p, "%s/%s", dir, name);
+	if (!(fp = fopen(p, "w")) || fputs(text, fp) < 0 || fclose(fp))
+		tk_fail("write %s: %s", p, strerror(errno));
+	return p;
+}
+
+const char *tk_kmigrate(void)
+{
+	const char *p = getenv("KMIGRATE");
+	TK_ASSERT(p && *p, "KMIGRATE is not set: run through ctest");
+	return p;
+}

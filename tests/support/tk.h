@@ -1,0 +1,89 @@
+/*
+ * tk.h -- test kit: what integration tests and the demo need to build a
+ * realistic estate on a real cluster and to observe it independently of
+ * kmigrate's own engine (it talks to librdkafka directly).
+ *
+ * Every function aborts the test (tk_fail) on error: tests read as a list of
+ * facts they create, then facts they assert.
+ */
+#ifndef KM_TK_H
+#define KM_TK_H
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A cluster a test talks to: bootstrap plus optional security settings
+ * (key, value, ... NULL-terminated) taken from the environment the cluster
+ * script exports. */
+typedef struct tk_cluster_s {
+	const char *bootstrap;
+	const char *props[16];
+} tk_cluster_t;
+
+_Noreturn void tk_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define TK_ASSERT(cond, ...) do { if (!(cond)) tk_fail(__VA_ARGS__); } while (0)
+
+/* Reads bootstrap from env var `var` (e.g. KM_TEST_SOURCE); fails the test
+ * with a clear message when unset. */
+void tk_cluster_from_env(tk_cluster_t *c, const char *var);
+
+rd_kafka_t *tk_producer(const tk_cluster_t *c, const char *txn_id);
+rd_kafka_t *tk_admin(const tk_cluster_t *c);
+
+/* Creates a topic (configs: key, value, ... NULL) and waits until its
+ * metadata shows every partition with a leader. */
+void tk_create_topic(const tk_cluster_t *c, const char *topic, int partitions,
+		     const char **configs);
+void tk_delete_topic(const tk_cluster_t *c, const char *topic);
+
+typedef struct tk_msg_s {
+	const char *key;   /* NULL = null key */
+	const char *value; /* NULL = tombstone */
+	size_t value_len;  /* 0 = strlen(value) */
+	int partition;     /* -1 = partitioner */
+	int64_t timestamp; /* 0 = now */
+	const char **headers; /* name, value, ..., NULL */
+} tk_msg_t;
+
+/* Produces and flushes; with a transactional producer the caller begins and
+ * commits/aborts. */
+void tk_produce(rd_kafka_t *rk, const char *topic, const tk_msg_t *m);
+void tk_flush(rd_kafka_t *rk);
+
+/* Creates an ACL binding. */
+void tk_acl(const tk_cluster_t *c, rd_kafka_ResourceType_t rt, const char *name,
+	    rd_kafka_ResourcePatternType_t pt, const char *principal,
+	    const char *host, rd_kafka_AclOperation_t op,
+	    rd_kafka_AclPermissionType_t perm);
+
+/* Commits offset for group on topic[partition] (AlterConsumerGroupOffsets:
+ * the group must be empty). */
+void tk_commit(const tk_cluster_t *c, const char *group, const char *topic,
+	       int partition, int64_t offset);
+
+/* Starts a consumer-group member in a child process that subscribes to
+ * topic with client.id and stays until tk_member_stop(); returns once the
+ * member has an assignment.  The child dies with the parent (PDEATHSIG). */
+pid_t tk_member_start(const tk_cluster_t *c, const char *group,
+		      const char *topic, const char *client_id);
+void tk_member_stop(pid_t pid);
+
+/* Runs a command, captures stdout (owned, NUL-terminated) and returns the
+ * exit status (or -1 when it did not exit). */
+int tk_run(char **out, char **err, const char *const argv[]);
+
+/* Parses JSON text; fails the test on bad JSON. */
+json_t *tk_json(const char *text);
+
+/* A fresh private directory under $TMPDIR for a test (owned path). */
+char *tk_tmpdir(const char *name);
+/* Writes text into dir/name; returns the owned path. */
+char *tk_write_file(const char *dir, const char *name, const char *text);
+
+/* The kmigrate binary under test (KMIGRATE env var, set by CMake). */
+const char *tk_kmigrate(void);
+
+#endif
