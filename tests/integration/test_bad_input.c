@@ -1,0 +1,261 @@
+/*
+ * Bad input, tried as a new user would: each mistake gives one line that
+ * names the problem, exit 2 (input) or 3 (cluster/IO), and leaves the
+ * journal exactly as it was.  Also: the secure cluster works with the right
+ * password, and a cluster without an authorizer has "unknown" ACLs.
+ */
+#define _GNU_SOURCE /* memmem */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tk.h"
+
+static char *dir, *good_plan, *journal;
+
+/* The journal's bytes, to prove a failed command did not touch it. */
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (!fp)
+		return NULL;
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	*len = fread(buf, 1, (size_t)n, fp);
+	fclose(fp);
+	return buf;
+}
+
+static int one_line(const char *s)
+{
+	const char *nl = strchr(s, '\n');
+	return nl && nl[1] == '\0';
+}
+
+/* Runs kmigrate inventory on plan text; checks exit code, one line on
+ * stderr containing needle, and the journal unchanged. */
+static void expect_failure(const char *name, const char *plan_text, int want_rc,
+			   const char *needle, const char *const *extra_env)
+{
+	char *out, *err, *path;
+	size_t before_len = 0, after_len = 0;
+	char *before = slurp(journal, &before_len), *after;
+	int rc;
+
+	for (int i = 0; extra_env && extra_env[i]; i += 2)
+		setenv(extra_env[i], extra_env[i + 1], 1);
+	path = tk_write_file(dir, name, plan_text);
+	const char *argv[] = {tk_kmigrate(), "inventory", "-p", path, NULL};
+	rc = tk_run(&out, &err, argv);
+	for (int i = 0; extra_env && extra_env[i]; i += 2)
+		unsetenv(extra_env[i]);
+	if (rc != want_rc || !strstr(err, needle) || !one_line(err))
+		fail_msg("%s: exit %d (want %d), stderr '%s' (want one line with '%s')",
+			 name, rc, want_rc, err, needle);
+	after = slurp(journal, &after_len);
+	assert_non_null(after);
+	assert_true(before_len == after_len && !memcmp(before, after, before_len));
+	free(before);
+	free(after);
+	free(out);
+	free(err);
+	free(path);
+}
+
+static void test_setup_good_journal(void **state)
+{
+	char plan[1024], *out, *err;
+	(void)state;
+	dir = tk_tmpdir("badinput");
+	snprintf(plan, sizeof(plan),
+		 "migration: bad-input\nsource:\n  bootstrap: %s\ntarget:\n  bootstrap: %s\n",
+		 getenv("KM_TEST_TARGET"), getenv("KM_TEST_TARGET"));
+	good_plan = tk_write_file(dir, "good.yaml", plan);
+	journal = malloc(strlen(dir) + 32);
+	sprintf(journal, "%s/kmigrate.db", dir);
+	const char *argv[] = {tk_kmigrate(), "inventory", "-p", good_plan, "--no-sample", NULL};
+	int rc = tk_run(&out, &err, argv);
+	if (rc != 0 && rc != 1)
+		fail_msg("good inventory failed (%d): %s", rc, err);
+	free(out);
+	free(err);
+}
+
+static void test_typo_key(void **state)
+{
+	(void)state;
+	expect_failure("typo.yaml",
+		       "migration: bad-input\nsource:\n  bootstrap: 127.0.0.1:1\n"
+		       "  bootstarp: x\ntarget:\n  bootstrap: 127.0.0.1:1\n",
+		       2, "typo.yaml:4:3: unknown key 'bootstarp'", NULL);
+}
+
+static void test_bad_regex(void **state)
+{
+	(void)state;
+	expect_failure("regex.yaml",
+		       "migration: bad-input\nsource:\n  bootstrap: 127.0.0.1:1\n"
+		       "target:\n  bootstrap: 127.0.0.1:1\ntopics:\n  include: [\"orders(\"]\n",
+		       2, "regex.yaml:7:", NULL);
+}
+
+static void test_unreachable(void **state)
+{
+	(void)state;
+	expect_failure("unreachable.yaml",
+		       "migration: bad-input\nsource:\n  bootstrap: 127.0.0.1:1\n"
+		       "target:\n  bootstrap: 127.0.0.1:1\n",
+		       3, "cannot reach the source cluster at '127.0.0.1:1'", NULL);
+}
+
+static void test_wrong_password(void **state)
+{
+	char plan[1024];
+	const char *env[] = {"KM_IT_BAD_PW", "not-the-password", NULL};
+	(void)state;
+	snprintf(plan, sizeof(plan),
+		 "migration: bad-input\nsource:\n  bootstrap: %s\n"
+		 "  security_protocol: sasl_ssl\n  sasl_mechanism: SCRAM-SHA-512\n"
+		 "  username: admin\n  password_env: KM_IT_BAD_PW\n  ssl_ca: %s\n"
+		 "target:\n  bootstrap: 127.0.0.1:1\n",
+		 getenv("KM_TEST_SECURE"), getenv("KM_TEST_SECURE_CA"));
+	expect_failure("badpw.yaml", plan, 3,
+		       "authentication to the source cluster", env);
+}
+
+static void test_missing_password_env(void **state)
+{
+	char plan[1024];
+	(void)state;
+	snprintf(plan, sizeof(plan),
+		 "migration: bad-input\nsource:\n  bootstrap: %s\n"
+		 "  security_protocol: sasl_ssl\n  sasl_mechanism: SCRAM-SHA-512\n"
+		 "  username: admin\n  password_env: KM_IT_UNSET_PW\n  ssl_ca: %s\n"
+		 "target:\n  bootstrap: 127.0.0.1:1\n",
+		 getenv("KM_TEST_SECURE"), getenv("KM_TEST_SECURE_CA"));
+	expect_failure("nopw.yaml", plan, 2, "KM_IT_UNSET_PW", NULL);
+}
+
+static void test_missing_journal_folder(void **state)
+{
+	char plan[1024];
+	(void)state;
+	snprintf(plan, sizeof(plan),
+		 "migration: bad-input\njournal: %s/no/such/folder/j.db\nsource:\n"
+		 "  bootstrap: %s\ntarget:\n  bootstrap: %s\n",
+		 dir, getenv("KM_TEST_TARGET"), getenv("KM_TEST_TARGET"));
+	expect_failure("nojournal.yaml", plan, 3, "journal folder", NULL);
+	char *p = malloc(strlen(dir) + 40);
+	sprintf(p, "%s/no", dir);
+	assert_int_equal(access(p, F_OK), -1); /* nothing was created */
+	free(p);
+}
+
+static void test_unknown_flag_and_command(void **state)
+{
+	char *out, *err;
+	(void)state;
+	const char *a1[] = {tk_kmigrate(), "inventory", "--cluster", "middle", "-p", good_plan, NULL};
+	assert_int_equal(tk_run(&out, &err, a1), 2);
+	assert_non_null(strstr(err, "--cluster must be 'source' or 'target'"));
+	free(out);
+	free(err);
+	const char *a2[] = {tk_kmigrate(), "invntory", NULL};
+	assert_int_equal(tk_run(&out, &err, a2), 2);
+	assert_non_null(strstr(err, "unknown command 'invntory'"));
+	free(out);
+	free(err);
+	const char *a3[] = {tk_kmigrate(), "--version", NULL};
+	assert_int_equal(tk_run(&out, &err, a3), 0);
+	assert_non_null(strstr(out, "librdkafka 2."));
+	free(out);
+	free(err);
+}
+
+static void test_secure_cluster_ok(void **state)
+{
+	char plan[1024], *out, *err, *path;
+	(void)state;
+	setenv("KM_IT_GOOD_PW", getenv("KM_TEST_SECURE_PASSWORD"), 1);
+	snprintf(plan, sizeof(plan),
+		 "migration: secure\nsource:\n  bootstrap: %s\n"
+		 "  security_protocol: sasl_ssl\n  sasl_mechanism: SCRAM-SHA-512\n"
+		 "  username: admin\n  password_env: KM_IT_GOOD_PW\n  ssl_ca: %s\n"
+		 "target:\n  bootstrap: 127.0.0.1:1\n",
+		 getenv("KM_TEST_SECURE"), getenv("KM_TEST_SECURE_CA"));
+	path = tk_write_file(dir, "secure.yaml", plan);
+	const char *argv[] = {tk_kmigrate(), "inventory", "-p", path, "--json", NULL};
+	int rc = tk_run(&out, &err, argv);
+	if (rc != 0 && rc != 1)
+		fail_msg("secure inventory failed (%d): %s", rc, err);
+	json_t *inv = json_object_get(tk_json(out), "inventory"), *u;
+	size_t i;
+	int admin = 0, alice = 0;
+	json_array_foreach(json_object_get(inv, "scram_users"), i, u) {
+		admin |= !strcmp(json_string_value(json_object_get(u, "user")), "admin");
+		alice |= !strcmp(json_string_value(json_object_get(u, "user")), "alice");
+	}
+	assert_true(admin && alice);
+	/* Quotas over SASL_SSL are reported as not inventoried, never skipped. */
+	assert_non_null(json_object_get(json_object_get(inv, "quotas"), "not_inventoried"));
+	assert_true(json_is_array(json_object_get(inv, "acls")));
+	/* The password never reaches the journal. */
+	size_t n;
+	char *jb, jpath[1024];
+	snprintf(jpath, sizeof(jpath), "%s/kmigrate.db", dir);
+	jb = slurp(jpath, &n);
+	assert_null(memmem(jb, n, getenv("KM_TEST_SECURE_PASSWORD"),
+			   strlen(getenv("KM_TEST_SECURE_PASSWORD"))));
+	free(jb);
+	free(out);
+	free(err);
+	free(path);
+}
+
+static void test_no_authorizer_acls_unknown(void **state)
+{
+	char plan[1024], *out, *err, *path;
+	(void)state;
+	snprintf(plan, sizeof(plan),
+		 "migration: plain\nsource:\n  bootstrap: %s\ntarget:\n  bootstrap: %s\n",
+		 getenv("KM_TEST_PLAIN"), getenv("KM_TEST_PLAIN"));
+	path = tk_write_file(dir, "plain.yaml", plan);
+	const char *argv[] = {tk_kmigrate(), "inventory", "-p", path, "--json", NULL};
+	assert_int_equal(tk_run(&out, &err, argv), 1);
+	json_t *inv = json_object_get(tk_json(out), "inventory");
+	assert_non_null(strstr(json_string_value(json_object_get(
+				       json_object_get(inv, "acls"), "not_inventoried")),
+			       "no authorizer"));
+	free(out);
+	free(err);
+	free(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_setup_good_journal),
+		cmocka_unit_test(test_typo_key),
+		cmocka_unit_test(test_bad_regex),
+		cmocka_unit_test(test_unreachable),
+		cmocka_unit_test(test_wrong_password),
+		cmocka_unit_test(test_missing_password_env),
+		cmocka_unit_test(test_missing_journal_folder),
+		cmocka_unit_test(test_unknown_flag_and_command),
+		cmocka_unit_test(test_secure_cluster_ok),
+		cmocka_unit_test(test_no_authorizer_acls_unknown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
