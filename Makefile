@@ -8,6 +8,9 @@ BUILD ?= $(TOP)/build
 JOBS  ?= $(shell nproc)
 export PKG_CONFIG_PATH := $(TOP)/.deps/librdkafka-2.8.0/lib/pkgconfig:$(PKG_CONFIG_PATH)
 export KM_CACHE ?= $(TOP)/.cache
+# kcat (Debian 2.0.2) cannot do SCRAM against Kafka 4; the cluster script
+# lends it our librdkafka for its readiness checks.
+export KM_RDKAFKA_LIBDIR ?= $(TOP)/.deps/librdkafka-2.8.0/lib
 
 .PHONY: all deps build test demo clean jars unit
 

@@ -48,13 +48,13 @@ install_packages() {
 }
 
 build_rdkafka() {
-	if pkg-config --atleast-version=2.3 rdkafka 2>/dev/null; then
+	if pkg-config --atleast-version=2.6.1 rdkafka 2>/dev/null; then
 		return 0
 	fi
 	if [ -f "$rdk_prefix/.stamp" ]; then
 		return 0
 	fi
-	say "system librdkafka is missing or older than 2.3: building Debian's $rdk_ver source package into $rdk_prefix"
+	say "system librdkafka is missing or older than 2.6.1 (SCRAM against Kafka 4 needs librdkafka PR #4895): building Debian's $rdk_ver source package into $rdk_prefix"
 	local work="$deps/src"
 	rm -rf "$work" && mkdir -p "$work/lists/partial"
 	echo "deb-src http://deb.debian.org/debian trixie main" >"$work/trixie.list"
