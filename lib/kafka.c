@@ -165,13 +165,14 @@ static void capture_apiversion(km_kafka_t *k, const char *buf)
 	if (!bp)
 		return;
 	bp += 3;
-	slash = strchr(bp, '/');
+	/* librdkafka prefixes the address with the protocol on non-plaintext
+	 * listeners ("sasl_ssl://host:port/id"). */
 	sp = strchr(bp, ' ');
+	if (strstr(bp, "://") && (!sp || strstr(bp, "://") < sp))
+		bp = strstr(bp, "://") + 3;
+	slash = strchr(bp, '/');
 	if (!slash || (sp && sp < slash))
 		return;
-	/* librdkafka may prefix the address with the protocol. */
-	if (strstr(bp, "://") && strstr(bp, "://") < slash)
-		bp = strstr(bp, "://") + 3;
 
 	pthread_mutex_lock(&k->lock);
 	for (int i = 0; i < k->napiv; i++)
@@ -286,6 +287,9 @@ km_err_t km_kafka_wait(km_kafka_t *k, rd_kafka_queue_t *q,
 		}
 		if (ev)
 			rd_kafka_event_destroy(ev);
+		/* Error events wait on the main queue: serve them so that
+		 * error_cb sees authentication and transport failures. */
+		rd_kafka_poll(k->rk, 0);
 
 		pthread_mutex_lock(&k->lock);
 		fatal = k->fatal;

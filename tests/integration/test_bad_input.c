@@ -81,7 +81,7 @@ static void test_setup_good_journal(void **state)
 	dir = tk_tmpdir("badinput");
 	snprintf(plan, sizeof(plan),
 		 "migration: bad-input\nsource:\n  bootstrap: %s\ntarget:\n  bootstrap: %s\n",
-		 getenv("KM_TEST_TARGET"), getenv("KM_TEST_TARGET"));
+		 getenv("KM_TEST_TARGET"), getenv("KM_TEST_PLAIN"));
 	good_plan = tk_write_file(dir, "good.yaml", plan);
 	journal = malloc(strlen(dir) + 32);
 	sprintf(journal, "%s/kmigrate.db", dir);
@@ -98,7 +98,7 @@ static void test_typo_key(void **state)
 	(void)state;
 	expect_failure("typo.yaml",
 		       "migration: bad-input\nsource:\n  bootstrap: 127.0.0.1:1\n"
-		       "  bootstarp: x\ntarget:\n  bootstrap: 127.0.0.1:1\n",
+		       "  bootstarp: x\ntarget:\n  bootstrap: 127.0.0.1:2\n",
 		       2, "typo.yaml:4:3: unknown key 'bootstarp'", NULL);
 }
 
@@ -107,7 +107,7 @@ static void test_bad_regex(void **state)
 	(void)state;
 	expect_failure("regex.yaml",
 		       "migration: bad-input\nsource:\n  bootstrap: 127.0.0.1:1\n"
-		       "target:\n  bootstrap: 127.0.0.1:1\ntopics:\n  include: [\"orders(\"]\n",
+		       "target:\n  bootstrap: 127.0.0.1:2\ntopics:\n  include: [\"orders(\"]\n",
 		       2, "regex.yaml:7:", NULL);
 }
 
@@ -116,7 +116,7 @@ static void test_unreachable(void **state)
 	(void)state;
 	expect_failure("unreachable.yaml",
 		       "migration: bad-input\nsource:\n  bootstrap: 127.0.0.1:1\n"
-		       "target:\n  bootstrap: 127.0.0.1:1\n",
+		       "target:\n  bootstrap: 127.0.0.1:2\n",
 		       3, "cannot reach the source cluster at '127.0.0.1:1'", NULL);
 }
 
@@ -129,7 +129,7 @@ static void test_wrong_password(void **state)
 		 "migration: bad-input\nsource:\n  bootstrap: %s\n"
 		 "  security_protocol: sasl_ssl\n  sasl_mechanism: SCRAM-SHA-512\n"
 		 "  username: admin\n  password_env: KM_IT_BAD_PW\n  ssl_ca: %s\n"
-		 "target:\n  bootstrap: 127.0.0.1:1\n",
+		 "target:\n  bootstrap: 127.0.0.1:2\n",
 		 getenv("KM_TEST_SECURE"), getenv("KM_TEST_SECURE_CA"));
 	expect_failure("badpw.yaml", plan, 3,
 		       "authentication to the source cluster", env);
@@ -143,7 +143,7 @@ static void test_missing_password_env(void **state)
 		 "migration: bad-input\nsource:\n  bootstrap: %s\n"
 		 "  security_protocol: sasl_ssl\n  sasl_mechanism: SCRAM-SHA-512\n"
 		 "  username: admin\n  password_env: KM_IT_UNSET_PW\n  ssl_ca: %s\n"
-		 "target:\n  bootstrap: 127.0.0.1:1\n",
+		 "target:\n  bootstrap: 127.0.0.1:2\n",
 		 getenv("KM_TEST_SECURE"), getenv("KM_TEST_SECURE_CA"));
 	expect_failure("nopw.yaml", plan, 2, "KM_IT_UNSET_PW", NULL);
 }
@@ -155,7 +155,7 @@ static void test_missing_journal_folder(void **state)
 	snprintf(plan, sizeof(plan),
 		 "migration: bad-input\njournal: %s/no/such/folder/j.db\nsource:\n"
 		 "  bootstrap: %s\ntarget:\n  bootstrap: %s\n",
-		 dir, getenv("KM_TEST_TARGET"), getenv("KM_TEST_TARGET"));
+		 dir, getenv("KM_TEST_TARGET"), getenv("KM_TEST_PLAIN"));
 	expect_failure("nojournal.yaml", plan, 3, "journal folder", NULL);
 	char *p = malloc(strlen(dir) + 40);
 	sprintf(p, "%s/no", dir);
@@ -193,7 +193,7 @@ static void test_secure_cluster_ok(void **state)
 		 "migration: secure\nsource:\n  bootstrap: %s\n"
 		 "  security_protocol: sasl_ssl\n  sasl_mechanism: SCRAM-SHA-512\n"
 		 "  username: admin\n  password_env: KM_IT_GOOD_PW\n  ssl_ca: %s\n"
-		 "target:\n  bootstrap: 127.0.0.1:1\n",
+		 "target:\n  bootstrap: 127.0.0.1:2\n",
 		 getenv("KM_TEST_SECURE"), getenv("KM_TEST_SECURE_CA"));
 	path = tk_write_file(dir, "secure.yaml", plan);
 	const char *argv[] = {tk_kmigrate(), "inventory", "-p", path, "--json", NULL};
@@ -230,7 +230,7 @@ static void test_no_authorizer_acls_unknown(void **state)
 	(void)state;
 	snprintf(plan, sizeof(plan),
 		 "migration: plain\nsource:\n  bootstrap: %s\ntarget:\n  bootstrap: %s\n",
-		 getenv("KM_TEST_PLAIN"), getenv("KM_TEST_PLAIN"));
+		 getenv("KM_TEST_PLAIN"), getenv("KM_TEST_TARGET"));
 	path = tk_write_file(dir, "plain.yaml", plan);
 	const char *argv[] = {tk_kmigrate(), "inventory", "-p", path, "--json", NULL};
 	assert_int_equal(tk_run(&out, &err, argv), 1);
