@@ -1,0 +1,350 @@
+/*
+ * plan.h -- the migration plan: migration.yaml loaded into a typed, validated,
+ * read-only model.
+ *
+ * The plan says everything that was decided before the migration window: the
+ * two clusters and how to reach them, which topics are in scope and what
+ * their owners promise about ordering, duplicates and replay, how names map
+ * from source to target, the consumer groups and their restart policy, the
+ * items discovery cannot see (producers, consumers, connectors, dashboards,
+ * alerts, runbooks) each with an owner and a validation method, the gate
+ * thresholds and the rollback triggers.  docs/plan.md is the reference for
+ * every key.
+ *
+ * Loading is all-or-nothing: the first problem found (YAML syntax, an unknown
+ * key, a wrong type, a missing or duplicate key, a bad enum value or regex)
+ * fails the load with one line "file:line:column: message" in errstr and
+ * KM_ERR_PLAN.  A plan that loads is internally consistent; it says nothing
+ * yet about the clusters, which this module never contacts.
+ *
+ * What this module does not do: it never reads secrets at load time (the
+ * password is read at use time by km_plan_cluster_password() and never stored
+ * in the model), never checks that referenced files exist, never touches the
+ * journal, and never prints.
+ *
+ * Ownership: every `char *` inside a km_plan_t is owned by the plan and lives
+ * until km_plan_destroy().  The plan is immutable after load and may be read
+ * from any number of threads at once (regexec() on the compiled patterns is
+ * thread-safe).
+ */
+#ifndef KM_PLAN_H
+#define KM_PLAN_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+/* Plan files larger than this are refused by km_plan_load(): a plan is a
+ * hand-written document, and everything read from a file has a maximum. */
+#define KM_PLAN_MAX_SIZE (4u * 1024u * 1024u)
+
+/* Where a YAML node started in the plan file, both 1-based.  Every
+ * structure that comes from a YAML mapping carries one as its first member,
+ * so that later phases can point the user at the declaration they act on. */
+typedef struct km_plan_pos_s {
+	int line;
+	int col;
+} km_plan_pos_t;
+
+/* A boolean the plan may leave undeclared.  Unknown is not false: a gate that
+ * needs the value treats KM_PLAN_UNSET as "not declared", never as a pass. */
+typedef enum {
+	KM_PLAN_UNSET = -1,
+	KM_PLAN_NO = 0,
+	KM_PLAN_YES = 1
+} km_plan_tri_t;
+
+/* A property passed through verbatim (librdkafka properties, naming.map). */
+typedef struct km_plan_kv_s {
+	km_plan_pos_t pos; /* of the key */
+	char *key;
+	char *value;
+} km_plan_kv_t;
+
+/* A POSIX extended regular expression, compiled with
+ * REG_EXTENDED | REG_NOSUB.  Matching is unanchored (like grep -E): write
+ * "^orders$" to match one topic exactly. */
+typedef struct km_plan_regex_s {
+	km_plan_pos_t pos; /* of the pattern scalar */
+	char *pattern;     /* NULL until compiled; then re is valid */
+	regex_t re;
+} km_plan_regex_t;
+
+/* security.protocol; values in the order of km_plan_secproto_str(). */
+typedef enum {
+	KM_PLAN_SEC_PLAINTEXT = 0,
+	KM_PLAN_SEC_SSL,
+	KM_PLAN_SEC_SASL_PLAINTEXT,
+	KM_PLAN_SEC_SASL_SSL
+} km_plan_secproto_t;
+
+/* One side of the migration (`source:` or `target:`).
+ *
+ * The secret itself is never here: password_env names an environment
+ * variable and password_file a file, and km_plan_cluster_password() reads
+ * whichever is set when a client is about to connect.  For a sasl_*
+ * protocol exactly one of them is set; for other protocols both are NULL. */
+typedef struct km_plan_cluster_s {
+	km_plan_pos_t pos;
+	const char *role;  /* "source" or "target", static storage */
+	char *bootstrap;   /* "host:port[,host:port...]", validated */
+	km_plan_secproto_t security_protocol;
+	char *sasl_mechanism; /* canonical upper case; NULL unless sasl_* */
+	char *username;       /* NULL unless sasl_* */
+	char *password_env;   /* variable name, or NULL */
+	char *password_file;  /* resolved against the plan directory, or NULL */
+	char *ssl_ca;         /* resolved against the plan directory, or NULL */
+	km_plan_kv_t *props;  /* librdkafka properties, in file order */
+	size_t props_cnt;
+	char *connect_url;         /* Kafka Connect REST URL, or NULL */
+	char *schema_registry_url; /* or NULL */
+} km_plan_cluster_t;
+
+typedef enum {
+	KM_PLAN_ORDERING_NONE = 0,
+	KM_PLAN_ORDERING_KEY,
+	KM_PLAN_ORDERING_STRICT
+} km_plan_ordering_t;
+
+typedef enum {
+	KM_PLAN_DUPLICATES_TOLERATED = 0,
+	KM_PLAN_DUPLICATES_NONE
+} km_plan_duplicates_t;
+
+typedef enum {
+	KM_PLAN_REPLAY_TOLERATED = 0,
+	KM_PLAN_REPLAY_FORBIDDEN
+} km_plan_replay_t;
+
+/* A per-topic declaration (`topics.rules[]`); the first rule whose regex
+ * matches a topic applies to it (km_plan_topic_rule()). */
+typedef struct km_plan_rule_s {
+	km_plan_pos_t pos;
+	km_plan_regex_t match;
+	km_plan_ordering_t ordering;     /* default none */
+	km_plan_duplicates_t duplicates; /* default tolerated */
+	km_plan_replay_t replay;         /* default tolerated */
+	char *owner;                     /* or NULL */
+} km_plan_rule_t;
+
+typedef struct km_plan_topics_s {
+	km_plan_pos_t pos;
+	km_plan_regex_t *include; /* never empty: defaults to ".*" */
+	size_t include_cnt;
+	km_plan_regex_t *exclude;
+	size_t exclude_cnt;
+	bool internal; /* whether names starting with '_' may be in scope */
+	km_plan_rule_t *rules;
+	size_t rules_cnt;
+} km_plan_topics_t;
+
+typedef enum {
+	KM_PLAN_NAMING_IDENTITY = 0,
+	KM_PLAN_NAMING_PREFIX,
+	KM_PLAN_NAMING_MAP
+} km_plan_naming_mode_t;
+
+typedef struct km_plan_naming_s {
+	km_plan_pos_t pos;
+	km_plan_naming_mode_t mode;
+	char *prefix;      /* set iff mode is prefix */
+	km_plan_kv_t *map; /* source name -> target name; iff mode is map */
+	size_t map_cnt;
+} km_plan_naming_t;
+
+typedef enum {
+	KM_PLAN_RESTART_TRANSLATED = 0, /* committed offset, translated */
+	KM_PLAN_RESTART_EARLIEST,
+	KM_PLAN_RESTART_LATEST,
+	KM_PLAN_RESTART_TIMESTAMP /* restart_ts_ms, via offsetsForTimes */
+} km_plan_restart_t;
+
+typedef struct km_plan_group_s {
+	km_plan_pos_t pos;
+	char *id;
+	km_plan_restart_t restart;
+	int64_t restart_ts_ms; /* epoch ms; only for KM_PLAN_RESTART_TIMESTAMP */
+	km_plan_replay_t replay;
+	char *owner;     /* or NULL */
+	char *chosen_by; /* who decided the restart policy, or NULL */
+} km_plan_group_t;
+
+typedef struct km_plan_producer_s {
+	km_plan_pos_t pos;
+	char *name;
+	char *client;         /* client library, or NULL */
+	char *client_version; /* or NULL */
+	km_plan_tri_t idempotence;
+	km_plan_tri_t transactions;
+	char **topics;
+	size_t topics_cnt;
+	char *owner;      /* or NULL */
+	char *validation; /* how to validate after cutover, or NULL */
+} km_plan_producer_t;
+
+typedef struct km_plan_consumer_s {
+	km_plan_pos_t pos;
+	char *name;
+	char *group; /* consumer group id, or NULL */
+	char *client;
+	char *client_version;
+	char *owner;
+	char *validation;
+} km_plan_consumer_t;
+
+typedef struct km_plan_connector_s {
+	km_plan_pos_t pos;
+	char *name;
+	char *class_name; /* the `class:` key */
+	char *side_effects;
+	char *owner;
+	char *validation;
+} km_plan_connector_t;
+
+/* Dashboards, alerts and runbooks: things outside Kafka that still point at
+ * the source cluster and must be checked by someone after cutover. */
+typedef struct km_plan_artifact_s {
+	km_plan_pos_t pos;
+	char *name;
+	char *owner;
+	char *validation;
+} km_plan_artifact_t;
+
+typedef struct km_plan_gates_s {
+	km_plan_pos_t pos;
+	int64_t max_lag_records;    /* >= 0, default 0 */
+	int64_t max_lag_seconds;    /* >= 0, default 60 */
+	int64_t max_mismatches;     /* >= 0, default 0 */
+	double large_message_ratio; /* in (0, 1], default 0.9 */
+	int many_partitions;        /* >= 1, default 64 */
+} km_plan_gates_t;
+
+typedef struct km_plan_trigger_s {
+	km_plan_pos_t pos;
+	char *name;
+	char *metric;
+	double threshold;
+	char *owner; /* or NULL */
+} km_plan_trigger_t;
+
+typedef struct km_plan_rollback_s {
+	km_plan_pos_t pos;
+	km_plan_trigger_t *triggers;
+	size_t triggers_cnt;
+} km_plan_rollback_t;
+
+/* The loaded plan.  Public and read-only: fields are filled by
+ * km_plan_load()/km_plan_parse() and released by km_plan_destroy(). */
+typedef struct km_plan_s {
+	km_plan_pos_t pos; /* of the top-level mapping */
+	char *path;        /* plan file as given (or the parse name) */
+	char *dir;         /* directory relative paths were resolved against */
+	char *migration;   /* [a-z0-9][a-z0-9._-]{0,62} */
+	char *journal;     /* resolved; default "<dir>/kmigrate.db" */
+	km_plan_cluster_t source;
+	km_plan_cluster_t target;
+	km_plan_topics_t topics;
+	km_plan_naming_t naming;
+	km_plan_group_t *groups; /* `consumer_groups:` */
+	size_t groups_cnt;
+	km_plan_producer_t *producers;
+	size_t producers_cnt;
+	km_plan_consumer_t *consumers;
+	size_t consumers_cnt;
+	km_plan_connector_t *connectors;
+	size_t connectors_cnt;
+	km_plan_artifact_t *dashboards;
+	size_t dashboards_cnt;
+	km_plan_artifact_t *alerts;
+	size_t alerts_cnt;
+	km_plan_artifact_t *runbooks;
+	size_t runbooks_cnt;
+	km_plan_gates_t gates;
+	km_plan_rollback_t rollback;
+} km_plan_t;
+
+/*
+ * Reads and validates the plan file at path.  Relative paths inside the plan
+ * resolve against the plan file's directory, made absolute with the current
+ * directory at load time (so a later chdir() does not move the journal).
+ *
+ * @returns KM_ERR_OK and a new plan in *planp (destroy with
+ *          km_plan_destroy()); KM_ERR_IO when the file cannot be read;
+ *          KM_ERR_PLAN with "path:line:col: message" for invalid content.
+ *          *planp is NULL on failure.
+ */
+km_err_t km_plan_load(const char *path, km_plan_t **planp, char *errstr,
+		      size_t errstr_size);
+
+/*
+ * Parses and validates a plan from memory; touches no file.
+ *
+ * @param buf             the YAML text, len bytes, need not be NUL-terminated
+ * @param name_for_errors prefix of error messages and plan->path; NULL
+ *                        means "plan"
+ * @param base_dir        directory relative paths resolve against, used as
+ *                        given; NULL means "."
+ * @returns as km_plan_load() (KM_ERR_PLAN for any invalid input).
+ */
+km_err_t km_plan_parse(const char *buf, size_t len, const char *name_for_errors,
+		       const char *base_dir, km_plan_t **planp, char *errstr,
+		       size_t errstr_size);
+
+/* Releases the plan and everything in it.  NULL is fine. */
+void km_plan_destroy(km_plan_t *plan);
+
+/*
+ * Whether topic is part of the migration: it matches an include pattern,
+ * matches no exclude pattern, and, unless topics.internal is true, does not
+ * start with '_' (Kafka's internal topics such as __consumer_offsets and the
+ * conventions of Connect and Schema Registry such as _schemas).
+ */
+bool km_plan_topic_in_scope(const km_plan_t *plan, const char *topic);
+
+/* @returns the first rule whose match regex matches topic (borrowed from
+ *          the plan), or NULL when no rule declares anything about it. */
+const km_plan_rule_t *km_plan_topic_rule(const km_plan_t *plan,
+					 const char *topic);
+
+/* @returns the target topic name for source topic `topic` under the naming
+ *          mode: identity, prefix + topic, or the map entry (topics absent
+ *          from the map keep their name).  Owned; free() it. */
+char *km_plan_target_topic(const km_plan_t *plan, const char *topic);
+
+/*
+ * Reads the cluster's SASL password from the environment variable or file
+ * the plan names, at the moment it is needed.  Trailing CR/LF are stripped.
+ *
+ * @returns KM_ERR_OK and an owned string in *passwordp (release with
+ *          km_plan_password_free(), which wipes it); KM_ERR_OK and NULL when
+ *          the cluster's protocol does not use a password; KM_ERR_PLAN when
+ *          the variable is unset or empty or the file is unreadable or
+ *          empty, naming the variable or file and the fix.
+ */
+km_err_t km_plan_cluster_password(const km_plan_cluster_t *cluster,
+				  char **passwordp, char *errstr,
+				  size_t errstr_size);
+
+/* Overwrites the password with zeros and frees it.  NULL is fine. */
+void km_plan_password_free(char *password);
+
+/* Names as written in the plan; static storage. */
+const char *km_plan_secproto_str(km_plan_secproto_t proto);
+const char *km_plan_ordering_str(km_plan_ordering_t ordering);
+const char *km_plan_duplicates_str(km_plan_duplicates_t duplicates);
+const char *km_plan_replay_str(km_plan_replay_t replay);
+const char *km_plan_naming_mode_str(km_plan_naming_mode_t mode);
+const char *km_plan_restart_str(km_plan_restart_t restart);
+/* "true", "false" or "unset". */
+const char *km_plan_tri_str(km_plan_tri_t tri);
+
+/* Formats the group's restart policy as it would be written in the plan
+ * ("translated", "timestamp:2026-11-25T10:00:00.000Z") into buf.
+ * @returns buf */
+const char *km_plan_group_restart_str(const km_plan_group_t *group, char *buf,
+				      size_t size);
+
+#endif
