@@ -56,6 +56,9 @@ pid_t estate_seed(const tk_cluster_t *c, const char *prefix)
 		tk_msg_t m = {.key = "audit", .value = big, .value_len = ESTATE_AUDIT_RECORD,
 			      .partition = 0};
 		tk_produce(p, audit, &m);
+		/* One record per batch: a batch of two would exceed the
+		 * topic's max.message.bytes. */
+		tk_flush(p);
 	}
 	free(big);
 	tk_flush(p);
@@ -72,6 +75,9 @@ pid_t estate_seed(const tk_cluster_t *c, const char *prefix)
 			tk_msg_t m = {.key = key, .value = val, .partition = i % ESTATE_PAYMENTS_PARTS};
 			tk_produce(p, payments, &m);
 		}
+		/* Flush first so the aborted batch is really in the log:
+		 * aborting would otherwise purge it before it is sent. */
+		tk_flush(p);
 		e = t == 3 ? rd_kafka_abort_transaction(p, 30000)
 			   : rd_kafka_commit_transaction(p, 30000);
 		if (e)

@@ -81,6 +81,15 @@ static void set(rd_kafka_conf_t *cf, const char *k, const char *v)
 		tk_fail("conf %s: %s", k, err);
 }
 
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	if (m->err)
+		tk_fail("delivery to %s[%d] failed: %s", rd_kafka_topic_name(m->rkt),
+			m->partition, rd_kafka_err2str(m->err));
+}
+
 rd_kafka_t *tk_producer(const tk_cluster_t *c, const char *txn_id)
 {
 	rd_kafka_conf_t *cf = conf(c);
@@ -89,6 +98,7 @@ rd_kafka_t *tk_producer(const tk_cluster_t *c, const char *txn_id)
 
 	set(cf, "enable.idempotence", "true");
 	set(cf, "linger.ms", "5");
+	rd_kafka_conf_set_dr_msg_cb(cf, dr_cb);
 	if (txn_id)
 		set(cf, "transactional.id", txn_id);
 	if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, cf, err, sizeof(err))))
@@ -248,36 +258,71 @@ void tk_acl(const tk_cluster_t *c, rd_kafka_ResourceType_t rt, const char *name,
 	rd_kafka_destroy(rk);
 }
 
-void tk_commit(const tk_cluster_t *c, const char *group, const char *topic,
-	       int partition, int64_t offset)
+static bool retriable_group_err(rd_kafka_resp_err_t e)
 {
-	rd_kafka_t *rk = tk_admin(c);
+	return e == RD_KAFKA_RESP_ERR_NOT_COORDINATOR ||
+	       e == RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS ||
+	       e == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE;
+}
+
+/* One AlterConsumerGroupOffsets; @returns the error, 0 on success. */
+static rd_kafka_resp_err_t commit_once(rd_kafka_t *rk, const char *group,
+				       const char *topic, int partition,
+				       int64_t offset, char *why, size_t whysz)
+{
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
 	rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_AlterConsumerGroupOffsets_t *a;
 	const rd_kafka_group_result_t **gr;
+	rd_kafka_resp_err_t err = 0;
 	size_t n;
 
 	rd_kafka_topic_partition_list_add(tps, topic, partition)->offset = offset;
 	a = rd_kafka_AlterConsumerGroupOffsets_new(group, tps);
 	rd_kafka_AlterConsumerGroupOffsets(rk, &a, 1, NULL, q);
-	rd_kafka_event_t *ev = wait_ev(q, "AlterConsumerGroupOffsets");
-	gr = rd_kafka_AlterConsumerGroupOffsets_result_groups(
-		rd_kafka_event_AlterConsumerGroupOffsets_result(ev), &n);
-	for (size_t i = 0; i < n; i++) {
-		const rd_kafka_topic_partition_list_t *p = rd_kafka_group_result_partitions(gr[i]);
-		if (rd_kafka_group_result_error(gr[i]))
-			tk_fail("commit %s: %s", group,
-				rd_kafka_error_string(rd_kafka_group_result_error(gr[i])));
-		for (int j = 0; p && j < p->cnt; j++)
-			if (p->elems[j].err)
-				tk_fail("commit %s %s[%d]: %s", group, topic, partition,
-					rd_kafka_err2str(p->elems[j].err));
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, TK_TIMEOUT_MS);
+	if (!ev) {
+		err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+	} else if ((err = rd_kafka_event_error(ev))) {
+		snprintf(why, whysz, "%s", rd_kafka_event_error_string(ev));
+	} else {
+		gr = rd_kafka_AlterConsumerGroupOffsets_result_groups(
+			rd_kafka_event_AlterConsumerGroupOffsets_result(ev), &n);
+		for (size_t i = 0; i < n && !err; i++) {
+			const rd_kafka_topic_partition_list_t *p = rd_kafka_group_result_partitions(gr[i]);
+			if (rd_kafka_group_result_error(gr[i])) {
+				err = rd_kafka_error_code(rd_kafka_group_result_error(gr[i]));
+				snprintf(why, whysz, "%s",
+					 rd_kafka_error_string(rd_kafka_group_result_error(gr[i])));
+			}
+			for (int j = 0; p && j < p->cnt && !err; j++)
+				if ((err = p->elems[j].err))
+					snprintf(why, whysz, "%s", rd_kafka_err2str(err));
+		}
 	}
-	rd_kafka_event_destroy(ev);
+	if (ev)
+		rd_kafka_event_destroy(ev);
 	rd_kafka_AlterConsumerGroupOffsets_destroy(a);
 	rd_kafka_topic_partition_list_destroy(tps);
 	rd_kafka_queue_destroy(q);
+	return err;
+}
+
+void tk_commit(const tk_cluster_t *c, const char *group, const char *topic,
+	       int partition, int64_t offset)
+{
+	rd_kafka_t *rk = tk_admin(c);
+	int64_t deadline = now_ms() + TK_TIMEOUT_MS;
+	rd_kafka_resp_err_t err;
+	char why[512] = "";
+
+	/* A fresh cluster's group coordinator may still be loading: retry
+	 * the retriable errors until the deadline. */
+	while ((err = commit_once(rk, group, topic, partition, offset, why, sizeof(why))) &&
+	       retriable_group_err(err) && now_ms() < deadline)
+		poll(NULL, 0, 200);
+	if (err)
+		tk_fail("commit %s %s[%d]: %s", group, topic, partition, why);
 	rd_kafka_destroy(rk);
 }
 
