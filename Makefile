@@ -3,6 +3,7 @@
 #   make test   set up everything, run the unit and integration suites
 # Everything else here is a step of those two.
 SHELL := /bin/bash
+MAKEFLAGS += --no-print-directory
 TOP   := $(abspath .)
 BUILD ?= $(TOP)/build
 JOBS  ?= $(shell nproc)

@@ -398,9 +398,10 @@ int cmd_inventory(cli_t *cli, int argc, char **argv)
 		cli_print_json(out);
 		json_decref(out);
 	} else {
+		char *ctrl = jint(inv, "controller_id");
 		printf("Inventory of the %s cluster %s (cluster id %s, controller %s)\n",
-		       iopts.scope, jstr(inv, "bootstrap"), jstr(inv, "cluster_id"),
-		       json_is_integer(json_object_get(inv, "controller_id")) ? "known" : "unknown");
+		       iopts.scope, jstr(inv, "bootstrap"), jstr(inv, "cluster_id"), ctrl);
+		free(ctrl);
 		printf("Taken at %s for migration '%s'\n", jstr(inv, "taken_at"),
 		       plan->migration);
 		print_brokers(inv, cli->verbose);
