@@ -31,6 +31,15 @@ static const cmd_t commands[] = {
 	 "reasons.  The snapshot is saved in the journal; --diff compares it with\n"
 	 "the previous snapshot of the same cluster.\n"
 	 "Exit 0 when nothing needs attention, 1 when there are findings.\n"},
+	{"check", cmd_check, "-p PLAN [--topic-bytes N]",
+	 "compatibility gate: canary produce/consume on the target",
+	 "Runs canaries against the target with the plan's security settings:\n"
+	 "connectivity and authentication, broker API versions against what the\n"
+	 "declared clients need, idempotent and transactional produce, every\n"
+	 "compression codec, records at and above max.message.bytes, a consumer\n"
+	 "group with cooperative-sticky rebalancing and commits, and the admin\n"
+	 "operations the migration relies on.  Each check is journaled as\n"
+	 "evidence.  Exit 0 on GO, 1 on NO-GO; unknown counts as NO-GO.\n"},
 	{"status", cmd_status, "-p PLAN",
 	 "show what the journal knows so far",
 	 "Prints the journal's commands and their last results, the snapshots\n"
