@@ -15,6 +15,7 @@ void km_inventory_opts_init(km_inventory_opts_t *opts)
 	opts->sample_records = 200;
 	opts->sample_timeout_ms = 20000;
 	opts->timeout_ms = KM_KAFKA_TIMEOUT_MS;
+	opts->all_topics = false;
 }
 
 /* An admin request's options with the call's deadline. */
@@ -116,7 +117,10 @@ static km_err_t list_topics(km_kafka_t *k, const km_plan_t *plan, json_t *inv,
 		json_t *parts, *topic;
 		int rf = 0;
 
-		if (!km_plan_topic_in_scope(plan, t->topic)) {
+		bool in_scope = opts->all_topics
+					? (plan->topics.internal || !is_internal(t->topic))
+					: km_plan_topic_in_scope(plan, t->topic);
+		if (!in_scope) {
 			if (!is_internal(t->topic))
 				json_array_append_new(excluded,
 						      json_string(t->topic));

@@ -29,6 +29,9 @@ typedef struct km_inventory_opts_s {
 	int sample_records;    /* tail records read per partition; 0 = none */
 	int sample_timeout_ms; /* total budget for sampling */
 	int timeout_ms;        /* per admin call */
+	bool all_topics;       /* every non-internal topic, not just those the
+				* plan's patterns select (a target whose topics
+				* carry mapped names) */
 } km_inventory_opts_t;
 
 void km_inventory_opts_init(km_inventory_opts_t *opts);

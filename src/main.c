@@ -40,6 +40,24 @@ static const cmd_t commands[] = {
 	 "group with cooperative-sticky rebalancing and commits, and the admin\n"
 	 "operations the migration relies on.  Each check is journaled as\n"
 	 "evidence.  Exit 0 on GO, 1 on NO-GO; unknown counts as NO-GO.\n"},
+	{"plan", cmd_plan, "-p PLAN",
+	 "target design: the reviewable diff of what apply would do",
+	 "Reads both clusters and designs the target: topics under their mapped\n"
+	 "names with the source's partition count (replication factor capped at\n"
+	 "the target's brokers), every topic override copied and every source\n"
+	 "broker default that differs from the target's pinned so that effective\n"
+	 "configs match, configs the target no longer accepts listed with the\n"
+	 "reason, ACLs one for one with mapped names, SCRAM users and quotas as\n"
+	 "manual items.  Prints + create, ~ change, ! blocked; saves the design in\n"
+	 "the journal.  Exit 1 when something is blocked.\n"},
+	{"apply", cmd_apply, "-p PLAN [--dry-run]",
+	 "make the target match the saved design",
+	 "Compares the design saved by `kmigrate plan` with the target as it is\n"
+	 "now and performs the difference: creates topics and ACLs, sets configs.\n"
+	 "Never deletes or shrinks anything; one atomic request per object; stops\n"
+	 "at the first blocked object.  Every change is journaled with its before\n"
+	 "and after.  A second run changes nothing and says so.  --dry-run prints\n"
+	 "what plan prints.\n"},
 	{"status", cmd_status, "-p PLAN",
 	 "show what the journal knows so far",
 	 "Prints the journal's commands and their last results, the snapshots\n"

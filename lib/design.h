@@ -1,0 +1,58 @@
+/*
+ * design.h -- the target design: what the target must look like before
+ * replication starts, derived from the two inventories and the plan.
+ *
+ * km_design_build() turns the source inventory into a desired target state:
+ * topics under their mapped names with the source's partition count, the
+ * replication factor capped at the target's broker count, and the topic
+ * configs that make every *effective* value equal to the source's (topic
+ * overrides copied; source broker defaults that differ from the target's
+ * pinned as overrides; configs the target no longer accepts listed with the
+ * reason), ACLs with full fidelity and mapped topic names, and manual items
+ * (SCRAM passwords, client quotas) with owners.
+ *
+ * km_design_delta() compares a design with the target as it is now and
+ * lists the actions that would make them equal: create, change, blocked.
+ * km_design_apply() performs them, never deleting or shrinking anything,
+ * one atomic request per object, stopping at the first blocked object.
+ *
+ * Designs and actions are JSON documents (the journal stores them as is).
+ * This module never prints and never touches the journal: apply reports
+ * each change through a callback so the caller can journal it at once.
+ */
+#ifndef KM_DESIGN_H
+#define KM_DESIGN_H
+
+#include <jansson.h>
+
+#include "err.h"
+#include "kafka.h"
+#include "plan.h"
+
+/* Builds the design.  src_inv and tgt_inv come from km_inventory_take().
+ * @returns a new JSON object in *designp. */
+km_err_t km_design_build(const km_plan_t *plan, const json_t *src_inv,
+			 const json_t *tgt_inv, json_t **designp, char *errstr,
+			 size_t errstr_size);
+
+/* @returns a new JSON array of actions turning the target (tgt_inv) into
+ * the design: {"op": "create-topic"|"alter-configs"|"create-acl"|"blocked"
+ * |"manual", "subject", ...}.  Objects already as designed produce none. */
+json_t *km_design_delta(const json_t *design, const json_t *tgt_inv);
+
+/* Counts actions of one op in a delta. */
+size_t km_design_count(const json_t *actions, const char *op);
+
+/* Called after each applied action with its before/after. */
+typedef km_err_t (*km_design_applied_cb)(void *opaque, const json_t *action,
+					 char *errstr, size_t errstr_size);
+
+/* Applies actions in order on the target behind k.  Stops at the first
+ * "blocked" action (KM_ERR_FINDINGS) or failed request; every action before
+ * it is fully applied and reported through cb.  "manual" actions are
+ * skipped (they are for people).  *appliedp counts applied actions. */
+km_err_t km_design_apply(km_kafka_t *k, const json_t *actions,
+			 km_design_applied_cb cb, void *opaque, int *appliedp,
+			 char *errstr, size_t errstr_size);
+
+#endif

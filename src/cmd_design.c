@@ -1,0 +1,400 @@
+/*
+ * cmd_design.c -- `kmigrate plan` and `kmigrate apply`: the target design.
+ *
+ * plan reads both clusters, builds the design (lib/design.h), shows what
+ * apply would do on the target as a reviewable diff and saves the design
+ * in the journal.  apply takes the *saved* design -- what was reviewed --
+ * compares it with the target as it is now and performs the difference,
+ * journaling every change with its before and after.  apply --dry-run
+ * prints exactly what plan prints for the saved design.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "design.h"
+#include "inventory.h"
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "-";
+}
+
+static const json_t *design_topic(const json_t *design, const char *target)
+{
+	json_t *t;
+	size_t i;
+	json_array_foreach(json_object_get(design, "topics"), i, t)
+		if (!strcmp(jstr(t, "target"), target))
+			return t;
+	return NULL;
+}
+
+static void print_delta(const json_t *design, const json_t *actions, int verbose)
+{
+	json_t *a, *c, *t;
+	const char *cname;
+	size_t i, j;
+
+	printf("Target design for migration '%s': %s -> %s (naming: %s)\n",
+	       jstr(design, "migration"), jstr(design, "source"), jstr(design, "target"),
+	       jstr(design, "naming"));
+	printf("\nTopics\n");
+	json_array_foreach(actions, i, a) {
+		const char *op = jstr(a, "op");
+		const json_t *dt = design_topic(design, jstr(a, "subject"));
+		if (!strcmp(op, "create-topic")) {
+			printf("  + create %s (from '%s', %lld partitions, replication factor %lld)\n",
+			       jstr(a, "subject"), jstr(a, "source_topic"),
+			       (long long)json_integer_value(json_object_get(a, "partitions")),
+			       (long long)json_integer_value(json_object_get(a, "replication_factor")));
+			json_object_foreach(json_object_get(dt, "configs"), cname, c)
+				printf("      %s = %s   (%s)\n", cname, jstr(c, "value"), jstr(c, "why"));
+		} else if (!strcmp(op, "alter-configs")) {
+			printf("  ~ change %s\n", jstr(a, "subject"));
+			json_array_foreach(json_object_get(a, "changes"), j, c) {
+				json_t *why = json_object_get(
+					json_object_get(json_object_get(dt, "configs"), jstr(c, "config")),
+					"why");
+				printf("      %s: %s -> %s   (%s)\n", jstr(c, "config"),
+				       json_is_string(json_object_get(c, "from")) ? jstr(c, "from") : "unset",
+				       jstr(c, "to"), json_string_value(why) ? json_string_value(why) : "");
+			}
+		} else if (!strcmp(op, "blocked") && !strstr(jstr(a, "subject"), "@")) {
+			printf("  ! blocked %s: %s\n", jstr(a, "subject"), jstr(a, "reason"));
+		}
+	}
+	/* Topics already as designed. */
+	json_array_foreach(json_object_get(design, "topics"), i, t) {
+		bool acted = false;
+		json_array_foreach(actions, j, a)
+			if (!strcmp(jstr(a, "subject"), jstr(t, "target")))
+				acted = true;
+		if (!acted)
+			printf("  = %s (as designed)\n", jstr(t, "target"));
+		json_array_foreach(json_object_get(t, "unsupported"), j, c)
+			printf("  ! not carried: %s=%s on '%s': %s\n", jstr(c, "config"),
+			       jstr(c, "value"), jstr(t, "source"), jstr(c, "reason"));
+	}
+
+	printf("\nACLs (%zu in the design)\n", json_array_size(json_object_get(design, "acls")));
+	json_array_foreach(actions, i, a) {
+		const char *op = jstr(a, "op");
+		if (!strcmp(op, "create-acl"))
+			printf("  + create %s\n", jstr(a, "subject"));
+		else if (!strcmp(op, "blocked") && strstr(jstr(a, "subject"), "@"))
+			printf("  ! blocked %s\n", jstr(a, "reason"));
+	}
+	if (verbose) {
+		json_array_foreach(json_object_get(design, "acls"), i, c)
+			if (json_object_get(c, "source_name"))
+				printf("    (mapped from '%s': %s)\n", jstr(c, "source_name"),
+				       jstr(c, "name"));
+	}
+
+	printf("\nManual items (for people; API cannot do them)\n");
+	json_array_foreach(actions, i, a)
+		if (!strcmp(jstr(a, "op"), "manual"))
+			printf("  ? %s %s: %s (owner: %s)\n", jstr(a, "kind"), jstr(a, "subject"),
+			       jstr(a, "action"),
+			       json_is_string(json_object_get(a, "owner")) ? jstr(a, "owner")
+									   : "NONE, assign one");
+	if (json_array_size(json_object_get(design, "warnings"))) {
+		printf("\nWarnings\n");
+		json_array_foreach(json_object_get(design, "warnings"), i, c)
+			printf("  - %s\n", json_string_value(c));
+	}
+	printf("\nPlan: %zu to create, %zu to change, %zu ACLs to create, %zu blocked, %zu manual.\n",
+	       km_design_count(actions, "create-topic"), km_design_count(actions, "alter-configs"),
+	       km_design_count(actions, "create-acl"), km_design_count(actions, "blocked"),
+	       km_design_count(actions, "manual"));
+}
+
+/* Inventories one side without sampling (the design needs configs, not
+ * records). */
+static int take(cli_t *cli, const km_plan_t *plan, const char *role, bool all,
+		json_t **invp)
+{
+	km_inventory_opts_t o;
+	km_kafka_t *k = NULL;
+	km_err_t err;
+	int rc;
+
+	km_inventory_opts_init(&o);
+	o.scope = role;
+	o.sample_records = 0;
+	o.all_topics = all;
+	if ((rc = cli_open_cluster(cli, plan, role, 0, &k)))
+		return rc;
+	err = km_inventory_take(k, plan, &o, invp, cli->errstr, sizeof(cli->errstr));
+	km_kafka_close(k);
+	return err ? cli_fail(cli, err) : 0;
+}
+
+static int parse_common(cli_t *cli, int argc, char **argv, int *dry_run)
+{
+	static const struct option opts[] = {CLI_COMMON_OPTS,
+					     {"dry-run", no_argument, NULL, 'n'},
+					     {NULL, 0, NULL, 0}};
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "n", opts, NULL)) != -1) {
+		if (cli_common_opt(cli, c))
+			continue;
+		if (c == 'n' && dry_run) {
+			*dry_run = 1;
+			continue;
+		}
+		return cli_usage(cli, "unknown option");
+	}
+	if (optind < argc)
+		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+static km_err_t journal_actions(km_journal_t *jr, int64_t run_id, const char *kind,
+				const json_t *actions, char *errstr, size_t errstr_size)
+{
+	json_t *a;
+	size_t i;
+	km_err_t err;
+
+	json_array_foreach(actions, i, a) {
+		const char *op = jstr(a, "op");
+		char *subj = km_asprintf("%s %s", op, jstr(a, "subject"));
+		err = km_journal_fact(jr, run_id, kind, subj,
+				      !strcmp(op, "blocked") ? "NO-GO"
+				      : !strcmp(op, "manual") ? "FINDING"
+							       : "INFO",
+				      a, errstr, errstr_size);
+		free(subj);
+		if (err)
+			return err;
+	}
+	return KM_ERR_OK;
+}
+
+int cmd_plan(cli_t *cli, int argc, char **argv)
+{
+	km_plan_t *plan = NULL;
+	km_journal_t *jr = NULL;
+	json_t *src = NULL, *tgt = NULL, *design = NULL, *actions = NULL;
+	int64_t run_id = 0, snap = 0;
+	char *args = NULL;
+	km_err_t err;
+	int rc;
+
+	if ((rc = parse_common(cli, argc, argv, NULL)) || (rc = cli_load_plan(cli, &plan)) ||
+	    (rc = cli_check_journal(cli, plan)) || (rc = take(cli, plan, "source", false, &src)) ||
+	    (rc = take(cli, plan, "target", true, &tgt)))
+		goto done;
+	if ((err = km_design_build(plan, src, tgt, &design, cli->errstr, sizeof(cli->errstr)))) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	actions = km_design_delta(design, tgt);
+	if ((rc = cli_open_journal(cli, plan, 1, &jr)))
+		goto done;
+	rc = km_design_count(actions, "blocked") ? 1 : 0;
+	args = cli_args_string(argc, argv);
+	if ((err = km_journal_begin(jr, cli->errstr, sizeof(cli->errstr))) ||
+	    (err = km_journal_run_begin(jr, "plan", args, &run_id, cli->errstr, sizeof(cli->errstr))) ||
+	    (err = km_journal_snapshot_put(jr, run_id, "design", "target", design, &snap,
+					   cli->errstr, sizeof(cli->errstr))) ||
+	    (err = journal_actions(jr, run_id, "plan.action", actions, cli->errstr,
+				   sizeof(cli->errstr))) ||
+	    (err = km_journal_run_end(jr, run_id, rc, rc ? "blocked" : "reviewable", cli->errstr,
+				      sizeof(cli->errstr))) ||
+	    (err = km_journal_commit(jr, cli->errstr, sizeof(cli->errstr)))) {
+		km_journal_rollback(jr);
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	if (cli->json) {
+		json_t *out = json_pack("{s:O, s:O, s:I}", "design", design, "actions", actions,
+					"design_id", (json_int_t)snap);
+		cli_print_json(out);
+		json_decref(out);
+	} else {
+		print_delta(design, actions, cli->verbose);
+		printf("Saved as design %lld in %s; `kmigrate apply` performs it.\n",
+		       (long long)snap, plan->journal);
+	}
+done:
+	free(args);
+	json_decref(actions);
+	json_decref(design);
+	json_decref(src);
+	json_decref(tgt);
+	km_journal_close(jr);
+	km_plan_destroy(plan);
+	return rc;
+}
+
+typedef struct apply_ctx_s {
+	km_journal_t *jr;
+	int64_t run_id;
+	bool json;
+} apply_ctx_t;
+
+/* Journals one applied change at once, so that a killed apply leaves a
+ * record of exactly what it did. */
+static km_err_t applied(void *opaque, const json_t *a, char *errstr, size_t errstr_size)
+{
+	apply_ctx_t *ctx = opaque;
+	const char *op = jstr(a, "op");
+	json_t *body = json_object();
+	char *subj = km_asprintf("%s %s", op, jstr(a, "subject"));
+	km_err_t err;
+
+	if (!strcmp(op, "create-topic")) {
+		json_object_set_new(body, "before", json_null());
+		json_object_set_new(body, "after",
+				    json_pack("{s:O, s:O, s:O}", "partitions",
+					      json_object_get(a, "partitions"), "replication_factor",
+					      json_object_get(a, "replication_factor"), "configs",
+					      json_object_get(a, "configs")));
+	} else if (!strcmp(op, "alter-configs")) {
+		json_t *before = json_object(), *after = json_object(), *c;
+		size_t i;
+		json_array_foreach(json_object_get(a, "changes"), i, c) {
+			json_object_set(before, jstr(c, "config"), json_object_get(c, "from"));
+			json_object_set(after, jstr(c, "config"), json_object_get(c, "to"));
+		}
+		json_object_set_new(body, "before", before);
+		json_object_set_new(body, "after", after);
+	} else {
+		json_object_set_new(body, "before", json_null());
+		json_object_set(body, "after", json_object_get(a, "acl"));
+	}
+	err = km_journal_fact(ctx->jr, ctx->run_id, "apply.change", subj, "INFO", body, errstr,
+			      errstr_size);
+	if (!ctx->json)
+		printf("  applied: %s\n", subj);
+	free(subj);
+	json_decref(body);
+	return err;
+}
+
+int cmd_apply(cli_t *cli, int argc, char **argv)
+{
+	km_plan_t *plan = NULL;
+	km_journal_t *jr = NULL;
+	km_kafka_t *k = NULL;
+	json_t *design = NULL, *tgt = NULL, *actions = NULL, *after = NULL, *left = NULL;
+	int dry_run = 0, rc, napplied = 0;
+	int64_t run_id = 0, ts = 0;
+	char *args = NULL, when[40];
+	km_err_t err, aerr;
+
+	if ((rc = parse_common(cli, argc, argv, &dry_run)) || (rc = cli_load_plan(cli, &plan)) ||
+	    (rc = cli_check_journal(cli, plan)) || (rc = cli_open_journal(cli, plan, 0, &jr)))
+		goto done;
+	err = km_journal_snapshot_get(jr, "design", "target", 0, &design, &ts, cli->errstr,
+				      sizeof(cli->errstr));
+	if (err == KM_ERR_NOT_FOUND) {
+		snprintf(cli->errstr, sizeof(cli->errstr),
+			 "no saved design in '%s' (run `kmigrate plan -p %s` and review it first)",
+			 plan->journal, plan->path);
+		rc = cli_fail(cli, KM_ERR_NOT_FOUND);
+		goto done;
+	} else if (err) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	if ((rc = take(cli, plan, "target", true, &tgt)))
+		goto done;
+	actions = km_design_delta(design, tgt);
+	km_iso8601(ts, when, sizeof(when));
+
+	if (dry_run) {
+		if (cli->json) {
+			json_t *out = json_pack("{s:O, s:O}", "design", design, "actions", actions);
+			cli_print_json(out);
+			json_decref(out);
+		} else {
+			print_delta(design, actions, cli->verbose);
+			printf("Dry run of the design saved at %s: nothing changed.\n", when);
+		}
+		rc = km_design_count(actions, "blocked") ? 1 : 0;
+		goto done;
+	}
+
+	args = cli_args_string(argc, argv);
+	if ((err = km_journal_run_begin(jr, "apply", args, &run_id, cli->errstr,
+					sizeof(cli->errstr)))) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	size_t todo = km_design_count(actions, "create-topic") +
+		      km_design_count(actions, "alter-configs") +
+		      km_design_count(actions, "create-acl");
+	if (!cli->json)
+		printf("Applying the design saved at %s to %s: %zu change(s)\n", when,
+		       plan->target.bootstrap, todo);
+	if ((rc = cli_open_cluster(cli, plan, "target", 0, &k)))
+		goto end_run;
+	apply_ctx_t ctx = {jr, run_id, cli->json != 0};
+	aerr = km_design_apply(k, actions, applied, &ctx, &napplied, cli->errstr,
+			       sizeof(cli->errstr));
+	km_kafka_close(k);
+	k = NULL;
+	if (aerr) {
+		rc = cli_fail(cli, aerr);
+		goto end_run;
+	}
+	/* Prove convergence: re-read the target and diff again. */
+	json_decref(tgt);
+	tgt = NULL;
+	if ((rc = take(cli, plan, "target", true, &tgt)))
+		goto end_run;
+	after = km_design_delta(design, tgt);
+	left = json_array();
+	{
+		json_t *a;
+		size_t i;
+		json_array_foreach(after, i, a)
+			if (strcmp(jstr(a, "op"), "manual"))
+				json_array_append(left, a);
+	}
+	if (json_array_size(left)) {
+		snprintf(cli->errstr, sizeof(cli->errstr),
+			 "the target still differs from the design after apply in %zu place(s), "
+			 "first: %s %s",
+			 json_array_size(left), jstr(json_array_get(left, 0), "op"),
+			 jstr(json_array_get(left, 0), "subject"));
+		rc = cli_fail(cli, KM_ERR_CONFLICT);
+		goto end_run;
+	}
+	if (cli->json) {
+		json_t *out = json_pack("{s:i, s:b, s:O}", "applied", napplied, "converged", 1,
+					"actions", actions);
+		cli_print_json(out);
+		json_decref(out);
+	} else if (napplied == 0) {
+		printf("No changes: the target already matches the design.\n");
+	} else {
+		printf("Applied %d change(s); the target now matches the design.\n", napplied);
+	}
+	if (!cli->json && km_design_count(actions, "manual"))
+		printf("%zu manual item(s) remain for people (see `kmigrate plan`).\n",
+		       km_design_count(actions, "manual"));
+end_run:
+	if ((err = km_journal_run_end(jr, run_id, rc, rc ? "failed" : "converged", cli->errstr,
+				      sizeof(cli->errstr))) &&
+	    !rc)
+		rc = cli_fail(cli, err);
+done:
+	free(args);
+	json_decref(left);
+	json_decref(after);
+	json_decref(actions);
+	json_decref(design);
+	json_decref(tgt);
+	km_kafka_close(k);
+	km_journal_close(jr);
+	km_plan_destroy(plan);
+	return rc;
+}
