@@ -498,3 +498,83 @@ const char *tk_kmigrate(void)
 	TK_ASSERT(p && *p, "KMIGRATE is not set: run through ctest");
 	return p;
 }
+
+json_t *tk_topic_configs(const tk_cluster_t *c, const char *topic)
+{
+	rd_kafka_t *rk = tk_admin(c);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+	json_t *out = json_object();
+	size_t n, m;
+
+	rd_kafka_DescribeConfigs(rk, &res, 1, NULL, q);
+	rd_kafka_event_t *ev = wait_ev(q, "DescribeConfigs");
+	const rd_kafka_ConfigResource_t **rs =
+		rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
+	if (n != 1 || rd_kafka_ConfigResource_error(rs[0]))
+		tk_fail("DescribeConfigs %s: %s", topic,
+			n ? rd_kafka_ConfigResource_error_string(rs[0]) : "no result");
+	const rd_kafka_ConfigEntry_t **e = rd_kafka_ConfigResource_configs(rs[0], &m);
+	for (size_t i = 0; i < m; i++) {
+		const char *v = rd_kafka_ConfigEntry_value(e[i]);
+		json_object_set_new(out, rd_kafka_ConfigEntry_name(e[i]), v ? json_string(v) : json_null());
+	}
+	rd_kafka_event_destroy(ev);
+	rd_kafka_ConfigResource_destroy(res);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+	return out;
+}
+
+json_t *tk_acls(const tk_cluster_t *c)
+{
+	rd_kafka_t *rk = tk_admin(c);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	char err[256];
+	rd_kafka_AclBindingFilter_t *f = rd_kafka_AclBindingFilter_new(
+		RD_KAFKA_RESOURCE_ANY, NULL, RD_KAFKA_RESOURCE_PATTERN_ANY, NULL, NULL,
+		RD_KAFKA_ACL_OPERATION_ANY, RD_KAFKA_ACL_PERMISSION_TYPE_ANY, err, sizeof(err));
+	json_t *out = json_array();
+	size_t n;
+
+	rd_kafka_DescribeAcls(rk, f, NULL, q);
+	rd_kafka_event_t *ev = wait_ev(q, "DescribeAcls");
+	const rd_kafka_AclBinding_t **a =
+		rd_kafka_DescribeAcls_result_acls(rd_kafka_event_DescribeAcls_result(ev), &n);
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_ResourceType_t rt = rd_kafka_AclBinding_restype(a[i]);
+		json_array_append_new(
+			out,
+			json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "resource_type",
+				  rt == RD_KAFKA_RESOURCE_BROKER ? "CLUSTER" : rd_kafka_ResourceType_name(rt),
+				  "pattern_type",
+				  rd_kafka_ResourcePatternType_name(rd_kafka_AclBinding_resource_pattern_type(a[i])),
+				  "name", rd_kafka_AclBinding_name(a[i]), "principal",
+				  rd_kafka_AclBinding_principal(a[i]), "host", rd_kafka_AclBinding_host(a[i]),
+				  "operation", rd_kafka_AclOperation_name(rd_kafka_AclBinding_operation(a[i])),
+				  "permission",
+				  rd_kafka_AclPermissionType_name(rd_kafka_AclBinding_permission_type(a[i]))));
+	}
+	rd_kafka_event_destroy(ev);
+	rd_kafka_AclBinding_destroy(f);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+	return out;
+}
+
+int tk_partitions(const tk_cluster_t *c, const char *topic)
+{
+	rd_kafka_t *rk = tk_admin(c);
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	int n = -1;
+
+	if (rd_kafka_metadata(rk, 0, rkt, &md, 10000))
+		tk_fail("metadata of %s", topic);
+	if (md->topic_cnt == 1 && !md->topics[0].err)
+		n = md->topics[0].partition_cnt;
+	rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	rd_kafka_destroy(rk);
+	return n;
+}

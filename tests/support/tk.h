@@ -71,6 +71,18 @@ pid_t tk_member_start(const tk_cluster_t *c, const char *group,
 		      const char *topic, const char *client_id);
 void tk_member_stop(pid_t pid);
 
+/* DescribeConfigs of a topic: @returns a new JSON object name -> value
+ * (null for unset/sensitive). */
+json_t *tk_topic_configs(const tk_cluster_t *c, const char *topic);
+
+/* DescribeAcls of everything: @returns a new JSON array of objects with
+ * resource_type (Kafka's names: CLUSTER, not BROKER), pattern_type, name,
+ * principal, host, operation, permission. */
+json_t *tk_acls(const tk_cluster_t *c);
+
+/* Partition count of a topic, -1 when it does not exist. */
+int tk_partitions(const tk_cluster_t *c, const char *topic);
+
 /* Runs a command, captures stdout (owned, NUL-terminated) and returns the
  * exit status (or -1 when it did not exit). */
 int tk_run(char **out, char **err, const char *const argv[]);
