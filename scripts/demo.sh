@@ -47,6 +47,15 @@ step "kmigrate inventory --diff: what changed on the source since the first snap
 "$top/tests/cluster/kafka-cluster" create-topic demo-source orders.v2 2 >/dev/null 2>&1 || true
 run "$km" inventory -p migration.yaml --diff --no-sample | sed -n '/^Changes since/,$p' || true
 
+step "kmigrate plan: the target design as a reviewable diff (+ create, ~ change, ! blocked)"
+run "$km" plan -p migration.yaml || echo "(exit $?)"
+
+step "kmigrate apply: make the target match the saved design"
+run "$km" apply -p migration.yaml
+
+step "kmigrate apply again: idempotent"
+run "$km" apply -p migration.yaml
+
 step "kmigrate status: what the journal knows"
 run "$km" status -p migration.yaml
 
