@@ -58,6 +58,23 @@ static const cmd_t commands[] = {
 	 "at the first blocked object.  Every change is journaled with its before\n"
 	 "and after.  A second run changes nothing and says so.  --dry-run prints\n"
 	 "what plan prints.\n"},
+	{"replicate", cmd_replicate,
+	 "-p PLAN [--until-caught-up] [--tasks N] [--max-bytes-per-sec B]",
+	 "exactly-once copy with an exact offset map; run N of them to scale out",
+	 "Copies the in-scope topics to the target, same partition numbers, keys,\n"
+	 "values, headers, timestamps and tombstones byte for byte; aborted source\n"
+	 "transactions are not copied (read_committed).  Every target transaction\n"
+	 "carries the data, the offset-map runs and the progress, so a process\n"
+	 "killed at any moment resumes with nothing lost or duplicated.  Several\n"
+	 "processes share the tasks through a consumer group on the target; a new\n"
+	 "owner fences a zombie.  Runs until SIGINT/SIGTERM, or with\n"
+	 "--until-caught-up until every partition reached the source's high\n"
+	 "watermark seen at start.  Stops loudly on records lost to retention,\n"
+	 "a vanished topic, a partition-count mismatch or missing ACLs.\n"},
+	{"offsets", cmd_offsets, "map -p PLAN --topic T --partition P",
+	 "the exact offset map of a source partition (debug view)",
+	 "Prints the runs (source first, target first, count) recorded by\n"
+	 "replicate for one source partition.\n"},
 	{"status", cmd_status, "-p PLAN",
 	 "show what the journal knows so far",
 	 "Prints the journal's commands and their last results, the snapshots\n"

@@ -1,0 +1,1036 @@
+#include "replicate.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util.h"
+
+#define DEFAULT_TASKS 8
+#define MAX_TASKS 256
+#define RETRIES 5
+
+void km_repl_opts_init(km_repl_opts_t *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->txn_max_records = 10000;
+	opts->txn_max_ms = 250;
+	opts->max_buffer_bytes = 64 * 1024 * 1024;
+}
+
+void km_repl_topic_name(const km_plan_t *plan, const char *what, char *buf, size_t size)
+{
+	snprintf(buf, size, "__kmigrate.%s.%s", plan->migration, what);
+}
+
+/* The task of a source partition: a stable hash, so that adding a topic to
+ * the scope never moves an existing partition to another task (and another
+ * transactional.id, which would defeat fencing). */
+static int task_of(const char *topic, int partition, int ntasks)
+{
+	uint32_t h = 2166136261u;
+	for (const char *p = topic; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	h = (h ^ ':') * 16777619u;
+	for (int i = 0; i < 4; i++)
+		h = (h ^ (uint8_t)(partition >> (i * 8))) * 16777619u;
+	return (int)(h % (uint32_t)ntasks);
+}
+
+/* ---- per-task state -------------------------------------------------------- */
+
+typedef struct part_s {
+	char *topic;      /* source topic (owned) */
+	char *tgt_topic;  /* target topic (owned) */
+	int partition;
+	rd_kafka_topic_t *rkt_tgt; /* producer topic handle */
+	int64_t next;     /* next source offset to copy (committed) */
+	int64_t pending_next; /* next after the open transaction */
+	int64_t hwm;      /* source high watermark seen at start */
+	bool caught_up;
+	km_offrun_builder_t rb;
+	int64_t last_tgt; /* for the open txn's runs */
+} part_t;
+
+typedef struct slot_s {
+	rd_kafka_message_t *m;
+	part_t *part;
+	int64_t tgt_offset;
+	rd_kafka_resp_err_t err;
+} slot_t;
+
+typedef struct task_s {
+	int id;
+	rd_kafka_t *p;  /* transactional producer on the target */
+	rd_kafka_t *c;  /* consumer on the source (assign) */
+	part_t *parts;
+	int nparts;
+	slot_t *slots;
+	int nslots;
+	bool in_txn;
+	bool dead;
+} task_t;
+
+typedef struct repl_s {
+	const km_plan_t *plan;
+	const km_kafka_endpoint_t *src, *tgt;
+	const km_repl_opts_t *opts;
+	km_repl_stats_t *stats;
+	char t_tasks[300], t_progress[300], t_offmap[300];
+	int ntasks;
+	task_t *tasks[MAX_TASKS];
+	rd_kafka_t *group; /* membership consumer on the target */
+	km_err_t err;      /* first fatal error */
+	char *errstr;
+	size_t errstr_size;
+	/* Source partitions in scope: (topic, partition, hwm). */
+	struct srcp { char *topic; int partition; int64_t lo, hi; } *sp;
+	int nsp;
+} repl_t;
+
+static void emit(repl_t *r, json_t *ev)
+{
+	if (r->opts->event_cb)
+		r->opts->event_cb(r->opts->opaque, ev);
+	json_decref(ev);
+}
+
+static km_err_t fail(repl_t *r, km_err_t err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static km_err_t fail(repl_t *r, km_err_t err, const char *fmt, ...)
+{
+	va_list ap;
+	if (r->err)
+		return r->err; /* the first failure is the one to tell */
+	va_start(ap, fmt);
+	vsnprintf(r->errstr, r->errstr_size, fmt, ap);
+	va_end(ap);
+	r->err = err;
+	emit(r, json_pack("{s:s, s:s, s:s}", "event", "error", "code", km_err_name(err),
+			  "message", r->errstr));
+	return err;
+}
+
+static rd_kafka_t *client(repl_t *r, const km_kafka_endpoint_t *ep, rd_kafka_type_t type,
+			  const char **extra)
+{
+	rd_kafka_conf_t *conf;
+	char rerr[512];
+	rd_kafka_t *rk;
+
+	if (km_kafka_conf_new(ep, extra, &conf, r->errstr, r->errstr_size)) {
+		r->err = KM_ERR_PLAN;
+		return NULL;
+	}
+	if (!(rk = rd_kafka_new(type, conf, rerr, sizeof(rerr)))) {
+		rd_kafka_conf_destroy(conf);
+		fail(r, KM_ERR_KAFKA, "cannot create a %s client: %s", ep->role, rerr);
+	}
+	return rk;
+}
+
+/* ---- internal topics --------------------------------------------------------- */
+
+static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
+{
+	rd_kafka_t *rk = km_kafka_rk(kt);
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, r->t_tasks, NULL);
+	rd_kafka_resp_err_t rerr = rd_kafka_metadata(rk, 0, rkt, &md, KM_KAFKA_TIMEOUT_MS);
+	int existing = 0;
+
+	rd_kafka_topic_destroy(rkt);
+	if (rerr)
+		return fail(r, KM_ERR_KAFKA, "cannot read the target's metadata: %s",
+			    rd_kafka_err2str(rerr));
+	if (md->topic_cnt == 1 && !md->topics[0].err)
+		existing = md->topics[0].partition_cnt;
+	rd_kafka_metadata_destroy(md);
+
+	/* T is fixed for the life of the migration: it is the tasks topic's
+	 * partition count, decided by the first replicator to start. */
+	r->ntasks = existing ? existing
+			     : (r->opts->tasks > 0 ? r->opts->tasks
+						   : (r->nsp < DEFAULT_TASKS ? r->nsp : DEFAULT_TASKS));
+	if (r->ntasks < 1)
+		r->ntasks = 1;
+	if (r->ntasks > MAX_TASKS)
+		r->ntasks = MAX_TASKS;
+
+	const char *names[3] = {r->t_tasks, r->t_progress, r->t_offmap};
+	const char *policy[3] = {"delete", "compact", "delete"};
+	rd_kafka_NewTopic_t *nt[3];
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_event_t *ev = NULL;
+	char e[256];
+	size_t n;
+	km_err_t err;
+
+	for (int i = 0; i < 3; i++) {
+		nt[i] = rd_kafka_NewTopic_new(names[i], r->ntasks, -1, e, sizeof(e));
+		rd_kafka_NewTopic_set_config(nt[i], "cleanup.policy", policy[i]);
+		/* The offset map and progress are the migration's record:
+		 * never expire them. */
+		rd_kafka_NewTopic_set_config(nt[i], "retention.ms", "-1");
+	}
+	rd_kafka_CreateTopics(rk, nt, 3, NULL, q);
+	err = km_kafka_wait(kt, q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, KM_KAFKA_TIMEOUT_MS,
+			    "CreateTopics", &ev, r->errstr, r->errstr_size);
+	if (!err) {
+		const rd_kafka_topic_result_t **res =
+			rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+		for (size_t i = 0; i < n && !err; i++) {
+			rd_kafka_resp_err_t te = rd_kafka_topic_result_error(res[i]);
+			if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+				err = km_kafka_err(kt, te, "CreateTopics of kmigrate's internal topics",
+						   rd_kafka_topic_result_error_string(res[i]),
+						   r->errstr, r->errstr_size);
+		}
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	for (int i = 0; i < 3; i++)
+		rd_kafka_NewTopic_destroy(nt[i]);
+	rd_kafka_queue_destroy(q);
+	if (err)
+		r->err = err;
+	return err;
+}
+
+/* Lists the in-scope source partitions and their watermarks, and checks
+ * that every target topic exists with the same partition count. */
+static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
+{
+	const struct rd_kafka_metadata *md = NULL, *tmd = NULL;
+	rd_kafka_resp_err_t rerr;
+	km_err_t err = KM_ERR_OK;
+
+	if ((rerr = rd_kafka_metadata(km_kafka_rk(ks), 1, NULL, &md, KM_KAFKA_TIMEOUT_MS)))
+		return r->err = km_kafka_err(ks, rerr, "Metadata", NULL, r->errstr, r->errstr_size);
+	if ((rerr = rd_kafka_metadata(km_kafka_rk(kt), 1, NULL, &tmd, KM_KAFKA_TIMEOUT_MS))) {
+		rd_kafka_metadata_destroy(md);
+		return r->err = km_kafka_err(kt, rerr, "Metadata", NULL, r->errstr, r->errstr_size);
+	}
+	for (int i = 0; i < md->topic_cnt && !err; i++) {
+		const struct rd_kafka_metadata_topic *t = &md->topics[i];
+		char *tname;
+		int tparts = -1;
+
+		if (!km_plan_topic_in_scope(r->plan, t->topic) || t->err)
+			continue;
+		tname = km_plan_target_topic(r->plan, t->topic);
+		for (int j = 0; j < tmd->topic_cnt; j++)
+			if (!strcmp(tmd->topics[j].topic, tname) && !tmd->topics[j].err)
+				tparts = tmd->topics[j].partition_cnt;
+		if (tparts < 0)
+			err = fail(r, KM_ERR_NOT_FOUND,
+				   "target topic '%s' (for source '%s') does not exist: run "
+				   "`kmigrate plan` and `kmigrate apply` first",
+				   tname, t->topic);
+		else if (tparts != t->partition_cnt)
+			err = fail(r, KM_ERR_CONFLICT,
+				   "target topic '%s' has %d partitions, the source '%s' has %d: "
+				   "records must land on the same partition number, so replication "
+				   "stops (fix the target topic, then `kmigrate plan`)",
+				   tname, tparts, t->topic, t->partition_cnt);
+		free(tname);
+		for (int p = 0; p < t->partition_cnt && !err; p++) {
+			r->sp = km_realloc(r->sp, (size_t)(r->nsp + 1) * sizeof(*r->sp));
+			r->sp[r->nsp].topic = km_strdup(t->topic);
+			r->sp[r->nsp].partition = t->partitions[p].id;
+			if ((err = km_kafka_watermarks(ks, t->topic, t->partitions[p].id,
+						       &r->sp[r->nsp].lo, &r->sp[r->nsp].hi,
+						       r->errstr, r->errstr_size)))
+				r->err = err;
+			r->nsp++;
+		}
+	}
+	rd_kafka_metadata_destroy(md);
+	rd_kafka_metadata_destroy(tmd);
+	return err;
+}
+
+/* Copies a small record value into a NUL-terminated buffer: record
+ * payloads are not NUL-terminated. */
+static const char *value_str(const rd_kafka_message_t *m, char *buf, size_t size)
+{
+	size_t n = m->len < size - 1 ? m->len : size - 1;
+	if (!m->payload)
+		return "";
+	memcpy(buf, m->payload, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* ---- progress ---------------------------------------------------------------- */
+
+/* Reads partition k of the progress topic to its end with read_committed
+ * and sets each part's next offset.  The fenced predecessor's open
+ * transaction was aborted by init_transactions(), so what we read is
+ * exactly what was committed. */
+static km_err_t load_progress(repl_t *r, task_t *t)
+{
+	const char *props[] = {"group.id", "kmigrate-progress-reader", "enable.auto.commit", "false",
+			       "isolation.level", "read_committed", "enable.partition.eof", "true",
+			       "auto.offset.reset", "earliest", NULL};
+	rd_kafka_t *c = client(r, r->tgt, RD_KAFKA_CONSUMER, props);
+	rd_kafka_topic_partition_list_t *tp;
+	int64_t deadline = km_mono_ms() + 60000;
+	km_err_t err = KM_ERR_OK;
+
+	if (!c)
+		return r->err;
+	tp = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(tp, r->t_progress, t->id)->offset = RD_KAFKA_OFFSET_BEGINNING;
+	rd_kafka_assign(c, tp);
+	rd_kafka_topic_partition_list_destroy(tp);
+	for (;;) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+		if (km_mono_ms() > deadline) {
+			err = fail(r, KM_ERR_TIMEOUT, "task %d: reading '%s' did not reach its end in 60 s",
+				   t->id, r->t_progress);
+			break;
+		}
+		if (!m)
+			continue;
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			rd_kafka_message_destroy(m);
+			break;
+		}
+		if (m->err) {
+			err = fail(r, KM_ERR_KAFKA, "task %d: reading progress: %s", t->id,
+				   rd_kafka_message_errstr(m));
+			rd_kafka_message_destroy(m);
+			break;
+		}
+		for (int i = 0; i < t->nparts; i++) {
+			char key[600];
+			part_t *p = &t->parts[i];
+			int kl = snprintf(key, sizeof(key), "%s:%d", p->topic, p->partition);
+			int64_t next;
+			char vb[200];
+			if (m->key_len == (size_t)kl && !memcmp(m->key, key, (size_t)kl) &&
+			    sscanf(value_str(m, vb, sizeof(vb)), "{\"next\":%" SCNd64, &next) == 1)
+				p->next = next;
+		}
+		rd_kafka_message_destroy(m);
+	}
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	return err;
+}
+
+/* ---- task lifecycle -------------------------------------------------------- */
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	slot_t *s = m->_private;
+	(void)rk;
+	(void)opaque;
+	if (!s)
+		return; /* bookkeeping records */
+	s->err = m->err;
+	s->tgt_offset = m->err ? -1 : m->offset;
+}
+
+static void task_destroy(task_t *t)
+{
+	if (!t)
+		return;
+	for (int i = 0; i < t->nslots; i++)
+		if (t->slots[i].m)
+			rd_kafka_message_destroy(t->slots[i].m);
+	if (t->c) {
+		rd_kafka_consumer_close(t->c);
+		rd_kafka_destroy(t->c);
+	}
+	for (int i = 0; i < t->nparts; i++) {
+		if (t->parts[i].rkt_tgt)
+			rd_kafka_topic_destroy(t->parts[i].rkt_tgt);
+		free(t->parts[i].topic);
+		free(t->parts[i].tgt_topic);
+	}
+	if (t->p)
+		rd_kafka_destroy(t->p);
+	free(t->parts);
+	free(t->slots);
+	free(t);
+}
+
+static km_err_t assign_source(repl_t *r, task_t *t)
+{
+	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(t->nparts);
+	rd_kafka_resp_err_t rerr;
+
+	for (int i = 0; i < t->nparts; i++) {
+		t->parts[i].pending_next = t->parts[i].next;
+		rd_kafka_topic_partition_list_add(tp, t->parts[i].topic, t->parts[i].partition)->offset =
+			t->parts[i].next;
+	}
+	rerr = rd_kafka_assign(t->c, tp);
+	rd_kafka_topic_partition_list_destroy(tp);
+	if (rerr)
+		return fail(r, KM_ERR_KAFKA, "task %d: cannot assign source partitions: %s", t->id,
+			    rd_kafka_err2str(rerr));
+	return KM_ERR_OK;
+}
+
+static task_t *task_start(repl_t *r, int id)
+{
+	char txid[400], cgroup[400], linger[16], bufkb[32];
+	task_t *t = km_calloc(1, sizeof(*t));
+	rd_kafka_error_t *e;
+
+	t->id = id;
+	for (int i = 0; i < r->nsp; i++) {
+		if (task_of(r->sp[i].topic, r->sp[i].partition, r->ntasks) != id)
+			continue;
+		t->parts = km_realloc(t->parts, (size_t)(t->nparts + 1) * sizeof(*t->parts));
+		part_t *p = &t->parts[t->nparts++];
+		memset(p, 0, sizeof(*p));
+		p->topic = km_strdup(r->sp[i].topic);
+		p->tgt_topic = km_plan_target_topic(r->plan, r->sp[i].topic);
+		p->partition = r->sp[i].partition;
+		p->hwm = r->sp[i].hi;
+		p->next = -1;
+	}
+	snprintf(txid, sizeof(txid), "kmigrate.%s.task.%d", r->plan->migration, id);
+	snprintf(linger, sizeof(linger), "%d", 5);
+	snprintf(bufkb, sizeof(bufkb), "%lld", (long long)(r->opts->max_buffer_bytes / 1024 / 2));
+	const char *pprops[] = {"transactional.id", txid, "enable.idempotence", "true",
+				"acks", "all", "linger.ms", linger, "batch.size", "1000000",
+				"queue.buffering.max.kbytes", bufkb, "compression.type", "lz4",
+				"transaction.timeout.ms", "60000", "message.max.bytes", "100000000",
+				NULL};
+	rd_kafka_conf_t *conf;
+	char rerr[512];
+	if (km_kafka_conf_new(r->tgt, pprops, &conf, r->errstr, r->errstr_size)) {
+		r->err = KM_ERR_PLAN;
+		task_destroy(t);
+		return NULL;
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	if (!(t->p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof(rerr)))) {
+		rd_kafka_conf_destroy(conf);
+		fail(r, KM_ERR_KAFKA, "task %d: cannot create producer: %s", id, rerr);
+		task_destroy(t);
+		return NULL;
+	}
+	/* Fences the previous owner of this task and aborts its open
+	 * transaction: from here on, only we can write for task id. */
+	if ((e = rd_kafka_init_transactions(t->p, 60000))) {
+		fail(r, rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+				? KM_ERR_AUTHZ
+				: KM_ERR_KAFKA,
+		     "task %d: init_transactions for '%s' failed: %s%s", id, txid,
+		     rd_kafka_error_string(e),
+		     rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+			     ? " (grant WRITE and DESCRIBE on TRANSACTIONAL_ID 'kmigrate.' PREFIXED)"
+			     : "");
+		rd_kafka_error_destroy(e);
+		task_destroy(t);
+		return NULL;
+	}
+	if (load_progress(r, t)) {
+		task_destroy(t);
+		return NULL;
+	}
+	/* A partition never copied starts at the source's log start.  A
+	 * partition whose progress fell below the log start lost records to
+	 * retention before they were copied: say so, never skip. */
+	for (int i = 0; i < t->nparts; i++) {
+		part_t *p = &t->parts[i];
+		int64_t lo = 0, hi = 0;
+		for (int j = 0; j < r->nsp; j++)
+			if (!strcmp(r->sp[j].topic, p->topic) && r->sp[j].partition == p->partition) {
+				lo = r->sp[j].lo;
+				hi = r->sp[j].hi;
+			}
+		if (p->next < 0) {
+			p->next = lo;
+		} else if (p->next < lo) {
+			emit(r, json_pack("{s:s, s:s, s:i, s:I, s:I, s:I}", "event", "loss", "topic",
+					  p->topic, "partition", p->partition, "next", (json_int_t)p->next,
+					  "log_start", (json_int_t)lo, "lost", (json_int_t)(lo - p->next)));
+			fail(r, KM_ERR_NOGO,
+			     "source '%s'[%d]: %lld records (offsets %lld..%lld) were deleted by "
+			     "retention before they were copied: data lost, replication stops",
+			     p->topic, p->partition, (long long)(lo - p->next), (long long)p->next,
+			     (long long)lo - 1);
+			task_destroy(t);
+			return NULL;
+		}
+		if (p->next >= hi)
+			p->caught_up = true;
+		p->rkt_tgt = rd_kafka_topic_new(t->p, p->tgt_topic, NULL);
+	}
+	snprintf(cgroup, sizeof(cgroup), "kmigrate.%s.source-reader", r->plan->migration);
+	const char *cprops[] = {"group.id", cgroup, "enable.auto.commit", "false",
+				"enable.auto.offset.store", "false", "isolation.level", "read_committed",
+				"auto.offset.reset", "error", "enable.partition.eof", "true",
+				"fetch.max.bytes", "52428800", "queued.max.messages.kbytes", bufkb,
+				"fetch.wait.max.ms", "50", NULL};
+	if (!(t->c = client(r, r->src, RD_KAFKA_CONSUMER, cprops))) {
+		task_destroy(t);
+		return NULL;
+	}
+	t->nslots = r->opts->txn_max_records;
+	t->slots = km_calloc((size_t)t->nslots, sizeof(*t->slots));
+	if (assign_source(r, t)) {
+		task_destroy(t);
+		return NULL;
+	}
+	emit(r, json_pack("{s:s, s:i, s:i, s:s}", "event", "task", "task", id, "partitions",
+			  t->nparts, "state", "started"));
+	return t;
+}
+
+/* ---- one transaction -------------------------------------------------------- */
+
+static part_t *part_of(task_t *t, const rd_kafka_message_t *m)
+{
+	const char *tn = rd_kafka_topic_name(m->rkt);
+	for (int i = 0; i < t->nparts; i++)
+		if (t->parts[i].partition == m->partition && !strcmp(t->parts[i].topic, tn))
+			return &t->parts[i];
+	return NULL;
+}
+
+static void release_slots(task_t *t, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (t->slots[i].m)
+			rd_kafka_message_destroy(t->slots[i].m);
+		t->slots[i].m = NULL;
+	}
+}
+
+/* Aborts the open transaction and rewinds the source to the committed
+ * positions, so that the batch is copied again, whole, by the next one. */
+static km_err_t abort_and_rewind(repl_t *r, task_t *t, int n, const char *why)
+{
+	rd_kafka_error_t *e;
+
+	release_slots(t, n);
+	if (t->in_txn) {
+		e = rd_kafka_abort_transaction(t->p, 60000);
+		t->in_txn = false;
+		if (e) {
+			bool fatal = rd_kafka_error_is_fatal(e);
+			fail(r, KM_ERR_KAFKA, "task %d: abort after '%s' failed: %s%s", t->id, why,
+			     rd_kafka_error_string(e), fatal ? " (fenced or fatal: stopping)" : "");
+			rd_kafka_error_destroy(e);
+			t->dead = true;
+			return r->err;
+		}
+	}
+	r->stats->aborts++;
+	emit(r, json_pack("{s:s, s:i, s:s}", "event", "abort", "task", t->id, "reason", why));
+	for (int i = 0; i < t->nparts; i++)
+		memset(&t->parts[i].rb, 0, sizeof(t->parts[i].rb));
+	return assign_source(r, t);
+}
+
+static km_err_t txn_error(repl_t *r, task_t *t, int n, rd_kafka_error_t *e, const char *what)
+{
+	char why[600];
+	km_err_t err;
+
+	snprintf(why, sizeof(why), "%s: %s", what, rd_kafka_error_string(e));
+	if (rd_kafka_error_is_fatal(e) ||
+	    rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__FENCED ||
+	    rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_PRODUCER_FENCED) {
+		release_slots(t, n);
+		t->dead = true;
+		rd_kafka_error_destroy(e);
+		/* Fenced: another replicator owns this task now.  Not a
+		 * failure of the migration, the group will rebalance. */
+		emit(r, json_pack("{s:s, s:i, s:s, s:s}", "event", "task", "task", t->id, "state",
+				  "fenced", "reason", why));
+		return KM_ERR_OK;
+	}
+	rd_kafka_error_destroy(e);
+	err = abort_and_rewind(r, t, n, why);
+	return err;
+}
+
+/* Queues a bookkeeping record in the open transaction.  @returns the
+ * produce error, if any (the caller aborts). */
+static rd_kafka_resp_err_t put_bookkeeping(task_t *t, const char *topic, const char *key,
+					   const char *val)
+{
+	rd_kafka_resp_err_t err;
+
+	while ((err = rd_kafka_producev(t->p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(t->id),
+					RD_KAFKA_V_KEY(key, strlen(key)),
+					RD_KAFKA_V_VALUE((void *)val, strlen(val)),
+					RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
+	       RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		rd_kafka_poll(t->p, 10);
+	return err;
+}
+
+static km_err_t task_step(repl_t *r, task_t *t)
+{
+	int64_t deadline = km_mono_ms() + r->opts->txn_max_ms;
+	int n = 0, i;
+	int64_t bytes = 0;
+	rd_kafka_error_t *e;
+	char key[600], val[200];
+	km_offrun_t run;
+
+	while (n < t->nslots) {
+		int64_t left = deadline - km_mono_ms();
+		rd_kafka_message_t *m;
+		part_t *p;
+
+		if (left <= 0 || (r->opts->stop && *r->opts->stop))
+			break;
+		if (!(m = rd_kafka_consumer_poll(t->c, (int)(left < 100 ? left : 100))))
+			continue;
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			if ((p = part_of(t, m)) && m->offset >= p->hwm)
+				p->caught_up = true;
+			rd_kafka_message_destroy(m);
+			if (n == 0) {
+				bool all = true;
+				for (i = 0; i < t->nparts; i++)
+					all &= t->parts[i].caught_up;
+				if (all && r->opts->until_caught_up)
+					break;
+			}
+			continue;
+		}
+		if (m->err) {
+			rd_kafka_resp_err_t merr = m->err;
+			char msg[512];
+			snprintf(msg, sizeof(msg), "%s", rd_kafka_message_errstr(m));
+			p = m->rkt ? part_of(t, m) : NULL;
+			rd_kafka_message_destroy(m);
+			if (merr == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+			    merr == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+				release_slots(t, n);
+				if (t->in_txn) {
+					rd_kafka_error_t *ae = rd_kafka_abort_transaction(t->p, 60000);
+					if (ae)
+						rd_kafka_error_destroy(ae);
+					t->in_txn = false;
+				}
+				emit(r, json_pack("{s:s, s:s, s:i, s:I}", "event", "loss", "topic",
+						  p ? p->topic : "?", "partition", p ? p->partition : -1,
+						  "next", (json_int_t)(p ? p->pending_next : -1)));
+				return fail(r, KM_ERR_NOGO,
+					    "source '%s'[%d]: the next offset to copy (%lld) is no longer "
+					    "in the log (%s): records were deleted by retention before "
+					    "they were copied, replication stops",
+					    p ? p->topic : "?", p ? p->partition : -1,
+					    (long long)(p ? p->pending_next : -1), msg);
+			}
+			if (merr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+			    merr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+				release_slots(t, n);
+				return fail(r, merr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+						       ? KM_ERR_NOT_FOUND
+						       : KM_ERR_AUTHZ,
+					    "source '%s'[%d]: %s%s", p ? p->topic : "?",
+					    p ? p->partition : -1, msg,
+					    merr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+						    ? " (the topic vanished: replication stops)"
+						    : " (grant READ on the topic to the replicator)");
+			}
+			continue; /* transient: librdkafka retries */
+		}
+		if (!(p = part_of(t, m))) {
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		if (!t->in_txn) {
+			if ((e = rd_kafka_begin_transaction(t->p)))
+				return txn_error(r, t, n, e, "begin_transaction");
+			t->in_txn = true;
+		}
+		slot_t *s = &t->slots[n++];
+		rd_kafka_headers_t *hdrs = NULL;
+		rd_kafka_timestamp_type_t tstype;
+		int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+		rd_kafka_resp_err_t perr;
+
+		s->m = m;
+		s->part = p;
+		s->tgt_offset = -1;
+		s->err = 0;
+		p->pending_next = m->offset + 1;
+		bytes += (int64_t)(m->len + m->key_len);
+		/* The headers move to the produced record (no copy); key and
+		 * value are referenced in place until the delivery report. */
+		rd_kafka_message_detach_headers(m, &hdrs);
+		do {
+			perr = rd_kafka_producev(
+				t->p, RD_KAFKA_V_RKT(p->rkt_tgt), RD_KAFKA_V_PARTITION(p->partition),
+				RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+				RD_KAFKA_V_TIMESTAMP(ts > 0 ? ts : 0), RD_KAFKA_V_HEADERS(hdrs),
+				RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);
+			if (perr == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+				rd_kafka_poll(t->p, 10);
+		} while (perr == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+		if (perr) {
+			if (hdrs)
+				rd_kafka_headers_destroy(hdrs);
+			e = rd_kafka_error_new(perr, "produce: %s", rd_kafka_err2str(perr));
+			return txn_error(r, t, n, e, "produce");
+		}
+		rd_kafka_poll(t->p, 0);
+	}
+	if (n == 0)
+		return KM_ERR_OK;
+
+	/* Every record's target offset, from the delivery reports. */
+	if (rd_kafka_flush(t->p, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return abort_and_rewind(r, t, n, "flush timed out");
+	for (i = 0; i < n; i++) {
+		if (t->slots[i].err) {
+			char why[300];
+			rd_kafka_resp_err_t de = t->slots[i].err;
+			if (de == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+				release_slots(t, n);
+				return fail(r, KM_ERR_AUTHZ,
+					    "writing '%s' on the target: %s (grant WRITE on the topic "
+					    "to the replicator's principal)",
+					    t->slots[i].part->tgt_topic, rd_kafka_err2str(de));
+			}
+			snprintf(why, sizeof(why), "delivery to '%s'[%d]: %s",
+				 t->slots[i].part->tgt_topic, t->slots[i].part->partition,
+				 rd_kafka_err2str(de));
+			return abort_and_rewind(r, t, n, why);
+		}
+		/* librdkafka may omit the offset of a retried idempotent
+		 * record: never guess it, copy the batch again. */
+		if (t->slots[i].tgt_offset < 0)
+			return abort_and_rewind(r, t, n, "a delivery report without an offset");
+	}
+
+	/* Offset-map runs and progress, in the same transaction. */
+	for (i = 0; i < n; i++) {
+		slot_t *s = &t->slots[i];
+		if (km_offrun_feed(&s->part->rb, s->m->offset, s->tgt_offset, &run)) {
+			snprintf(key, sizeof(key), "%s:%d", s->part->topic, s->part->partition);
+			snprintf(val, sizeof(val), "{\"s\":%" PRId64 ",\"t\":%" PRId64 ",\"n\":%" PRId64 "}",
+				 run.src_first, run.tgt_first, run.count);
+			if (put_bookkeeping(t, r->t_offmap, key, val))
+				return abort_and_rewind(r, t, n, "queueing the offset map");
+		}
+	}
+	for (i = 0; i < t->nparts; i++) {
+		part_t *p = &t->parts[i];
+		if (km_offrun_finish(&p->rb, &run)) {
+			snprintf(key, sizeof(key), "%s:%d", p->topic, p->partition);
+			snprintf(val, sizeof(val), "{\"s\":%" PRId64 ",\"t\":%" PRId64 ",\"n\":%" PRId64 "}",
+				 run.src_first, run.tgt_first, run.count);
+			if (put_bookkeeping(t, r->t_offmap, key, val))
+				return abort_and_rewind(r, t, n, "queueing the offset map");
+			snprintf(val, sizeof(val), "{\"next\":%" PRId64 ",\"tgt_next\":%" PRId64 "}",
+				 p->pending_next, run.tgt_first + run.count);
+			if (put_bookkeeping(t, r->t_progress, key, val))
+				return abort_and_rewind(r, t, n, "queueing progress");
+		}
+	}
+	if ((e = rd_kafka_commit_transaction(t->p, 60000))) {
+		if (rd_kafka_error_txn_requires_abort(e) || !rd_kafka_error_is_retriable(e))
+			return txn_error(r, t, n, e, "commit_transaction");
+		/* Retriable: the commit may or may not have happened; retry
+		 * the commit itself, which is idempotent. */
+		rd_kafka_error_destroy(e);
+		for (int k = 0; k < RETRIES; k++) {
+			if (!(e = rd_kafka_commit_transaction(t->p, 60000)))
+				break;
+			if (!rd_kafka_error_is_retriable(e))
+				return txn_error(r, t, n, e, "commit_transaction");
+			rd_kafka_error_destroy(e);
+		}
+		if (e) {
+			e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__TIMED_OUT, "commit retries exhausted");
+			return txn_error(r, t, n, e, "commit_transaction");
+		}
+	}
+	t->in_txn = false;
+	for (i = 0; i < t->nparts; i++) {
+		part_t *p = &t->parts[i];
+		p->next = p->pending_next;
+		if (p->next >= p->hwm)
+			p->caught_up = true;
+	}
+	release_slots(t, n);
+	r->stats->records += n;
+	r->stats->bytes += bytes;
+	r->stats->transactions++;
+
+	if (r->opts->max_bytes_per_sec > 0) {
+		/* Throttle: hold the next transaction back so that the
+		 * average stays under the plan's max_bytes_per_sec. */
+		int64_t wait_ms = bytes * 1000 / r->opts->max_bytes_per_sec -
+				  (r->opts->txn_max_ms - (deadline - km_mono_ms()));
+		if (wait_ms > 0) {
+			struct timespec ts = {wait_ms / 1000, (wait_ms % 1000) * 1000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	return KM_ERR_OK;
+}
+
+/* ---- membership ------------------------------------------------------------ */
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	repl_t *r = opaque;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		rd_kafka_assign(rk, parts);
+		for (int i = 0; i < parts->cnt; i++) {
+			int k = parts->elems[i].partition;
+			if (k >= 0 && k < MAX_TASKS && !r->tasks[k] && !r->err)
+				r->tasks[k] = task_start(r, k);
+		}
+	} else {
+		for (int i = 0; i < parts->cnt; i++) {
+			int k = parts->elems[i].partition;
+			if (k >= 0 && k < MAX_TASKS && r->tasks[k]) {
+				emit(r, json_pack("{s:s, s:i, s:s}", "event", "task", "task", k,
+						  "state", "revoked"));
+				task_destroy(r->tasks[k]);
+				r->tasks[k] = NULL;
+			}
+		}
+		rd_kafka_assign(rk, NULL);
+	}
+}
+
+static void progress_event(repl_t *r, int64_t *last_ms, int64_t *last_records, int64_t *last_bytes,
+			   bool force)
+{
+	int64_t now = km_mono_ms();
+	int owned = 0, caught = 0, parts = 0;
+	int64_t lag = 0;
+
+	if (!force && now - *last_ms < 1000)
+		return;
+	for (int k = 0; k < r->ntasks; k++) {
+		task_t *t = r->tasks[k];
+		if (!t || t->dead)
+			continue;
+		owned++;
+		for (int i = 0; i < t->nparts; i++) {
+			parts++;
+			caught += t->parts[i].caught_up;
+			if (!t->parts[i].caught_up && t->parts[i].hwm > t->parts[i].next)
+				lag += t->parts[i].hwm - t->parts[i].next;
+		}
+	}
+	double secs = (double)(now - *last_ms) / 1000.0;
+	if (secs <= 0)
+		secs = 1;
+	emit(r, json_pack("{s:s, s:I, s:I, s:f, s:f, s:I, s:i, s:i, s:i, s:i}", "event", "progress",
+			  "records", (json_int_t)r->stats->records, "bytes",
+			  (json_int_t)r->stats->bytes, "records_per_sec",
+			  (double)(r->stats->records - *last_records) / secs, "mb_per_sec",
+			  (double)(r->stats->bytes - *last_bytes) / secs / 1e6, "lag",
+			  (json_int_t)lag, "tasks_owned", owned, "tasks", r->ntasks, "partitions",
+			  parts, "caught_up", caught));
+	*last_ms = now;
+	*last_records = r->stats->records;
+	*last_bytes = r->stats->bytes;
+	r->stats->partitions = parts;
+	r->stats->caught_up = caught;
+}
+
+km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
+			  const km_kafka_endpoint_t *tgt, const km_repl_opts_t *opts,
+			  km_repl_stats_t *stats, char *errstr, size_t errstr_size)
+{
+	repl_t r = {0};
+	km_kafka_t *ks = NULL, *kt = NULL;
+	char group[400];
+	int64_t last_ms = km_mono_ms(), last_records = 0, last_bytes = 0;
+
+	memset(stats, 0, sizeof(*stats));
+	r.plan = plan;
+	r.src = src;
+	r.tgt = tgt;
+	r.opts = opts;
+	r.stats = stats;
+	r.errstr = errstr;
+	r.errstr_size = errstr_size;
+	km_repl_topic_name(plan, "tasks", r.t_tasks, sizeof(r.t_tasks));
+	km_repl_topic_name(plan, "progress", r.t_progress, sizeof(r.t_progress));
+	km_repl_topic_name(plan, "offsetmap", r.t_offmap, sizeof(r.t_offmap));
+
+	if ((r.err = km_kafka_open(src, 0, &ks, errstr, errstr_size)) ||
+	    (r.err = km_kafka_open(tgt, 0, &kt, errstr, errstr_size)) || discover(&r, ks, kt) ||
+	    ensure_internal_topics(&r, kt))
+		goto done;
+	km_kafka_close(ks);
+	ks = NULL;
+
+	snprintf(group, sizeof(group), "kmigrate.%s.replicators", plan->migration);
+	const char *gprops[] = {"group.id", group, "enable.auto.commit", "false",
+				"partition.assignment.strategy", "roundrobin",
+				"session.timeout.ms", "10000", "heartbeat.interval.ms", "1000",
+				"max.poll.interval.ms", "300000", NULL};
+	rd_kafka_conf_t *conf;
+	char rerr[512];
+	if ((r.err = km_kafka_conf_new(tgt, gprops, &conf, errstr, errstr_size)))
+		goto done;
+	rd_kafka_conf_set_opaque(conf, &r);
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	if (!(r.group = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
+		rd_kafka_conf_destroy(conf);
+		fail(&r, KM_ERR_KAFKA, "cannot create the replicator group member: %s", rerr);
+		goto done;
+	}
+	rd_kafka_poll_set_consumer(r.group);
+	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(sub, r.t_tasks, RD_KAFKA_PARTITION_UA);
+	rd_kafka_subscribe(r.group, sub);
+	rd_kafka_topic_partition_list_destroy(sub);
+	emit(&r, json_pack("{s:s, s:i, s:i, s:s}", "event", "start", "tasks", r.ntasks,
+			   "partitions", r.nsp, "group", group));
+
+	while (!r.err && !(opts->stop && *opts->stop)) {
+		int owned = 0, caught = 0;
+		rd_kafka_message_t *gm = rd_kafka_consumer_poll(r.group, 0);
+		if (gm)
+			rd_kafka_message_destroy(gm);
+		for (int k = 0; k < r.ntasks && !r.err; k++) {
+			task_t *t = r.tasks[k];
+			if (!t || t->dead)
+				continue;
+			owned++;
+			task_step(&r, t);
+			bool all = true;
+			for (int i = 0; i < t->nparts; i++)
+				all &= t->parts[i].caught_up;
+			caught += all;
+		}
+		progress_event(&r, &last_ms, &last_records, &last_bytes, false);
+		if (opts->until_caught_up && owned == r.ntasks && caught == owned)
+			break;
+		if (owned == 0) {
+			gm = rd_kafka_consumer_poll(r.group, 100);
+			if (gm)
+				rd_kafka_message_destroy(gm);
+		}
+	}
+	progress_event(&r, &last_ms, &last_records, &last_bytes, true);
+	if (!r.err)
+		emit(&r, json_pack("{s:s, s:I, s:I}", "event", "done", "records",
+				   (json_int_t)stats->records, "transactions",
+				   (json_int_t)stats->transactions));
+done:
+	for (int k = 0; k < MAX_TASKS; k++)
+		if (r.tasks[k]) {
+			if (r.tasks[k]->in_txn) {
+				rd_kafka_error_t *e = rd_kafka_abort_transaction(r.tasks[k]->p, 10000);
+				if (e)
+					rd_kafka_error_destroy(e);
+			}
+			task_destroy(r.tasks[k]);
+			r.tasks[k] = NULL;
+		}
+	if (r.group) {
+		rd_kafka_consumer_close(r.group);
+		rd_kafka_destroy(r.group);
+	}
+	for (int i = 0; i < r.nsp; i++)
+		free(r.sp[i].topic);
+	free(r.sp);
+	km_kafka_close(ks);
+	km_kafka_close(kt);
+	return r.err;
+}
+
+km_err_t km_repl_read_offmap(const km_plan_t *plan, const km_kafka_endpoint_t *tgt,
+			     const char *topic, int partition, km_offmap_t *m, char *errstr,
+			     size_t errstr_size)
+{
+	char t_offmap[300], t_tasks[300], key[600];
+	km_kafka_t *kt = NULL;
+	const struct rd_kafka_metadata *md = NULL;
+	km_err_t err;
+	int ntasks = 0, kl;
+
+	km_offmap_clear(m);
+	km_repl_topic_name(plan, "offsetmap", t_offmap, sizeof(t_offmap));
+	km_repl_topic_name(plan, "tasks", t_tasks, sizeof(t_tasks));
+	if ((err = km_kafka_open(tgt, 0, &kt, errstr, errstr_size)))
+		return err;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(km_kafka_rk(kt), t_tasks, NULL);
+	if (!rd_kafka_metadata(km_kafka_rk(kt), 0, rkt, &md, KM_KAFKA_TIMEOUT_MS)) {
+		if (md->topic_cnt == 1 && !md->topics[0].err)
+			ntasks = md->topics[0].partition_cnt;
+		rd_kafka_metadata_destroy(md);
+	}
+	rd_kafka_topic_destroy(rkt);
+	if (ntasks <= 0) {
+		km_kafka_close(kt);
+		return km_seterr(errstr, errstr_size, KM_ERR_NOT_FOUND,
+				 "no replication state for migration '%s' on the target (run "
+				 "`kmigrate replicate` first)",
+				 plan->migration);
+	}
+	const char *props[] = {"group.id", "kmigrate-offmap-reader", "enable.auto.commit", "false",
+			       "isolation.level", "read_committed", "enable.partition.eof", "true", NULL};
+	rd_kafka_conf_t *conf;
+	char rerr[512];
+	rd_kafka_t *c;
+	if ((err = km_kafka_conf_new(km_kafka_endpoint(kt), props, &conf, errstr, errstr_size))) {
+		km_kafka_close(kt);
+		return err;
+	}
+	if (!(c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
+		rd_kafka_conf_destroy(conf);
+		km_kafka_close(kt);
+		return km_seterr(errstr, errstr_size, KM_ERR_KAFKA, "consumer: %s", rerr);
+	}
+	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(tp, t_offmap, task_of(topic, partition, ntasks))->offset =
+		RD_KAFKA_OFFSET_BEGINNING;
+	rd_kafka_assign(c, tp);
+	rd_kafka_topic_partition_list_destroy(tp);
+	kl = snprintf(key, sizeof(key), "%s:%d", topic, partition);
+	int64_t deadline = km_mono_ms() + 120000;
+	for (;;) {
+		rd_kafka_message_t *msg = rd_kafka_consumer_poll(c, 200);
+		int64_t s, t, n;
+		if (km_mono_ms() > deadline) {
+			err = km_seterr(errstr, errstr_size, KM_ERR_TIMEOUT,
+					"reading the offset map of '%s'[%d] timed out", topic, partition);
+			break;
+		}
+		if (!msg)
+			continue;
+		if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			rd_kafka_message_destroy(msg);
+			break;
+		}
+		char vb[200];
+		if (!msg->err && msg->key_len == (size_t)kl && !memcmp(msg->key, key, (size_t)kl) &&
+		    sscanf(value_str(msg, vb, sizeof(vb)),
+			   "{\"s\":%" SCNd64 ",\"t\":%" SCNd64 ",\"n\":%" SCNd64, &s, &t, &n) == 3 &&
+		    km_offmap_add(m, s, t, n)) {
+			err = km_seterr(errstr, errstr_size, KM_ERR_BUG,
+					"the offset map of '%s'[%d] is inconsistent at source offset "
+					"%lld: refusing to translate",
+					topic, partition, (long long)s);
+			rd_kafka_message_destroy(msg);
+			break;
+		}
+		rd_kafka_message_destroy(msg);
+	}
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	km_kafka_close(kt);
+	return err;
+}

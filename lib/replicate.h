@@ -1,0 +1,82 @@
+/*
+ * replicate.h -- the exactly-once replication engine.
+ *
+ * The in-scope source partitions are split into T tasks (partition i of the
+ * sorted (topic, partition) list belongs to task i % T).  Replicator
+ * processes -- any number, on any hosts -- join one consumer group on the
+ * TARGET over the internal topic __kmigrate.<migration>.tasks, which has T
+ * partitions: owning partition k of it means owning task k.  Task k writes
+ * with transactional.id kmigrate.<migration>.task.<k>, so a new owner's
+ * init_transactions() fences a zombie and aborts what it left open.
+ *
+ * One transaction = the copied records of a batch + the offset-map runs for
+ * them (__kmigrate.<migration>.offsetmap) + the next source offset of each
+ * partition (__kmigrate.<migration>.progress), both on partition k of those
+ * topics.  Data and bookkeeping become visible together or not at all, so a
+ * process killed at any moment resumes exactly where the last commit left
+ * it: nothing lost, nothing duplicated, order kept.
+ *
+ * All state lives on the target; the source is only read (read_committed:
+ * aborted source data is never copied).  Failures that would silently lose
+ * data stop the task loudly: source records deleted by retention before
+ * they were copied, a topic deleted and recreated, a target partition count
+ * that differs, missing authorisation.
+ *
+ * This module never prints; it reports through the event callback.
+ */
+#ifndef KM_REPLICATE_H
+#define KM_REPLICATE_H
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "kafka.h"
+#include "offmap.h"
+#include "plan.h"
+
+typedef struct km_repl_opts_s {
+	int tasks;               /* T when the tasks topic is created; 0 = auto */
+	bool until_caught_up;    /* return once every partition reached the
+				  * source high watermark seen at start */
+	int64_t max_bytes_per_sec; /* throttle, 0 = none */
+	int txn_max_records;     /* records per transaction (default 10000) */
+	int txn_max_ms;          /* time per transaction (default 250) */
+	int64_t max_buffer_bytes; /* producer/consumer buffering bound */
+	volatile sig_atomic_t *stop; /* set by a signal handler to stop */
+	/* Events: {"event": "progress"|"task"|"error"|"loss"|"done", ...}.
+	 * Called on the replicating thread; must not block long. */
+	void (*event_cb)(void *opaque, json_t *ev);
+	void *opaque;
+} km_repl_opts_t;
+
+void km_repl_opts_init(km_repl_opts_t *opts);
+
+typedef struct km_repl_stats_s {
+	int64_t records;      /* copied records */
+	int64_t bytes;        /* key + value + header bytes copied */
+	int64_t transactions; /* committed */
+	int64_t aborts;
+	int partitions;       /* owned at the end */
+	int caught_up;        /* of those, caught up */
+} km_repl_stats_t;
+
+/* Runs the replicator until stopped, caught up (opts->until_caught_up) or
+ * a failure.  src/tgt carry the secrets for the clients it creates. */
+km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
+			  const km_kafka_endpoint_t *tgt, const km_repl_opts_t *opts,
+			  km_repl_stats_t *stats, char *errstr, size_t errstr_size);
+
+/* Internal topic names for a migration; write into buf. */
+void km_repl_topic_name(const km_plan_t *plan, const char *what, char *buf,
+			size_t size);
+
+/* Reads the committed offset map of one source partition from the target
+ * (read_committed), into *m (cleared first). */
+km_err_t km_repl_read_offmap(const km_plan_t *plan, const km_kafka_endpoint_t *tgt,
+			     const char *topic, int partition, km_offmap_t *m,
+			     char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,245 @@
+/*
+ * cmd_replicate.c -- `kmigrate replicate` and `kmigrate offsets map`.
+ *
+ * replicate runs the exactly-once engine (lib/replicate.h) until stopped
+ * (SIGINT/SIGTERM finish the current transaction) or, with
+ * --until-caught-up, until every in-scope partition reached the source high
+ * watermark seen at start.  A progress line goes to a terminal; --json
+ * prints the engine's events as JSON lines.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "replicate.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+typedef struct ev_ctx_s {
+	cli_t *cli;
+	km_journal_t *jr;
+	int64_t run_id;
+	int tty;
+} ev_ctx_t;
+
+static void on_event(void *opaque, json_t *ev)
+{
+	ev_ctx_t *ctx = opaque;
+	const char *kind = json_string_value(json_object_get(ev, "event"));
+	char err[512];
+
+	if (ctx->cli->json) {
+		json_dumpf(ev, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+		fputc('\n', stdout);
+		fflush(stdout);
+	} else if (!strcmp(kind, "progress")) {
+		fprintf(stderr,
+			"%s%lld records  %.0f rec/s  %.1f MB/s  lag %lld  caught up %lld/%lld "
+			"partitions  tasks %lld/%lld%s",
+			ctx->tty ? "\r" : "",
+			(long long)json_integer_value(json_object_get(ev, "records")),
+			json_real_value(json_object_get(ev, "records_per_sec")),
+			json_real_value(json_object_get(ev, "mb_per_sec")),
+			(long long)json_integer_value(json_object_get(ev, "lag")),
+			(long long)json_integer_value(json_object_get(ev, "caught_up")),
+			(long long)json_integer_value(json_object_get(ev, "partitions")),
+			(long long)json_integer_value(json_object_get(ev, "tasks_owned")),
+			(long long)json_integer_value(json_object_get(ev, "tasks")),
+			ctx->tty ? "   " : "\n");
+	} else if (!strcmp(kind, "task") || !strcmp(kind, "abort") || !strcmp(kind, "start")) {
+		char *s = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
+		if (ctx->cli->verbose)
+			fprintf(stderr, "%s%s\n", ctx->tty ? "\n" : "", s);
+		free(s);
+	}
+	/* A loss is a NO-GO fact the moment it is known. */
+	if (!strcmp(kind, "loss") && ctx->jr) {
+		char subj[400];
+		snprintf(subj, sizeof(subj), "partition:%s[%lld]",
+			 json_string_value(json_object_get(ev, "topic")),
+			 (long long)json_integer_value(json_object_get(ev, "partition")));
+		km_journal_fact(ctx->jr, ctx->run_id, "replicate.loss", subj, "NO-GO", ev, err,
+				sizeof(err));
+	}
+}
+
+int cmd_replicate(cli_t *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		CLI_COMMON_OPTS,
+		{"until-caught-up", no_argument, NULL, 'u'},
+		{"tasks", required_argument, NULL, 'T'},
+		{"max-bytes-per-sec", required_argument, NULL, 'B'},
+		{"txn-records", required_argument, NULL, 'R'},
+		{"txn-ms", required_argument, NULL, 'M'},
+		{NULL, 0, NULL, 0}};
+	km_repl_opts_t ropts;
+	km_repl_stats_t stats;
+	km_plan_t *plan = NULL;
+	km_journal_t *jr = NULL;
+	km_kafka_endpoint_t src = {0}, tgt = {0};
+	ev_ctx_t ctx = {cli, NULL, 0, isatty(2)};
+	char *args = NULL, summary[200];
+	int c, rc = 0;
+	int64_t v;
+	km_err_t err;
+
+	km_repl_opts_init(&ropts);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "u", opts, NULL)) != -1) {
+		if (cli_common_opt(cli, c))
+			continue;
+		switch (c) {
+		case 'u': ropts.until_caught_up = true; break;
+		case 'T':
+			if (km_parse_i64(optarg, &v) || v < 1 || v > 256)
+				return cli_usage(cli, "--tasks takes 1..256, not '%s'", optarg);
+			ropts.tasks = (int)v;
+			break;
+		case 'B':
+			if (km_parse_i64(optarg, &v) || v < 1)
+				return cli_usage(cli, "--max-bytes-per-sec takes a positive number");
+			ropts.max_bytes_per_sec = v;
+			break;
+		case 'R':
+			if (km_parse_i64(optarg, &v) || v < 1 || v > 1000000)
+				return cli_usage(cli, "--txn-records takes 1..1000000");
+			ropts.txn_max_records = (int)v;
+			break;
+		case 'M':
+			if (km_parse_i64(optarg, &v) || v < 1 || v > 60000)
+				return cli_usage(cli, "--txn-ms takes 1..60000");
+			ropts.txn_max_ms = (int)v;
+			break;
+		default: return cli_usage(cli, "unknown option");
+		}
+	}
+	if (optind < argc)
+		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
+	if ((rc = cli_load_plan(cli, &plan)) || (rc = cli_check_journal(cli, plan)))
+		goto done;
+	if ((err = km_kafka_endpoint_from_plan(&plan->source, &src, cli->errstr, sizeof(cli->errstr))) ||
+	    (err = km_kafka_endpoint_from_plan(&plan->target, &tgt, cli->errstr, sizeof(cli->errstr)))) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	if ((rc = cli_open_journal(cli, plan, 1, &jr)))
+		goto done;
+	args = cli_args_string(argc, argv);
+	if ((err = km_journal_run_begin(jr, "replicate", args, &ctx.run_id, cli->errstr,
+					sizeof(cli->errstr)))) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	ctx.jr = jr;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	ropts.stop = &stop_flag;
+	ropts.event_cb = on_event;
+	ropts.opaque = &ctx;
+	err = km_replicate_run(plan, &src, &tgt, &ropts, &stats, cli->errstr, sizeof(cli->errstr));
+	if (ctx.tty && !cli->json)
+		fputc('\n', stderr);
+	if (err)
+		rc = cli_fail(cli, err);
+	else if (!cli->json)
+		printf("Replicated %lld records (%.1f MB) in %lld transactions; %d/%d partitions "
+		       "caught up%s\n",
+		       (long long)stats.records, (double)stats.bytes / 1e6,
+		       (long long)stats.transactions, stats.caught_up, stats.partitions,
+		       stop_flag ? " (stopped)" : "");
+	snprintf(summary, sizeof(summary), "%lld records, %lld transactions, %lld aborts",
+		 (long long)stats.records, (long long)stats.transactions, (long long)stats.aborts);
+	km_journal_run_end(jr, ctx.run_id, rc, summary, cli->errstr, sizeof(cli->errstr));
+done:
+	free(args);
+	km_kafka_endpoint_clear(&src);
+	km_kafka_endpoint_clear(&tgt);
+	km_journal_close(jr);
+	km_plan_destroy(plan);
+	return rc;
+}
+
+/* `kmigrate offsets map --topic T --partition P`: the exact offset map of a
+ * source partition, one line per run. */
+int cmd_offsets(cli_t *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {CLI_COMMON_OPTS,
+					     {"topic", required_argument, NULL, 't'},
+					     {"partition", required_argument, NULL, 'P'},
+					     {NULL, 0, NULL, 0}};
+	const char *topic = NULL;
+	int64_t partition = -1;
+	km_plan_t *plan = NULL;
+	km_kafka_endpoint_t tgt = {0};
+	km_offmap_t m = KM_OFFMAP_INIT;
+	km_err_t err;
+	int c, rc = 0;
+
+	if (argc < 2 || strcmp(argv[1], "map"))
+		return cli_usage(cli, "only `kmigrate offsets map --topic T --partition P` exists yet");
+	argc--;
+	argv++;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "t:", opts, NULL)) != -1) {
+		if (cli_common_opt(cli, c))
+			continue;
+		if (c == 't')
+			topic = optarg;
+		else if (c == 'P' && !km_parse_i64(optarg, &partition) && partition >= 0)
+			;
+		else
+			return cli_usage(cli, "bad option");
+	}
+	if (!topic || partition < 0)
+		return cli_usage(cli, "--topic and --partition are required");
+	if ((rc = cli_load_plan(cli, &plan)))
+		goto done;
+	if ((err = km_kafka_endpoint_from_plan(&plan->target, &tgt, cli->errstr, sizeof(cli->errstr))) ||
+	    (err = km_repl_read_offmap(plan, &tgt, topic, (int)partition, &m, cli->errstr,
+				       sizeof(cli->errstr)))) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	if (cli->json) {
+		json_t *runs = json_array();
+		for (size_t i = 0; i < m.cnt; i++)
+			json_array_append_new(runs, json_pack("{s:I, s:I, s:I}", "src_first",
+							      (json_int_t)m.runs[i].src_first, "tgt_first",
+							      (json_int_t)m.runs[i].tgt_first, "count",
+							      (json_int_t)m.runs[i].count));
+		json_t *out = json_pack("{s:s, s:I, s:I, s:o}", "topic", topic, "partition",
+					(json_int_t)partition, "records",
+					(json_int_t)km_offmap_records(&m), "runs", runs);
+		cli_print_json(out);
+		json_decref(out);
+	} else {
+		printf("Offset map of '%s'[%lld]: %zu runs, %lld records\n", topic,
+		       (long long)partition, m.cnt, (long long)km_offmap_records(&m));
+		table_t *t = table_new(4, "SOURCE", "TARGET", "COUNT", "SOURCE LAST");
+		for (size_t i = 0; i < m.cnt; i++) {
+			char a[32], b[32], n[32], l[32];
+			snprintf(a, sizeof(a), "%lld", (long long)m.runs[i].src_first);
+			snprintf(b, sizeof(b), "%lld", (long long)m.runs[i].tgt_first);
+			snprintf(n, sizeof(n), "%lld", (long long)m.runs[i].count);
+			snprintf(l, sizeof(l), "%lld",
+				 (long long)(m.runs[i].src_first + m.runs[i].count - 1));
+			table_row(t, a, b, n, l);
+		}
+		table_print(t, stdout, "  ");
+		table_destroy(t);
+	}
+done:
+	km_offmap_clear(&m);
+	km_kafka_endpoint_clear(&tgt);
+	km_plan_destroy(plan);
+	return rc;
+}
