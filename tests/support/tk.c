@@ -578,3 +578,166 @@ int tk_partitions(const tk_cluster_t *c, const char *topic)
 	rd_kafka_destroy(rk);
 	return n;
 }
+
+pid_t tk_spawn(const char *const argv[], const char *logpath)
+{
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		tk_fail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+int tk_wait_exit(pid_t pid, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	int st;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		if (now_ms() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			return -1;
+		}
+		poll(NULL, 0, 50);
+	}
+}
+
+int64_t tk_total_hwm(const tk_cluster_t *c, const char *topic)
+{
+	rd_kafka_t *rk = tk_admin(c);
+	int parts = tk_partitions(c, topic);
+	int64_t sum = 0, lo, hi;
+
+	for (int p = 0; p < parts; p++) {
+		if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000))
+			tk_fail("watermarks of %s[%d]", topic, p);
+		sum += hi;
+	}
+	rd_kafka_destroy(rk);
+	return sum;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return h;
+}
+
+void tk_digest_partition(const tk_cluster_t *c, const char *topic, int partition,
+			 bool committed, tk_digests_t *out)
+{
+	rd_kafka_conf_t *cf = conf(c);
+	rd_kafka_t *rk;
+	char err[256];
+	int64_t lo, hi, deadline = now_ms() + 120000;
+
+	memset(out, 0, sizeof(*out));
+	set(cf, "group.id", "tk-digest");
+	set(cf, "enable.auto.commit", "false");
+	set(cf, "enable.partition.eof", "true");
+	set(cf, "isolation.level", committed ? "read_committed" : "read_uncommitted");
+	if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, cf, err, sizeof(err))))
+		tk_fail("consumer: %s", err);
+	if (rd_kafka_query_watermark_offsets(rk, topic, partition, &lo, &hi, 10000))
+		tk_fail("watermarks of %s[%d]", topic, partition);
+	if (hi > lo) {
+		rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(tp, topic, partition)->offset = RD_KAFKA_OFFSET_BEGINNING;
+		rd_kafka_assign(rk, tp);
+		rd_kafka_topic_partition_list_destroy(tp);
+		for (;;) {
+			rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+			if (now_ms() > deadline)
+				tk_fail("reading %s[%d] did not reach its end", topic, partition);
+			if (!m)
+				continue;
+			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+				rd_kafka_message_destroy(m);
+				break;
+			}
+			if (m->err)
+				tk_fail("reading %s[%d]: %s", topic, partition, rd_kafka_message_errstr(m));
+			uint64_t h = 1469598103934665603ull;
+			unsigned char nk = m->key ? 1 : 0, nv = m->payload ? 1 : 0;
+			rd_kafka_timestamp_type_t tst;
+			int64_t ts = rd_kafka_message_timestamp(m, &tst);
+			rd_kafka_headers_t *hdrs = NULL;
+			h = fnv(h, &nk, 1);
+			h = fnv(h, m->key, m->key_len);
+			h = fnv(h, &nv, 1);
+			h = fnv(h, m->payload, m->len);
+			if (!rd_kafka_message_headers(m, &hdrs)) {
+				const char *hn;
+				const void *hv;
+				size_t hs;
+				for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &hn, &hv, &hs); i++) {
+					unsigned char hnull = hv ? 1 : 0;
+					h = fnv(h, hn, strlen(hn) + 1);
+					h = fnv(h, &hnull, 1);
+					h = fnv(h, hv, hs);
+				}
+			}
+			h = fnv(h, &ts, sizeof(ts));
+			if (out->n == out->cap) {
+				out->cap = out->cap ? out->cap * 2 : 1024;
+				out->d = realloc(out->d, out->cap * sizeof(*out->d));
+				out->off = realloc(out->off, out->cap * sizeof(*out->off));
+			}
+			out->d[out->n] = h;
+			out->off[out->n] = m->offset;
+			out->n++;
+			rd_kafka_message_destroy(m);
+		}
+	}
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+}
+
+void tk_digests_free(tk_digests_t *d)
+{
+	free(d->d);
+	free(d->off);
+	memset(d, 0, sizeof(*d));
+}
+
+void tk_delete_records(const tk_cluster_t *c, const char *topic, int partition, int64_t before)
+{
+	rd_kafka_t *rk = tk_admin(c);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_DeleteRecords_t *dr;
+
+	rd_kafka_topic_partition_list_add(tp, topic, partition)->offset = before;
+	dr = rd_kafka_DeleteRecords_new(tp);
+	rd_kafka_DeleteRecords(rk, &dr, 1, NULL, q);
+	rd_kafka_event_t *ev = wait_ev(q, "DeleteRecords");
+	const rd_kafka_topic_partition_list_t *res =
+		rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
+	for (int i = 0; res && i < res->cnt; i++)
+		if (res->elems[i].err)
+			tk_fail("DeleteRecords %s[%d]: %s", topic, partition,
+				rd_kafka_err2str(res->elems[i].err));
+	rd_kafka_event_destroy(ev);
+	rd_kafka_DeleteRecords_destroy(dr);
+	rd_kafka_topic_partition_list_destroy(tp);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+}

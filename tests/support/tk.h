@@ -83,6 +83,33 @@ json_t *tk_acls(const tk_cluster_t *c);
 /* Partition count of a topic, -1 when it does not exist. */
 int tk_partitions(const tk_cluster_t *c, const char *topic);
 
+/* Starts a command in the background with stdout and stderr appended to
+ * logpath; the child dies with the test (PDEATHSIG). */
+pid_t tk_spawn(const char *const argv[], const char *logpath);
+/* Waits for pid to exit within timeout_ms; kills it with SIGKILL on
+ * timeout.  @returns the exit status, 128+signal, or -1 on timeout. */
+int tk_wait_exit(pid_t pid, int timeout_ms);
+
+/* Sum of a topic's high watermarks (all partitions). */
+int64_t tk_total_hwm(const tk_cluster_t *c, const char *topic);
+
+/* Per-record digests of one partition, read from the beginning to the end
+ * with read_committed (or read_uncommitted): FNV-1a 64 over key and value
+ * null-ness and bytes, headers in order, and the timestamp.  Offsets are
+ * returned alongside. */
+typedef struct tk_digests_s {
+	uint64_t *d;
+	int64_t *off;
+	size_t n, cap;
+} tk_digests_t;
+void tk_digest_partition(const tk_cluster_t *c, const char *topic, int partition,
+			 bool committed, tk_digests_t *out);
+void tk_digests_free(tk_digests_t *d);
+
+/* DeleteRecords before `before` on topic[partition]: moves the log start
+ * offset exactly as retention would. */
+void tk_delete_records(const tk_cluster_t *c, const char *topic, int partition, int64_t before);
+
 /* Runs a command, captures stdout (owned, NUL-terminated) and returns the
  * exit status (or -1 when it did not exit). */
 int tk_run(char **out, char **err, const char *const argv[]);
