@@ -1,6 +1,7 @@
 #include "replicate.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +72,12 @@ typedef struct task_s {
 	slot_t *slots;
 	int nslots;
 	bool in_txn;
-	bool dead;
+	volatile bool dead;
+	pthread_t th;          /* the task's own thread */
+	volatile sig_atomic_t stop;
+	volatile bool ready;   /* fenced, progress loaded, source assigned */
+	pthread_mutex_t lock;  /* parts' next/caught_up, read by the main thread */
+	struct repl_s *r;
 } task_t;
 
 typedef struct repl_s {
@@ -83,7 +89,8 @@ typedef struct repl_s {
 	int ntasks;
 	task_t *tasks[MAX_TASKS];
 	rd_kafka_t *group; /* membership consumer on the target */
-	km_err_t err;      /* first fatal error */
+	pthread_mutex_t lock; /* err, stats, events: tasks run on threads */
+	volatile km_err_t err; /* first fatal error */
 	char *errstr;
 	size_t errstr_size;
 	/* Source partitions in scope: (topic, partition, hwm). */
@@ -93,8 +100,10 @@ typedef struct repl_s {
 
 static void emit(repl_t *r, json_t *ev)
 {
+	pthread_mutex_lock(&r->lock);
 	if (r->opts->event_cb)
 		r->opts->event_cb(r->opts->opaque, ev);
+	pthread_mutex_unlock(&r->lock);
 	json_decref(ev);
 }
 
@@ -103,12 +112,16 @@ static km_err_t fail(repl_t *r, km_err_t err, const char *fmt, ...)
 static km_err_t fail(repl_t *r, km_err_t err, const char *fmt, ...)
 {
 	va_list ap;
-	if (r->err)
+	pthread_mutex_lock(&r->lock);
+	if (r->err) {
+		pthread_mutex_unlock(&r->lock);
 		return r->err; /* the first failure is the one to tell */
+	}
 	va_start(ap, fmt);
 	vsnprintf(r->errstr, r->errstr_size, fmt, ap);
 	va_end(ap);
 	r->err = err;
+	pthread_mutex_unlock(&r->lock);
 	emit(r, json_pack("{s:s, s:s, s:s}", "event", "error", "code", km_err_name(err),
 			  "message", r->errstr));
 	return err;
@@ -357,6 +370,7 @@ static void task_destroy(task_t *t)
 		rd_kafka_destroy(t->p);
 	free(t->parts);
 	free(t->slots);
+	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
 
@@ -378,13 +392,17 @@ static km_err_t assign_source(repl_t *r, task_t *t)
 	return KM_ERR_OK;
 }
 
-static task_t *task_start(repl_t *r, int id)
+static km_err_t task_step(repl_t *r, task_t *t);
+
+/* Makes t ready to copy: fences the task's previous owner, loads its
+ * progress, checks for records lost to retention, assigns the source.
+ * @locality the task's thread */
+static km_err_t task_init(repl_t *r, task_t *t)
 {
 	char txid[400], cgroup[400], linger[16], bufkb[32];
-	task_t *t = km_calloc(1, sizeof(*t));
+	int id = t->id;
 	rd_kafka_error_t *e;
 
-	t->id = id;
 	for (int i = 0; i < r->nsp; i++) {
 		if (task_of(r->sp[i].topic, r->sp[i].partition, r->ntasks) != id)
 			continue;
@@ -409,15 +427,12 @@ static task_t *task_start(repl_t *r, int id)
 	char rerr[512];
 	if (km_kafka_conf_new(r->tgt, pprops, &conf, r->errstr, r->errstr_size)) {
 		r->err = KM_ERR_PLAN;
-		task_destroy(t);
-		return NULL;
+		return r->err;
 	}
 	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 	if (!(t->p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof(rerr)))) {
 		rd_kafka_conf_destroy(conf);
-		fail(r, KM_ERR_KAFKA, "task %d: cannot create producer: %s", id, rerr);
-		task_destroy(t);
-		return NULL;
+		return fail(r, KM_ERR_KAFKA, "task %d: cannot create producer: %s", id, rerr);
 	}
 	/* Fences the previous owner of this task and aborts its open
 	 * transaction: from here on, only we can write for task id. */
@@ -431,13 +446,10 @@ static task_t *task_start(repl_t *r, int id)
 			     ? " (grant WRITE and DESCRIBE on TRANSACTIONAL_ID 'kmigrate.' PREFIXED)"
 			     : "");
 		rd_kafka_error_destroy(e);
-		task_destroy(t);
-		return NULL;
+		return r->err;
 	}
-	if (load_progress(r, t)) {
-		task_destroy(t);
-		return NULL;
-	}
+	if (load_progress(r, t))
+		return r->err;
 	/* A partition never copied starts at the source's log start.  A
 	 * partition whose progress fell below the log start lost records to
 	 * retention before they were copied: say so, never skip. */
@@ -460,8 +472,7 @@ static task_t *task_start(repl_t *r, int id)
 			     "retention before they were copied: data lost, replication stops",
 			     p->topic, p->partition, (long long)(lo - p->next), (long long)p->next,
 			     (long long)lo - 1);
-			task_destroy(t);
-			return NULL;
+			return r->err;
 		}
 		if (p->next >= hi)
 			p->caught_up = true;
@@ -473,19 +484,40 @@ static task_t *task_start(repl_t *r, int id)
 				"auto.offset.reset", "error", "enable.partition.eof", "true",
 				"fetch.max.bytes", "52428800", "queued.max.messages.kbytes", bufkb,
 				"fetch.wait.max.ms", "50", NULL};
-	if (!(t->c = client(r, r->src, RD_KAFKA_CONSUMER, cprops))) {
-		task_destroy(t);
-		return NULL;
-	}
+	if (!(t->c = client(r, r->src, RD_KAFKA_CONSUMER, cprops)))
+		return r->err ? r->err : KM_ERR_KAFKA;
 	t->nslots = r->opts->txn_max_records;
 	t->slots = km_calloc((size_t)t->nslots, sizeof(*t->slots));
-	if (assign_source(r, t)) {
-		task_destroy(t);
-		return NULL;
-	}
+	if (assign_source(r, t))
+		return r->err;
 	emit(r, json_pack("{s:s, s:i, s:i, s:s}", "event", "task", "task", id, "partitions",
 			  t->nparts, "state", "started"));
-	return t;
+	return KM_ERR_OK;
+}
+
+/* The task's thread: initialise, then one transaction after another until
+ * told to stop, fenced, or the replicator failed. */
+static void *task_main(void *arg)
+{
+	task_t *t = arg;
+	repl_t *r = t->r;
+
+	if (task_init(r, t)) {
+		t->dead = true;
+		return NULL;
+	}
+	t->ready = true;
+	while (!t->stop && !t->dead && !r->err && !(r->opts->stop && *r->opts->stop))
+		task_step(r, t);
+	if (t->in_txn) {
+		/* Stopped between produce and commit: abort, so the next
+		 * owner starts from the committed progress. */
+		rd_kafka_error_t *e = rd_kafka_abort_transaction(t->p, 10000);
+		if (e)
+			rd_kafka_error_destroy(e);
+		t->in_txn = false;
+	}
+	return NULL;
 }
 
 /* ---- one transaction -------------------------------------------------------- */
@@ -527,7 +559,9 @@ static km_err_t abort_and_rewind(repl_t *r, task_t *t, int n, const char *why)
 			return r->err;
 		}
 	}
+	pthread_mutex_lock(&r->lock);
 	r->stats->aborts++;
+	pthread_mutex_unlock(&r->lock);
 	emit(r, json_pack("{s:s, s:i, s:s}", "event", "abort", "task", t->id, "reason", why));
 	for (int i = 0; i < t->nparts; i++)
 		memset(&t->parts[i].rb, 0, sizeof(t->parts[i].rb));
@@ -592,8 +626,11 @@ static km_err_t task_step(repl_t *r, task_t *t)
 		if (!(m = rd_kafka_consumer_poll(t->c, (int)(left < 100 ? left : 100))))
 			continue;
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			if ((p = part_of(t, m)) && m->offset >= p->hwm)
+			if ((p = part_of(t, m)) && m->offset >= p->hwm) {
+				pthread_mutex_lock(&t->lock);
 				p->caught_up = true;
+				pthread_mutex_unlock(&t->lock);
+			}
 			rd_kafka_message_destroy(m);
 			if (n == 0) {
 				bool all = true;
@@ -756,16 +793,20 @@ static km_err_t task_step(repl_t *r, task_t *t)
 		}
 	}
 	t->in_txn = false;
+	pthread_mutex_lock(&t->lock);
 	for (i = 0; i < t->nparts; i++) {
 		part_t *p = &t->parts[i];
 		p->next = p->pending_next;
 		if (p->next >= p->hwm)
 			p->caught_up = true;
 	}
+	pthread_mutex_unlock(&t->lock);
 	release_slots(t, n);
+	pthread_mutex_lock(&r->lock);
 	r->stats->records += n;
 	r->stats->bytes += bytes;
 	r->stats->transactions++;
+	pthread_mutex_unlock(&r->lock);
 
 	if (r->opts->max_bytes_per_sec > 0) {
 		/* Throttle: hold the next transaction back so that the
@@ -782,6 +823,33 @@ static km_err_t task_step(repl_t *r, task_t *t)
 
 /* ---- membership ------------------------------------------------------------ */
 
+static task_t *task_spawn(repl_t *r, int id)
+{
+	task_t *t = km_calloc(1, sizeof(*t));
+
+	t->id = id;
+	t->r = r;
+	pthread_mutex_init(&t->lock, NULL);
+	if (pthread_create(&t->th, NULL, task_main, t)) {
+		fail(r, KM_ERR_BUG, "task %d: cannot start a thread", id);
+		pthread_mutex_destroy(&t->lock);
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void task_join(task_t *t)
+{
+	t->stop = 1;
+	pthread_join(t->th, NULL);
+	task_destroy(t);
+}
+
+/* Owning partition k of the tasks topic = owning task k.  Tasks start on
+ * their own threads (init_transactions may wait for a fenced zombie's
+ * transaction to be aborted); revoked tasks finish or abort their open
+ * transaction before the assignment is released. */
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -792,16 +860,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		for (int i = 0; i < parts->cnt; i++) {
 			int k = parts->elems[i].partition;
 			if (k >= 0 && k < MAX_TASKS && !r->tasks[k] && !r->err)
-				r->tasks[k] = task_start(r, k);
+				r->tasks[k] = task_spawn(r, k);
 		}
 	} else {
 		for (int i = 0; i < parts->cnt; i++) {
 			int k = parts->elems[i].partition;
 			if (k >= 0 && k < MAX_TASKS && r->tasks[k]) {
+				task_join(r->tasks[k]);
+				r->tasks[k] = NULL;
 				emit(r, json_pack("{s:s, s:i, s:s}", "event", "task", "task", k,
 						  "state", "revoked"));
-				task_destroy(r->tasks[k]);
-				r->tasks[k] = NULL;
 			}
 		}
 		rd_kafka_assign(rk, NULL);
@@ -819,31 +887,36 @@ static void progress_event(repl_t *r, int64_t *last_ms, int64_t *last_records, i
 		return;
 	for (int k = 0; k < r->ntasks; k++) {
 		task_t *t = r->tasks[k];
-		if (!t || t->dead)
+		if (!t || t->dead || !t->ready)
 			continue;
 		owned++;
+		pthread_mutex_lock(&t->lock);
 		for (int i = 0; i < t->nparts; i++) {
 			parts++;
 			caught += t->parts[i].caught_up;
 			if (!t->parts[i].caught_up && t->parts[i].hwm > t->parts[i].next)
 				lag += t->parts[i].hwm - t->parts[i].next;
 		}
+		pthread_mutex_unlock(&t->lock);
 	}
+	pthread_mutex_lock(&r->lock);
 	double secs = (double)(now - *last_ms) / 1000.0;
 	if (secs <= 0)
 		secs = 1;
-	emit(r, json_pack("{s:s, s:I, s:I, s:f, s:f, s:I, s:i, s:i, s:i, s:i}", "event", "progress",
-			  "records", (json_int_t)r->stats->records, "bytes",
-			  (json_int_t)r->stats->bytes, "records_per_sec",
-			  (double)(r->stats->records - *last_records) / secs, "mb_per_sec",
-			  (double)(r->stats->bytes - *last_bytes) / secs / 1e6, "lag",
-			  (json_int_t)lag, "tasks_owned", owned, "tasks", r->ntasks, "partitions",
-			  parts, "caught_up", caught));
+	json_t *ev = json_pack("{s:s, s:I, s:I, s:f, s:f, s:I, s:i, s:i, s:i, s:i}", "event",
+			       "progress", "records", (json_int_t)r->stats->records, "bytes",
+			       (json_int_t)r->stats->bytes, "records_per_sec",
+			       (double)(r->stats->records - *last_records) / secs, "mb_per_sec",
+			       (double)(r->stats->bytes - *last_bytes) / secs / 1e6, "lag",
+			       (json_int_t)lag, "tasks_owned", owned, "tasks", r->ntasks,
+			       "partitions", parts, "caught_up", caught);
 	*last_ms = now;
 	*last_records = r->stats->records;
 	*last_bytes = r->stats->bytes;
 	r->stats->partitions = parts;
 	r->stats->caught_up = caught;
+	pthread_mutex_unlock(&r->lock);
+	emit(r, ev);
 }
 
 km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
@@ -856,6 +929,7 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	int64_t last_ms = km_mono_ms(), last_records = 0, last_bytes = 0;
 
 	memset(stats, 0, sizeof(*stats));
+	pthread_mutex_init(&r.lock, NULL);
 	r.plan = plan;
 	r.src = src;
 	r.tgt = tgt;
@@ -900,28 +974,26 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 
 	while (!r.err && !(opts->stop && *opts->stop)) {
 		int owned = 0, caught = 0;
-		rd_kafka_message_t *gm = rd_kafka_consumer_poll(r.group, 0);
+		/* Serves the group (rebalances start and stop task threads)
+		 * and paces the progress line. */
+		rd_kafka_message_t *gm = rd_kafka_consumer_poll(r.group, 100);
 		if (gm)
 			rd_kafka_message_destroy(gm);
-		for (int k = 0; k < r.ntasks && !r.err; k++) {
+		for (int k = 0; k < r.ntasks; k++) {
 			task_t *t = r.tasks[k];
-			if (!t || t->dead)
+			if (!t || !t->ready || t->dead)
 				continue;
 			owned++;
-			task_step(&r, t);
 			bool all = true;
+			pthread_mutex_lock(&t->lock);
 			for (int i = 0; i < t->nparts; i++)
 				all &= t->parts[i].caught_up;
+			pthread_mutex_unlock(&t->lock);
 			caught += all;
 		}
 		progress_event(&r, &last_ms, &last_records, &last_bytes, false);
 		if (opts->until_caught_up && owned == r.ntasks && caught == owned)
 			break;
-		if (owned == 0) {
-			gm = rd_kafka_consumer_poll(r.group, 100);
-			if (gm)
-				rd_kafka_message_destroy(gm);
-		}
 	}
 	progress_event(&r, &last_ms, &last_records, &last_bytes, true);
 	if (!r.err)
@@ -931,12 +1003,7 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 done:
 	for (int k = 0; k < MAX_TASKS; k++)
 		if (r.tasks[k]) {
-			if (r.tasks[k]->in_txn) {
-				rd_kafka_error_t *e = rd_kafka_abort_transaction(r.tasks[k]->p, 10000);
-				if (e)
-					rd_kafka_error_destroy(e);
-			}
-			task_destroy(r.tasks[k]);
+			task_join(r.tasks[k]);
 			r.tasks[k] = NULL;
 		}
 	if (r.group) {
@@ -948,6 +1015,7 @@ done:
 	free(r.sp);
 	km_kafka_close(ks);
 	km_kafka_close(kt);
+	pthread_mutex_destroy(&r.lock);
 	return r.err;
 }
 

@@ -31,6 +31,10 @@
 
 static tk_cluster_t src, tgt;
 
+/* Topic names unique to this run, so the suite can run against clusters
+ * that already hold an earlier run's topics and migrations. */
+static char R1[64], R2[64], R3[64], R4[64], R5[64], R6[64];
+
 static int64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -39,13 +43,13 @@ static int64_t mono_ms(void)
 }
 
 /* A plan for one scenario: its own migration name and topic prefix. */
-static char *make_plan(const char *name, const char *include)
+static char *make_plan(const char *name, const char *topic)
 {
 	char text[1024], *dir = tk_tmpdir(name);
 	snprintf(text, sizeof(text),
-		 "migration: %s\nsource:\n  bootstrap: %s\ntarget:\n  bootstrap: %s\n"
-		 "topics:\n  include: [\"%s\"]\n",
-		 name, src.bootstrap, tgt.bootstrap, include);
+		 "migration: %s-%d\nsource:\n  bootstrap: %s\ntarget:\n  bootstrap: %s\n"
+		 "topics:\n  include: [\"^%s$\"]\n",
+		 name, (int)getpid(), src.bootstrap, tgt.bootstrap, topic);
 	char *p = tk_write_file(dir, "migration.yaml", text);
 	free(dir);
 	return p;
@@ -116,6 +120,13 @@ static void test_setup(void **state)
 	(void)state;
 	tk_cluster_from_env(&src, "KM_TEST_SOURCE");
 	tk_cluster_from_env(&tgt, "KM_TEST_TARGET");
+	int id = (int)getpid();
+	snprintf(R1, sizeof(R1), "r1-%d.data", id);
+	snprintf(R2, sizeof(R2), "r2-%d.data", id);
+	snprintf(R3, sizeof(R3), "r3-%d.data", id);
+	snprintf(R4, sizeof(R4), "r4-%d.txn", id);
+	snprintf(R5, sizeof(R5), "r5-%d.compact", id);
+	snprintf(R6, sizeof(R6), "r6-%d.loss", id);
 }
 
 /* ---- fidelity --------------------------------------------------------------- */
@@ -125,7 +136,7 @@ static void test_fidelity_million(void **state)
 	const int N = 1000000, P = 12;
 	char key[32], val[128];
 	(void)state;
-	tk_create_topic(&src, "r1.data", P, NULL);
+	tk_create_topic(&src, R1, P, NULL);
 	rd_kafka_t *p = tk_producer(&src, NULL);
 	for (int i = 0; i < N; i++) {
 		/* Duplicate header names, in a given order, must survive. */
@@ -137,18 +148,18 @@ static void test_fidelity_million(void **state)
 			      .partition = i % P,
 			      .timestamp = 1700000000000LL + i,
 			      .headers = i % 3 ? hdrs : NULL};
-		tk_produce(p, "r1.data", &m);
+		tk_produce(p, R1, &m);
 	}
 	tk_flush(p);
 	rd_kafka_destroy(p);
 
-	char *plan = make_plan("it-r1", "^r1\\\\.");
+	char *plan = make_plan("it-r1", R1);
 	km(plan, "plan", 0);
 	km(plan, "apply", 0);
 	int64_t t0 = mono_ms();
 	catch_up(plan, 600000);
 	fprintf(stderr, "replicated %d records in %lld ms\n", N, (long long)(mono_ms() - t0));
-	assert_same_topic("r1.data");
+	assert_same_topic(R1);
 	free(plan);
 }
 
@@ -219,28 +230,28 @@ static void test_sigkill_loop(void **state)
 {
 	writer_t w;
 	(void)state;
-	tk_create_topic(&src, "r2.data", 4, NULL);
-	char *plan = make_plan("it-r2", "^r2\\\\.");
+	tk_create_topic(&src, R2, 4, NULL);
+	char *plan = make_plan("it-r2", R2);
 	km(plan, "plan", 0);
 	km(plan, "apply", 0);
 	char *log = log_path(plan);
 	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--txn-ms", "50", NULL};
 
-	writer_start(&w, "r2.data", 4);
+	writer_start(&w, R2, 4);
 	srand((unsigned)time(NULL));
 	for (int k = 0; k < 10; k++) {
-		int64_t before = tk_total_hwm(&tgt, "r2.data");
+		int64_t before = tk_total_hwm(&tgt, R2);
 		pid_t pid = tk_spawn(argv, log);
 		/* Kill at a random point of the copy: after 1..3000 more
 		 * records reached the target. */
-		wait_target_growth("r2.data", before, 1 + rand() % 3000);
+		wait_target_growth(R2, before, 1 + rand() % 3000);
 		kill(pid, SIGKILL);
 		assert_int_equal(tk_wait_exit(pid, 10000), 128 + SIGKILL);
 	}
 	writer_stop(&w);
 	fprintf(stderr, "writer produced %lld records during 10 SIGKILLs\n", (long long)w.written);
 	catch_up(plan, 300000);
-	assert_same_topic("r2.data");
+	assert_same_topic(R2);
 	free(log);
 	free(plan);
 }
@@ -275,8 +286,8 @@ static void test_two_replicators_takeover(void **state)
 {
 	writer_t w;
 	(void)state;
-	tk_create_topic(&src, "r3.data", 6, NULL);
-	char *plan = make_plan("it-r3", "^r3\\\\.");
+	tk_create_topic(&src, R3, 6, NULL);
+	char *plan = make_plan("it-r3", R3);
 	km(plan, "plan", 0);
 	km(plan, "apply", 0);
 	char loga[600], logb[600];
@@ -284,23 +295,23 @@ static void test_two_replicators_takeover(void **state)
 	snprintf(logb, sizeof(logb), "%s.b.log", plan);
 	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--json", "--tasks", "6", NULL};
 
-	writer_start(&w, "r3.data", 6);
+	writer_start(&w, R3, 6);
 	pid_t a = tk_spawn(argv, loga);
 	wait_log(loga, "\"state\":\"started\"", 6);
 	pid_t b = tk_spawn(argv, logb);
 	/* The group splits the six tasks: B starts some of them. */
 	wait_log(logb, "\"state\":\"started\"", 1);
-	int64_t before = tk_total_hwm(&tgt, "r3.data");
+	int64_t before = tk_total_hwm(&tgt, R3);
 	kill(a, SIGKILL);
 	assert_int_equal(tk_wait_exit(a, 10000), 128 + SIGKILL);
 	/* B takes over every task (A's session times out) and copies on. */
 	wait_log(logb, "\"state\":\"started\"", 6 + count_in_file(logb, "\"state\":\"revoked\""));
-	wait_target_growth("r3.data", before, 2000);
+	wait_target_growth(R3, before, 2000);
 	writer_stop(&w);
 	kill(b, SIGTERM);
 	assert_int_equal(tk_wait_exit(b, 60000), 0);
 	catch_up(plan, 300000);
-	assert_same_topic("r3.data");
+	assert_same_topic(R3);
 	free(plan);
 }
 
@@ -360,7 +371,7 @@ static void test_transactions(void **state)
 {
 	char key[32], val[64];
 	(void)state;
-	tk_create_topic(&src, "r4.txn", 3, NULL);
+	tk_create_topic(&src, R4, 3, NULL);
 	rd_kafka_t *p = tk_producer(&src, "it-r4-tx");
 	int committed = 0;
 	for (int t = 0; t < 30; t++) {
@@ -371,7 +382,7 @@ static void test_transactions(void **state)
 			snprintf(key, sizeof(key), "t%d-%d", t, i);
 			snprintf(val, sizeof(val), "%s", t % 3 == 2 ? "ABORTED" : "committed");
 			tk_msg_t m = {.key = key, .value = val, .partition = i % 3};
-			tk_produce(p, "r4.txn", &m);
+			tk_produce(p, R4, &m);
 		}
 		tk_flush(p);
 		e = t % 3 == 2 ? rd_kafka_abort_transaction(p, 30000)
@@ -382,20 +393,20 @@ static void test_transactions(void **state)
 	}
 	rd_kafka_destroy(p);
 
-	char *plan = make_plan("it-r4", "^r4\\\\.");
+	char *plan = make_plan("it-r4", R4);
 	km(plan, "plan", 0);
 	km(plan, "apply", 0);
 	catch_up(plan, 120000);
-	assert_same_topic("r4.txn");
+	assert_same_topic(R4);
 	/* Nothing aborted reached the target, even for a read_uncommitted
 	 * reader: kmigrate copies only committed data. */
 	size_t total = 0;
 	for (int part = 0; part < 3; part++) {
 		tk_digests_t d;
-		tk_digest_partition(&tgt, "r4.txn", part, false, &d);
+		tk_digest_partition(&tgt, R4, part, false, &d);
 		total += d.n;
 		tk_digests_free(&d);
-		assert_offmap_exact(plan, "r4.txn", part);
+		assert_offmap_exact(plan, R4, part);
 	}
 	assert_int_equal(total, committed);
 	free(plan);
@@ -422,7 +433,7 @@ static void test_compacted_gaps(void **state)
 			     "min.cleanable.dirty.ratio", "0.01", "min.compaction.lag.ms", "0",
 			     "delete.retention.ms", "100", NULL};
 	(void)state;
-	tk_create_topic(&src, "r5.compact", 1, cfg);
+	tk_create_topic(&src, R5, 1, cfg);
 	rd_kafka_t *p = tk_producer(&src, NULL);
 	int64_t deadline = mono_ms() + 120000;
 	int round = 0;
@@ -433,23 +444,23 @@ static void test_compacted_gaps(void **state)
 			snprintf(key, sizeof(key), "key-%d", i % 10);
 			snprintf(val, sizeof(val), "round-%d-%d", round, i);
 			tk_msg_t m = {.key = key, .value = i % 50 == 49 ? NULL : val, .partition = 0};
-			tk_produce(p, "r5.compact", &m);
+			tk_produce(p, R5, &m);
 		}
 		tk_flush(p);
 		round++;
 		if (mono_ms() > deadline)
 			fail_msg("the source never compacted r5.compact within 120 s");
 		poll(NULL, 0, 200);
-	} while (!has_gaps("r5.compact", 0));
+	} while (!has_gaps(R5, 0));
 	rd_kafka_destroy(p);
 
-	char *plan = make_plan("it-r5", "^r5\\\\.");
+	char *plan = make_plan("it-r5", R5);
 	km(plan, "plan", 0);
 	km(plan, "apply", 0);
 	catch_up(plan, 120000);
 	/* The source may compact further after the copy: every record it
 	 * still has must be at its translated position on the target. */
-	assert_offmap_exact(plan, "r5.compact", 0);
+	assert_offmap_exact(plan, R5, 0);
 	free(plan);
 }
 
@@ -459,15 +470,15 @@ static void test_retention_loss_is_loud(void **state)
 {
 	char val[32], *out, *err;
 	(void)state;
-	tk_create_topic(&src, "r6.loss", 1, NULL);
+	tk_create_topic(&src, R6, 1, NULL);
 	rd_kafka_t *p = tk_producer(&src, NULL);
 	for (int i = 0; i < 200; i++) {
 		snprintf(val, sizeof(val), "v%d", i);
 		tk_msg_t m = {.key = "k", .value = val, .partition = 0};
-		tk_produce(p, "r6.loss", &m);
+		tk_produce(p, R6, &m);
 		if (i == 99) {
 			tk_flush(p);
-			char *plan = make_plan("it-r6", "^r6\\\\.");
+			char *plan = make_plan("it-r6", R6);
 			km(plan, "plan", 0);
 			km(plan, "apply", 0);
 			catch_up(plan, 120000); /* copies 0..99 */
@@ -478,12 +489,14 @@ static void test_retention_loss_is_loud(void **state)
 	tk_flush(p);
 	rd_kafka_destroy(p);
 	/* Records 100..149 are deleted before anyone copied them. */
-	tk_delete_records(&src, "r6.loss", 0, 150);
+	tk_delete_records(&src, R6, 0, 150);
 	const char *plan = getenv("KM_IT_R6_PLAN");
 	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--until-caught-up", NULL};
 	int rc = tk_run(&out, &err, argv);
+	char named[100];
+	snprintf(named, sizeof(named), "'%s'[0]", R6);
 	if (rc != 1 || !strstr(err, "50 records") || !strstr(err, "deleted by retention") ||
-	    !strstr(err, "'r6.loss'[0]"))
+	    !strstr(err, named))
 		fail_msg("want exit 1 naming r6.loss[0] and 50 lost records, got %d: %s", rc, err);
 	free(out);
 	free(err);
