@@ -56,6 +56,16 @@ run "$km" apply -p migration.yaml
 step "kmigrate apply again: idempotent"
 run "$km" apply -p migration.yaml
 
+step "kmigrate replicate --until-caught-up: exactly-once copy of the estate"
+run "$km" replicate -p migration.yaml --until-caught-up
+
+step "kmigrate offsets map: the exact offset map of payments[0] (control-record gaps show as new runs)"
+run "$km" offsets map -p migration.yaml --topic payments --partition 0
+
+step "An independent reader (kcat) sees the same first records on both sides"
+echo "source payments[0]:"; kcat -b 127.0.0.1:19092 -C -t payments -p 0 -e -q -X isolation.level=read_committed -f '  %o %k %s\n' | head -3
+echo "target payments[0]:"; kcat -b 127.0.0.1:29092 -C -t payments -p 0 -e -q -X isolation.level=read_committed -f '  %o %k %s\n' | head -3
+
 step "kmigrate status: what the journal knows"
 run "$km" status -p migration.yaml
 
