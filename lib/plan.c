@@ -1944,6 +1944,20 @@ static const schema_t rollback_schema = {
 	"rollback", sizeof(km_plan_rollback_t), rollback_fields,
 	NFIELDS(rollback_fields), NULL, NULL};
 
+/* replication: */
+static const field_t replication_fields[] = {
+	FLD(km_plan_replication_t, "max_bytes_per_sec", T_I64, max_bytes_per_sec,
+	    .min = 0, .max = INT64_MAX),
+	FLD(km_plan_replication_t, "tasks", T_INT, tasks, .min = 1, .max = 256),
+	FLD(km_plan_replication_t, "txn_max_records", T_INT, txn_max_records,
+	    .min = 1, .max = 1000000),
+	FLD(km_plan_replication_t, "txn_max_ms", T_INT, txn_max_ms, .min = 1,
+	    .max = 60000),
+};
+static const schema_t replication_schema = {
+	"replication", sizeof(km_plan_replication_t), replication_fields,
+	NFIELDS(replication_fields), NULL, NULL};
+
 /* The top level. */
 static const field_t plan_fields[] = {
 	FLD(km_plan_t, "migration", T_STR, migration, .flags = F_REQ,
@@ -1969,6 +1983,8 @@ static const field_t plan_fields[] = {
 	LST(km_plan_t, "runbooks", T_LIST, runbooks, .sub = &artifact_schema),
 	FLD(km_plan_t, "gates", T_MAP, gates, .sub = &gates_schema),
 	FLD(km_plan_t, "rollback", T_MAP, rollback, .sub = &rollback_schema),
+	FLD(km_plan_t, "replication", T_MAP, replication,
+	    .sub = &replication_schema),
 };
 static const schema_t plan_schema = {"the plan", sizeof(km_plan_t),
 				     plan_fields, NFIELDS(plan_fields), NULL,

@@ -222,6 +222,15 @@ typedef struct km_plan_gates_s {
 	int many_partitions;        /* >= 1, default 64 */
 } km_plan_gates_t;
 
+/* `replication:` -- how replicate copies; all optional. */
+typedef struct km_plan_replication_s {
+	km_plan_pos_t pos;
+	int64_t max_bytes_per_sec; /* 0 = no throttle */
+	int tasks;                 /* T when first created; 0 = automatic */
+	int txn_max_records;       /* 0 = default */
+	int txn_max_ms;            /* 0 = default */
+} km_plan_replication_t;
+
 typedef struct km_plan_trigger_s {
 	km_plan_pos_t pos;
 	char *name;
@@ -264,6 +273,7 @@ typedef struct km_plan_s {
 	size_t runbooks_cnt;
 	km_plan_gates_t gates;
 	km_plan_rollback_t rollback;
+	km_plan_replication_t replication;
 } km_plan_t;
 
 /*

@@ -88,11 +88,13 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 	km_kafka_endpoint_t src = {0}, tgt = {0};
 	ev_ctx_t ctx = {cli, NULL, 0, isatty(2)};
 	char *args = NULL, summary[200];
-	int c, rc = 0;
+	int c, rc = 0, txn_records_set = 0, txn_ms_set = 0;
 	int64_t v;
 	km_err_t err;
 
 	km_repl_opts_init(&ropts);
+	ropts.tasks = -1;
+	ropts.max_bytes_per_sec = -1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "u", opts, NULL)) != -1) {
 		if (cli_common_opt(cli, c))
@@ -113,11 +115,13 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 			if (km_parse_i64(optarg, &v) || v < 1 || v > 1000000)
 				return cli_usage(cli, "--txn-records takes 1..1000000");
 			ropts.txn_max_records = (int)v;
+			txn_records_set = 1;
 			break;
 		case 'M':
 			if (km_parse_i64(optarg, &v) || v < 1 || v > 60000)
 				return cli_usage(cli, "--txn-ms takes 1..60000");
 			ropts.txn_max_ms = (int)v;
+			txn_ms_set = 1;
 			break;
 		default: return cli_usage(cli, "unknown option");
 		}
@@ -126,6 +130,15 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
 	if ((rc = cli_load_plan(cli, &plan)) || (rc = cli_check_journal(cli, plan)))
 		goto done;
+	/* Flags win over the plan's replication: section. */
+	if (ropts.tasks < 0)
+		ropts.tasks = plan->replication.tasks;
+	if (ropts.max_bytes_per_sec < 0)
+		ropts.max_bytes_per_sec = plan->replication.max_bytes_per_sec;
+	if (plan->replication.txn_max_records && !txn_records_set)
+		ropts.txn_max_records = plan->replication.txn_max_records;
+	if (plan->replication.txn_max_ms && !txn_ms_set)
+		ropts.txn_max_ms = plan->replication.txn_max_ms;
 	if ((err = km_kafka_endpoint_from_plan(&plan->source, &src, cli->errstr, sizeof(cli->errstr))) ||
 	    (err = km_kafka_endpoint_from_plan(&plan->target, &tgt, cli->errstr, sizeof(cli->errstr)))) {
 		rc = cli_fail(cli, err);
