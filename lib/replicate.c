@@ -47,6 +47,8 @@ typedef struct part_s {
 	char *topic;      /* source topic (owned) */
 	char *tgt_topic;  /* target topic (owned) */
 	int partition;
+	char *topic_id;   /* the source topic's id now (owned) */
+	char *progress_topic_id; /* the id progress was recorded for (owned) */
 	rd_kafka_topic_t *rkt_tgt; /* producer topic handle */
 	int64_t next;     /* next source offset to copy (committed) */
 	int64_t pending_next; /* next after the open transaction */
@@ -94,7 +96,7 @@ typedef struct repl_s {
 	char *errstr;
 	size_t errstr_size;
 	/* Source partitions in scope: (topic, partition, hwm). */
-	struct srcp { char *topic; int partition; int64_t lo, hi; } *sp;
+	struct srcp { char *topic; int partition; int64_t lo, hi; char *topic_id; } *sp;
 	int nsp;
 } repl_t;
 
@@ -213,6 +215,45 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 	return err;
 }
 
+/* Reads the source topics' ids (DescribeTopics): a topic deleted and
+ * recreated under the same name gets a new id, and its offsets restart,
+ * so progress recorded for the old one means nothing for the new one. */
+static km_err_t topic_ids(repl_t *r, km_kafka_t *ks)
+{
+	const char **names = km_calloc((size_t)r->nsp, sizeof(*names));
+	size_t nn = 0, n;
+	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(ks));
+	rd_kafka_event_t *ev = NULL;
+	km_err_t err;
+
+	for (int i = 0; i < r->nsp; i++)
+		if (i == 0 || strcmp(r->sp[i].topic, r->sp[i - 1].topic))
+			names[nn++] = r->sp[i].topic;
+	rd_kafka_TopicCollection_t *tc = rd_kafka_TopicCollection_of_topic_names(names, nn);
+	rd_kafka_DescribeTopics(km_kafka_rk(ks), tc, NULL, q);
+	err = km_kafka_wait(ks, q, RD_KAFKA_EVENT_DESCRIBETOPICS_RESULT, KM_KAFKA_TIMEOUT_MS,
+			    "DescribeTopics", &ev, r->errstr, r->errstr_size);
+	if (!err) {
+		const rd_kafka_TopicDescription_t **td =
+			rd_kafka_DescribeTopics_result_topics(rd_kafka_event_DescribeTopics_result(ev), &n);
+		for (size_t j = 0; j < n; j++) {
+			const rd_kafka_Uuid_t *id = rd_kafka_TopicDescription_topic_id(td[j]);
+			const char *b64 = id ? rd_kafka_Uuid_base64str(id) : NULL;
+			for (int i = 0; i < r->nsp && b64; i++)
+				if (!strcmp(r->sp[i].topic, rd_kafka_TopicDescription_name(td[j])))
+					r->sp[i].topic_id = km_strdup(b64);
+		}
+	} else {
+		r->err = err;
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_TopicCollection_destroy(tc);
+	rd_kafka_queue_destroy(q);
+	free(names);
+	return err;
+}
+
 /* Lists the in-scope source partitions and their watermarks, and checks
  * that every target topic exists with the same partition count. */
 static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
@@ -254,6 +295,7 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 			r->sp = km_realloc(r->sp, (size_t)(r->nsp + 1) * sizeof(*r->sp));
 			r->sp[r->nsp].topic = km_strdup(t->topic);
 			r->sp[r->nsp].partition = t->partitions[p].id;
+			r->sp[r->nsp].topic_id = NULL;
 			if ((err = km_kafka_watermarks(ks, t->topic, t->partitions[p].id,
 						       &r->sp[r->nsp].lo, &r->sp[r->nsp].hi,
 						       r->errstr, r->errstr_size)))
@@ -263,6 +305,8 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 	}
 	rd_kafka_metadata_destroy(md);
 	rd_kafka_metadata_destroy(tmd);
+	if (!err && r->nsp)
+		err = topic_ids(r, ks);
 	return err;
 }
 
@@ -324,10 +368,16 @@ static km_err_t load_progress(repl_t *r, task_t *t)
 			part_t *p = &t->parts[i];
 			int kl = snprintf(key, sizeof(key), "%s:%d", p->topic, p->partition);
 			int64_t next;
-			char vb[200];
+			char vb[300], idbuf[64] = "";
+			const char *idp;
 			if (m->key_len == (size_t)kl && !memcmp(m->key, key, (size_t)kl) &&
-			    sscanf(value_str(m, vb, sizeof(vb)), "{\"next\":%" SCNd64, &next) == 1)
+			    sscanf(value_str(m, vb, sizeof(vb)), "{\"next\":%" SCNd64, &next) == 1) {
 				p->next = next;
+				if ((idp = strstr(vb, "\"topic_id\":\"")))
+					sscanf(idp + 12, "%63[^\"]", idbuf);
+				free(p->progress_topic_id);
+				p->progress_topic_id = idbuf[0] ? km_strdup(idbuf) : NULL;
+			}
 		}
 		rd_kafka_message_destroy(m);
 	}
@@ -365,6 +415,8 @@ static void task_destroy(task_t *t)
 			rd_kafka_topic_destroy(t->parts[i].rkt_tgt);
 		free(t->parts[i].topic);
 		free(t->parts[i].tgt_topic);
+		free(t->parts[i].topic_id);
+		free(t->parts[i].progress_topic_id);
 	}
 	if (t->p)
 		rd_kafka_destroy(t->p);
@@ -414,6 +466,7 @@ static km_err_t task_init(repl_t *r, task_t *t)
 		p->partition = r->sp[i].partition;
 		p->hwm = r->sp[i].hi;
 		p->next = -1;
+		p->topic_id = km_strdup(r->sp[i].topic_id);
 	}
 	snprintf(txid, sizeof(txid), "kmigrate.%s.task.%d", r->plan->migration, id);
 	snprintf(linger, sizeof(linger), "%d", 5);
@@ -461,6 +514,18 @@ static km_err_t task_init(repl_t *r, task_t *t)
 				lo = r->sp[j].lo;
 				hi = r->sp[j].hi;
 			}
+		if (p->next >= 0 && p->progress_topic_id && p->topic_id &&
+		    strcmp(p->progress_topic_id, p->topic_id)) {
+			emit(r, json_pack("{s:s, s:s, s:i, s:s, s:s}", "event", "loss", "topic",
+					  p->topic, "partition", p->partition, "was", p->progress_topic_id,
+					  "now", p->topic_id));
+			return fail(r, KM_ERR_NOGO,
+				    "source topic '%s' was deleted and recreated since it was copied "
+				    "(topic id %s, now %s): its offsets restarted and the target holds "
+				    "the old topic's records; replication stops (decide with the "
+				    "owner, then start a new migration for it)",
+				    p->topic, p->progress_topic_id, p->topic_id);
+		}
 		if (p->next < 0) {
 			p->next = lo;
 		} else if (p->next < lo) {
@@ -768,8 +833,10 @@ static km_err_t task_step(repl_t *r, task_t *t)
 				 run.src_first, run.tgt_first, run.count);
 			if (put_bookkeeping(t, r->t_offmap, key, val))
 				return abort_and_rewind(r, t, n, "queueing the offset map");
-			snprintf(val, sizeof(val), "{\"next\":%" PRId64 ",\"tgt_next\":%" PRId64 "}",
-				 p->pending_next, run.tgt_first + run.count);
+			snprintf(val, sizeof(val),
+				 "{\"next\":%" PRId64 ",\"tgt_next\":%" PRId64 ",\"topic_id\":\"%s\"}",
+				 p->pending_next, run.tgt_first + run.count,
+				 p->topic_id ? p->topic_id : "");
 			if (put_bookkeeping(t, r->t_progress, key, val))
 				return abort_and_rewind(r, t, n, "queueing progress");
 		}
@@ -1010,8 +1077,10 @@ done:
 		rd_kafka_consumer_close(r.group);
 		rd_kafka_destroy(r.group);
 	}
-	for (int i = 0; i < r.nsp; i++)
+	for (int i = 0; i < r.nsp; i++) {
 		free(r.sp[i].topic);
+		free(r.sp[i].topic_id);
+	}
 	free(r.sp);
 	km_kafka_close(ks);
 	km_kafka_close(kt);

@@ -33,7 +33,7 @@ static tk_cluster_t src, tgt;
 
 /* Topic names unique to this run, so the suite can run against clusters
  * that already hold an earlier run's topics and migrations. */
-static char R1[64], R2[64], R3[64], R4[64], R5[64], R6[64];
+static char R1[64], R2[64], R3[64], R4[64], R5[64], R6[64], R7[64];
 
 static int64_t mono_ms(void)
 {
@@ -127,6 +127,7 @@ static void test_setup(void **state)
 	snprintf(R4, sizeof(R4), "r4-%d.txn", id);
 	snprintf(R5, sizeof(R5), "r5-%d.compact", id);
 	snprintf(R6, sizeof(R6), "r6-%d.loss", id);
+	snprintf(R7, sizeof(R7), "r7-%d.recreated", id);
 }
 
 /* ---- fidelity --------------------------------------------------------------- */
@@ -136,6 +137,9 @@ static void test_fidelity_million(void **state)
 	const int N = 1000000, P = 12;
 	char key[32], val[128];
 	(void)state;
+	/* Set timestamps, an hour in the past: older ones would be deleted
+	 * by the source's 7-day retention (kmigrate then rightly stops). */
+	int64_t base_ts = (int64_t)time(NULL) * 1000 - 3600000;
 	tk_create_topic(&src, R1, P, NULL);
 	rd_kafka_t *p = tk_producer(&src, NULL);
 	for (int i = 0; i < N; i++) {
@@ -146,7 +150,7 @@ static void test_fidelity_million(void **state)
 		tk_msg_t m = {.key = i % 97 == 0 ? NULL : key,
 			      .value = i % 101 == 0 ? NULL : val,
 			      .partition = i % P,
-			      .timestamp = 1700000000000LL + i,
+			      .timestamp = base_ts + i,
 			      .headers = i % 3 ? hdrs : NULL};
 		tk_produce(p, R1, &m);
 	}
@@ -509,6 +513,44 @@ static void test_retention_loss_is_loud(void **state)
 	free(err);
 }
 
+static void test_recreated_topic_stops(void **state)
+{
+	char *out, *err;
+	(void)state;
+	tk_create_topic(&src, R7, 2, NULL);
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	for (int i = 0; i < 20; i++) {
+		tk_msg_t m = {.key = "k", .value = "old", .partition = i % 2};
+		tk_produce(p, R7, &m);
+	}
+	tk_flush(p);
+	char *plan = make_plan("it-r7", R7);
+	km(plan, "plan", 0);
+	km(plan, "apply", 0);
+	catch_up(plan, 120000);
+	tk_delete_topic(&src, R7);
+	int64_t deadline = mono_ms() + 60000;
+	while (tk_partitions(&src, R7) >= 0) {
+		if (mono_ms() > deadline)
+			fail_msg("%s still exists 60 s after its deletion", R7);
+		poll(NULL, 0, 100);
+	}
+	tk_create_topic(&src, R7, 2, NULL);
+	for (int i = 0; i < 5; i++) {
+		tk_msg_t m = {.key = "k", .value = "new", .partition = 0};
+		tk_produce(p, R7, &m);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--until-caught-up", NULL};
+	int rc = tk_run(&out, &err, argv);
+	if (rc != 1 || !strstr(err, "deleted and recreated"))
+		fail_msg("want exit 1 and 'deleted and recreated', got %d: %s", rc, err);
+	free(out);
+	free(err);
+	free(plan);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -516,6 +558,7 @@ int main(void)
 		cmocka_unit_test(test_transactions),
 		cmocka_unit_test(test_compacted_gaps),
 		cmocka_unit_test(test_retention_loss_is_loud),
+		cmocka_unit_test(test_recreated_topic_stops),
 		cmocka_unit_test(test_two_replicators_takeover),
 		cmocka_unit_test(test_sigkill_loop),
 		cmocka_unit_test(test_fidelity_million),
