@@ -1,5 +1,5 @@
 /*
- * cmd_replicate.c -- `kmigrate replicate` and `kmigrate offsets map`.
+ * cmd_replicate.c -- `kmigrate replicate`.
  *
  * replicate runs the exactly-once engine (lib/replicate.h) until stopped
  * (SIGINT/SIGTERM finish the current transaction) or, with
@@ -181,78 +181,3 @@ done:
 	return rc;
 }
 
-/* `kmigrate offsets map --topic T --partition P`: the exact offset map of a
- * source partition, one line per run. */
-int cmd_offsets(cli_t *cli, int argc, char **argv)
-{
-	static const struct option opts[] = {CLI_COMMON_OPTS,
-					     {"topic", required_argument, NULL, 't'},
-					     {"partition", required_argument, NULL, 'P'},
-					     {NULL, 0, NULL, 0}};
-	const char *topic = NULL;
-	int64_t partition = -1;
-	km_plan_t *plan = NULL;
-	km_kafka_endpoint_t tgt = {0};
-	km_offmap_t m = KM_OFFMAP_INIT;
-	km_err_t err;
-	int c, rc = 0;
-
-	if (argc < 2 || strcmp(argv[1], "map"))
-		return cli_usage(cli, "only `kmigrate offsets map --topic T --partition P` exists yet");
-	argc--;
-	argv++;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "t:", opts, NULL)) != -1) {
-		if (cli_common_opt(cli, c))
-			continue;
-		if (c == 't')
-			topic = optarg;
-		else if (c == 'P' && !km_parse_i64(optarg, &partition) && partition >= 0)
-			;
-		else
-			return cli_usage(cli, "bad option");
-	}
-	if (!topic || partition < 0)
-		return cli_usage(cli, "--topic and --partition are required");
-	if ((rc = cli_load_plan(cli, &plan)))
-		goto done;
-	if ((err = km_kafka_endpoint_from_plan(&plan->target, &tgt, cli->errstr, sizeof(cli->errstr))) ||
-	    (err = km_repl_read_offmap(plan, &tgt, topic, (int)partition, &m, cli->errstr,
-				       sizeof(cli->errstr)))) {
-		rc = cli_fail(cli, err);
-		goto done;
-	}
-	if (cli->json) {
-		json_t *runs = json_array();
-		for (size_t i = 0; i < m.cnt; i++)
-			json_array_append_new(runs, json_pack("{s:I, s:I, s:I}", "src_first",
-							      (json_int_t)m.runs[i].src_first, "tgt_first",
-							      (json_int_t)m.runs[i].tgt_first, "count",
-							      (json_int_t)m.runs[i].count));
-		json_t *out = json_pack("{s:s, s:I, s:I, s:o}", "topic", topic, "partition",
-					(json_int_t)partition, "records",
-					(json_int_t)km_offmap_records(&m), "runs", runs);
-		cli_print_json(out);
-		json_decref(out);
-	} else {
-		printf("Offset map of '%s'[%lld]: %zu runs, %lld records\n", topic,
-		       (long long)partition, m.cnt, (long long)km_offmap_records(&m));
-		table_t *t = table_new(4, "SOURCE", "TARGET", "COUNT", "SOURCE LAST");
-		for (size_t i = 0; i < m.cnt; i++) {
-			char a[32], b[32], n[32], l[32];
-			snprintf(a, sizeof(a), "%lld", (long long)m.runs[i].src_first);
-			snprintf(b, sizeof(b), "%lld", (long long)m.runs[i].tgt_first);
-			snprintf(n, sizeof(n), "%lld", (long long)m.runs[i].count);
-			snprintf(l, sizeof(l), "%lld",
-				 (long long)(m.runs[i].src_first + m.runs[i].count - 1));
-			table_row(t, a, b, n, l);
-		}
-		table_print(t, stdout, "  ");
-		table_destroy(t);
-	}
-done:
-	km_offmap_clear(&m);
-	km_kafka_endpoint_clear(&tgt);
-	km_plan_destroy(plan);
-	return rc;
-}

@@ -71,10 +71,20 @@ static const cmd_t commands[] = {
 	 "--until-caught-up until every partition reached the source's high\n"
 	 "watermark seen at start.  Stops loudly on records lost to retention,\n"
 	 "a vanished topic, a partition-count mismatch or missing ACLs.\n"},
-	{"offsets", cmd_offsets, "map -p PLAN --topic T --partition P",
-	 "the exact offset map of a source partition (debug view)",
-	 "Prints the runs (source first, target first, count) recorded by\n"
-	 "replicate for one source partition.\n"},
+	{"offsets", cmd_offsets, "-p PLAN [--commit] [--group G] | map -p PLAN --topic T --partition P",
+	 "translate consumer-group offsets, prove them by reading, commit them",
+	 "For every consumer group in scope (declared in the plan or found on the\n"
+	 "source), translates each committed source offset c to the target offset\n"
+	 "of the first copied record with source offset >= c, from the exact\n"
+	 "offset map; a c beyond what has been replicated is 'not yet\n"
+	 "translatable (lag N)', never guessed.  Each translated position is\n"
+	 "proven by reading the record at both positions and comparing digests;\n"
+	 "the proof goes into the journal.  Restart policies from the plan\n"
+	 "(earliest, latest, timestamp:<ISO-8601>) are resolved on the target.\n"
+	 "Dry run by default; --commit writes the offsets to the target groups\n"
+	 "with AlterConsumerGroupOffsets and refuses, exit 1, while a target group\n"
+	 "has active members.  Re-runnable.\n"
+	 "`offsets map` prints the runs of one source partition.\n"},
 	{"status", cmd_status, "-p PLAN",
 	 "show what the journal knows so far",
 	 "Prints the journal's commands and their last results, the snapshots\n"

@@ -1,0 +1,43 @@
+/*
+ * offsets.h -- moving consumer groups: translation, proof by reading, commit.
+ *
+ * An offset is a position in one cluster's log, so "resume from the same
+ * offsets" is wrong by construction.  A committed source offset c means
+ * "the next record this group will read is the first one at or after c";
+ * its translation is the target offset of the first *copied* record with
+ * source offset >= c, from the exact offset map.  A c beyond what has been
+ * replicated is "not yet translatable" -- never guessed.  Each translated
+ * position is proven by reading the record at both positions and comparing
+ * digests.  Restart policies other than `translated` (earliest, latest,
+ * timestamp) are resolved on the target.
+ *
+ * km_offsets_commit() writes a group's offsets to the target with
+ * AlterConsumerGroupOffsets, and refuses while the target group has
+ * members.  This module never prints.
+ */
+#ifndef KM_OFFSETS_H
+#define KM_OFFSETS_H
+
+#include <jansson.h>
+
+#include "err.h"
+#include "kafka.h"
+#include "plan.h"
+
+/* Builds the translation table for every group in scope (declared in the
+ * plan, or found on the source with commits on in-scope topics).
+ * @returns a new JSON array of group objects in *groupsp:
+ *   {"group", "policy", "chosen_by", "owner", "partitions": [{"topic",
+ *    "partition", "target_topic", "committed", "target_offset" | null,
+ *    "status": "translated"|"not-yet"|"policy", "lag", "proof": {...}}],
+ *    "translatable": bool} */
+km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *kt,
+			      json_t **groupsp, char *errstr, size_t errstr_size);
+
+/* Commits one group's table to the target group.  Refuses (KM_ERR_NOGO)
+ * when the target group has active members or a partition is not
+ * translatable. */
+km_err_t km_offsets_commit(km_kafka_t *kt, const json_t *group, char *errstr,
+			   size_t errstr_size);
+
+#endif

@@ -1,0 +1,261 @@
+/*
+ * cmd_offsets.c -- `kmigrate offsets`: move consumer groups to the target.
+ *
+ *   kmigrate offsets -p PLAN            dry run: the translation table, each
+ *                                       translated position proven by reading
+ *   kmigrate offsets -p PLAN --commit   also commit it to the target groups
+ *                                       (refused while a group has members)
+ *   kmigrate offsets map -p PLAN --topic T --partition P
+ *                                       the exact offset map (debug view)
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "offmap.h"
+#include "offsets.h"
+#include "replicate.h"
+
+/* `kmigrate offsets map --topic T --partition P`: the exact offset map of a
+ * source partition, one line per run. */
+static int offsets_map(cli_t *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {CLI_COMMON_OPTS,
+					     {"topic", required_argument, NULL, 't'},
+					     {"partition", required_argument, NULL, 'P'},
+					     {NULL, 0, NULL, 0}};
+	const char *topic = NULL;
+	int64_t partition = -1;
+	km_plan_t *plan = NULL;
+	km_kafka_endpoint_t tgt = {0};
+	km_offmap_t m = KM_OFFMAP_INIT;
+	km_err_t err;
+	int c, rc = 0;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "t:", opts, NULL)) != -1) {
+		if (cli_common_opt(cli, c))
+			continue;
+		if (c == 't')
+			topic = optarg;
+		else if (c == 'P' && !km_parse_i64(optarg, &partition) && partition >= 0)
+			;
+		else
+			return cli_usage(cli, "bad option");
+	}
+	if (!topic || partition < 0)
+		return cli_usage(cli, "--topic and --partition are required");
+	if ((rc = cli_load_plan(cli, &plan)))
+		goto done;
+	if ((err = km_kafka_endpoint_from_plan(&plan->target, &tgt, cli->errstr, sizeof(cli->errstr))) ||
+	    (err = km_repl_read_offmap(plan, &tgt, topic, (int)partition, &m, cli->errstr,
+				       sizeof(cli->errstr)))) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	if (cli->json) {
+		json_t *runs = json_array();
+		for (size_t i = 0; i < m.cnt; i++)
+			json_array_append_new(runs, json_pack("{s:I, s:I, s:I}", "src_first",
+							      (json_int_t)m.runs[i].src_first, "tgt_first",
+							      (json_int_t)m.runs[i].tgt_first, "count",
+							      (json_int_t)m.runs[i].count));
+		json_t *out = json_pack("{s:s, s:I, s:I, s:o}", "topic", topic, "partition",
+					(json_int_t)partition, "records",
+					(json_int_t)km_offmap_records(&m), "runs", runs);
+		cli_print_json(out);
+		json_decref(out);
+	} else {
+		printf("Offset map of '%s'[%lld]: %zu runs, %lld records\n", topic,
+		       (long long)partition, m.cnt, (long long)km_offmap_records(&m));
+		table_t *t = table_new(4, "SOURCE", "TARGET", "COUNT", "SOURCE LAST");
+		for (size_t i = 0; i < m.cnt; i++) {
+			char a[32], b[32], n[32], l[32];
+			snprintf(a, sizeof(a), "%lld", (long long)m.runs[i].src_first);
+			snprintf(b, sizeof(b), "%lld", (long long)m.runs[i].tgt_first);
+			snprintf(n, sizeof(n), "%lld", (long long)m.runs[i].count);
+			snprintf(l, sizeof(l), "%lld",
+				 (long long)(m.runs[i].src_first + m.runs[i].count - 1));
+			table_row(t, a, b, n, l);
+		}
+		table_print(t, stdout, "  ");
+		table_destroy(t);
+	}
+done:
+	km_offmap_clear(&m);
+	km_kafka_endpoint_clear(&tgt);
+	km_plan_destroy(plan);
+	return rc;
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "-";
+}
+
+static void print_table(const json_t *groups, int committed)
+{
+	json_t *g, *r;
+	size_t i, j;
+
+	json_array_foreach(groups, i, g) {
+		printf("\nGroup %s  policy=%s (chosen by %s)  owner=%s%s\n", jstr(g, "group"),
+		       jstr(g, "policy"), jstr(g, "chosen_by"),
+		       json_is_string(json_object_get(g, "owner")) ? jstr(g, "owner") : "NONE",
+		       json_is_true(json_object_get(g, "translatable")) ? "" : "  NOT READY");
+		table_t *t = table_new(7, "TOPIC", "PARTITION", "SOURCE COMMITTED", "TARGET",
+				       "TARGET OFFSET", "STATUS", "PROOF");
+		json_array_foreach(json_object_get(g, "partitions"), j, r) {
+			char part[16], c[32], to[32], proof[200];
+			json_t *pr = json_object_get(r, "proof");
+			snprintf(part, sizeof(part), "%lld",
+				 (long long)json_integer_value(json_object_get(r, "partition")));
+			snprintf(c, sizeof(c), "%lld",
+				 (long long)json_integer_value(json_object_get(r, "committed")));
+			if (json_is_integer(json_object_get(r, "target_offset")))
+				snprintf(to, sizeof(to), "%lld",
+					 (long long)json_integer_value(json_object_get(r, "target_offset")));
+			else
+				snprintf(to, sizeof(to), "-");
+			if (!strcmp(jstr(r, "status"), "not-yet"))
+				snprintf(proof, sizeof(proof), "not yet translatable (lag %lld)",
+					 (long long)json_integer_value(json_object_get(r, "lag")));
+			else if (!pr)
+				snprintf(proof, sizeof(proof), "restart policy");
+			else if (json_object_get(pr, "kind"))
+				snprintf(proof, sizeof(proof), "%s on both sides",
+					 json_is_true(json_object_get(pr, "match")) ? "end of log"
+										     : "MISMATCH at end");
+			else
+				snprintf(proof, sizeof(proof), "%s: source @%lld = target @%lld (%s)",
+					 json_is_true(json_object_get(pr, "match")) ? "read" : "MISMATCH",
+					 (long long)json_integer_value(json_object_get(pr, "source_offset")),
+					 (long long)json_integer_value(json_object_get(pr, "target_offset")),
+					 jstr(pr, "source_digest"));
+			table_row(t, jstr(r, "topic"), part, c, jstr(r, "target_topic"), to,
+				  jstr(r, "status"), proof);
+		}
+		table_print(t, stdout, "  ");
+		table_destroy(t);
+	}
+	if (!committed)
+		printf("\nDry run: nothing committed (use --commit).\n");
+}
+
+int cmd_offsets(cli_t *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {CLI_COMMON_OPTS,
+					     {"commit", no_argument, NULL, 'C'},
+					     {"group", required_argument, NULL, 'g'},
+					     {NULL, 0, NULL, 0}};
+	km_plan_t *plan = NULL;
+	km_kafka_t *ks = NULL, *kt = NULL;
+	km_journal_t *jr = NULL;
+	json_t *groups = NULL, *g, *r;
+	int c, rc = 0, commit = 0, refused = 0, not_ready = 0;
+	const char *only = NULL;
+	int64_t run_id = 0;
+	char *args = NULL;
+	km_err_t err;
+	size_t i, j;
+
+	if (argc >= 2 && !strcmp(argv[1], "map"))
+		return offsets_map(cli, argc - 1, argv + 1);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "g:", opts, NULL)) != -1) {
+		if (cli_common_opt(cli, c))
+			continue;
+		if (c == 'C')
+			commit = 1;
+		else if (c == 'g')
+			only = optarg;
+		else
+			return cli_usage(cli, "unknown option");
+	}
+	if (optind < argc)
+		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
+	if ((rc = cli_load_plan(cli, &plan)) || (rc = cli_check_journal(cli, plan)) ||
+	    (rc = cli_open_cluster(cli, plan, "source", 0, &ks)) ||
+	    (rc = cli_open_cluster(cli, plan, "target", 0, &kt)))
+		goto done;
+	if ((err = km_offsets_translate(plan, ks, kt, &groups, cli->errstr, sizeof(cli->errstr)))) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	if ((rc = cli_open_journal(cli, plan, 1, &jr)))
+		goto done;
+	args = cli_args_string(argc, argv);
+	if ((err = km_journal_begin(jr, cli->errstr, sizeof(cli->errstr))) ||
+	    (err = km_journal_run_begin(jr, "offsets", args, &run_id, cli->errstr,
+					sizeof(cli->errstr)))) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	/* The proof of every translated position is evidence. */
+	json_array_foreach(groups, i, g) {
+		if (only && strcmp(only, jstr(g, "group")))
+			continue;
+		json_array_foreach(json_object_get(g, "partitions"), j, r) {
+			char subj[600];
+			const char *st = jstr(r, "status");
+			snprintf(subj, sizeof(subj), "group:%s %s[%lld]", jstr(g, "group"), jstr(r, "topic"),
+				 (long long)json_integer_value(json_object_get(r, "partition")));
+			json_t *body = json_deep_copy(r);
+			json_object_set_new(body, "policy", json_string(jstr(g, "policy")));
+			json_object_set_new(body, "chosen_by", json_string(jstr(g, "chosen_by")));
+			err = km_journal_fact(jr, run_id, "offsets.translate", subj,
+					      !strcmp(st, "translated") || !strcmp(st, "policy") ? "GO"
+												: "NO-GO",
+					      body, cli->errstr, sizeof(cli->errstr));
+			json_decref(body);
+			if (err)
+				break;
+		}
+		if (!json_is_true(json_object_get(g, "translatable")))
+			not_ready++;
+	}
+	if (!err && (err = km_journal_commit(jr, cli->errstr, sizeof(cli->errstr))))
+		km_journal_rollback(jr);
+	if (err) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	if (!cli->json)
+		print_table(groups, commit);
+	if (commit) {
+		json_array_foreach(groups, i, g) {
+			char subj[300], cerr[1024];
+			if (only && strcmp(only, jstr(g, "group")))
+				continue;
+			snprintf(subj, sizeof(subj), "group:%s", jstr(g, "group"));
+			err = km_offsets_commit(kt, g, cerr, sizeof(cerr));
+			json_object_set_new(g, "committed", json_boolean(!err));
+			if (err) {
+				refused++;
+				json_object_set_new(g, "refused", json_string(cerr));
+				fprintf(stderr, "kmigrate offsets: %s\n", cerr);
+			} else if (!cli->json) {
+				printf("Committed group '%s' on the target.\n", jstr(g, "group"));
+			}
+			km_journal_fact(jr, run_id, "offsets.commit", subj, err ? "NO-GO" : "GO", g,
+					cerr, sizeof(cerr));
+		}
+	}
+	if (cli->json) {
+		json_t *out = json_pack("{s:O, s:b}", "groups", groups, "committed", commit);
+		cli_print_json(out);
+		json_decref(out);
+	}
+	rc = refused || not_ready ? 1 : 0;
+	km_journal_run_end(jr, run_id, rc, refused ? "refused" : not_ready ? "not ready" : "ok",
+			   cli->errstr, sizeof(cli->errstr));
+done:
+	free(args);
+	json_decref(groups);
+	km_journal_close(jr);
+	km_kafka_close(ks);
+	km_kafka_close(kt);
+	km_plan_destroy(plan);
+	return rc;
+}
