@@ -74,4 +74,7 @@ run "$km" inventory -p /nonexistent.yaml || echo "(exit $?)"
 printf 'migration: demo\nsource:\n  bootstrap: 127.0.0.1:1\ntarget:\n  bootstrap: 127.0.0.1:29092\n' >unreachable.yaml
 run "$km" inventory -p unreachable.yaml || echo "(exit $?)"
 
+step "kmigrate check: the compatibility gate on the target (canaries in kmigrate-canary.demo.*, deleted afterwards)"
+run "$km" check -p migration.yaml || echo "(exit $?)"
+
 step "Done. The clusters keep running; stop them with: tests/cluster/kafka-cluster stop-all"
