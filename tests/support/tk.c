@@ -741,3 +741,135 @@ void tk_delete_records(const tk_cluster_t *c, const char *topic, int partition, 
 	rd_kafka_queue_destroy(q);
 	rd_kafka_destroy(rk);
 }
+
+static void digest_into(tk_digests_t *out, const rd_kafka_message_t *m)
+{
+	uint64_t h = 1469598103934665603ull;
+	unsigned char nk = m->key ? 1 : 0, nv = m->payload ? 1 : 0;
+	rd_kafka_timestamp_type_t tst;
+	int64_t ts = rd_kafka_message_timestamp(m, &tst);
+	rd_kafka_headers_t *hdrs = NULL;
+
+	h = fnv(h, &nk, 1);
+	h = fnv(h, m->key, m->key_len);
+	h = fnv(h, &nv, 1);
+	h = fnv(h, m->payload, m->len);
+	if (!rd_kafka_message_headers((rd_kafka_message_t *)m, &hdrs)) {
+		const char *hn;
+		const void *hv;
+		size_t hs;
+		for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &hn, &hv, &hs); i++) {
+			unsigned char hnull = hv ? 1 : 0;
+			h = fnv(h, hn, strlen(hn) + 1);
+			h = fnv(h, &hnull, 1);
+			h = fnv(h, hv, hs);
+		}
+	}
+	h = fnv(h, &ts, sizeof(ts));
+	if (out->n == out->cap) {
+		out->cap = out->cap ? out->cap * 2 : 1024;
+		out->d = realloc(out->d, out->cap * sizeof(*out->d));
+		out->off = realloc(out->off, out->cap * sizeof(*out->off));
+	}
+	out->d[out->n] = h;
+	out->off[out->n] = m->offset;
+	out->n++;
+}
+
+void tk_group_read(const tk_cluster_t *c, const char *group, const char *topic, int partitions,
+		   tk_digests_t *out)
+{
+	rd_kafka_conf_t *cf = conf(c);
+	rd_kafka_t *rk;
+	char err[256];
+	int eof = 0;
+	int64_t deadline = now_ms() + 120000;
+	bool *done = calloc((size_t)partitions, sizeof(*done));
+
+	for (int p = 0; p < partitions; p++)
+		memset(&out[p], 0, sizeof(out[p]));
+	set(cf, "group.id", group);
+	set(cf, "enable.auto.commit", "false");
+	set(cf, "enable.partition.eof", "true");
+	set(cf, "auto.offset.reset", "error");
+	set(cf, "isolation.level", "read_committed");
+	if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, cf, err, sizeof(err))))
+		tk_fail("consumer: %s", err);
+	rd_kafka_poll_set_consumer(rk);
+	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_subscribe(rk, sub);
+	rd_kafka_topic_partition_list_destroy(sub);
+	while (eof < partitions) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+		if (now_ms() > deadline)
+			tk_fail("group %s did not reach the end of %s within 120 s", group, topic);
+		if (!m)
+			continue;
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			if (m->partition < partitions && !done[m->partition]) {
+				done[m->partition] = true;
+				eof++;
+			}
+		} else if (m->err) {
+			tk_fail("group %s reading %s: %s", group, topic, rd_kafka_message_errstr(m));
+		} else if (m->partition < partitions) {
+			digest_into(&out[m->partition], m);
+		}
+		rd_kafka_message_destroy(m);
+	}
+	free(done);
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+}
+
+int64_t tk_committed(const tk_cluster_t *c, const char *group, const char *topic, int partition)
+{
+	rd_kafka_t *rk = tk_admin(c);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_ListConsumerGroupOffsets_t *req;
+	int64_t off = -1;
+	size_t n;
+
+	rd_kafka_topic_partition_list_add(tp, topic, partition);
+	req = rd_kafka_ListConsumerGroupOffsets_new(group, tp);
+	rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, NULL, q);
+	rd_kafka_event_t *ev = wait_ev(q, "ListConsumerGroupOffsets");
+	const rd_kafka_group_result_t **gr = rd_kafka_ListConsumerGroupOffsets_result_groups(
+		rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
+	if (n == 1 && rd_kafka_group_result_partitions(gr[0]) &&
+	    rd_kafka_group_result_partitions(gr[0])->cnt == 1)
+		off = rd_kafka_group_result_partitions(gr[0])->elems[0].offset;
+	rd_kafka_event_destroy(ev);
+	rd_kafka_ListConsumerGroupOffsets_destroy(req);
+	rd_kafka_topic_partition_list_destroy(tp);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+	return off < 0 ? -1 : off;
+}
+
+void tk_set_topic_config(const tk_cluster_t *c, const char *topic, const char *name,
+			 const char *value)
+{
+	rd_kafka_t *rk = tk_admin(c);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+	rd_kafka_error_t *e = rd_kafka_ConfigResource_add_incremental_config(
+		res, name, RD_KAFKA_ALTER_CONFIG_OP_TYPE_SET, value);
+	size_t n;
+
+	if (e)
+		tk_fail("config %s: %s", name, rd_kafka_error_string(e));
+	rd_kafka_IncrementalAlterConfigs(rk, &res, 1, NULL, q);
+	rd_kafka_event_t *ev = wait_ev(q, "IncrementalAlterConfigs");
+	const rd_kafka_ConfigResource_t **rs = rd_kafka_IncrementalAlterConfigs_result_resources(
+		rd_kafka_event_IncrementalAlterConfigs_result(ev), &n);
+	if (n == 1 && rd_kafka_ConfigResource_error(rs[0]))
+		tk_fail("IncrementalAlterConfigs %s: %s", topic,
+			rd_kafka_ConfigResource_error_string(rs[0]));
+	rd_kafka_event_destroy(ev);
+	rd_kafka_ConfigResource_destroy(res);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+}

@@ -110,6 +110,20 @@ void tk_digests_free(tk_digests_t *d);
  * offset exactly as retention would. */
 void tk_delete_records(const tk_cluster_t *c, const char *topic, int partition, int64_t before);
 
+/* Reads a topic as a member of `group` would: subscribes, starts at the
+ * group's committed offsets (auto.offset.reset=error: no committed offset
+ * fails the test), read_committed, until the end of every partition;
+ * digests per partition into out[0..partitions-1].  Commits nothing. */
+void tk_group_read(const tk_cluster_t *c, const char *group, const char *topic, int partitions,
+		   tk_digests_t *out);
+
+/* Committed offset of group on topic[partition], -1 when none. */
+int64_t tk_committed(const tk_cluster_t *c, const char *group, const char *topic, int partition);
+
+/* Sets one topic config (IncrementalAlterConfigs SET). */
+void tk_set_topic_config(const tk_cluster_t *c, const char *topic, const char *name,
+			 const char *value);
+
 /* Runs a command, captures stdout (owned, NUL-terminated) and returns the
  * exit status (or -1 when it did not exit). */
 int tk_run(char **out, char **err, const char *const argv[]);

@@ -1,0 +1,266 @@
+/*
+ * Moving consumer groups on real clusters.  Groups committed mid-partition
+ * on a transactional topic (control-record gaps) and on a compacted topic
+ * (compaction gaps); after `kmigrate offsets --commit`, a real consumer of
+ * the test kit (librdkafka, not kmigrate) joins the target with that group
+ * id and must receive, as its first record, exactly the record that follows
+ * the last one the group consumed on the source, then the rest in order:
+ * zero duplicates, zero skips.  And --commit is refused while the target
+ * group has a live member, changing nothing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tk.h"
+
+static tk_cluster_t src, tgt;
+static char TXN[64], CMP[64], LIVE[64], GTXN[64], GCMP[64], GLIVE[64];
+static char *plan;
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void km(const char *cmd, const char *a1, const char *a2, int want_rc, char **errp)
+{
+	char *out, *err;
+	const char *argv[] = {tk_kmigrate(), cmd, "-p", plan, a1, a2, NULL};
+	int rc = tk_run(&out, &err, argv);
+	if (rc != want_rc)
+		fail_msg("kmigrate %s %s: exit %d (want %d): %s%s", cmd, a1 ? a1 : "", rc, want_rc,
+			 out, err);
+	free(out);
+	if (errp)
+		*errp = err;
+	else
+		free(err);
+}
+
+static bool has_gap_after(const tk_digests_t *d, size_t k)
+{
+	return k + 1 < d->n && d->off[k + 1] > d->off[k] + 1;
+}
+
+static void test_setup(void **state)
+{
+	char key[32], val[64], text[1024];
+	int id = (int)getpid();
+	(void)state;
+	tk_cluster_from_env(&src, "KM_TEST_SOURCE");
+	tk_cluster_from_env(&tgt, "KM_TEST_TARGET");
+	snprintf(TXN, sizeof(TXN), "o-%d.txn", id);
+	snprintf(CMP, sizeof(CMP), "o-%d.compact", id);
+	snprintf(LIVE, sizeof(LIVE), "o-%d.live", id);
+	snprintf(GTXN, sizeof(GTXN), "g-txn-%d", id);
+	snprintf(GCMP, sizeof(GCMP), "g-compact-%d", id);
+	snprintf(GLIVE, sizeof(GLIVE), "g-live-%d", id);
+
+	/* Transactions: every third aborted. */
+	tk_create_topic(&src, TXN, 3, NULL);
+	rd_kafka_t *p = tk_producer(&src, "it-offsets-tx");
+	for (int t = 0; t < 12; t++) {
+		rd_kafka_error_t *e = rd_kafka_begin_transaction(p);
+		if (e)
+			fail_msg("begin: %s", rd_kafka_error_string(e));
+		for (int i = 0; i < 15; i++) {
+			snprintf(key, sizeof(key), "t%d-%d", t, i);
+			tk_msg_t m = {.key = key, .value = t % 3 == 1 ? "aborted" : "ok",
+				      .partition = i % 3};
+			tk_produce(p, TXN, &m);
+		}
+		tk_flush(p);
+		e = t % 3 == 1 ? rd_kafka_abort_transaction(p, 30000)
+			       : rd_kafka_commit_transaction(p, 30000);
+		if (e)
+			fail_msg("end txn: %s", rd_kafka_error_string(e));
+	}
+	rd_kafka_destroy(p);
+
+	/* Compaction with gaps: keep updating until the cleaner ran. */
+	const char *cfg[] = {"cleanup.policy", "compact", "segment.ms", "100",
+			     "min.cleanable.dirty.ratio", "0.01", "min.compaction.lag.ms", "0", NULL};
+	tk_create_topic(&src, CMP, 1, cfg);
+	p = tk_producer(&src, NULL);
+	int64_t deadline = mono_ms() + 120000;
+	for (int round = 0;; round++) {
+		for (int i = 0; i < 100; i++) {
+			/* One key per round is never updated again: it
+			 * survives compaction between holes left by the
+			 * hot keys. */
+			if (i == 0)
+				snprintf(key, sizeof(key), "stable-%d", round);
+			else
+				snprintf(key, sizeof(key), "key-%d", i % 10);
+			snprintf(val, sizeof(val), "r%d-%d", round, i);
+			tk_msg_t m = {.key = key, .value = val, .partition = 0};
+			tk_produce(p, CMP, &m);
+		}
+		tk_flush(p);
+		tk_digests_t d;
+		tk_digest_partition(&src, CMP, 0, true, &d);
+		bool gaps = false;
+		for (size_t k = 0; k + 1 < d.n && !gaps; k++)
+			gaps = has_gap_after(&d, k);
+		tk_digests_free(&d);
+		if (gaps)
+			break;
+		if (mono_ms() > deadline)
+			fail_msg("the source never compacted %s", CMP);
+		poll(NULL, 0, 200);
+	}
+	/* The gaps exist; stop further compaction so the source stays what
+	 * the test reads (a compaction running now finishes first: wait
+	 * until two reads agree). */
+	tk_set_topic_config(&src, CMP, "cleanup.policy", "delete");
+	for (size_t last = (size_t)-1;;) {
+		tk_digests_t d;
+		tk_digest_partition(&src, CMP, 0, true, &d);
+		size_t n = d.n;
+		tk_digests_free(&d);
+		if (n == last)
+			break;
+		last = n;
+		if (mono_ms() > deadline + 60000)
+			fail_msg("%s kept changing after compaction was switched off", CMP);
+		poll(NULL, 0, 1000);
+	}
+	tk_create_topic(&src, LIVE, 1, NULL);
+	for (int i = 0; i < 30; i++) {
+		tk_msg_t m = {.key = "k", .value = "v", .partition = 0};
+		tk_produce(p, LIVE, &m);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+
+	char *dir = tk_tmpdir("offsets");
+	snprintf(text, sizeof(text),
+		 "migration: it-offsets-%d\nsource:\n  bootstrap: %s\ntarget:\n  bootstrap: %s\n"
+		 "topics:\n  include: [\"^o-%d\\\\.\"]\n"
+		 "consumer_groups:\n  - id: %s\n    restart: translated\n    owner: qa\n"
+		 "    chosen_by: test\n",
+		 id, src.bootstrap, tgt.bootstrap, id, GTXN);
+	plan = tk_write_file(dir, "migration.yaml", text);
+	free(dir);
+}
+
+/* Commits group at "after the k-th committed record" on each partition and
+ * returns the source digests so the test knows what must come next. */
+static void commit_mid(const char *group, const char *topic, int partitions, tk_digests_t *d,
+		       size_t *ks)
+{
+	for (int part = 0; part < partitions; part++) {
+		tk_digest_partition(&src, topic, part, true, &d[part]);
+		size_t k = ks[part];
+		assert_true(k < d[part].n);
+		tk_commit(&src, group, topic, part, d[part].off[k] + 1);
+	}
+}
+
+static void assert_resumes_exactly(const char *group, const char *topic, int partitions,
+				   const tk_digests_t *src_d, const size_t *ks)
+{
+	tk_digests_t *got = calloc((size_t)partitions, sizeof(*got));
+	tk_group_read(&tgt, group, topic, partitions, got);
+	for (int part = 0; part < partitions; part++) {
+		size_t want = src_d[part].n - (ks[part] + 1);
+		if (got[part].n != want)
+			fail_msg("%s %s[%d]: the group read %zu records on the target, %zu remained "
+				 "on the source after its commit",
+				 group, topic, part, got[part].n, want);
+		for (size_t i = 0; i < want; i++)
+			if (got[part].d[i] != src_d[part].d[ks[part] + 1 + i])
+				fail_msg("%s %s[%d]: record %zu after the resume point differs "
+					 "(source offset %lld)",
+					 group, topic, part, i,
+					 (long long)src_d[part].off[ks[part] + 1 + i]);
+		tk_digests_free(&got[part]);
+	}
+	free(got);
+}
+
+static void test_commit_resumes_exactly(void **state)
+{
+	tk_digests_t dt[3], dc[1];
+	size_t kt[3] = {4, 11, 20};
+	size_t kc[1] = {0};
+	(void)state;
+
+	commit_mid(GTXN, TXN, 3, dt, kt);
+	/* On the compacted topic, resume right after a record followed by a
+	 * compaction gap. */
+	tk_digest_partition(&src, CMP, 0, true, &dc[0]);
+	for (size_t k = 0; k + 1 < dc[0].n; k++)
+		if (has_gap_after(&dc[0], k)) {
+			kc[0] = k;
+			break;
+		}
+	tk_digests_free(&dc[0]);
+	commit_mid(GCMP, CMP, 1, dc, kc);
+
+	km("plan", NULL, NULL, 0, NULL);
+	km("apply", NULL, NULL, 0, NULL);
+	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--until-caught-up", NULL};
+	char *out, *err;
+	assert_int_equal(tk_run(&out, &err, argv), 0);
+	free(out);
+	free(err);
+
+	km("offsets", NULL, NULL, 0, NULL); /* dry run */
+	assert_int_equal(tk_committed(&tgt, GTXN, TXN, 0), -1); /* nothing committed yet */
+	km("offsets", "--commit", NULL, 0, NULL);
+	assert_resumes_exactly(GTXN, TXN, 3, dt, kt);
+	assert_resumes_exactly(GCMP, CMP, 1, dc, kc);
+	/* Re-runnable: a second commit gives the same positions. */
+	int64_t before = tk_committed(&tgt, GTXN, TXN, 1);
+	km("offsets", "--commit", NULL, 0, NULL);
+	assert_int_equal(tk_committed(&tgt, GTXN, TXN, 1), before);
+	for (int i = 0; i < 3; i++)
+		tk_digests_free(&dt[i]);
+	tk_digests_free(&dc[0]);
+}
+
+static void test_commit_refused_with_live_member(void **state)
+{
+	char *err;
+	(void)state;
+	tk_commit(&src, GLIVE, LIVE, 0, 10);
+	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--until-caught-up", NULL};
+	char *out, *e2;
+	assert_int_equal(tk_run(&out, &e2, argv), 0);
+	free(out);
+	free(e2);
+	pid_t member = tk_member_start(&tgt, GLIVE, LIVE, "live-consumer");
+	const char *cargv[] = {tk_kmigrate(), "offsets", "-p", plan, "--commit", "--group", GLIVE,
+			       NULL};
+	int rc = tk_run(&out, &err, cargv);
+	tk_member_stop(member);
+	free(out);
+	assert_int_equal(rc, 1);
+	if (!strstr(err, "active member") || !strstr(err, GLIVE))
+		fail_msg("want a refusal naming the active member, got: %s", err);
+	free(err);
+	/* Nothing changed on the target group. */
+	assert_int_equal(tk_committed(&tgt, GLIVE, LIVE, 0), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_setup),
+		cmocka_unit_test(test_commit_resumes_exactly),
+		cmocka_unit_test(test_commit_refused_with_live_member),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
