@@ -66,6 +66,12 @@ step "An independent reader (kcat) sees the same first records on both sides"
 echo "source payments[0]:"; kcat -b 127.0.0.1:19092 -C -t payments -p 0 -e -q -X isolation.level=read_committed -f '  %o %k %s\n' | head -3
 echo "target payments[0]:"; kcat -b 127.0.0.1:29092 -C -t payments -p 0 -e -q -X isolation.level=read_committed -f '  %o %k %s\n' | head -3
 
+step "kmigrate offsets: translate every group's committed offsets, each proven by reading both clusters"
+run "$km" offsets -p migration.yaml || echo "(exit $?)"
+
+step "kmigrate offsets --commit: refused while fraud-detector still has a live member"
+run "$km" offsets -p migration.yaml --commit || echo "(exit $?: the other groups were committed)"
+
 step "kmigrate status: what the journal knows"
 run "$km" status -p migration.yaml
 
