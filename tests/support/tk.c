@@ -641,6 +641,8 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
+static void digest_into(tk_digests_t *out, const rd_kafka_message_t *m);
+
 void tk_digest_partition(const tk_cluster_t *c, const char *topic, int partition,
 			 bool committed, tk_digests_t *out)
 {
@@ -675,35 +677,7 @@ void tk_digest_partition(const tk_cluster_t *c, const char *topic, int partition
 			}
 			if (m->err)
 				tk_fail("reading %s[%d]: %s", topic, partition, rd_kafka_message_errstr(m));
-			uint64_t h = 1469598103934665603ull;
-			unsigned char nk = m->key ? 1 : 0, nv = m->payload ? 1 : 0;
-			rd_kafka_timestamp_type_t tst;
-			int64_t ts = rd_kafka_message_timestamp(m, &tst);
-			rd_kafka_headers_t *hdrs = NULL;
-			h = fnv(h, &nk, 1);
-			h = fnv(h, m->key, m->key_len);
-			h = fnv(h, &nv, 1);
-			h = fnv(h, m->payload, m->len);
-			if (!rd_kafka_message_headers(m, &hdrs)) {
-				const char *hn;
-				const void *hv;
-				size_t hs;
-				for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &hn, &hv, &hs); i++) {
-					unsigned char hnull = hv ? 1 : 0;
-					h = fnv(h, hn, strlen(hn) + 1);
-					h = fnv(h, &hnull, 1);
-					h = fnv(h, hv, hs);
-				}
-			}
-			h = fnv(h, &ts, sizeof(ts));
-			if (out->n == out->cap) {
-				out->cap = out->cap ? out->cap * 2 : 1024;
-				out->d = realloc(out->d, out->cap * sizeof(*out->d));
-				out->off = realloc(out->off, out->cap * sizeof(*out->off));
-			}
-			out->d[out->n] = h;
-			out->off[out->n] = m->offset;
-			out->n++;
+			digest_into(out, m);
 			rd_kafka_message_destroy(m);
 		}
 	}
