@@ -451,7 +451,7 @@ static km_err_t task_step(repl_t *r, task_t *t);
  * @locality the task's thread */
 static km_err_t task_init(repl_t *r, task_t *t)
 {
-	char txid[400], cgroup[400], linger[16], bufkb[32];
+	char txid[400], cgroup[400], linger[16], bufkb[32], fetchb[32];
 	int id = t->id;
 	rd_kafka_error_t *e;
 
@@ -470,7 +470,15 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	}
 	snprintf(txid, sizeof(txid), "kmigrate.%s.task.%d", r->plan->migration, id);
 	snprintf(linger, sizeof(linger), "%d", 5);
-	snprintf(bufkb, sizeof(bufkb), "%lld", (long long)(r->opts->max_buffer_bytes / 1024 / 2));
+	/* Memory is bounded by configuration, not by topic size: the
+	 * process budget (max_buffer_bytes) is shared by its tasks, half for
+	 * the consumer's prefetch, half for the producer's queue.  Records
+	 * move without copies, so this is close to the whole footprint. */
+	int64_t per_task = r->opts->max_buffer_bytes / r->ntasks;
+	if (per_task < 4 * 1024 * 1024)
+		per_task = 4 * 1024 * 1024;
+	snprintf(bufkb, sizeof(bufkb), "%lld", (long long)(per_task / 1024 / 2));
+	snprintf(fetchb, sizeof(fetchb), "%lld", (long long)(per_task / 2));
 	const char *pprops[] = {"transactional.id", txid, "enable.idempotence", "true",
 				"acks", "all", "linger.ms", linger, "batch.size", "1000000",
 				"queue.buffering.max.kbytes", bufkb, "compression.type", "lz4",
@@ -547,7 +555,7 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	const char *cprops[] = {"group.id", cgroup, "enable.auto.commit", "false",
 				"enable.auto.offset.store", "false", "isolation.level", "read_committed",
 				"auto.offset.reset", "error", "enable.partition.eof", "true",
-				"fetch.max.bytes", "52428800", "queued.max.messages.kbytes", bufkb,
+				"fetch.max.bytes", fetchb, "queued.max.messages.kbytes", bufkb,
 				"fetch.wait.max.ms", "50", NULL};
 	if (!(t->c = client(r, r->src, RD_KAFKA_CONSUMER, cprops)))
 		return r->err ? r->err : KM_ERR_KAFKA;
