@@ -88,8 +88,11 @@ km_err_t km_kafka_conf_new(const km_kafka_endpoint_t *ep, const char **extra,
 	const char **p;
 
 	*confp = NULL;
+	/* KIP-714 metrics push makes every client close wait about a second
+	 * to send its last metrics: kmigrate opens many short-lived clients. */
 	if (set(conf, "bootstrap.servers", ep->bootstrap, errstr, errstr_size) ||
 	    set(conf, "client.id", "kmigrate", errstr, errstr_size) ||
+	    set(conf, "enable.metrics.push", "false", errstr, errstr_size) ||
 	    set(conf, "security.protocol",
 		ep->security_protocol ? ep->security_protocol : "plaintext",
 		errstr, errstr_size))

@@ -190,6 +190,9 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 		/* The offset map and progress are the migration's record:
 		 * never expire them. */
 		rd_kafka_NewTopic_set_config(nt[i], "retention.ms", "-1");
+		/* A transaction's bookkeeping batch must fit whatever the
+		 * target broker's message.max.bytes is. */
+		rd_kafka_NewTopic_set_config(nt[i], "max.message.bytes", "8388608");
 	}
 	rd_kafka_CreateTopics(rk, nt, 3, NULL, q);
 	err = km_kafka_wait(kt, q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, KM_KAFKA_TIMEOUT_MS,
