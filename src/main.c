@@ -31,7 +31,7 @@ static const cmd_t commands[] = {
 	 "reasons.  The snapshot is saved in the journal; --diff compares it with\n"
 	 "the previous snapshot of the same cluster.\n"
 	 "Exit 0 when nothing needs attention, 1 when there are findings.\n"},
-	{"check", cmd_check, "-p PLAN [--topic-bytes N]",
+	{"check", cmd_check, "-p PLAN [--topic-bytes N] [--timeout S]",
 	 "compatibility gate: canary produce/consume on the target",
 	 "Runs canaries against the target with the plan's security settings:\n"
 	 "connectivity and authentication, broker API versions against what the\n"
@@ -85,6 +85,18 @@ static const cmd_t commands[] = {
 	 "with AlterConsumerGroupOffsets and refuses, exit 1, while a target group\n"
 	 "has active members.  Re-runnable.\n"
 	 "`offsets map` prints the runs of one source partition.\n"},
+	{"validate", cmd_validate, "-p PLAN [--sample P] [--max-mismatches-shown N] [--workers N]",
+	 "compare source and target record by record over the replicated range",
+	 "Reads the offset map once (the snapshot), then streams every in-scope\n"
+	 "partition on both clusters (read_committed) and compares per-record XXH3\n"
+	 "digests: source record o must be at its exact target offset.  Reports\n"
+	 "the first N mismatches per partition with both offsets and what differs\n"
+	 "(key, value, header, timestamp, missing, extra, reordered), per-key\n"
+	 "ordering where the plan's rule says strict or key, and for compacted\n"
+	 "topics the latest value per key.  Partitions with nothing replicated are\n"
+	 "NO-GO.  --sample P digests only records whose source offset hashes below\n"
+	 "P% and labels the verdict sampled.  The verdict (gates.max_mismatches)\n"
+	 "and the facts are journaled.  Exit 0 on GO, 1 on NO-GO.\n"},
 	{"status", cmd_status, "-p PLAN",
 	 "show what the journal knows so far",
 	 "Prints the journal's commands and their last results, the snapshots\n"
