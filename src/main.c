@@ -5,6 +5,9 @@
  * 3 cluster or IO failure.  Each command lives in cmd_<name>.c.
  */
 #include <librdkafka/rdkafka.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +142,13 @@ int main(int argc, char **argv)
 {
 	cli_t cli = {0};
 	const cmd_t *cmd;
+
+#ifdef __GLIBC__
+	/* librdkafka and the replication tasks run many threads; glibc would
+	 * give each its own malloc arena and the footprint would follow the
+	 * thread count instead of the configured buffers. */
+	mallopt(M_ARENA_MAX, 2);
+#endif
 
 	if (argc < 2) {
 		usage(stderr);
