@@ -1,0 +1,1626 @@
+#include "validate.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The digest is on the hot path: inline XXH3 so that short keys and headers
+ * cost a few nanoseconds, not a library call each. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "offmap.h"
+#include "replicate.h"
+#include "util.h"
+
+#define BATCH 1024
+#define IDLE_TIMEOUT_MS 60000
+#define SAMPLE_SEED 0x73616d706c65ull /* "sample" */
+#define MAX_TABLE_SLOTS (2u * KM_VALIDATE_MAX_KEYS)
+#define MAX_ORDER_EXAMPLES 3
+#define MAP_READERS 16
+
+/* ---- the digest ------------------------------------------------------------- */
+
+static inline uint64_t hbytes(const void *p, size_t n)
+{
+	return p ? XXH3_64bits(p, n) : KM_VDIGEST_NULL;
+}
+
+/* Header serialisation for the digest: a stack buffer for the usual few
+ * short headers, spilling into a streaming XXH3 state only when a record
+ * carries more than 4 KiB of headers. */
+typedef struct hbuf_s {
+	unsigned char buf[4096];
+	size_t len;
+	bool streaming;
+	XXH3_state_t st;
+} hbuf_t;
+
+static void hbuf_add(hbuf_t *h, const void *p, size_t n)
+{
+	if (h->len + n > sizeof(h->buf)) {
+		if (!h->streaming) {
+			XXH3_64bits_reset(&h->st);
+			h->streaming = true;
+		}
+		XXH3_64bits_update(&h->st, h->buf, h->len);
+		h->len = 0;
+		if (n > sizeof(h->buf)) {
+			XXH3_64bits_update(&h->st, p, n);
+			return;
+		}
+	}
+	memcpy(h->buf + h->len, p, n);
+	h->len += n;
+}
+
+static void hbuf_header(hbuf_t *h, const char *name, const void *value, size_t size)
+{
+	/* Lengths make the encoding unambiguous: ("ab","c") != ("a","bc"). */
+	uint32_t nl = (uint32_t)strlen(name), vl = (uint32_t)size;
+	unsigned char isnull = value ? 0 : 1;
+	hbuf_add(h, &nl, sizeof(nl));
+	hbuf_add(h, name, nl);
+	hbuf_add(h, &isnull, 1);
+	if (value) {
+		hbuf_add(h, &vl, sizeof(vl));
+		hbuf_add(h, value, size);
+	}
+}
+
+static uint64_t hbuf_digest(hbuf_t *h)
+{
+	if (!h->streaming)
+		return XXH3_64bits(h->buf, h->len);
+	XXH3_64bits_update(&h->st, h->buf, h->len);
+	return XXH3_64bits_digest(&h->st);
+}
+
+static inline void digest_combine(km_vdigest_t *d)
+{
+	uint64_t parts[4] = {d->key, d->value, d->headers, (uint64_t)d->ts};
+	d->all = XXH3_64bits(parts, sizeof(parts));
+}
+
+void km_validate_digest(const void *key, size_t key_len, const void *value, size_t value_len,
+			const km_vheader_t *hdrs, size_t nhdrs, int64_t ts, km_vdigest_t *d)
+{
+	d->key = hbytes(key, key_len);
+	d->value = hbytes(value, value_len);
+	d->ts = ts;
+	if (nhdrs) {
+		hbuf_t h;
+		h.len = 0;
+		h.streaming = false;
+		for (size_t i = 0; i < nhdrs; i++)
+			hbuf_header(&h, hdrs[i].name, hdrs[i].value, hdrs[i].size);
+		d->headers = hbuf_digest(&h);
+	} else {
+		d->headers = XXH3_64bits(NULL, 0);
+	}
+	digest_combine(d);
+}
+
+/* Header count and bytes of a consumed record (parsed by librdkafka on
+ * first use, then cached in the message). */
+static size_t msg_headers(const rd_kafka_message_t *rkm, rd_kafka_headers_t **hdrsp,
+			  size_t *bytesp)
+{
+	rd_kafka_headers_t *hdrs = NULL;
+	size_t n = 0, bytes = 0, size;
+	const char *name;
+	const void *val;
+
+	if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		for (; !rd_kafka_header_get_all(hdrs, n, &name, &val, &size); n++)
+			bytes += strlen(name) + size;
+	*hdrsp = hdrs;
+	if (bytesp)
+		*bytesp = bytes;
+	return n;
+}
+
+size_t km_validate_digest_message(const rd_kafka_message_t *rkm, km_vdigest_t *d)
+{
+	rd_kafka_timestamp_type_t tstype;
+	rd_kafka_headers_t *hdrs = NULL;
+	size_t n = 0, size;
+	const char *name;
+	const void *val;
+
+	d->key = hbytes(rkm->key, rkm->key_len);
+	d->value = hbytes(rkm->payload, rkm->len);
+	d->ts = rd_kafka_message_timestamp(rkm, &tstype);
+	if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    !rd_kafka_header_get_all(hdrs, 0, &name, &val, &size)) {
+		hbuf_t h;
+		h.len = 0;
+		h.streaming = false;
+		for (; !rd_kafka_header_get_all(hdrs, n, &name, &val, &size); n++)
+			hbuf_header(&h, name, val, size);
+		d->headers = hbuf_digest(&h);
+	} else {
+		d->headers = XXH3_64bits(NULL, 0);
+	}
+	digest_combine(d);
+	return n;
+}
+
+void km_validate_opts_init(km_validate_opts_t *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->max_shown = 10;
+}
+
+/* ---- per-partition results ------------------------------------------------------ */
+
+enum { K_KEY, K_VALUE, K_HEADER, K_TIMESTAMP, K_MISSING, K_EXTRA, K_REORDERED, K__N };
+static const char *const kind_names[K__N] = {"key",     "value", "header",   "timestamp",
+					     "missing", "extra", "reordered"};
+
+typedef struct side_s {
+	int64_t records, bytes, tombstones, headers;
+	int64_t ts_min, ts_max;
+} side_t;
+
+typedef struct shown_s {
+	int kind;
+	int64_t src, tgt; /* -1 = no such record */
+	unsigned differs; /* bits 1 << K_KEY .. K_TIMESTAMP */
+	char key[64];     /* printable key preview, "" when unknown */
+	const char *note; /* static text */
+	int64_t pos;      /* where in the stream it was found, for the listing */
+} shown_t;
+
+typedef enum {
+	ST_PENDING = 0,
+	ST_VALIDATED,
+	ST_EMPTY,       /* no committed record on either side */
+	ST_NOTHING,     /* the source has records, the offset map none */
+	ST_NOT_VALIDATED
+} pstate_t;
+
+static const char *const state_names[] = {"pending", "validated", "empty", "nothing replicated",
+					  "not validated"};
+
+typedef struct vpart_s {
+	char *topic, *tgt_topic;
+	int partition;
+	bool compacted;
+	km_plan_ordering_t ordering;
+	km_offmap_t map;
+	pstate_t state;
+	char reason[400];
+	int64_t s_first, s_end, t_first, t_end; /* the snapshot */
+	int64_t s_start, t_start;               /* compared from (after expiry) */
+	int64_t expired;       /* mapped records gone from either cluster */
+	int64_t src_hwm;       /* source high watermark when validated */
+	side_t src, tgt;
+	int64_t paired, digested, mismatches, by_kind[K__N];
+	shown_t *shown; /* grows up to opts->max_shown */
+	int nshown, cap_shown;
+	int64_t pos; /* stream position of the next mismatch reported */
+	/* Per-key ordering. */
+	bool ord_checked;
+	const char *ord_reason;
+	int64_t ord_keys, ord_violations, ord_keys_differing;
+	int64_t ord_examples[MAX_ORDER_EXAMPLES];
+	int nord_examples;
+	/* Compacted topics. */
+	int64_t keys, superseded;
+	int64_t elapsed_ms;
+} vpart_t;
+
+/* ---- a bounded key table --------------------------------------------------------- */
+
+/* One slot per key hash.  The fields mean different things for the two
+ * uses (latest value of a compacted key; per-key ordering), each noted. */
+typedef struct kent_s {
+	uint64_t kh;          /* key hash; 0 = free slot */
+	uint64_t s_a, t_a;    /* latest value hash | sequence hash */
+	uint64_t bb;          /* header hashes src<<32|tgt | counts src<<32|tgt */
+	int64_t s_c, t_c;     /* latest timestamp | digest sum */
+	int64_t s_off, t_off; /* offset of the latest | first record; -1 none */
+} kent_t;
+
+typedef struct ktab_s {
+	kent_t *e;
+	size_t cap, cnt;
+	bool full;
+} ktab_t;
+
+static void ktab_free(ktab_t *t)
+{
+	free(t->e);
+	memset(t, 0, sizeof(*t));
+}
+
+static void ktab_init(ktab_t *t)
+{
+	ktab_free(t);
+	t->cap = 1024;
+	t->e = km_calloc(t->cap, sizeof(*t->e));
+}
+
+static kent_t *ktab_slot(kent_t *e, size_t cap, uint64_t kh)
+{
+	size_t i = (size_t)(kh * 0x9e3779b97f4a7c15ull) & (cap - 1);
+	while (e[i].kh && e[i].kh != kh)
+		i = (i + 1) & (cap - 1);
+	return &e[i];
+}
+
+/* @returns the key's slot (new slots zeroed with offsets -1), or NULL when
+ * the table reached KM_VALIDATE_MAX_KEYS (t->full is then set). */
+static kent_t *ktab_get(ktab_t *t, uint64_t kh)
+{
+	kent_t *s;
+
+	if (!kh)
+		kh = 1; /* 0 marks a free slot */
+	s = ktab_slot(t->e, t->cap, kh);
+	if (s->kh)
+		return s;
+	if ((t->cnt + 1) * 2 > t->cap) {
+		if (t->cap >= MAX_TABLE_SLOTS) {
+			t->full = true;
+			return NULL;
+		}
+		size_t ncap = t->cap * 2;
+		kent_t *ne = km_calloc(ncap, sizeof(*ne));
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->e[i].kh)
+				*ktab_slot(ne, ncap, t->e[i].kh) = t->e[i];
+		free(t->e);
+		t->e = ne;
+		t->cap = ncap;
+		s = ktab_slot(t->e, t->cap, kh);
+	}
+	memset(s, 0, sizeof(*s));
+	s->kh = kh;
+	s->s_off = s->t_off = -1;
+	t->cnt++;
+	return s;
+}
+
+/* ---- the run and its workers ------------------------------------------------------ */
+
+typedef struct vrun_s {
+	const km_plan_t *plan;
+	const km_kafka_endpoint_t *src, *tgt;
+	const km_validate_opts_t *opts;
+	vpart_t *parts;
+	int nparts;
+	bool sampled;
+	uint64_t sample_below; /* a record is digested when its hash is below */
+	pthread_mutex_t lock;
+	int next;         /* next partition a worker takes */
+	int done;         /* partitions finished */
+	int running;      /* workers still running */
+	int64_t records, bytes;
+	int64_t last_done_ms; /* when the last partition was finished */
+	km_err_t err;     /* the first failure */
+	char errstr[512];
+} vrun_t;
+
+typedef struct worker_s {
+	vrun_t *v;
+	pthread_t th;
+	rd_kafka_t *cs, *ct; /* consumers of the source and the target */
+	ktab_t tab;
+	int64_t records, bytes; /* not yet added to the run's totals */
+} worker_t;
+
+static void vfail(vrun_t *v, km_err_t err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void vfail(vrun_t *v, km_err_t err, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&v->lock);
+	if (!v->err) {
+		va_start(ap, fmt);
+		vsnprintf(v->errstr, sizeof(v->errstr), fmt, ap);
+		va_end(ap);
+		v->err = err;
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+static bool vfailed(vrun_t *v)
+{
+	km_err_t err;
+	pthread_mutex_lock(&v->lock);
+	err = v->err;
+	pthread_mutex_unlock(&v->lock);
+	return err || (v->opts->stop && *v->opts->stop);
+}
+
+static void flush_counts(worker_t *w)
+{
+	pthread_mutex_lock(&w->v->lock);
+	w->v->records += w->records;
+	w->v->bytes += w->bytes;
+	pthread_mutex_unlock(&w->v->lock);
+	w->records = w->bytes = 0;
+}
+
+static inline bool sampled(const vrun_t *v, uint64_t x)
+{
+	return !v->sampled || XXH3_64bits_withSeed(&x, sizeof(x), SAMPLE_SEED) < v->sample_below;
+}
+
+/* ---- streaming one partition range ------------------------------------------------ */
+
+/* Reads [start, end) of one partition through a worker's consumer, a batch
+ * at a time.  Only the current batch is held: a partition is never in
+ * memory whole. */
+typedef struct stream_s {
+	worker_t *w;
+	rd_kafka_t *rk;
+	rd_kafka_queue_t *q;
+	const char *role; /* "source" / "target" */
+	const char *topic;
+	int partition;
+	int64_t start, end;
+	rd_kafka_message_t *buf[BATCH];
+	int n, i;
+	bool done, assigned, failed;
+	int64_t last_data_ms;
+	side_t *side;
+} stream_t;
+
+static void stream_drop_batch(stream_t *s)
+{
+	for (; s->i < s->n; s->i++)
+		rd_kafka_message_destroy(s->buf[s->i]);
+	s->i = s->n = 0;
+}
+
+static void stream_close(stream_t *s)
+{
+	stream_drop_batch(s);
+	if (s->assigned)
+		rd_kafka_assign(s->rk, NULL);
+	if (s->q)
+		rd_kafka_queue_destroy(s->q);
+	s->q = NULL;
+	s->assigned = false;
+}
+
+static bool stream_open(worker_t *w, stream_t *s, bool source, const char *topic, int partition,
+			int64_t start, int64_t end, side_t *side)
+{
+	rd_kafka_topic_partition_list_t *tp;
+	rd_kafka_resp_err_t rerr;
+
+	memset(s, 0, sizeof(*s));
+	s->w = w;
+	s->rk = source ? w->cs : w->ct;
+	s->role = source ? "source" : "target";
+	s->topic = topic;
+	s->partition = partition;
+	s->start = start;
+	s->end = end;
+	s->side = side;
+	s->last_data_ms = km_mono_ms();
+	if (start >= end) {
+		s->done = true;
+		return true;
+	}
+	tp = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(tp, topic, partition)->offset = start;
+	rerr = rd_kafka_assign(s->rk, tp);
+	rd_kafka_topic_partition_list_destroy(tp);
+	if (rerr) {
+		vfail(w->v, KM_ERR_KAFKA, "cannot read '%s'[%d] on the %s: %s", topic, partition,
+		      s->role, rd_kafka_err2str(rerr));
+		s->failed = true;
+		return false;
+	}
+	s->assigned = true;
+	if (!(s->q = rd_kafka_queue_get_consumer(s->rk)))
+		KM_BUG("a consumer with a group.id has no consumer queue");
+	return true;
+}
+
+static bool is_ours(const stream_t *s, const rd_kafka_message_t *m)
+{
+	return m->rkt && m->partition == s->partition && !strcmp(rd_kafka_topic_name(m->rkt), s->topic);
+}
+
+/* @returns the next record of the range, or NULL at its end or on failure
+ * (s->failed; the run's error is set). */
+static rd_kafka_message_t *stream_peek(stream_t *s)
+{
+	vrun_t *v = s->w->v;
+
+	for (;;) {
+		while (s->i < s->n) {
+			rd_kafka_message_t *m = s->buf[s->i];
+			if (m->err) {
+				rd_kafka_resp_err_t e = m->err;
+				bool ours = !m->rkt || is_ours(s, m);
+				if (e == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+					/* The range was committed before the snapshot, so the
+					 * log ends at or after its end; an earlier end means
+					 * the records are gone, which the caller reports. */
+					if (ours)
+						s->done = true;
+				} else if (ours && (e == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+						    e == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+						    e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+						    e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)) {
+					vfail(v,
+					      e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+						      ? KM_ERR_AUTHZ
+						      : KM_ERR_KAFKA,
+					      "reading '%s'[%d] on the %s: %s%s", s->topic, s->partition,
+					      s->role, rd_kafka_message_errstr(m),
+					      e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+						      ? " (grant READ on the topic)"
+						      : e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+							? ""
+							: " (records were deleted by retention while "
+							  "validate read them: run it again)");
+					s->failed = true;
+				}
+				/* Other errors are transient: librdkafka retries. */
+				rd_kafka_message_destroy(m);
+				s->i++;
+				if (s->failed)
+					return NULL;
+				continue;
+			}
+			if (s->done || !is_ours(s, m) || m->offset < s->start) {
+				rd_kafka_message_destroy(m);
+				s->i++;
+				continue;
+			}
+			if (m->offset >= s->end) {
+				s->done = true;
+				rd_kafka_message_destroy(m);
+				s->i++;
+				continue;
+			}
+			return m;
+		}
+		s->i = s->n = 0;
+		if (s->done || s->failed)
+			return NULL;
+		if (vfailed(v)) {
+			s->failed = true;
+			return NULL;
+		}
+		ssize_t n = rd_kafka_consume_batch_queue(s->q, 100, s->buf, BATCH);
+		if (n > 0) {
+			s->n = (int)n;
+			s->last_data_ms = km_mono_ms();
+		} else if (km_mono_ms() - s->last_data_ms > IDLE_TIMEOUT_MS) {
+			vfail(v, KM_ERR_TIMEOUT,
+			      "reading '%s'[%d] on the %s made no progress for %d s (range end %lld)",
+			      s->topic, s->partition, s->role, IDLE_TIMEOUT_MS / 1000,
+			      (long long)s->end);
+			s->failed = true;
+			return NULL;
+		}
+	}
+}
+
+/* Counts the current record into the side's statistics and drops it. */
+static void stream_pop(stream_t *s)
+{
+	rd_kafka_message_t *m = s->buf[s->i];
+	rd_kafka_timestamp_type_t tstype;
+	rd_kafka_headers_t *hdrs;
+	size_t hbytes_ = 0, nh = msg_headers(m, &hdrs, &hbytes_);
+	int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+	side_t *sd = s->side;
+	int64_t bytes = (int64_t)(m->key_len + m->len + hbytes_);
+
+	if (sd->records == 0 || ts < sd->ts_min)
+		sd->ts_min = ts;
+	if (sd->records == 0 || ts > sd->ts_max)
+		sd->ts_max = ts;
+	sd->records++;
+	sd->bytes += bytes;
+	sd->tombstones += m->payload ? 0 : 1;
+	sd->headers += (int64_t)nh;
+	s->w->records++;
+	s->w->bytes += bytes;
+	if (s->w->records >= 4096)
+		flush_counts(s->w);
+	/* The range's last offset holds a record on every uncompacted log
+	 * (it is the last copied one): no need to wait for the end of the
+	 * partition to know the range is read. */
+	if (m->offset == s->end - 1)
+		s->done = true;
+	rd_kafka_message_destroy(m);
+	s->i++;
+}
+
+/* ---- mismatches -------------------------------------------------------------------- */
+
+static void key_preview(const rd_kafka_message_t *m, char *buf, size_t size)
+{
+	size_t i, n;
+	if (!m->key) {
+		snprintf(buf, size, "(null)");
+		return;
+	}
+	n = m->key_len < size - 4 ? m->key_len : size - 4;
+	for (i = 0; i < n; i++) {
+		unsigned char c = ((const unsigned char *)m->key)[i];
+		buf[i] = c >= 0x20 && c < 0x7f ? (char)c : '.';
+	}
+	if (n < m->key_len)
+		buf[i++] = '.', buf[i++] = '.', buf[i++] = '.';
+	buf[i] = '\0';
+}
+
+static void mismatch(vrun_t *v, vpart_t *p, int kind, int64_t src, int64_t tgt, unsigned differs,
+		     const char *key, const char *note)
+{
+	p->mismatches++;
+	p->by_kind[kind]++;
+	if (p->nshown >= v->opts->max_shown)
+		return;
+	if (p->nshown == p->cap_shown) {
+		p->cap_shown = p->cap_shown ? p->cap_shown * 2 : 8;
+		if (p->cap_shown > v->opts->max_shown)
+			p->cap_shown = v->opts->max_shown;
+		p->shown = km_realloc(p->shown, (size_t)p->cap_shown * sizeof(*p->shown));
+	}
+	shown_t *s = &p->shown[p->nshown++];
+	s->kind = kind;
+	s->src = src;
+	s->tgt = tgt;
+	s->differs = differs;
+	snprintf(s->key, sizeof(s->key), "%s", key ? key : "");
+	s->note = note;
+	s->pos = p->pos;
+}
+
+static int cmp_shown(const void *a, const void *b)
+{
+	const shown_t *x = a, *y = b;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static unsigned differs_of(const km_vdigest_t *a, const km_vdigest_t *b)
+{
+	unsigned d = 0;
+	if (a->key != b->key)
+		d |= 1u << K_KEY;
+	if (a->value != b->value)
+		d |= 1u << K_VALUE;
+	if (a->headers != b->headers)
+		d |= 1u << K_HEADER;
+	if (a->ts != b->ts)
+		d |= 1u << K_TIMESTAMP;
+	return d;
+}
+
+static int first_kind(unsigned differs)
+{
+	for (int k = K_KEY; k <= K_TIMESTAMP; k++)
+		if (differs & (1u << k))
+			return k;
+	return K_VALUE; /* digests differ but no component does: a collision
+			 * of the combination, reported as a value difference */
+}
+
+/* ---- sequence comparison (ordinary topics) ------------------------------------------ */
+
+/* A compared pair kept until its neighbour is known, so that a swapped pair
+ * can be told from two unrelated differences. */
+typedef struct pair_s {
+	bool valid, mismatch, reordered;
+	int64_t src, tgt, pos;
+	km_vdigest_t sd, td;
+	char key[64];
+} pair_t;
+
+static void pair_flush(vrun_t *v, vpart_t *p, pair_t *pr)
+{
+	if (pr->valid && pr->mismatch) {
+		unsigned d = differs_of(&pr->sd, &pr->td);
+		p->pos = pr->pos;
+		if (pr->reordered)
+			mismatch(v, p, K_REORDERED, pr->src, pr->tgt, d, pr->key,
+				 "holds the record of its neighbour: the pair is swapped");
+		else
+			mismatch(v, p, first_kind(d), pr->src, pr->tgt, d, pr->key, NULL);
+	}
+	pr->valid = false;
+}
+
+/* Per-key ordering: each key's sequence of digests, on both sides, in
+ * pairing order (which is both sides' offset order, the map being
+ * monotonic).  A key whose two sequences hold the same digests (count and
+ * sum) in a different order was reordered; one whose digests differ has
+ * content mismatches, reported as such. */
+static void order_add(worker_t *w, vpart_t *p, const pair_t *pr)
+{
+	kent_t *e;
+
+	if (!p->ord_checked)
+		return;
+	if (!(e = ktab_get(&w->tab, pr->sd.key))) {
+		p->ord_checked = false;
+		p->ord_reason = "more distinct keys than the key table holds "
+				"(KM_VALIDATE_MAX_KEYS)";
+		return;
+	}
+	e->s_a = XXH3_64bits_withSeed(&pr->sd.all, 8, e->s_a);
+	e->s_c = (int64_t)((uint64_t)e->s_c + pr->sd.all); /* sum mod 2^64 */
+	e->bb += 1ull << 32;
+	if (e->s_off < 0)
+		e->s_off = pr->src;
+	if (pr->td.key != pr->sd.key && !(e = ktab_get(&w->tab, pr->td.key))) {
+		p->ord_checked = false;
+		p->ord_reason = "more distinct keys than the key table holds "
+				"(KM_VALIDATE_MAX_KEYS)";
+		return;
+	}
+	e->t_a = XXH3_64bits_withSeed(&pr->td.all, 8, e->t_a);
+	e->t_c = (int64_t)((uint64_t)e->t_c + pr->td.all);
+	e->bb += 1;
+	if (e->t_off < 0)
+		e->t_off = pr->tgt;
+}
+
+static void order_finish(worker_t *w, vpart_t *p)
+{
+	if (!p->ord_checked)
+		return;
+	for (size_t i = 0; i < w->tab.cap; i++) {
+		kent_t *e = &w->tab.e[i];
+		if (!e->kh)
+			continue;
+		p->ord_keys++;
+		if (e->s_a == e->t_a)
+			continue;
+		if ((e->bb >> 32) == (e->bb & 0xffffffffu) && e->s_c == e->t_c) {
+			p->ord_violations++;
+			if (p->nord_examples < MAX_ORDER_EXAMPLES)
+				p->ord_examples[p->nord_examples++] = e->s_off;
+		} else {
+			p->ord_keys_differing++;
+		}
+	}
+}
+
+/* Source offset o is in a run: *tp = its target offset.  rc is a cursor
+ * into the runs; both sides are read in increasing offsets, so it only
+ * moves forward. */
+static bool map_src(const km_offmap_t *m, size_t *rc, int64_t o, int64_t *tp)
+{
+	while (*rc < m->cnt && m->runs[*rc].src_first + m->runs[*rc].count <= o)
+		(*rc)++;
+	if (*rc < m->cnt && o >= m->runs[*rc].src_first) {
+		*tp = m->runs[*rc].tgt_first + (o - m->runs[*rc].src_first);
+		return true;
+	}
+	return false;
+}
+
+static bool map_tgt(const km_offmap_t *m, size_t *rc, int64_t t, int64_t *op)
+{
+	while (*rc < m->cnt && m->runs[*rc].tgt_first + m->runs[*rc].count <= t)
+		(*rc)++;
+	if (*rc < m->cnt && t >= m->runs[*rc].tgt_first) {
+		*op = m->runs[*rc].src_first + (t - m->runs[*rc].tgt_first);
+		return true;
+	}
+	return false;
+}
+
+static void compare_sequence(worker_t *w, vpart_t *p)
+{
+	vrun_t *v = w->v;
+	stream_t ss, ts;
+	size_t rs = 0, rt = 0;
+	pair_t prev = {0}, cur;
+	char key[64];
+
+	p->ord_checked = p->ordering != KM_PLAN_ORDERING_NONE;
+	if (p->ord_checked)
+		ktab_init(&w->tab);
+	if (!stream_open(w, &ss, true, p->topic, p->partition, p->s_start, p->s_end, &p->src) ||
+	    !stream_open(w, &ts, false, p->tgt_topic, p->partition, p->t_start, p->t_end, &p->tgt))
+		goto done;
+	for (;;) {
+		rd_kafka_message_t *ms = stream_peek(&ss), *mt = stream_peek(&ts);
+		int64_t o = -1, t = -1, te = -1, os = -1;
+
+		if (ss.failed || ts.failed)
+			goto done;
+		if (!ms && !mt)
+			break;
+		/* A pair's mismatch is told one pair later (a swap needs the
+		 * neighbour): positions keep the listing in stream order. */
+		p->pos = p->src.records + p->tgt.records;
+		if (ms) {
+			o = ms->offset;
+			if (!map_src(&p->map, &rs, o, &te)) {
+				key_preview(ms, key, sizeof(key));
+				mismatch(v, p, K_MISSING, o, -1, 0, key,
+					 "in no run of the offset map: never copied");
+				stream_pop(&ss);
+				continue;
+			}
+		}
+		if (mt) {
+			t = mt->offset;
+			if (!map_tgt(&p->map, &rt, t, &os)) {
+				key_preview(mt, key, sizeof(key));
+				mismatch(v, p, K_EXTRA, -1, t, 0, key,
+					 "in no run of the offset map: not a copy of a source record");
+				stream_pop(&ts);
+				continue;
+			}
+		}
+		if (ms && mt && os == o) {
+			p->paired++;
+			if (!sampled(v, (uint64_t)o)) {
+				stream_pop(&ss);
+				stream_pop(&ts);
+				continue;
+			}
+			p->digested++;
+			memset(&cur, 0, sizeof(cur));
+			cur.valid = true;
+			cur.src = o;
+			cur.tgt = t;
+			cur.pos = p->pos;
+			km_validate_digest_message(ms, &cur.sd);
+			km_validate_digest_message(mt, &cur.td);
+			cur.mismatch = cur.sd.all != cur.td.all;
+			if (cur.mismatch)
+				key_preview(ms, cur.key, sizeof(cur.key));
+			/* A mismatching record that holds its mismatching
+			 * neighbour's digest swapped places with it. */
+			if (cur.mismatch && prev.valid && prev.mismatch &&
+			    (prev.sd.all == cur.td.all || cur.sd.all == prev.td.all))
+				prev.reordered = cur.reordered = true;
+			order_add(w, p, &cur);
+			pair_flush(v, p, &prev);
+			prev = cur;
+			stream_pop(&ss);
+			stream_pop(&ts);
+		} else if (ms && (!mt || os > o)) {
+			/* The target record o was copied to is not there. */
+			key_preview(ms, key, sizeof(key));
+			mismatch(v, p, K_MISSING, o, te, 0, key,
+				 "copied, but its target offset holds no record");
+			stream_pop(&ss);
+		} else {
+			/* The source record this target record copies is gone. */
+			key_preview(mt, key, sizeof(key));
+			mismatch(v, p, K_EXTRA, os, t, 0, key,
+				 "a copy of a source record that is no longer on the source");
+			stream_pop(&ts);
+		}
+	}
+	pair_flush(v, p, &prev);
+	order_finish(w, p);
+	if (p->nshown > 1)
+		qsort(p->shown, (size_t)p->nshown, sizeof(*p->shown), cmp_shown);
+	p->state = ST_VALIDATED;
+done:
+	stream_close(&ss);
+	stream_close(&ts);
+}
+
+/* ---- latest value per key (compacted topics) ---------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Reads a side's range into the table: the last record of each key wins
+ * (offsets increase, so the last read is the latest). */
+static bool latest_read(worker_t *w, vpart_t *p, stream_t *s, bool source)
+{
+	rd_kafka_message_t *m;
+	km_vdigest_t d;
+
+	while ((m = stream_peek(s))) {
+		uint64_t kh = hbytes(m->key, m->key_len);
+		kent_t *e;
+		/* A sampled run keeps whole keys: sampling records would
+		 * make an older record look like the latest. */
+		if (sampled(w->v, kh)) {
+			p->digested++;
+			if (!(e = ktab_get(&w->tab, kh))) {
+				p->state = ST_NOT_VALIDATED;
+				snprintf(p->reason, sizeof(p->reason),
+					 "more than %u distinct keys: the latest-value table is "
+					 "bounded, so this compacted partition was not validated",
+					 KM_VALIDATE_MAX_KEYS);
+				return false;
+			}
+			km_validate_digest_message(m, &d);
+			if (source) {
+				e->s_a = d.value;
+				e->bb = (e->bb & 0xffffffffu) | (d.headers << 32);
+				e->s_c = d.ts;
+				e->s_off = m->offset;
+			} else {
+				e->t_a = d.value;
+				e->bb = (e->bb & ~0xffffffffull) | (d.headers & 0xffffffffu);
+				e->t_c = d.ts;
+				e->t_off = m->offset;
+			}
+		}
+		stream_pop(s);
+	}
+	return !s->failed;
+}
+
+/* Reads a side past the snapshot (to its high watermark now) and marks
+ * which of the wanted keys were written again there. */
+static bool tail_scan(worker_t *w, vpart_t *p, bool source, uint64_t *keys, size_t nkeys,
+		      bool *seen)
+{
+	int64_t lo, hi;
+	rd_kafka_resp_err_t rerr;
+	stream_t s;
+	side_t scratch = {0};
+	rd_kafka_message_t *m;
+	const char *topic = source ? p->topic : p->tgt_topic;
+	int64_t from = source ? p->s_end : p->t_end;
+
+	if (!nkeys)
+		return true;
+	if ((rerr = rd_kafka_query_watermark_offsets(source ? w->cs : w->ct, topic, p->partition, &lo,
+						     &hi, KM_KAFKA_TIMEOUT_MS))) {
+		vfail(w->v, KM_ERR_KAFKA, "ListOffsets of '%s'[%d] on the %s: %s", topic,
+		      p->partition, source ? "source" : "target", rd_kafka_err2str(rerr));
+		return false;
+	}
+	if (!stream_open(w, &s, source, topic, p->partition, from < lo ? lo : from, hi, &scratch))
+		return false;
+	while ((m = stream_peek(&s))) {
+		uint64_t kh = hbytes(m->key, m->key_len);
+		uint64_t *f = bsearch(&kh, keys, nkeys, sizeof(*keys), cmp_u64);
+		if (f)
+			seen[f - keys] = true;
+		/* Tail records are not part of the comparison: not counted. */
+		rd_kafka_message_destroy(s.buf[s.i]);
+		s.i++;
+	}
+	stream_close(&s);
+	return !s.failed;
+}
+
+static void compare_latest(worker_t *w, vpart_t *p)
+{
+	vrun_t *v = w->v;
+	stream_t ss, ts;
+	uint64_t *stail = NULL, *ttail = NULL;
+	bool *sseen = NULL, *tseen = NULL;
+	size_t ns = 0, nt = 0;
+
+	ktab_init(&w->tab);
+	if (!stream_open(w, &ss, true, p->topic, p->partition, p->s_start, p->s_end, &p->src) ||
+	    !stream_open(w, &ts, false, p->tgt_topic, p->partition, p->t_start, p->t_end, &p->tgt) ||
+	    !latest_read(w, p, &ss, true) || !latest_read(w, p, &ts, false))
+		goto done;
+	stream_close(&ss);
+	stream_close(&ts);
+	p->keys = (int64_t)w->tab.cnt;
+
+	/* A key on one side only may have been written again after the
+	 * snapshot: the cleaner then removes the in-range record on that side
+	 * (a record is only ever removed for a later one of its key).  Those
+	 * keys are looked for past the range before being called mismatches. */
+	stail = km_calloc(w->tab.cnt + 1, sizeof(*stail));
+	ttail = km_calloc(w->tab.cnt + 1, sizeof(*ttail));
+	for (size_t i = 0; i < w->tab.cap; i++) {
+		kent_t *e = &w->tab.e[i];
+		bool s_live = e->kh && e->s_off >= 0 && e->s_a != KM_VDIGEST_NULL;
+		bool t_live = e->kh && e->t_off >= 0 && e->t_a != KM_VDIGEST_NULL;
+		if (s_live && !t_live && e->t_off < 0)
+			ttail[nt++] = e->kh;
+		else if (t_live && !s_live && e->s_off < 0)
+			stail[ns++] = e->kh;
+	}
+	qsort(stail, ns, sizeof(*stail), cmp_u64);
+	qsort(ttail, nt, sizeof(*ttail), cmp_u64);
+	sseen = km_calloc(ns + 1, sizeof(*sseen));
+	tseen = km_calloc(nt + 1, sizeof(*tseen));
+	if (!tail_scan(w, p, true, stail, ns, sseen) || !tail_scan(w, p, false, ttail, nt, tseen))
+		goto done;
+
+	for (size_t i = 0; i < w->tab.cap; i++) {
+		kent_t *e = &w->tab.e[i];
+		if (!e->kh)
+			continue;
+		/* A tombstone and an absent key are the same state: the
+		 * cleaner removes tombstones after delete.retention.ms. */
+		bool s_live = e->s_off >= 0 && e->s_a != KM_VDIGEST_NULL;
+		bool t_live = e->t_off >= 0 && e->t_a != KM_VDIGEST_NULL;
+		if (!s_live && !t_live)
+			continue;
+		p->pos = e->s_off >= 0 ? e->s_off : e->t_off;
+		if (s_live && t_live) {
+			unsigned d = 0;
+			if (e->s_a != e->t_a)
+				d |= 1u << K_VALUE;
+			if ((e->bb >> 32) != (e->bb & 0xffffffffu))
+				d |= 1u << K_HEADER;
+			if (e->s_c != e->t_c)
+				d |= 1u << K_TIMESTAMP;
+			if (d)
+				mismatch(v, p, first_kind(d), e->s_off, e->t_off, d, NULL,
+					 "the latest record of the key differs");
+			continue;
+		}
+		uint64_t *f;
+		if (s_live) {
+			f = e->t_off < 0 ? bsearch(&e->kh, ttail, nt, sizeof(*ttail), cmp_u64) : NULL;
+			if (f && tseen[f - ttail])
+				p->superseded++;
+			else
+				mismatch(v, p, K_MISSING, e->s_off, e->t_off, 0, NULL,
+					 e->t_off < 0 ? "the key's latest value is not on the target"
+						      : "the key is deleted (tombstone) on the target");
+		} else {
+			f = e->s_off < 0 ? bsearch(&e->kh, stail, ns, sizeof(*stail), cmp_u64) : NULL;
+			if (f && sseen[f - stail])
+				p->superseded++;
+			else
+				mismatch(v, p, K_EXTRA, e->s_off, e->t_off, 0, NULL,
+					 e->s_off < 0 ? "the key is not on the source"
+						      : "the key is deleted (tombstone) on the source");
+		}
+	}
+	/* The table's order is the hash's: list by offset. */
+	if (p->nshown > 1)
+		qsort(p->shown, (size_t)p->nshown, sizeof(*p->shown), cmp_shown);
+	if (p->state == ST_PENDING)
+		p->state = ST_VALIDATED;
+done:
+	stream_close(&ss);
+	stream_close(&ts);
+	free(stail);
+	free(ttail);
+	free(sseen);
+	free(tseen);
+}
+
+/* ---- one partition ----------------------------------------------------------------- */
+
+/* Mapped records whose source offset is below s. */
+static int64_t mapped_below(const km_offmap_t *m, int64_t s)
+{
+	int64_t n = 0;
+	for (size_t i = 0; i < m->cnt && m->runs[i].src_first < s; i++)
+		n += s - m->runs[i].src_first < m->runs[i].count ? s - m->runs[i].src_first
+								  : m->runs[i].count;
+	return n;
+}
+
+static bool watermarks(worker_t *w, bool source, const char *topic, int partition, int64_t *lo,
+		       int64_t *hi)
+{
+	rd_kafka_resp_err_t rerr = rd_kafka_query_watermark_offsets(
+		source ? w->cs : w->ct, topic, partition, lo, hi, KM_KAFKA_TIMEOUT_MS);
+	if (rerr)
+		vfail(w->v, KM_ERR_KAFKA, "ListOffsets of '%s'[%d] on the %s: %s", topic, partition,
+		      source ? "source" : "target", rd_kafka_err2str(rerr));
+	return !rerr;
+}
+
+static void validate_partition(worker_t *w, vpart_t *p)
+{
+	int64_t slo, shi, tlo, thi, t0;
+	const km_offmap_t *m = &p->map;
+
+	if (!watermarks(w, true, p->topic, p->partition, &slo, &shi) ||
+	    !watermarks(w, false, p->tgt_topic, p->partition, &tlo, &thi))
+		return;
+	p->src_hwm = shi;
+	if (m->cnt == 0) {
+		/* No run: either there is nothing to copy, or nothing was
+		 * copied yet.  One committed source record decides. */
+		stream_t s;
+		side_t scratch = {0};
+		rd_kafka_message_t *rkm;
+		if (!stream_open(w, &s, true, p->topic, p->partition, slo, shi, &scratch))
+			return;
+		rkm = stream_peek(&s);
+		if (rkm) {
+			p->state = ST_NOTHING;
+			snprintf(p->reason, sizeof(p->reason),
+				 "nothing replicated: the source has records from offset %lld and "
+				 "the offset map has no run (run `kmigrate replicate`)",
+				 (long long)rkm->offset);
+		}
+		stream_close(&s);
+		if (rkm || s.failed)
+			return;
+		/* The source has no committed record: the target must have
+		 * none either (every one would be extra). */
+		p->s_start = p->s_end = slo;
+		p->t_start = tlo;
+		p->t_end = thi;
+		compare_sequence(w, p);
+		if (p->state == ST_VALIDATED && p->tgt.records == 0)
+			p->state = ST_EMPTY;
+		return;
+	}
+	p->s_first = m->runs[0].src_first;
+	p->t_first = m->runs[0].tgt_first;
+	p->s_end = m->runs[m->cnt - 1].src_first + m->runs[m->cnt - 1].count;
+	p->t_end = m->runs[m->cnt - 1].tgt_first + m->runs[m->cnt - 1].count;
+
+	/* Records retention deleted on either side after they were copied
+	 * cannot be compared: the comparison starts where both still hold the
+	 * mapped records, and says how many it could not see. */
+	p->s_start = p->s_first > slo ? p->s_first : slo;
+	if (km_offmap_translate(m, p->s_start, &t0) == 0 && t0 < tlo) {
+		int64_t s0 = -1;
+		for (size_t i = 0; i < m->cnt && s0 < 0; i++)
+			if (m->runs[i].tgt_first + m->runs[i].count > tlo)
+				s0 = m->runs[i].src_first +
+				     (tlo > m->runs[i].tgt_first ? tlo - m->runs[i].tgt_first : 0);
+		p->s_start = s0 < 0 ? p->s_end : s0;
+	}
+	if (p->s_start >= p->s_end || km_offmap_translate(m, p->s_start, &p->t_start)) {
+		p->state = ST_NOT_VALIDATED;
+		p->expired = km_offmap_records(m);
+		snprintf(p->reason, sizeof(p->reason),
+			 "every replicated record was deleted by retention (source log start %lld, "
+			 "target log start %lld): nothing left to compare",
+			 (long long)slo, (long long)tlo);
+		return;
+	}
+	p->expired = mapped_below(m, p->s_start);
+	if (p->compacted)
+		compare_latest(w, p);
+	else
+		compare_sequence(w, p);
+}
+
+/* ---- workers ----------------------------------------------------------------------- */
+
+static rd_kafka_t *consumer(vrun_t *v, const km_kafka_endpoint_t *ep)
+{
+	char group[300], errbuf[512];
+	/* read_committed on both sides: aborted records were never copied.
+	 * auto.offset.reset=error: a range start deleted under us is an error,
+	 * never a silent jump.  1 MB per partition fetch: larger fetch buffers
+	 * are fresh mmaps whose page faults cost more CPU than the fewer round
+	 * trips save (measured: bench/validate/README.md).  32 MB of prefetch
+	 * per consumer bounds memory. */
+	const char *props[] = {"group.id", group, "enable.auto.commit", "false",
+			       "enable.auto.offset.store", "false", "isolation.level",
+			       "read_committed", "enable.partition.eof", "true", "auto.offset.reset",
+			       "error", "fetch.max.bytes", "52428800", "max.partition.fetch.bytes",
+			       "1048576", "queued.max.messages.kbytes",
+			       "32768", "fetch.wait.max.ms", "100", NULL};
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk;
+	km_err_t err;
+
+	snprintf(group, sizeof(group), "kmigrate.%s.validate", v->plan->migration);
+	if ((err = km_kafka_conf_new(ep, props, &conf, errbuf, sizeof(errbuf)))) {
+		vfail(v, err, "%s", errbuf);
+		return NULL;
+	}
+	if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, sizeof(errbuf)))) {
+		rd_kafka_conf_destroy(conf);
+		vfail(v, KM_ERR_KAFKA, "cannot create a %s consumer: %s", ep->role, errbuf);
+		return NULL;
+	}
+	/* Client errors and logs reach the consumer queue we read. */
+	rd_kafka_poll_set_consumer(rk);
+	return rk;
+}
+
+static int take(vrun_t *v)
+{
+	int i;
+	pthread_mutex_lock(&v->lock);
+	i = v->next < v->nparts ? v->next++ : -1;
+	pthread_mutex_unlock(&v->lock);
+	return i;
+}
+
+static void part_done(vrun_t *v)
+{
+	pthread_mutex_lock(&v->lock);
+	v->done++;
+	v->last_done_ms = km_mono_ms();
+	pthread_mutex_unlock(&v->lock);
+}
+
+/* Phase 1: the offset map of every partition, read once before any data is
+ * compared.  This is the snapshot the ranges come from. */
+static void *map_worker(void *arg)
+{
+	worker_t *w = arg;
+	vrun_t *v = w->v;
+	char errbuf[512];
+	int i;
+
+	while (!vfailed(v) && (i = take(v)) >= 0) {
+		vpart_t *p = &v->parts[i];
+		km_err_t err;
+		if (p->state != ST_PENDING)
+			continue;
+		err = km_repl_read_offmap(v->plan, v->tgt, p->topic, p->partition, &p->map, errbuf,
+					  sizeof(errbuf));
+		/* No replication state at all is "nothing replicated" for
+		 * each partition, decided per partition below. */
+		if (err && err != KM_ERR_NOT_FOUND)
+			vfail(v, err, "%s", errbuf);
+	}
+	pthread_mutex_lock(&v->lock);
+	v->running--;
+	pthread_mutex_unlock(&v->lock);
+	return NULL;
+}
+
+/* Phase 2: compare, one partition at a time per worker. */
+static void *data_worker(void *arg)
+{
+	worker_t *w = arg;
+	vrun_t *v = w->v;
+	int i;
+
+	if ((w->cs = consumer(v, v->src)) && (w->ct = consumer(v, v->tgt))) {
+		while (!vfailed(v) && (i = take(v)) >= 0) {
+			vpart_t *p = &v->parts[i];
+			int64_t t0 = km_mono_ms();
+			if (p->state == ST_PENDING)
+				validate_partition(w, p);
+			p->elapsed_ms = km_mono_ms() - t0;
+			ktab_free(&w->tab);
+			flush_counts(w);
+			part_done(v);
+		}
+	}
+	/* Partitions were assigned, never subscribed, and nothing was
+	 * committed: there is no group membership to leave. */
+	if (w->cs)
+		rd_kafka_destroy_flags(w->cs, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	if (w->ct)
+		rd_kafka_destroy_flags(w->ct, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	pthread_mutex_lock(&v->lock);
+	v->running--;
+	pthread_mutex_unlock(&v->lock);
+	return NULL;
+}
+
+static void run_workers(vrun_t *v, void *(*fn)(void *), int nw, bool progress)
+{
+	worker_t *ws;
+	int64_t start = km_mono_ms(), last = start;
+
+	if (nw > v->nparts)
+		nw = v->nparts;
+	if (nw < 1)
+		return;
+	ws = km_calloc((size_t)nw, sizeof(*ws));
+	v->next = 0;
+	v->running = 0;
+	for (int i = 0; i < nw; i++) {
+		ws[i].v = v;
+		if (pthread_create(&ws[i].th, NULL, fn, &ws[i])) {
+			vfail(v, KM_ERR_BUG, "cannot start a validation thread");
+			nw = i;
+			break;
+		}
+		pthread_mutex_lock(&v->lock);
+		v->running++;
+		pthread_mutex_unlock(&v->lock);
+	}
+	for (;;) {
+		struct timespec ts = {0, 100 * 1000000};
+		int running;
+		pthread_mutex_lock(&v->lock);
+		running = v->running;
+		km_validate_progress_t pr = {v->records, v->bytes, km_mono_ms() - start, v->done,
+					     v->nparts};
+		pthread_mutex_unlock(&v->lock);
+		if (!running)
+			break;
+		if (progress && v->opts->progress_cb && km_mono_ms() - last >= 1000) {
+			last = km_mono_ms();
+			v->opts->progress_cb(v->opts->opaque, &pr);
+		}
+		nanosleep(&ts, NULL);
+	}
+	for (int i = 0; i < nw; i++)
+		pthread_join(ws[i].th, NULL);
+	free(ws);
+}
+
+/* ---- discovery ------------------------------------------------------------------- */
+
+static int cmp_parts(const void *a, const void *b)
+{
+	const vpart_t *x = a, *y = b;
+	int c = strcmp(x->topic, y->topic);
+	return c ? c : x->partition - y->partition;
+}
+
+/* The in-scope source partitions, their target topics, and whether each
+ * topic is compacted (DescribeConfigs on the source: the source's policy
+ * decides, since it is the source that keeps compacting). */
+static km_err_t discover(vrun_t *v, km_kafka_t *ks, km_kafka_t *kt, char *errstr,
+			 size_t errstr_size)
+{
+	const struct rd_kafka_metadata *md = NULL, *tmd = NULL;
+	rd_kafka_resp_err_t rerr;
+	rd_kafka_ConfigResource_t **res = NULL;
+	const char **names = NULL;
+	size_t nres = 0;
+	km_err_t err = KM_ERR_OK;
+
+	if ((rerr = rd_kafka_metadata(km_kafka_rk(ks), 1, NULL, &md, KM_KAFKA_TIMEOUT_MS)))
+		return km_kafka_err(ks, rerr, "Metadata", NULL, errstr, errstr_size);
+	if ((rerr = rd_kafka_metadata(km_kafka_rk(kt), 1, NULL, &tmd, KM_KAFKA_TIMEOUT_MS))) {
+		rd_kafka_metadata_destroy(md);
+		return km_kafka_err(kt, rerr, "Metadata", NULL, errstr, errstr_size);
+	}
+	for (int i = 0; i < md->topic_cnt; i++) {
+		const struct rd_kafka_metadata_topic *t = &md->topics[i];
+		const km_plan_rule_t *rule;
+		char *tname;
+		int tparts = -1;
+
+		if (!km_plan_topic_in_scope(v->plan, t->topic))
+			continue;
+		if (t->err) {
+			/* A topic that cannot be described cannot be left out
+			 * quietly: its partitions would be unknown. */
+			char what[400];
+			snprintf(what, sizeof(what), "Metadata of source topic '%s'", t->topic);
+			err = km_kafka_err(ks, t->err, what, NULL, errstr, errstr_size);
+			break;
+		}
+		tname = km_plan_target_topic(v->plan, t->topic);
+		for (int j = 0; j < tmd->topic_cnt; j++)
+			if (!strcmp(tmd->topics[j].topic, tname) && !tmd->topics[j].err)
+				tparts = tmd->topics[j].partition_cnt;
+		rule = km_plan_topic_rule(v->plan, t->topic);
+		names = km_realloc(names, (nres + 1) * sizeof(*names));
+		names[nres++] = t->topic;
+		for (int k = 0; k < t->partition_cnt; k++) {
+			v->parts = km_realloc(v->parts, (size_t)(v->nparts + 1) * sizeof(*v->parts));
+			vpart_t *p = &v->parts[v->nparts++];
+			memset(p, 0, sizeof(*p));
+			p->topic = km_strdup(t->topic);
+			p->tgt_topic = km_strdup(tname);
+			p->partition = t->partitions[k].id;
+			p->ordering = rule ? rule->ordering : KM_PLAN_ORDERING_NONE;
+			p->s_start = p->s_end = p->t_start = p->t_end = -1;
+			p->s_first = p->t_first = -1;
+			p->src_hwm = -1;
+			if (tparts < 0) {
+				p->state = ST_NOTHING;
+				snprintf(p->reason, sizeof(p->reason),
+					 "nothing replicated: the target topic '%s' does not exist", tname);
+			} else if (p->partition >= tparts) {
+				p->state = ST_NOTHING;
+				snprintf(p->reason, sizeof(p->reason),
+					 "nothing replicated: the target topic '%s' has %d partitions, "
+					 "the source %d",
+					 tname, tparts, t->partition_cnt);
+			}
+		}
+		free(tname);
+	}
+
+	if (nres && !err) {
+		rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(ks));
+		rd_kafka_event_t *ev = NULL;
+		res = km_calloc(nres, sizeof(*res));
+		for (size_t i = 0; i < nres; i++)
+			res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, names[i]);
+		rd_kafka_DescribeConfigs(km_kafka_rk(ks), res, nres, NULL, q);
+		err = km_kafka_wait(ks, q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, KM_KAFKA_TIMEOUT_MS,
+				    "DescribeConfigs", &ev, errstr, errstr_size);
+		if (!err) {
+			size_t n, nc;
+			const rd_kafka_ConfigResource_t **rs = rd_kafka_DescribeConfigs_result_resources(
+				rd_kafka_event_DescribeConfigs_result(ev), &n);
+			for (size_t i = 0; i < n && !err; i++) {
+				const char *tn = rd_kafka_ConfigResource_name(rs[i]);
+				bool compact = false, known = false;
+				if (rd_kafka_ConfigResource_error(rs[i])) {
+					err = km_kafka_err(ks, rd_kafka_ConfigResource_error(rs[i]),
+							   "DescribeConfigs",
+							   rd_kafka_ConfigResource_error_string(rs[i]),
+							   errstr, errstr_size);
+					break;
+				}
+				const rd_kafka_ConfigEntry_t **ce = rd_kafka_ConfigResource_configs(rs[i], &nc);
+				for (size_t j = 0; j < nc; j++)
+					if (!strcmp(rd_kafka_ConfigEntry_name(ce[j]), "cleanup.policy")) {
+						const char *val = rd_kafka_ConfigEntry_value(ce[j]);
+						known = true;
+						compact = val && strstr(val, "compact");
+					}
+				if (!known) {
+					err = km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
+							"DescribeConfigs of source topic '%s' returned no "
+							"cleanup.policy: cannot tell whether it is compacted",
+							tn);
+					break;
+				}
+				for (int k = 0; k < v->nparts; k++)
+					if (!strcmp(v->parts[k].topic, tn))
+						v->parts[k].compacted = compact;
+			}
+		}
+		if (ev)
+			rd_kafka_event_destroy(ev);
+		for (size_t i = 0; i < nres; i++)
+			rd_kafka_ConfigResource_destroy(res[i]);
+		free(res);
+		rd_kafka_queue_destroy(q);
+	}
+	free(names);
+	rd_kafka_metadata_destroy(md);
+	rd_kafka_metadata_destroy(tmd);
+	if (v->nparts)
+		qsort(v->parts, (size_t)v->nparts, sizeof(*v->parts), cmp_parts);
+	return err;
+}
+
+/* ---- the report ------------------------------------------------------------------- */
+
+static json_t *side_json(const side_t *s)
+{
+	json_t *o = json_pack("{s:I, s:I, s:I, s:I}", "records", (json_int_t)s->records, "bytes",
+			      (json_int_t)s->bytes, "tombstones", (json_int_t)s->tombstones, "headers",
+			      (json_int_t)s->headers);
+	json_object_set_new(o, "timestamp_min", s->records ? json_integer(s->ts_min) : json_null());
+	json_object_set_new(o, "timestamp_max", s->records ? json_integer(s->ts_max) : json_null());
+	return o;
+}
+
+static json_t *off_json(int64_t o)
+{
+	return o >= 0 ? json_integer((json_int_t)o) : json_null();
+}
+
+/* The partition's own verdict (the gate's threshold applies to the sum). */
+static bool part_clean(const vpart_t *p, int64_t *ord_violations)
+{
+	int64_t ov = 0;
+	bool ord_ok = true;
+
+	if (p->state == ST_VALIDATED && !p->compacted && p->ordering != KM_PLAN_ORDERING_NONE) {
+		ov = p->ord_violations +
+		     (p->ordering == KM_PLAN_ORDERING_STRICT ? p->by_kind[K_REORDERED] : 0);
+		ord_ok = p->ord_checked && ov == 0;
+	}
+	if (ord_violations)
+		*ord_violations = ov;
+	return (p->state == ST_VALIDATED || p->state == ST_EMPTY) && p->mismatches == 0 && ord_ok;
+}
+
+static json_t *part_json(const vrun_t *v, const vpart_t *p)
+{
+	int64_t ov;
+	bool clean = part_clean(p, &ov);
+	json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:I}", "topic", p->topic,
+			      "target_topic", p->tgt_topic, "partition", p->partition, "mode",
+			      p->compacted ? "latest-per-key" : "sequence", "state",
+			      state_names[p->state], "verdict", clean ? "GO" : "NO-GO", "mismatches",
+			      (json_int_t)p->mismatches, "elapsed_ms", (json_int_t)p->elapsed_ms);
+	json_t *kinds = json_object(), *shown = json_array();
+
+	json_object_set_new(o, "sampled", json_boolean(v->sampled));
+	json_object_set_new(o, "reason", p->reason[0] ? json_string(p->reason) : json_null());
+	json_object_set_new(
+		o, "range",
+		json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:o}", "source_first",
+			  off_json(p->s_first), "source_end", off_json(p->s_first >= 0 ? p->s_end : -1),
+			  "target_first", off_json(p->t_first), "target_end",
+			  off_json(p->t_first >= 0 ? p->t_end : -1), "compared_from_source",
+			  off_json(p->s_first >= 0 ? p->s_start : -1), "compared_from_target",
+			  off_json(p->t_first >= 0 ? p->t_start : -1), "runs", (json_int_t)p->map.cnt,
+			  "mapped_records", (json_int_t)km_offmap_records(&p->map),
+			  "source_high_watermark", off_json(p->src_hwm)));
+	json_object_set_new(o, "expired", json_integer((json_int_t)p->expired));
+	json_object_set_new(o, "source", side_json(&p->src));
+	json_object_set_new(o, "target", side_json(&p->tgt));
+	json_object_set_new(o, "paired", json_integer((json_int_t)p->paired));
+	json_object_set_new(o, "digested", json_integer((json_int_t)p->digested));
+	for (int k = 0; k < K__N; k++)
+		if (p->by_kind[k])
+			json_object_set_new(kinds, kind_names[k], json_integer((json_int_t)p->by_kind[k]));
+	json_object_set_new(o, "by_kind", kinds);
+	for (int i = 0; i < p->nshown; i++) {
+		const shown_t *s = &p->shown[i];
+		json_t *d = json_array();
+		for (int k = K_KEY; k <= K_TIMESTAMP; k++)
+			if (s->differs & (1u << k))
+				json_array_append_new(d, json_string(kind_names[k]));
+		json_t *row = json_pack("{s:s, s:o, s:o, s:o}", "kind", kind_names[s->kind],
+					"source_offset", off_json(s->src), "target_offset",
+					off_json(s->tgt), "differs", d);
+		json_object_set_new(row, "key", s->key[0] ? json_string(s->key) : json_null());
+		json_object_set_new(row, "note", s->note ? json_string(s->note) : json_null());
+		json_array_append_new(shown, row);
+	}
+	json_object_set_new(o, "shown", shown);
+	if (p->compacted) {
+		json_object_set_new(o, "keys", json_integer((json_int_t)p->keys));
+		json_object_set_new(o, "superseded_after_snapshot",
+				    json_integer((json_int_t)p->superseded));
+	}
+	json_t *ord = json_pack("{s:s}", "rule", km_plan_ordering_str(p->ordering));
+	if (p->ordering == KM_PLAN_ORDERING_NONE) {
+		json_object_set_new(ord, "checked", json_false());
+	} else if (p->compacted) {
+		json_object_set_new(ord, "checked", json_false());
+		json_object_set_new(ord, "reason",
+				    json_string("compacted topic: the latest record per key is "
+						"compared, not the sequence"));
+	} else if (p->state == ST_VALIDATED) {
+		json_t *ex = json_array();
+		for (int i = 0; i < p->nord_examples; i++)
+			json_array_append_new(ex, json_pack("{s:I}", "first_source_offset",
+							    (json_int_t)p->ord_examples[i]));
+		json_object_set_new(ord, "checked", json_boolean(p->ord_checked));
+		if (!p->ord_checked)
+			json_object_set_new(ord, "reason", json_string(p->ord_reason));
+		json_object_set_new(ord, "keys", json_integer((json_int_t)p->ord_keys));
+		json_object_set_new(ord, "keys_reordered", json_integer((json_int_t)p->ord_violations));
+		json_object_set_new(ord, "keys_with_differences",
+				    json_integer((json_int_t)p->ord_keys_differing));
+		json_object_set_new(ord, "violations", json_integer((json_int_t)ov));
+		json_object_set_new(ord, "examples", ex);
+	}
+	json_object_set_new(o, "ordering", ord);
+	return o;
+}
+
+static json_t *report(const vrun_t *v, int64_t data_ms, int64_t total_ms)
+{
+	json_t *parts = json_array(), *no_go = json_array(), *kinds = json_object();
+	int64_t mismatches = 0, by_kind[K__N] = {0}, records = 0, bytes = 0, ord_total = 0;
+	int nothing = 0, not_validated = 0, clean = 0, ord_bad = 0;
+	int64_t max = v->plan->gates.max_mismatches;
+	char buf[600], label[64];
+
+	for (int i = 0; i < v->nparts; i++) {
+		const vpart_t *p = &v->parts[i];
+		int64_t ov = 0;
+		clean += part_clean(p, &ov);
+		json_array_append_new(parts, part_json(v, p));
+		mismatches += p->mismatches;
+		for (int k = 0; k < K__N; k++)
+			by_kind[k] += p->by_kind[k];
+		records += p->src.records + p->tgt.records;
+		bytes += p->src.bytes + p->tgt.bytes;
+		nothing += p->state == ST_NOTHING;
+		not_validated += p->state == ST_NOT_VALIDATED || p->state == ST_PENDING;
+		if (p->state == ST_VALIDATED && !p->compacted && p->ordering != KM_PLAN_ORDERING_NONE) {
+			ord_total += ov;
+			if (ov || !p->ord_checked) {
+				ord_bad++;
+				snprintf(buf, sizeof(buf), "'%s'[%d]: ordering %s %s", p->topic,
+					 p->partition, km_plan_ordering_str(p->ordering),
+					 p->ord_checked ? "violated" : "not checked");
+				json_array_append_new(no_go, json_string(buf));
+			}
+		}
+		if (p->state == ST_NOTHING || p->state == ST_NOT_VALIDATED) {
+			snprintf(buf, sizeof(buf), "'%s'[%d]: %s", p->topic, p->partition, p->reason);
+			json_array_append_new(no_go, json_string(buf));
+		}
+	}
+	for (int k = 0; k < K__N; k++)
+		if (by_kind[k])
+			json_object_set_new(kinds, kind_names[k], json_integer((json_int_t)by_kind[k]));
+	if (mismatches > max) {
+		snprintf(buf, sizeof(buf), "%lld mismatches, more than gates.max_mismatches (%lld)",
+			 (long long)mismatches, (long long)max);
+		json_array_insert_new(no_go, 0, json_string(buf));
+	}
+	if (v->nparts == 0)
+		json_array_append_new(no_go, json_string("no source partition is in scope"));
+	const char *verdict = json_array_size(no_go) ? "NO-GO" : "GO";
+	if (v->sampled)
+		snprintf(label, sizeof(label), "%s (sampled %g%%)", verdict, v->opts->sample_pct);
+	else
+		snprintf(label, sizeof(label), "%s", verdict);
+	double secs = data_ms > 0 ? (double)data_ms / 1000.0 : 0.001;
+	json_t *rep = json_pack(
+		"{s:s, s:s, s:s, s:b, s:s, s:I, s:I, s:o, s:I, s:o, s:i, s:i, s:i, s:i, s:i}",
+		"migration", v->plan->migration, "verdict", verdict, "label", label, "sampled",
+		v->sampled, "mode", v->sampled ? "sampled" : "full", "mismatches",
+		(json_int_t)mismatches, "max_mismatches", (json_int_t)max, "by_kind", kinds,
+		"ordering_violations", (json_int_t)ord_total, "no_go", no_go, "partitions_total",
+		v->nparts, "partitions_clean", clean, "partitions_nothing_replicated", nothing,
+		"partitions_not_validated", not_validated, "partitions_ordering_failed", ord_bad);
+	json_object_set_new(rep, "max_shown", json_integer(v->opts->max_shown));
+	json_object_set_new(rep, "sample_percent",
+			    v->sampled ? json_real(v->opts->sample_pct) : json_null());
+	json_object_set_new(
+		rep, "throughput",
+		json_pack("{s:I, s:I, s:I, s:I, s:f, s:f}", "records", (json_int_t)records, "bytes",
+			  (json_int_t)bytes, "data_ms", (json_int_t)data_ms, "total_ms",
+			  (json_int_t)total_ms, "records_per_sec", (double)records / secs,
+			  "mb_per_sec", (double)bytes / secs / 1e6));
+	json_object_set_new(rep, "partitions", parts);
+	return rep;
+}
+
+km_err_t km_validate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
+			 const km_kafka_endpoint_t *tgt, const km_validate_opts_t *opts,
+			 json_t **reportp, char *errstr, size_t errstr_size)
+{
+	vrun_t v;
+	km_kafka_t *ks = NULL, *kt = NULL;
+	int64_t t0 = km_mono_ms(), t1;
+	km_err_t err;
+
+	*reportp = NULL;
+	memset(&v, 0, sizeof(v));
+	pthread_mutex_init(&v.lock, NULL);
+	v.plan = plan;
+	v.src = src;
+	v.tgt = tgt;
+	v.opts = opts;
+	if (opts->sample_pct > 0 && opts->sample_pct < 100) {
+		v.sampled = true;
+		v.sample_below = (uint64_t)(opts->sample_pct / 100.0 * 18446744073709551616.0);
+	}
+	if ((err = km_kafka_open(src, 0, &ks, errstr, errstr_size)) ||
+	    (err = km_kafka_open(tgt, 0, &kt, errstr, errstr_size)) ||
+	    (err = discover(&v, ks, kt, errstr, errstr_size)))
+		goto done;
+	km_kafka_close(ks);
+	km_kafka_close(kt);
+	ks = kt = NULL;
+
+	/* Reading a map is mostly waiting for the target: more readers than
+	 * comparing workers. */
+	run_workers(&v, map_worker, MAP_READERS, false);
+	if (!v.err && !(opts->stop && *opts->stop)) {
+		t1 = km_mono_ms();
+		v.done = 0;
+		run_workers(&v, data_worker,
+			    opts->workers > 0 ? opts->workers : KM_VALIDATE_MAX_WORKERS, true);
+		if (!v.err && !(opts->stop && *opts->stop))
+			*reportp = report(&v, (v.last_done_ms ? v.last_done_ms : km_mono_ms()) - t1,
+					  km_mono_ms() - t0);
+	}
+	if (v.err)
+		err = km_seterr(errstr, errstr_size, v.err, "%s", v.errstr);
+	else if (opts->stop && *opts->stop)
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				"validation interrupted: the verdict is unknown, which is NO-GO; "
+				"nothing was journaled");
+done:
+	km_kafka_close(ks);
+	km_kafka_close(kt);
+	for (int i = 0; i < v.nparts; i++) {
+		free(v.parts[i].topic);
+		free(v.parts[i].tgt_topic);
+		free(v.parts[i].shown);
+		km_offmap_clear(&v.parts[i].map);
+	}
+	free(v.parts);
+	pthread_mutex_destroy(&v.lock);
+	return err;
+}

@@ -1,0 +1,126 @@
+/*
+ * validate.h -- proof that the target holds what the source holds.
+ *
+ * For every in-scope source partition, validation reads the exact offset map
+ * replicate wrote (lib/replicate.h, km_repl_read_offmap) once, at start: the
+ * replicated range is [first run's source offset, last run's source end) on
+ * the source and the matching range on the target.  Records produced after
+ * that snapshot are not part of the comparison, so live traffic does not move
+ * the goalposts.  Both ranges are then streamed side by side (two consumers
+ * per worker, read_committed) and every record is digested with XXH3:
+ *
+ *   - ordinary topics: source record o pairs with target record
+ *     km_offmap_translate(o) exactly.  A pair whose digests differ is a
+ *     mismatch of kind key, value, header or timestamp (component digests
+ *     tell which part differs) or "reordered" when it swapped places with its
+ *     mismatching neighbour; a source record in no run is "missing", a target
+ *     record in no run is "extra".  Where the plan's rule says ordering
+ *     strict or key, the per-key sequence of digests must be equal too.
+ *   - compacted topics (the source's cleanup.policy contains compact): the
+ *     source keeps compacting during the migration, so the latest record per
+ *     key (tombstones equal to absent) is compared instead of the sequence,
+ *     in a bounded table (KM_VALIDATE_MAX_KEYS keys per partition).
+ *
+ * The verdict is GO only when every partition was validated, the mismatches
+ * are within the plan's gates.max_mismatches and no ordering rule is broken;
+ * a partition with nothing replicated yet, or one that could not be validated
+ * completely, is NO-GO (unknown is never a pass).  A sampled run digests only
+ * records whose source offset hashes below the sample percentage and says so
+ * in its report.
+ *
+ * What this module does not do: it never writes to either cluster, never
+ * prints, never journals (the command does, from the report) and never
+ * repairs anything.
+ */
+#ifndef KM_VALIDATE_H
+#define KM_VALIDATE_H
+
+#include <jansson.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "kafka.h"
+#include "plan.h"
+
+/* Distinct keys one partition may hold when a key table is needed (latest
+ * value per key of a compacted topic, per-key ordering).  The table has
+ * 64-byte slots and at most 2 * KM_VALIDATE_MAX_KEYS of them: 128 MiB per
+ * partition being validated at worst.  Beyond it the partition is reported
+ * "not validated" (NO-GO), never guessed. */
+#define KM_VALIDATE_MAX_KEYS (1u << 20)
+
+/* Workers validating partitions in parallel (each with its two consumers). */
+#define KM_VALIDATE_MAX_WORKERS 4
+
+/* The digest of one record.  Each component is hashed on its own so that a
+ * mismatch can say which part differs; `all` combines them.  A null key or
+ * value hashes to KM_VDIGEST_NULL, distinct from the hash of empty bytes. */
+typedef struct km_vdigest_s {
+	uint64_t key;
+	uint64_t value;
+	uint64_t headers; /* (name, value null-ness, value) of each, in order */
+	int64_t ts;       /* the record timestamp, compared as is */
+	uint64_t all;     /* the record digest */
+} km_vdigest_t;
+
+#define KM_VDIGEST_NULL 0x6e756c6c2d6b6d31ull /* "null-km1" */
+
+/* A header as the digest sees it; value NULL = null value. */
+typedef struct km_vheader_s {
+	const char *name;
+	const void *value;
+	size_t size;
+} km_vheader_t;
+
+/* Digests one record.  No allocation; headers up to 4 KiB in total are
+ * hashed from a stack buffer, longer ones through a streaming XXH3 state.
+ * @locality any thread */
+void km_validate_digest(const void *key, size_t key_len, const void *value,
+			size_t value_len, const km_vheader_t *hdrs, size_t nhdrs,
+			int64_t ts, km_vdigest_t *d);
+
+/* Digests a consumed record (key, value, headers, timestamp) the same way.
+ * @returns the number of headers (librdkafka parses them on first use). */
+size_t km_validate_digest_message(const rd_kafka_message_t *rkm,
+				  km_vdigest_t *d);
+
+/* Progress, reported about once a second from the calling thread. */
+typedef struct km_validate_progress_s {
+	int64_t records;  /* records read on both sides so far */
+	int64_t bytes;    /* key + value + header bytes of those */
+	int64_t elapsed_ms;
+	int partitions_done;
+	int partitions;
+} km_validate_progress_t;
+
+typedef struct km_validate_opts_s {
+	double sample_pct; /* 0 = every record; 0 < P < 100 = sampled */
+	int max_shown;     /* mismatches listed per partition (default 10) */
+	int workers;       /* 0 = min(partitions, KM_VALIDATE_MAX_WORKERS) */
+	volatile sig_atomic_t *stop; /* set by a signal handler: stop early */
+	void (*progress_cb)(void *opaque, const km_validate_progress_t *p);
+	void *opaque;
+} km_validate_opts_t;
+
+void km_validate_opts_init(km_validate_opts_t *opts);
+
+/*
+ * Validates every in-scope partition.  src/tgt carry the secrets for the
+ * clients it creates.
+ *
+ * @returns KM_ERR_OK and a new report in *reportp (json_decref it) whatever
+ *          the verdict: {"verdict": "GO"|"NO-GO", "label", "sampled",
+ *          "mismatches", "no_go": [...], "throughput": {...},
+ *          "partitions": [...] } -- see docs/internals/validate.md;
+ *          KM_ERR_NOGO when stopped through opts->stop (no report);
+ *          a cluster error when a cluster failed (no report: a partial
+ *          comparison is never a verdict).
+ */
+km_err_t km_validate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
+			 const km_kafka_endpoint_t *tgt,
+			 const km_validate_opts_t *opts, json_t **reportp,
+			 char *errstr, size_t errstr_size);
+
+#endif
