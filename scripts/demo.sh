@@ -56,6 +56,9 @@ run "$km" apply -p migration.yaml
 step "kmigrate apply again: idempotent"
 run "$km" apply -p migration.yaml
 
+step "kmigrate check: the compatibility gate on the target (canaries in kmigrate-canary.demo.*, deleted afterwards)"
+run "$km" check -p migration.yaml || echo "(exit $?)"
+
 step "kmigrate replicate --until-caught-up: exactly-once copy of the estate"
 run "$km" replicate -p migration.yaml --until-caught-up
 
@@ -82,8 +85,5 @@ step "Bad input is one line and a non-zero exit"
 run "$km" inventory -p /nonexistent.yaml || echo "(exit $?)"
 printf 'migration: demo\nsource:\n  bootstrap: 127.0.0.1:1\ntarget:\n  bootstrap: 127.0.0.1:29092\n' >unreachable.yaml
 run "$km" inventory -p unreachable.yaml || echo "(exit $?)"
-
-step "kmigrate check: the compatibility gate on the target (canaries in kmigrate-canary.demo.*, deleted afterwards)"
-run "$km" check -p migration.yaml || echo "(exit $?)"
 
 step "Done. The clusters keep running; stop them with: tests/cluster/kafka-cluster stop-all"
