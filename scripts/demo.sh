@@ -75,8 +75,22 @@ run "$km" validate -p migration.yaml || echo "(exit $?)"
 step "kmigrate offsets: translate every group's committed offsets, each proven by reading both clusters"
 run "$km" offsets -p migration.yaml || echo "(exit $?)"
 
-step "kmigrate offsets --commit: refused while fraud-detector still has a live member"
-run "$km" offsets -p migration.yaml --commit || echo "(exit $?: the other groups were committed)"
+step "kmigrate offsets --commit: every group moves to the target"
+run "$km" offsets -p migration.yaml --commit | tail -3
+
+step "kmigrate offsets --commit while a billing consumer (kcat) is already on the target: refused"
+kcat -b 127.0.0.1:29092 -G billing orders -q -o stored >/dev/null 2>&1 &
+kcat_pid=$!
+refused=
+for _ in $(seq 1 60); do
+	if ! "$km" offsets -p migration.yaml --commit --group billing >/dev/null 2>"$demo/refusal.txt"; then
+		refused=1
+		break
+	fi
+	sleep 0.5
+done
+kill "$kcat_pid" 2>/dev/null; wait "$kcat_pid" 2>/dev/null || true
+[ -n "$refused" ] && cat "$demo/refusal.txt" || echo "(the consumer never joined within 30 s)"
 
 step "kmigrate status: what the journal knows"
 run "$km" status -p migration.yaml
