@@ -224,6 +224,12 @@ static json_t *design_acl(const km_plan_t *plan, const json_t *a, json_t *warnin
 	return out;
 }
 
+/* Manual items on the target belong to whoever runs the target. */
+static json_t *owner_of(const km_plan_t *plan)
+{
+	return plan->target.owner ? json_string(plan->target.owner) : json_null();
+}
+
 km_err_t km_design_build(const km_plan_t *plan, const json_t *src_inv,
 			 const json_t *tgt_inv, json_t **designp, char *errstr,
 			 size_t errstr_size)
@@ -274,18 +280,18 @@ km_err_t km_design_build(const km_plan_t *plan, const json_t *src_inv,
 				jstr(json_array_get(json_object_get(u, "mechanisms"), 0), "mechanism")
 					?: "SCRAM-SHA-512");
 			json_array_append_new(manual,
-					      json_pack("{s:s, s:s, s:s, s:n}", "kind", "scram-user",
+					      json_pack("{s:s, s:s, s:s, s:o}", "kind", "scram-user",
 							"subject", jstr(u, "user"), "action", what,
-							"owner"));
+							"owner", owner_of(plan)));
 			free(what);
 		}
 	} else {
 		json_array_append_new(manual,
-				      json_pack("{s:s, s:s, s:s, s:n}", "kind", "scram-user",
+				      json_pack("{s:s, s:s, s:s, s:o}", "kind", "scram-user",
 						"subject", "*", "action",
 						"source SCRAM users were not inventoried: list and "
 						"re-create them by hand",
-						"owner"));
+						"owner", owner_of(plan)));
 	}
 	if (json_is_array(json_object_get(src_inv, "quotas"))) {
 		json_array_foreach(json_object_get(src_inv, "quotas"), i, q) {
@@ -295,18 +301,19 @@ km_err_t km_design_build(const km_plan_t *plan, const json_t *src_inv,
 						 "(kafka-configs --alter --entity-type users/clients)",
 						 val);
 			json_array_append_new(manual,
-					      json_pack("{s:s, s:s, s:s, s:n}", "kind", "quota",
-							"subject", ent, "action", what, "owner"));
+					      json_pack("{s:s, s:s, s:s, s:o}", "kind", "quota",
+							"subject", ent, "action", what, "owner",
+							owner_of(plan)));
 			free(ent);
 			free(val);
 			free(what);
 		}
 	} else {
 		json_array_append_new(
-			manual, json_pack("{s:s, s:s, s:s, s:n}", "kind", "quota", "subject", "*",
+			manual, json_pack("{s:s, s:s, s:s, s:o}", "kind", "quota", "subject", "*",
 					  "action",
 					  jstr(json_object_get(src_inv, "quotas"), "not_inventoried"),
-					  "owner"));
+					  "owner", owner_of(plan)));
 	}
 	json_object_set_new(design, "migration", json_string(plan->migration));
 	json_object_set_new(design, "source", json_string(plan->source.bootstrap));

@@ -1658,6 +1658,7 @@ static const field_t cluster_fields[] = {
 	    .check = check_url),
 	FLD(km_plan_cluster_t, "schema_registry_url", T_STR,
 	    schema_registry_url, .check = check_url),
+	FLD(km_plan_cluster_t, "owner", T_STR, owner),
 };
 static const schema_t cluster_schema;
 

@@ -101,6 +101,7 @@ typedef struct km_plan_cluster_s {
 	size_t props_cnt;
 	char *connect_url;         /* Kafka Connect REST URL, or NULL */
 	char *schema_registry_url; /* or NULL */
+	char *owner; /* who runs this cluster; owns its manual items, or NULL */
 } km_plan_cluster_t;
 
 typedef enum {

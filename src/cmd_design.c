@@ -176,6 +176,16 @@ static km_err_t journal_actions(km_journal_t *jr, int64_t run_id, const char *ki
 	return KM_ERR_OK;
 }
 
+static size_t unowned_manual(const json_t *actions)
+{
+	json_t *a;
+	size_t i, n = 0;
+	json_array_foreach(actions, i, a)
+		if (!strcmp(jstr(a, "op"), "manual") && !json_is_string(json_object_get(a, "owner")))
+			n++;
+	return n;
+}
+
 int cmd_plan(cli_t *cli, int argc, char **argv)
 {
 	km_plan_t *plan = NULL;
@@ -197,7 +207,9 @@ int cmd_plan(cli_t *cli, int argc, char **argv)
 	actions = km_design_delta(design, tgt);
 	if ((rc = cli_open_journal(cli, plan, 1, &jr)))
 		goto done;
-	rc = km_design_count(actions, "blocked") ? 1 : 0;
+	/* A blocked object, or work for people that nobody owns, is a
+	 * finding: the plan is not ready to apply as a whole. */
+	rc = km_design_count(actions, "blocked") || unowned_manual(actions) ? 1 : 0;
 	args = cli_args_string(argc, argv);
 	if ((err = km_journal_begin(jr, cli->errstr, sizeof(cli->errstr))) ||
 	    (err = km_journal_run_begin(jr, "plan", args, &run_id, cli->errstr, sizeof(cli->errstr))) ||

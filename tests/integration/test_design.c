@@ -237,6 +237,47 @@ static void test_fewer_partitions_blocks(void **state)
 	assert_int_equal(tk_partitions(&tgt, "mig.d.wide"), 1); /* never re-partitioned */
 }
 
+/* SCRAM users cannot be copied: they are manual items, owned by the
+ * target's owner, and without one `plan` reports them as findings. */
+static void test_scram_users_are_owned_manual_items(void **state)
+{
+	char text[2048], *out, *err;
+	(void)state;
+	for (int owned = 0; owned < 2; owned++) {
+		snprintf(text, sizeof(text),
+			 "migration: it-design-scram\n"
+			 "source:\n  bootstrap: %s\n  security_protocol: sasl_ssl\n"
+			 "  sasl_mechanism: SCRAM-SHA-512\n  username: admin\n"
+			 "  password_env: KM_IT_TGT_PW\n  ssl_ca: %s\n"
+			 "target:\n  bootstrap: %s\n%s"
+			 "topics:\n  include: [\"^no-such-topic$\"]\n",
+			 tgt.bootstrap, getenv("KM_TEST_SECURE_CA"), getenv("KM_TEST_TARGET"),
+			 owned ? "  owner: platform-team\n" : "");
+		char *p = tk_write_file(dir, owned ? "scram-owned.yaml" : "scram.yaml", text);
+		const char *argv[] = {tk_kmigrate(), "plan", "-p", p, "--json", NULL};
+		int rc = tk_run(&out, &err, argv);
+		assert_int_equal(rc, owned ? 0 : 1);
+		json_t *doc = tk_json(out), *a;
+		size_t i;
+		int users = 0;
+		json_array_foreach(json_object_get(doc, "actions"), i, a)
+			if (!strcmp(json_string_value(json_object_get(a, "op")), "manual") &&
+			    !strcmp(json_string_value(json_object_get(a, "kind")), "scram-user")) {
+				users++;
+				if (owned)
+					assert_string_equal(json_string_value(json_object_get(a, "owner")),
+							    "platform-team");
+				else
+					assert_true(json_is_null(json_object_get(a, "owner")));
+			}
+		assert_true(users >= 2); /* admin and alice */
+		json_decref(doc);
+		free(out);
+		free(err);
+		free(p);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -245,6 +286,7 @@ int main(void)
 		cmocka_unit_test(test_apply_matches_effective_configs_and_acls),
 		cmocka_unit_test(test_second_apply_changes_nothing),
 		cmocka_unit_test(test_fewer_partitions_blocks),
+		cmocka_unit_test(test_scram_users_are_owned_manual_items),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
