@@ -1949,6 +1949,8 @@ static const schema_t rollback_schema = {
 static const field_t replication_fields[] = {
 	FLD(km_plan_replication_t, "max_bytes_per_sec", T_I64, max_bytes_per_sec,
 	    .min = 0, .max = INT64_MAX),
+	FLD(km_plan_replication_t, "max_buffer_mb", T_INT, max_buffer_mb, .min = 8,
+	    .max = 65536),
 	FLD(km_plan_replication_t, "tasks", T_INT, tasks, .min = 1, .max = 256),
 	FLD(km_plan_replication_t, "txn_max_records", T_INT, txn_max_records,
 	    .min = 1, .max = 1000000),

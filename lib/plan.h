@@ -227,6 +227,7 @@ typedef struct km_plan_gates_s {
 typedef struct km_plan_replication_s {
 	km_plan_pos_t pos;
 	int64_t max_bytes_per_sec; /* 0 = no throttle */
+	int max_buffer_mb;         /* 0 = default (128) */
 	int tasks;                 /* T when first created; 0 = automatic */
 	int txn_max_records;       /* 0 = default */
 	int txn_max_ms;            /* 0 = default */

@@ -44,7 +44,9 @@ typedef struct km_repl_opts_s {
 	int64_t max_bytes_per_sec; /* throttle, 0 = none */
 	int txn_max_records;     /* records per transaction (default 10000) */
 	int txn_max_ms;          /* time per transaction (default 250) */
-	int64_t max_buffer_bytes; /* producer/consumer buffering bound */
+	int64_t max_buffer_bytes; /* the process's buffering budget, shared by
+				   * its tasks: half prefetch, half produce
+				   * queue (default 128 MiB) */
 	volatile sig_atomic_t *stop; /* set by a signal handler to stop */
 	/* Events: {"event": "progress"|"task"|"error"|"loss"|"done", ...}.
 	 * Called on the replicating thread; must not block long. */

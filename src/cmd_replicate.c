@@ -80,6 +80,7 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		{"max-bytes-per-sec", required_argument, NULL, 'B'},
 		{"txn-records", required_argument, NULL, 'R'},
 		{"txn-ms", required_argument, NULL, 'M'},
+		{"max-buffer-mb", required_argument, NULL, 'm'},
 		{NULL, 0, NULL, 0}};
 	km_repl_opts_t ropts;
 	km_repl_stats_t stats;
@@ -88,7 +89,7 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 	km_kafka_endpoint_t src = {0}, tgt = {0};
 	ev_ctx_t ctx = {cli, NULL, 0, isatty(2)};
 	char *args = NULL, summary[200];
-	int c, rc = 0, txn_records_set = 0, txn_ms_set = 0;
+	int c, rc = 0, txn_records_set = 0, txn_ms_set = 0, buffer_set = 0;
 	int64_t v;
 	km_err_t err;
 
@@ -117,6 +118,12 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 			ropts.txn_max_records = (int)v;
 			txn_records_set = 1;
 			break;
+		case 'm':
+			if (km_parse_i64(optarg, &v) || v < 8 || v > 65536)
+				return cli_usage(cli, "--max-buffer-mb takes 8..65536");
+			ropts.max_buffer_bytes = v * 1024 * 1024;
+			buffer_set = 1;
+			break;
 		case 'M':
 			if (km_parse_i64(optarg, &v) || v < 1 || v > 60000)
 				return cli_usage(cli, "--txn-ms takes 1..60000");
@@ -137,6 +144,8 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		ropts.max_bytes_per_sec = plan->replication.max_bytes_per_sec;
 	if (plan->replication.txn_max_records && !txn_records_set)
 		ropts.txn_max_records = plan->replication.txn_max_records;
+	if (plan->replication.max_buffer_mb && !buffer_set)
+		ropts.max_buffer_bytes = (int64_t)plan->replication.max_buffer_mb * 1024 * 1024;
 	if (plan->replication.txn_max_ms && !txn_ms_set)
 		ropts.txn_max_ms = plan->replication.txn_max_ms;
 	if ((err = km_kafka_endpoint_from_plan(&plan->source, &src, cli->errstr, sizeof(cli->errstr))) ||

@@ -62,7 +62,7 @@ static const cmd_t commands[] = {
 	 "and after.  A second run changes nothing and says so.  --dry-run prints\n"
 	 "what plan prints.\n"},
 	{"replicate", cmd_replicate,
-	 "-p PLAN [--until-caught-up] [--tasks N] [--max-bytes-per-sec B]",
+	 "-p PLAN [--until-caught-up] [--tasks N] [--max-bytes-per-sec B] [--max-buffer-mb M]",
 	 "exactly-once copy with an exact offset map; run N of them to scale out",
 	 "Copies the in-scope topics to the target, same partition numbers, keys,\n"
 	 "values, headers, timestamps and tombstones byte for byte; aborted source\n"
