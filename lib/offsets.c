@@ -3,50 +3,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "offmap.h"
 #include "replicate.h"
+#include "validate.h"
 #include "util.h"
 
 /* ---- reading one record ------------------------------------------------------ */
 
-/* Digest of a record: key and value null-ness and bytes, headers in order,
- * timestamp -- what makes two copies "the same record". */
+/* The record digest is validate's, so that an offsets proof and a
+ * validation verdict say "the same record" in the same way. */
 static uint64_t record_digest(const rd_kafka_message_t *m)
 {
-	XXH3_state_t *st = XXH3_createState();
-	unsigned char flag;
-	rd_kafka_headers_t *hdrs = NULL;
-	rd_kafka_timestamp_type_t tst;
-	int64_t ts = rd_kafka_message_timestamp(m, &tst);
-	uint64_t h;
+	km_vdigest_t d;
 
-	XXH3_64bits_reset(st);
-	flag = m->key != NULL;
-	XXH3_64bits_update(st, &flag, 1);
-	if (m->key)
-		XXH3_64bits_update(st, m->key, m->key_len);
-	flag = m->payload != NULL;
-	XXH3_64bits_update(st, &flag, 1);
-	if (m->payload)
-		XXH3_64bits_update(st, m->payload, m->len);
-	if (!rd_kafka_message_headers(m, &hdrs)) {
-		const char *hn;
-		const void *hv;
-		size_t hs;
-		for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &hn, &hv, &hs); i++) {
-			XXH3_64bits_update(st, hn, strlen(hn) + 1);
-			flag = hv != NULL;
-			XXH3_64bits_update(st, &flag, 1);
-			if (hv)
-				XXH3_64bits_update(st, hv, hs);
-		}
-	}
-	XXH3_64bits_update(st, &ts, sizeof(ts));
-	h = XXH3_64bits_digest(st);
-	XXH3_freeState(st);
-	return h;
+	km_validate_digest_message(m, &d);
+	return d.all;
 }
 
 /* Reads the first committed record at or after `from`.  @returns 1 with
