@@ -177,32 +177,7 @@ static bool chk_can_run(chk_t *ck, bool needs_topic)
 
 /* ---- admin helpers --------------------------------------------------------- */
 
-static rd_kafka_AdminOptions_t *aopts(rd_kafka_t *rk, rd_kafka_admin_op_t op,
-				      int tmo)
-{
-	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, op);
 
-	rd_kafka_AdminOptions_set_request_timeout(o, tmo, NULL, 0);
-	/* CreateTopics and DeleteTopics: let the controller answer once the
-	 * change is done, not merely accepted. */
-	if (op == RD_KAFKA_ADMIN_OP_CREATETOPICS ||
-	    op == RD_KAFKA_ADMIN_OP_DELETETOPICS)
-		rd_kafka_AdminOptions_set_operation_timeout(o, tmo, NULL, 0);
-	return o;
-}
-
-static const char *config_source_name(rd_kafka_ConfigSource_t s)
-{
-	switch (s) {
-	case RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG: return "topic";
-	case RD_KAFKA_CONFIG_SOURCE_DYNAMIC_BROKER_CONFIG: return "broker-dynamic";
-	case RD_KAFKA_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG:
-		return "cluster-dynamic-default";
-	case RD_KAFKA_CONFIG_SOURCE_STATIC_BROKER_CONFIG: return "broker-static";
-	case RD_KAFKA_CONFIG_SOURCE_DEFAULT_CONFIG: return "default";
-	default: return "unknown";
-	}
-}
 
 typedef struct res_s {
 	rd_kafka_ResourceType_t type;
@@ -222,7 +197,7 @@ static km_err_t describe_configs(km_kafka_t *k, int tmo, const res_t *res,
 		size_t cnt = n - at < 500 ? n - at : 500, nr;
 		rd_kafka_ConfigResource_t **rs = km_calloc(cnt, sizeof(*rs));
 		rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(k));
-		rd_kafka_AdminOptions_t *o = aopts(
+		rd_kafka_AdminOptions_t *o = km_kafka_admin_options(
 			km_kafka_rk(k), RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, tmo);
 		rd_kafka_event_t *ev = NULL;
 
@@ -260,7 +235,7 @@ static km_err_t describe_configs(km_kafka_t *k, int tmo, const res_t *res,
 						json_pack("{s:o, s:s}", "value",
 							  v ? json_string(v) : json_null(),
 							  "source",
-							  config_source_name(rd_kafka_ConfigEntry_source(ents[j]))));
+							  km_kafka_config_source_name(rd_kafka_ConfigEntry_source(ents[j]))));
 				}
 				json_object_set_new(out, rname, cfg);
 			}
@@ -325,7 +300,7 @@ static km_err_t create_topic(ctx_t *c, const char *topic, int partitions,
 {
 	rd_kafka_t *rk = km_kafka_rk(c->k);
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-	rd_kafka_AdminOptions_t *o = aopts(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, c->tmo);
+	rd_kafka_AdminOptions_t *o = km_kafka_admin_options(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, c->tmo);
 	char rerr[256], what[400];
 	/* Replication factor -1: the target's default.replication.factor, as
 	 * a migrated topic created without an explicit factor would get. */
@@ -378,7 +353,7 @@ static km_err_t delete_topics(ctx_t *c, const char **topics, size_t n,
 	if (!n)
 		return KM_ERR_OK;
 	q = rd_kafka_queue_new(rk);
-	o = aopts(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS, c->tmo);
+	o = km_kafka_admin_options(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS, c->tmo);
 	dt = km_calloc(n, sizeof(*dt));
 	for (size_t i = 0; i < n; i++)
 		dt[i] = rd_kafka_DeleteTopic_new(topics[i]);
@@ -426,7 +401,7 @@ static km_err_t delete_group(ctx_t *c, const char *group, bool *deletedp,
 	snprintf(what, sizeof(what), "DeleteGroups of '%s'", group);
 	for (;;) {
 		rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-		rd_kafka_AdminOptions_t *o = aopts(rk, RD_KAFKA_ADMIN_OP_DELETEGROUPS, c->tmo);
+		rd_kafka_AdminOptions_t *o = km_kafka_admin_options(rk, RD_KAFKA_ADMIN_OP_DELETEGROUPS, c->tmo);
 		rd_kafka_DeleteGroup_t *dg = rd_kafka_DeleteGroup_new(group);
 		rd_kafka_event_t *ev = NULL;
 		rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -740,7 +715,7 @@ static void check_connect(ctx_t *c, int64_t open_ms)
 	const km_kafka_endpoint_t *ep = km_kafka_endpoint(c->k);
 	rd_kafka_t *rk = km_kafka_rk(c->k);
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-	rd_kafka_AdminOptions_t *o = aopts(rk, RD_KAFKA_ADMIN_OP_DESCRIBECLUSTER, c->tmo);
+	rd_kafka_AdminOptions_t *o = km_kafka_admin_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECLUSTER, c->tmo);
 	rd_kafka_event_t *ev = NULL;
 	char errstr[1024];
 	chk_t ck;
@@ -1425,7 +1400,7 @@ static void clean_leftovers(ctx_t *c)
 	rd_kafka_t *rk = km_kafka_rk(c->k);
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-	rd_kafka_AdminOptions_t *o = aopts(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS, c->tmo);
+	rd_kafka_AdminOptions_t *o = km_kafka_admin_options(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS, c->tmo);
 	rd_kafka_event_t *ev = NULL;
 	const char **topics = NULL;
 	size_t ntopics = 0, plen = strlen(c->prefix);
@@ -1591,7 +1566,7 @@ static void check_alter_configs(ctx_t *c)
 	{
 		rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
 		rd_kafka_AdminOptions_t *o =
-			aopts(rk, RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS, c->tmo);
+			km_kafka_admin_options(rk, RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS, c->tmo);
 		rd_kafka_ConfigResource_t *r =
 			rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, c->topic);
 		rd_kafka_event_t *ev = NULL;
@@ -1691,7 +1666,7 @@ static void check_describe_acls(ctx_t *c)
 		NULL, RD_KAFKA_ACL_OPERATION_ANY, RD_KAFKA_ACL_PERMISSION_TYPE_ANY,
 		ferr, sizeof(ferr));
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-	rd_kafka_AdminOptions_t *o = aopts(rk, RD_KAFKA_ADMIN_OP_DESCRIBEACLS, c->tmo);
+	rd_kafka_AdminOptions_t *o = km_kafka_admin_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBEACLS, c->tmo);
 	rd_kafka_event_t *ev = NULL;
 
 	rd_kafka_DescribeAcls(rk, f, o, q);
@@ -2513,7 +2488,7 @@ static void check_group(ctx_t *c)
 			rd_kafka_ListConsumerGroupOffsets_new(c->group, NULL);
 		rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
 		rd_kafka_AdminOptions_t *o =
-			aopts(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, c->tmo);
+			km_kafka_admin_options(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, c->tmo);
 		rd_kafka_event_t *ev = NULL;
 		int64_t seen[CANARY_PARTITIONS];
 		km_err_t err;

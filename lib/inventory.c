@@ -22,9 +22,7 @@ void km_inventory_opts_init(km_inventory_opts_t *opts)
 static rd_kafka_AdminOptions_t *admin_opts(km_kafka_t *k, rd_kafka_admin_op_t op,
 					   int timeout_ms)
 {
-	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(km_kafka_rk(k), op);
-	rd_kafka_AdminOptions_set_request_timeout(o, timeout_ms, NULL, 0);
-	return o;
+	return km_kafka_admin_options(km_kafka_rk(k), op, timeout_ms);
 }
 
 /* ---- cluster and brokers ------------------------------------------------ */
@@ -235,18 +233,6 @@ done_nolist:
 	return err;
 }
 
-static const char *config_source_name(rd_kafka_ConfigSource_t s)
-{
-	switch (s) {
-	case RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG: return "topic";
-	case RD_KAFKA_CONFIG_SOURCE_DYNAMIC_BROKER_CONFIG: return "broker-dynamic";
-	case RD_KAFKA_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG:
-		return "cluster-dynamic-default";
-	case RD_KAFKA_CONFIG_SOURCE_STATIC_BROKER_CONFIG: return "broker-static";
-	case RD_KAFKA_CONFIG_SOURCE_DEFAULT_CONFIG: return "default";
-	default: return "unknown";
-	}
-}
 
 static json_t *config_entries(const rd_kafka_ConfigResource_t *res)
 {
@@ -264,7 +250,7 @@ static json_t *config_entries(const rd_kafka_ConfigResource_t *res)
 			json_pack("{s:o, s:s, s:b, s:b}", "value",
 				  (v && !sensitive) ? json_string(v) : json_null(),
 				  "source",
-				  config_source_name(rd_kafka_ConfigEntry_source(ents[i])),
+				  km_kafka_config_source_name(rd_kafka_ConfigEntry_source(ents[i])),
 				  "read_only", rd_kafka_ConfigEntry_is_read_only(ents[i]),
 				  "sensitive", sensitive));
 	}

@@ -446,3 +446,27 @@ km_err_t km_kafka_watermarks(km_kafka_t *k, const char *topic, int partition,
 		 partition);
 	return km_kafka_err(k, rerr, what, NULL, errstr, errstr_size);
 }
+
+rd_kafka_AdminOptions_t *km_kafka_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t op,
+						int timeout_ms)
+{
+	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, op);
+
+	rd_kafka_AdminOptions_set_request_timeout(o, timeout_ms, NULL, 0);
+	if (op == RD_KAFKA_ADMIN_OP_CREATETOPICS || op == RD_KAFKA_ADMIN_OP_DELETETOPICS)
+		rd_kafka_AdminOptions_set_operation_timeout(o, timeout_ms, NULL, 0);
+	return o;
+}
+
+const char *km_kafka_config_source_name(rd_kafka_ConfigSource_t s)
+{
+	switch (s) {
+	case RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG: return "topic";
+	case RD_KAFKA_CONFIG_SOURCE_DYNAMIC_BROKER_CONFIG: return "broker-dynamic";
+	case RD_KAFKA_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG:
+		return "cluster-dynamic-default";
+	case RD_KAFKA_CONFIG_SOURCE_STATIC_BROKER_CONFIG: return "broker-static";
+	case RD_KAFKA_CONFIG_SOURCE_DEFAULT_CONFIG: return "default";
+	default: return "unknown";
+	}
+}

@@ -92,6 +92,17 @@ int km_kafka_apiversions(km_kafka_t *k, const char *hostport,
 				    int min, int max),
 			 void *opaque);
 
+/* Admin options with the call's deadline; CreateTopics and DeleteTopics
+ * also wait for the controller to finish the change, not merely accept it.
+ * Destroy with rd_kafka_AdminOptions_destroy(). */
+rd_kafka_AdminOptions_t *km_kafka_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t op,
+						int timeout_ms);
+
+/* Where a config value comes from, in kmigrate's words: "topic",
+ * "broker-dynamic", "cluster-dynamic-default", "broker-static", "default"
+ * or "unknown".  Static storage. */
+const char *km_kafka_config_source_name(rd_kafka_ConfigSource_t source);
+
 /* Reads the low/high watermarks of one partition (ListOffsets through
  * query_watermark_offsets). */
 km_err_t km_kafka_watermarks(km_kafka_t *k, const char *topic, int partition,
