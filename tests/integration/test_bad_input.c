@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "tk.h"
+#include "util.h"
 
 static char *dir, *good_plan, *journal;
 
@@ -83,8 +84,7 @@ static void test_setup_good_journal(void **state)
 		 "migration: bad-input\nsource:\n  bootstrap: %s\ntarget:\n  bootstrap: %s\n",
 		 getenv("KM_TEST_TARGET"), getenv("KM_TEST_PLAIN"));
 	good_plan = tk_write_file(dir, "good.yaml", plan);
-	journal = malloc(strlen(dir) + 32);
-	sprintf(journal, "%s/kmigrate.db", dir);
+	journal = km_asprintf("%s/kmigrate.db", dir);
 	const char *argv[] = {tk_kmigrate(), "inventory", "-p", good_plan, "--no-sample", NULL};
 	int rc = tk_run(&out, &err, argv);
 	if (rc != 0 && rc != 1)
@@ -157,8 +157,7 @@ static void test_missing_journal_folder(void **state)
 		 "  bootstrap: %s\ntarget:\n  bootstrap: %s\n",
 		 dir, getenv("KM_TEST_TARGET"), getenv("KM_TEST_PLAIN"));
 	expect_failure("nojournal.yaml", plan, 3, "journal folder", NULL);
-	char *p = malloc(strlen(dir) + 40);
-	sprintf(p, "%s/no", dir);
+	char *p = km_asprintf("%s/no", dir);
 	assert_int_equal(access(p, F_OK), -1); /* nothing was created */
 	free(p);
 }

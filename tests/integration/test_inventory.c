@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "estate.h"
+#include "util.h"
 
 static const char *PLAN =
 	"migration: it-inventory\n"
@@ -241,8 +242,7 @@ static void check_cluster(const char *env, const char *other_env)
 	assert_false(has_finding(inv, "dashboard:orders-lag", "no owner"));
 
 	/* The journal: 0600, holds the snapshot. */
-	char *jpath = malloc(strlen(dir) + 32);
-	sprintf(jpath, "%s/kmigrate.db", dir);
+	char *jpath = km_asprintf("%s/kmigrate.db", dir);
 	assert_int_equal(stat(jpath, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 

@@ -28,6 +28,7 @@
 
 #include "offmap.h"
 #include "tk.h"
+#include "util.h"
 
 static tk_cluster_t src, tgt;
 
@@ -68,9 +69,7 @@ static void km(const char *plan, const char *cmd, int want_rc)
 
 static char *log_path(const char *plan)
 {
-	char *l = malloc(strlen(plan) + 8);
-	sprintf(l, "%s.log", plan);
-	return l;
+	return km_asprintf("%s.log", plan);
 }
 
 /* replicate --until-caught-up, with a deadline. */

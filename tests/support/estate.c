@@ -1,4 +1,5 @@
 #include "estate.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,9 +7,7 @@
 
 static char *nm(const char *prefix, const char *name)
 {
-	char *s = malloc(strlen(prefix) + strlen(name) + 1);
-	sprintf(s, "%s%s", prefix, name);
-	return s;
+	return km_asprintf("%s%s", prefix, name);
 }
 
 pid_t estate_seed(const tk_cluster_t *c, const char *prefix)

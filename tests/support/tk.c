@@ -1,4 +1,5 @@
 #include "tk.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -474,8 +475,7 @@ json_t *tk_json(const char *text)
 char *tk_tmpdir(const char *name)
 {
 	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	char *p = malloc(strlen(base) + strlen(name) + 32);
-	sprintf(p, "%s/km-%s-XXXXXX", base, name);
+	char *p = km_asprintf("%s/km-%s-XXXXXX", base, name);
 	if (!mkdtemp(p))
 		tk_fail("mkdtemp: %s", strerror(errno));
 	return p;
@@ -483,10 +483,9 @@ char *tk_tmpdir(const char *name)
 
 char *tk_write_file(const char *dir, const char *name, const char *text)
 {
-	char *p = malloc(strlen(dir) + strlen(name) + 2);
+	char *p = km_asprintf("%s/%s", dir, name);
 	FILE *fp;
 
-	sprintf(p, "%s/%s", dir, name);
 	if (!(fp = fopen(p, "w")) || fputs(text, fp) < 0 || fclose(fp))
 		tk_fail("write %s: %s", p, strerror(errno));
 	return p;
