@@ -13,7 +13,7 @@ export KM_CACHE ?= $(TOP)/.cache
 # lends it our librdkafka for its readiness checks.
 export KM_RDKAFKA_LIBDIR ?= $(TOP)/.deps/librdkafka-2.8.0/lib
 
-.PHONY: all deps build test demo clean jars unit
+.PHONY: all deps build test demo clean jars unit asan
 
 all: build
 
@@ -38,6 +38,15 @@ test: build jars
 
 demo: build jars
 	@scripts/demo.sh
+
+# The whole suite under AddressSanitizer and UBSan (slower; not part of
+# make test).  Leak checking is off: librdkafka's static globals would
+# drown the report.
+asan: deps jars
+	@cmake -S . -B $(TOP)/build-asan -DKM_SANITIZE=ON -DKM_FUZZ=OFF >/dev/null
+	@cmake --build $(TOP)/build-asan -j$(JOBS)
+	@cd $(TOP)/build-asan && ASAN_OPTIONS=detect_leaks=0 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j1
 
 clean:
 	rm -rf $(BUILD)
