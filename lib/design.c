@@ -483,7 +483,10 @@ static km_err_t create_topic(km_kafka_t *k, const json_t *a, char *errstr, size_
 	}
 	json_object_foreach(json_object_get(a, "configs"), cname, v)
 		rd_kafka_NewTopic_set_config(nt, cname, json_string_value(v));
-	rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+	rd_kafka_AdminOptions_t *o =
+		km_kafka_admin_options(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, KM_KAFKA_TIMEOUT_MS);
+	rd_kafka_CreateTopics(rk, &nt, 1, o, q);
+	rd_kafka_AdminOptions_destroy(o);
 	err = admin_wait(k, q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, "CreateTopics", &ev, errstr,
 			 errstr_size);
 	if (!err) {

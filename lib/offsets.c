@@ -21,37 +21,61 @@ static uint64_t record_digest(const rd_kafka_message_t *m)
 	return d.all;
 }
 
+/* One read_committed consumer per cluster, reused for every proof read:
+ * each read re-assigns a single partition at its offset. */
+typedef struct reader_s {
+	const km_kafka_endpoint_t *ep;
+	rd_kafka_t *c;
+} reader_t;
+
+static void reader_close(reader_t *rd)
+{
+	if (rd->c) {
+		rd_kafka_consumer_close(rd->c);
+		rd_kafka_destroy(rd->c);
+		rd->c = NULL;
+	}
+}
+
 /* Reads the first committed record at or after `from`.  @returns 1 with
  * *offp and *digestp, 0 when the log ends first (*offp = the end), or -1
  * with errstr. */
-static int first_record(const km_kafka_endpoint_t *ep, const char *topic, int partition,
-			int64_t from, int64_t *offp, uint64_t *digestp, char *errstr,
-			size_t errstr_size)
+static int first_record(reader_t *rd, const char *topic, int partition, int64_t from,
+			int64_t *offp, uint64_t *digestp, char *errstr, size_t errstr_size)
 {
 	const char *props[] = {"group.id", "kmigrate-offsets-proof", "enable.auto.commit", "false",
 			       "isolation.level", "read_committed", "enable.partition.eof", "true",
 			       "auto.offset.reset", "error", NULL};
-	rd_kafka_conf_t *conf;
-	rd_kafka_t *c;
-	char rerr[512];
+	const km_kafka_endpoint_t *ep = rd->ep;
 	int64_t deadline = km_mono_ms() + 30000;
 	int rc = -1;
 
-	if (km_kafka_conf_new(ep, props, &conf, errstr, errstr_size))
-		return -1;
-	if (!(c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
-		rd_kafka_conf_destroy(conf);
-		km_seterr(errstr, errstr_size, KM_ERR_KAFKA, "consumer: %s", rerr);
-		return -1;
+	if (!rd->c) {
+		rd_kafka_conf_t *conf;
+		char rerr[512];
+		if (km_kafka_conf_new(ep, props, &conf, errstr, errstr_size))
+			return -1;
+		if (!(rd->c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
+			rd_kafka_conf_destroy(conf);
+			km_seterr(errstr, errstr_size, KM_ERR_KAFKA, "consumer: %s", rerr);
+			return -1;
+		}
 	}
 	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(tp, topic, partition)->offset = from;
-	rd_kafka_assign(c, tp);
+	rd_kafka_assign(rd->c, tp);
 	rd_kafka_topic_partition_list_destroy(tp);
 	while (km_mono_ms() < deadline) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rd->c, 200);
 		if (!m)
 			continue;
+		/* Anything still queued from the previous read is not ours. */
+		if (!m->rkt || m->partition != partition ||
+		    strcmp(rd_kafka_topic_name(m->rkt), topic) ||
+		    (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && !m->err && m->offset < from)) {
+			rd_kafka_message_destroy(m);
+			continue;
+		}
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 			*offp = m->offset;
 			rc = 0;
@@ -71,8 +95,7 @@ static int first_record(const km_kafka_endpoint_t *ep, const char *topic, int pa
 		km_seterr(errstr, errstr_size, KM_ERR_TIMEOUT,
 			  "reading %s '%s'[%d] at %lld timed out", ep->role, topic, partition,
 			  (long long)from);
-	rd_kafka_consumer_close(c);
-	rd_kafka_destroy(c);
+	rd_kafka_assign(rd->c, NULL);
 	return rc;
 }
 
@@ -203,8 +226,9 @@ static const km_plan_group_t *plan_group(const km_plan_t *plan, const char *id)
 }
 
 /* Translates one committed position and proves it by reading. */
-static km_err_t translate_row(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *kt,
-			      mapcache_t **cache, json_t *row, char *errstr, size_t errstr_size)
+static km_err_t translate_row(const km_plan_t *plan, reader_t *rs_src, reader_t *rs_tgt,
+			      km_kafka_t *kt, mapcache_t **cache, json_t *row, char *errstr,
+			      size_t errstr_size)
 {
 	const char *topic = json_string_value(json_object_get(row, "topic"));
 	int p = (int)json_integer_value(json_object_get(row, "partition"));
@@ -221,8 +245,8 @@ static km_err_t translate_row(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 	if (!km_offmap_translate(m, c, &t)) {
 		/* Proof: the record the group reads next on the source is
 		 * the one at t on the target. */
-		rs = first_record(km_kafka_endpoint(ks), topic, p, c, &so, &sd, errstr, errstr_size);
-		rt = first_record(km_kafka_endpoint(kt), ttopic, p, t, &to, &td, errstr, errstr_size);
+		rs = first_record(rs_src, topic, p, c, &so, &sd, errstr, errstr_size);
+		rt = first_record(rs_tgt, ttopic, p, t, &to, &td, errstr, errstr_size);
 		if (rs < 0 || rt < 0)
 			return KM_ERR_KAFKA;
 		bool ok = rs == 1 && rt == 1 && to == t && sd == td &&
@@ -247,14 +271,14 @@ static km_err_t translate_row(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 		copied_end = last->src_first + last->count;
 		tgt_end = last->tgt_first + last->count;
 	}
-	rs = first_record(km_kafka_endpoint(ks), topic, p, c, &so, &sd, errstr, errstr_size);
+	rs = first_record(rs_src, topic, p, c, &so, &sd, errstr, errstr_size);
 	if (rs < 0)
 		return KM_ERR_KAFKA;
 	if (rs == 0 && copied_end >= 0) {
 		/* Every source record before c was copied (c >= copied_end
 		 * and none exists at or after c): resume after the last
 		 * copied record; markers in between are skipped by readers. */
-		rt = first_record(km_kafka_endpoint(kt), ttopic, p, tgt_end, &to, &td, errstr,
+		rt = first_record(rs_tgt, ttopic, p, tgt_end, &to, &td, errstr,
 				  errstr_size);
 		if (rt < 0)
 			return KM_ERR_KAFKA;
@@ -336,6 +360,7 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 {
 	json_t *ids = NULL, *out = json_array(), *id;
 	mapcache_t *cache = NULL;
+	reader_t rsrc = {km_kafka_endpoint(ks), NULL}, rtgt = {km_kafka_endpoint(kt), NULL};
 	km_err_t err;
 	size_t i, j;
 
@@ -364,7 +389,8 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 			if (pg && pg->restart != KM_PLAN_RESTART_TRANSLATED)
 				err = policy_row(kt, pg, row, errstr, errstr_size);
 			else
-				err = translate_row(plan, ks, kt, &cache, row, errstr, errstr_size);
+				err = translate_row(plan, &rsrc, &rtgt, kt, &cache, row, errstr,
+						    errstr_size);
 			if (err) {
 				json_decref(rows);
 				json_decref(kept);
@@ -395,6 +421,8 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 	*groupsp = out;
 	out = NULL;
 done:
+	reader_close(&rsrc);
+	reader_close(&rtgt);
 	while (cache) {
 		mapcache_t *n = cache->next;
 		km_offmap_clear(&cache->m);

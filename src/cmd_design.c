@@ -10,6 +10,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common.h"
 #include "design.h"
@@ -357,19 +358,29 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 		rc = cli_fail(cli, aerr);
 		goto end_run;
 	}
-	/* Prove convergence: re-read the target and diff again. */
-	json_decref(tgt);
-	tgt = NULL;
-	if ((rc = take(cli, plan, "target", true, &tgt)))
-		goto end_run;
-	after = km_design_delta(design, tgt);
-	left = json_array();
-	{
+	/* Prove convergence: re-read the target and diff again.  A new
+	 * topic may take a moment to reach every broker's metadata, so the
+	 * proof waits on the condition, with a deadline. */
+	int64_t deadline = km_mono_ms() + 15000;
+	for (;;) {
 		json_t *a;
 		size_t i;
+
+		json_decref(tgt);
+		json_decref(after);
+		json_decref(left);
+		tgt = NULL;
+		if ((rc = take(cli, plan, "target", true, &tgt)))
+			goto end_run;
+		after = km_design_delta(design, tgt);
+		left = json_array();
 		json_array_foreach(after, i, a)
 			if (strcmp(jstr(a, "op"), "manual"))
 				json_array_append(left, a);
+		if (!json_array_size(left) || km_mono_ms() > deadline)
+			break;
+		struct timespec pause = {0, 250 * 1000000};
+		nanosleep(&pause, NULL);
 	}
 	if (json_array_size(left)) {
 		snprintf(cli->errstr, sizeof(cli->errstr),
