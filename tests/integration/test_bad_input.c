@@ -21,24 +21,6 @@
 
 static char *dir, *good_plan, *journal;
 
-/* The journal's bytes, to prove a failed command did not touch it. */
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!fp)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	*len = fread(buf, 1, (size_t)n, fp);
-	fclose(fp);
-	return buf;
-}
-
 static int one_line(const char *s)
 {
 	const char *nl = strchr(s, '\n');
@@ -52,7 +34,7 @@ static void expect_failure(const char *name, const char *plan_text, int want_rc,
 {
 	char *out, *err, *path;
 	size_t before_len = 0, after_len = 0;
-	char *before = slurp(journal, &before_len), *after;
+	char *before = tk_read_file(journal, &before_len), *after;
 	int rc;
 
 	for (int i = 0; extra_env && extra_env[i]; i += 2)
@@ -65,7 +47,7 @@ static void expect_failure(const char *name, const char *plan_text, int want_rc,
 	if (rc != want_rc || !strstr(err, needle) || !one_line(err))
 		fail_msg("%s: exit %d (want %d), stderr '%s' (want one line with '%s')",
 			 name, rc, want_rc, err, needle);
-	after = slurp(journal, &after_len);
+	after = tk_read_file(journal, &after_len);
 	assert_non_null(after);
 	assert_true(before_len == after_len && !memcmp(before, after, before_len));
 	free(before);
@@ -214,7 +196,7 @@ static void test_secure_cluster_ok(void **state)
 	size_t n;
 	char *jb, jpath[1024];
 	snprintf(jpath, sizeof(jpath), "%s/kmigrate.db", dir);
-	jb = slurp(jpath, &n);
+	jb = tk_read_file(jpath, &n);
 	assert_null(memmem(jb, n, getenv("KM_TEST_SECURE_PASSWORD"),
 			   strlen(getenv("KM_TEST_SECURE_PASSWORD"))));
 	free(jb);

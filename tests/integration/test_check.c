@@ -432,22 +432,6 @@ static void test_old_and_undeclared_clients(void **state)
 	free(plan);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!fp)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	*len = fread(buf, 1, (size_t)n, fp);
-	fclose(fp);
-	return buf;
-}
 
 static void test_bad_input(void **state)
 {
@@ -457,7 +441,7 @@ static void test_bad_input(void **state)
 
 	/* The healthy run's journal: an unreachable target must not touch it. */
 	snprintf(journal, sizeof(journal), "%s/healthy.yaml.db", dir);
-	before = slurp(journal, &blen);
+	before = tk_read_file(journal, &blen);
 	assert_non_null(before);
 	plan = tk_write_file(dir, "unreachable.yaml",
 			     "migration: " MIGRATION "\njournal: healthy.yaml.db\n"
@@ -468,7 +452,7 @@ static void test_bad_input(void **state)
 	assert_non_null(strstr(err, "cannot reach the target cluster at '127.0.0.1:2'"));
 	assert_non_null(strchr(err, '\n'));
 	assert_true(strchr(err, '\n')[1] == '\0');
-	after = slurp(journal, &alen);
+	after = tk_read_file(journal, &alen);
 	assert_true(blen == alen && !memcmp(before, after, blen));
 	free(out);
 	free(err);

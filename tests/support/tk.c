@@ -846,3 +846,21 @@ void tk_set_topic_config(const tk_cluster_t *c, const char *topic, const char *n
 	rd_kafka_queue_destroy(q);
 	rd_kafka_destroy(rk);
 }
+
+char *tk_read_file(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (!fp)
+		return NULL;
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	buf = km_malloc((size_t)n + 1);
+	*len = fread(buf, 1, (size_t)n, fp);
+	buf[*len] = '\0';
+	fclose(fp);
+	return buf;
+}

@@ -133,6 +133,9 @@ json_t *tk_json(const char *text);
 
 /* A fresh private directory under $TMPDIR for a test (owned path). */
 char *tk_tmpdir(const char *name);
+/* Reads a whole file (owned, NUL-terminated); *len gets its size.
+ * @returns NULL when it cannot be opened. */
+char *tk_read_file(const char *path, size_t *len);
 /* Writes text into dir/name; returns the owned path. */
 char *tk_write_file(const char *dir, const char *name, const char *text);
 
