@@ -10,16 +10,17 @@
 
 #include "util.h"
 
-#define DEFAULT_TASKS 8
+#define DEFAULT_TASKS 4
 #define MAX_TASKS 256
 #define RETRIES 5
+#define POLL_BATCH 512 /* source records taken from the queue at once */
 
 void km_repl_opts_init(km_repl_opts_t *opts)
 {
 	memset(opts, 0, sizeof(*opts));
 	opts->txn_max_records = 10000;
 	opts->txn_max_ms = 250;
-	opts->max_buffer_bytes = 128 * 1024 * 1024;
+	opts->max_buffer_bytes = 64 * 1024 * 1024;
 }
 
 void km_repl_topic_name(const km_plan_t *plan, const char *what, char *buf, size_t size)
@@ -35,10 +36,12 @@ static int task_of(const char *topic, int partition, int ntasks)
 	uint32_t h = 2166136261u;
 	for (const char *p = topic; *p; p++)
 		h = (h ^ (uint8_t)*p) * 16777619u;
-	h = (h ^ ':') * 16777619u;
-	for (int i = 0; i < 4; i++)
-		h = (h ^ (uint8_t)(partition >> (i * 8))) * 16777619u;
-	return (int)(h % (uint32_t)ntasks);
+	/* The topic's hash picks where its partition 0 goes, the partitions
+	 * then follow round-robin: a topic's partitions spread evenly over
+	 * the tasks (a hash per partition left some tasks with twice the
+	 * work of others, and the slowest task sets the copy's pace), and a
+	 * partition's task still depends on nothing but its own name. */
+	return (int)((h % (uint32_t)ntasks + (uint32_t)partition) % (uint32_t)ntasks);
 }
 
 /* ---- per-task state -------------------------------------------------------- */
@@ -69,10 +72,14 @@ typedef struct task_s {
 	int id;
 	rd_kafka_t *p;  /* transactional producer on the target */
 	rd_kafka_t *c;  /* consumer on the source (assign) */
+	rd_kafka_queue_t *cq; /* c's queue, read in batches */
+	rd_kafka_message_t *batch[POLL_BATCH]; /* taken from cq, not yet used */
+	int ib, nb;           /* batch[ib..nb) are still to be used */
 	part_t *parts;
 	int nparts;
 	slot_t *slots;
 	int nslots;
+	int64_t txn_max_bytes; /* the task's share of the budget held by a transaction */
 	bool in_txn;
 	volatile bool dead;
 	pthread_t th;          /* the task's own thread */
@@ -402,6 +409,29 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	s->tgt_offset = m->err ? -1 : m->offset;
 }
 
+/* The source records taken from the queue but not used yet: after a
+ * rewind they come again from the log. */
+static void drop_batch(task_t *t)
+{
+	for (; t->ib < t->nb; t->ib++)
+		rd_kafka_message_destroy(t->batch[t->ib]);
+	t->ib = t->nb = 0;
+}
+
+/* The next source record or event, NULL if none came within timeout_ms.
+ * One call into librdkafka per POLL_BATCH records, not one per record. */
+static rd_kafka_message_t *next_message(task_t *t, int timeout_ms)
+{
+	if (t->ib == t->nb) {
+		ssize_t k = rd_kafka_consume_batch_queue(t->cq, timeout_ms, t->batch, POLL_BATCH);
+		t->ib = 0;
+		t->nb = k > 0 ? (int)k : 0;
+		if (!t->nb)
+			return NULL;
+	}
+	return t->batch[t->ib++];
+}
+
 static void task_destroy(task_t *t)
 {
 	if (!t)
@@ -409,6 +439,9 @@ static void task_destroy(task_t *t)
 	for (int i = 0; i < t->nslots; i++)
 		if (t->slots[i].m)
 			rd_kafka_message_destroy(t->slots[i].m);
+	drop_batch(t);
+	if (t->cq)
+		rd_kafka_queue_destroy(t->cq);
 	if (t->c) {
 		rd_kafka_consumer_close(t->c);
 		rd_kafka_destroy(t->c);
@@ -434,6 +467,7 @@ static km_err_t assign_source(repl_t *r, task_t *t)
 	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(t->nparts);
 	rd_kafka_resp_err_t rerr;
 
+	drop_batch(t);
 	for (int i = 0; i < t->nparts; i++) {
 		t->parts[i].pending_next = t->parts[i].next;
 		rd_kafka_topic_partition_list_add(tp, t->parts[i].topic, t->parts[i].partition)->offset =
@@ -454,7 +488,7 @@ static km_err_t task_step(repl_t *r, task_t *t);
  * @locality the task's thread */
 static km_err_t task_init(repl_t *r, task_t *t)
 {
-	char txid[400], cgroup[400], linger[16], bufkb[32], fetchb[32];
+	char txid[400], cgroup[400], linger[16], bufkb[32], fetchb[32], qkb[32];
 	int id = t->id;
 	rd_kafka_error_t *e;
 
@@ -474,22 +508,23 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	snprintf(txid, sizeof(txid), "kmigrate.%s.task.%d", r->plan->migration, id);
 	snprintf(linger, sizeof(linger), "%d", 5);
 	/* Memory is bounded by configuration, not by topic size: the
-	 * process budget (max_buffer_bytes) is shared by its tasks, half for
-	 * the consumer's prefetch, half for the producer's queue.  Records
-	 * move without copies, so this is close to the whole footprint. */
+	 * process budget (max_buffer_bytes) is shared by its tasks.  A task's
+	 * share is split in four: the consumer's queue of prefetched records,
+	 * the fetch response in flight (the broker may overshoot it by one
+	 * record batch), and twice that for the open transaction, whose
+	 * records are held from the fetch until the commit (records move
+	 * without copies: the producer's queue references them). */
 	int64_t per_task = r->opts->max_buffer_bytes / r->ntasks;
 	if (per_task < 4 * 1024 * 1024)
 		per_task = 4 * 1024 * 1024;
-	/* librdkafka bounds the consumer's prefetch per partition, so a task
-	 * with several partitions may hold up to one share per partition:
-	 * measured, splitting it further halves the throughput
-	 * (bench/README.md), and the bound stays fixed by configuration. */
-	snprintf(bufkb, sizeof(bufkb), "%lld", (long long)(per_task / 1024 / 2));
-	snprintf(fetchb, sizeof(fetchb), "%lld", (long long)(per_task / 2));
+	t->txn_max_bytes = per_task / 2;
+	snprintf(bufkb, sizeof(bufkb), "%lld", (long long)(per_task / 4 / 1024));
+	snprintf(fetchb, sizeof(fetchb), "%lld", (long long)(per_task / 4));
+	snprintf(qkb, sizeof(qkb), "%lld", (long long)(t->txn_max_bytes / 1024 + 1024));
 
 	const char *pprops[] = {"transactional.id", txid, "enable.idempotence", "true",
-				"acks", "all", "linger.ms", linger, "batch.size", "1000000",
-				"queue.buffering.max.kbytes", bufkb, "compression.type", "lz4",
+				"acks", "all", "linger.ms", linger, "batch.size", "1000000", "message.copy.max.bytes", "128",
+				"queue.buffering.max.kbytes", qkb, "compression.type", "lz4",
 				"transaction.timeout.ms", "60000", "message.max.bytes", "100000000",
 				NULL};
 	rd_kafka_conf_t *conf;
@@ -564,9 +599,15 @@ static km_err_t task_init(repl_t *r, task_t *t)
 				"enable.auto.offset.store", "false", "isolation.level", "read_committed",
 				"auto.offset.reset", "error", "enable.partition.eof", "true",
 				"fetch.max.bytes", fetchb, "queued.max.messages.kbytes", bufkb,
-				"fetch.wait.max.ms", "50", NULL};
+				"fetch.wait.max.ms", "50",
+				/* librdkafka waits fetch.queue.backoff.ms (1 s by
+				 * default) before fetching again once the queue
+				 * was full: with a bounded queue the task then
+				 * idled half the time (bench/README.md). */
+				"fetch.queue.backoff.ms", "20", NULL};
 	if (!(t->c = client(r, r->src, RD_KAFKA_CONSUMER, cprops)))
 		return r->err ? r->err : KM_ERR_KAFKA;
+	t->cq = rd_kafka_queue_get_consumer(t->c);
 	t->nslots = r->opts->txn_max_records;
 	t->slots = km_calloc((size_t)t->nslots, sizeof(*t->slots));
 	if (assign_source(r, t))
@@ -697,14 +738,14 @@ static km_err_t task_step(repl_t *r, task_t *t)
 	char key[600], val[200];
 	km_offrun_t run;
 
-	while (n < t->nslots) {
+	while (n < t->nslots && bytes < t->txn_max_bytes) {
 		int64_t left = deadline - km_mono_ms();
 		rd_kafka_message_t *m;
 		part_t *p;
 
 		if (left <= 0 || (r->opts->stop && *r->opts->stop))
 			break;
-		if (!(m = rd_kafka_consumer_poll(t->c, (int)(left < 100 ? left : 100))))
+		if (!(m = next_message(t, (int)(left < 100 ? left : 100))))
 			continue;
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 			if ((p = part_of(t, m)) && m->offset >= p->hwm) {
@@ -800,7 +841,8 @@ static km_err_t task_step(repl_t *r, task_t *t)
 			e = rd_kafka_error_new(perr, "produce: %s", rd_kafka_err2str(perr));
 			return txn_error(r, t, n, e, "produce");
 		}
-		rd_kafka_poll(t->p, 0);
+		if (n % 256 == 0)
+			rd_kafka_poll(t->p, 0); /* delivery reports, now and then */
 	}
 	if (n == 0)
 		return KM_ERR_OK;

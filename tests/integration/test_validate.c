@@ -17,7 +17,7 @@
  *
  * Forging the replication state: the test creates __kmigrate.<m>.tasks and
  * __kmigrate.<m>.offsetmap with ONE partition each, so every source
- * partition belongs to task 0 (FNV-1a % 1 == 0) and its runs go to
+ * partition belongs to task 0 (anything % 1 == 0) and its runs go to
  * partition 0 of the offset map: no copy of lib/replicate.c's task_of() is
  * needed.  The runs are written as replicate writes them (key
  * "topic:partition", value {"s":..,"t":..,"n":..}) and read back by
