@@ -185,36 +185,17 @@ static km_err_t group_ids(const km_plan_t *plan, km_kafka_t *ks, json_t **idsp, 
 
 /* ---- translation --------------------------------------------------------------- */
 
-typedef struct mapcache_s {
-	char *topic;
-	int partition;
-	km_offmap_t m;
-	struct mapcache_s *next;
-} mapcache_t;
-
+/* The offset maps, opened on the first translated row: each partition of
+ * the offset-map topic is read once for all the groups. */
 static km_err_t offmap_of(const km_plan_t *plan, const km_kafka_endpoint_t *tgt,
-			  mapcache_t **cache, const char *topic, int partition,
+			  km_repl_offmaps_t **maps, const char *topic, int partition,
 			  const km_offmap_t **mp, char *errstr, size_t errstr_size)
 {
-	mapcache_t *c;
 	km_err_t err;
 
-	for (c = *cache; c; c = c->next)
-		if (c->partition == partition && !strcmp(c->topic, topic)) {
-			*mp = &c->m;
-			return KM_ERR_OK;
-		}
-	c = km_calloc(1, sizeof(*c));
-	if ((err = km_repl_read_offmap(plan, tgt, topic, partition, &c->m, errstr, errstr_size))) {
-		free(c);
+	if (!*maps && (err = km_repl_offmaps_open(plan, tgt, maps, errstr, errstr_size)))
 		return err;
-	}
-	c->topic = km_strdup(topic);
-	c->partition = partition;
-	c->next = *cache;
-	*cache = c;
-	*mp = &c->m;
-	return KM_ERR_OK;
+	return km_repl_offmaps_get(*maps, topic, partition, mp, errstr, errstr_size);
 }
 
 static const km_plan_group_t *plan_group(const km_plan_t *plan, const char *id)
@@ -227,7 +208,7 @@ static const km_plan_group_t *plan_group(const km_plan_t *plan, const char *id)
 
 /* Translates one committed position and proves it by reading. */
 static km_err_t translate_row(const km_plan_t *plan, reader_t *rs_src, reader_t *rs_tgt,
-			      km_kafka_t *kt, mapcache_t **cache, json_t *row, char *errstr,
+			      km_kafka_t *kt, km_repl_offmaps_t **maps, json_t *row, char *errstr,
 			      size_t errstr_size)
 {
 	const char *topic = json_string_value(json_object_get(row, "topic"));
@@ -240,7 +221,7 @@ static km_err_t translate_row(const km_plan_t *plan, reader_t *rs_src, reader_t 
 	km_err_t err;
 	int rs, rt;
 
-	if ((err = offmap_of(plan, km_kafka_endpoint(kt), cache, topic, p, &m, errstr, errstr_size)))
+	if ((err = offmap_of(plan, km_kafka_endpoint(kt), maps, topic, p, &m, errstr, errstr_size)))
 		return err;
 	if (!km_offmap_translate(m, c, &t)) {
 		/* Proof: the record the group reads next on the source is
@@ -359,7 +340,7 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 			      json_t **groupsp, char *errstr, size_t errstr_size)
 {
 	json_t *ids = NULL, *out = json_array(), *id;
-	mapcache_t *cache = NULL;
+	km_repl_offmaps_t *maps = NULL;
 	reader_t rsrc = {km_kafka_endpoint(ks), NULL}, rtgt = {km_kafka_endpoint(kt), NULL};
 	km_err_t err;
 	size_t i, j;
@@ -389,7 +370,7 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 			if (pg && pg->restart != KM_PLAN_RESTART_TRANSLATED)
 				err = policy_row(kt, pg, row, errstr, errstr_size);
 			else
-				err = translate_row(plan, &rsrc, &rtgt, kt, &cache, row, errstr,
+				err = translate_row(plan, &rsrc, &rtgt, kt, &maps, row, errstr,
 						    errstr_size);
 			if (err) {
 				json_decref(rows);
@@ -423,13 +404,7 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 done:
 	reader_close(&rsrc);
 	reader_close(&rtgt);
-	while (cache) {
-		mapcache_t *n = cache->next;
-		km_offmap_clear(&cache->m);
-		free(cache->topic);
-		free(cache);
-		cache = n;
-	}
+	km_repl_offmaps_close(maps);
 	json_decref(ids);
 	json_decref(out);
 	return err;

@@ -419,15 +419,18 @@ static void drop_batch(task_t *t)
 }
 
 /* The next source record or event, NULL if none came within timeout_ms.
- * One call into librdkafka per POLL_BATCH records, not one per record. */
+ * One call into librdkafka per POLL_BATCH records, not one per record.
+ * The batch takes only what is queued already (timeout 0): a batch that
+ * waited to fill up would keep emptying the queue, the fetcher would keep
+ * fetching, and large records would pile up outside the memory budget. */
 static rd_kafka_message_t *next_message(task_t *t, int timeout_ms)
 {
 	if (t->ib == t->nb) {
-		ssize_t k = rd_kafka_consume_batch_queue(t->cq, timeout_ms, t->batch, POLL_BATCH);
+		ssize_t k = rd_kafka_consume_batch_queue(t->cq, 0, t->batch, POLL_BATCH);
 		t->ib = 0;
 		t->nb = k > 0 ? (int)k : 0;
 		if (!t->nb)
-			return NULL;
+			return rd_kafka_consumer_poll(t->c, timeout_ms);
 	}
 	return t->batch[t->ib++];
 }
@@ -1146,21 +1149,42 @@ done:
 	return r.err;
 }
 
-km_err_t km_repl_read_offmap(const km_plan_t *plan, const km_kafka_endpoint_t *tgt,
-			     const char *topic, int partition, km_offmap_t *m, char *errstr,
-			     size_t errstr_size)
-{
-	char t_offmap[300], t_tasks[300], key[600];
-	km_kafka_t *kt = NULL;
-	const struct rd_kafka_metadata *md = NULL;
-	km_err_t err;
-	int ntasks = 0, kl;
+/* ---- reading the offset map ------------------------------------------------ */
 
-	km_offmap_clear(m);
-	km_repl_topic_name(plan, "offsetmap", t_offmap, sizeof(t_offmap));
-	km_repl_topic_name(plan, "tasks", t_tasks, sizeof(t_tasks));
+typedef struct offmap_entry_s {
+	char *key;       /* "topic:partition" */
+	km_offmap_t m;
+	int64_t bad_at;  /* source offset of an inconsistent run, or -1 */
+} offmap_entry_t;
+
+struct km_repl_offmaps_s {
+	km_kafka_t *kt;
+	rd_kafka_t *c;            /* read_committed consumer on the target */
+	char t_offmap[300];
+	int ntasks;
+	bool *loaded;             /* [ntasks]: offset-map partition read */
+	offmap_entry_t *e;
+	size_t ne, cap;
+	json_t *index;            /* key -> position in e */
+	km_offmap_t empty;
+	pthread_mutex_t lock;
+};
+
+km_err_t km_repl_offmaps_open(const km_plan_t *plan, const km_kafka_endpoint_t *tgt,
+			      km_repl_offmaps_t **op, char *errstr, size_t errstr_size)
+{
+	char t_tasks[300], rerr[512];
+	const struct rd_kafka_metadata *md = NULL;
+	km_repl_offmaps_t *o;
+	rd_kafka_conf_t *conf;
+	km_err_t err;
+	int ntasks = 0;
+	km_kafka_t *kt;
+
+	*op = NULL;
 	if ((err = km_kafka_open(tgt, 0, &kt, errstr, errstr_size)))
 		return err;
+	km_repl_topic_name(plan, "tasks", t_tasks, sizeof(t_tasks));
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(km_kafka_rk(kt), t_tasks, NULL);
 	if (!rd_kafka_metadata(km_kafka_rk(kt), 0, rkt, &md, KM_KAFKA_TIMEOUT_MS)) {
 		if (md->topic_cnt == 1 && !md->topics[0].err)
@@ -1177,55 +1201,148 @@ km_err_t km_repl_read_offmap(const km_plan_t *plan, const km_kafka_endpoint_t *t
 	}
 	const char *props[] = {"group.id", "kmigrate-offmap-reader", "enable.auto.commit", "false",
 			       "isolation.level", "read_committed", "enable.partition.eof", "true", NULL};
-	rd_kafka_conf_t *conf;
-	char rerr[512];
-	rd_kafka_t *c;
 	if ((err = km_kafka_conf_new(km_kafka_endpoint(kt), props, &conf, errstr, errstr_size))) {
 		km_kafka_close(kt);
 		return err;
 	}
-	if (!(c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
+	o = km_calloc(1, sizeof(*o));
+	if (!(o->c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
 		rd_kafka_conf_destroy(conf);
 		km_kafka_close(kt);
+		free(o);
 		return km_seterr(errstr, errstr_size, KM_ERR_KAFKA, "consumer: %s", rerr);
 	}
+	o->kt = kt;
+	o->ntasks = ntasks;
+	o->loaded = km_calloc((size_t)ntasks, sizeof(*o->loaded));
+	o->index = json_object();
+	km_repl_topic_name(plan, "offsetmap", o->t_offmap, sizeof(o->t_offmap));
+	pthread_mutex_init(&o->lock, NULL);
+	*op = o;
+	return KM_ERR_OK;
+}
+
+static offmap_entry_t *offmap_entry(km_repl_offmaps_t *o, const char *key, size_t kl, bool add)
+{
+	char k[600];
+	json_t *at;
+
+	snprintf(k, sizeof(k), "%.*s", (int)kl, key);
+	if ((at = json_object_get(o->index, k)))
+		return &o->e[json_integer_value(at)];
+	if (!add)
+		return NULL;
+	if (o->ne == o->cap) {
+		o->cap = o->cap ? o->cap * 2 : 64;
+		o->e = km_realloc(o->e, o->cap * sizeof(*o->e));
+	}
+	offmap_entry_t *e = &o->e[o->ne];
+	memset(e, 0, sizeof(*e));
+	e->key = km_strdup(k);
+	e->bad_at = -1;
+	json_object_set_new(o->index, k, json_integer((json_int_t)o->ne++));
+	return e;
+}
+
+/* Reads offset-map partition k, whole, into the entries of every source
+ * partition whose runs it holds (the partitions of task k). */
+static km_err_t offmaps_load(km_repl_offmaps_t *o, int k, char *errstr, size_t errstr_size)
+{
 	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(tp, t_offmap, task_of(topic, partition, ntasks))->offset =
-		RD_KAFKA_OFFSET_BEGINNING;
-	rd_kafka_assign(c, tp);
-	rd_kafka_topic_partition_list_destroy(tp);
-	kl = snprintf(key, sizeof(key), "%s:%d", topic, partition);
 	int64_t deadline = km_mono_ms() + 120000;
+	km_err_t err = KM_ERR_OK;
+
+	rd_kafka_topic_partition_list_add(tp, o->t_offmap, k)->offset = RD_KAFKA_OFFSET_BEGINNING;
+	rd_kafka_assign(o->c, tp);
+	rd_kafka_topic_partition_list_destroy(tp);
 	for (;;) {
-		rd_kafka_message_t *msg = rd_kafka_consumer_poll(c, 200);
+		rd_kafka_message_t *msg = rd_kafka_consumer_poll(o->c, 200);
 		int64_t s, t, n;
+		char vb[200];
+
 		if (km_mono_ms() > deadline) {
 			err = km_seterr(errstr, errstr_size, KM_ERR_TIMEOUT,
-					"reading the offset map of '%s'[%d] timed out", topic, partition);
+					"reading partition %d of '%s' on the target timed out", k,
+					o->t_offmap);
 			break;
 		}
 		if (!msg)
 			continue;
 		if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 			rd_kafka_message_destroy(msg);
+			o->loaded[k] = true;
 			break;
 		}
-		char vb[200];
-		if (!msg->err && msg->key_len == (size_t)kl && !memcmp(msg->key, key, (size_t)kl) &&
+		if (!msg->err && msg->key &&
 		    sscanf(value_str(msg, vb, sizeof(vb)),
-			   "{\"s\":%" SCNd64 ",\"t\":%" SCNd64 ",\"n\":%" SCNd64, &s, &t, &n) == 3 &&
-		    km_offmap_add(m, s, t, n)) {
-			err = km_seterr(errstr, errstr_size, KM_ERR_BUG,
-					"the offset map of '%s'[%d] is inconsistent at source offset "
-					"%lld: refusing to translate",
-					topic, partition, (long long)s);
-			rd_kafka_message_destroy(msg);
-			break;
+			   "{\"s\":%" SCNd64 ",\"t\":%" SCNd64 ",\"n\":%" SCNd64, &s, &t, &n) == 3) {
+			offmap_entry_t *e = offmap_entry(o, msg->key, msg->key_len, true);
+			if (e->bad_at < 0 && km_offmap_add(&e->m, s, t, n))
+				e->bad_at = s;
 		}
 		rd_kafka_message_destroy(msg);
 	}
-	rd_kafka_consumer_close(c);
-	rd_kafka_destroy(c);
-	km_kafka_close(kt);
+	rd_kafka_assign(o->c, NULL);
+	return err;
+}
+
+km_err_t km_repl_offmaps_get(km_repl_offmaps_t *o, const char *topic, int partition,
+			     const km_offmap_t **mp, char *errstr, size_t errstr_size)
+{
+	char key[600];
+	int kl = snprintf(key, sizeof(key), "%s:%d", topic, partition);
+	int k = task_of(topic, partition, o->ntasks);
+	km_err_t err = KM_ERR_OK;
+
+	pthread_mutex_lock(&o->lock);
+	if (!o->loaded[k])
+		err = offmaps_load(o, k, errstr, errstr_size);
+	if (!err) {
+		offmap_entry_t *e = offmap_entry(o, key, (size_t)kl, false);
+		*mp = e ? &e->m : &o->empty;
+		if (e && e->bad_at >= 0)
+			err = km_seterr(errstr, errstr_size, KM_ERR_BUG,
+					"the offset map of '%s'[%d] is inconsistent at source offset "
+					"%lld: refusing to translate",
+					topic, partition, (long long)e->bad_at);
+	}
+	pthread_mutex_unlock(&o->lock);
+	return err;
+}
+
+void km_repl_offmaps_close(km_repl_offmaps_t *o)
+{
+	if (!o)
+		return;
+	rd_kafka_consumer_close(o->c);
+	rd_kafka_destroy(o->c);
+	km_kafka_close(o->kt);
+	for (size_t i = 0; i < o->ne; i++) {
+		free(o->e[i].key);
+		km_offmap_clear(&o->e[i].m);
+	}
+	free(o->e);
+	free(o->loaded);
+	json_decref(o->index);
+	pthread_mutex_destroy(&o->lock);
+	free(o);
+}
+
+km_err_t km_repl_read_offmap(const km_plan_t *plan, const km_kafka_endpoint_t *tgt,
+			     const char *topic, int partition, km_offmap_t *m, char *errstr,
+			     size_t errstr_size)
+{
+	km_repl_offmaps_t *o;
+	const km_offmap_t *src;
+	km_err_t err;
+
+	km_offmap_clear(m);
+	if ((err = km_repl_offmaps_open(plan, tgt, &o, errstr, errstr_size)))
+		return err;
+	if (!(err = km_repl_offmaps_get(o, topic, partition, &src, errstr, errstr_size)))
+		for (size_t i = 0; i < src->cnt; i++)
+			km_offmap_add(m, src->runs[i].src_first, src->runs[i].tgt_first,
+				      src->runs[i].count);
+	km_repl_offmaps_close(o);
 	return err;
 }

@@ -75,8 +75,23 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 void km_repl_topic_name(const km_plan_t *plan, const char *what, char *buf,
 			size_t size);
 
+/* The committed offset maps of a migration, read from the target
+ * (read_committed).  Each partition of the offset-map topic -- the runs of
+ * every source partition of one task -- is read once, on the first request
+ * for one of them; the reader may be shared by threads. */
+typedef struct km_repl_offmaps_s km_repl_offmaps_t;
+
+/* KM_ERR_NOT_FOUND when the migration has no replication state. */
+km_err_t km_repl_offmaps_open(const km_plan_t *plan, const km_kafka_endpoint_t *tgt,
+			      km_repl_offmaps_t **op, char *errstr, size_t errstr_size);
+/* *mp: the runs of one source partition (empty when none was copied), valid
+ * until km_repl_offmaps_close.  KM_ERR_BUG when the runs are inconsistent. */
+km_err_t km_repl_offmaps_get(km_repl_offmaps_t *o, const char *topic, int partition,
+			     const km_offmap_t **mp, char *errstr, size_t errstr_size);
+void km_repl_offmaps_close(km_repl_offmaps_t *o);
+
 /* Reads the committed offset map of one source partition from the target
- * (read_committed), into *m (cleared first). */
+ * (read_committed), into *m (cleared first): one open, get, close. */
 km_err_t km_repl_read_offmap(const km_plan_t *plan, const km_kafka_endpoint_t *tgt,
 			     const char *topic, int partition, km_offmap_t *m,
 			     char *errstr, size_t errstr_size);

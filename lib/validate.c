@@ -23,7 +23,6 @@
 #define SAMPLE_SEED 0x73616d706c65ull /* "sample" */
 #define MAX_TABLE_SLOTS (2u * KM_VALIDATE_MAX_KEYS)
 #define MAX_ORDER_EXAMPLES 3
-#define MAP_READERS 16
 
 /* ---- the digest ------------------------------------------------------------- */
 
@@ -1147,30 +1146,38 @@ static void part_done(vrun_t *v)
 }
 
 /* Phase 1: the offset map of every partition, read once before any data is
- * compared.  This is the snapshot the ranges come from. */
-static void *map_worker(void *arg)
+ * compared.  This is the snapshot the ranges come from.  Each partition of
+ * the offset-map topic holds the runs of one task's partitions and is read
+ * once for all of them. */
+static void read_maps(vrun_t *v)
 {
-	worker_t *w = arg;
-	vrun_t *v = w->v;
+	km_repl_offmaps_t *maps;
+	const km_offmap_t *m;
 	char errbuf[512];
-	int i;
+	km_err_t err = km_repl_offmaps_open(v->plan, v->tgt, &maps, errbuf, sizeof(errbuf));
 
-	while (!vfailed(v) && (i = take(v)) >= 0) {
+	/* No replication state at all is "nothing replicated" for each
+	 * partition, decided per partition below. */
+	if (err == KM_ERR_NOT_FOUND)
+		return;
+	if (err) {
+		vfail(v, err, "%s", errbuf);
+		return;
+	}
+	for (int i = 0; i < v->nparts && !vfailed(v); i++) {
 		vpart_t *p = &v->parts[i];
-		km_err_t err;
 		if (p->state != ST_PENDING)
 			continue;
-		err = km_repl_read_offmap(v->plan, v->tgt, p->topic, p->partition, &p->map, errbuf,
-					  sizeof(errbuf));
-		/* No replication state at all is "nothing replicated" for
-		 * each partition, decided per partition below. */
-		if (err && err != KM_ERR_NOT_FOUND)
+		if ((err = km_repl_offmaps_get(maps, p->topic, p->partition, &m, errbuf,
+					       sizeof(errbuf)))) {
 			vfail(v, err, "%s", errbuf);
+			break;
+		}
+		for (size_t k = 0; k < m->cnt; k++)
+			km_offmap_add(&p->map, m->runs[k].src_first, m->runs[k].tgt_first,
+				      m->runs[k].count);
 	}
-	pthread_mutex_lock(&v->lock);
-	v->running--;
-	pthread_mutex_unlock(&v->lock);
-	return NULL;
+	km_repl_offmaps_close(maps);
 }
 
 /* Phase 2: compare, one partition at a time per worker. */
@@ -1593,9 +1600,7 @@ km_err_t km_validate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	km_kafka_close(kt);
 	ks = kt = NULL;
 
-	/* Reading a map is mostly waiting for the target: more readers than
-	 * comparing workers. */
-	run_workers(&v, map_worker, MAP_READERS, false);
+	read_maps(&v);
 	if (!v.err && !(opts->stop && *opts->stop)) {
 		t1 = km_mono_ms();
 		v.done = 0;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -599,15 +600,19 @@ pid_t tk_spawn(const char *const argv[], const char *logpath)
 	return pid;
 }
 
-int tk_wait_exit(pid_t pid, int timeout_ms)
+int tk_wait_exit_rss(pid_t pid, int timeout_ms, long *maxrss_kb)
 {
 	int64_t deadline = now_ms() + timeout_ms;
+	struct rusage ru;
 	int st;
 
 	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-		if (r == pid)
+		pid_t r = wait4(pid, &st, WNOHANG, &ru);
+		if (r == pid) {
+			if (maxrss_kb)
+				*maxrss_kb = ru.ru_maxrss;
 			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
 		if (now_ms() > deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
@@ -615,6 +620,11 @@ int tk_wait_exit(pid_t pid, int timeout_ms)
 		}
 		poll(NULL, 0, 50);
 	}
+}
+
+int tk_wait_exit(pid_t pid, int timeout_ms)
+{
+	return tk_wait_exit_rss(pid, timeout_ms, NULL);
 }
 
 int64_t tk_total_hwm(const tk_cluster_t *c, const char *topic)

@@ -89,6 +89,8 @@ pid_t tk_spawn(const char *const argv[], const char *logpath);
 /* Waits for pid to exit within timeout_ms; kills it with SIGKILL on
  * timeout.  @returns the exit status, 128+signal, or -1 on timeout. */
 int tk_wait_exit(pid_t pid, int timeout_ms);
+/* The same, and the process's peak resident set in KiB (from wait4). */
+int tk_wait_exit_rss(pid_t pid, int timeout_ms, long *maxrss_kb);
 
 /* Sum of a topic's high watermarks (all partitions). */
 int64_t tk_total_hwm(const tk_cluster_t *c, const char *topic);
