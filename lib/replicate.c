@@ -85,6 +85,7 @@ typedef struct task_s {
 	pthread_t th;          /* the task's own thread */
 	volatile sig_atomic_t stop;
 	volatile bool ready;   /* fenced, progress loaded, source assigned */
+	volatile int topic_error; /* the source said a topic does not exist */
 	pthread_mutex_t lock;  /* parts' next/caught_up, read by the main thread */
 	struct repl_s *r;
 } task_t;
@@ -137,7 +138,8 @@ static km_err_t fail(repl_t *r, km_err_t err, const char *fmt, ...)
 }
 
 static rd_kafka_t *client(repl_t *r, const km_kafka_endpoint_t *ep, rd_kafka_type_t type,
-			  const char **extra)
+			  const char **extra, void (*error_cb)(rd_kafka_t *, int, const char *, void *),
+			  void *opaque)
 {
 	rd_kafka_conf_t *conf;
 	char rerr[512];
@@ -146,6 +148,10 @@ static rd_kafka_t *client(repl_t *r, const km_kafka_endpoint_t *ep, rd_kafka_typ
 	if (km_kafka_conf_new(ep, extra, &conf, r->errstr, r->errstr_size)) {
 		r->err = KM_ERR_PLAN;
 		return NULL;
+	}
+	if (error_cb) {
+		rd_kafka_conf_set_error_cb(conf, error_cb);
+		rd_kafka_conf_set_opaque(conf, opaque);
 	}
 	if (!(rk = rd_kafka_new(type, conf, rerr, sizeof(rerr)))) {
 		rd_kafka_conf_destroy(conf);
@@ -343,7 +349,7 @@ static km_err_t load_progress(repl_t *r, task_t *t)
 	const char *props[] = {"group.id", "kmigrate-progress-reader", "enable.auto.commit", "false",
 			       "isolation.level", "read_committed", "enable.partition.eof", "true",
 			       "auto.offset.reset", "earliest", NULL};
-	rd_kafka_t *c = client(r, r->tgt, RD_KAFKA_CONSUMER, props);
+	rd_kafka_t *c = client(r, r->tgt, RD_KAFKA_CONSUMER, props, NULL, NULL);
 	rd_kafka_topic_partition_list_t *tp;
 	int64_t deadline = km_mono_ms() + 60000;
 	km_err_t err = KM_ERR_OK;
@@ -486,6 +492,98 @@ static km_err_t assign_source(repl_t *r, task_t *t)
 
 static km_err_t task_step(repl_t *r, task_t *t);
 
+static km_err_t recreated(repl_t *r, const part_t *p, const char *was, const char *now);
+
+/* The topic's id on the cluster now: 1 and *idp (base64, owned), 0 when
+ * the topic does not exist, -1 when that is unknown (the cluster did not
+ * answer).  Any client handle can ask. */
+static int topic_id_now(rd_kafka_t *rk, const char *topic, char **idp)
+{
+	const char *names[1] = {topic};
+	rd_kafka_TopicCollection_t *tc = rd_kafka_TopicCollection_of_topic_names(names, 1);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_event_t *ev;
+	int rc = -1;
+
+	*idp = NULL;
+	rd_kafka_DescribeTopics(rk, tc, NULL, q);
+	if ((ev = rd_kafka_queue_poll(q, KM_KAFKA_TIMEOUT_MS))) {
+		const rd_kafka_DescribeTopics_result_t *res = rd_kafka_event_DescribeTopics_result(ev);
+		const rd_kafka_TopicDescription_t **td = NULL;
+		size_t n = 0;
+		if (res)
+			td = rd_kafka_DescribeTopics_result_topics(res, &n);
+		rd_kafka_resp_err_t e = n == 1 ? rd_kafka_error_code(
+						     rd_kafka_TopicDescription_error(td[0]))
+					       : RD_KAFKA_RESP_ERR__FAIL;
+		const rd_kafka_Uuid_t *u = n == 1 ? rd_kafka_TopicDescription_topic_id(td[0]) : NULL;
+		if (!e && u) {
+			*idp = km_strdup(rd_kafka_Uuid_base64str(u));
+			rc = 1;
+		} else if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+			rc = 0;
+		}
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_queue_destroy(q);
+	rd_kafka_TopicCollection_destroy(tc);
+	return rc;
+}
+
+/* librdkafka reports a deleted topic of an assignment as a generic error,
+ * not as a message: remember it, the task's loop looks (below). */
+static void source_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	task_t *t = opaque;
+	(void)rk;
+	(void)reason;
+	if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
+		t->topic_error = 1;
+}
+
+/* After the source said "unknown topic": does each of the task's topics
+ * still exist, under the same id?  A topic deleted, or deleted and
+ * recreated, while it was being copied stops the migration loudly. */
+static km_err_t check_topics(repl_t *r, task_t *t)
+{
+	t->topic_error = 0;
+	for (int i = 0; i < t->nparts; i++) {
+		part_t *p = &t->parts[i];
+		char *now;
+		if (i > 0 && !strcmp(p->topic, t->parts[i - 1].topic))
+			continue;
+		int rc = topic_id_now(t->c, p->topic, &now);
+		if (rc == 0)
+			return fail(r, KM_ERR_NOT_FOUND,
+				    "source topic '%s' was deleted while it was being copied: "
+				    "replication stops (what was copied up to the last commit "
+				    "stays on the target; decide with the topic's owner)",
+				    p->topic);
+		if (rc == 1 && p->topic_id && strcmp(now, p->topic_id)) {
+			recreated(r, p, p->topic_id, now);
+			free(now);
+			return r->err;
+		}
+		free(now);
+	}
+	return KM_ERR_OK;
+}
+
+/* Stops the migration for a source topic that was deleted and recreated
+ * under the same name: its offsets restarted, and what the target holds is
+ * the old topic's. */
+static km_err_t recreated(repl_t *r, const part_t *p, const char *was, const char *now)
+{
+	emit(r, json_pack("{s:s, s:s, s:i, s:s, s:s}", "event", "loss", "topic", p->topic,
+			  "partition", p->partition, "was", was, "now", now));
+	return fail(r, KM_ERR_NOGO,
+		    "source topic '%s' was deleted and recreated since it was copied "
+		    "(topic id %s, now %s): its offsets restarted and the target holds "
+		    "the old topic's records; replication stops (decide with the "
+		    "owner, then start a new migration for it)",
+		    p->topic, was, now);
+}
+
 /* Makes t ready to copy: fences the task's previous owner, loads its
  * progress, checks for records lost to retention, assigns the source.
  * @locality the task's thread */
@@ -511,18 +609,25 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	snprintf(txid, sizeof(txid), "kmigrate.%s.task.%d", r->plan->migration, id);
 	snprintf(linger, sizeof(linger), "%d", 5);
 	/* Memory is bounded by configuration, not by topic size: the
-	 * process budget (max_buffer_bytes) is shared by its tasks.  A task's
-	 * share is split in four: the consumer's queue of prefetched records,
-	 * the fetch response in flight (the broker may overshoot it by one
-	 * record batch), and twice that for the open transaction, whose
-	 * records are held from the fetch until the commit (records move
-	 * without copies: the producer's queue references them). */
+	 * process budget (max_buffer_bytes) is shared by its tasks.  Of a
+	 * task's share, a quarter is the consumer's queue of prefetched
+	 * records, up to a quarter the fetch response in flight (the broker
+	 * may overshoot it by one record batch), and half the open
+	 * transaction, whose records are held from the fetch until the commit
+	 * (records move without copies: the producer's queue references
+	 * them). */
 	int64_t per_task = r->opts->max_buffer_bytes / r->ntasks;
 	if (per_task < 4 * 1024 * 1024)
 		per_task = 4 * 1024 * 1024;
 	t->txn_max_bytes = per_task / 2;
 	snprintf(bufkb, sizeof(bufkb), "%lld", (long long)(per_task / 4 / 1024));
-	snprintf(fetchb, sizeof(fetchb), "%lld", (long long)(per_task / 4));
+	/* Small fetches: a fetch response stays in memory until the last of
+	 * its records is released, so a transaction holding a few records of
+	 * many big responses held far more than it counted (peak RSS 138 MB
+	 * with per_task/4, 118 MB with per_task/16, at the same pace).
+	 * librdkafka wants at least message.max.bytes (1 MB). */
+	int64_t fetch = per_task / 16 < 1000000 ? 1000000 : per_task / 16;
+	snprintf(fetchb, sizeof(fetchb), "%lld", (long long)fetch);
 	snprintf(qkb, sizeof(qkb), "%lld", (long long)(t->txn_max_bytes / 1024 + 1024));
 
 	const char *pprops[] = {"transactional.id", txid, "enable.idempotence", "true",
@@ -569,17 +674,8 @@ static km_err_t task_init(repl_t *r, task_t *t)
 				hi = r->sp[j].hi;
 			}
 		if (p->next >= 0 && p->progress_topic_id && p->topic_id &&
-		    strcmp(p->progress_topic_id, p->topic_id)) {
-			emit(r, json_pack("{s:s, s:s, s:i, s:s, s:s}", "event", "loss", "topic",
-					  p->topic, "partition", p->partition, "was", p->progress_topic_id,
-					  "now", p->topic_id));
-			return fail(r, KM_ERR_NOGO,
-				    "source topic '%s' was deleted and recreated since it was copied "
-				    "(topic id %s, now %s): its offsets restarted and the target holds "
-				    "the old topic's records; replication stops (decide with the "
-				    "owner, then start a new migration for it)",
-				    p->topic, p->progress_topic_id, p->topic_id);
-		}
+		    strcmp(p->progress_topic_id, p->topic_id))
+			return recreated(r, p, p->progress_topic_id, p->topic_id);
 		if (p->next < 0) {
 			p->next = lo;
 		} else if (p->next < lo) {
@@ -608,7 +704,7 @@ static km_err_t task_init(repl_t *r, task_t *t)
 				 * was full: with a bounded queue the task then
 				 * idled half the time (bench/README.md). */
 				"fetch.queue.backoff.ms", "20", NULL};
-	if (!(t->c = client(r, r->src, RD_KAFKA_CONSUMER, cprops)))
+	if (!(t->c = client(r, r->src, RD_KAFKA_CONSUMER, cprops, source_error_cb, t)))
 		return r->err ? r->err : KM_ERR_KAFKA;
 	t->cq = rd_kafka_queue_get_consumer(t->c);
 	t->nslots = r->opts->txn_max_records;
@@ -748,7 +844,14 @@ static km_err_t task_step(repl_t *r, task_t *t)
 
 		if (left <= 0 || (r->opts->stop && *r->opts->stop))
 			break;
-		if (!(m = next_message(t, (int)(left < 100 ? left : 100))))
+		m = next_message(t, (int)(left < 100 ? left : 100));
+		if (t->topic_error && check_topics(r, t)) {
+			if (m)
+				rd_kafka_message_destroy(m);
+			release_slots(t, n);
+			return r->err;
+		}
+		if (!m)
 			continue;
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 			if ((p = part_of(t, m)) && m->offset >= p->hwm) {
@@ -781,6 +884,17 @@ static km_err_t task_step(repl_t *r, task_t *t)
 						rd_kafka_error_destroy(ae);
 					t->in_txn = false;
 				}
+				/* Out of range also when the topic was deleted and
+				 * recreated under us (its offsets restarted): tell
+				 * which, never blame retention for it. */
+				char *now = NULL;
+				if (p && p->topic_id && topic_id_now(t->c, p->topic, &now) == 1 &&
+				    strcmp(now, p->topic_id)) {
+					recreated(r, p, p->topic_id, now);
+					free(now);
+					return r->err;
+				}
+				free(now);
 				emit(r, json_pack("{s:s, s:s, s:i, s:I}", "event", "loss", "topic",
 						  p ? p->topic : "?", "partition", p ? p->partition : -1,
 						  "next", (json_int_t)(p ? p->pending_next : -1)));

@@ -26,28 +26,6 @@ static tk_cluster_t src, tgt;
 static char TXN[64], CMP[64], LIVE[64], GTXN[64], GCMP[64], GLIVE[64];
 static char *plan;
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void km(const char *cmd, const char *a1, const char *a2, int want_rc, char **errp)
-{
-	char *out, *err;
-	const char *argv[] = {tk_kmigrate(), cmd, "-p", plan, a1, a2, NULL};
-	int rc = tk_run(&out, &err, argv);
-	if (rc != want_rc)
-		fail_msg("kmigrate %s %s: exit %d (want %d): %s%s", cmd, a1 ? a1 : "", rc, want_rc,
-			 out, err);
-	free(out);
-	if (errp)
-		*errp = err;
-	else
-		free(err);
-}
-
 static bool has_gap_after(const tk_digests_t *d, size_t k)
 {
 	return k + 1 < d->n && d->off[k + 1] > d->off[k] + 1;
@@ -93,7 +71,7 @@ static void test_setup(void **state)
 			     "min.cleanable.dirty.ratio", "0.01", "min.compaction.lag.ms", "0", NULL};
 	tk_create_topic(&src, CMP, 1, cfg);
 	p = tk_producer(&src, NULL);
-	int64_t deadline = mono_ms() + 120000;
+	int64_t deadline = tk_mono_ms() + 120000;
 	for (int round = 0;; round++) {
 		for (int i = 0; i < 100; i++) {
 			/* One key per round is never updated again: it
@@ -116,7 +94,7 @@ static void test_setup(void **state)
 		tk_digests_free(&d);
 		if (gaps)
 			break;
-		if (mono_ms() > deadline)
+		if (tk_mono_ms() > deadline)
 			fail_msg("the source never compacted %s", CMP);
 		poll(NULL, 0, 200);
 	}
@@ -132,7 +110,7 @@ static void test_setup(void **state)
 		if (n == last)
 			break;
 		last = n;
-		if (mono_ms() > deadline + 60000)
+		if (tk_mono_ms() > deadline + 60000)
 			fail_msg("%s kept changing after compaction was switched off", CMP);
 		poll(NULL, 0, 1000);
 	}
@@ -209,22 +187,18 @@ static void test_commit_resumes_exactly(void **state)
 	tk_digests_free(&dc[0]);
 	commit_mid(GCMP, CMP, 1, dc, kc);
 
-	km("plan", NULL, NULL, 0, NULL);
-	km("apply", NULL, NULL, 0, NULL);
-	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--until-caught-up", NULL};
-	char *out, *err;
-	assert_int_equal(tk_run(&out, &err, argv), 0);
-	free(out);
-	free(err);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	tk_catch_up(plan, 120000, NULL);
 
-	km("offsets", NULL, NULL, 0, NULL); /* dry run */
+	tk_km(plan, "offsets", NULL, NULL, 0, NULL); /* dry run */
 	assert_int_equal(tk_committed(&tgt, GTXN, TXN, 0), -1); /* nothing committed yet */
-	km("offsets", "--commit", NULL, 0, NULL);
+	tk_km(plan, "offsets", "--commit", NULL, 0, NULL);
 	assert_resumes_exactly(GTXN, TXN, 3, dt, kt);
 	assert_resumes_exactly(GCMP, CMP, 1, dc, kc);
 	/* Re-runnable: a second commit gives the same positions. */
 	int64_t before = tk_committed(&tgt, GTXN, TXN, 1);
-	km("offsets", "--commit", NULL, 0, NULL);
+	tk_km(plan, "offsets", "--commit", NULL, 0, NULL);
 	assert_int_equal(tk_committed(&tgt, GTXN, TXN, 1), before);
 	for (int i = 0; i < 3; i++)
 		tk_digests_free(&dt[i]);

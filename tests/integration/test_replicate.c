@@ -34,57 +34,19 @@ static tk_cluster_t src, tgt;
 
 /* Topic names unique to this run, so the suite can run against clusters
  * that already hold an earlier run's topics and migrations. */
-static char R1[64], R2[64], R3[64], R4[64], R5[64], R6[64], R7[64], R8[64];
+static char R1[64], R2[64], R3[64], R4[64], R5[64], R6[64], R7[64], R8[64], R9[64], R10[64];
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A plan for one scenario: its own migration name and topic prefix. */
+/* A plan for one scenario: its own migration name and topic. */
 static char *make_plan(const char *name, const char *topic)
 {
-	char text[1024], *dir = tk_tmpdir(name);
-	snprintf(text, sizeof(text),
-		 "migration: %s-%d\nsource:\n  bootstrap: %s\ntarget:\n  bootstrap: %s\n"
-		 "topics:\n  include: [\"^%s$\"]\n",
-		 name, (int)getpid(), src.bootstrap, tgt.bootstrap, topic);
-	char *p = tk_write_file(dir, "migration.yaml", text);
-	free(dir);
-	return p;
+	char mig[128], inc[160];
+	snprintf(mig, sizeof(mig), "%s-%d", name, (int)getpid());
+	snprintf(inc, sizeof(inc), "\"^%s$\"", topic);
+	return tk_plan(&src, &tgt, name, mig, inc, NULL);
 }
-
-static void km(const char *plan, const char *cmd, int want_rc)
-{
-	char *out, *err;
-	const char *argv[] = {tk_kmigrate(), cmd, "-p", plan, NULL};
-	int rc = tk_run(&out, &err, argv);
-	if (rc != want_rc)
-		fail_msg("kmigrate %s: exit %d (want %d): %s%s", cmd, rc, want_rc, out, err);
-	free(out);
-	free(err);
-}
-
 static char *log_path(const char *plan)
 {
 	return km_asprintf("%s.log", plan);
-}
-
-/* replicate --until-caught-up, with a deadline. */
-static void catch_up(const char *plan, int timeout_ms)
-{
-	char *log = log_path(plan);
-	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--until-caught-up", NULL};
-	int rc = tk_wait_exit(tk_spawn(argv, log), timeout_ms);
-	if (rc != 0) {
-		char cmd[600];
-		snprintf(cmd, sizeof(cmd), "tail -20 %s >&2", log);
-		(void)!system(cmd);
-		fail_msg("replicate --until-caught-up exit %d (log %s)", rc, log);
-	}
-	free(log);
 }
 
 /* The target partition must hold exactly the source partition's committed
@@ -128,6 +90,8 @@ static int group_setup(void **state)
 	snprintf(R6, sizeof(R6), "r6-%d.loss", id);
 	snprintf(R7, sizeof(R7), "r7-%d.recreated", id);
 	snprintf(R8, sizeof(R8), "r8-%d.big", id);
+	snprintf(R9, sizeof(R9), "r9-%d.recreated-live", id);
+	snprintf(R10, sizeof(R10), "r10-%d.deleted-live", id);
 	return 0;
 }
 
@@ -159,11 +123,11 @@ static void test_fidelity_million(void **state)
 	rd_kafka_destroy(p);
 
 	char *plan = make_plan("it-r1", R1);
-	km(plan, "plan", 0);
-	km(plan, "apply", 0);
-	int64_t t0 = mono_ms();
-	catch_up(plan, 600000);
-	fprintf(stderr, "replicated %d records in %lld ms\n", N, (long long)(mono_ms() - t0));
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	int64_t t0 = tk_mono_ms();
+	tk_catch_up(plan, 600000, NULL);
+	fprintf(stderr, "replicated %d records in %lld ms\n", N, (long long)(tk_mono_ms() - t0));
 	assert_same_topic(R1);
 	free(plan);
 }
@@ -222,9 +186,9 @@ static void writer_stop(writer_t *w)
 /* Waits until the target topic grew by at least `grow` records. */
 static void wait_target_growth(const char *topic, int64_t from, int64_t grow)
 {
-	int64_t deadline = mono_ms() + 90000;
+	int64_t deadline = tk_mono_ms() + 90000;
 	while (tk_total_hwm(&tgt, topic) < from + grow) {
-		if (mono_ms() > deadline)
+		if (tk_mono_ms() > deadline)
 			fail_msg("target %s did not grow by %lld records within 90 s", topic,
 				 (long long)grow);
 		poll(NULL, 0, 50);
@@ -237,8 +201,8 @@ static void test_sigkill_loop(void **state)
 	(void)state;
 	tk_create_topic(&src, R2, 4, NULL);
 	char *plan = make_plan("it-r2", R2);
-	km(plan, "plan", 0);
-	km(plan, "apply", 0);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
 	char *log = log_path(plan);
 	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--txn-ms", "50", NULL};
 
@@ -255,7 +219,7 @@ static void test_sigkill_loop(void **state)
 	}
 	writer_stop(&w);
 	fprintf(stderr, "writer produced %lld records during 10 SIGKILLs\n", (long long)w.written);
-	catch_up(plan, 300000);
+	tk_catch_up(plan, 300000, NULL);
 	assert_same_topic(R2);
 	free(log);
 	free(plan);
@@ -279,9 +243,9 @@ static int count_in_file(const char *path, const char *needle)
 
 static void wait_log(const char *path, const char *needle, int count)
 {
-	int64_t deadline = mono_ms() + 90000;
+	int64_t deadline = tk_mono_ms() + 90000;
 	while (count_in_file(path, needle) < count) {
-		if (mono_ms() > deadline)
+		if (tk_mono_ms() > deadline)
 			fail_msg("%s: fewer than %d lines with '%s' after 90 s", path, count, needle);
 		poll(NULL, 0, 100);
 	}
@@ -293,8 +257,8 @@ static void test_two_replicators_takeover(void **state)
 	(void)state;
 	tk_create_topic(&src, R3, 6, NULL);
 	char *plan = make_plan("it-r3", R3);
-	km(plan, "plan", 0);
-	km(plan, "apply", 0);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
 	char loga[600], logb[600];
 	snprintf(loga, sizeof(loga), "%s.a.log", plan);
 	snprintf(logb, sizeof(logb), "%s.b.log", plan);
@@ -315,7 +279,7 @@ static void test_two_replicators_takeover(void **state)
 	writer_stop(&w);
 	kill(b, SIGTERM);
 	assert_int_equal(tk_wait_exit(b, 60000), 0);
-	catch_up(plan, 300000);
+	tk_catch_up(plan, 300000, NULL);
 	assert_same_topic(R3);
 	free(plan);
 }
@@ -399,9 +363,9 @@ static void test_transactions(void **state)
 	rd_kafka_destroy(p);
 
 	char *plan = make_plan("it-r4", R4);
-	km(plan, "plan", 0);
-	km(plan, "apply", 0);
-	catch_up(plan, 120000);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	tk_catch_up(plan, 120000, NULL);
 	assert_same_topic(R4);
 	/* Nothing aborted reached the target, even for a read_uncommitted
 	 * reader: kmigrate copies only committed data. */
@@ -426,7 +390,7 @@ static void test_transactions(void **state)
 static void test_large_records_bounded(void **state)
 {
 	enum { N = 150, SIZE = 900 * 1000 };
-	char key[32], *plan, *log;
+	char key[32], *plan;
 	char *val = malloc(SIZE);
 	long rss_kb = 0;
 	(void)state;
@@ -452,14 +416,9 @@ static void test_large_records_bounded(void **state)
 	free(val);
 
 	plan = make_plan("it-r8", R8);
-	km(plan, "plan", 0);
-	km(plan, "apply", 0);
-	log = log_path(plan);
-	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--until-caught-up",
-			      "--max-buffer-mb", "8", "--txn-ms", "20000", NULL};
-	int rc = tk_wait_exit_rss(tk_spawn(argv, log), 120000, &rss_kb);
-	if (rc != 0)
-		fail_msg("replicate --until-caught-up exit %d (log %s)", rc, log);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	rss_kb = tk_catch_up(plan, 120000, "--max-buffer-mb", "8", "--txn-ms", "20000", NULL);
 	assert_same_topic(R8);
 	/* 135 MB of records went through; the budget is 8 MB, the process
 	 * itself (librdkafka clients, threads) ~35 MB. */
@@ -467,7 +426,6 @@ static void test_large_records_bounded(void **state)
 		fail_msg("replicate's peak RSS was %ld MB with --max-buffer-mb 8 and %d records "
 			 "of %d bytes: the memory budget does not bound it",
 			 rss_kb / 1024, N, SIZE);
-	free(log);
 	free(plan);
 }
 
@@ -494,7 +452,7 @@ static void test_compacted_gaps(void **state)
 	(void)state;
 	tk_create_topic(&src, R5, 1, cfg);
 	rd_kafka_t *p = tk_producer(&src, NULL);
-	int64_t deadline = mono_ms() + 120000;
+	int64_t deadline = tk_mono_ms() + 120000;
 	int round = 0;
 	/* Keep updating ten keys until the cleaner has compacted a closed
 	 * segment and the log has offset gaps. */
@@ -507,16 +465,16 @@ static void test_compacted_gaps(void **state)
 		}
 		tk_flush(p);
 		round++;
-		if (mono_ms() > deadline)
+		if (tk_mono_ms() > deadline)
 			fail_msg("the source never compacted r5.compact within 120 s");
 		poll(NULL, 0, 200);
 	} while (!has_gaps(R5, 0));
 	rd_kafka_destroy(p);
 
 	char *plan = make_plan("it-r5", R5);
-	km(plan, "plan", 0);
-	km(plan, "apply", 0);
-	catch_up(plan, 120000);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	tk_catch_up(plan, 120000, NULL);
 	/* The source may compact further after the copy: every record it
 	 * still has must be at its translated position on the target. */
 	assert_offmap_exact(plan, R5, 0);
@@ -538,9 +496,9 @@ static void test_retention_loss_is_loud(void **state)
 		if (i == 99) {
 			tk_flush(p);
 			char *plan = make_plan("it-r6", R6);
-			km(plan, "plan", 0);
-			km(plan, "apply", 0);
-			catch_up(plan, 120000); /* copies 0..99 */
+			tk_km(plan, "plan", NULL, NULL, 0, NULL);
+			tk_km(plan, "apply", NULL, NULL, 0, NULL);
+			tk_catch_up(plan, 120000, NULL); /* copies 0..99 */
 			setenv("KM_IT_R6_PLAN", plan, 1);
 			free(plan);
 		}
@@ -580,13 +538,13 @@ static void test_recreated_topic_stops(void **state)
 	}
 	tk_flush(p);
 	char *plan = make_plan("it-r7", R7);
-	km(plan, "plan", 0);
-	km(plan, "apply", 0);
-	catch_up(plan, 120000);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	tk_catch_up(plan, 120000, NULL);
 	tk_delete_topic(&src, R7);
-	int64_t deadline = mono_ms() + 60000;
+	int64_t deadline = tk_mono_ms() + 60000;
 	while (tk_partitions(&src, R7) >= 0) {
-		if (mono_ms() > deadline)
+		if (tk_mono_ms() > deadline)
 			fail_msg("%s still exists 60 s after its deletion", R7);
 		poll(NULL, 0, 100);
 	}
@@ -606,6 +564,87 @@ static void test_recreated_topic_stops(void **state)
 	free(plan);
 }
 
+/* The same, while replicate runs: depending on when the source's metadata
+ * reaches the replicator it sees the deletion first, or only the new
+ * topic, whose range the partition's next offset falls out of.  Either way
+ * it must stop naming what happened, never blaming retention. */
+static void test_recreated_while_running(void **state)
+{
+	(void)state;
+	tk_create_topic(&src, R9, 1, NULL);
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	for (int i = 0; i < 20; i++) {
+		tk_msg_t m = {.key = "k", .value = "old", .partition = 0};
+		tk_produce(p, R9, &m);
+	}
+	tk_flush(p);
+	char *plan = make_plan("it-r9", R9);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	char *log = log_path(plan);
+	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, NULL};
+	pid_t pid = tk_spawn(argv, log);
+	wait_log(log, "caught up 1/1", 1);
+	tk_delete_topic(&src, R9);
+	int64_t deadline = tk_mono_ms() + 60000;
+	while (tk_partitions(&src, R9) >= 0) {
+		if (tk_mono_ms() > deadline) {
+			tk_wait_exit(pid, 0);
+			fail_msg("%s still exists 60 s after its deletion", R9);
+		}
+		poll(NULL, 0, 100);
+	}
+	tk_create_topic(&src, R9, 1, NULL);
+	for (int i = 0; i < 5; i++) {
+		tk_msg_t m = {.key = "k", .value = "new", .partition = 0};
+		tk_produce(p, R9, &m);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	int rc = tk_wait_exit(pid, 90000);
+	char *text = tk_read_file(log, NULL);
+	if (rc <= 0 ||
+	    (!strstr(text, "deleted and recreated") &&
+	     !strstr(text, "was deleted while it was being copied")) ||
+	    strstr(text, "retention"))
+		fail_msg("want a failure naming the deletion or recreation (never 'retention'), got "
+			 "exit %d: %s",
+			 rc, text);
+	free(text);
+	free(log);
+	free(plan);
+}
+
+/* A source topic deleted while replicate runs stops it, loudly, instead of
+ * leaving it waiting for records that will never come. */
+static void test_deleted_while_running(void **state)
+{
+	(void)state;
+	tk_create_topic(&src, R10, 1, NULL);
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	for (int i = 0; i < 20; i++) {
+		tk_msg_t m = {.key = "k", .value = "v", .partition = 0};
+		tk_produce(p, R10, &m);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	char *plan = make_plan("it-r10", R10);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	char *log = log_path(plan);
+	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, NULL};
+	pid_t pid = tk_spawn(argv, log);
+	wait_log(log, "caught up 1/1", 1);
+	tk_delete_topic(&src, R10);
+	int rc = tk_wait_exit(pid, 90000);
+	char *text = tk_read_file(log, NULL);
+	if (rc <= 0 || !strstr(text, "was deleted while it was being copied"))
+		fail_msg("want a failure naming the deleted topic, got exit %d: %s", rc, text);
+	free(text);
+	free(log);
+	free(plan);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -614,6 +653,8 @@ int main(void)
 		cmocka_unit_test(test_compacted_gaps),
 		cmocka_unit_test(test_retention_loss_is_loud),
 		cmocka_unit_test(test_recreated_topic_stops),
+		cmocka_unit_test(test_recreated_while_running),
+		cmocka_unit_test(test_deleted_while_running),
 		cmocka_unit_test(test_two_replicators_takeover),
 		cmocka_unit_test(test_sigkill_loop),
 		cmocka_unit_test(test_fidelity_million),

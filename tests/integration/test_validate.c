@@ -44,63 +44,16 @@ static char V1[64], V2[64], V3[64], VF[64], VFC[64], VC[64];
 static char *match_plan; /* the plan of the matching replication */
 static int64_t t_start;
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A plan with its own migration name, the given include regexes (a YAML
- * flow list body) and optional extra top-level YAML. */
-static char *make_plan(const char *dirname, const char *migration, const char *include,
-		       const char *extra)
-{
-	char text[2048], *dir = tk_tmpdir(dirname);
-	snprintf(text, sizeof(text),
-		 "migration: %s\nsource:\n  bootstrap: %s\ntarget:\n  bootstrap: %s\n"
-		 "topics:\n  include: [%s]\n%s",
-		 migration, src.bootstrap, tgt.bootstrap, include, extra ? extra : "");
-	char *p = tk_write_file(dir, "migration.yaml", text);
-	free(dir);
-	return p;
-}
-
-static void km(const char *plan, const char *cmd, int want_rc)
-{
-	char *out, *err;
-	const char *argv[] = {tk_kmigrate(), cmd, "-p", plan, NULL};
-	int rc = tk_run(&out, &err, argv);
-	if (rc != want_rc)
-		fail_msg("kmigrate %s: exit %d (want %d): %s%s", cmd, rc, want_rc, out, err);
-	free(out);
-	free(err);
-}
-
-static void catch_up(const char *plan, int timeout_ms)
-{
-	char log[600];
-	snprintf(log, sizeof(log), "%s.log", plan);
-	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--until-caught-up", NULL};
-	int rc = tk_wait_exit(tk_spawn(argv, log), timeout_ms);
-	if (rc != 0) {
-		char cmd[700];
-		snprintf(cmd, sizeof(cmd), "tail -20 %s >&2", log);
-		(void)!system(cmd);
-		fail_msg("replicate --until-caught-up exit %d (log %s)", rc, log);
-	}
-}
-
 /* Runs validate --json with extra arguments; @returns the report, *rcp the
  * exit code.  The human output is checked separately. */
 static json_t *validate(const char *plan, int *rcp, const char *a1, const char *a2)
 {
 	char *out, *err;
 	const char *argv[] = {tk_kmigrate(), "validate", "-p", plan, "--json", a1, a2, NULL};
-	int64_t t0 = mono_ms();
+	int64_t t0 = tk_mono_ms();
 	*rcp = tk_run(&out, &err, argv);
 	fprintf(stderr, "validate %s%s%s: exit %d in %lld ms\n", a1 ? a1 : "", a2 ? " " : "",
-		a2 ? a2 : "", *rcp, (long long)(mono_ms() - t0));
+		a2 ? a2 : "", *rcp, (long long)(tk_mono_ms() - t0));
 	if (*rcp != 0 && *rcp != 1)
 		fail_msg("validate: exit %d: %s%s", *rcp, out, err);
 	json_t *doc = tk_json(out);
@@ -163,7 +116,7 @@ static json_t *journal_fact(const char *plan, const char *kind, char *verdict, s
 static void test_setup(void **state)
 {
 	(void)state;
-	t_start = mono_ms();
+	t_start = tk_mono_ms();
 	tk_cluster_from_env(&src, "KM_TEST_SOURCE");
 	tk_cluster_from_env(&tgt, "KM_TEST_TARGET");
 	int id = (int)getpid();
@@ -233,10 +186,10 @@ static void test_match_after_replication(void **state)
 	snprintf(rules, sizeof(rules), "  rules:\n    - match: \"^v1-\"\n      ordering: strict\n");
 	char extra[400];
 	snprintf(extra, sizeof(extra), "%s", rules);
-	match_plan = make_plan("it-v1", mig, inc, extra);
-	km(match_plan, "plan", 0);
-	km(match_plan, "apply", 0);
-	catch_up(match_plan, 120000);
+	match_plan = tk_plan(&src, &tgt, "it-v1", mig, inc, extra);
+	tk_km(match_plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(match_plan, "apply", NULL, NULL, 0, NULL);
+	tk_catch_up(match_plan, 120000, NULL);
 
 	json_t *rep = validate(match_plan, &rc, NULL, NULL);
 	if (rc != 0) {
@@ -348,7 +301,7 @@ static void test_nothing_replicated(void **state)
 	/* Same migration as the matching replication, one more topic. */
 	snprintf(mig, sizeof(mig), "it-v1-%d", (int)getpid());
 	snprintf(inc, sizeof(inc), "\"^%s$\", \"^%s$\"", V1, V3);
-	char *plan = make_plan("it-v3", mig, inc, NULL);
+	char *plan = tk_plan(&src, &tgt, "it-v3", mig, inc, NULL);
 	json_t *rep = validate(plan, &rc, NULL, NULL);
 	assert_int_equal(rc, 1);
 	assert_string_equal(jstr(rep, "verdict"), "NO-GO");
@@ -472,7 +425,7 @@ static void test_detects_forged_differences(void **state)
 
 	snprintf(inc, sizeof(inc), "\"^%s$\"", VF);
 	snprintf(extra, sizeof(extra), "  rules:\n    - match: \"forged\"\n      ordering: key\n");
-	char *plan = make_plan("it-vf", mig, inc, extra);
+	char *plan = tk_plan(&src, &tgt, "it-vf", mig, inc, extra);
 	json_t *rep = validate(plan, &rc, "--max-mismatches-shown", "20");
 	assert_int_equal(rc, 1);
 	assert_string_equal(jstr(rep, "verdict"), "NO-GO");
@@ -524,11 +477,11 @@ static bool source_has_key_below(const char *topic, const char *key, int64_t bel
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, cf, errbuf, sizeof(errbuf));
 	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
 	bool found = false;
-	int64_t deadline = mono_ms() + 30000;
+	int64_t deadline = tk_mono_ms() + 30000;
 	rd_kafka_topic_partition_list_add(tp, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
 	rd_kafka_assign(rk, tp);
 	rd_kafka_topic_partition_list_destroy(tp);
-	while (mono_ms() < deadline) {
+	while (tk_mono_ms() < deadline) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
 		if (!m)
 			continue;
@@ -566,10 +519,10 @@ static void test_compacted(void **state)
 	tk_flush(p);
 	snprintf(mig, sizeof(mig), "it-vc-%d", (int)getpid());
 	snprintf(inc, sizeof(inc), "\"^%s$\"", VC);
-	char *plan = make_plan("it-vc", mig, inc, NULL);
-	km(plan, "plan", 0);
-	km(plan, "apply", 0);
-	catch_up(plan, 120000);
+	char *plan = tk_plan(&src, &tgt, "it-vc", mig, inc, NULL);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	tk_catch_up(plan, 120000, NULL);
 	int64_t snapshot_end = tk_total_hwm(&src, VC);
 
 	/* After the copy the source rewrites keys 0..9: the cleaner then
@@ -581,9 +534,9 @@ static void test_compacted(void **state)
 		tk_produce(p, VC, &m);
 	}
 	tk_flush(p);
-	int64_t deadline = mono_ms() + 60000;
+	int64_t deadline = tk_mono_ms() + 60000;
 	while (source_has_key_below(VC, "key-0", snapshot_end)) {
-		if (mono_ms() > deadline)
+		if (tk_mono_ms() > deadline)
 			fail_msg("the source did not compact %s within 60 s", VC);
 		tk_msg_t m = {.key = "tick", .value = "t", .partition = 0};
 		tk_produce(p, VC, &m);
@@ -604,7 +557,7 @@ static void test_compacted(void **state)
 	json_decref(rep);
 
 	/* Copy the rewrites too: still a match, now with nothing superseded. */
-	catch_up(plan, 120000);
+	tk_catch_up(plan, 120000, NULL);
 	rep = validate(plan, &rc, NULL, NULL);
 	assert_int_equal(rc, 0);
 	assert_int_equal(jint(part_of(rep, VC, 0), "mismatches"), 0);
@@ -636,7 +589,7 @@ static void test_compacted(void **state)
 	rd_kafka_destroy(ps);
 	rd_kafka_destroy(pt);
 	snprintf(inc, sizeof(inc), "\"^%s$\"", VFC);
-	plan = make_plan("it-vfc", mig, inc, NULL);
+	plan = tk_plan(&src, &tgt, "it-vfc", mig, inc, NULL);
 	rep = validate(plan, &rc, NULL, NULL);
 	assert_int_equal(rc, 1);
 	pj = part_of(rep, VFC, 0);
@@ -645,7 +598,7 @@ static void test_compacted(void **state)
 	assert_true(has_shown(pj, "value", 2, 2));
 	json_decref(rep);
 	free(plan);
-	fprintf(stderr, "test_validate: %lld ms so far\n", (long long)(mono_ms() - t_start));
+	fprintf(stderr, "test_validate: %lld ms so far\n", (long long)(tk_mono_ms() - t_start));
 }
 
 int main(void)

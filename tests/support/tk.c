@@ -869,8 +869,72 @@ char *tk_read_file(const char *path, size_t *len)
 	n = ftell(fp);
 	fseek(fp, 0, SEEK_SET);
 	buf = km_malloc((size_t)n + 1);
-	*len = fread(buf, 1, (size_t)n, fp);
-	buf[*len] = '\0';
+	size_t got = fread(buf, 1, (size_t)n, fp);
+	buf[got] = '\0';
+	if (len)
+		*len = got;
 	fclose(fp);
 	return buf;
+}
+
+/* ---- running kmigrate on a plan ------------------------------------------ */
+
+char *tk_plan(const tk_cluster_t *src, const tk_cluster_t *tgt, const char *dirname,
+	      const char *migration, const char *include, const char *extra)
+{
+	char *dir = tk_tmpdir(dirname);
+	char *text = km_asprintf("migration: %s\nsource:\n  bootstrap: %s\ntarget:\n  bootstrap: "
+				 "%s\ntopics:\n  include: [%s]\n%s",
+				 migration, src->bootstrap, tgt->bootstrap, include,
+				 extra ? extra : "");
+	char *p = tk_write_file(dir, "migration.yaml", text);
+	free(text);
+	free(dir);
+	return p;
+}
+
+void tk_km(const char *plan, const char *cmd, const char *a1, const char *a2, int want_rc,
+	   char **errp)
+{
+	char *out, *err;
+	const char *argv[] = {tk_kmigrate(), cmd, "-p", plan, a1, a1 ? a2 : NULL, NULL};
+	int rc = tk_run(&out, &err, argv);
+	if (rc != want_rc)
+		tk_fail("kmigrate %s %s%s%s: exit %d (want %d): %s%s", cmd, a1 ? a1 : "",
+			a2 ? " " : "", a2 ? a2 : "", rc, want_rc, out, err);
+	free(out);
+	if (errp)
+		*errp = err;
+	else
+		free(err);
+}
+
+long tk_catch_up(const char *plan, int timeout_ms, ...)
+{
+	const char *argv[32] = {tk_kmigrate(), "replicate", "-p", plan, "--until-caught-up"};
+	int n = 5;
+	long rss = 0;
+	va_list ap;
+	const char *a;
+
+	va_start(ap, timeout_ms);
+	while ((a = va_arg(ap, const char *)) && n < 31)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	char *log = km_asprintf("%s.log", plan);
+	int rc = tk_wait_exit_rss(tk_spawn(argv, log), timeout_ms, &rss);
+	if (rc != 0) {
+		char *cmd = km_asprintf("tail -20 %s >&2", log);
+		(void)!system(cmd);
+		free(cmd);
+		tk_fail("replicate --until-caught-up exit %d (log %s)", rc, log);
+	}
+	free(log);
+	return rss;
+}
+
+int64_t tk_mono_ms(void)
+{
+	return now_ms();
 }

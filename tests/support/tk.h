@@ -135,7 +135,8 @@ json_t *tk_json(const char *text);
 
 /* A fresh private directory under $TMPDIR for a test (owned path). */
 char *tk_tmpdir(const char *name);
-/* Reads a whole file (owned, NUL-terminated); *len gets its size.
+/* Reads a whole file (owned, NUL-terminated); *len, if len is given, gets
+ * its size.
  * @returns NULL when it cannot be opened. */
 char *tk_read_file(const char *path, size_t *len);
 /* Writes text into dir/name; returns the owned path. */
@@ -143,5 +144,27 @@ char *tk_write_file(const char *dir, const char *name, const char *text);
 
 /* The kmigrate binary under test (KMIGRATE env var, set by CMake). */
 const char *tk_kmigrate(void);
+
+/* ---- running kmigrate on a plan ------------------------------------------ */
+
+/* Writes a plan for migration `migration` from src to tgt into a fresh
+ * directory named after dirname: topics.include is the YAML flow list body
+ * `include` (e.g. "\"^a$\", \"^b$\""), extra is appended as top-level YAML
+ * (may be NULL).  @returns the owned path of migration.yaml. */
+char *tk_plan(const tk_cluster_t *src, const tk_cluster_t *tgt, const char *dirname,
+	      const char *migration, const char *include, const char *extra);
+
+/* Runs `kmigrate cmd -p plan [a1 [a2]]` and fails the test unless it exits
+ * want_rc.  *errp, when errp is given, receives its stderr (owned). */
+void tk_km(const char *plan, const char *cmd, const char *a1, const char *a2, int want_rc,
+	   char **errp);
+
+/* Runs `kmigrate replicate -p plan --until-caught-up [a1 a2 ...]` (NULL
+ * ends the list), logging to plan.log, and fails the test with the log's
+ * tail unless it exits 0 within timeout_ms.  @returns its peak RSS, KiB. */
+long tk_catch_up(const char *plan, int timeout_ms, ...);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t tk_mono_ms(void);
 
 #endif
