@@ -606,8 +606,7 @@ static int cmp_tp(const void *a, const void *b)
 		     json_integer_value(json_object_get(y, "partition")));
 }
 
-/* Brokers answer in no particular order; snapshots compare better sorted. */
-static void sort_by_topic_partition(json_t *arr)
+void km_inventory_sort_rows(json_t *arr)
 {
 	size_t n = json_array_size(arr), i;
 	json_t **v = km_calloc(n + 1, sizeof(*v));
@@ -681,7 +680,7 @@ static km_err_t group_offsets(km_kafka_t *k, const char *group, json_t *topics,
 			}
 		}
 	}
-	sort_by_topic_partition(offs);
+	km_inventory_sort_rows(offs);
 	json_object_set_new(jg, "offsets", offs);
 	json_object_set_new(jg, "total_lag", json_integer(total_lag));
 	json_object_set_new(jg, "out_of_scope_topics", out_of_scope);

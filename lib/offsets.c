@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inventory.h"
 #include "offmap.h"
 #include "replicate.h"
 #include "validate.h"
@@ -313,29 +314,6 @@ static km_err_t policy_row(km_kafka_t *kt, const km_plan_group_t *pg, json_t *ro
 	return KM_ERR_OK;
 }
 
-static int cmp_row(const void *a, const void *b)
-{
-	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-	int c = strcmp(json_string_value(json_object_get(x, "topic")),
-		       json_string_value(json_object_get(y, "topic")));
-	return c ? c
-		 : (int)(json_integer_value(json_object_get(x, "partition")) -
-			 json_integer_value(json_object_get(y, "partition")));
-}
-
-static void sort_rows(json_t *rows)
-{
-	size_t n = json_array_size(rows), i;
-	json_t **v = km_calloc(n + 1, sizeof(*v));
-	for (i = 0; i < n; i++)
-		v[i] = json_incref(json_array_get(rows, i));
-	qsort(v, n, sizeof(*v), cmp_row);
-	json_array_clear(rows);
-	for (i = 0; i < n; i++)
-		json_array_append_new(rows, v[i]);
-	free(v);
-}
-
 km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *kt,
 			      json_t **groupsp, char *errstr, size_t errstr_size)
 {
@@ -359,7 +337,7 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 			json_decref(kept);
 			goto done;
 		}
-		sort_rows(rows);
+		km_inventory_sort_rows(rows);
 		json_array_foreach(rows, j, row) {
 			const char *topic = json_string_value(json_object_get(row, "topic"));
 			if (!km_plan_topic_in_scope(plan, topic))
