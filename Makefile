@@ -45,7 +45,7 @@ demo: build jars
 asan: deps jars
 	@cmake -S . -B $(TOP)/build-asan -DKM_SANITIZE=ON -DKM_FUZZ=OFF >/dev/null
 	@cmake --build $(TOP)/build-asan -j$(JOBS)
-	@cd $(TOP)/build-asan && ASAN_OPTIONS=detect_leaks=0 \
+	@cd $(TOP)/build-asan && ASAN_OPTIONS=detect_leaks=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j1
 
 clean:

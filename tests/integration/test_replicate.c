@@ -421,11 +421,16 @@ static void test_large_records_bounded(void **state)
 	rss_kb = tk_catch_up(plan, 120000, "--max-buffer-mb", "8", "--txn-ms", "20000", NULL);
 	assert_same_topic(R8);
 	/* 135 MB of records went through; the budget is 8 MB, the process
-	 * itself (librdkafka clients, threads) ~35 MB. */
+	 * itself (librdkafka clients, threads) ~35 MB.  AddressSanitizer's
+	 * quarantine alone holds more than that (make asan). */
+#ifndef __SANITIZE_ADDRESS__
 	if (rss_kb > 100 * 1024)
 		fail_msg("replicate's peak RSS was %ld MB with --max-buffer-mb 8 and %d records "
 			 "of %d bytes: the memory budget does not bound it",
 			 rss_kb / 1024, N, SIZE);
+#else
+	(void)rss_kb;
+#endif
 	free(plan);
 }
 
