@@ -181,7 +181,7 @@ static void test_secure_cluster_ok(void **state)
 	int rc = tk_run(&out, &err, argv);
 	if (rc != 0 && rc != 1)
 		fail_msg("secure inventory failed (%d): %s", rc, err);
-	json_t *inv = json_object_get(tk_json(out), "inventory"), *u;
+	json_t *doc = tk_json(out), *inv = json_object_get(doc, "inventory"), *u;
 	size_t i;
 	int admin = 0, alice = 0;
 	json_array_foreach(json_object_get(inv, "scram_users"), i, u) {
@@ -200,6 +200,7 @@ static void test_secure_cluster_ok(void **state)
 	assert_null(memmem(jb, n, getenv("KM_TEST_SECURE_PASSWORD"),
 			   strlen(getenv("KM_TEST_SECURE_PASSWORD"))));
 	free(jb);
+	json_decref(doc);
 	free(out);
 	free(err);
 	free(path);
@@ -215,10 +216,11 @@ static void test_no_authorizer_acls_unknown(void **state)
 	path = tk_write_file(dir, "plain.yaml", plan);
 	const char *argv[] = {tk_kmigrate(), "inventory", "-p", path, "--json", NULL};
 	assert_int_equal(tk_run(&out, &err, argv), 1);
-	json_t *inv = json_object_get(tk_json(out), "inventory");
+	json_t *doc = tk_json(out), *inv = json_object_get(doc, "inventory");
 	assert_non_null(strstr(json_string_value(json_object_get(
 				       json_object_get(inv, "acls"), "not_inventoried")),
 			       "no authorizer"));
+	json_decref(doc);
 	free(out);
 	free(err);
 	free(path);
