@@ -14,19 +14,6 @@
 #include "common.h"
 #include "compat.h"
 
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "-";
-}
 
 /* One run, one fact per check, one fact for the gate: one transaction. */
 static km_err_t journal_check(km_journal_t *jr, const char *args, json_t *rep,
@@ -50,8 +37,8 @@ static km_err_t journal_check(km_journal_t *jr, const char *args, json_t *rep,
 					 json_object_get(check, "result"), "detail",
 					 json_object_get(check, "detail"), "error",
 					 json_object_get(check, "error"));
-		err = km_journal_fact(jr, *run_idp, "check", jstr(check, "name"),
-				      jstr(check, "result"), body, errstr, errstr_size);
+		err = km_journal_fact(jr, *run_idp, "check", cli_jstr(check, "name"),
+				      cli_jstr(check, "result"), body, errstr, errstr_size);
 		json_decref(body);
 		if (err)
 			goto fail;
@@ -63,11 +50,11 @@ static km_err_t journal_check(km_journal_t *jr, const char *args, json_t *rep,
 			 json_object_get(rep, "canary"), "checks",
 			 (json_int_t)json_array_size(json_object_get(rep, "checks")));
 	err = km_journal_fact(jr, *run_idp, "gate.compat", "target",
-			      jstr(rep, "verdict"), gate, errstr, errstr_size);
+			      cli_jstr(rep, "verdict"), gate, errstr, errstr_size);
 	json_decref(gate);
 	if (err)
 		goto fail;
-	km_sb_puts(&summary, jstr(rep, "verdict"));
+	km_sb_puts(&summary, cli_jstr(rep, "verdict"));
 	json_array_foreach(json_object_get(rep, "no_go"), i, check)
 		km_sb_printf(&summary, "%s%s", i ? ", " : ": ", json_string_value(check));
 	err = km_journal_run_end(jr, *run_idp, exit_code, km_sb_str(&summary),
@@ -89,30 +76,30 @@ static void print_report(json_t *rep, int verbose)
 	size_t i, nchecks = json_array_size(json_object_get(rep, "checks"));
 
 	printf("Compatibility gate for migration '%s': target %s (%s%s%s",
-	       jstr(rep, "migration"), jstr(target, "bootstrap"),
-	       jstr(target, "security_protocol"),
+	       cli_jstr(rep, "migration"), cli_jstr(target, "bootstrap"),
+	       cli_jstr(target, "security_protocol"),
 	       json_is_string(json_object_get(target, "sasl_mechanism")) ? " " : "",
 	       json_is_string(json_object_get(target, "sasl_mechanism"))
-		       ? jstr(target, "sasl_mechanism")
+		       ? cli_jstr(target, "sasl_mechanism")
 		       : "");
 	if (json_is_string(json_object_get(target, "cluster_id")))
-		printf(", cluster id %s", jstr(target, "cluster_id"));
+		printf(", cluster id %s", cli_jstr(target, "cluster_id"));
 	printf(")\nCanaries: topic %s, group %s\n\n",
-	       jstr(json_object_get(rep, "canary"), "topic"),
-	       jstr(json_object_get(rep, "canary"), "group"));
+	       cli_jstr(json_object_get(rep, "canary"), "topic"),
+	       cli_jstr(json_object_get(rep, "canary"), "group"));
 	json_array_foreach(json_object_get(rep, "checks"), i, check) {
 		char lat[32];
 		const char *detail = json_is_string(json_object_get(check, "error"))
-					     ? jstr(check, "error")
-					     : jstr(check, "detail");
+					     ? cli_jstr(check, "error")
+					     : cli_jstr(check, "detail");
 		snprintf(lat, sizeof(lat), "%" JSON_INTEGER_FORMAT " ms",
 			 json_integer_value(json_object_get(check, "latency_ms")));
-		table_row(t, jstr(check, "name"), jstr(check, "result"), lat, detail,
-			  jstr(check, "tried"));
+		table_row(t, cli_jstr(check, "name"), cli_jstr(check, "result"), lat, detail,
+			  cli_jstr(check, "tried"));
 	}
 	table_print(t, stdout, "  ");
 	table_destroy(t);
-	printf("\nVerdict: %s", jstr(rep, "verdict"));
+	printf("\nVerdict: %s", cli_jstr(rep, "verdict"));
 	if (json_array_size(json_object_get(rep, "no_go"))) {
 		printf(" (%zu of %zu checks NO-GO:",
 		       json_array_size(json_object_get(rep, "no_go")), nchecks);
@@ -136,7 +123,7 @@ int cmd_check(cli_t *cli, int argc, char **argv)
 	km_plan_t *plan = NULL;
 	km_journal_t *jr = NULL;
 	json_t *rep = NULL;
-	struct sigaction sa, old_int, old_term;
+	struct sigaction old_int, old_term;
 	char *args = NULL;
 	int64_t run_id = 0, v;
 	int c, rc = 0;
@@ -171,20 +158,15 @@ int cmd_check(cli_t *cli, int argc, char **argv)
 		goto done;
 
 	/* Ctrl-C stops the checks, not the cleanup of the canaries. */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
-	copts.stop = &interrupted;
+	cli_catch_stop(&old_int, &old_term);
+	copts.stop = &cli_stop;
 	err = km_compat_check(plan, &copts, &rep, cli->errstr, sizeof(cli->errstr));
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
+	cli_release_stop(&old_int, &old_term);
 	if (err) {
 		rc = cli_fail(cli, err);
 		goto done;
 	}
-	rc = strcmp(jstr(rep, "verdict"), "GO") ? 1 : 0;
+	rc = strcmp(cli_jstr(rep, "verdict"), "GO") ? 1 : 0;
 
 	if (!json_is_true(json_object_get(rep, "interrupted"))) {
 		args = cli_args_string(argc, argv);
@@ -195,7 +177,7 @@ int cmd_check(cli_t *cli, int argc, char **argv)
 			rc = cli_fail(cli, err);
 			goto done;
 		}
-		rc = strcmp(jstr(rep, "verdict"), "GO") ? 1 : 0;
+		rc = strcmp(cli_jstr(rep, "verdict"), "GO") ? 1 : 0;
 	}
 
 	if (cli->json) {

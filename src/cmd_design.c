@@ -16,18 +16,13 @@
 #include "design.h"
 #include "inventory.h"
 
-static const char *jstr(const json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "-";
-}
 
 static const json_t *design_topic(const json_t *design, const char *target)
 {
 	json_t *t;
 	size_t i;
 	json_array_foreach(json_object_get(design, "topics"), i, t)
-		if (!strcmp(jstr(t, "target"), target))
+		if (!strcmp(cli_jstr(t, "target"), target))
 			return t;
 	return NULL;
 }
@@ -39,67 +34,67 @@ static void print_delta(const json_t *design, const json_t *actions, int verbose
 	size_t i, j;
 
 	printf("Target design for migration '%s': %s -> %s (naming: %s)\n",
-	       jstr(design, "migration"), jstr(design, "source"), jstr(design, "target"),
-	       jstr(design, "naming"));
+	       cli_jstr(design, "migration"), cli_jstr(design, "source"), cli_jstr(design, "target"),
+	       cli_jstr(design, "naming"));
 	printf("\nTopics\n");
 	json_array_foreach(actions, i, a) {
-		const char *op = jstr(a, "op");
-		const json_t *dt = design_topic(design, jstr(a, "subject"));
+		const char *op = cli_jstr(a, "op");
+		const json_t *dt = design_topic(design, cli_jstr(a, "subject"));
 		if (!strcmp(op, "create-topic")) {
 			printf("  + create %s (from '%s', %lld partitions, replication factor %lld)\n",
-			       jstr(a, "subject"), jstr(a, "source_topic"),
+			       cli_jstr(a, "subject"), cli_jstr(a, "source_topic"),
 			       (long long)json_integer_value(json_object_get(a, "partitions")),
 			       (long long)json_integer_value(json_object_get(a, "replication_factor")));
 			json_object_foreach(json_object_get(dt, "configs"), cname, c)
-				printf("      %s = %s   (%s)\n", cname, jstr(c, "value"), jstr(c, "why"));
+				printf("      %s = %s   (%s)\n", cname, cli_jstr(c, "value"), cli_jstr(c, "why"));
 		} else if (!strcmp(op, "alter-configs")) {
-			printf("  ~ change %s\n", jstr(a, "subject"));
+			printf("  ~ change %s\n", cli_jstr(a, "subject"));
 			json_array_foreach(json_object_get(a, "changes"), j, c) {
 				json_t *why = json_object_get(
-					json_object_get(json_object_get(dt, "configs"), jstr(c, "config")),
+					json_object_get(json_object_get(dt, "configs"), cli_jstr(c, "config")),
 					"why");
-				printf("      %s: %s -> %s   (%s)\n", jstr(c, "config"),
-				       json_is_string(json_object_get(c, "from")) ? jstr(c, "from") : "unset",
-				       jstr(c, "to"), json_string_value(why) ? json_string_value(why) : "");
+				printf("      %s: %s -> %s   (%s)\n", cli_jstr(c, "config"),
+				       json_is_string(json_object_get(c, "from")) ? cli_jstr(c, "from") : "unset",
+				       cli_jstr(c, "to"), json_string_value(why) ? json_string_value(why) : "");
 			}
-		} else if (!strcmp(op, "blocked") && !strstr(jstr(a, "subject"), "@")) {
-			printf("  ! blocked %s: %s\n", jstr(a, "subject"), jstr(a, "reason"));
+		} else if (!strcmp(op, "blocked") && !strstr(cli_jstr(a, "subject"), "@")) {
+			printf("  ! blocked %s: %s\n", cli_jstr(a, "subject"), cli_jstr(a, "reason"));
 		}
 	}
 	/* Topics already as designed. */
 	json_array_foreach(json_object_get(design, "topics"), i, t) {
 		bool acted = false;
 		json_array_foreach(actions, j, a)
-			if (!strcmp(jstr(a, "subject"), jstr(t, "target")))
+			if (!strcmp(cli_jstr(a, "subject"), cli_jstr(t, "target")))
 				acted = true;
 		if (!acted)
-			printf("  = %s (as designed)\n", jstr(t, "target"));
+			printf("  = %s (as designed)\n", cli_jstr(t, "target"));
 		json_array_foreach(json_object_get(t, "unsupported"), j, c)
-			printf("  ! not carried: %s=%s on '%s': %s\n", jstr(c, "config"),
-			       jstr(c, "value"), jstr(t, "source"), jstr(c, "reason"));
+			printf("  ! not carried: %s=%s on '%s': %s\n", cli_jstr(c, "config"),
+			       cli_jstr(c, "value"), cli_jstr(t, "source"), cli_jstr(c, "reason"));
 	}
 
 	printf("\nACLs (%zu in the design)\n", json_array_size(json_object_get(design, "acls")));
 	json_array_foreach(actions, i, a) {
-		const char *op = jstr(a, "op");
+		const char *op = cli_jstr(a, "op");
 		if (!strcmp(op, "create-acl"))
-			printf("  + create %s\n", jstr(a, "subject"));
-		else if (!strcmp(op, "blocked") && strstr(jstr(a, "subject"), "@"))
-			printf("  ! blocked %s\n", jstr(a, "reason"));
+			printf("  + create %s\n", cli_jstr(a, "subject"));
+		else if (!strcmp(op, "blocked") && strstr(cli_jstr(a, "subject"), "@"))
+			printf("  ! blocked %s\n", cli_jstr(a, "reason"));
 	}
 	if (verbose) {
 		json_array_foreach(json_object_get(design, "acls"), i, c)
 			if (json_object_get(c, "source_name"))
-				printf("    (mapped from '%s': %s)\n", jstr(c, "source_name"),
-				       jstr(c, "name"));
+				printf("    (mapped from '%s': %s)\n", cli_jstr(c, "source_name"),
+				       cli_jstr(c, "name"));
 	}
 
 	printf("\nManual items (for people; API cannot do them)\n");
 	json_array_foreach(actions, i, a)
-		if (!strcmp(jstr(a, "op"), "manual"))
-			printf("  ? %s %s: %s (owner: %s)\n", jstr(a, "kind"), jstr(a, "subject"),
-			       jstr(a, "action"),
-			       json_is_string(json_object_get(a, "owner")) ? jstr(a, "owner")
+		if (!strcmp(cli_jstr(a, "op"), "manual"))
+			printf("  ? %s %s: %s (owner: %s)\n", cli_jstr(a, "kind"), cli_jstr(a, "subject"),
+			       cli_jstr(a, "action"),
+			       json_is_string(json_object_get(a, "owner")) ? cli_jstr(a, "owner")
 									   : "NONE, assign one");
 	if (json_array_size(json_object_get(design, "warnings"))) {
 		printf("\nWarnings\n");
@@ -163,8 +158,8 @@ static km_err_t journal_actions(km_journal_t *jr, int64_t run_id, const char *ki
 	km_err_t err;
 
 	json_array_foreach(actions, i, a) {
-		const char *op = jstr(a, "op");
-		char *subj = km_asprintf("%s %s", op, jstr(a, "subject"));
+		const char *op = cli_jstr(a, "op");
+		char *subj = km_asprintf("%s %s", op, cli_jstr(a, "subject"));
 		err = km_journal_fact(jr, run_id, kind, subj,
 				      !strcmp(op, "blocked") ? "NO-GO"
 				      : !strcmp(op, "manual") ? "FINDING"
@@ -182,7 +177,7 @@ static size_t unowned_manual(const json_t *actions)
 	json_t *a;
 	size_t i, n = 0;
 	json_array_foreach(actions, i, a)
-		if (!strcmp(jstr(a, "op"), "manual") && !json_is_string(json_object_get(a, "owner")))
+		if (!strcmp(cli_jstr(a, "op"), "manual") && !json_is_string(json_object_get(a, "owner")))
 			n++;
 	return n;
 }
@@ -257,9 +252,9 @@ typedef struct apply_ctx_s {
 static km_err_t applied(void *opaque, const json_t *a, char *errstr, size_t errstr_size)
 {
 	apply_ctx_t *ctx = opaque;
-	const char *op = jstr(a, "op");
+	const char *op = cli_jstr(a, "op");
 	json_t *body = json_object();
-	char *subj = km_asprintf("%s %s", op, jstr(a, "subject"));
+	char *subj = km_asprintf("%s %s", op, cli_jstr(a, "subject"));
 	km_err_t err;
 
 	if (!strcmp(op, "create-topic")) {
@@ -273,8 +268,8 @@ static km_err_t applied(void *opaque, const json_t *a, char *errstr, size_t errs
 		json_t *before = json_object(), *after = json_object(), *c;
 		size_t i;
 		json_array_foreach(json_object_get(a, "changes"), i, c) {
-			json_object_set(before, jstr(c, "config"), json_object_get(c, "from"));
-			json_object_set(after, jstr(c, "config"), json_object_get(c, "to"));
+			json_object_set(before, cli_jstr(c, "config"), json_object_get(c, "from"));
+			json_object_set(after, cli_jstr(c, "config"), json_object_get(c, "to"));
 		}
 		json_object_set_new(body, "before", before);
 		json_object_set_new(body, "after", after);
@@ -375,7 +370,7 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 		after = km_design_delta(design, tgt);
 		left = json_array();
 		json_array_foreach(after, i, a)
-			if (strcmp(jstr(a, "op"), "manual"))
+			if (strcmp(cli_jstr(a, "op"), "manual"))
 				json_array_append(left, a);
 		if (!json_array_size(left) || km_mono_ms() > deadline)
 			break;
@@ -386,8 +381,8 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 		snprintf(cli->errstr, sizeof(cli->errstr),
 			 "the target still differs from the design after apply in %zu place(s), "
 			 "first: %s %s",
-			 json_array_size(left), jstr(json_array_get(left, 0), "op"),
-			 jstr(json_array_get(left, 0), "subject"));
+			 json_array_size(left), cli_jstr(json_array_get(left, 0), "op"),
+			 cli_jstr(json_array_get(left, 0), "subject"));
 		rc = cli_fail(cli, KM_ERR_CONFLICT);
 		goto end_run;
 	}

@@ -15,14 +15,6 @@
 #include "common.h"
 #include "replicate.h"
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_flag = 1;
-}
-
 typedef struct ev_ctx_s {
 	cli_t *cli;
 	km_journal_t *jr;
@@ -73,6 +65,7 @@ static void on_event(void *opaque, json_t *ev)
 
 int cmd_replicate(cli_t *cli, int argc, char **argv)
 {
+	struct sigaction old_int, old_term;
 	static const struct option opts[] = {
 		CLI_COMMON_OPTS,
 		{"until-caught-up", no_argument, NULL, 'u'},
@@ -162,12 +155,12 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		goto done;
 	}
 	ctx.jr = jr;
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	ropts.stop = &stop_flag;
+	cli_catch_stop(&old_int, &old_term);
+	ropts.stop = &cli_stop;
 	ropts.event_cb = on_event;
 	ropts.opaque = &ctx;
 	err = km_replicate_run(plan, &src, &tgt, &ropts, &stats, cli->errstr, sizeof(cli->errstr));
+	cli_release_stop(&old_int, &old_term);
 	if (ctx.tty && !cli->json)
 		fputc('\n', stderr);
 	if (err)
@@ -177,7 +170,7 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		       "caught up%s\n",
 		       (long long)stats.records, (double)stats.bytes / 1e6,
 		       (long long)stats.transactions, stats.caught_up, stats.partitions,
-		       stop_flag ? " (stopped)" : "");
+		       cli_stop ? " (stopped)" : "");
 	snprintf(summary, sizeof(summary), "%lld records, %lld transactions, %lld aborts",
 		 (long long)stats.records, (long long)stats.transactions, (long long)stats.aborts);
 	km_journal_run_end(jr, ctx.run_id, rc, summary, cli->errstr, sizeof(cli->errstr));

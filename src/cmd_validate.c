@@ -17,19 +17,6 @@
 #include "common.h"
 #include "validate.h"
 
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "-";
-}
 
 static long long jint(json_t *o, const char *k)
 {
@@ -62,22 +49,22 @@ static km_err_t journal_validate(km_journal_t *jr, const char *args, json_t *rep
 	if ((err = km_journal_run_begin(jr, "validate", args, run_idp, errstr, errstr_size)))
 		goto fail;
 	json_array_foreach(json_object_get(rep, "partitions"), i, p) {
-		snprintf(subj, sizeof(subj), "partition:%s[%lld]", jstr(p, "topic"),
+		snprintf(subj, sizeof(subj), "partition:%s[%lld]", cli_jstr(p, "topic"),
 			 jint(p, "partition"));
 		if ((err = km_journal_fact(jr, *run_idp, "validate.partition", subj,
-					   jstr(p, "verdict"), p, errstr, errstr_size)))
+					   cli_jstr(p, "verdict"), p, errstr, errstr_size)))
 			goto fail;
 	}
 	gate = json_deep_copy(rep);
 	json_object_del(gate, "partitions");
-	err = km_journal_fact(jr, *run_idp, "gate.validate", "data", jstr(rep, "verdict"), gate,
+	err = km_journal_fact(jr, *run_idp, "gate.validate", "data", cli_jstr(rep, "verdict"), gate,
 			      errstr, errstr_size);
 	json_decref(gate);
 	if (err)
 		goto fail;
 	/* The run's summary carries the label: a sampled GO never reads as
 	 * a full one. */
-	km_sb_printf(&summary, "%s: %lld mismatches in %lld partitions", jstr(rep, "label"),
+	km_sb_printf(&summary, "%s: %lld mismatches in %lld partitions", cli_jstr(rep, "label"),
 		     jint(rep, "mismatches"), jint(rep, "partitions_total"));
 	err = km_journal_run_end(jr, *run_idp, exit_code, km_sb_str(&summary), errstr, errstr_size);
 	km_sb_free(&summary);
@@ -106,32 +93,32 @@ static void print_report(json_t *rep)
 	size_t i, j;
 	int any = 0;
 
-	printf("Validation of migration '%s' (%s)\n\n", jstr(rep, "migration"),
+	printf("Validation of migration '%s' (%s)\n\n", cli_jstr(rep, "migration"),
 	       json_is_true(json_object_get(rep, "sampled")) ? "sampled: statistical, not a proof"
 							     : "every record");
 	json_array_foreach(parts, i, p) {
 		char name[600], src[32], tgt[32], mm[32];
 		json_t *ord = json_object_get(p, "ordering");
-		snprintf(name, sizeof(name), "%s[%lld]", jstr(p, "topic"), jint(p, "partition"));
+		snprintf(name, sizeof(name), "%s[%lld]", cli_jstr(p, "topic"), jint(p, "partition"));
 		snprintf(src, sizeof(src), "%lld", jint(json_object_get(p, "source"), "records"));
 		snprintf(tgt, sizeof(tgt), "%lld", jint(json_object_get(p, "target"), "records"));
 		snprintf(mm, sizeof(mm), "%lld", jint(p, "mismatches"));
 		km_sb_t d = KM_SB_INIT;
 		if (json_is_string(json_object_get(p, "reason")))
-			km_sb_puts(&d, jstr(p, "reason"));
+			km_sb_puts(&d, cli_jstr(p, "reason"));
 		else
-			km_sb_puts(&d, jstr(p, "state"));
+			km_sb_puts(&d, cli_jstr(p, "state"));
 		if (jint(p, "expired"))
 			km_sb_printf(&d, "; %lld expired records not compared", jint(p, "expired"));
 		if (jint(p, "superseded_after_snapshot"))
 			km_sb_printf(&d, "; %lld keys rewritten after the snapshot",
 				     jint(p, "superseded_after_snapshot"));
 		if (jint(ord, "violations"))
-			km_sb_printf(&d, "; ordering %s violated (%lld)", jstr(ord, "rule"),
+			km_sb_printf(&d, "; ordering %s violated (%lld)", cli_jstr(ord, "rule"),
 				     jint(ord, "violations"));
 		else if (json_is_true(json_object_get(ord, "checked")))
-			km_sb_printf(&d, "; ordering %s kept", jstr(ord, "rule"));
-		table_row(t, name, jstr(p, "mode"), src, tgt, mm, jstr(p, "verdict"), km_sb_str(&d));
+			km_sb_printf(&d, "; ordering %s kept", cli_jstr(ord, "rule"));
+		table_row(t, name, cli_jstr(p, "mode"), src, tgt, mm, cli_jstr(p, "verdict"), km_sb_str(&d));
 		km_sb_free(&d);
 	}
 	table_print(t, stdout, "  ");
@@ -153,15 +140,15 @@ static void print_report(json_t *rep)
 			if (d.len)
 				km_sb_puts(&d, " differ");
 			if (json_is_string(json_object_get(m, "note")))
-				km_sb_printf(&d, "%s%s", d.len ? "; " : "", jstr(m, "note"));
+				km_sb_printf(&d, "%s%s", d.len ? "; " : "", cli_jstr(m, "note"));
 			printf("  %s[%lld]  %-9s  source %-8s target %-8s key %s  %s\n",
-			       jstr(p, "topic"), jint(p, "partition"), jstr(m, "kind"), so, to,
-			       json_is_string(json_object_get(m, "key")) ? jstr(m, "key") : "-",
+			       cli_jstr(p, "topic"), jint(p, "partition"), cli_jstr(m, "kind"), so, to,
+			       json_is_string(json_object_get(m, "key")) ? cli_jstr(m, "key") : "-",
 			       km_sb_str(&d));
 			km_sb_free(&d);
 		}
 		if (json_array_size(json_object_get(p, "shown")) < (size_t)jint(p, "mismatches"))
-			printf("  %s[%lld]  ... and %lld more\n", jstr(p, "topic"), jint(p, "partition"),
+			printf("  %s[%lld]  ... and %lld more\n", cli_jstr(p, "topic"), jint(p, "partition"),
 			       jint(p, "mismatches") -
 				       (long long)json_array_size(json_object_get(p, "shown")));
 	}
@@ -173,7 +160,7 @@ static void print_report(json_t *rep)
 	       (double)jint(tp, "data_ms") / 1000.0,
 	       json_real_value(json_object_get(tp, "records_per_sec")),
 	       json_real_value(json_object_get(tp, "mb_per_sec")));
-	printf("Verdict: %s", jstr(rep, "label"));
+	printf("Verdict: %s", cli_jstr(rep, "label"));
 	json_array_foreach(json_object_get(rep, "no_go"), i, m)
 		printf("%s%s", i ? "; " : " -- ", json_string_value(m));
 	if (!json_array_size(json_object_get(rep, "no_go")))
@@ -196,7 +183,7 @@ int cmd_validate(cli_t *cli, int argc, char **argv)
 	km_journal_t *jr = NULL;
 	km_kafka_endpoint_t src = {0}, tgt = {0};
 	json_t *rep = NULL;
-	struct sigaction sa, old_int, old_term;
+	struct sigaction old_int, old_term;
 	char *args = NULL, *end;
 	int64_t run_id = 0, v;
 	int c, rc = 0, tty = isatty(2);
@@ -241,29 +228,24 @@ int cmd_validate(cli_t *cli, int argc, char **argv)
 		goto done;
 	}
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
-	vopts.stop = &interrupted;
+	cli_catch_stop(&old_int, &old_term);
+	vopts.stop = &cli_stop;
 	if (tty && !cli->json)
 		vopts.progress_cb = on_progress;
 	err = km_validate_run(plan, &src, &tgt, &vopts, &rep, cli->errstr, sizeof(cli->errstr));
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
+	cli_release_stop(&old_int, &old_term);
 	if (tty && !cli->json)
 		fprintf(stderr, "\r%79s\r", "");
 	if (err) {
 		rc = cli_fail(cli, err);
 		goto done;
 	}
-	rc = strcmp(jstr(rep, "verdict"), "GO") ? 1 : 0;
+	rc = strcmp(cli_jstr(rep, "verdict"), "GO") ? 1 : 0;
 
 	args = cli_args_string(argc, argv);
 	if ((rc = cli_open_journal(cli, plan, 1, &jr)))
 		goto done;
-	rc = strcmp(jstr(rep, "verdict"), "GO") ? 1 : 0;
+	rc = strcmp(cli_jstr(rep, "verdict"), "GO") ? 1 : 0;
 	if ((err = journal_validate(jr, args, rep, rc, &run_id, cli->errstr, sizeof(cli->errstr)))) {
 		rc = cli_fail(cli, err);
 		goto done;

@@ -3,6 +3,7 @@
  * journal can be written, open a cluster.  Each step reports its own error
  * and returns the exit code, so a command reads as a list of steps.
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,4 +59,35 @@ char *cli_args_string(int argc, char **argv)
 		km_sb_puts(&sb, argv[i]);
 	}
 	return km_sb_detach(&sb);
+}
+
+volatile sig_atomic_t cli_stop;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	cli_stop = 1;
+}
+
+void cli_catch_stop(struct sigaction *old_int, struct sigaction *old_term)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, old_int);
+	sigaction(SIGTERM, &sa, old_term);
+}
+
+void cli_release_stop(const struct sigaction *old_int, const struct sigaction *old_term)
+{
+	sigaction(SIGINT, old_int, NULL);
+	sigaction(SIGTERM, old_term, NULL);
+}
+
+const char *cli_jstr(const json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "-";
 }

@@ -5,6 +5,9 @@
 #ifndef KM_COMMON_H
 #define KM_COMMON_H
 
+#include <jansson.h>
+#include <signal.h>
+
 #include "cli.h"
 #include "journal.h"
 #include "kafka.h"
@@ -17,6 +20,16 @@ int cli_open_cluster(cli_t *cli, const km_plan_t *plan, const char *role,
 		     int flags, km_kafka_t **kp);
 int cli_open_journal(cli_t *cli, const km_plan_t *plan, int create,
 		     km_journal_t **jrp);
+/* Set by SIGINT and SIGTERM between cli_catch_stop and cli_release_stop:
+ * long commands stop cleanly (abort the open transaction, delete the
+ * canaries, journal nothing partial) instead of dying. */
+extern volatile sig_atomic_t cli_stop;
+void cli_catch_stop(struct sigaction *old_int, struct sigaction *old_term);
+void cli_release_stop(const struct sigaction *old_int, const struct sigaction *old_term);
+
+/* A JSON object's string member, "-" when it has none. */
+const char *cli_jstr(const json_t *o, const char *k);
+
 /* @returns the arguments joined with spaces (owned); never secrets, since
  * secrets are never given on the command line. */
 char *cli_args_string(int argc, char **argv);
