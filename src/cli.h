@@ -12,12 +12,33 @@
 #include <stdio.h>
 
 #include "err.h"
+#include "journal.h"
+#include "kafka.h"
+#include "plan.h"
 
 typedef struct cli_s cli_t;
+
+/* What a command needs before its own work starts: the command table says
+ * it, cli_ready() provides it in this order, and main() releases it after
+ * the command returned, whatever happened.  A command parses its options,
+ * may adjust cli->needs (say, which cluster --cluster names), calls
+ * cli_ready() and starts at its own work. */
+enum {
+	CLI_NEED_PLAN = 1 << 0,         /* -p PLAN loaded: cli->plan */
+	CLI_NEED_JOURNAL_PATH = 1 << 1, /* the journal can be written: checked,
+					 * nothing created (a command that fails
+					 * before its work leaves no trace) */
+	CLI_NEED_JOURNAL = 1 << 2,      /* the existing journal open: cli->jr */
+	CLI_NEED_SOURCE = 1 << 3,       /* connected to the source: cli->ks */
+	CLI_NEED_TARGET = 1 << 4,       /* connected to the target: cli->kt */
+	CLI_NEED_STOP = 1 << 5,         /* SIGINT/SIGTERM set cli_stop (common.h)
+					 * instead of killing the process */
+};
 
 typedef struct cmd_s {
 	const char *name;
 	int (*fn)(cli_t *cli, int argc, char **argv);
+	unsigned needs;      /* CLI_NEED_* */
 	const char *usage;   /* arguments after the command name */
 	const char *summary; /* one line for `kmigrate --help` */
 	const char *help;    /* the rest of `kmigrate help CMD` */
@@ -28,6 +49,11 @@ struct cli_s {
 	const char *plan_path; /* -p/--plan, default ./migration.yaml */
 	int json;              /* --json: machine output on stdout */
 	int verbose;
+	unsigned needs;        /* from the table; the command may adjust it */
+	unsigned ready;        /* what cli_ready() provided, for cli_release() */
+	km_plan_t *plan;       /* CLI_NEED_PLAN */
+	km_journal_t *jr;      /* CLI_NEED_JOURNAL, or cli_journal() */
+	km_kafka_t *ks, *kt;   /* CLI_NEED_SOURCE, CLI_NEED_TARGET */
 	char errstr[1024];
 };
 
@@ -50,6 +76,26 @@ int cli_usage(cli_t *cli, const char *fmt, ...)
 /* Reports err with cli->errstr (one line on stderr, and a JSON error object
  * on stdout with --json) and @returns the exit code for err. */
 int cli_fail(cli_t *cli, km_err_t err);
+
+/* Provides what cli->needs lists, in the order of the CLI_NEED_* list;
+ * @returns 0, or the exit code after reporting the first failure. */
+int cli_ready(cli_t *cli);
+
+/* The journal, opened (created if need be) on first use and closed by
+ * cli_release(): commands write their evidence after their work.
+ * @returns 0, or the exit code after reporting the failure. */
+int cli_journal(cli_t *cli);
+
+/* Releases what cli_ready() and cli_journal() provided (main() calls it
+ * after the command returned). */
+void cli_release(cli_t *cli);
+
+/* A JSON object's members, with the command layer's defaults for a
+ * missing member: "-" for a string, 0 for a number, false for a boolean. */
+const char *cli_jstr(const json_t *o, const char *k);
+long long cli_jint(const json_t *o, const char *k);
+double cli_jnum(const json_t *o, const char *k);
+int cli_jbool(const json_t *o, const char *k);
 
 /* Prints a JSON document to stdout (indented, sorted keys). */
 void cli_print_json(const json_t *doc);

@@ -91,3 +91,68 @@ const char *cli_jstr(const json_t *o, const char *k)
 	const char *s = json_string_value(json_object_get(o, k));
 	return s ? s : "-";
 }
+
+long long cli_jint(const json_t *o, const char *k)
+{
+	return (long long)json_integer_value(json_object_get(o, k));
+}
+
+double cli_jnum(const json_t *o, const char *k)
+{
+	return json_number_value(json_object_get(o, k));
+}
+
+int cli_jbool(const json_t *o, const char *k)
+{
+	return json_is_true(json_object_get(o, k));
+}
+
+/* ---- preconditions from the command table ------------------------------------ */
+
+static struct sigaction saved_int, saved_term;
+
+int cli_ready(cli_t *cli)
+{
+	unsigned n = cli->needs;
+	int rc;
+
+	if ((n & (CLI_NEED_JOURNAL_PATH | CLI_NEED_JOURNAL | CLI_NEED_SOURCE | CLI_NEED_TARGET)))
+		n |= CLI_NEED_PLAN;
+	if ((n & CLI_NEED_PLAN) && !cli->plan && (rc = cli_load_plan(cli, &cli->plan)))
+		return rc;
+	if ((n & CLI_NEED_JOURNAL_PATH) && (rc = cli_check_journal(cli, cli->plan)))
+		return rc;
+	if ((n & CLI_NEED_JOURNAL) && !cli->jr &&
+	    (rc = cli_open_journal(cli, cli->plan, 0, &cli->jr)))
+		return rc;
+	if ((n & CLI_NEED_SOURCE) && !cli->ks &&
+	    (rc = cli_open_cluster(cli, cli->plan, "source", 0, &cli->ks)))
+		return rc;
+	if ((n & CLI_NEED_TARGET) && !cli->kt &&
+	    (rc = cli_open_cluster(cli, cli->plan, "target", 0, &cli->kt)))
+		return rc;
+	if ((n & CLI_NEED_STOP) && !(cli->ready & CLI_NEED_STOP)) {
+		cli_catch_stop(&saved_int, &saved_term);
+		cli->ready |= CLI_NEED_STOP;
+	}
+	return 0;
+}
+
+int cli_journal(cli_t *cli)
+{
+	return cli->jr ? 0 : cli_open_journal(cli, cli->plan, 1, &cli->jr);
+}
+
+void cli_release(cli_t *cli)
+{
+	if (cli->ready & CLI_NEED_STOP)
+		cli_release_stop(&saved_int, &saved_term);
+	cli->ready = 0;
+	km_journal_close(cli->jr);
+	km_kafka_close(cli->ks);
+	km_kafka_close(cli->kt);
+	km_plan_destroy(cli->plan);
+	cli->jr = NULL;
+	cli->ks = cli->kt = NULL;
+	cli->plan = NULL;
+}

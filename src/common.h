@@ -27,9 +27,6 @@ extern volatile sig_atomic_t cli_stop;
 void cli_catch_stop(struct sigaction *old_int, struct sigaction *old_term);
 void cli_release_stop(const struct sigaction *old_int, const struct sigaction *old_term);
 
-/* A JSON object's string member, "-" when it has none. */
-const char *cli_jstr(const json_t *o, const char *k);
-
 /* @returns the arguments joined with spaces (owned); never secrets, since
  * secrets are never given on the command line. */
 char *cli_args_string(int argc, char **argv);

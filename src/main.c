@@ -15,13 +15,13 @@
 #include "cli.h"
 
 static const cmd_t commands[] = {
-	{"init", cmd_init, "--source HOST:PORT --target HOST:PORT [-o FILE]",
+	{"init", cmd_init, 0, "--source HOST:PORT --target HOST:PORT [-o FILE]",
 	 "write a commented starter plan from discovery",
 	 "Connects to both clusters (plaintext), lists their topics and consumer\n"
 	 "groups, and writes a starter migration.yaml with every section of the\n"
 	 "plan commented.  Without -o the plan goes to stdout.  An existing file\n"
 	 "is never overwritten.\n"},
-	{"inventory", cmd_inventory,
+	{"inventory", cmd_inventory, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH,
 	 "-p PLAN [--cluster source|target] [--diff] [--no-sample]",
 	 "discover the estate: topics, configs, ACLs, groups, users, quotas, risk",
 	 "Reads the cluster (the source by default) and prints cluster id,\n"
@@ -34,7 +34,8 @@ static const cmd_t commands[] = {
 	 "reasons.  The snapshot is saved in the journal; --diff compares it with\n"
 	 "the previous snapshot of the same cluster.\n"
 	 "Exit 0 when nothing needs attention, 1 when there are findings.\n"},
-	{"check", cmd_check, "-p PLAN [--topic-bytes N] [--timeout S]",
+	{"check", cmd_check, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_STOP,
+	 "-p PLAN [--topic-bytes N] [--timeout S]",
 	 "compatibility gate: canary produce/consume on the target",
 	 "Runs canaries against the target with the plan's security settings:\n"
 	 "connectivity and authentication, broker API versions against what the\n"
@@ -43,7 +44,7 @@ static const cmd_t commands[] = {
 	 "group with cooperative-sticky rebalancing and commits, and the admin\n"
 	 "operations the migration relies on.  Each check is journaled as\n"
 	 "evidence.  Exit 0 on GO, 1 on NO-GO; unknown counts as NO-GO.\n"},
-	{"plan", cmd_plan, "-p PLAN",
+	{"plan", cmd_plan, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH, "-p PLAN",
 	 "target design: the reviewable diff of what apply would do",
 	 "Reads both clusters and designs the target: topics under their mapped\n"
 	 "names with the source's partition count (replication factor capped at\n"
@@ -53,7 +54,8 @@ static const cmd_t commands[] = {
 	 "reason, ACLs one for one with mapped names, SCRAM users and quotas as\n"
 	 "manual items.  Prints + create, ~ change, ! blocked; saves the design in\n"
 	 "the journal.  Exit 1 when something is blocked.\n"},
-	{"apply", cmd_apply, "-p PLAN [--dry-run]",
+	{"apply", cmd_apply, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_JOURNAL,
+	 "-p PLAN [--dry-run]",
 	 "make the target match the saved design",
 	 "Compares the design saved by `kmigrate plan` with the target as it is\n"
 	 "now and performs the difference: creates topics and ACLs, sets configs.\n"
@@ -61,7 +63,7 @@ static const cmd_t commands[] = {
 	 "at the first blocked object.  Every change is journaled with its before\n"
 	 "and after.  A second run changes nothing and says so.  --dry-run prints\n"
 	 "what plan prints.\n"},
-	{"replicate", cmd_replicate,
+	{"replicate", cmd_replicate, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_STOP,
 	 "-p PLAN [--until-caught-up] [--tasks N] [--max-bytes-per-sec B] [--max-buffer-mb M]",
 	 "exactly-once copy with an exact offset map; run N of them to scale out",
 	 "Copies the in-scope topics to the target, same partition numbers, keys,\n"
@@ -74,7 +76,8 @@ static const cmd_t commands[] = {
 	 "--until-caught-up until every partition reached the source's high\n"
 	 "watermark seen at start.  Stops loudly on records lost to retention,\n"
 	 "a vanished topic, a partition-count mismatch or missing ACLs.\n"},
-	{"offsets", cmd_offsets, "-p PLAN [--commit] [--group G] | map -p PLAN --topic T --partition P",
+	{"offsets", cmd_offsets, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_SOURCE | CLI_NEED_TARGET,
+	 "-p PLAN [--commit] [--group G] | map -p PLAN --topic T --partition P",
 	 "translate consumer-group offsets, prove them by reading, commit them",
 	 "For every consumer group in scope (declared in the plan or found on the\n"
 	 "source), translates each committed source offset c to the target offset\n"
@@ -88,7 +91,8 @@ static const cmd_t commands[] = {
 	 "with AlterConsumerGroupOffsets and refuses, exit 1, while a target group\n"
 	 "has active members.  Re-runnable.\n"
 	 "`offsets map` prints the runs of one source partition.\n"},
-	{"validate", cmd_validate, "-p PLAN [--sample P] [--max-mismatches-shown N] [--workers N]",
+	{"validate", cmd_validate, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_STOP,
+	 "-p PLAN [--sample P] [--max-mismatches-shown N] [--workers N]",
 	 "compare source and target record by record over the replicated range",
 	 "Reads the offset map once (the snapshot), then streams every in-scope\n"
 	 "partition on both clusters (read_committed) and compares per-record XXH3\n"
@@ -100,7 +104,7 @@ static const cmd_t commands[] = {
 	 "NO-GO.  --sample P digests only records whose source offset hashes below\n"
 	 "P% and labels the verdict sampled.  The verdict (gates.max_mismatches)\n"
 	 "and the facts are journaled.  Exit 0 on GO, 1 on NO-GO.\n"},
-	{"status", cmd_status, "-p PLAN",
+	{"status", cmd_status, CLI_NEED_PLAN | CLI_NEED_JOURNAL, "-p PLAN",
 	 "show what the journal knows so far",
 	 "Prints the journal's commands and their last results, the snapshots\n"
 	 "it holds and the open findings.  Never contacts a cluster.\n"},
@@ -142,6 +146,7 @@ int main(int argc, char **argv)
 {
 	cli_t cli = {0};
 	const cmd_t *cmd;
+	int rc;
 
 #ifdef __GLIBC__
 	/* librdkafka and the replication tasks run many threads; glibc would
@@ -184,6 +189,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	cli.cmd = cmd;
+	cli.needs = cmd->needs;
 	cli.plan_path = "migration.yaml";
-	return cmd->fn(&cli, argc - 1, argv + 1);
+	rc = cmd->fn(&cli, argc - 1, argv + 1);
+	cli_release(&cli);
+	return rc;
 }
