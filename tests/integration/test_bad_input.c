@@ -240,5 +240,8 @@ int main(void)
 		cmocka_unit_test(test_secure_cluster_ok),
 		cmocka_unit_test(test_no_authorizer_acls_unknown),
 	};
+	/* TK_ONLY=test_name (a glob) runs a subset, e.g. while working on one. */
+	if (getenv("TK_ONLY"))
+		cmocka_set_test_filter(getenv("TK_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -477,5 +477,8 @@ int main(void)
 		cmocka_unit_test(test_old_and_undeclared_clients),
 		cmocka_unit_test(test_bad_input),
 	};
+	/* TK_ONLY=test_name (a glob) runs a subset, e.g. while working on one. */
+	if (getenv("TK_ONLY"))
+		cmocka_set_test_filter(getenv("TK_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -288,5 +288,8 @@ int main(void)
 		cmocka_unit_test(test_fewer_partitions_blocks),
 		cmocka_unit_test(test_scram_users_are_owned_manual_items),
 	};
+	/* TK_ONLY=test_name (a glob) runs a subset, e.g. while working on one. */
+	if (getenv("TK_ONLY"))
+		cmocka_set_test_filter(getenv("TK_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

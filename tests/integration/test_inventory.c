@@ -288,6 +288,68 @@ static void check_cluster(const char *env, const char *other_env)
 	free(dir);
 }
 
+/* A principal the cluster denies by default (the secure cluster's alice,
+ * no ACLs): inventory and plan must finish (exit 0 or 1), never crash, and
+ * every fact they could not read is a finding that names the ACL to grant.
+ * DescribeUserScramCredentials used to abort the process (exit 134) while
+ * its errored result was destroyed. */
+static void test_denied_principal(void **state)
+{
+	char plan[2048], *out, *err, *dir, *path;
+	json_t *doc, *inv, *scram;
+	const char *nf;
+	int rc;
+	(void)state;
+
+	setenv("KM_IT_ALICE_PW", "alice-secret", 1);
+	dir = tk_tmpdir("inventory-denied");
+	snprintf(plan, sizeof(plan),
+		 "migration: it-denied\nsource:\n  bootstrap: %s\n"
+		 "  security_protocol: sasl_ssl\n  sasl_mechanism: SCRAM-SHA-512\n"
+		 "  username: alice\n  password_env: KM_IT_ALICE_PW\n  ssl_ca: %s\n"
+		 "target:\n  bootstrap: %s\n",
+		 getenv("KM_TEST_SECURE"), getenv("KM_TEST_SECURE_CA"),
+		 getenv("KM_TEST_TARGET"));
+	path = tk_write_file(dir, "migration.yaml", plan);
+
+	const char *inv_argv[] = {tk_kmigrate(), "inventory", "-p", path, "--json",
+				  "--no-sample", NULL};
+	rc = tk_run(&out, &err, inv_argv);
+	if (rc != 1)
+		fail_msg("inventory as alice: exit %d (want 1, findings); stderr: %s", rc, err);
+	doc = tk_json(out);
+	inv = json_object_get(doc, "inventory");
+	scram = json_object_get(inv, "scram_users");
+	nf = json_string_value(json_object_get(scram, "not_inventoried"));
+	if (!nf || !strstr(nf, "DescribeUserScramCredentials") ||
+	    !strstr(nf, "User:alice") || !strstr(nf, "--operation Describe --cluster"))
+		fail_msg("scram_users should name the ACL to grant, got: %s",
+			 nf ? nf : "(inventoried)");
+	assert_true(has_finding(inv, "cluster:scram_users", "--operation Describe --cluster"));
+	/* The ACLs and the group list are unknown too, never "none": the
+	 * cluster has an authorizer, alice may just not ask. */
+	nf = json_string_value(json_object_get(json_object_get(inv, "acls"), "not_inventoried"));
+	assert_non_null(nf);
+	assert_null(strstr(nf, "no authorizer"));
+	assert_non_null(strstr(nf, "--operation Describe --cluster"));
+	assert_true(has_finding(inv, "cluster:groups_listing", "--operation Describe --cluster"));
+	assert_true(has_finding(inv, "cluster:acls", "DescribeAcls"));
+	json_decref(doc);
+	free(out);
+	free(err);
+
+	/* plan takes the same inventory of the source. */
+	const char *plan_argv[] = {tk_kmigrate(), "plan", "-p", path, NULL};
+	rc = tk_run(&out, &err, plan_argv);
+	if (rc != 0 && rc != 1)
+		fail_msg("plan as alice: exit %d (want 0 or 1); stderr: %s", rc, err);
+	free(out);
+	free(err);
+	unsetenv("KM_IT_ALICE_PW");
+	free(path);
+	free(dir);
+}
+
 static void test_inventory_kafka39(void **state)
 {
 	(void)state;
@@ -305,6 +367,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_inventory_kafka39),
 		cmocka_unit_test(test_inventory_kafka43),
+		cmocka_unit_test(test_denied_principal),
 	};
+	/* TK_ONLY=test_name (a glob) runs a subset, e.g. while working on one. */
+	if (getenv("TK_ONLY"))
+		cmocka_set_test_filter(getenv("TK_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
