@@ -178,6 +178,33 @@ static km_err_t list_topics(km_kafka_t *k, const km_plan_t *plan, json_t *inv,
 	return KM_ERR_OK;
 }
 
+/* Each topic's "offsets": the sum over its partitions of high watermark
+ * minus log start offset.  It counts offsets, not records: compaction,
+ * transaction markers and aborted records all take offsets, so it is an
+ * upper bound on the records a reader would see (counting records means
+ * reading the topic).  null when a partition's offsets are unknown. */
+static void sum_offsets(json_t *topics)
+{
+	const char *name;
+	json_t *topic, *jp;
+	size_t i;
+
+	json_object_foreach(topics, name, topic) {
+		json_int_t n = 0;
+		bool known = json_array_size(json_object_get(topic, "partitions")) > 0;
+
+		json_array_foreach(json_object_get(topic, "partitions"), i, jp) {
+			json_t *lo = json_object_get(jp, "log_start_offset");
+			json_t *hi = json_object_get(jp, "high_watermark");
+			if (!json_is_integer(lo) || !json_is_integer(hi))
+				known = false;
+			else
+				n += json_integer_value(hi) - json_integer_value(lo);
+		}
+		json_object_set_new(topic, "offsets", known ? json_integer(n) : json_null());
+	}
+}
+
 /* Finds the partition object `p` of a topic (partitions are small arrays). */
 static json_t *topic_partition(json_t *topic, int p)
 {
@@ -1236,8 +1263,10 @@ km_err_t km_inventory_take(km_kafka_t *k, const km_plan_t *plan,
 	if ((err = list_offsets(k, topics, RD_KAFKA_OFFSET_SPEC_EARLIEST,
 				"log_start_offset", opts, errstr, errstr_size)) ||
 	    (err = list_offsets(k, topics, RD_KAFKA_OFFSET_SPEC_LATEST,
-				"high_watermark", opts, errstr, errstr_size)) ||
-	    (err = describe_configs(k, inv, opts, errstr, errstr_size)) ||
+				"high_watermark", opts, errstr, errstr_size)))
+		goto fail;
+	sum_offsets(topics);
+	if ((err = describe_configs(k, inv, opts, errstr, errstr_size)) ||
 	    (err = describe_acls(k, inv, opts, errstr, errstr_size)) ||
 	    (err = describe_groups(k, inv, opts, errstr, errstr_size)) ||
 	    (err = describe_scram(k, inv, opts, errstr, errstr_size)) ||

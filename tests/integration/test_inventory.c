@@ -163,6 +163,11 @@ static void check_cluster(const char *env, const char *other_env)
 		assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "sample"), "with_headers")),
 				 ESTATE_ORDERS_PER_PART);
 	}
+	/* What the partitions span is offsets, not records: reported as
+	 * such, and equal to the sum of high watermark - log start. */
+	assert_int_equal(json_integer_value(json_object_get(t, "offsets")),
+			 ESTATE_ORDERS_PARTS * ESTATE_ORDERS_PER_PART);
+	assert_null(json_object_get(t, "records"));
 	/* billing reads orders and has replay forbidden: that alone makes
 	 * orders high risk. */
 	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "risk"), "class")), "high");
@@ -175,6 +180,15 @@ static void check_cluster(const char *env, const char *other_env)
 
 	t = topic(inv, ESTATE_PAYMENTS);
 	assert_true(json_is_true(json_object_get(t, "transactional_markers")));
+	{
+		/* Transaction markers take offsets: the count says offsets. */
+		json_int_t span = 0;
+		json_array_foreach(json_object_get(t, "partitions"), i, o)
+			span += json_integer_value(json_object_get(o, "high_watermark")) -
+				json_integer_value(json_object_get(o, "log_start_offset"));
+		assert_true(span > 0);
+		assert_int_equal(json_integer_value(json_object_get(t, "offsets")), span);
+	}
 	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "risk"), "class")), "high");
 	assert_true(has_reason(t, "transactional records present"));
 	assert_true(has_reason(t, "strict ordering"));
@@ -269,6 +283,15 @@ static void check_cluster(const char *env, const char *other_env)
 	}
 	assert_true(saw_topic);
 	assert_true(saw_member_gone);
+
+	/* The human table labels the column for what it counts. */
+	free(out);
+	free(err);
+	const char *argv4[] = {tk_kmigrate(), "inventory", "-p", path, "--no-sample", NULL};
+	rc = tk_run(&out, &err, argv4);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, "OFFSETS"));
+	assert_null(strstr(out, "RECORDS"));
 
 	/* status reads the journal without a cluster. */
 	free(out);
