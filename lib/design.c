@@ -544,18 +544,15 @@ size_t km_design_count(const json_t *actions, const char *op)
 
 /* ---- apply ---------------------------------------------------------------- */
 
-static km_err_t admin_wait(km_kafka_t *k, rd_kafka_queue_t *q, rd_kafka_event_type_t type,
-			   const char *what, rd_kafka_event_t **evp, char *errstr,
-			   size_t errstr_size)
-{
-	return km_kafka_wait(k, q, type, KM_KAFKA_TIMEOUT_MS + 5000, what, evp, errstr,
-			     errstr_size);
-}
+/* Each apply request's deadline: a change the controller has not finished
+ * by then is reported, never waited on forever. */
+#define APPLY_TIMEOUT_MS KM_KAFKA_TIMEOUT_MS
+
 
 static km_err_t create_topic(km_kafka_t *k, const json_t *a, char *errstr, size_t errstr_size)
 {
 	rd_kafka_t *rk = km_kafka_rk(k);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	km_kafka_call_t call;
 	char rerr[512];
 	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(
 		jstr(a, "subject"), (int)json_integer_value(json_object_get(a, "partitions")),
@@ -568,18 +565,15 @@ static km_err_t create_topic(km_kafka_t *k, const json_t *a, char *errstr, size_
 	size_t n;
 
 	if (!nt) {
-		rd_kafka_queue_destroy(q);
 		return km_seterr(errstr, errstr_size, KM_ERR_INVALID_ARG,
 				 "cannot create topic '%s': %s", jstr(a, "subject"), rerr);
 	}
 	json_object_foreach(json_object_get(a, "configs"), cname, v)
 		rd_kafka_NewTopic_set_config(nt, cname, json_string_value(v));
-	rd_kafka_AdminOptions_t *o =
-		km_kafka_admin_options(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, KM_KAFKA_TIMEOUT_MS);
-	rd_kafka_CreateTopics(rk, &nt, 1, o, q);
-	rd_kafka_AdminOptions_destroy(o);
-	err = admin_wait(k, q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, "CreateTopics", &ev, errstr,
-			 errstr_size);
+	km_kafka_call_begin(k, RD_KAFKA_ADMIN_OP_CREATETOPICS, APPLY_TIMEOUT_MS, &call);
+	rd_kafka_CreateTopics(rk, &nt, 1, call.options, call.q);
+	err = km_kafka_call_wait(k, &call, RD_KAFKA_EVENT_CREATETOPICS_RESULT, "CreateTopics",
+				 &ev, errstr, errstr_size);
 	if (!err) {
 		const rd_kafka_topic_result_t **res = rd_kafka_CreateTopics_result_topics(
 			rd_kafka_event_CreateTopics_result(ev), &n);
@@ -594,14 +588,12 @@ static km_err_t create_topic(km_kafka_t *k, const json_t *a, char *errstr, size_
 	if (ev)
 		rd_kafka_event_destroy(ev);
 	rd_kafka_NewTopic_destroy(nt);
-	rd_kafka_queue_destroy(q);
 	return err;
 }
 
 static km_err_t alter_configs(km_kafka_t *k, const json_t *a, char *errstr, size_t errstr_size)
 {
-	rd_kafka_t *rk = km_kafka_rk(k);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	km_kafka_call_t call;
 	rd_kafka_ConfigResource_t *res =
 		rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, jstr(a, "subject"));
 	rd_kafka_event_t *ev = NULL;
@@ -622,9 +614,11 @@ static km_err_t alter_configs(km_kafka_t *k, const json_t *a, char *errstr, size
 			goto done;
 		}
 	}
-	rd_kafka_IncrementalAlterConfigs(rk, &res, 1, NULL, q);
-	err = admin_wait(k, q, RD_KAFKA_EVENT_INCREMENTALALTERCONFIGS_RESULT,
-			 "IncrementalAlterConfigs", &ev, errstr, errstr_size);
+	km_kafka_call_begin(k, RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS, APPLY_TIMEOUT_MS,
+			    &call);
+	rd_kafka_IncrementalAlterConfigs(km_kafka_rk(k), &res, 1, call.options, call.q);
+	err = km_kafka_call_wait(k, &call, RD_KAFKA_EVENT_INCREMENTALALTERCONFIGS_RESULT,
+				 "IncrementalAlterConfigs", &ev, errstr, errstr_size);
 	if (!err) {
 		const rd_kafka_ConfigResource_t **rs = rd_kafka_IncrementalAlterConfigs_result_resources(
 			rd_kafka_event_IncrementalAlterConfigs_result(ev), &n);
@@ -641,7 +635,6 @@ done:
 	if (ev)
 		rd_kafka_event_destroy(ev);
 	rd_kafka_ConfigResource_destroy(res);
-	rd_kafka_queue_destroy(q);
 	return err;
 }
 
@@ -668,8 +661,7 @@ static km_err_t create_acl(km_kafka_t *k, const json_t *a, char *errstr, size_t 
 	int pt = enum_of(pts, 5, jstr(acl, "pattern_type"));
 	int op = enum_of(ops, 13, jstr(acl, "operation"));
 	int perm = enum_of(perms, 4, jstr(acl, "permission"));
-	rd_kafka_t *rk = km_kafka_rk(k);
-	rd_kafka_queue_t *q;
+	km_kafka_call_t call;
 	rd_kafka_AclBinding_t *b;
 	rd_kafka_event_t *ev = NULL;
 	char rerr[512];
@@ -687,10 +679,10 @@ static km_err_t create_acl(km_kafka_t *k, const json_t *a, char *errstr, size_t 
 	if (!b)
 		return km_seterr(errstr, errstr_size, KM_ERR_INVALID_ARG, "ACL %s: %s",
 				 jstr(a, "subject"), rerr);
-	q = rd_kafka_queue_new(rk);
-	rd_kafka_CreateAcls(rk, &b, 1, NULL, q);
-	err = admin_wait(k, q, RD_KAFKA_EVENT_CREATEACLS_RESULT, "CreateAcls", &ev, errstr,
-			 errstr_size);
+	km_kafka_call_begin(k, RD_KAFKA_ADMIN_OP_CREATEACLS, APPLY_TIMEOUT_MS, &call);
+	rd_kafka_CreateAcls(km_kafka_rk(k), &b, 1, call.options, call.q);
+	err = km_kafka_call_wait(k, &call, RD_KAFKA_EVENT_CREATEACLS_RESULT, "CreateAcls", &ev,
+				 errstr, errstr_size);
 	if (!err) {
 		const rd_kafka_acl_result_t **res =
 			rd_kafka_CreateAcls_result_acls(rd_kafka_event_CreateAcls_result(ev), &n);
@@ -703,7 +695,6 @@ static km_err_t create_acl(km_kafka_t *k, const json_t *a, char *errstr, size_t 
 	if (ev)
 		rd_kafka_event_destroy(ev);
 	rd_kafka_AclBinding_destroy(b);
-	rd_kafka_queue_destroy(q);
 	return err;
 }
 

@@ -440,7 +440,7 @@ km_err_t km_kafka_open(const km_kafka_endpoint_t *ep, int flags,
 	rd_kafka_conf_t *conf;
 	km_kafka_t *k;
 	char rerr[512];
-	rd_kafka_queue_t *q;
+	km_kafka_call_t call;
 	rd_kafka_event_t *ev;
 	km_err_t err;
 
@@ -479,14 +479,12 @@ km_err_t km_kafka_open(const km_kafka_endpoint_t *ep, int flags,
 	}
 
 	/* Prove the cluster answers before anything else is attempted. */
-	q = rd_kafka_queue_new(k->rk);
-	rd_kafka_DescribeCluster(k->rk, NULL, q);
-	err = km_kafka_wait(k, q, RD_KAFKA_EVENT_DESCRIBECLUSTER_RESULT,
-			    KM_KAFKA_TIMEOUT_MS, "DescribeCluster", &ev, errstr,
-			    errstr_size);
+	km_kafka_call_begin(k, RD_KAFKA_ADMIN_OP_DESCRIBECLUSTER, KM_KAFKA_TIMEOUT_MS, &call);
+	rd_kafka_DescribeCluster(k->rk, call.options, call.q);
+	err = km_kafka_call_wait(k, &call, RD_KAFKA_EVENT_DESCRIBECLUSTER_RESULT,
+				 "DescribeCluster", &ev, errstr, errstr_size);
 	if (ev)
 		rd_kafka_event_destroy(ev);
-	rd_kafka_queue_destroy(q);
 	if (err) {
 		km_kafka_close(k);
 		return err;
@@ -560,9 +558,38 @@ rd_kafka_AdminOptions_t *km_kafka_admin_options(rd_kafka_t *rk, rd_kafka_admin_o
 	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, op);
 
 	rd_kafka_AdminOptions_set_request_timeout(o, timeout_ms, NULL, 0);
-	if (op == RD_KAFKA_ADMIN_OP_CREATETOPICS || op == RD_KAFKA_ADMIN_OP_DELETETOPICS)
+	/* The calls whose broker-side work has its own deadline: without
+	 * it the controller's answer may come before the change is done. */
+	if (op == RD_KAFKA_ADMIN_OP_CREATETOPICS || op == RD_KAFKA_ADMIN_OP_DELETETOPICS ||
+	    op == RD_KAFKA_ADMIN_OP_CREATEPARTITIONS || op == RD_KAFKA_ADMIN_OP_DELETERECORDS)
 		rd_kafka_AdminOptions_set_operation_timeout(o, timeout_ms, NULL, 0);
 	return o;
+}
+
+/* What the result may take beyond the request timeout: librdkafka posts
+ * its own timeout error at the deadline, and the event has to reach us. */
+#define CALL_MARGIN_MS 1000
+
+void km_kafka_call_begin(km_kafka_t *k, rd_kafka_admin_op_t op, int timeout_ms,
+			 km_kafka_call_t *call)
+{
+	call->timeout_ms = timeout_ms > 0 ? timeout_ms : KM_KAFKA_TIMEOUT_MS;
+	call->options = km_kafka_admin_options(k->rk, op, call->timeout_ms);
+	call->q = rd_kafka_queue_new(k->rk);
+}
+
+km_err_t km_kafka_call_wait(km_kafka_t *k, km_kafka_call_t *call,
+			    rd_kafka_event_type_t type, const char *what,
+			    rd_kafka_event_t **evp, char *errstr, size_t errstr_size)
+{
+	km_err_t err = km_kafka_wait(k, call->q, type, call->timeout_ms + CALL_MARGIN_MS,
+				     what, evp, errstr, errstr_size);
+
+	rd_kafka_AdminOptions_destroy(call->options);
+	rd_kafka_queue_destroy(call->q);
+	call->options = NULL;
+	call->q = NULL;
+	return err;
 }
 
 const char *km_kafka_config_source_name(rd_kafka_ConfigSource_t s)
