@@ -43,6 +43,8 @@ typedef struct ctx_s {
 	const km_compat_opts_t *opts;
 	int tmo;
 	km_kafka_t *k; /* admin client on the target, with ApiVersions */
+	km_kafka_t *src; /* admin client on the source, opened before any check;
+			  * NULL with --topic-bytes (the source is not read) */
 	json_t *checks;
 	json_t *target; /* the report's "target" object */
 	json_t *nodes;  /* [{id, host, port}] from DescribeCluster */
@@ -1276,7 +1278,6 @@ static km_err_t endpoint_for(const km_plan_cluster_t *pc, km_kafka_endpoint_t *e
  * later inherits it. */
 static void read_source_sizes(ctx_t *c)
 {
-	km_kafka_endpoint_t ep;
 	km_kafka_t *ks = NULL;
 	const struct rd_kafka_metadata *md = NULL;
 	res_t *res = NULL;
@@ -1293,16 +1294,10 @@ static void read_source_sizes(ctx_t *c)
 		c->need_known = true;
 		goto done;
 	}
-	if (endpoint_for(&c->plan->source, &ep, errstr, sizeof(errstr))) {
-		snprintf(c->need_err, sizeof(c->need_err), "%s", errstr);
-		goto done;
-	}
-	if (km_kafka_open(&ep, 0, &ks, errstr, sizeof(errstr))) {
-		km_kafka_endpoint_clear(&ep);
-		snprintf(c->need_err, sizeof(c->need_err), "%s", errstr);
-		goto done;
-	}
-	km_kafka_endpoint_clear(&ep);
+	/* Opened by km_compat_check(), which fails before any check when the
+	 * source cannot be used; released here, its only reader. */
+	ks = c->src;
+	c->src = NULL;
 	if ((rerr = rd_kafka_metadata(km_kafka_rk(ks), 1, NULL, &md, c->tmo))) {
 		km_kafka_err(ks, rerr, "Metadata", NULL, errstr, sizeof(errstr));
 		snprintf(c->need_err, sizeof(c->need_err), "%s", errstr);
@@ -2631,6 +2626,21 @@ km_err_t km_compat_check(const km_plan_t *plan, const km_compat_opts_t *opts,
 	km_kafka_endpoint_clear(&ep);
 	if (err)
 		return err;
+	/* The source is read for the record sizes the plan needs.  A source
+	 * that cannot be reached or refuses the credentials fails the command
+	 * here, before any canary exists or anything is journaled: it is a
+	 * mistake to fix, not a fact about the target (NO-GO).  --topic-bytes
+	 * gives the size instead, and then the source is not needed. */
+	if (opts->topic_bytes <= 0) {
+		if (!(err = endpoint_for(&plan->source, &ep, errstr, errstr_size))) {
+			err = km_kafka_open(&ep, 0, &c.src, errstr, errstr_size);
+			km_kafka_endpoint_clear(&ep);
+		}
+		if (err) {
+			km_kafka_close(c.k);
+			return err;
+		}
+	}
 
 	random_hex(rnd, 12);
 	snprintf(c.prefix, sizeof(c.prefix), KM_COMPAT_CANARY_PREFIX "%s.", plan->migration);
@@ -2685,6 +2695,7 @@ km_err_t km_compat_check(const km_plan_t *plan, const km_compat_opts_t *opts,
 	json_decref(c.leftovers);
 	json_decref(c.broker_cfg);
 	km_sb_free(&c.cleanup_err);
+	km_kafka_close(c.src);
 	km_kafka_close(c.k);
 	return KM_ERR_OK;
 }

@@ -69,6 +69,80 @@ static const char *const matters[] = {
 	"compression.type",
 };
 
+/* Lowest values the target's Kafka accepts for a topic config, by the
+ * Kafka version they hold from.  Values below them are refused by
+ * CreateTopics and IncrementalAlterConfigs (INVALID_CONFIG), so the design
+ * shows the topic blocked instead of an action apply would fail on.
+ *   segment.bytes: LogConfig validates atLeast(LegacyRecord.RECORD_OVERHEAD_V0)
+ *     = 14 bytes up to 3.9; KIP-1030 raised it to 1 MiB in 4.0 (LogConfig:
+ *     atLeast(1024 * 1024)).  Checked on the test clusters: 4.3.1 refuses
+ *     65536 with "Value must be at least 1048576"; 3.9.2 accepts it.
+ * KIP-1030's other new minimums (segment.ms 1 min, segment.index.bytes 1 KiB,
+ * max.compaction.lag.ms 60 s) are planned for 5.0: 4.3.1 still accepts
+ * segment.ms=1, segment.index.bytes=4 and max.compaction.lag.ms=1. */
+static const struct limit {
+	const char *config;
+	int since; /* Kafka major version from which the minimum holds */
+	int64_t min;
+	const char *why;
+} limits[] = {
+	{"segment.bytes", 0, 14, "Kafka's minimum (one legacy record)"},
+	{"segment.bytes", 4, 1048576, "Kafka 4.0 raised the minimum to 1 MiB (KIP-1030)"},
+};
+
+/* The target's Kafka major version as far as ApiVersions tell: Kafka 4.0
+ * removed Fetch v0-v3 (KIP-896), so a broker whose lowest Fetch version is
+ * 4 or more runs Kafka 4 or later.  @returns 4, 3 (before 4.0) or -1 when
+ * no broker's ApiVersions were captured. */
+static int target_major(const json_t *tgt_inv)
+{
+	json_t *b, *a;
+	size_t i, j;
+
+	json_array_foreach(json_object_get(tgt_inv, "brokers"), i, b)
+		json_array_foreach(json_object_get(b, "api_versions"), j, a)
+			if (json_integer_value(json_object_get(a, "key")) == 1)
+				return json_integer_value(json_object_get(a, "min")) >= 4 ? 4 : 3;
+	return -1;
+}
+
+/* Appends to blocked every designed config the target would refuse.  An
+ * unknown target version is held to every limit: "unknown" never passes. */
+static void check_limits(const json_t *configs, int major, json_t *blocked)
+{
+	const char *cname;
+	json_t *c;
+
+	json_object_foreach((json_t *)configs, cname, c) {
+		const char *v = json_string_value(json_object_get(c, "value"));
+		int64_t n;
+
+		if (!v || km_parse_i64(v, &n))
+			continue;
+		for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+			const struct limit *l = &limits[i];
+			char *reason;
+
+			if (strcmp(l->config, cname) || n >= l->min ||
+			    (major >= 0 && major < l->since))
+				continue;
+			reason = km_asprintf(
+				"%s=%s is below the target's minimum %lld (%s; target Kafka %s): "
+				"raise %s on the source topic to at least %lld, or create "
+				"the target topic by hand",
+				cname, v, (long long)l->min, l->why,
+				major < 0 ? "version unknown, held to the newest limits"
+				: major >= 4 ? "4.x, from its ApiVersions" : "3.x, from its ApiVersions",
+				cname, (long long)l->min);
+			json_array_append_new(blocked,
+					      json_pack("{s:s, s:s, s:s}", "config", cname,
+							"value", v, "reason", reason));
+			free(reason);
+			break;
+		}
+	}
+}
+
 static bool in_list(const char *const *list, size_t n, const char *s)
 {
 	for (size_t i = 0; i < n; i++)
@@ -183,10 +257,12 @@ static json_t *design_topic(const km_plan_t *plan, const char *name, const json_
 		}
 		free(tdef);
 	}
-	t = json_pack("{s:s, s:s, s:O, s:I, s:o, s:o}", "source", name, "target", tname,
+	json_t *blocked = json_array();
+	check_limits(configs, target_major(tgt_inv), blocked);
+	t = json_pack("{s:s, s:s, s:O, s:I, s:o, s:o, s:o}", "source", name, "target", tname,
 		      "partitions", json_object_get(st, "partition_count"),
 		      "replication_factor", (json_int_t)(rf < nbrokers || nbrokers <= 0 ? rf : nbrokers),
-		      "configs", configs, "unsupported", unsupported);
+		      "configs", configs, "unsupported", unsupported, "blocked", blocked);
 	if (nbrokers > 0 && rf > nbrokers) {
 		json_object_set_new(t, "replication_factor_source", json_integer(rf));
 		note(warnings,
@@ -364,6 +440,21 @@ json_t *km_design_delta(const json_t *design, const json_t *tgt_inv)
 		json_t *want = json_object_get(t, "configs"), *c;
 		const char *cname;
 
+		/* A config the target refuses blocks the whole topic, created
+		 * or changed: half a topic's configs is not the design. */
+		if (json_array_size(json_object_get(t, "blocked")) > 0) {
+			km_sb_t why = KM_SB_INIT;
+			json_t *b;
+			size_t k;
+
+			json_array_foreach(json_object_get(t, "blocked"), k, b)
+				km_sb_printf(&why, "%s%s", k ? "; " : "", jstr(b, "reason"));
+			json_array_append_new(actions, json_pack("{s:s, s:s, s:s}", "op", "blocked",
+								 "subject", tname, "reason",
+								 km_sb_str(&why)));
+			km_sb_free(&why);
+			continue;
+		}
 		if (!tt) {
 			json_t *cfg = json_object();
 			json_object_foreach(want, cname, c)
@@ -453,18 +544,15 @@ size_t km_design_count(const json_t *actions, const char *op)
 
 /* ---- apply ---------------------------------------------------------------- */
 
-static km_err_t admin_wait(km_kafka_t *k, rd_kafka_queue_t *q, rd_kafka_event_type_t type,
-			   const char *what, rd_kafka_event_t **evp, char *errstr,
-			   size_t errstr_size)
-{
-	return km_kafka_wait(k, q, type, KM_KAFKA_TIMEOUT_MS + 5000, what, evp, errstr,
-			     errstr_size);
-}
+/* Each apply request's deadline: a change the controller has not finished
+ * by then is reported, never waited on forever. */
+#define APPLY_TIMEOUT_MS KM_KAFKA_TIMEOUT_MS
+
 
 static km_err_t create_topic(km_kafka_t *k, const json_t *a, char *errstr, size_t errstr_size)
 {
 	rd_kafka_t *rk = km_kafka_rk(k);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	km_kafka_call_t call;
 	char rerr[512];
 	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(
 		jstr(a, "subject"), (int)json_integer_value(json_object_get(a, "partitions")),
@@ -477,18 +565,15 @@ static km_err_t create_topic(km_kafka_t *k, const json_t *a, char *errstr, size_
 	size_t n;
 
 	if (!nt) {
-		rd_kafka_queue_destroy(q);
 		return km_seterr(errstr, errstr_size, KM_ERR_INVALID_ARG,
 				 "cannot create topic '%s': %s", jstr(a, "subject"), rerr);
 	}
 	json_object_foreach(json_object_get(a, "configs"), cname, v)
 		rd_kafka_NewTopic_set_config(nt, cname, json_string_value(v));
-	rd_kafka_AdminOptions_t *o =
-		km_kafka_admin_options(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, KM_KAFKA_TIMEOUT_MS);
-	rd_kafka_CreateTopics(rk, &nt, 1, o, q);
-	rd_kafka_AdminOptions_destroy(o);
-	err = admin_wait(k, q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, "CreateTopics", &ev, errstr,
-			 errstr_size);
+	km_kafka_call_begin(k, RD_KAFKA_ADMIN_OP_CREATETOPICS, APPLY_TIMEOUT_MS, &call);
+	rd_kafka_CreateTopics(rk, &nt, 1, call.options, call.q);
+	err = km_kafka_call_wait(k, &call, RD_KAFKA_EVENT_CREATETOPICS_RESULT, "CreateTopics",
+				 &ev, errstr, errstr_size);
 	if (!err) {
 		const rd_kafka_topic_result_t **res = rd_kafka_CreateTopics_result_topics(
 			rd_kafka_event_CreateTopics_result(ev), &n);
@@ -503,14 +588,12 @@ static km_err_t create_topic(km_kafka_t *k, const json_t *a, char *errstr, size_
 	if (ev)
 		rd_kafka_event_destroy(ev);
 	rd_kafka_NewTopic_destroy(nt);
-	rd_kafka_queue_destroy(q);
 	return err;
 }
 
 static km_err_t alter_configs(km_kafka_t *k, const json_t *a, char *errstr, size_t errstr_size)
 {
-	rd_kafka_t *rk = km_kafka_rk(k);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	km_kafka_call_t call;
 	rd_kafka_ConfigResource_t *res =
 		rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, jstr(a, "subject"));
 	rd_kafka_event_t *ev = NULL;
@@ -531,9 +614,11 @@ static km_err_t alter_configs(km_kafka_t *k, const json_t *a, char *errstr, size
 			goto done;
 		}
 	}
-	rd_kafka_IncrementalAlterConfigs(rk, &res, 1, NULL, q);
-	err = admin_wait(k, q, RD_KAFKA_EVENT_INCREMENTALALTERCONFIGS_RESULT,
-			 "IncrementalAlterConfigs", &ev, errstr, errstr_size);
+	km_kafka_call_begin(k, RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS, APPLY_TIMEOUT_MS,
+			    &call);
+	rd_kafka_IncrementalAlterConfigs(km_kafka_rk(k), &res, 1, call.options, call.q);
+	err = km_kafka_call_wait(k, &call, RD_KAFKA_EVENT_INCREMENTALALTERCONFIGS_RESULT,
+				 "IncrementalAlterConfigs", &ev, errstr, errstr_size);
 	if (!err) {
 		const rd_kafka_ConfigResource_t **rs = rd_kafka_IncrementalAlterConfigs_result_resources(
 			rd_kafka_event_IncrementalAlterConfigs_result(ev), &n);
@@ -550,7 +635,6 @@ done:
 	if (ev)
 		rd_kafka_event_destroy(ev);
 	rd_kafka_ConfigResource_destroy(res);
-	rd_kafka_queue_destroy(q);
 	return err;
 }
 
@@ -577,8 +661,7 @@ static km_err_t create_acl(km_kafka_t *k, const json_t *a, char *errstr, size_t 
 	int pt = enum_of(pts, 5, jstr(acl, "pattern_type"));
 	int op = enum_of(ops, 13, jstr(acl, "operation"));
 	int perm = enum_of(perms, 4, jstr(acl, "permission"));
-	rd_kafka_t *rk = km_kafka_rk(k);
-	rd_kafka_queue_t *q;
+	km_kafka_call_t call;
 	rd_kafka_AclBinding_t *b;
 	rd_kafka_event_t *ev = NULL;
 	char rerr[512];
@@ -596,10 +679,10 @@ static km_err_t create_acl(km_kafka_t *k, const json_t *a, char *errstr, size_t 
 	if (!b)
 		return km_seterr(errstr, errstr_size, KM_ERR_INVALID_ARG, "ACL %s: %s",
 				 jstr(a, "subject"), rerr);
-	q = rd_kafka_queue_new(rk);
-	rd_kafka_CreateAcls(rk, &b, 1, NULL, q);
-	err = admin_wait(k, q, RD_KAFKA_EVENT_CREATEACLS_RESULT, "CreateAcls", &ev, errstr,
-			 errstr_size);
+	km_kafka_call_begin(k, RD_KAFKA_ADMIN_OP_CREATEACLS, APPLY_TIMEOUT_MS, &call);
+	rd_kafka_CreateAcls(km_kafka_rk(k), &b, 1, call.options, call.q);
+	err = km_kafka_call_wait(k, &call, RD_KAFKA_EVENT_CREATEACLS_RESULT, "CreateAcls", &ev,
+				 errstr, errstr_size);
 	if (!err) {
 		const rd_kafka_acl_result_t **res =
 			rd_kafka_CreateAcls_result_acls(rd_kafka_event_CreateAcls_result(ev), &n);
@@ -612,7 +695,6 @@ static km_err_t create_acl(km_kafka_t *k, const json_t *a, char *errstr, size_t 
 	if (ev)
 		rd_kafka_event_destroy(ev);
 	rd_kafka_AclBinding_destroy(b);
-	rd_kafka_queue_destroy(q);
 	return err;
 }
 

@@ -44,10 +44,15 @@ static km_err_t describe_cluster(km_kafka_t *k, json_t *inv,
 	rd_kafka_event_t *ev = NULL;
 	const rd_kafka_DescribeCluster_result_t *res;
 	const rd_kafka_Node_t **nodes, *ctrl;
+	const rd_kafka_AclOperation_t *ops;
 	size_t n;
-	json_t *brokers;
+	json_t *brokers, *authorized;
 	km_err_t err;
 
+	/* What this principal may do on the cluster: calls the cluster would
+	 * refuse are recorded as not inventoried, with the ACL to grant,
+	 * without being sent (see describe_scram). */
+	rd_kafka_AdminOptions_set_include_authorized_operations(o, 1);
 	rd_kafka_DescribeCluster(km_kafka_rk(k), o, q);
 	err = km_kafka_wait(k, q, RD_KAFKA_EVENT_DESCRIBECLUSTER_RESULT,
 			    opts->timeout_ms + 1000, "DescribeCluster", &ev,
@@ -55,6 +60,15 @@ static km_err_t describe_cluster(km_kafka_t *k, json_t *inv,
 	if (err)
 		goto done;
 	res = rd_kafka_event_DescribeCluster_result(ev);
+	ops = rd_kafka_DescribeCluster_result_authorized_operations(res, &n);
+	authorized = json_array();
+	for (size_t i = 0; ops && i < n; i++)
+		json_array_append_new(authorized,
+				      json_string(rd_kafka_AclOperation_name(ops[i])));
+	/* Without an authorizer Kafka answers no list at all: everything is
+	 * allowed, which is not the same as "nothing". */
+	json_object_set_new(inv, "cluster_authorized_operations",
+			    ops ? authorized : (json_decref(authorized), json_null()));
 	json_object_set_new(inv, "cluster_id",
 			    json_string(rd_kafka_DescribeCluster_result_cluster_id(res)));
 	ctrl = rd_kafka_DescribeCluster_result_controller(res);
@@ -162,6 +176,33 @@ static km_err_t list_topics(km_kafka_t *k, const km_plan_t *plan, json_t *inv,
 	json_object_set_new(inv, "topics", topics);
 	json_object_set_new(inv, "topics_out_of_scope", excluded);
 	return KM_ERR_OK;
+}
+
+/* Each topic's "offsets": the sum over its partitions of high watermark
+ * minus log start offset.  It counts offsets, not records: compaction,
+ * transaction markers and aborted records all take offsets, so it is an
+ * upper bound on the records a reader would see (counting records means
+ * reading the topic).  null when a partition's offsets are unknown. */
+static void sum_offsets(json_t *topics)
+{
+	const char *name;
+	json_t *topic, *jp;
+	size_t i;
+
+	json_object_foreach(topics, name, topic) {
+		json_int_t n = 0;
+		bool known = json_array_size(json_object_get(topic, "partitions")) > 0;
+
+		json_array_foreach(json_object_get(topic, "partitions"), i, jp) {
+			json_t *lo = json_object_get(jp, "log_start_offset");
+			json_t *hi = json_object_get(jp, "high_watermark");
+			if (!json_is_integer(lo) || !json_is_integer(hi))
+				known = false;
+			else
+				n += json_integer_value(hi) - json_integer_value(lo);
+		}
+		json_object_set_new(topic, "offsets", known ? json_integer(n) : json_null());
+	}
 }
 
 /* Finds the partition object `p` of a topic (partitions are small arrays). */
@@ -312,12 +353,17 @@ static km_err_t describe_configs(km_kafka_t *k, json_t *inv,
 			if (!target)
 				continue;
 			if (rerr) {
-				json_object_set_new(
-					target, key,
-					json_pack("{s:s}", "not_inventoried",
-						  rd_kafka_ConfigResource_error_string(rs[i])
-							  ? rd_kafka_ConfigResource_error_string(rs[i])
-							  : rd_kafka_err2str(rerr)));
+				/* One line that says what was refused and,
+				 * for a refusal, the ACL to grant. */
+				char what[300], rerrstr[1024];
+				snprintf(what, sizeof(what), "DescribeConfigs of %s '%s'",
+					 target == inv ? "broker" : "topic", rname);
+				km_kafka_err(k, rerr, what,
+					     rd_kafka_ConfigResource_error_string(rs[i]),
+					     rerrstr, sizeof(rerrstr));
+				json_object_set_new(target, key,
+						    json_pack("{s:s}", "not_inventoried",
+							      rerrstr));
 				continue;
 			}
 			json_object_set_new(target, key, config_entries(rs[i]));
@@ -504,6 +550,45 @@ done:
 
 /* Kafka's own names for ACL resource types: librdkafka's enum has the same
  * numbers but calls resource type 4 (CLUSTER in Kafka) "BROKER". */
+/* Whether DescribeCluster listed op among the principal's cluster
+ * operations.  No list means the cluster has no authorizer (everything is
+ * allowed); ALL grants every operation, and Kafka itself reports the
+ * operations another implies (DESCRIBE from ALTER, ...). */
+#define NO_DESCRIBE \
+	"DescribeCluster lists no DESCRIBE among the principal's cluster operations"
+
+static bool has_cluster_op(const json_t *inv, const char *op)
+{
+	const json_t *ops = json_object_get(inv, "cluster_authorized_operations");
+	json_t *o;
+	size_t i;
+
+	if (!json_is_array(ops))
+		return true;
+	json_array_foreach(ops, i, o)
+		if (!strcmp(json_string_value(o), op) ||
+		    !strcmp(json_string_value(o), "ALL"))
+			return true;
+	return false;
+}
+
+/* When the principal lacks DESCRIBE on the cluster, records inv[key] as
+ * not inventoried with the ACL to grant for `call` and returns true: the
+ * call is not sent, since its answer would be a refusal or, worse, a list
+ * cut down to what the principal may see. */
+static bool cluster_describe_denied(km_kafka_t *k, json_t *inv, const char *key,
+				    const char *call, const char *why)
+{
+	char msg[1024];
+
+	if (has_cluster_op(inv, "DESCRIBE"))
+		return false;
+	km_kafka_err(k, RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED, call, why,
+		     msg, sizeof(msg));
+	json_object_set_new(inv, key, json_pack("{s:s}", "not_inventoried", msg));
+	return true;
+}
+
 static const char *acl_resource_name(rd_kafka_ResourceType_t rt)
 {
 	return rt == RD_KAFKA_RESOURCE_BROKER ? "CLUSTER"
@@ -530,10 +615,26 @@ static km_err_t describe_acls(km_kafka_t *k, json_t *inv,
 	 * response, so a cluster without an authorizer (SECURITY_DISABLED)
 	 * would look like one with no ACLs.  The broker's own config says
 	 * which it is; "unknown" must never read as "none". */
+	json_t *bcfg = json_object_get(inv, "broker_configs");
 	json_t *authz = json_object_get(
-		json_object_get(json_object_get(inv, "broker_configs"),
-				"authorizer.class.name"),
-		"value");
+		json_object_get(bcfg, "authorizer.class.name"), "value");
+	const char *bcfg_err =
+		json_string_value(json_object_get(bcfg, "not_inventoried"));
+
+	/* librdkafka would report a refusal as an empty list. */
+	if (cluster_describe_denied(k, inv, "acls", "DescribeAcls", NO_DESCRIBE))
+		goto done;
+	if (bcfg_err) {
+		/* Unreadable is not empty: a principal that may not read the
+		 * broker's config must not be told there is no authorizer. */
+		snprintf(errstr, errstr_size,
+			 "whether the cluster has an authorizer is unknown: %s",
+			 bcfg_err);
+		json_object_set_new(inv, "acls",
+				    json_pack("{s:s}", "not_inventoried", errstr));
+		errstr[0] = '\0';
+		goto done;
+	}
 	if (!json_is_string(authz) || !*json_string_value(authz)) {
 		json_object_set_new(
 			inv, "acls",
@@ -815,6 +916,7 @@ done:
 
 /* ---- SCRAM users and quotas ---------------------------------------------- */
 
+
 static km_err_t describe_scram(km_kafka_t *k, json_t *inv,
 			       const km_inventory_opts_t *opts, char *errstr,
 			       size_t errstr_size)
@@ -826,6 +928,15 @@ static km_err_t describe_scram(km_kafka_t *k, json_t *inv,
 	km_err_t err;
 	size_t n;
 
+	/* Kafka answers DescribeUserScramCredentials only with DESCRIBE on
+	 * the cluster.  When DescribeCluster already said the principal lacks
+	 * it, the call is not sent: the refusal is known, and librdkafka 2.8
+	 * cannot free a refused answer (see km_kafka_wait()). */
+	if (cluster_describe_denied(k, inv, "scram_users",
+				    "DescribeUserScramCredentials", NO_DESCRIBE)) {
+		err = KM_ERR_OK;
+		goto done;
+	}
 	rd_kafka_DescribeUserScramCredentials(km_kafka_rk(k), NULL, 0, o, q);
 	err = km_kafka_wait(k, q, RD_KAFKA_EVENT_DESCRIBEUSERSCRAMCREDENTIALS_RESULT,
 			    opts->timeout_ms + 1000, "DescribeUserScramCredentials",
@@ -863,6 +974,7 @@ static km_err_t describe_scram(km_kafka_t *k, json_t *inv,
 		}
 		json_object_set_new(inv, "scram_users", users);
 	}
+done:
 	if (ev)
 		rd_kafka_event_destroy(ev);
 	rd_kafka_AdminOptions_destroy(o);
@@ -1151,8 +1263,10 @@ km_err_t km_inventory_take(km_kafka_t *k, const km_plan_t *plan,
 	if ((err = list_offsets(k, topics, RD_KAFKA_OFFSET_SPEC_EARLIEST,
 				"log_start_offset", opts, errstr, errstr_size)) ||
 	    (err = list_offsets(k, topics, RD_KAFKA_OFFSET_SPEC_LATEST,
-				"high_watermark", opts, errstr, errstr_size)) ||
-	    (err = describe_configs(k, inv, opts, errstr, errstr_size)) ||
+				"high_watermark", opts, errstr, errstr_size)))
+		goto fail;
+	sum_offsets(topics);
+	if ((err = describe_configs(k, inv, opts, errstr, errstr_size)) ||
 	    (err = describe_acls(k, inv, opts, errstr, errstr_size)) ||
 	    (err = describe_groups(k, inv, opts, errstr, errstr_size)) ||
 	    (err = describe_scram(k, inv, opts, errstr, errstr_size)) ||
@@ -1166,8 +1280,16 @@ km_err_t km_inventory_take(km_kafka_t *k, const km_plan_t *plan,
 	else
 		json_object_set_new(inv, "quotas", quotas);
 
+	/* Without DESCRIBE on the cluster, ListGroups answers only the
+	 * groups the principal may describe one by one: a partial list must
+	 * not read as the estate's groups. */
+	cluster_describe_denied(k, inv, "groups_listing", "ListConsumerGroups",
+				"the list holds only the groups this principal "
+				"may describe");
+
 	/* Facts that stop being facts when unknown. */
-	static const char *const unknowable[] = {"acls", "scram_users", "quotas"};
+	static const char *const unknowable[] = {"acls", "scram_users", "quotas",
+						   "groups_listing"};
 	for (i = 0; i < sizeof(unknowable) / sizeof(unknowable[0]); i++) {
 		json_t *v = json_object_get(inv, unknowable[i]);
 		if (json_is_object(v) && json_object_get(v, "not_inventoried")) {

@@ -98,6 +98,35 @@ int km_kafka_apiversions(km_kafka_t *k, const char *hostport,
 rd_kafka_AdminOptions_t *km_kafka_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t op,
 						int timeout_ms);
 
+/* One admin call with a deadline, always: librdkafka's admin calls take
+ * NULL options, which means its own defaults and a wait on the result
+ * queue that nothing bounds.  Usage:
+ *
+ *   km_kafka_call_t call;
+ *   km_kafka_call_begin(k, RD_KAFKA_ADMIN_OP_CREATEACLS, 0, &call);
+ *   rd_kafka_CreateAcls(km_kafka_rk(k), &b, 1, call.options, call.q);
+ *   err = km_kafka_call_wait(k, &call, RD_KAFKA_EVENT_CREATEACLS_RESULT,
+ *                            "CreateAcls", &ev, errstr, errstr_size);
+ *
+ * begin makes the result queue and the options with the request timeout
+ * (and the operation timeout where Kafka has one: CreateTopics,
+ * DeleteTopics, CreatePartitions, DeleteRecords) set to timeout_ms, or
+ * KM_KAFKA_TIMEOUT_MS when timeout_ms <= 0: there is no "no deadline".
+ * wait waits for the result at most that long plus a margin for the
+ * answer to travel, then releases options and queue (call is spent).  On
+ * success *evp is the result event; destroy it. */
+typedef struct km_kafka_call_s {
+	rd_kafka_AdminOptions_t *options;
+	rd_kafka_queue_t *q;
+	int timeout_ms;
+} km_kafka_call_t;
+
+void km_kafka_call_begin(km_kafka_t *k, rd_kafka_admin_op_t op, int timeout_ms,
+			 km_kafka_call_t *call);
+km_err_t km_kafka_call_wait(km_kafka_t *k, km_kafka_call_t *call,
+			    rd_kafka_event_type_t type, const char *what,
+			    rd_kafka_event_t **evp, char *errstr, size_t errstr_size);
+
 /* Where a config value comes from, in kmigrate's words: "topic",
  * "broker-dynamic", "cluster-dynamic-default", "broker-static", "default"
  * or "unknown".  Static storage. */

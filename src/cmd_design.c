@@ -121,7 +121,9 @@ static int take(cli_t *cli, const km_plan_t *plan, const char *role, bool all,
 	o.scope = role;
 	o.sample_records = 0;
 	o.all_topics = all;
-	if ((rc = cli_open_cluster(cli, plan, role, 0, &k)))
+	/* ApiVersions tell the design which Kafka the target runs, and so
+	 * which config limits it enforces. */
+	if ((rc = cli_open_cluster(cli, plan, role, KM_KAFKA_F_APIVERSIONS, &k)))
 		return rc;
 	err = km_inventory_take(k, plan, &o, invp, cli->errstr, sizeof(cli->errstr));
 	km_kafka_close(k);

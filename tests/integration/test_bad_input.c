@@ -27,10 +27,11 @@ static int one_line(const char *s)
 	return nl && nl[1] == '\0';
 }
 
-/* Runs kmigrate inventory on plan text; checks exit code, one line on
- * stderr containing needle, and the journal unchanged. */
-static void expect_failure(const char *name, const char *plan_text, int want_rc,
-			   const char *needle, const char *const *extra_env)
+/* Runs `kmigrate CMD [ARG] -p plan` on plan text; checks exit code, one
+ * line on stderr containing needle, and the journal unchanged. */
+static void expect_cmd_failure(const char *cmd, const char *arg, const char *name,
+			       const char *plan_text, int want_rc, const char *needle,
+			       const char *const *extra_env)
 {
 	char *out, *err, *path;
 	size_t before_len = 0, after_len = 0;
@@ -40,13 +41,13 @@ static void expect_failure(const char *name, const char *plan_text, int want_rc,
 	for (int i = 0; extra_env && extra_env[i]; i += 2)
 		setenv(extra_env[i], extra_env[i + 1], 1);
 	path = tk_write_file(dir, name, plan_text);
-	const char *argv[] = {tk_kmigrate(), "inventory", "-p", path, NULL};
+	const char *argv[] = {tk_kmigrate(), cmd, "-p", path, arg, NULL};
 	rc = tk_run(&out, &err, argv);
 	for (int i = 0; extra_env && extra_env[i]; i += 2)
 		unsetenv(extra_env[i]);
 	if (rc != want_rc || !strstr(err, needle) || !one_line(err))
-		fail_msg("%s: exit %d (want %d), stderr '%s' (want one line with '%s')",
-			 name, rc, want_rc, err, needle);
+		fail_msg("%s %s %s: exit %d (want %d), stderr '%s' (want one line with '%s')",
+			 cmd, arg ? arg : "", name, rc, want_rc, err, needle);
 	after = tk_read_file(journal, &after_len);
 	assert_non_null(after);
 	assert_true(before_len == after_len && !memcmp(before, after, before_len));
@@ -55,6 +56,12 @@ static void expect_failure(const char *name, const char *plan_text, int want_rc,
 	free(out);
 	free(err);
 	free(path);
+}
+
+static void expect_failure(const char *name, const char *plan_text, int want_rc,
+			   const char *needle, const char *const *extra_env)
+{
+	expect_cmd_failure("inventory", NULL, name, plan_text, want_rc, needle, extra_env);
 }
 
 static void test_setup_good_journal(void **state)
@@ -71,6 +78,13 @@ static void test_setup_good_journal(void **state)
 	int rc = tk_run(&out, &err, argv);
 	if (rc != 0 && rc != 1)
 		fail_msg("good inventory failed (%d): %s", rc, err);
+	free(out);
+	free(err);
+	/* A saved design, so that apply gets as far as the target. */
+	const char *pargv[] = {tk_kmigrate(), "plan", "-p", good_plan, NULL};
+	rc = tk_run(&out, &err, pargv);
+	if (rc != 0 && rc != 1)
+		fail_msg("good plan failed (%d): %s", rc, err);
 	free(out);
 	free(err);
 }
@@ -115,6 +129,74 @@ static void test_wrong_password(void **state)
 		 getenv("KM_TEST_SECURE"), getenv("KM_TEST_SECURE_CA"));
 	expect_failure("badpw.yaml", plan, 3,
 		       "authentication to the source cluster", env);
+}
+
+/* Every command that talks to a cluster fails before doing any work when
+ * a password is wrong or a cluster cannot be reached: exit 3, one line, the
+ * journal byte for byte as it was.  (check used to journal a NO-GO when
+ * the source, which it reads for the record sizes the plan needs, could not
+ * be used.) */
+static void test_wrong_password_or_unreachable_every_command(void **state)
+{
+	char badsrc[1024], badtgt[1024];
+	const char *env[] = {"KM_IT_BAD_PW", "not-the-password", NULL};
+	const char *auth_src = "authentication to the source cluster";
+	const char *auth_tgt = "authentication to the target cluster";
+	const char *down_src = "cannot reach the source cluster at '127.0.0.1:1'";
+	const char *down_tgt = "cannot reach the target cluster at '127.0.0.1:2'";
+	const char *secure =
+		"  security_protocol: sasl_ssl\n  sasl_mechanism: SCRAM-SHA-512\n"
+		"  username: admin\n  password_env: KM_IT_BAD_PW\n  ssl_ca: %s\n";
+	char sec[512], *downsrc, *downtgt;
+	(void)state;
+
+	snprintf(sec, sizeof(sec), secure, getenv("KM_TEST_SECURE_CA"));
+	snprintf(badsrc, sizeof(badsrc),
+		 "migration: bad-input\nsource:\n  bootstrap: %s\n%s"
+		 "target:\n  bootstrap: %s\n",
+		 getenv("KM_TEST_SECURE"), sec, getenv("KM_TEST_PLAIN"));
+	snprintf(badtgt, sizeof(badtgt),
+		 "migration: bad-input\nsource:\n  bootstrap: %s\n"
+		 "target:\n  bootstrap: %s\n%s",
+		 getenv("KM_TEST_TARGET"), getenv("KM_TEST_SECURE"), sec);
+	downsrc = km_asprintf("migration: bad-input\nsource:\n  bootstrap: 127.0.0.1:1\n"
+			      "target:\n  bootstrap: %s\n", getenv("KM_TEST_PLAIN"));
+	downtgt = km_asprintf("migration: bad-input\nsource:\n  bootstrap: %s\n"
+			      "target:\n  bootstrap: 127.0.0.1:2\n", getenv("KM_TEST_TARGET"));
+
+	expect_cmd_failure("check", NULL, "badsrc.yaml", badsrc, 3, auth_src, env);
+	expect_cmd_failure("check", NULL, "downsrc.yaml", downsrc, 3, down_src, NULL);
+	expect_cmd_failure("check", NULL, "badtgt.yaml", badtgt, 3, auth_tgt, env);
+	expect_cmd_failure("check", NULL, "downtgt.yaml", downtgt, 3, down_tgt, NULL);
+	expect_cmd_failure("plan", NULL, "badsrc.yaml", badsrc, 3, auth_src, env);
+	expect_cmd_failure("plan", NULL, "badtgt.yaml", badtgt, 3, auth_tgt, env);
+	expect_cmd_failure("plan", NULL, "downsrc.yaml", downsrc, 3, down_src, NULL);
+	expect_cmd_failure("plan", NULL, "downtgt.yaml", downtgt, 3, down_tgt, NULL);
+	expect_cmd_failure("apply", NULL, "badtgt.yaml", badtgt, 3, auth_tgt, env);
+	expect_cmd_failure("apply", "--dry-run", "badtgt.yaml", badtgt, 3, auth_tgt, env);
+	expect_cmd_failure("apply", NULL, "downtgt.yaml", downtgt, 3, down_tgt, NULL);
+	expect_cmd_failure("inventory", "--cluster=target", "badtgt.yaml", badtgt, 3,
+			   auth_tgt, env);
+	expect_cmd_failure("inventory", "--cluster=target", "downtgt.yaml", downtgt, 3,
+			   down_tgt, NULL);
+	free(downsrc);
+	free(downtgt);
+}
+
+/* init writes no plan when a cluster cannot be reached. */
+static void test_init_unreachable_writes_nothing(void **state)
+{
+	char *out, *err, *path = km_asprintf("%s/init.yaml", dir);
+	(void)state;
+	const char *argv[] = {tk_kmigrate(), "init", "--source", getenv("KM_TEST_TARGET"),
+			      "--target", "127.0.0.1:2", "-o", path, NULL};
+	assert_int_equal(tk_run(&out, &err, argv), 3);
+	assert_non_null(strstr(err, "cannot reach the target cluster at '127.0.0.1:2'"));
+	assert_true(one_line(err));
+	assert_int_equal(access(path, F_OK), -1);
+	free(out);
+	free(err);
+	free(path);
 }
 
 static void test_missing_password_env(void **state)
@@ -234,11 +316,16 @@ int main(void)
 		cmocka_unit_test(test_bad_regex),
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_wrong_password),
+		cmocka_unit_test(test_wrong_password_or_unreachable_every_command),
+		cmocka_unit_test(test_init_unreachable_writes_nothing),
 		cmocka_unit_test(test_missing_password_env),
 		cmocka_unit_test(test_missing_journal_folder),
 		cmocka_unit_test(test_unknown_flag_and_command),
 		cmocka_unit_test(test_secure_cluster_ok),
 		cmocka_unit_test(test_no_authorizer_acls_unknown),
 	};
+	/* TK_ONLY=test_name (a glob) runs a subset, e.g. while working on one. */
+	if (getenv("TK_ONLY"))
+		cmocka_set_test_filter(getenv("TK_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,9 +6,10 @@
  *   - the unhealthy target (no transaction coordinator can exist,
  *     message.max.bytes=4000): exit 1, the transactional canary NO-GO with
  *     the coordinator as the reason, every other check still reported;
- *   - declared clients too old or without a version, and a source that
- *     cannot be read: NO-GO with the reason;
- *   - bad input: one line, exit 2/3, journal untouched.
+ *   - declared clients too old or without a version, and a source whose
+ *     configs the principal may not read: NO-GO with the reason;
+ *   - bad input, an unreachable cluster or a wrong password (target or
+ *     source): one line, exit 2/3, journal untouched.
  * After every run, no topic or group with the canary prefix is left on the
  * target (listed with librdkafka, independently of kmigrate).
  */
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "tk.h"
+#include "util.h"
 
 #define MIGRATION "it-check"
 #define PREFIX "kmigrate-canary." MIGRATION "."
@@ -381,14 +383,21 @@ static void test_unhealthy_target(void **state)
 static void test_old_and_undeclared_clients(void **state)
 {
 	tk_cluster_t tgt;
-	char target[256], *plan;
+	char target[256], source[1024], *plan;
 	json_t *doc;
 	(void)state;
 
 	tk_cluster_from_env(&tgt, "KM_TEST_TARGET");
 	snprintf(target, sizeof(target), "  bootstrap: %s\n", tgt.bootstrap);
-	/* The source cannot be reached: the size the plan needs is unknown. */
-	plan = write_plan("clients.yaml", "127.0.0.1:1", target,
+	/* The source is read as alice, who may not describe its configs:
+	 * the size the plan needs is unknown.  (An unreachable source is no
+	 * verdict but a failure: see test_bad_input.) */
+	setenv("KM_IT_ALICE_PW", "alice-secret", 1);
+	snprintf(source, sizeof(source),
+		 "%s\n  security_protocol: sasl_ssl\n  sasl_mechanism: SCRAM-SHA-512\n"
+		 "  username: alice\n  password_env: KM_IT_ALICE_PW\n  ssl_ca: %s",
+		 getenv("KM_TEST_SECURE"), getenv("KM_TEST_SECURE_CA"));
+	plan = write_plan("clients.yaml", source, target,
 			  "producers:\n"
 			  "  - name: legacy-billing\n"
 			  "    client: java\n"
@@ -420,7 +429,7 @@ static void test_old_and_undeclared_clients(void **state)
 	assert_string_equal(result(doc, "client.consumer.modern"), "GO");
 	assert_string_equal(result(doc, "max.message.bytes"), "NO-GO");
 	expect_text(doc, "max.message.bytes", "unknown");
-	expect_text(doc, "max.message.bytes", "cannot reach the source cluster at '127.0.0.1:1'");
+	expect_text(doc, "max.message.bytes", "message.max.bytes could not be read");
 	/* Exactly those. */
 	assert_no_go(doc, (const char *const[]){"client.producer.legacy-billing",
 						 "client.consumer.legacy-reader",
@@ -457,6 +466,29 @@ static void test_bad_input(void **state)
 	free(out);
 	free(err);
 
+	/* A wrong source password is a failure too, not a NO-GO verdict: the
+	 * source is opened before any check runs. */
+	char *badpw = km_asprintf(
+		"migration: " MIGRATION "\njournal: healthy.yaml.db\n"
+		"source:\n  bootstrap: %s\n  security_protocol: sasl_ssl\n"
+		"  sasl_mechanism: SCRAM-SHA-512\n  username: admin\n"
+		"  password_env: KM_IT_WRONG_PW\n  ssl_ca: %s\n"
+		"target:\n  bootstrap: %s\n",
+		getenv("KM_TEST_SECURE"), getenv("KM_TEST_SECURE_CA"), getenv("KM_TEST_TARGET"));
+	char *badpw_plan = tk_write_file(dir, "badpw.yaml", badpw);
+	setenv("KM_IT_WRONG_PW", "not-the-password", 1);
+	const char *a3[] = {tk_kmigrate(), "check", "-p", badpw_plan, NULL};
+	assert_int_equal(tk_run(&out, &err, a3), 3);
+	assert_non_null(strstr(err, "authentication to the source cluster"));
+	assert_true(strchr(err, '\n')[1] == '\0');
+	free(after);
+	after = tk_read_file(journal, &alen);
+	assert_true(blen == alen && !memcmp(before, after, blen));
+	free(out);
+	free(err);
+	free(badpw);
+	free(badpw_plan);
+
 	const char *a2[] = {tk_kmigrate(), "check", "-p", plan, "--timeout", "soon", NULL};
 	assert_int_equal(tk_run(&out, &err, a2), 2);
 	assert_non_null(strstr(err, "--timeout takes seconds"));
@@ -477,5 +509,8 @@ int main(void)
 		cmocka_unit_test(test_old_and_undeclared_clients),
 		cmocka_unit_test(test_bad_input),
 	};
+	/* TK_ONLY=test_name (a glob) runs a subset, e.g. while working on one. */
+	if (getenv("TK_ONLY"))
+		cmocka_set_test_filter(getenv("TK_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

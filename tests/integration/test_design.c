@@ -278,6 +278,91 @@ static void test_scram_users_are_owned_manual_items(void **state)
 	}
 }
 
+/* Kafka 4.0 raised segment.bytes' minimum from 14 bytes to 1 MiB
+ * (KIP-1030): a 3.9 topic with 64 KiB segments cannot be created as is on
+ * the 4.3 target.  plan shows it blocked with the reason and exits 1, and
+ * apply creates nothing for it (it used to propose a normal create that
+ * apply then failed on). */
+static void test_target_limit_blocks(void **state)
+{
+	char text[1024], *out, *err, *ldir = tk_tmpdir("design-limits");
+	tk_cluster_t s39, t43;
+	(void)state;
+	tk_cluster_from_env(&s39, "KM_TEST_SOURCE");
+	tk_cluster_from_env(&t43, "KM_TEST_TARGET");
+	const char *tiny[] = {"segment.bytes", "65536", NULL};
+	tk_create_topic(&s39, "d2.tiny", 1, tiny);
+	snprintf(text, sizeof(text),
+		 "migration: it-design-limits\n"
+		 "source:\n  bootstrap: %s\ntarget:\n  bootstrap: %s\n"
+		 "topics:\n  include: [\"^d2\\\\.tiny$\"]\n",
+		 s39.bootstrap, t43.bootstrap);
+	char *p = tk_write_file(ldir, "limits.yaml", text);
+	const char *argv[] = {tk_kmigrate(), "plan", "-p", p, "--json", NULL};
+	assert_int_equal(tk_run(&out, &err, argv), 1);
+	json_t *doc = tk_json(out), *a;
+	size_t i;
+	int blocked = 0, creates = 0;
+	json_array_foreach(json_object_get(doc, "actions"), i, a) {
+		const char *op = json_string_value(json_object_get(a, "op"));
+		const char *reason = json_string_value(json_object_get(a, "reason"));
+		if (!strcmp(op, "create-topic"))
+			creates++;
+		if (!strcmp(op, "blocked") &&
+		    !strcmp(json_string_value(json_object_get(a, "subject")), "d2.tiny") &&
+		    strstr(reason, "segment.bytes=65536") && strstr(reason, "1048576") &&
+		    strstr(reason, "target Kafka 4.x, from its ApiVersions"))
+			blocked = 1;
+	}
+	if (!blocked || creates)
+		fail_msg("d2.tiny should be blocked by the target's segment.bytes minimum, "
+			 "not created: %s", out);
+	json_decref(doc);
+	free(out);
+	free(err);
+
+	/* The human plan says it too. */
+	const char *hargv[] = {tk_kmigrate(), "plan", "-p", p, NULL};
+	assert_int_equal(tk_run(&out, &err, hargv), 1);
+	assert_non_null(strstr(out, "! blocked d2.tiny"));
+	free(out);
+	free(err);
+
+	const char *aargv[] = {tk_kmigrate(), "apply", "-p", p, NULL};
+	assert_int_equal(tk_run(&out, &err, aargv), 1);
+	assert_int_equal(tk_partitions(&t43, "d2.tiny"), -1); /* nothing created */
+	free(out);
+	free(err);
+	free(p);
+
+	/* The limit is keyed by the target's version: a 3.9 target (the
+	 * source cluster itself, under another name) takes 64 KiB segments. */
+	snprintf(text, sizeof(text),
+		 "migration: it-design-limits39\n"
+		 "source:\n  bootstrap: %s\ntarget:\n  bootstrap: %s\n"
+		 "topics:\n  include: [\"^d2\\\\.tiny$\"]\n"
+		 "naming:\n  mode: prefix\n  prefix: \"k39.\"\n",
+		 s39.bootstrap, s39.bootstrap);
+	p = tk_write_file(ldir, "limits39.yaml", text);
+	const char *pargv[] = {tk_kmigrate(), "plan", "-p", p, "--json", NULL};
+	int rc = tk_run(&out, &err, pargv);
+	if (rc != 0 && rc != 1)
+		fail_msg("plan 3.9 -> 3.9 failed (%d): %s", rc, err);
+	doc = tk_json(out);
+	creates = 0;
+	json_array_foreach(json_object_get(doc, "actions"), i, a)
+		if (!strcmp(json_string_value(json_object_get(a, "subject")), "k39.d2.tiny"))
+			creates += !strcmp(json_string_value(json_object_get(a, "op")),
+					   "create-topic") ? 1 : 100;
+	if (creates != 1)
+		fail_msg("k39.d2.tiny should be a plain create on a 3.9 target: %s", out);
+	json_decref(doc);
+	free(out);
+	free(err);
+	free(p);
+	free(ldir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -287,6 +372,10 @@ int main(void)
 		cmocka_unit_test(test_second_apply_changes_nothing),
 		cmocka_unit_test(test_fewer_partitions_blocks),
 		cmocka_unit_test(test_scram_users_are_owned_manual_items),
+		cmocka_unit_test(test_target_limit_blocks),
 	};
+	/* TK_ONLY=test_name (a glob) runs a subset, e.g. while working on one. */
+	if (getenv("TK_ONLY"))
+		cmocka_set_test_filter(getenv("TK_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -163,6 +163,11 @@ static void check_cluster(const char *env, const char *other_env)
 		assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "sample"), "with_headers")),
 				 ESTATE_ORDERS_PER_PART);
 	}
+	/* What the partitions span is offsets, not records: reported as
+	 * such, and equal to the sum of high watermark - log start. */
+	assert_int_equal(json_integer_value(json_object_get(t, "offsets")),
+			 ESTATE_ORDERS_PARTS * ESTATE_ORDERS_PER_PART);
+	assert_null(json_object_get(t, "records"));
 	/* billing reads orders and has replay forbidden: that alone makes
 	 * orders high risk. */
 	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "risk"), "class")), "high");
@@ -175,6 +180,15 @@ static void check_cluster(const char *env, const char *other_env)
 
 	t = topic(inv, ESTATE_PAYMENTS);
 	assert_true(json_is_true(json_object_get(t, "transactional_markers")));
+	{
+		/* Transaction markers take offsets: the count says offsets. */
+		json_int_t span = 0;
+		json_array_foreach(json_object_get(t, "partitions"), i, o)
+			span += json_integer_value(json_object_get(o, "high_watermark")) -
+				json_integer_value(json_object_get(o, "log_start_offset"));
+		assert_true(span > 0);
+		assert_int_equal(json_integer_value(json_object_get(t, "offsets")), span);
+	}
 	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "risk"), "class")), "high");
 	assert_true(has_reason(t, "transactional records present"));
 	assert_true(has_reason(t, "strict ordering"));
@@ -270,6 +284,15 @@ static void check_cluster(const char *env, const char *other_env)
 	assert_true(saw_topic);
 	assert_true(saw_member_gone);
 
+	/* The human table labels the column for what it counts. */
+	free(out);
+	free(err);
+	const char *argv4[] = {tk_kmigrate(), "inventory", "-p", path, "--no-sample", NULL};
+	rc = tk_run(&out, &err, argv4);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, "OFFSETS"));
+	assert_null(strstr(out, "RECORDS"));
+
 	/* status reads the journal without a cluster. */
 	free(out);
 	free(err);
@@ -284,6 +307,68 @@ static void check_cluster(const char *env, const char *other_env)
 	free(jpath);
 	free(out);
 	free(err);
+	free(path);
+	free(dir);
+}
+
+/* A principal the cluster denies by default (the secure cluster's alice,
+ * no ACLs): inventory and plan must finish (exit 0 or 1), never crash, and
+ * every fact they could not read is a finding that names the ACL to grant.
+ * DescribeUserScramCredentials used to abort the process (exit 134) while
+ * its errored result was destroyed. */
+static void test_denied_principal(void **state)
+{
+	char plan[2048], *out, *err, *dir, *path;
+	json_t *doc, *inv, *scram;
+	const char *nf;
+	int rc;
+	(void)state;
+
+	setenv("KM_IT_ALICE_PW", "alice-secret", 1);
+	dir = tk_tmpdir("inventory-denied");
+	snprintf(plan, sizeof(plan),
+		 "migration: it-denied\nsource:\n  bootstrap: %s\n"
+		 "  security_protocol: sasl_ssl\n  sasl_mechanism: SCRAM-SHA-512\n"
+		 "  username: alice\n  password_env: KM_IT_ALICE_PW\n  ssl_ca: %s\n"
+		 "target:\n  bootstrap: %s\n",
+		 getenv("KM_TEST_SECURE"), getenv("KM_TEST_SECURE_CA"),
+		 getenv("KM_TEST_TARGET"));
+	path = tk_write_file(dir, "migration.yaml", plan);
+
+	const char *inv_argv[] = {tk_kmigrate(), "inventory", "-p", path, "--json",
+				  "--no-sample", NULL};
+	rc = tk_run(&out, &err, inv_argv);
+	if (rc != 1)
+		fail_msg("inventory as alice: exit %d (want 1, findings); stderr: %s", rc, err);
+	doc = tk_json(out);
+	inv = json_object_get(doc, "inventory");
+	scram = json_object_get(inv, "scram_users");
+	nf = json_string_value(json_object_get(scram, "not_inventoried"));
+	if (!nf || !strstr(nf, "DescribeUserScramCredentials") ||
+	    !strstr(nf, "User:alice") || !strstr(nf, "--operation Describe --cluster"))
+		fail_msg("scram_users should name the ACL to grant, got: %s",
+			 nf ? nf : "(inventoried)");
+	assert_true(has_finding(inv, "cluster:scram_users", "--operation Describe --cluster"));
+	/* The ACLs and the group list are unknown too, never "none": the
+	 * cluster has an authorizer, alice may just not ask. */
+	nf = json_string_value(json_object_get(json_object_get(inv, "acls"), "not_inventoried"));
+	assert_non_null(nf);
+	assert_null(strstr(nf, "no authorizer"));
+	assert_non_null(strstr(nf, "--operation Describe --cluster"));
+	assert_true(has_finding(inv, "cluster:groups_listing", "--operation Describe --cluster"));
+	assert_true(has_finding(inv, "cluster:acls", "DescribeAcls"));
+	json_decref(doc);
+	free(out);
+	free(err);
+
+	/* plan takes the same inventory of the source. */
+	const char *plan_argv[] = {tk_kmigrate(), "plan", "-p", path, NULL};
+	rc = tk_run(&out, &err, plan_argv);
+	if (rc != 0 && rc != 1)
+		fail_msg("plan as alice: exit %d (want 0 or 1); stderr: %s", rc, err);
+	free(out);
+	free(err);
+	unsetenv("KM_IT_ALICE_PW");
 	free(path);
 	free(dir);
 }
@@ -305,6 +390,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_inventory_kafka39),
 		cmocka_unit_test(test_inventory_kafka43),
+		cmocka_unit_test(test_denied_principal),
 	};
+	/* TK_ONLY=test_name (a glob) runs a subset, e.g. while working on one. */
+	if (getenv("TK_ONLY"))
+		cmocka_set_test_filter(getenv("TK_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
