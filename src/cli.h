@@ -51,6 +51,7 @@ struct cli_s {
 	int verbose;
 	unsigned needs;        /* from the table; the command may adjust it */
 	unsigned ready;        /* what cli_ready() provided, for cli_release() */
+	int kafka_flags;       /* KM_KAFKA_F_* for the clusters cli_ready opens */
 	km_plan_t *plan;       /* CLI_NEED_PLAN */
 	km_journal_t *jr;      /* CLI_NEED_JOURNAL, or cli_journal() */
 	km_kafka_t *ks, *kt;   /* CLI_NEED_SOURCE, CLI_NEED_TARGET */

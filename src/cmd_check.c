@@ -120,10 +120,8 @@ int cmd_check(cli_t *cli, int argc, char **argv)
 		{"topic-bytes", required_argument, NULL, 'b'},
 		{NULL, 0, NULL, 0}};
 	km_compat_opts_t copts;
-	km_plan_t *plan = NULL;
-	km_journal_t *jr = NULL;
+	km_plan_t *plan;
 	json_t *rep = NULL;
-	struct sigaction old_int, old_term;
 	char *args = NULL;
 	int64_t run_id = 0, v;
 	int c, rc = 0;
@@ -154,15 +152,13 @@ int cmd_check(cli_t *cli, int argc, char **argv)
 	if (optind < argc)
 		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
 
-	if ((rc = cli_load_plan(cli, &plan)) || (rc = cli_check_journal(cli, plan)))
+	if ((rc = cli_ready(cli)))
 		goto done;
+	plan = cli->plan;
 
 	/* Ctrl-C stops the checks, not the cleanup of the canaries. */
-	cli_catch_stop(&old_int, &old_term);
 	copts.stop = &cli_stop;
-	err = km_compat_check(plan, &copts, &rep, cli->errstr, sizeof(cli->errstr));
-	cli_release_stop(&old_int, &old_term);
-	if (err) {
+	if ((err = km_compat_check(plan, &copts, &rep, cli->errstr, sizeof(cli->errstr)))) {
 		rc = cli_fail(cli, err);
 		goto done;
 	}
@@ -170,9 +166,9 @@ int cmd_check(cli_t *cli, int argc, char **argv)
 
 	if (!json_is_true(json_object_get(rep, "interrupted"))) {
 		args = cli_args_string(argc, argv);
-		if ((rc = cli_open_journal(cli, plan, 1, &jr)))
+		if ((rc = cli_journal(cli)))
 			goto done;
-		if ((err = journal_check(jr, args, rep, rc ? 1 : 0, &run_id, cli->errstr,
+		if ((err = journal_check(cli->jr, args, rep, rc ? 1 : 0, &run_id, cli->errstr,
 					 sizeof(cli->errstr)))) {
 			rc = cli_fail(cli, err);
 			goto done;
@@ -208,7 +204,5 @@ int cmd_check(cli_t *cli, int argc, char **argv)
 done:
 	free(args);
 	json_decref(rep);
-	km_journal_close(jr);
-	km_plan_destroy(plan);
 	return rc;
 }

@@ -186,16 +186,18 @@ static size_t unowned_manual(const json_t *actions)
 
 int cmd_plan(cli_t *cli, int argc, char **argv)
 {
-	km_plan_t *plan = NULL;
-	km_journal_t *jr = NULL;
+	km_plan_t *plan;
+	km_journal_t *jr;
 	json_t *src = NULL, *tgt = NULL, *design = NULL, *actions = NULL;
 	int64_t run_id = 0, snap = 0;
 	char *args = NULL;
 	km_err_t err;
 	int rc;
 
-	if ((rc = parse_common(cli, argc, argv, NULL)) || (rc = cli_load_plan(cli, &plan)) ||
-	    (rc = cli_check_journal(cli, plan)) || (rc = take(cli, plan, "source", false, &src)) ||
+	if ((rc = parse_common(cli, argc, argv, NULL)) || (rc = cli_ready(cli)))
+		return rc;
+	plan = cli->plan;
+	if ((rc = take(cli, plan, "source", false, &src)) ||
 	    (rc = take(cli, plan, "target", true, &tgt)))
 		goto done;
 	if ((err = km_design_build(plan, src, tgt, &design, cli->errstr, sizeof(cli->errstr)))) {
@@ -203,8 +205,9 @@ int cmd_plan(cli_t *cli, int argc, char **argv)
 		goto done;
 	}
 	actions = km_design_delta(design, tgt);
-	if ((rc = cli_open_journal(cli, plan, 1, &jr)))
+	if ((rc = cli_journal(cli)))
 		goto done;
+	jr = cli->jr;
 	/* A blocked object, or work for people that nobody owns, is a
 	 * finding: the plan is not ready to apply as a whole. */
 	rc = km_design_count(actions, "blocked") || unowned_manual(actions) ? 1 : 0;
@@ -238,8 +241,6 @@ done:
 	json_decref(design);
 	json_decref(src);
 	json_decref(tgt);
-	km_journal_close(jr);
-	km_plan_destroy(plan);
 	return rc;
 }
 
@@ -290,8 +291,8 @@ static km_err_t applied(void *opaque, const json_t *a, char *errstr, size_t errs
 
 int cmd_apply(cli_t *cli, int argc, char **argv)
 {
-	km_plan_t *plan = NULL;
-	km_journal_t *jr = NULL;
+	km_plan_t *plan;
+	km_journal_t *jr;
 	km_kafka_t *k = NULL;
 	json_t *design = NULL, *tgt = NULL, *actions = NULL, *after = NULL, *left = NULL;
 	int dry_run = 0, rc, napplied = 0;
@@ -299,9 +300,10 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 	char *args = NULL, when[40];
 	km_err_t err, aerr;
 
-	if ((rc = parse_common(cli, argc, argv, &dry_run)) || (rc = cli_load_plan(cli, &plan)) ||
-	    (rc = cli_check_journal(cli, plan)) || (rc = cli_open_journal(cli, plan, 0, &jr)))
-		goto done;
+	if ((rc = parse_common(cli, argc, argv, &dry_run)) || (rc = cli_ready(cli)))
+		return rc;
+	plan = cli->plan;
+	jr = cli->jr;
 	err = km_journal_snapshot_get(jr, "design", "target", 0, &design, &ts, cli->errstr,
 				      sizeof(cli->errstr));
 	if (err == KM_ERR_NOT_FOUND) {
@@ -414,7 +416,5 @@ done:
 	json_decref(design);
 	json_decref(tgt);
 	km_kafka_close(k);
-	km_journal_close(jr);
-	km_plan_destroy(plan);
 	return rc;
 }

@@ -10,13 +10,8 @@
 #include "common.h"
 #include "inventory.h"
 
-static const char *jstr(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "-";
-}
-
-static char *jint(json_t *o, const char *k)
+/* An integer member formatted, "-" when absent (owned). */
+static char *int_str(json_t *o, const char *k)
 {
 	json_t *v = json_object_get(o, k);
 	if (json_is_integer(v))
@@ -32,7 +27,7 @@ static void print_brokers(json_t *inv, int verbose)
 
 	json_array_foreach(json_object_get(inv, "brokers"), i, b) {
 		km_sb_t sb = KM_SB_INIT;
-		char *id = jint(b, "id"), *port = jint(b, "port");
+		char *id = int_str(b, "id"), *port = int_str(b, "port");
 		json_t *apis = json_object_get(b, "api_versions");
 
 		if (json_array_size(apis) == 0)
@@ -44,14 +39,14 @@ static void print_brokers(json_t *inv, int verbose)
 			if (!verbose && json_integer_value(json_object_get(a, "key")) > 1)
 				continue;
 			km_sb_printf(&sb, "%s%s %" JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT,
-				     sb.len ? " " : "", jstr(a, "name"),
+				     sb.len ? " " : "", cli_jstr(a, "name"),
 				     json_integer_value(json_object_get(a, "min")),
 				     json_integer_value(json_object_get(a, "max")));
 		}
 		if (!verbose && json_array_size(apis))
 			km_sb_puts(&sb, " ... (-v lists all)");
-		table_row(t, id, jstr(b, "host"), port,
-			  json_is_string(json_object_get(b, "rack")) ? jstr(b, "rack") : "-",
+		table_row(t, id, cli_jstr(b, "host"), port,
+			  json_is_string(json_object_get(b, "rack")) ? cli_jstr(b, "rack") : "-",
 			  km_sb_str(&sb));
 		free(id);
 		free(port);
@@ -77,17 +72,17 @@ static void print_topics(json_t *inv, int verbose)
 	       json_array_size(json_object_get(inv, "topics_out_of_scope")));
 	json_object_foreach(topics, name, topic) {
 		km_sb_t sb = KM_SB_INIT;
-		char *parts = jint(topic, "partition_count");
-		char *rf = jint(topic, "replication_factor");
+		char *parts = int_str(topic, "partition_count");
+		char *rf = int_str(topic, "replication_factor");
 		char *recs = json_is_integer(json_object_get(topic, "offsets"))
-				     ? jint(topic, "offsets")
+				     ? int_str(topic, "offsets")
 				     : km_strdup("unknown");
 
 		json_array_foreach(json_object_get(json_object_get(topic, "risk"), "reasons"), i, r)
-			km_sb_printf(&sb, "%s%s", i ? "; " : "", jstr(r, "reason"));
+			km_sb_printf(&sb, "%s%s", i ? "; " : "", cli_jstr(r, "reason"));
 		table_row(t, name, parts, rf, recs,
-			  jstr(json_object_get(topic, "declared"), "owner"),
-			  jstr(json_object_get(topic, "risk"), "class"),
+			  cli_jstr(json_object_get(topic, "declared"), "owner"),
+			  cli_jstr(json_object_get(topic, "risk"), "class"),
 			  sb.len ? km_sb_str(&sb) : "-");
 		free(parts);
 		free(rf);
@@ -107,22 +102,22 @@ static void print_topics(json_t *inv, int verbose)
 
 		if (json_object_get(cfg, "not_inventoried")) {
 			printf("  %s: not inventoried: %s\n", name,
-			       jstr(cfg, "not_inventoried"));
+			       cli_jstr(cfg, "not_inventoried"));
 			table_destroy(ct);
 			continue;
 		}
 		json_object_foreach(cfg, cname, c) {
-			if (!verbose && !strcmp(jstr(c, "source"), "default")) {
+			if (!verbose && !strcmp(cli_jstr(c, "source"), "default")) {
 				hidden++;
 				continue;
 			}
 			table_row(ct, cname,
 				  json_is_string(json_object_get(c, "value"))
-					  ? jstr(c, "value")
+					  ? cli_jstr(c, "value")
 					  : (json_is_true(json_object_get(c, "sensitive"))
 						     ? "(sensitive)"
 						     : "null"),
-				  jstr(c, "source"));
+				  cli_jstr(c, "source"));
 		}
 		printf("  %s (%zu defaults hidden)\n", name, hidden);
 		table_print(ct, stdout, "    ");
@@ -137,7 +132,7 @@ static void print_acls(json_t *inv)
 	size_t i;
 
 	if (!json_is_array(acls)) {
-		printf("\nACLs: not inventoried: %s\n", jstr(acls, "not_inventoried"));
+		printf("\nACLs: not inventoried: %s\n", cli_jstr(acls, "not_inventoried"));
 		return;
 	}
 	printf("\nACLs: %zu\n", json_array_size(acls));
@@ -146,9 +141,9 @@ static void print_acls(json_t *inv)
 	t = table_new(7, "RESOURCE", "PATTERN", "NAME", "PRINCIPAL", "HOST",
 		      "OPERATION", "PERMISSION");
 	json_array_foreach(acls, i, a)
-		table_row(t, jstr(a, "resource_type"), jstr(a, "pattern_type"),
-			  jstr(a, "name"), jstr(a, "principal"), jstr(a, "host"),
-			  jstr(a, "operation"), jstr(a, "permission"));
+		table_row(t, cli_jstr(a, "resource_type"), cli_jstr(a, "pattern_type"),
+			  cli_jstr(a, "name"), cli_jstr(a, "principal"), cli_jstr(a, "host"),
+			  cli_jstr(a, "operation"), cli_jstr(a, "permission"));
 	table_print(t, stdout, "  ");
 	table_destroy(t);
 }
@@ -161,23 +156,23 @@ static void print_groups(json_t *inv)
 
 	printf("\nConsumer groups: %zu\n", json_object_size(groups));
 	json_object_foreach(groups, id, g) {
-		char *lag = jint(g, "total_lag");
+		char *lag = int_str(g, "total_lag");
 		printf("  %s  state=%s  members=%zu  lag=%s  declared=%s\n", id,
-		       jstr(g, "state"),
+		       cli_jstr(g, "state"),
 		       json_array_size(json_object_get(g, "members")), lag,
 		       json_is_true(json_object_get(g, "declared")) ? "yes" : "NO");
 		free(lag);
 		json_array_foreach(json_object_get(g, "members"), i, m)
 			printf("    member %s@%s (%zu partitions)\n",
-			       jstr(m, "client_id"), jstr(m, "host"),
+			       cli_jstr(m, "client_id"), cli_jstr(m, "host"),
 			       json_array_size(json_object_get(m, "assignment")));
 		if (json_array_size(json_object_get(g, "offsets"))) {
 			table_t *t = table_new(5, "TOPIC", "PARTITION", "COMMITTED",
 					       "END", "LAG");
 			json_array_foreach(json_object_get(g, "offsets"), i, o) {
-				char *p = jint(o, "partition"), *c = jint(o, "committed");
-				char *e = jint(o, "end"), *l = jint(o, "lag");
-				table_row(t, jstr(o, "topic"), p, c, e, l);
+				char *p = int_str(o, "partition"), *c = int_str(o, "committed");
+				char *e = int_str(o, "end"), *l = int_str(o, "lag");
+				table_row(t, cli_jstr(o, "topic"), p, c, e, l);
 				free(p);
 				free(c);
 				free(e);
@@ -197,21 +192,21 @@ static void print_users_quotas(json_t *inv)
 
 	if (!json_is_array(users))
 		printf("\nSCRAM users: not inventoried: %s\n",
-		       jstr(users, "not_inventoried"));
+		       cli_jstr(users, "not_inventoried"));
 	else {
 		printf("\nSCRAM users: %zu (passwords cannot be read; each must be "
 		       "set again on the target)\n",
 		       json_array_size(users));
 		json_array_foreach(users, i, u) {
-			printf("  %s:", jstr(u, "user"));
+			printf("  %s:", cli_jstr(u, "user"));
 			json_array_foreach(json_object_get(u, "mechanisms"), j, m)
-				printf(" %s", jstr(m, "mechanism"));
+				printf(" %s", cli_jstr(m, "mechanism"));
 			printf("\n");
 		}
 	}
 	if (!json_is_array(quotas)) {
 		printf("\nClient quotas: not inventoried: %s\n",
-		       jstr(quotas, "not_inventoried"));
+		       cli_jstr(quotas, "not_inventoried"));
 		return;
 	}
 	printf("\nClient quotas: %zu\n", json_array_size(quotas));
@@ -234,10 +229,10 @@ static void print_declared_findings(json_t *inv)
 		table_t *t = table_new(4, "KIND", "NAME", "OWNER", "VALIDATION");
 		printf("\nDeclared items (from the plan): %zu\n", json_array_size(items));
 		json_array_foreach(items, i, it)
-			table_row(t, jstr(it, "kind"), jstr(it, "name"),
-				  json_is_string(json_object_get(it, "owner")) ? jstr(it, "owner") : "MISSING",
+			table_row(t, cli_jstr(it, "kind"), cli_jstr(it, "name"),
+				  json_is_string(json_object_get(it, "owner")) ? cli_jstr(it, "owner") : "MISSING",
 				  json_is_string(json_object_get(it, "validation"))
-					  ? jstr(it, "validation")
+					  ? cli_jstr(it, "validation")
 					  : "MISSING");
 		if (json_array_size(items))
 			table_print(t, stdout, "  ");
@@ -245,8 +240,8 @@ static void print_declared_findings(json_t *inv)
 	}
 	printf("\nFindings: %zu\n", json_array_size(findings));
 	json_array_foreach(findings, i, f)
-		printf("  %s: %s (fix: %s)\n", jstr(f, "subject"), jstr(f, "problem"),
-		       jstr(f, "fix"));
+		printf("  %s: %s (fix: %s)\n", cli_jstr(f, "subject"), cli_jstr(f, "problem"),
+		       cli_jstr(f, "fix"));
 }
 
 static void print_diff(json_t *diff, int have_prev)
@@ -260,8 +255,8 @@ static void print_diff(json_t *diff, int have_prev)
 	}
 	printf("\nChanges since the previous snapshot: %zu\n", json_array_size(diff));
 	json_array_foreach(diff, i, c)
-		printf("  %s %s %s: %s\n", jstr(c, "change"), jstr(c, "kind"),
-		       jstr(c, "subject"), jstr(c, "detail"));
+		printf("  %s %s %s: %s\n", cli_jstr(c, "change"), cli_jstr(c, "kind"),
+		       cli_jstr(c, "subject"), cli_jstr(c, "detail"));
 }
 
 /* Writes the snapshot and one fact per topic risk and per finding, all in
@@ -322,9 +317,8 @@ int cmd_inventory(cli_t *cli, int argc, char **argv)
 		{"sample", required_argument, NULL, 's'},
 		{NULL, 0, NULL, 0}};
 	km_inventory_opts_t iopts;
-	km_plan_t *plan = NULL;
-	km_kafka_t *k = NULL;
-	km_journal_t *jr = NULL;
+	km_plan_t *plan;
+	km_journal_t *jr;
 	json_t *inv = NULL, *prev = NULL, *diff = NULL;
 	int c, rc = 0, want_diff = 0;
 	int64_t snap_id = 0, v;
@@ -357,20 +351,19 @@ int cmd_inventory(cli_t *cli, int argc, char **argv)
 	if (optind < argc)
 		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
 
-	if ((rc = cli_load_plan(cli, &plan)) ||
-	    (rc = cli_check_journal(cli, plan)) ||
-	    (rc = cli_open_cluster(cli, plan, iopts.scope, KM_KAFKA_F_APIVERSIONS, &k)))
-		goto done;
-	if ((err = km_inventory_take(k, plan, &iopts, &inv, cli->errstr,
+	cli->needs |= strcmp(iopts.scope, "target") ? CLI_NEED_SOURCE : CLI_NEED_TARGET;
+	cli->kafka_flags = KM_KAFKA_F_APIVERSIONS;
+	if ((rc = cli_ready(cli)))
+		return rc;
+	plan = cli->plan;
+	if ((err = km_inventory_take(cli->ks ? cli->ks : cli->kt, plan, &iopts, &inv, cli->errstr,
 				     sizeof(cli->errstr)))) {
 		rc = cli_fail(cli, err);
 		goto done;
 	}
-	km_kafka_close(k);
-	k = NULL;
-
-	if ((rc = cli_open_journal(cli, plan, 1, &jr)))
+	if ((rc = cli_journal(cli)))
 		goto done;
+	jr = cli->jr;
 	err = km_journal_snapshot_get(jr, "inventory", iopts.scope, 0, &prev,
 				      NULL, cli->errstr, sizeof(cli->errstr));
 	if (err && err != KM_ERR_NOT_FOUND) {
@@ -398,11 +391,11 @@ int cmd_inventory(cli_t *cli, int argc, char **argv)
 		cli_print_json(out);
 		json_decref(out);
 	} else {
-		char *ctrl = jint(inv, "controller_id");
+		char *ctrl = int_str(inv, "controller_id");
 		printf("Inventory of the %s cluster %s (cluster id %s, controller %s)\n",
-		       iopts.scope, jstr(inv, "bootstrap"), jstr(inv, "cluster_id"), ctrl);
+		       iopts.scope, cli_jstr(inv, "bootstrap"), cli_jstr(inv, "cluster_id"), ctrl);
 		free(ctrl);
-		printf("Taken at %s for migration '%s'\n", jstr(inv, "taken_at"),
+		printf("Taken at %s for migration '%s'\n", cli_jstr(inv, "taken_at"),
 		       plan->migration);
 		print_brokers(inv, cli->verbose);
 		print_topics(inv, cli->verbose);
@@ -420,8 +413,5 @@ done:
 	json_decref(diff);
 	json_decref(prev);
 	json_decref(inv);
-	km_journal_close(jr);
-	km_kafka_close(k);
-	km_plan_destroy(plan);
 	return rc;
 }

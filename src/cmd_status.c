@@ -6,12 +6,6 @@
 
 #include "common.h"
 
-static const char *jstr(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "-";
-}
-
 static char *jtime(json_t *o, const char *k)
 {
 	char buf[40];
@@ -26,8 +20,8 @@ static char *jtime(json_t *o, const char *k)
 int cmd_status(cli_t *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {CLI_COMMON_OPTS, {NULL, 0, NULL, 0}};
-	km_plan_t *plan = NULL;
-	km_journal_t *jr = NULL;
+	km_plan_t *plan;
+	km_journal_t *jr;
 	json_t *sum = NULL, *r;
 	int c, rc;
 	size_t i;
@@ -39,9 +33,10 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 			return cli_usage(cli, "unknown option");
 	if (optind < argc)
 		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
-	if ((rc = cli_load_plan(cli, &plan)) ||
-	    (rc = cli_open_journal(cli, plan, 0, &jr)))
-		goto done;
+	if ((rc = cli_ready(cli)))
+		return rc;
+	plan = cli->plan;
+	jr = cli->jr;
 	if ((err = km_journal_summary(jr, &sum, cli->errstr, sizeof(cli->errstr)))) {
 		rc = cli_fail(cli, err);
 		goto done;
@@ -53,19 +48,19 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 	}
 	printf("Migration '%s', journal %s (schema %lld)\n", plan->migration,
 	       plan->journal,
-	       (long long)json_integer_value(json_object_get(sum, "schema_version")));
+	       cli_jint(sum, "schema_version"));
 	table_t *t = table_new(4, "COMMAND", "RUNS", "LAST RUN", "LAST EXIT");
 	json_array_foreach(json_object_get(sum, "commands"), i, r) {
 		char *when = jtime(r, "last_ms");
 		char runs[24], ex[24];
 		snprintf(runs, sizeof(runs), "%lld",
-			 (long long)json_integer_value(json_object_get(r, "runs")));
+			 cli_jint(r, "runs"));
 		if (json_is_integer(json_object_get(r, "last_exit")))
 			snprintf(ex, sizeof(ex), "%lld",
-				 (long long)json_integer_value(json_object_get(r, "last_exit")));
+				 cli_jint(r, "last_exit"));
 		else
 			snprintf(ex, sizeof(ex), "running or killed");
-		table_row(t, jstr(r, "command"), runs, when, ex);
+		table_row(t, cli_jstr(r, "command"), runs, when, ex);
 		free(when);
 	}
 	printf("\nCommands\n");
@@ -77,8 +72,8 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 		char *when = jtime(r, "last_ms");
 		char cnt[24];
 		snprintf(cnt, sizeof(cnt), "%lld",
-			 (long long)json_integer_value(json_object_get(r, "count")));
-		table_row(t, jstr(r, "kind"), jstr(r, "scope"), cnt, when);
+			 cli_jint(r, "count"));
+		table_row(t, cli_jstr(r, "kind"), cli_jstr(r, "scope"), cnt, when);
 		free(when);
 	}
 	printf("\nSnapshots\n");
@@ -89,8 +84,8 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 	json_array_foreach(json_object_get(sum, "facts"), i, r) {
 		char cnt[24];
 		snprintf(cnt, sizeof(cnt), "%lld",
-			 (long long)json_integer_value(json_object_get(r, "subjects")));
-		table_row(t, jstr(r, "kind"), jstr(r, "verdict"), cnt);
+			 cli_jint(r, "subjects"));
+		table_row(t, cli_jstr(r, "kind"), cli_jstr(r, "verdict"), cnt);
 	}
 	printf("\nFacts (latest per subject)\n");
 	table_print(t, stdout, "  ");
@@ -99,10 +94,8 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 	printf("\nOpen findings: %zu\n",
 	       json_array_size(json_object_get(sum, "open_findings")));
 	json_array_foreach(json_object_get(sum, "open_findings"), i, r)
-		printf("  %s  %s\n", jstr(r, "kind"), jstr(r, "subject"));
+		printf("  %s  %s\n", cli_jstr(r, "kind"), cli_jstr(r, "subject"));
 done:
 	json_decref(sum);
-	km_journal_close(jr);
-	km_plan_destroy(plan);
 	return rc;
 }

@@ -126,10 +126,10 @@ int cli_ready(cli_t *cli)
 	    (rc = cli_open_journal(cli, cli->plan, 0, &cli->jr)))
 		return rc;
 	if ((n & CLI_NEED_SOURCE) && !cli->ks &&
-	    (rc = cli_open_cluster(cli, cli->plan, "source", 0, &cli->ks)))
+	    (rc = cli_open_cluster(cli, cli->plan, "source", cli->kafka_flags, &cli->ks)))
 		return rc;
 	if ((n & CLI_NEED_TARGET) && !cli->kt &&
-	    (rc = cli_open_cluster(cli, cli->plan, "target", 0, &cli->kt)))
+	    (rc = cli_open_cluster(cli, cli->plan, "target", cli->kafka_flags, &cli->kt)))
 		return rc;
 	if ((n & CLI_NEED_STOP) && !(cli->ready & CLI_NEED_STOP)) {
 		cli_catch_stop(&saved_int, &saved_term);
