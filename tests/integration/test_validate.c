@@ -6,6 +6,12 @@
  *     gate and the per-partition facts are in the journal;
  *   - --sample 10 labels the verdict sampled, in the output and the journal;
  *   - a partition with nothing replicated is NO-GO;
+ *   - records the replicator copies while validate runs (after its
+ *     snapshot of the offset map) are not extra: validate GO with a
+ *     replicator and a producer running;
+ *   - a record written on the target after the last copied record (a
+ *     stray writer before cutover) is an extra record, NO-GO, though the
+ *     target partition ends with kmigrate's commit markers;
  *   - proof the check can fail: the test forges a broken copy -- it writes a
  *     source topic, a target topic and the offset-map runs itself -- with a
  *     changed value, a missing record, an extra record, a changed header, a
@@ -30,6 +36,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +69,8 @@ static json_t *validate(const char *plan, int *rcp, const char *a1, const char *
 	free(err);
 	return doc;
 }
+
+static bool has_shown(json_t *pj, const char *kind, int64_t so, int64_t to);
 
 static json_t *part_of(json_t *rep, const char *topic, int partition)
 {
@@ -312,6 +322,120 @@ static void test_nothing_replicated(void **state)
 	assert_string_equal(jstr(part_of(rep, V1, 0), "verdict"), "GO");
 	json_decref(rep);
 	free(plan);
+}
+
+/* ---- the target after the last copied record --------------------------------------- */
+
+typedef struct writer_s {
+	pthread_t th;
+	volatile int stop;
+	int64_t written;
+} writer_t;
+
+/* Produces to V1 at a few hundred records a second until stopped. */
+static void *writer_main(void *arg)
+{
+	writer_t *w = arg;
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	char key[32], val[64];
+	while (!w->stop) {
+		snprintf(key, sizeof(key), "k%lld", (long long)(w->written % 200));
+		snprintf(val, sizeof(val), "live-%lld", (long long)w->written);
+		tk_msg_t m = {.key = key, .value = val, .partition = (int)(w->written % 3)};
+		tk_produce(p, V1, &m);
+		w->written++;
+		if (w->written % 20 == 0)
+			tk_flush(p);
+		poll(NULL, 0, 3);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	return NULL;
+}
+
+/* Records copied after validate read its snapshot of the offset map land
+ * on the target after the last mapped record: they must not be called
+ * extra.  A replicator and a producer run during validate; the run is
+ * repeated until one of them read such records (so the case was really
+ * exercised), and every run must be GO. */
+static void test_copied_during_validate(void **state)
+{
+	writer_t w = {0};
+	int rc;
+	int64_t after = 0;
+	char *log = tk_write_file(tk_tmpdir("it-v1-live"), "replicate.log", "");
+	const char *argv[] = {tk_kmigrate(), "replicate", "-p", match_plan, NULL};
+	(void)state;
+
+	pid_t pid = tk_spawn(argv, log);
+	pthread_create(&w.th, NULL, writer_main, &w);
+	for (int k = 0; k < 6 && after == 0; k++) {
+		json_t *rep = validate(match_plan, &rc, NULL, NULL);
+		json_t *pj;
+		size_t i;
+		json_array_foreach(json_object_get(rep, "partitions"), i, pj) {
+			json_t *tail = json_object_get(pj, "target_tail");
+			if (!tail) {
+				char *d = json_dumps(pj, JSON_COMPACT);
+				fail_msg("no target_tail in the partition's report: %s", d);
+			}
+			after += jint(tail, "copied_after_snapshot");
+			if (jint(pj, "mismatches") || jint(tail, "extra")) {
+				char *d = json_dumps(pj, JSON_COMPACT);
+				fail_msg("records copied during validate called mismatches: %s", d);
+			}
+		}
+		assert_int_equal(rc, 0);
+		json_decref(rep);
+	}
+	w.stop = 1;
+	pthread_join(w.th, NULL);
+	kill(pid, SIGTERM);
+	assert_int_equal(tk_wait_exit(pid, 60000), 0);
+	fprintf(stderr, "live: %lld records produced, %lld copied after a snapshot seen\n",
+		(long long)w.written, (long long)after);
+	if (after == 0)
+		fail_msg("six validate runs never read a record copied after their snapshot: "
+			 "the case was not exercised");
+	tk_catch_up(match_plan, 120000, NULL);
+	free(log);
+}
+
+/* A stray writer on the target before cutover: one record produced into a
+ * replicated target partition after the last copied record (the partition
+ * ends with kmigrate's commit marker, and V2's target holds markers of
+ * every transaction).  It is an extra record, NO-GO, with its offset. */
+static void test_stray_record_after_tail(void **state)
+{
+	int rc;
+	(void)state;
+	int64_t before = tk_total_hwm(&tgt, V2);
+	json_t *rep = validate(match_plan, &rc, NULL, NULL);
+	assert_int_equal(rc, 0);
+	json_decref(rep);
+
+	/* The target's high watermark of V2[1] is the stray record's offset. */
+	int64_t lo, hi;
+	rd_kafka_t *pt = tk_producer(&tgt, NULL);
+	assert_int_equal(rd_kafka_query_watermark_offsets(pt, V2, 1, &lo, &hi, 10000), 0);
+	tk_msg_t m = {.key = "stray", .value = "written on the target", .partition = 1};
+	tk_produce(pt, V2, &m);
+	tk_flush(pt);
+	rd_kafka_destroy(pt);
+	assert_int_equal(tk_total_hwm(&tgt, V2), before + 1);
+
+	rep = validate(match_plan, &rc, NULL, NULL);
+	json_t *pj = part_of(rep, V2, 1);
+	char *dump = json_dumps(pj, JSON_COMPACT);
+	if (rc != 1 || strcmp(jstr(rep, "verdict"), "NO-GO") || jint(pj, "mismatches") != 1 ||
+	    !has_shown(pj, "extra", -1, hi))
+		fail_msg("a stray record at target offset %lld: exit %d, partition %s", (long long)hi,
+			 rc, dump);
+	free(dump);
+	assert_int_equal(jint(json_object_get(pj, "by_kind"), "extra"), 1);
+	assert_int_equal(jint(json_object_get(pj, "target_tail"), "extra"), 1);
+	assert_string_equal(jstr(part_of(rep, V2, 0), "verdict"), "GO");
+	json_decref(rep);
 }
 
 /* ---- forged broken copies ---------------------------------------------------------- */
@@ -609,6 +733,8 @@ int main(void)
 		cmocka_unit_test(test_match_after_replication),
 		cmocka_unit_test(test_sampled),
 		cmocka_unit_test(test_nothing_replicated),
+		cmocka_unit_test(test_copied_during_validate),
+		cmocka_unit_test(test_stray_record_after_tail),
 		cmocka_unit_test(test_compacted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
