@@ -341,6 +341,8 @@ typedef struct vrun_s {
 	int64_t last_done_ms; /* when the last partition was finished */
 	km_err_t err;     /* the first failure */
 	char errstr[512];
+	json_t *hidden;   /* design topics the source principal cannot see:
+			   * [{"topic", "error", "grant"}] */
 } vrun_t;
 
 typedef struct worker_s {
@@ -411,6 +413,7 @@ typedef struct stream_s {
 	rd_kafka_message_t *buf[BATCH];
 	int n, i;
 	bool done, eof, failed;
+	bool denied;        /* the principal may not read the topic */
 	int64_t eof_offset; /* where the end of the log was met */
 	int64_t last_data_ms;
 	side_t *side;
@@ -514,6 +517,10 @@ static rd_kafka_message_t *stream_peek(stream_t *s)
 						s->done = s->eof = true;
 						s->eof_offset = m->offset;
 					}
+				} else if (ours && e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+					/* This partition is not validated (NO-GO, with
+					 * the ACL to grant); the others go on. */
+					s->failed = s->denied = true;
 				} else if (ours && (e == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
 						    e == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
 						    e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
@@ -1368,6 +1375,15 @@ static void drain_consumer_queue(rd_kafka_t *rk)
 		rd_kafka_message_destroy(m);
 }
 
+/* The principal a cluster block authenticates as, for ACL advice. */
+static void principal(const km_plan_cluster_t *c, char *buf, size_t size)
+{
+	if (c->username)
+		snprintf(buf, size, "User:%s", c->username);
+	else
+		snprintf(buf, size, "the %s's principal", c->role);
+}
+
 /* Assigns the group's partitions of one side.  Their topics are made known
  * to the client and their leaders fetched first, in one Metadata request:
  * a partition of a topic the client only meets at assign waits for
@@ -1437,6 +1453,19 @@ static void read_group(worker_t *w, const int *idx, int n, bool large)
 			vpart_t *p = &v->parts[idx[i]];
 			int64_t t0 = km_mono_ms();
 			compare_partition(w, p, &ss[i], &ts[i]);
+			if (ss[i].denied || ts[i].denied) {
+				const km_plan_cluster_t *c =
+					ss[i].denied ? &v->plan->source : &v->plan->target;
+				char who[300];
+				principal(c, who, sizeof(who));
+				const char *tn = ss[i].denied ? p->topic : p->tgt_topic;
+				char *r = km_asprintf("not validated: %s may not read topic '%s' "
+						      "on the %s (grant READ on topic '%s' to %s)",
+						      who, tn, c->role, tn, who);
+				p->state = ST_NOT_VALIDATED;
+				snprintf(p->reason, sizeof(p->reason), "%s", r);
+				free(r);
+			}
 			p->elapsed_ms = km_mono_ms() - t0;
 			ktab_free(&w->tab);
 			flush_counts(w);
@@ -1787,6 +1816,85 @@ static int cmp_parts(const void *a, const void *b)
 	return c ? c : x->partition - y->partition;
 }
 
+/* The saved design's in-scope topics that the source's metadata left out.
+ * Kafka omits a topic its principal may not DESCRIBE from a metadata answer
+ * without a word, so each is asked for by name (DescribeTopics, which never
+ * creates a topic): not authorized means a missing ACL, unknown means the
+ * topic is gone.  Both are NO-GO, recorded in v->hidden. */
+static km_err_t check_hidden(vrun_t *v, km_kafka_t *ks, const struct rd_kafka_metadata *md,
+			     char *errstr, size_t errstr_size)
+{
+	const char **names = NULL;
+	size_t nn = 0, i, n;
+	json_t *t;
+	km_err_t err = KM_ERR_OK;
+	char who[300];
+
+	json_array_foreach(v->opts->expect_topics, i, t) {
+		const char *name = json_string_value(t);
+		bool seen = false;
+		if (!name || !km_plan_topic_in_scope(v->plan, name))
+			continue;
+		for (int k = 0; k < md->topic_cnt && !seen; k++)
+			seen = !strcmp(md->topics[k].topic, name);
+		if (!seen) {
+			names = km_realloc(names, (nn + 1) * sizeof(*names));
+			names[nn++] = name;
+		}
+	}
+	if (!nn)
+		return KM_ERR_OK;
+	principal(&v->plan->source, who, sizeof(who));
+	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(ks));
+	rd_kafka_event_t *ev = NULL;
+	rd_kafka_TopicCollection_t *tc = rd_kafka_TopicCollection_of_topic_names(names, nn);
+	rd_kafka_DescribeTopics(km_kafka_rk(ks), tc, NULL, q);
+	err = km_kafka_wait(ks, q, RD_KAFKA_EVENT_DESCRIBETOPICS_RESULT, KM_KAFKA_TIMEOUT_MS,
+			    "DescribeTopics", &ev, errstr, errstr_size);
+	if (!err) {
+		const rd_kafka_TopicDescription_t **td =
+			rd_kafka_DescribeTopics_result_topics(rd_kafka_event_DescribeTopics_result(ev), &n);
+		for (i = 0; i < nn; i++) {
+			const rd_kafka_error_t *e = NULL;
+			bool answered = false;
+			char *grant;
+			for (size_t j = 0; j < n; j++)
+				if (!strcmp(rd_kafka_TopicDescription_name(td[j]), names[i])) {
+					answered = true;
+					e = rd_kafka_TopicDescription_error(td[j]);
+				}
+			rd_kafka_resp_err_t code = e ? rd_kafka_error_code(e) : RD_KAFKA_RESP_ERR_NO_ERROR;
+			if (code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+				grant = km_asprintf("topic '%s' of the saved design does not exist on "
+						    "the source (deleted since `kmigrate plan`?)",
+						    names[i]);
+			else if (code == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED || !answered ||
+				 !code)
+				/* Visible by name but not in the listing, or not
+				 * answered at all: the listing is what validate
+				 * works from, so it is the same missing right. */
+				grant = km_asprintf("topic '%s' of the saved design is not visible to "
+						    "%s on the source: grant DESCRIBE and READ on "
+						    "topic '%s' to %s",
+						    names[i], who, names[i], who);
+			else
+				grant = km_asprintf("topic '%s' of the saved design cannot be "
+						    "described on the source: %s",
+						    names[i], rd_kafka_error_string(e));
+			json_array_append_new(v->hidden,
+					      json_pack("{s:s, s:s, s:s}", "topic", names[i], "error",
+							rd_kafka_err2name(code), "reason", grant));
+			free(grant);
+		}
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_TopicCollection_destroy(tc);
+	rd_kafka_queue_destroy(q);
+	free(names);
+	return err;
+}
+
 /* The in-scope source partitions, their target topics, and whether each
  * topic is compacted (DescribeConfigs on the source: the source's policy
  * decides, since it is the source that keeps compacting). */
@@ -1854,6 +1962,8 @@ static km_err_t discover(vrun_t *v, km_kafka_t *ks, km_kafka_t *kt, char *errstr
 		}
 		free(tname);
 	}
+	if (!err)
+		err = check_hidden(v, ks, md, errstr, errstr_size);
 
 	if (nres && !err) {
 		rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(ks));
@@ -1871,6 +1981,28 @@ static km_err_t discover(vrun_t *v, km_kafka_t *ks, km_kafka_t *kt, char *errstr
 			for (size_t i = 0; i < n && !err; i++) {
 				const char *tn = rd_kafka_ConfigResource_name(rs[i]);
 				bool compact = false, known = false;
+				if (rd_kafka_ConfigResource_error(rs[i]) ==
+				    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+					/* Unknown whether it is compacted: its
+					 * partitions are not validated (NO-GO), named
+					 * with the right to grant; the others go on. */
+					char who[300];
+					principal(&v->plan->source, who, sizeof(who));
+					char *r = km_asprintf(
+						"not validated: %s may not read the configs of topic "
+						"'%s' on the source, so whether it is compacted is "
+						"unknown (grant DESCRIBE_CONFIGS on topic '%s' to %s)",
+						who, tn, tn, who);
+					for (int k = 0; k < v->nparts; k++)
+						if (!strcmp(v->parts[k].topic, tn) &&
+						    v->parts[k].state == ST_PENDING) {
+							v->parts[k].state = ST_NOT_VALIDATED;
+							snprintf(v->parts[k].reason,
+								 sizeof(v->parts[k].reason), "%s", r);
+						}
+					free(r);
+					continue;
+				}
 				if (rd_kafka_ConfigResource_error(rs[i])) {
 					err = km_kafka_err(ks, rd_kafka_ConfigResource_error(rs[i]),
 							   "DescribeConfigs",
@@ -2073,7 +2205,11 @@ static json_t *report(const vrun_t *v, int64_t data_ms, int64_t total_ms)
 			 (long long)mismatches, (long long)max);
 		json_array_insert_new(no_go, 0, json_string(buf));
 	}
-	if (v->nparts == 0)
+	json_t *h;
+	size_t hi;
+	json_array_foreach(v->hidden, hi, h)
+		json_array_append(no_go, json_object_get(h, "reason"));
+	if (v->nparts == 0 && !json_array_size(v->hidden))
 		json_array_append_new(no_go, json_string("no source partition is in scope"));
 	const char *verdict = json_array_size(no_go) ? "NO-GO" : "GO";
 	if (v->sampled)
@@ -2098,6 +2234,7 @@ static json_t *report(const vrun_t *v, int64_t data_ms, int64_t total_ms)
 			  (json_int_t)bytes, "data_ms", (json_int_t)data_ms, "total_ms",
 			  (json_int_t)total_ms, "records_per_sec", (double)records / secs,
 			  "mb_per_sec", (double)bytes / secs / 1e6));
+	json_object_set_new(rep, "topics_not_visible", json_incref(v->hidden));
 	json_object_set_new(rep, "partitions", parts);
 	return rep;
 }
@@ -2114,6 +2251,7 @@ km_err_t km_validate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	*reportp = NULL;
 	memset(&v, 0, sizeof(v));
 	pthread_mutex_init(&v.lock, NULL);
+	v.hidden = json_array();
 	v.plan = plan;
 	v.src = src;
 	v.tgt = tgt;
@@ -2164,6 +2302,7 @@ done:
 		km_offmap_clear(&v.parts[i].map);
 	}
 	free(v.parts);
+	json_decref(v.hidden);
 	pthread_mutex_destroy(&v.lock);
 	return err;
 }

@@ -46,7 +46,11 @@
  * The verdict is GO only when every partition was validated, the mismatches
  * are within the plan's gates.max_mismatches and no ordering rule is broken;
  * a partition with nothing replicated yet, or one that could not be validated
- * completely, is NO-GO (unknown is never a pass).  A sampled run digests only
+ * completely, is NO-GO (unknown is never a pass).  So is a topic of the saved
+ * design that the source principal cannot see (Kafka leaves topics without
+ * DESCRIBE out of the metadata silently): it is asked for by name
+ * (DescribeTopics) and named with the ACL to grant; a partition the
+ * principal may not READ is "not validated" with the same advice.  A sampled run digests only
  * records whose source offset hashes below the sample percentage and says so
  * in its report.
  *
@@ -124,6 +128,12 @@ typedef struct km_validate_opts_s {
 	int max_shown;     /* mismatches listed per partition (default 10) */
 	int workers;       /* 0 = min(partitions, KM_VALIDATE_MAX_WORKERS) */
 	volatile sig_atomic_t *stop; /* set by a signal handler: stop early */
+	/* Source topics that must be validated whatever the source principal
+	 * can see: the saved design's (the command reads them from the
+	 * journal), borrowed JSON array of names, NULL when there is no saved
+	 * design.  One that is in the plan's scope and missing from the
+	 * source's metadata is NO-GO, named with the permission to grant. */
+	const json_t *expect_topics;
 	void (*progress_cb)(void *opaque, const km_validate_progress_t *p);
 	void *opaque;
 } km_validate_opts_t;

@@ -6,6 +6,10 @@
  *     gate and the per-partition facts are in the journal;
  *   - --sample 10 labels the verdict sampled, in the output and the journal;
  *   - a partition with nothing replicated is NO-GO;
+ *   - a topic of the saved design that the source principal cannot see
+ *     (alice on the SASL_SSL cluster, no ACL) is NO-GO naming the topic and
+ *     the ACL to grant; with DESCRIBE but no READ the partition is "not
+ *     validated", naming READ;
  *   - records the replicator copies while validate runs (after its
  *     snapshot of the offset map) are not extra: validate GO with a
  *     replicator and a producer running;
@@ -438,6 +442,98 @@ static void test_stray_record_after_tail(void **state)
 	json_decref(rep);
 }
 
+/* ---- what the source principal cannot see -------------------------------------------- */
+
+/* A plan on the SASL_SSL cluster as `user` (password in KM_IT_VS_PW). */
+static void write_secure_plan(const char *path, const tk_cluster_t *sec, const char *mig,
+			      const char *topic, const char *user)
+{
+	char text[2048], *dir = strdup(path);
+	*strrchr(dir, '/') = '\0';
+	snprintf(text, sizeof(text),
+		 "migration: %s\nsource:\n  bootstrap: %s\n  security_protocol: sasl_ssl\n"
+		 "  sasl_mechanism: SCRAM-SHA-512\n  username: %s\n  password_env: KM_IT_VS_PW\n"
+		 "  ssl_ca: %s\ntarget:\n  bootstrap: %s\ntopics:\n  include: [\"^%s$\"]\n",
+		 mig, sec->bootstrap, user, getenv("KM_TEST_SECURE_CA"), tgt.bootstrap, topic);
+	free(tk_write_file(dir, "migration.yaml", text));
+	free(dir);
+}
+
+static bool no_go_has(json_t *rep, const char *a, const char *b)
+{
+	json_t *m;
+	size_t i;
+	json_array_foreach(json_object_get(rep, "no_go"), i, m)
+		if (strstr(json_string_value(m), a) && strstr(json_string_value(m), b))
+			return true;
+	return false;
+}
+
+static void test_source_topic_not_visible(void **state)
+{
+	tk_cluster_t sec;
+	char topic[64], mig[64], want[300];
+	int rc;
+	(void)state;
+
+	tk_cluster_from_env(&sec, "KM_TEST_SECURE");
+	snprintf(topic, sizeof(topic), "vs-%d.hidden", (int)getpid());
+	snprintf(mig, sizeof(mig), "it-vs-%d", (int)getpid());
+	tk_create_topic(&sec, topic, 1, NULL);
+	rd_kafka_t *p = tk_producer(&sec, NULL);
+	tk_msg_t m = {.key = "k", .value = "v", .partition = 0};
+	tk_produce(p, topic, &m);
+	tk_flush(p);
+	rd_kafka_destroy(p);
+
+	/* The design is saved by an administrator ... */
+	char *plan = tk_write_file(tk_tmpdir("it-vs"), "migration.yaml", "");
+	setenv("KM_IT_VS_PW", getenv("KM_TEST_SECURE_PASSWORD"), 1);
+	write_secure_plan(plan, &sec, mig, topic, getenv("KM_TEST_SECURE_USER"));
+	/* Exit 1: the SCRAM users and quotas are manual items. */
+	tk_km(plan, "plan", NULL, NULL, 1, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+
+	/* ... and validate runs as alice, who has no ACL: Kafka leaves the
+	 * topic out of her metadata without a word. */
+	setenv("KM_IT_VS_PW", "alice-secret", 1);
+	write_secure_plan(plan, &sec, mig, topic, "alice");
+	json_t *rep = validate(plan, &rc, NULL, NULL);
+	char *dump = json_dumps(json_object_get(rep, "no_go"), JSON_COMPACT);
+	snprintf(want, sizeof(want), "grant DESCRIBE and READ on topic '%s' to User:alice", topic);
+	if (rc != 1 || !no_go_has(rep, want, "not visible"))
+		fail_msg("a design topic alice cannot see: exit %d, no_go %s", rc, dump);
+	free(dump);
+	json_t *hidden = json_array_get(json_object_get(rep, "topics_not_visible"), 0);
+	assert_string_equal(jstr(hidden, "topic"), topic);
+	assert_string_equal(jstr(hidden, "error"), "TOPIC_AUTHORIZATION_FAILED");
+	json_decref(rep);
+
+	/* Each missing right in turn: the partition is seen, and not
+	 * validated, with the right named. */
+	static const struct {
+		rd_kafka_AclOperation_t grant;
+		const char *want;
+	} steps[] = {{RD_KAFKA_ACL_OPERATION_DESCRIBE, "DESCRIBE_CONFIGS"},
+		     {RD_KAFKA_ACL_OPERATION_DESCRIBE_CONFIGS, "READ"}};
+	for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		tk_acl(&sec, RD_KAFKA_RESOURCE_TOPIC, topic, RD_KAFKA_RESOURCE_PATTERN_LITERAL,
+		       "User:alice", "*", steps[k].grant, RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW);
+		rep = validate(plan, &rc, NULL, NULL);
+		json_t *pj = part_of(rep, topic, 0);
+		snprintf(want, sizeof(want), "grant %s on topic '%s' to User:alice", steps[k].want,
+			 topic);
+		dump = json_dumps(pj, JSON_COMPACT);
+		if (rc != 1 || strcmp(jstr(pj, "state"), "not validated") ||
+		    !strstr(jstr(pj, "reason"), want))
+			fail_msg("alice without %s: exit %d, %s", steps[k].want, rc, dump);
+		free(dump);
+		assert_int_equal(json_array_size(json_object_get(rep, "topics_not_visible")), 0);
+		json_decref(rep);
+	}
+	free(plan);
+}
+
 /* ---- forged broken copies ---------------------------------------------------------- */
 
 /* The replication state of a forged migration: tasks and offsetmap with one
@@ -735,6 +831,7 @@ int main(void)
 		cmocka_unit_test(test_nothing_replicated),
 		cmocka_unit_test(test_copied_during_validate),
 		cmocka_unit_test(test_stray_record_after_tail),
+		cmocka_unit_test(test_source_topic_not_visible),
 		cmocka_unit_test(test_compacted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
