@@ -249,6 +249,12 @@ typedef struct vpart_s {
 	int ntail_keys;
 	bool tail_read;
 	int64_t tail_records, tail_after, tail_extra, tail_end;
+	/* Records of aborted transactions on the target (see count_aborted). */
+	int64_t *hole_vis; /* [map.cnt]: visible records in no run just before
+			    * run i, read read_committed; NULL while none */
+	int64_t aborted;
+	int aborted_reads;
+	bool aborted_counted;
 } vpart_t;
 
 /* ---- a bounded key table --------------------------------------------------------- */
@@ -352,6 +358,8 @@ typedef struct worker_s {
 	 * [0] for groups of small partitions (1 MB of prefetch per partition),
 	 * [1] for large partitions read alone (32 MB), made when first needed. */
 	rd_kafka_t *cs[2], *ct[2];
+	rd_kafka_t *cu; /* target, read_uncommitted: aborted records, made when
+			 * first needed */
 	ktab_t tab;
 	int64_t records, bytes; /* not yet added to the run's totals */
 } worker_t;
@@ -921,6 +929,17 @@ static bool map_tgt(const km_offmap_t *m, size_t *rc, int64_t t, int64_t *op)
 	return false;
 }
 
+/* A visible target record in no run, just before run i (i = map.cnt: after
+ * the last, which the tail counts itself). */
+static void hole_seen(vpart_t *p, size_t i)
+{
+	if (i >= p->map.cnt)
+		return;
+	if (!p->hole_vis)
+		p->hole_vis = km_calloc(p->map.cnt, sizeof(*p->hole_vis));
+	p->hole_vis[i]++;
+}
+
 /* A target record before the compared range (the target's log start is
  * read from, not only the first copied record): a mapped one is a copy
  * whose source record expired, not compared; any other one is foreign. */
@@ -934,6 +953,7 @@ static void head_record(vrun_t *v, vpart_t *p, stream_t *ts, size_t *rt)
 		stream_skip(ts);
 		return;
 	}
+	hole_seen(p, *rt);
 	key_preview(mt, key, sizeof(key));
 	mismatch(v, p, K_EXTRA, -1, mt->offset, 0, key,
 		 "written on the target before the compared copies: not a copy of a source "
@@ -979,6 +999,7 @@ static void compare_sequence(worker_t *w, vpart_t *p, stream_t *ss, stream_t *ts
 		if (mt) {
 			t = mt->offset;
 			if (!map_tgt(&p->map, &rt, t, &os)) {
+				hole_seen(p, rt);
 				key_preview(mt, key, sizeof(key));
 				mismatch(v, p, K_EXTRA, -1, t, 0, key,
 					 "in no run of the offset map: not a copy of a source record");
@@ -1053,6 +1074,9 @@ static bool latest_read(worker_t *w, vpart_t *p, stream_t *s, bool source)
 			head_record(w->v, p, s, &rt);
 			continue;
 		}
+		int64_t os_;
+		if (!source && !map_tgt(&p->map, &rt, m->offset, &os_))
+			hole_seen(p, rt);
 		/* A sampled run keeps whole keys: sampling records would
 		 * make an older record look like the latest. */
 		if (sampled(w->v, kh)) {
@@ -1308,7 +1332,7 @@ static void fast_endpoint(const km_kafka_endpoint_t *ep, km_kafka_endpoint_t *ou
 	*propsp = props;
 }
 
-static rd_kafka_t *consumer(vrun_t *v, const km_kafka_endpoint_t *ep, bool large)
+static rd_kafka_t *consumer(vrun_t *v, const km_kafka_endpoint_t *ep, bool large, bool committed)
 {
 	char group[300], errbuf[512];
 	/* read_committed on both sides: aborted records were never copied.
@@ -1322,7 +1346,8 @@ static rd_kafka_t *consumer(vrun_t *v, const km_kafka_endpoint_t *ep, bool large
 	 * read to its end, which costs one empty fetch. */
 	const char *props[] = {"group.id", group, "enable.auto.commit", "false",
 			       "enable.auto.offset.store", "false", "isolation.level",
-			       "read_committed", "enable.partition.eof", "true", "auto.offset.reset",
+			       committed ? "read_committed" : "read_uncommitted",
+			       "enable.partition.eof", "true", "auto.offset.reset",
 			       "error", "fetch.max.bytes", "52428800", "max.partition.fetch.bytes",
 			       "1048576", "queued.max.messages.kbytes",
 			       large ? "32768" : "1024", "fetch.wait.max.ms", "10", NULL};
@@ -1415,6 +1440,71 @@ static bool assign(vrun_t *v, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *t
 	return !rerr;
 }
 
+/* Records of [a, b) on the target read read_uncommitted, less `visible`
+ * (those read read_committed there): the records of aborted transactions.
+ * @returns false on failure (the run's error is set). */
+static bool aborted_in(worker_t *w, vpart_t *p, int64_t a, int64_t b, int64_t visible)
+{
+	vrun_t *v = w->v;
+	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+	side_t scratch = {0};
+	stream_t s;
+	int64_t n = 0;
+	bool ok;
+
+	if (!w->cu && !(w->cu = consumer(v, v->tgt, false, false))) {
+		rd_kafka_topic_partition_list_destroy(tp);
+		return false;
+	}
+	rd_kafka_topic_partition_list_add(tp, p->tgt_topic, p->partition)->offset = a;
+	ok = stream_init(w, &s, w->cu, false, p->tgt_topic, p->partition, a, b, &scratch) &&
+	     assign(v, w->cu, tp, "target");
+	while (ok && stream_peek(&s)) {
+		n++;
+		stream_skip(&s);
+	}
+	ok = ok && !s.failed;
+	rd_kafka_assign(w->cu, NULL);
+	stream_close(&s);
+	rd_kafka_topic_partition_list_destroy(tp);
+	if (ok) {
+		p->aborted += n - visible;
+		p->aborted_reads++;
+	}
+	return ok;
+}
+
+/* aborted_on_target: target records of aborted transactions (kmigrate's,
+ * or anyone's), invisible read_committed.  Only the stretches that can hold
+ * one are read again, read_uncommitted: a stretch of target offsets in no
+ * run (before the first run, between two runs, the tail to the end read)
+ * holds transaction markers, aborted records and visible foreign records.
+ * Between two runs of kmigrate's sits its commit marker; an aborted
+ * transaction adds at least a record and its abort marker.  So a stretch
+ * with at most one offset besides its visible records holds no aborted
+ * record, and is not read: after a clean replication nothing is. */
+static bool count_aborted(worker_t *w, vpart_t *p)
+{
+	const km_offmap_t *m = &p->map;
+
+	if (m->cnt) {
+		for (size_t i = 0; i < m->cnt; i++) {
+			int64_t a = i ? m->runs[i - 1].tgt_first + m->runs[i - 1].count : p->tlo;
+			int64_t b = m->runs[i].tgt_first;
+			int64_t vis = p->hole_vis ? p->hole_vis[i] : 0;
+			if (a < p->tlo)
+				continue; /* deleted by retention: nothing to read */
+			if (b - a - vis >= 2 && !aborted_in(w, p, a, b, vis))
+				return false;
+		}
+	}
+	if (p->tail_read && p->tail_end >= 0 && p->tail_end - p->tail_from - p->tail_records >= 2 &&
+	    !aborted_in(w, p, p->tail_from, p->tail_end, p->tail_records))
+		return false;
+	p->aborted_counted = true;
+	return true;
+}
+
 /* Reads and compares a group of partitions: each side's partitions are
  * assigned at once (their fetches share requests, their ends are found in
  * the same round trips), each read through its own queue, compared one
@@ -1428,8 +1518,8 @@ static void read_group(worker_t *w, const int *idx, int n, bool large)
 	rd_kafka_topic_partition_list_t *lt = rd_kafka_topic_partition_list_new(n);
 	bool ok = true;
 
-	if ((!w->cs[k] && !(w->cs[k] = consumer(v, v->src, large))) ||
-	    (!w->ct[k] && !(w->ct[k] = consumer(v, v->tgt, large))))
+	if ((!w->cs[k] && !(w->cs[k] = consumer(v, v->src, large, true))) ||
+	    (!w->ct[k] && !(w->ct[k] = consumer(v, v->tgt, large, true))))
 		ok = false;
 	for (int i = 0; i < n; i++) {
 		vpart_t *p = &v->parts[idx[i]];
@@ -1453,6 +1543,9 @@ static void read_group(worker_t *w, const int *idx, int n, bool large)
 			vpart_t *p = &v->parts[idx[i]];
 			int64_t t0 = km_mono_ms();
 			compare_partition(w, p, &ss[i], &ts[i]);
+			if ((p->state == ST_VALIDATED || p->state == ST_PENDING) && p->tail_read &&
+			    !count_aborted(w, p))
+				break;
 			if (ss[i].denied || ts[i].denied) {
 				const km_plan_cluster_t *c =
 					ss[i].denied ? &v->plan->source : &v->plan->target;
@@ -1542,6 +1635,8 @@ static void *data_worker(void *arg)
 		read_group(w, idx, n, large);
 	/* Partitions were assigned, never subscribed, and nothing was
 	 * committed: there is no group membership to leave. */
+	if (w->cu)
+		rd_kafka_destroy_flags(w->cu, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	for (int k = 0; k < 2; k++) {
 		if (w->cs[k])
 			rd_kafka_destroy_flags(w->cs[k], RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
@@ -2101,6 +2196,9 @@ static json_t *part_json(const vrun_t *v, const vpart_t *p)
 			  "mapped_records", (json_int_t)km_offmap_records(&p->map),
 			  "source_high_watermark", off_json(p->src_hwm)));
 	json_object_set_new(o, "expired", json_integer((json_int_t)p->expired));
+	json_object_set_new(o, "aborted_on_target",
+			    p->aborted_counted ? json_integer((json_int_t)p->aborted) : json_null());
+	json_object_set_new(o, "aborted_ranges_read", json_integer(p->aborted_reads));
 	json_object_set_new(
 		o, "target_tail",
 		json_pack("{s:b, s:o, s:o, s:I, s:I, s:I}", "read", p->tail_read, "from",
@@ -2299,6 +2397,7 @@ done:
 		free(v.parts[i].shown);
 		free(v.parts[i].tail);
 		free(v.parts[i].tail_keys);
+		free(v.parts[i].hole_vis);
 		km_offmap_clear(&v.parts[i].map);
 	}
 	free(v.parts);

@@ -43,6 +43,12 @@
  *     re-read has its run in it if the replicator wrote it.  Records
  *     committed on the target after a tail was read are the next run's.
  *
+ * Records of aborted transactions on the target are counted per partition
+ * ("aborted_on_target") by reading read_uncommitted only the stretches of
+ * target offsets in no run that have room for one (more than one offset
+ * besides the visible records there: a commit marker takes one); after a
+ * clean replication nothing is read again.
+ *
  * The verdict is GO only when every partition was validated, the mismatches
  * are within the plan's gates.max_mismatches and no ordering rule is broken;
  * a partition with nothing replicated yet, or one that could not be validated

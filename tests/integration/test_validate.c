@@ -21,6 +21,9 @@
  *     changed value, a missing record, an extra record, a changed header, a
  *     swapped pair and a changed timestamp; each is reported with its kind
  *     and both offsets, the swapped pair breaks the per-key ordering, exit 1;
+ *   - records of aborted transactions on the target (between two runs, and
+ *     after the last) are counted per partition as aborted_on_target, and
+ *     are not mismatches;
  *   - a compacted topic matches after replication even once the source
  *     compacted further behind the snapshot, and a forged latest-value
  *     difference in a compacted pair is detected.
@@ -683,6 +686,68 @@ static void test_detects_forged_differences(void **state)
 	free(plan);
 }
 
+/* Target: a committed transaction (t0, t1, marker t2), an aborted one (t3,
+ * t4, marker t5), a committed one (t6, t7, marker t8), an aborted one after
+ * the last copied record (t9, t10, marker t11).  Runs (s0 -> t0, 2) and
+ * (s2 -> t6, 2).  The copy matches; four aborted records are counted. */
+static void test_aborted_on_target(void **state)
+{
+	char mig[64], inc[300], topic[64], txn[64];
+	int rc;
+	(void)state;
+
+	snprintf(mig, sizeof(mig), "it-va-%d", (int)getpid());
+	snprintf(topic, sizeof(topic), "va-%d.aborted", (int)getpid());
+	snprintf(txn, sizeof(txn), "it-va-%d", (int)getpid());
+	forge_state(mig);
+	tk_create_topic(&src, topic, 1, NULL);
+	tk_create_topic(&tgt, topic, 1, NULL);
+	rd_kafka_t *ps = tk_producer(&src, NULL), *pt = tk_producer(&tgt, txn);
+	rec_t r[4] = {{"a", "1", "x", 1000}, {"b", "2", "x", 1001}, {"c", "3", "x", 1002},
+		      {"d", "4", "x", 1003}};
+	for (int i = 0; i < 4; i++)
+		put(ps, topic, &r[i]);
+	for (int t = 0; t < 4; t++) {
+		rd_kafka_error_t *e = rd_kafka_begin_transaction(pt);
+		if (e)
+			fail_msg("begin: %s", rd_kafka_error_string(e));
+		rec_t junk[2] = {{"junk", "aborted", "x", 5}, {"junk", "aborted", "x", 6}};
+		for (int i = 0; i < 2; i++)
+			put(pt, topic, t % 2 ? &junk[i] : &r[t + i]);
+		e = t % 2 ? rd_kafka_abort_transaction(pt, 30000) : rd_kafka_commit_transaction(pt, 30000);
+		if (e)
+			fail_msg("end: %s", rd_kafka_error_string(e));
+	}
+	rd_kafka_destroy(pt);
+	rd_kafka_destroy(ps);
+	pt = tk_producer(&tgt, NULL);
+	forge_run(pt, mig, topic, 0, 0, 0, 2);
+	forge_run(pt, mig, topic, 0, 2, 6, 2);
+	tk_flush(pt);
+	rd_kafka_destroy(pt);
+
+	snprintf(inc, sizeof(inc), "\"^%s$\"", topic);
+	char *plan = tk_plan(&src, &tgt, "it-va", mig, inc, NULL);
+	json_t *rep = validate(plan, &rc, NULL, NULL);
+	json_t *pj = part_of(rep, topic, 0);
+	char *dump = json_dumps(pj, JSON_COMPACT);
+	if (rc != 0 || !json_is_integer(json_object_get(pj, "aborted_on_target")) ||
+	    jint(pj, "aborted_on_target") != 4 || jint(pj, "aborted_ranges_read") != 2)
+		fail_msg("4 aborted records on the target: exit %d, %s", rc, dump);
+	free(dump);
+	assert_int_equal(jint(pj, "mismatches"), 0);
+	assert_int_equal(jint(json_object_get(pj, "target_tail"), "records"), 0);
+	json_decref(rep);
+
+	/* The replication of V1 had no aborted transaction: nothing re-read. */
+	rep = validate(match_plan, &rc, NULL, NULL);
+	pj = part_of(rep, V1, 0);
+	assert_int_equal(jint(pj, "aborted_on_target"), 0);
+	assert_int_equal(jint(pj, "aborted_ranges_read"), 0);
+	json_decref(rep);
+	free(plan);
+}
+
 /* ---- compacted topics --------------------------------------------------------------- */
 
 /* Whether the source still holds a record of key below offset `below`. */
@@ -832,6 +897,7 @@ int main(void)
 		cmocka_unit_test(test_copied_during_validate),
 		cmocka_unit_test(test_stray_record_after_tail),
 		cmocka_unit_test(test_source_topic_not_visible),
+		cmocka_unit_test(test_aborted_on_target),
 		cmocka_unit_test(test_compacted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
