@@ -531,20 +531,27 @@ static rd_kafka_message_t *stream_peek(stream_t *s)
 					s->failed = s->denied = true;
 				} else if (ours && (e == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
 						    e == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
-						    e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-						    e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)) {
-					vfail(v,
-					      e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
-						      ? KM_ERR_AUTHZ
-						      : KM_ERR_KAFKA,
-					      "reading '%s'[%d] on the %s: %s%s", s->topic, s->partition,
-					      s->role, rd_kafka_message_errstr(m),
-					      e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
-						      ? " (grant READ on the topic)"
-						      : e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
-							? ""
-							: " (records were deleted by retention while "
-							  "validate read them: run it again)");
+						    e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)) {
+					vfail(v, KM_ERR_KAFKA, "reading '%s'[%d] on the %s: %s%s",
+					      s->topic, s->partition, s->role, rd_kafka_message_errstr(m),
+					      e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+						      ? ""
+						      : " (records were deleted by retention while "
+							"validate read them: run it again)");
+					s->failed = true;
+				} else if (ours && (e == RD_KAFKA_RESP_ERR__BAD_MSG ||
+						    e == RD_KAFKA_RESP_ERR__BAD_COMPRESSION ||
+						    e == RD_KAFKA_RESP_ERR__UNDERFLOW ||
+						    e == RD_KAFKA_RESP_ERR_INVALID_MSG ||
+						    e == RD_KAFKA_RESP_ERR_INVALID_RECORD ||
+						    e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)) {
+					/* A record that cannot be parsed cannot be
+					 * vouched for: never skipped. */
+					vfail(v, KM_ERR_KAFKA,
+					      "a record of '%s'[%d] on the %s at offset %lld cannot be "
+					      "read: %s (validation cannot vouch for it)",
+					      s->topic, s->partition, s->role, (long long)m->offset,
+					      rd_kafka_message_errstr(m));
 					s->failed = true;
 				}
 				/* Other errors are transient: librdkafka retries. */

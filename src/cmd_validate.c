@@ -141,6 +141,16 @@ static void print_report(json_t *rep)
 			km_sb_puts(&d, cli_jstr(p, "state"));
 		if (jint(p, "expired"))
 			km_sb_printf(&d, "; %lld expired records not compared", jint(p, "expired"));
+		json_t *tail = json_object_get(p, "target_tail");
+		if (jint(tail, "extra"))
+			km_sb_printf(&d, "; %lld records written on the target after the copy",
+				     jint(tail, "extra"));
+		if (jint(tail, "copied_after_snapshot"))
+			km_sb_printf(&d, "; %lld copied after the snapshot (not compared)",
+				     jint(tail, "copied_after_snapshot"));
+		if (jint(p, "aborted_on_target"))
+			km_sb_printf(&d, "; %lld records of aborted transactions on the target",
+				     jint(p, "aborted_on_target"));
 		if (jint(p, "superseded_after_snapshot"))
 			km_sb_printf(&d, "; %lld keys rewritten after the snapshot",
 				     jint(p, "superseded_after_snapshot"));
