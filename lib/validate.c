@@ -20,6 +20,17 @@
 
 #define BATCH 1024
 #define IDLE_TIMEOUT_MS 60000
+/* A partition whose ranges hold at most SMALL_RECORDS records on both
+ * sides together is read in a group of up to GROUP_PARTS partitions
+ * assigned at once, each through its own partition queue: their fetches and
+ * their end-of-partition round trips overlap instead of queueing one after
+ * the other.  Larger partitions are read one at a time. */
+#define SMALL_RECORDS 4096
+#define GROUP_PARTS 32
+/* How long validate waits for a transaction open on the offset map to end
+ * before it re-reads the map (replicate's transaction.timeout.ms is 60 s,
+ * after which the coordinator aborts a dead replicator's transaction). */
+#define OFFMAP_SETTLE_MS 90000
 #define SAMPLE_SEED 0x73616d706c65ull /* "sample" */
 #define MAX_TABLE_SLOTS (2u * KM_VALIDATE_MAX_KEYS)
 #define MAX_ORDER_EXAMPLES 3
@@ -188,6 +199,16 @@ typedef enum {
 static const char *const state_names[] = {"pending", "validated", "empty", "nothing replicated",
 					  "not validated"};
 
+/* Consecutive visible target offsets [first, first + count). */
+typedef struct trange_s {
+	int64_t first, count;
+} trange_t;
+
+typedef struct tkey_s {
+	int64_t off;
+	char key[64];
+} tkey_t;
+
 typedef struct vpart_s {
 	char *topic, *tgt_topic;
 	int partition;
@@ -214,6 +235,26 @@ typedef struct vpart_s {
 	/* Compacted topics. */
 	int64_t keys, superseded;
 	int64_t elapsed_ms;
+	/* What to read, decided from the watermarks before any worker runs. */
+	int64_t slo, shi, tlo;
+	int64_t rd_s_from, rd_s_to; /* source records [from, to); none when from >= to */
+	int64_t rd_t_from;          /* target records from here to the end; -1 none */
+	int64_t tail_from;          /* target records at or after it form the tail */
+	/* The target's tail: visible records past the last copied one, read
+	 * read_committed to the end (the last stable offset), as ranges of
+	 * consecutive offsets, classified against the re-read offset map. */
+	trange_t *tail;
+	size_t ntail, cap_tail;
+	tkey_t *tail_keys; /* the first opts->max_shown tail records' keys */
+	int ntail_keys;
+	bool tail_read;
+	int64_t tail_records, tail_after, tail_extra, tail_end;
+	/* Records of aborted transactions on the target (see count_aborted). */
+	int64_t *hole_vis; /* [map.cnt]: visible records in no run just before
+			    * run i, read read_committed; NULL while none */
+	int64_t aborted;
+	int aborted_reads;
+	bool aborted_counted;
 } vpart_t;
 
 /* ---- a bounded key table --------------------------------------------------------- */
@@ -306,12 +347,19 @@ typedef struct vrun_s {
 	int64_t last_done_ms; /* when the last partition was finished */
 	km_err_t err;     /* the first failure */
 	char errstr[512];
+	json_t *hidden;   /* design topics the source principal cannot see:
+			   * [{"topic", "error", "grant"}] */
 } vrun_t;
 
 typedef struct worker_s {
 	vrun_t *v;
 	pthread_t th;
-	rd_kafka_t *cs, *ct; /* consumers of the source and the target */
+	/* Consumers of the source and the target, made once per worker:
+	 * [0] for groups of small partitions (1 MB of prefetch per partition),
+	 * [1] for large partitions read alone (32 MB), made when first needed. */
+	rd_kafka_t *cs[2], *ct[2];
+	rd_kafka_t *cu; /* target, read_uncommitted: aborted records, made when
+			 * first needed */
 	ktab_t tab;
 	int64_t records, bytes; /* not yet added to the run's totals */
 } worker_t;
@@ -357,20 +405,24 @@ static inline bool sampled(const vrun_t *v, uint64_t x)
 
 /* ---- streaming one partition range ------------------------------------------------ */
 
-/* Reads [start, end) of one partition through a worker's consumer, a batch
- * at a time.  Only the current batch is held: a partition is never in
- * memory whole. */
+/* Reads records [start, end) of one partition from its own partition queue
+ * (rd_kafka_queue_get_partition, unforwarded from the consumer queue), a
+ * batch at a time.  Only the current batch is held: a partition is never in
+ * memory whole.  The partition is assigned by the group it belongs to
+ * (read_group), many at once; a stream only reads. */
 typedef struct stream_s {
 	worker_t *w;
 	rd_kafka_t *rk;
-	rd_kafka_queue_t *q;
-	const char *role; /* "source" / "target" */
+	rd_kafka_queue_t *q; /* the partition's queue: one reference, owned */
+	const char *role;    /* "source" / "target" */
 	const char *topic;
 	int partition;
 	int64_t start, end;
 	rd_kafka_message_t *buf[BATCH];
 	int n, i;
-	bool done, assigned, failed;
+	bool done, eof, failed;
+	bool denied;        /* the principal may not read the topic */
+	int64_t eof_offset; /* where the end of the log was met */
 	int64_t last_data_ms;
 	side_t *side;
 } stream_t;
@@ -382,26 +434,31 @@ static void stream_drop_batch(stream_t *s)
 	s->i = s->n = 0;
 }
 
+/* Drops what the stream holds and what its queue still holds, and the
+ * queue.  Called after the partition was unassigned, so nothing more
+ * arrives. */
 static void stream_close(stream_t *s)
 {
 	stream_drop_batch(s);
-	if (s->assigned)
-		rd_kafka_assign(s->rk, NULL);
-	if (s->q)
+	if (s->q) {
+		ssize_t n;
+		while ((n = rd_kafka_consume_batch_queue(s->q, 0, s->buf, BATCH)) > 0)
+			for (ssize_t i = 0; i < n; i++)
+				rd_kafka_message_destroy(s->buf[i]);
 		rd_kafka_queue_destroy(s->q);
+	}
 	s->q = NULL;
-	s->assigned = false;
 }
 
-static bool stream_open(worker_t *w, stream_t *s, bool source, const char *topic, int partition,
-			int64_t start, int64_t end, side_t *side)
+/* Prepares the stream of one partition before its group is assigned: the
+ * partition's own queue, taken off the consumer queue (librdkafka then
+ * never forwards it again, assignment or not). */
+static bool stream_init(worker_t *w, stream_t *s, rd_kafka_t *rk, bool source, const char *topic,
+			int partition, int64_t start, int64_t end, side_t *side)
 {
-	rd_kafka_topic_partition_list_t *tp;
-	rd_kafka_resp_err_t rerr;
-
 	memset(s, 0, sizeof(*s));
 	s->w = w;
-	s->rk = source ? w->cs : w->ct;
+	s->rk = rk;
 	s->role = source ? "source" : "target";
 	s->topic = topic;
 	s->partition = partition;
@@ -409,24 +466,32 @@ static bool stream_open(worker_t *w, stream_t *s, bool source, const char *topic
 	s->end = end;
 	s->side = side;
 	s->last_data_ms = km_mono_ms();
-	if (start >= end) {
-		s->done = true;
-		return true;
-	}
-	tp = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(tp, topic, partition)->offset = start;
-	rerr = rd_kafka_assign(s->rk, tp);
-	rd_kafka_topic_partition_list_destroy(tp);
-	if (rerr) {
-		vfail(w->v, KM_ERR_KAFKA, "cannot read '%s'[%d] on the %s: %s", topic, partition,
-		      s->role, rd_kafka_err2str(rerr));
+	if (!(s->q = rd_kafka_queue_get_partition(rk, topic, partition))) {
+		vfail(w->v, KM_ERR_BUG, "no partition queue for '%s'[%d] on the %s", topic,
+		      partition, s->role);
 		s->failed = true;
 		return false;
 	}
-	s->assigned = true;
-	if (!(s->q = rd_kafka_queue_get_consumer(s->rk)))
-		KM_BUG("a consumer with a group.id has no consumer queue");
+	rd_kafka_queue_forward(s->q, NULL);
 	return true;
+}
+
+/* A stream with nothing to read (no queue, nothing assigned). */
+static void stream_none(worker_t *w, stream_t *s, side_t *side)
+{
+	memset(s, 0, sizeof(*s));
+	s->w = w;
+	s->side = side;
+	s->done = s->eof = true;
+}
+
+/* Lets a stream that stopped at its end read on to a new end (the tail of
+ * the same partition, already prefetched behind the range). */
+static void stream_extend(stream_t *s, int64_t end)
+{
+	s->end = end;
+	if (!s->eof && !s->failed && s->q)
+		s->done = false;
 }
 
 static bool is_ours(const stream_t *s, const rd_kafka_message_t *m)
@@ -434,12 +499,15 @@ static bool is_ours(const stream_t *s, const rd_kafka_message_t *m)
 	return m->rkt && m->partition == s->partition && !strcmp(rd_kafka_topic_name(m->rkt), s->topic);
 }
 
-/* @returns the next record of the range, or NULL at its end or on failure
+/* @returns the next record of the range, or NULL at its end (s->done, the
+ * record past the end stays unread for stream_extend) or on failure
  * (s->failed; the run's error is set). */
 static rd_kafka_message_t *stream_peek(stream_t *s)
 {
 	vrun_t *v = s->w->v;
 
+	if (s->done || s->failed)
+		return NULL;
 	for (;;) {
 		while (s->i < s->n) {
 			rd_kafka_message_t *m = s->buf[s->i];
@@ -447,27 +515,43 @@ static rd_kafka_message_t *stream_peek(stream_t *s)
 				rd_kafka_resp_err_t e = m->err;
 				bool ours = !m->rkt || is_ours(s, m);
 				if (e == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-					/* The range was committed before the snapshot, so the
-					 * log ends at or after its end; an earlier end means
-					 * the records are gone, which the caller reports. */
-					if (ours)
-						s->done = true;
+					/* The end of the log (read_committed: its last
+					 * stable offset).  The source range was
+					 * committed before the snapshot, so its log
+					 * ends at or after the range end; an earlier
+					 * end means the records are gone, which the
+					 * caller reports. */
+					if (ours) {
+						s->done = s->eof = true;
+						s->eof_offset = m->offset;
+					}
+				} else if (ours && e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+					/* This partition is not validated (NO-GO, with
+					 * the ACL to grant); the others go on. */
+					s->failed = s->denied = true;
 				} else if (ours && (e == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
 						    e == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
-						    e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-						    e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)) {
-					vfail(v,
-					      e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
-						      ? KM_ERR_AUTHZ
-						      : KM_ERR_KAFKA,
-					      "reading '%s'[%d] on the %s: %s%s", s->topic, s->partition,
-					      s->role, rd_kafka_message_errstr(m),
-					      e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
-						      ? " (grant READ on the topic)"
-						      : e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
-							? ""
-							: " (records were deleted by retention while "
-							  "validate read them: run it again)");
+						    e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)) {
+					vfail(v, KM_ERR_KAFKA, "reading '%s'[%d] on the %s: %s%s",
+					      s->topic, s->partition, s->role, rd_kafka_message_errstr(m),
+					      e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+						      ? ""
+						      : " (records were deleted by retention while "
+							"validate read them: run it again)");
+					s->failed = true;
+				} else if (ours && (e == RD_KAFKA_RESP_ERR__BAD_MSG ||
+						    e == RD_KAFKA_RESP_ERR__BAD_COMPRESSION ||
+						    e == RD_KAFKA_RESP_ERR__UNDERFLOW ||
+						    e == RD_KAFKA_RESP_ERR_INVALID_MSG ||
+						    e == RD_KAFKA_RESP_ERR_INVALID_RECORD ||
+						    e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)) {
+					/* A record that cannot be parsed cannot be
+					 * vouched for: never skipped. */
+					vfail(v, KM_ERR_KAFKA,
+					      "a record of '%s'[%d] on the %s at offset %lld cannot be "
+					      "read: %s (validation cannot vouch for it)",
+					      s->topic, s->partition, s->role, (long long)m->offset,
+					      rd_kafka_message_errstr(m));
 					s->failed = true;
 				}
 				/* Other errors are transient: librdkafka retries. */
@@ -475,18 +559,18 @@ static rd_kafka_message_t *stream_peek(stream_t *s)
 				s->i++;
 				if (s->failed)
 					return NULL;
+				if (s->eof)
+					return NULL;
 				continue;
 			}
-			if (s->done || !is_ours(s, m) || m->offset < s->start) {
+			if (!is_ours(s, m) || m->offset < s->start) {
 				rd_kafka_message_destroy(m);
 				s->i++;
 				continue;
 			}
 			if (m->offset >= s->end) {
 				s->done = true;
-				rd_kafka_message_destroy(m);
-				s->i++;
-				continue;
+				return NULL;
 			}
 			return m;
 		}
@@ -497,7 +581,17 @@ static rd_kafka_message_t *stream_peek(stream_t *s)
 			s->failed = true;
 			return NULL;
 		}
-		ssize_t n = rd_kafka_consume_batch_queue(s->q, 100, s->buf, BATCH);
+		/* consume_batch waits for a full batch or its timeout; a small
+		 * partition never fills one.  Take what is there, else wait for
+		 * one message, then take what came with it. */
+		ssize_t n = rd_kafka_consume_batch_queue(s->q, 0, s->buf, BATCH);
+		if (n <= 0) {
+			rd_kafka_message_t *m = rd_kafka_consume_queue(s->q, 100);
+			if (m) {
+				s->buf[0] = m;
+				n = 1 + rd_kafka_consume_batch_queue(s->q, 0, s->buf + 1, BATCH - 1);
+			}
+		}
 		if (n > 0) {
 			s->n = (int)n;
 			s->last_data_ms = km_mono_ms();
@@ -544,6 +638,13 @@ static void stream_pop(stream_t *s)
 	s->i++;
 }
 
+/* Drops the current record without counting it. */
+static void stream_skip(stream_t *s)
+{
+	rd_kafka_message_destroy(s->buf[s->i]);
+	s->i++;
+}
+
 /* ---- mismatches -------------------------------------------------------------------- */
 
 static void key_preview(const rd_kafka_message_t *m, char *buf, size_t size)
@@ -584,6 +685,120 @@ static void mismatch(vrun_t *v, vpart_t *p, int kind, int64_t src, int64_t tgt, 
 	snprintf(s->key, sizeof(s->key), "%s", key ? key : "");
 	s->note = note;
 	s->pos = p->pos;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* n more mismatches of a kind, beyond the listing. */
+static void mismatch_more(vpart_t *p, int kind, int64_t n)
+{
+	p->mismatches += n;
+	p->by_kind[kind] += n;
+}
+
+/* ---- the target's tail --------------------------------------------------------------- */
+
+/* A visible target record at or after tail_from: kept as ranges of
+ * consecutive offsets (one range per transaction of the replicator, or per
+ * stretch of a stray writer's records), not per record. */
+static void tail_add(vrun_t *v, vpart_t *p, const rd_kafka_message_t *m)
+{
+	trange_t *r = p->ntail ? &p->tail[p->ntail - 1] : NULL;
+
+	p->tail_records++;
+	if (r && r->first + r->count == m->offset) {
+		r->count++;
+	} else {
+		if (p->ntail == p->cap_tail) {
+			p->cap_tail = p->cap_tail ? p->cap_tail * 2 : 4;
+			p->tail = km_realloc(p->tail, p->cap_tail * sizeof(*p->tail));
+		}
+		p->tail[p->ntail++] = (trange_t){m->offset, 1};
+	}
+	if (p->ntail_keys < v->opts->max_shown) {
+		if (!p->tail_keys)
+			p->tail_keys = km_calloc((size_t)v->opts->max_shown, sizeof(*p->tail_keys));
+		p->tail_keys[p->ntail_keys].off = m->offset;
+		key_preview(m, p->tail_keys[p->ntail_keys].key, sizeof(p->tail_keys->key));
+		p->ntail_keys++;
+	}
+}
+
+/* Reads the target stream from where the range ended to the end of the
+ * log, read_committed: up to the last stable offset, so kmigrate's open
+ * transaction (and anything after it) is not read now, its aborted
+ * transactions and every transaction marker never.  With keys, also marks
+ * which of them were written there (compacted topics).  The source's tail
+ * is read the same way, for the keys only. */
+static bool tail_read(vpart_t *p, stream_t *s, bool target, const uint64_t *keys, size_t nkeys,
+		      bool *seen)
+{
+	rd_kafka_message_t *m;
+
+	stream_extend(s, INT64_MAX);
+	while ((m = stream_peek(s))) {
+		if (nkeys) {
+			uint64_t kh = hbytes(m->key, m->key_len);
+			const uint64_t *f = bsearch(&kh, keys, nkeys, sizeof(*keys), cmp_u64);
+			if (f)
+				seen[f - keys] = true;
+		}
+		if (target)
+			tail_add(s->w->v, p, m);
+		stream_skip(s);
+	}
+	if (s->failed)
+		return false;
+	if (target) {
+		p->tail_read = true;
+		p->tail_end = s->eof ? s->eof_offset : -1;
+	}
+	return true;
+}
+
+/* Classifies the tail with an offset map read after the tail was: a record
+ * in a run of it was copied after the snapshot (not compared, not a
+ * mismatch); any other one was not written by the replicator: extra. */
+static void tail_classify(vrun_t *v, vpart_t *p, const km_offmap_t *m2)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < p->ntail; i++) {
+		int64_t a = p->tail[i].first, b = a + p->tail[i].count, at = a;
+		while (at < b) {
+			/* The first run ending after `at` (runs are in target
+			 * order: the map is monotonic on both sides). */
+			while (k < m2->cnt && m2->runs[k].tgt_first + m2->runs[k].count <= at)
+				k++;
+			int64_t rs = k < m2->cnt ? m2->runs[k].tgt_first : INT64_MAX;
+			int64_t re = k < m2->cnt ? rs + m2->runs[k].count : INT64_MAX;
+			if (at >= rs) {
+				int64_t n = (re < b ? re : b) - at;
+				p->tail_after += n;
+				at += n;
+				continue;
+			}
+			/* [at, min(rs, b)) is in no run: foreign. */
+			int64_t e = rs < b ? rs : b;
+			p->tail_extra += e - at;
+			for (; at < e && p->nshown < v->opts->max_shown; at++) {
+				const char *key = NULL;
+				for (int j = 0; j < p->ntail_keys; j++)
+					if (p->tail_keys[j].off == at)
+						key = p->tail_keys[j].key;
+				p->pos = INT64_MAX / 2 + at;
+				mismatch(v, p, K_EXTRA, -1, at, 0, key,
+					 "written on the target after the last copied record: not a "
+					 "copy of a source record");
+			}
+			mismatch_more(p, K_EXTRA, e - at);
+			at = e;
+		}
+	}
 }
 
 static int cmp_shown(const void *a, const void *b)
@@ -721,10 +936,41 @@ static bool map_tgt(const km_offmap_t *m, size_t *rc, int64_t t, int64_t *op)
 	return false;
 }
 
-static void compare_sequence(worker_t *w, vpart_t *p)
+/* A visible target record in no run, just before run i (i = map.cnt: after
+ * the last, which the tail counts itself). */
+static void hole_seen(vpart_t *p, size_t i)
+{
+	if (i >= p->map.cnt)
+		return;
+	if (!p->hole_vis)
+		p->hole_vis = km_calloc(p->map.cnt, sizeof(*p->hole_vis));
+	p->hole_vis[i]++;
+}
+
+/* A target record before the compared range (the target's log start is
+ * read from, not only the first copied record): a mapped one is a copy
+ * whose source record expired, not compared; any other one is foreign. */
+static void head_record(vrun_t *v, vpart_t *p, stream_t *ts, size_t *rt)
+{
+	rd_kafka_message_t *mt = stream_peek(ts);
+	int64_t os;
+	char key[64];
+
+	if (map_tgt(&p->map, rt, mt->offset, &os)) {
+		stream_skip(ts);
+		return;
+	}
+	hole_seen(p, *rt);
+	key_preview(mt, key, sizeof(key));
+	mismatch(v, p, K_EXTRA, -1, mt->offset, 0, key,
+		 "written on the target before the compared copies: not a copy of a source "
+		 "record");
+	stream_pop(ts);
+}
+
+static void compare_sequence(worker_t *w, vpart_t *p, stream_t *ss, stream_t *ts)
 {
 	vrun_t *v = w->v;
-	stream_t ss, ts;
 	size_t rs = 0, rt = 0;
 	pair_t prev = {0}, cur;
 	char key[64];
@@ -732,17 +978,18 @@ static void compare_sequence(worker_t *w, vpart_t *p)
 	p->ord_checked = p->ordering != KM_PLAN_ORDERING_NONE;
 	if (p->ord_checked)
 		ktab_init(&w->tab);
-	if (!stream_open(w, &ss, true, p->topic, p->partition, p->s_start, p->s_end, &p->src) ||
-	    !stream_open(w, &ts, false, p->tgt_topic, p->partition, p->t_start, p->t_end, &p->tgt))
-		goto done;
 	for (;;) {
-		rd_kafka_message_t *ms = stream_peek(&ss), *mt = stream_peek(&ts);
+		rd_kafka_message_t *ms = stream_peek(ss), *mt = stream_peek(ts);
 		int64_t o = -1, t = -1, te = -1, os = -1;
 
-		if (ss.failed || ts.failed)
-			goto done;
+		if (ss->failed || ts->failed)
+			return;
 		if (!ms && !mt)
 			break;
+		if (mt && mt->offset < p->t_start) {
+			head_record(v, p, ts, &rt);
+			continue;
+		}
 		/* A pair's mismatch is told one pair later (a swap needs the
 		 * neighbour): positions keep the listing in stream order. */
 		p->pos = p->src.records + p->tgt.records;
@@ -752,25 +999,26 @@ static void compare_sequence(worker_t *w, vpart_t *p)
 				key_preview(ms, key, sizeof(key));
 				mismatch(v, p, K_MISSING, o, -1, 0, key,
 					 "in no run of the offset map: never copied");
-				stream_pop(&ss);
+				stream_pop(ss);
 				continue;
 			}
 		}
 		if (mt) {
 			t = mt->offset;
 			if (!map_tgt(&p->map, &rt, t, &os)) {
+				hole_seen(p, rt);
 				key_preview(mt, key, sizeof(key));
 				mismatch(v, p, K_EXTRA, -1, t, 0, key,
 					 "in no run of the offset map: not a copy of a source record");
-				stream_pop(&ts);
+				stream_pop(ts);
 				continue;
 			}
 		}
 		if (ms && mt && os == o) {
 			p->paired++;
 			if (!sampled(v, (uint64_t)o)) {
-				stream_pop(&ss);
-				stream_pop(&ts);
+				stream_pop(ss);
+				stream_pop(ts);
 				continue;
 			}
 			p->digested++;
@@ -792,39 +1040,31 @@ static void compare_sequence(worker_t *w, vpart_t *p)
 			order_add(w, p, &cur);
 			pair_flush(v, p, &prev);
 			prev = cur;
-			stream_pop(&ss);
-			stream_pop(&ts);
+			stream_pop(ss);
+			stream_pop(ts);
 		} else if (ms && (!mt || os > o)) {
 			/* The target record o was copied to is not there. */
 			key_preview(ms, key, sizeof(key));
 			mismatch(v, p, K_MISSING, o, te, 0, key,
 				 "copied, but its target offset holds no record");
-			stream_pop(&ss);
+			stream_pop(ss);
 		} else {
 			/* The source record this target record copies is gone. */
 			key_preview(mt, key, sizeof(key));
 			mismatch(v, p, K_EXTRA, os, t, 0, key,
 				 "a copy of a source record that is no longer on the source");
-			stream_pop(&ts);
+			stream_pop(ts);
 		}
 	}
 	pair_flush(v, p, &prev);
 	order_finish(w, p);
 	if (p->nshown > 1)
 		qsort(p->shown, (size_t)p->nshown, sizeof(*p->shown), cmp_shown);
-	p->state = ST_VALIDATED;
-done:
-	stream_close(&ss);
-	stream_close(&ts);
+	if (tail_read(p, ts, true, NULL, 0, NULL))
+		p->state = ST_VALIDATED;
 }
 
 /* ---- latest value per key (compacted topics) ---------------------------------------- */
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
 
 /* Reads a side's range into the table: the last record of each key wins
  * (offsets increase, so the last read is the latest). */
@@ -832,10 +1072,18 @@ static bool latest_read(worker_t *w, vpart_t *p, stream_t *s, bool source)
 {
 	rd_kafka_message_t *m;
 	km_vdigest_t d;
+	size_t rt = 0;
 
 	while ((m = stream_peek(s))) {
 		uint64_t kh = hbytes(m->key, m->key_len);
 		kent_t *e;
+		if (!source && m->offset < p->t_start) {
+			head_record(w->v, p, s, &rt);
+			continue;
+		}
+		int64_t os_;
+		if (!source && !map_tgt(&p->map, &rt, m->offset, &os_))
+			hole_seen(p, rt);
 		/* A sampled run keeps whole keys: sampling records would
 		 * make an older record look like the latest. */
 		if (sampled(w->v, kh)) {
@@ -866,63 +1114,24 @@ static bool latest_read(worker_t *w, vpart_t *p, stream_t *s, bool source)
 	return !s->failed;
 }
 
-/* Reads a side past the snapshot (to its high watermark now) and marks
- * which of the wanted keys were written again there. */
-static bool tail_scan(worker_t *w, vpart_t *p, bool source, uint64_t *keys, size_t nkeys,
-		      bool *seen)
-{
-	int64_t lo, hi;
-	rd_kafka_resp_err_t rerr;
-	stream_t s;
-	side_t scratch = {0};
-	rd_kafka_message_t *m;
-	const char *topic = source ? p->topic : p->tgt_topic;
-	int64_t from = source ? p->s_end : p->t_end;
-
-	if (!nkeys)
-		return true;
-	if ((rerr = rd_kafka_query_watermark_offsets(source ? w->cs : w->ct, topic, p->partition, &lo,
-						     &hi, KM_KAFKA_TIMEOUT_MS))) {
-		vfail(w->v, KM_ERR_KAFKA, "ListOffsets of '%s'[%d] on the %s: %s", topic,
-		      p->partition, source ? "source" : "target", rd_kafka_err2str(rerr));
-		return false;
-	}
-	if (!stream_open(w, &s, source, topic, p->partition, from < lo ? lo : from, hi, &scratch))
-		return false;
-	while ((m = stream_peek(&s))) {
-		uint64_t kh = hbytes(m->key, m->key_len);
-		uint64_t *f = bsearch(&kh, keys, nkeys, sizeof(*keys), cmp_u64);
-		if (f)
-			seen[f - keys] = true;
-		/* Tail records are not part of the comparison: not counted. */
-		rd_kafka_message_destroy(s.buf[s.i]);
-		s.i++;
-	}
-	stream_close(&s);
-	return !s.failed;
-}
-
-static void compare_latest(worker_t *w, vpart_t *p)
+static void compare_latest(worker_t *w, vpart_t *p, stream_t *ss, stream_t *ts)
 {
 	vrun_t *v = w->v;
-	stream_t ss, ts;
 	uint64_t *stail = NULL, *ttail = NULL;
 	bool *sseen = NULL, *tseen = NULL;
 	size_t ns = 0, nt = 0;
 
 	ktab_init(&w->tab);
-	if (!stream_open(w, &ss, true, p->topic, p->partition, p->s_start, p->s_end, &p->src) ||
-	    !stream_open(w, &ts, false, p->tgt_topic, p->partition, p->t_start, p->t_end, &p->tgt) ||
-	    !latest_read(w, p, &ss, true) || !latest_read(w, p, &ts, false))
+	if (!latest_read(w, p, ss, true) || !latest_read(w, p, ts, false))
 		goto done;
-	stream_close(&ss);
-	stream_close(&ts);
 	p->keys = (int64_t)w->tab.cnt;
 
 	/* A key on one side only may have been written again after the
 	 * snapshot: the cleaner then removes the in-range record on that side
 	 * (a record is only ever removed for a later one of its key).  Those
-	 * keys are looked for past the range before being called mismatches. */
+	 * keys are looked for past the range, to the end of each log, before
+	 * being called mismatches.  The target's tail is read whatever the
+	 * keys: a record there that the replicator did not write is extra. */
 	stail = km_calloc(w->tab.cnt + 1, sizeof(*stail));
 	ttail = km_calloc(w->tab.cnt + 1, sizeof(*ttail));
 	for (size_t i = 0; i < w->tab.cap; i++) {
@@ -938,7 +1147,8 @@ static void compare_latest(worker_t *w, vpart_t *p)
 	qsort(ttail, nt, sizeof(*ttail), cmp_u64);
 	sseen = km_calloc(ns + 1, sizeof(*sseen));
 	tseen = km_calloc(nt + 1, sizeof(*tseen));
-	if (!tail_scan(w, p, true, stail, ns, sseen) || !tail_scan(w, p, false, ttail, nt, tseen))
+	if ((ns && !tail_read(p, ss, false, stail, ns, sseen)) ||
+	    !tail_read(p, ts, true, ttail, nt, tseen))
 		goto done;
 
 	for (size_t i = 0; i < w->tab.cap; i++) {
@@ -990,8 +1200,6 @@ static void compare_latest(worker_t *w, vpart_t *p)
 	if (p->state == ST_PENDING)
 		p->state = ST_VALIDATED;
 done:
-	stream_close(&ss);
-	stream_close(&ts);
 	free(stail);
 	free(ttail);
 	free(sseen);
@@ -1010,53 +1218,28 @@ static int64_t mapped_below(const km_offmap_t *m, int64_t s)
 	return n;
 }
 
-static bool watermarks(worker_t *w, bool source, const char *topic, int partition, int64_t *lo,
-		       int64_t *hi)
+/* Decides what to read of a partition from the snapshot and the
+ * watermarks (p->slo, p->shi, p->tlo), before any worker runs.  Single
+ * threaded. */
+static void prepare(vpart_t *p)
 {
-	rd_kafka_resp_err_t rerr = rd_kafka_query_watermark_offsets(
-		source ? w->cs : w->ct, topic, partition, lo, hi, KM_KAFKA_TIMEOUT_MS);
-	if (rerr)
-		vfail(w->v, KM_ERR_KAFKA, "ListOffsets of '%s'[%d] on the %s: %s", topic, partition,
-		      source ? "source" : "target", rd_kafka_err2str(rerr));
-	return !rerr;
-}
-
-static void validate_partition(worker_t *w, vpart_t *p)
-{
-	int64_t slo, shi, tlo, thi, t0;
 	const km_offmap_t *m = &p->map;
+	int64_t t0;
 
-	if (!watermarks(w, true, p->topic, p->partition, &slo, &shi) ||
-	    !watermarks(w, false, p->tgt_topic, p->partition, &tlo, &thi))
+	p->src_hwm = p->shi;
+	p->rd_s_from = p->rd_s_to = 0;
+	p->rd_t_from = -1;
+	if (p->state != ST_PENDING)
 		return;
-	p->src_hwm = shi;
 	if (m->cnt == 0) {
 		/* No run: either there is nothing to copy, or nothing was
-		 * copied yet.  One committed source record decides. */
-		stream_t s;
-		side_t scratch = {0};
-		rd_kafka_message_t *rkm;
-		if (!stream_open(w, &s, true, p->topic, p->partition, slo, shi, &scratch))
-			return;
-		rkm = stream_peek(&s);
-		if (rkm) {
-			p->state = ST_NOTHING;
-			snprintf(p->reason, sizeof(p->reason),
-				 "nothing replicated: the source has records from offset %lld and "
-				 "the offset map has no run (run `kmigrate replicate`)",
-				 (long long)rkm->offset);
-		}
-		stream_close(&s);
-		if (rkm || s.failed)
-			return;
-		/* The source has no committed record: the target must have
-		 * none either (every one would be extra). */
-		p->s_start = p->s_end = slo;
-		p->t_start = tlo;
-		p->t_end = thi;
-		compare_sequence(w, p);
-		if (p->state == ST_VALIDATED && p->tgt.records == 0)
-			p->state = ST_EMPTY;
+		 * copied yet.  One committed source record decides.  When the
+		 * source has none, every target record is in the tail: extra
+		 * unless the replicator copied it after the snapshot. */
+		p->rd_s_from = p->slo;
+		p->rd_s_to = p->shi;
+		p->s_start = p->s_end = p->slo;
+		p->t_start = p->t_end = p->tail_from = p->rd_t_from = p->tlo;
 		return;
 	}
 	p->s_first = m->runs[0].src_first;
@@ -1067,13 +1250,13 @@ static void validate_partition(worker_t *w, vpart_t *p)
 	/* Records retention deleted on either side after they were copied
 	 * cannot be compared: the comparison starts where both still hold the
 	 * mapped records, and says how many it could not see. */
-	p->s_start = p->s_first > slo ? p->s_first : slo;
-	if (km_offmap_translate(m, p->s_start, &t0) == 0 && t0 < tlo) {
+	p->s_start = p->s_first > p->slo ? p->s_first : p->slo;
+	if (km_offmap_translate(m, p->s_start, &t0) == 0 && t0 < p->tlo) {
 		int64_t s0 = -1;
 		for (size_t i = 0; i < m->cnt && s0 < 0; i++)
-			if (m->runs[i].tgt_first + m->runs[i].count > tlo)
+			if (m->runs[i].tgt_first + m->runs[i].count > p->tlo)
 				s0 = m->runs[i].src_first +
-				     (tlo > m->runs[i].tgt_first ? tlo - m->runs[i].tgt_first : 0);
+				     (p->tlo > m->runs[i].tgt_first ? p->tlo - m->runs[i].tgt_first : 0);
 		p->s_start = s0 < 0 ? p->s_end : s0;
 	}
 	if (p->s_start >= p->s_end || km_offmap_translate(m, p->s_start, &p->t_start)) {
@@ -1082,33 +1265,99 @@ static void validate_partition(worker_t *w, vpart_t *p)
 		snprintf(p->reason, sizeof(p->reason),
 			 "every replicated record was deleted by retention (source log start %lld, "
 			 "target log start %lld): nothing left to compare",
-			 (long long)slo, (long long)tlo);
+			 (long long)p->slo, (long long)p->tlo);
 		return;
 	}
 	p->expired = mapped_below(m, p->s_start);
+	p->rd_s_from = p->s_start;
+	p->rd_s_to = p->s_end;
+	/* The target is read from its log start, not from the first copied
+	 * record, and on past the last one to its end: a record written there
+	 * by anyone but the replicator is extra wherever it sits. */
+	p->rd_t_from = p->tlo < p->t_start ? p->tlo : p->t_start;
+	p->tail_from = p->t_end;
+}
+
+/* Records both sides' reads hold (the size that decides how it is read). */
+static int64_t estimate(const vpart_t *p)
+{
+	int64_t n = 0;
+	if (p->rd_s_to > p->rd_s_from)
+		n += p->rd_s_to - p->rd_s_from;
+	if (p->rd_t_from >= 0 && p->tail_from > p->rd_t_from)
+		n += p->tail_from - p->rd_t_from;
+	return n;
+}
+
+static void compare_partition(worker_t *w, vpart_t *p, stream_t *ss, stream_t *ts)
+{
+	if (p->state != ST_PENDING)
+		return;
+	if (p->map.cnt == 0) {
+		rd_kafka_message_t *rkm = stream_peek(ss);
+		if (ss->failed)
+			return;
+		if (rkm) {
+			p->state = ST_NOTHING;
+			snprintf(p->reason, sizeof(p->reason),
+				 "nothing replicated: the source has records from offset %lld and "
+				 "the offset map has no run (run `kmigrate replicate`)",
+				 (long long)rkm->offset);
+			return;
+		}
+		compare_sequence(w, p, ss, ts);
+		return;
+	}
 	if (p->compacted)
-		compare_latest(w, p);
+		compare_latest(w, p, ss, ts);
 	else
-		compare_sequence(w, p);
+		compare_sequence(w, p, ss, ts);
 }
 
 /* ---- workers ----------------------------------------------------------------------- */
 
-static rd_kafka_t *consumer(vrun_t *v, const km_kafka_endpoint_t *ep)
+/* An endpoint like ep whose clients return an empty fetch after 10 ms
+ * instead of librdkafka's 500: every partition read to its end costs one
+ * empty fetch, and the offset-map reader (lib/replicate.c) reads each of
+ * its partitions to the end.  The pass-through properties are copied
+ * (borrowed strings); free *propsp after use. */
+static void fast_endpoint(const km_kafka_endpoint_t *ep, km_kafka_endpoint_t *out,
+			  const char ***propsp)
+{
+	size_t np = 0;
+	const char **props;
+
+	while (ep->props && ep->props[np])
+		np++;
+	props = km_calloc(np + 3, sizeof(*props));
+	if (np)
+		memcpy(props, ep->props, np * sizeof(*props));
+	props[np] = "fetch.wait.max.ms";
+	props[np + 1] = "10";
+	*out = *ep;
+	out->props = props;
+	*propsp = props;
+}
+
+static rd_kafka_t *consumer(vrun_t *v, const km_kafka_endpoint_t *ep, bool large, bool committed)
 {
 	char group[300], errbuf[512];
 	/* read_committed on both sides: aborted records were never copied.
 	 * auto.offset.reset=error: a range start deleted under us is an error,
 	 * never a silent jump.  1 MB per partition fetch: larger fetch buffers
 	 * are fresh mmaps whose page faults cost more CPU than the fewer round
-	 * trips save (measured: bench/validate/README.md).  32 MB of prefetch
-	 * per consumer bounds memory. */
+	 * trips save (measured: bench/validate/README.md).  Prefetch is per
+	 * partition queue: 32 MB for a large partition read alone, 1 MB for
+	 * each of the up to GROUP_PARTS small ones read together, so either
+	 * consumer holds at most 32 MB.  fetch.wait.max.ms 10: a partition is
+	 * read to its end, which costs one empty fetch. */
 	const char *props[] = {"group.id", group, "enable.auto.commit", "false",
 			       "enable.auto.offset.store", "false", "isolation.level",
-			       "read_committed", "enable.partition.eof", "true", "auto.offset.reset",
+			       committed ? "read_committed" : "read_uncommitted",
+			       "enable.partition.eof", "true", "auto.offset.reset",
 			       "error", "fetch.max.bytes", "52428800", "max.partition.fetch.bytes",
 			       "1048576", "queued.max.messages.kbytes",
-			       "32768", "fetch.wait.max.ms", "100", NULL};
+			       large ? "32768" : "1024", "fetch.wait.max.ms", "10", NULL};
 	rd_kafka_conf_t *conf;
 	rd_kafka_t *rk;
 	km_err_t err;
@@ -1123,18 +1372,24 @@ static rd_kafka_t *consumer(vrun_t *v, const km_kafka_endpoint_t *ep)
 		vfail(v, KM_ERR_KAFKA, "cannot create a %s consumer: %s", ep->role, errbuf);
 		return NULL;
 	}
-	/* Client errors and logs reach the consumer queue we read. */
+	/* Client errors and logs reach the consumer queue, which the streams
+	 * (reading partition queues) drain as they wait. */
 	rd_kafka_poll_set_consumer(rk);
 	return rk;
 }
 
-static int take(vrun_t *v)
+/* The next partitions for a worker: one large partition, or up to
+ * GROUP_PARTS consecutive small ones.  @returns how many (0: none left). */
+static int take_group(vrun_t *v, int *idx, bool *large)
 {
-	int i;
+	int n = 0;
 	pthread_mutex_lock(&v->lock);
-	i = v->next < v->nparts ? v->next++ : -1;
+	*large = v->next < v->nparts && estimate(&v->parts[v->next]) > SMALL_RECORDS;
+	while (v->next < v->nparts && n < (*large ? 1 : GROUP_PARTS) &&
+	       (*large || estimate(&v->parts[v->next]) <= SMALL_RECORDS))
+		idx[n++] = v->next++;
 	pthread_mutex_unlock(&v->lock);
-	return i;
+	return n;
 }
 
 static void part_done(vrun_t *v)
@@ -1145,6 +1400,194 @@ static void part_done(vrun_t *v)
 	pthread_mutex_unlock(&v->lock);
 }
 
+static void drain_consumer_queue(rd_kafka_t *rk)
+{
+	rd_kafka_message_t *m;
+	while ((m = rd_kafka_consumer_poll(rk, 0)))
+		rd_kafka_message_destroy(m);
+}
+
+/* The principal a cluster block authenticates as, for ACL advice. */
+static void principal(const km_plan_cluster_t *c, char *buf, size_t size)
+{
+	if (c->username)
+		snprintf(buf, size, "User:%s", c->username);
+	else
+		snprintf(buf, size, "the %s's principal", c->role);
+}
+
+/* Assigns the group's partitions of one side.  Their topics are made known
+ * to the client and their leaders fetched first, in one Metadata request:
+ * a partition of a topic the client only meets at assign waits for
+ * librdkafka's periodic scan to ask for its leader (measured: about a
+ * second per group of new topics). */
+static bool assign(vrun_t *v, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *tp,
+		   const char *role)
+{
+	rd_kafka_topic_t **rkts = km_calloc((size_t)tp->cnt + 1, sizeof(*rkts));
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+	int n = 0;
+
+	for (int i = 0; i < tp->cnt; i++)
+		if (i == 0 || strcmp(tp->elems[i].topic, tp->elems[i - 1].topic))
+			rkts[n++] = rd_kafka_topic_new(rk, tp->elems[i].topic, NULL);
+	/* all_topics 0, no topic: the topics the client knows. */
+	if (n && !(rerr = rd_kafka_metadata(rk, 0, NULL, &md, KM_KAFKA_TIMEOUT_MS)))
+		rd_kafka_metadata_destroy(md);
+	if (rerr)
+		vfail(v, KM_ERR_KAFKA, "Metadata of %d topics on the %s: %s", n, role,
+		      rd_kafka_err2str(rerr));
+	else if (tp->cnt && (rerr = rd_kafka_assign(rk, tp)))
+		vfail(v, KM_ERR_KAFKA, "cannot read %d partitions on the %s: %s", tp->cnt, role,
+		      rd_kafka_err2str(rerr));
+	for (int i = 0; i < n; i++)
+		rd_kafka_topic_destroy(rkts[i]);
+	free(rkts);
+	return !rerr;
+}
+
+/* Records of [a, b) on the target read read_uncommitted, less `visible`
+ * (those read read_committed there): the records of aborted transactions.
+ * @returns false on failure (the run's error is set). */
+static bool aborted_in(worker_t *w, vpart_t *p, int64_t a, int64_t b, int64_t visible)
+{
+	vrun_t *v = w->v;
+	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+	side_t scratch = {0};
+	stream_t s;
+	int64_t n = 0;
+	bool ok;
+
+	if (!w->cu && !(w->cu = consumer(v, v->tgt, false, false))) {
+		rd_kafka_topic_partition_list_destroy(tp);
+		return false;
+	}
+	rd_kafka_topic_partition_list_add(tp, p->tgt_topic, p->partition)->offset = a;
+	ok = stream_init(w, &s, w->cu, false, p->tgt_topic, p->partition, a, b, &scratch) &&
+	     assign(v, w->cu, tp, "target");
+	while (ok && stream_peek(&s)) {
+		n++;
+		stream_skip(&s);
+	}
+	ok = ok && !s.failed;
+	rd_kafka_assign(w->cu, NULL);
+	stream_close(&s);
+	rd_kafka_topic_partition_list_destroy(tp);
+	if (ok) {
+		p->aborted += n - visible;
+		p->aborted_reads++;
+	}
+	return ok;
+}
+
+/* aborted_on_target: target records of aborted transactions (kmigrate's,
+ * or anyone's), invisible read_committed.  Only the stretches that can hold
+ * one are read again, read_uncommitted: a stretch of target offsets in no
+ * run (before the first run, between two runs, the tail to the end read)
+ * holds transaction markers, aborted records and visible foreign records.
+ * Between two runs of kmigrate's sits its commit marker; an aborted
+ * transaction adds at least a record and its abort marker.  So a stretch
+ * with at most one offset besides its visible records holds no aborted
+ * record, and is not read: after a clean replication nothing is. */
+static bool count_aborted(worker_t *w, vpart_t *p)
+{
+	const km_offmap_t *m = &p->map;
+
+	if (m->cnt) {
+		for (size_t i = 0; i < m->cnt; i++) {
+			int64_t a = i ? m->runs[i - 1].tgt_first + m->runs[i - 1].count : p->tlo;
+			int64_t b = m->runs[i].tgt_first;
+			int64_t vis = p->hole_vis ? p->hole_vis[i] : 0;
+			if (a < p->tlo)
+				continue; /* deleted by retention: nothing to read */
+			if (b - a - vis >= 2 && !aborted_in(w, p, a, b, vis))
+				return false;
+		}
+	}
+	if (p->tail_read && p->tail_end >= 0 && p->tail_end - p->tail_from - p->tail_records >= 2 &&
+	    !aborted_in(w, p, p->tail_from, p->tail_end, p->tail_records))
+		return false;
+	p->aborted_counted = true;
+	return true;
+}
+
+/* Reads and compares a group of partitions: each side's partitions are
+ * assigned at once (their fetches share requests, their ends are found in
+ * the same round trips), each read through its own queue, compared one
+ * after the other, then unassigned. */
+static void read_group(worker_t *w, const int *idx, int n, bool large)
+{
+	vrun_t *v = w->v;
+	int k = large ? 1 : 0;
+	stream_t *ss = km_calloc((size_t)n, sizeof(*ss)), *ts = km_calloc((size_t)n, sizeof(*ts));
+	rd_kafka_topic_partition_list_t *ls = rd_kafka_topic_partition_list_new(n);
+	rd_kafka_topic_partition_list_t *lt = rd_kafka_topic_partition_list_new(n);
+	bool ok = true;
+
+	if ((!w->cs[k] && !(w->cs[k] = consumer(v, v->src, large, true))) ||
+	    (!w->ct[k] && !(w->ct[k] = consumer(v, v->tgt, large, true))))
+		ok = false;
+	for (int i = 0; i < n; i++) {
+		vpart_t *p = &v->parts[idx[i]];
+		bool rs = ok && p->state == ST_PENDING && p->rd_s_from < p->rd_s_to;
+		bool rt = ok && p->state == ST_PENDING && p->rd_t_from >= 0;
+		if (rs && (ok = stream_init(w, &ss[i], w->cs[k], true, p->topic, p->partition,
+					    p->rd_s_from, p->rd_s_to, &p->src)))
+			rd_kafka_topic_partition_list_add(ls, p->topic, p->partition)->offset =
+				p->rd_s_from;
+		else if (!rs)
+			stream_none(w, &ss[i], &p->src);
+		if (rt && ok && (ok = stream_init(w, &ts[i], w->ct[k], false, p->tgt_topic,
+						  p->partition, p->rd_t_from, p->tail_from, &p->tgt)))
+			rd_kafka_topic_partition_list_add(lt, p->tgt_topic, p->partition)->offset =
+				p->rd_t_from;
+		else if (!rt || !ok)
+			stream_none(w, &ts[i], &p->tgt);
+	}
+	if (ok && assign(v, w->cs[k], ls, "source") && assign(v, w->ct[k], lt, "target")) {
+		for (int i = 0; i < n && !vfailed(v); i++) {
+			vpart_t *p = &v->parts[idx[i]];
+			int64_t t0 = km_mono_ms();
+			compare_partition(w, p, &ss[i], &ts[i]);
+			if ((p->state == ST_VALIDATED || p->state == ST_PENDING) && p->tail_read &&
+			    !count_aborted(w, p))
+				break;
+			if (ss[i].denied || ts[i].denied) {
+				const km_plan_cluster_t *c =
+					ss[i].denied ? &v->plan->source : &v->plan->target;
+				char who[300];
+				principal(c, who, sizeof(who));
+				const char *tn = ss[i].denied ? p->topic : p->tgt_topic;
+				char *r = km_asprintf("not validated: %s may not read topic '%s' "
+						      "on the %s (grant READ on topic '%s' to %s)",
+						      who, tn, c->role, tn, who);
+				p->state = ST_NOT_VALIDATED;
+				snprintf(p->reason, sizeof(p->reason), "%s", r);
+				free(r);
+			}
+			p->elapsed_ms = km_mono_ms() - t0;
+			ktab_free(&w->tab);
+			flush_counts(w);
+			part_done(v);
+			drain_consumer_queue(w->cs[k]);
+			drain_consumer_queue(w->ct[k]);
+		}
+	}
+	if (w->cs[k] && ls->cnt)
+		rd_kafka_assign(w->cs[k], NULL);
+	if (w->ct[k] && lt->cnt)
+		rd_kafka_assign(w->ct[k], NULL);
+	for (int i = 0; i < n; i++) {
+		stream_close(&ss[i]);
+		stream_close(&ts[i]);
+	}
+	rd_kafka_topic_partition_list_destroy(ls);
+	rd_kafka_topic_partition_list_destroy(lt);
+	free(ss);
+	free(ts);
+}
+
 /* Phase 1: the offset map of every partition, read once before any data is
  * compared.  This is the snapshot the ranges come from.  Each partition of
  * the offset-map topic holds the runs of one task's partitions and is read
@@ -1153,16 +1596,20 @@ static void read_maps(vrun_t *v)
 {
 	km_repl_offmaps_t *maps;
 	const km_offmap_t *m;
+	km_kafka_endpoint_t ep;
+	const char **props;
 	char errbuf[512];
-	km_err_t err = km_repl_offmaps_open(v->plan, v->tgt, &maps, errbuf, sizeof(errbuf));
+	km_err_t err;
 
+	fast_endpoint(v->tgt, &ep, &props);
+	err = km_repl_offmaps_open(v->plan, &ep, &maps, errbuf, sizeof(errbuf));
 	/* No replication state at all is "nothing replicated" for each
 	 * partition, decided per partition below. */
 	if (err == KM_ERR_NOT_FOUND)
-		return;
+		goto done;
 	if (err) {
 		vfail(v, err, "%s", errbuf);
-		return;
+		goto done;
 	}
 	for (int i = 0; i < v->nparts && !vfailed(v); i++) {
 		vpart_t *p = &v->parts[i];
@@ -1178,37 +1625,244 @@ static void read_maps(vrun_t *v)
 				      m->runs[k].count);
 	}
 	km_repl_offmaps_close(maps);
+done:
+	free(props);
 }
 
-/* Phase 2: compare, one partition at a time per worker. */
+/* Phase 2: compare, a group of partitions at a time per worker, with the
+ * worker's consumers made once and reused. */
 static void *data_worker(void *arg)
 {
 	worker_t *w = arg;
 	vrun_t *v = w->v;
-	int i;
+	int idx[GROUP_PARTS], n;
+	bool large;
 
-	if ((w->cs = consumer(v, v->src)) && (w->ct = consumer(v, v->tgt))) {
-		while (!vfailed(v) && (i = take(v)) >= 0) {
-			vpart_t *p = &v->parts[i];
-			int64_t t0 = km_mono_ms();
-			if (p->state == ST_PENDING)
-				validate_partition(w, p);
-			p->elapsed_ms = km_mono_ms() - t0;
-			ktab_free(&w->tab);
-			flush_counts(w);
-			part_done(v);
-		}
-	}
+	while (!vfailed(v) && (n = take_group(v, idx, &large)) > 0)
+		read_group(w, idx, n, large);
 	/* Partitions were assigned, never subscribed, and nothing was
 	 * committed: there is no group membership to leave. */
-	if (w->cs)
-		rd_kafka_destroy_flags(w->cs, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-	if (w->ct)
-		rd_kafka_destroy_flags(w->ct, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	if (w->cu)
+		rd_kafka_destroy_flags(w->cu, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	for (int k = 0; k < 2; k++) {
+		if (w->cs[k])
+			rd_kafka_destroy_flags(w->cs[k], RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+		if (w->ct[k])
+			rd_kafka_destroy_flags(w->ct[k], RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	}
 	pthread_mutex_lock(&v->lock);
 	v->running--;
 	pthread_mutex_unlock(&v->lock);
 	return NULL;
+}
+
+/* ListOffsets of every partition of tps in one call (one request per
+ * broker): on success each element's offset holds the answer.  A partition
+ * that is not answered, or answered with an error, fails the call. */
+static km_err_t list_offsets(km_kafka_t *k, rd_kafka_topic_partition_list_t *tps,
+			     rd_kafka_OffsetSpec_t spec, bool committed, char *errstr,
+			     size_t errstr_size)
+{
+	rd_kafka_t *rk = km_kafka_rk(k);
+	rd_kafka_queue_t *q;
+	rd_kafka_AdminOptions_t *o;
+	rd_kafka_event_t *ev = NULL;
+	km_err_t err;
+	size_t n;
+
+	if (!tps->cnt)
+		return KM_ERR_OK;
+	for (int i = 0; i < tps->cnt; i++)
+		tps->elems[i].offset = spec;
+	q = rd_kafka_queue_new(rk);
+	o = km_kafka_admin_options(rk, RD_KAFKA_ADMIN_OP_LISTOFFSETS, KM_KAFKA_TIMEOUT_MS);
+	if (committed) {
+		rd_kafka_error_t *e = rd_kafka_AdminOptions_set_isolation_level(
+			o, RD_KAFKA_ISOLATION_LEVEL_READ_COMMITTED);
+		if (e)
+			rd_kafka_error_destroy(e);
+	}
+	rd_kafka_ListOffsets(rk, tps, o, q);
+	err = km_kafka_wait(k, q, RD_KAFKA_EVENT_LISTOFFSETS_RESULT, KM_KAFKA_TIMEOUT_MS + 1000,
+			    "ListOffsets", &ev, errstr, errstr_size);
+	if (!err) {
+		const rd_kafka_ListOffsetsResultInfo_t **infos =
+			rd_kafka_ListOffsets_result_infos(rd_kafka_event_ListOffsets_result(ev), &n);
+		for (size_t i = 0; i < n && !err; i++) {
+			const rd_kafka_topic_partition_t *tp =
+				rd_kafka_ListOffsetsResultInfo_topic_partition(infos[i]);
+			rd_kafka_topic_partition_t *el =
+				rd_kafka_topic_partition_list_find(tps, tp->topic, tp->partition);
+			char what[400];
+			snprintf(what, sizeof(what), "ListOffsets of '%s'[%d] on the %s", tp->topic,
+				 (int)tp->partition, km_kafka_endpoint(k)->role);
+			if (tp->err)
+				err = km_kafka_err(k, tp->err, what, NULL, errstr, errstr_size);
+			else if (el)
+				el->offset = tp->offset;
+		}
+		for (int i = 0; i < tps->cnt && !err; i++)
+			if (tps->elems[i].offset < 0)
+				err = km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
+						"ListOffsets on the %s did not answer for '%s'[%d]",
+						km_kafka_endpoint(k)->role, tps->elems[i].topic,
+						(int)tps->elems[i].partition);
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_queue_destroy(q);
+	return err;
+}
+
+/* Every partition's source log start and high watermark and target log
+ * start, in three calls for the whole run instead of two round trips per
+ * partition. */
+static km_err_t watermarks(vrun_t *v, km_kafka_t *ks, km_kafka_t *kt, char *errstr,
+			   size_t errstr_size)
+{
+	rd_kafka_topic_partition_list_t *s = rd_kafka_topic_partition_list_new(v->nparts);
+	rd_kafka_topic_partition_list_t *sh = rd_kafka_topic_partition_list_new(v->nparts);
+	rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(v->nparts);
+	km_err_t err;
+
+	for (int i = 0; i < v->nparts; i++) {
+		vpart_t *p = &v->parts[i];
+		if (p->state != ST_PENDING)
+			continue;
+		rd_kafka_topic_partition_list_add(s, p->topic, p->partition);
+		rd_kafka_topic_partition_list_add(sh, p->topic, p->partition);
+		rd_kafka_topic_partition_list_add(t, p->tgt_topic, p->partition);
+	}
+	if (!(err = list_offsets(ks, s, RD_KAFKA_OFFSET_SPEC_EARLIEST, false, errstr, errstr_size)) &&
+	    !(err = list_offsets(ks, sh, RD_KAFKA_OFFSET_SPEC_LATEST, false, errstr, errstr_size)) &&
+	    !(err = list_offsets(kt, t, RD_KAFKA_OFFSET_SPEC_EARLIEST, false, errstr, errstr_size))) {
+		for (int i = 0; i < v->nparts; i++) {
+			vpart_t *p = &v->parts[i];
+			if (p->state != ST_PENDING)
+				continue;
+			p->slo = rd_kafka_topic_partition_list_find(s, p->topic, p->partition)->offset;
+			p->shi = rd_kafka_topic_partition_list_find(sh, p->topic, p->partition)->offset;
+			p->tlo = rd_kafka_topic_partition_list_find(t, p->tgt_topic, p->partition)
+					 ->offset;
+		}
+	}
+	rd_kafka_topic_partition_list_destroy(s);
+	rd_kafka_topic_partition_list_destroy(sh);
+	rd_kafka_topic_partition_list_destroy(t);
+	return err;
+}
+
+/* Waits until no transaction that was open on the offset map when this is
+ * called is still open: every partition's last stable offset reaches the
+ * high watermark read first.  A replicator's transaction commits its
+ * records and their run together, but the commit markers reach the data
+ * partition and the offset-map partition one after the other: a record
+ * read committed on the target may have its run not yet readable.  After
+ * this wait it is. */
+static km_err_t offmap_settle(vrun_t *v, km_kafka_t *kt, char *errstr, size_t errstr_size)
+{
+	char topic[300];
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_partition_list_t *hw = NULL, *ls = NULL;
+	int64_t deadline = km_mono_ms() + OFFMAP_SETTLE_MS;
+	km_err_t err = KM_ERR_OK;
+	int nparts = 0;
+
+	km_repl_topic_name(v->plan, "offsetmap", topic, sizeof(topic));
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(km_kafka_rk(kt), topic, NULL);
+	rd_kafka_resp_err_t rerr = rd_kafka_metadata(km_kafka_rk(kt), 0, rkt, &md,
+						     KM_KAFKA_TIMEOUT_MS);
+	rd_kafka_topic_destroy(rkt);
+	if (rerr)
+		return km_kafka_err(kt, rerr, "Metadata of the offset map", NULL, errstr,
+				    errstr_size);
+	if (md->topic_cnt == 1 && !md->topics[0].err)
+		nparts = md->topics[0].partition_cnt;
+	rd_kafka_metadata_destroy(md);
+	if (!nparts)
+		return KM_ERR_OK; /* no offset map: nothing can be in flight */
+	hw = rd_kafka_topic_partition_list_new(nparts);
+	ls = rd_kafka_topic_partition_list_new(nparts);
+	for (int k = 0; k < nparts; k++) {
+		rd_kafka_topic_partition_list_add(hw, topic, k);
+		rd_kafka_topic_partition_list_add(ls, topic, k);
+	}
+	if ((err = list_offsets(kt, hw, RD_KAFKA_OFFSET_SPEC_LATEST, false, errstr, errstr_size)))
+		goto done;
+	for (;;) {
+		bool settled = true;
+		if ((err = list_offsets(kt, ls, RD_KAFKA_OFFSET_SPEC_LATEST, true, errstr,
+					errstr_size)))
+			goto done;
+		for (int k = 0; k < nparts; k++)
+			settled = settled && ls->elems[k].offset >= hw->elems[k].offset;
+		if (settled)
+			break;
+		if (km_mono_ms() > deadline) {
+			err = km_seterr(errstr, errstr_size, KM_ERR_TIMEOUT,
+					"a transaction stayed open on '%s' for %d s: records past the "
+					"last copied one cannot be told from foreign ones (a "
+					"replicator stuck mid-transaction?); run validate again",
+					topic, OFFMAP_SETTLE_MS / 1000);
+			goto done;
+		}
+		if (vfailed(v))
+			goto done;
+		struct timespec ts = {0, 50 * 1000000};
+		nanosleep(&ts, NULL);
+	}
+done:
+	rd_kafka_topic_partition_list_destroy(hw);
+	rd_kafka_topic_partition_list_destroy(ls);
+	return err;
+}
+
+/* Phase 3: the tails.  Whatever a tail holds was committed on the target
+ * when it was read; the offset map, re-read after the tails were read (and
+ * after the transactions open on it ended), holds the run of every record
+ * the replicator wrote there.  A tail record outside its runs is foreign. */
+static km_err_t classify_tails(vrun_t *v, km_kafka_t *kt, char *errstr, size_t errstr_size)
+{
+	km_repl_offmaps_t *maps = NULL;
+	const km_offmap_t *m;
+	km_offmap_t none = KM_OFFMAP_INIT;
+	km_kafka_endpoint_t ep;
+	const char **props = NULL;
+	km_err_t err = KM_ERR_OK;
+	bool any = false;
+
+	for (int i = 0; i < v->nparts; i++)
+		any = any || v->parts[i].tail_records > 0;
+	if (any && !(err = offmap_settle(v, kt, errstr, errstr_size))) {
+		fast_endpoint(v->tgt, &ep, &props);
+		err = km_repl_offmaps_open(v->plan, &ep, &maps, errstr, errstr_size);
+		if (err == KM_ERR_NOT_FOUND)
+			err = KM_ERR_OK; /* no map at all: every tail record is foreign */
+		for (int i = 0; i < v->nparts && !err; i++) {
+			vpart_t *p = &v->parts[i];
+			if (!p->tail_records)
+				continue;
+			m = &none;
+			if (maps && (err = km_repl_offmaps_get(maps, p->topic, p->partition, &m,
+							       errstr, errstr_size)))
+				break;
+			tail_classify(v, p, m);
+			if (p->nshown > 1)
+				qsort(p->shown, (size_t)p->nshown, sizeof(*p->shown), cmp_shown);
+		}
+		km_repl_offmaps_close(maps);
+		free(props);
+	}
+	/* A partition with nothing copied and nothing on either side in the
+	 * snapshot is empty (records copied since are the next run's). */
+	for (int i = 0; i < v->nparts && !err; i++) {
+		vpart_t *p = &v->parts[i];
+		if (p->state == ST_VALIDATED && p->map.cnt == 0 && p->src.records == 0 &&
+		    p->tgt.records == 0 && p->tail_extra == 0)
+			p->state = ST_EMPTY;
+	}
+	return err;
 }
 
 static void run_workers(vrun_t *v, void *(*fn)(void *), int nw, bool progress)
@@ -1262,6 +1916,85 @@ static int cmp_parts(const void *a, const void *b)
 	const vpart_t *x = a, *y = b;
 	int c = strcmp(x->topic, y->topic);
 	return c ? c : x->partition - y->partition;
+}
+
+/* The saved design's in-scope topics that the source's metadata left out.
+ * Kafka omits a topic its principal may not DESCRIBE from a metadata answer
+ * without a word, so each is asked for by name (DescribeTopics, which never
+ * creates a topic): not authorized means a missing ACL, unknown means the
+ * topic is gone.  Both are NO-GO, recorded in v->hidden. */
+static km_err_t check_hidden(vrun_t *v, km_kafka_t *ks, const struct rd_kafka_metadata *md,
+			     char *errstr, size_t errstr_size)
+{
+	const char **names = NULL;
+	size_t nn = 0, i, n;
+	json_t *t;
+	km_err_t err = KM_ERR_OK;
+	char who[300];
+
+	json_array_foreach(v->opts->expect_topics, i, t) {
+		const char *name = json_string_value(t);
+		bool seen = false;
+		if (!name || !km_plan_topic_in_scope(v->plan, name))
+			continue;
+		for (int k = 0; k < md->topic_cnt && !seen; k++)
+			seen = !strcmp(md->topics[k].topic, name);
+		if (!seen) {
+			names = km_realloc(names, (nn + 1) * sizeof(*names));
+			names[nn++] = name;
+		}
+	}
+	if (!nn)
+		return KM_ERR_OK;
+	principal(&v->plan->source, who, sizeof(who));
+	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(ks));
+	rd_kafka_event_t *ev = NULL;
+	rd_kafka_TopicCollection_t *tc = rd_kafka_TopicCollection_of_topic_names(names, nn);
+	rd_kafka_DescribeTopics(km_kafka_rk(ks), tc, NULL, q);
+	err = km_kafka_wait(ks, q, RD_KAFKA_EVENT_DESCRIBETOPICS_RESULT, KM_KAFKA_TIMEOUT_MS,
+			    "DescribeTopics", &ev, errstr, errstr_size);
+	if (!err) {
+		const rd_kafka_TopicDescription_t **td =
+			rd_kafka_DescribeTopics_result_topics(rd_kafka_event_DescribeTopics_result(ev), &n);
+		for (i = 0; i < nn; i++) {
+			const rd_kafka_error_t *e = NULL;
+			bool answered = false;
+			char *grant;
+			for (size_t j = 0; j < n; j++)
+				if (!strcmp(rd_kafka_TopicDescription_name(td[j]), names[i])) {
+					answered = true;
+					e = rd_kafka_TopicDescription_error(td[j]);
+				}
+			rd_kafka_resp_err_t code = e ? rd_kafka_error_code(e) : RD_KAFKA_RESP_ERR_NO_ERROR;
+			if (code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+				grant = km_asprintf("topic '%s' of the saved design does not exist on "
+						    "the source (deleted since `kmigrate plan`?)",
+						    names[i]);
+			else if (code == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED || !answered ||
+				 !code)
+				/* Visible by name but not in the listing, or not
+				 * answered at all: the listing is what validate
+				 * works from, so it is the same missing right. */
+				grant = km_asprintf("topic '%s' of the saved design is not visible to "
+						    "%s on the source: grant DESCRIBE and READ on "
+						    "topic '%s' to %s",
+						    names[i], who, names[i], who);
+			else
+				grant = km_asprintf("topic '%s' of the saved design cannot be "
+						    "described on the source: %s",
+						    names[i], rd_kafka_error_string(e));
+			json_array_append_new(v->hidden,
+					      json_pack("{s:s, s:s, s:s}", "topic", names[i], "error",
+							rd_kafka_err2name(code), "reason", grant));
+			free(grant);
+		}
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_TopicCollection_destroy(tc);
+	rd_kafka_queue_destroy(q);
+	free(names);
+	return err;
 }
 
 /* The in-scope source partitions, their target topics, and whether each
@@ -1331,6 +2064,8 @@ static km_err_t discover(vrun_t *v, km_kafka_t *ks, km_kafka_t *kt, char *errstr
 		}
 		free(tname);
 	}
+	if (!err)
+		err = check_hidden(v, ks, md, errstr, errstr_size);
 
 	if (nres && !err) {
 		rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(ks));
@@ -1348,6 +2083,28 @@ static km_err_t discover(vrun_t *v, km_kafka_t *ks, km_kafka_t *kt, char *errstr
 			for (size_t i = 0; i < n && !err; i++) {
 				const char *tn = rd_kafka_ConfigResource_name(rs[i]);
 				bool compact = false, known = false;
+				if (rd_kafka_ConfigResource_error(rs[i]) ==
+				    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+					/* Unknown whether it is compacted: its
+					 * partitions are not validated (NO-GO), named
+					 * with the right to grant; the others go on. */
+					char who[300];
+					principal(&v->plan->source, who, sizeof(who));
+					char *r = km_asprintf(
+						"not validated: %s may not read the configs of topic "
+						"'%s' on the source, so whether it is compacted is "
+						"unknown (grant DESCRIBE_CONFIGS on topic '%s' to %s)",
+						who, tn, tn, who);
+					for (int k = 0; k < v->nparts; k++)
+						if (!strcmp(v->parts[k].topic, tn) &&
+						    v->parts[k].state == ST_PENDING) {
+							v->parts[k].state = ST_NOT_VALIDATED;
+							snprintf(v->parts[k].reason,
+								 sizeof(v->parts[k].reason), "%s", r);
+						}
+					free(r);
+					continue;
+				}
 				if (rd_kafka_ConfigResource_error(rs[i])) {
 					err = km_kafka_err(ks, rd_kafka_ConfigResource_error(rs[i]),
 							   "DescribeConfigs",
@@ -1446,6 +2203,16 @@ static json_t *part_json(const vrun_t *v, const vpart_t *p)
 			  "mapped_records", (json_int_t)km_offmap_records(&p->map),
 			  "source_high_watermark", off_json(p->src_hwm)));
 	json_object_set_new(o, "expired", json_integer((json_int_t)p->expired));
+	json_object_set_new(o, "aborted_on_target",
+			    p->aborted_counted ? json_integer((json_int_t)p->aborted) : json_null());
+	json_object_set_new(o, "aborted_ranges_read", json_integer(p->aborted_reads));
+	json_object_set_new(
+		o, "target_tail",
+		json_pack("{s:b, s:o, s:o, s:I, s:I, s:I}", "read", p->tail_read, "from",
+			  off_json(p->tail_read ? p->tail_from : -1), "end",
+			  off_json(p->tail_read ? p->tail_end : -1), "records",
+			  (json_int_t)p->tail_records, "copied_after_snapshot",
+			  (json_int_t)p->tail_after, "extra", (json_int_t)p->tail_extra));
 	json_object_set_new(o, "source", side_json(&p->src));
 	json_object_set_new(o, "target", side_json(&p->tgt));
 	json_object_set_new(o, "paired", json_integer((json_int_t)p->paired));
@@ -1543,7 +2310,11 @@ static json_t *report(const vrun_t *v, int64_t data_ms, int64_t total_ms)
 			 (long long)mismatches, (long long)max);
 		json_array_insert_new(no_go, 0, json_string(buf));
 	}
-	if (v->nparts == 0)
+	json_t *h;
+	size_t hi;
+	json_array_foreach(v->hidden, hi, h)
+		json_array_append(no_go, json_object_get(h, "reason"));
+	if (v->nparts == 0 && !json_array_size(v->hidden))
 		json_array_append_new(no_go, json_string("no source partition is in scope"));
 	const char *verdict = json_array_size(no_go) ? "NO-GO" : "GO";
 	if (v->sampled)
@@ -1568,6 +2339,7 @@ static json_t *report(const vrun_t *v, int64_t data_ms, int64_t total_ms)
 			  (json_int_t)bytes, "data_ms", (json_int_t)data_ms, "total_ms",
 			  (json_int_t)total_ms, "records_per_sec", (double)records / secs,
 			  "mb_per_sec", (double)bytes / secs / 1e6));
+	json_object_set_new(rep, "topics_not_visible", json_incref(v->hidden));
 	json_object_set_new(rep, "partitions", parts);
 	return rep;
 }
@@ -1584,6 +2356,7 @@ km_err_t km_validate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	*reportp = NULL;
 	memset(&v, 0, sizeof(v));
 	pthread_mutex_init(&v.lock, NULL);
+	v.hidden = json_array();
 	v.plan = plan;
 	v.src = src;
 	v.tgt = tgt;
@@ -1596,19 +2369,25 @@ km_err_t km_validate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	    (err = km_kafka_open(tgt, 0, &kt, errstr, errstr_size)) ||
 	    (err = discover(&v, ks, kt, errstr, errstr_size)))
 		goto done;
-	km_kafka_close(ks);
-	km_kafka_close(kt);
-	ks = kt = NULL;
 
+	/* The snapshot first, then the watermarks: a log start read after the
+	 * map is at least as recent as the map. */
 	read_maps(&v);
+	if (!v.err && (err = watermarks(&v, ks, kt, errstr, errstr_size)))
+		goto done;
+	for (int i = 0; i < v.nparts; i++)
+		prepare(&v.parts[i]);
 	if (!v.err && !(opts->stop && *opts->stop)) {
 		t1 = km_mono_ms();
 		v.done = 0;
 		run_workers(&v, data_worker,
 			    opts->workers > 0 ? opts->workers : KM_VALIDATE_MAX_WORKERS, true);
+		int64_t data_ms = (v.last_done_ms ? v.last_done_ms : km_mono_ms()) - t1;
+		if (!v.err && !(opts->stop && *opts->stop) &&
+		    (err = classify_tails(&v, kt, errstr, errstr_size)))
+			goto done;
 		if (!v.err && !(opts->stop && *opts->stop))
-			*reportp = report(&v, (v.last_done_ms ? v.last_done_ms : km_mono_ms()) - t1,
-					  km_mono_ms() - t0);
+			*reportp = report(&v, data_ms, km_mono_ms() - t0);
 	}
 	if (v.err)
 		err = km_seterr(errstr, errstr_size, v.err, "%s", v.errstr);
@@ -1623,9 +2402,13 @@ done:
 		free(v.parts[i].topic);
 		free(v.parts[i].tgt_topic);
 		free(v.parts[i].shown);
+		free(v.parts[i].tail);
+		free(v.parts[i].tail_keys);
+		free(v.parts[i].hole_vis);
 		km_offmap_clear(&v.parts[i].map);
 	}
 	free(v.parts);
+	json_decref(v.hidden);
 	pthread_mutex_destroy(&v.lock);
 	return err;
 }

@@ -23,6 +23,37 @@ static long long jint(json_t *o, const char *k)
 	return (long long)json_integer_value(json_object_get(o, k));
 }
 
+/* The source topics of the saved design (`kmigrate plan`), which validate
+ * must see whatever the source principal's ACLs show: @returns a new JSON
+ * array, or NULL when there is no journal or no saved design yet. */
+static int design_topics(cli_t *cli, const km_plan_t *plan, json_t **topicsp)
+{
+	km_journal_t *jr = NULL;
+	json_t *design = NULL, *t;
+	int64_t ts;
+	size_t i;
+	km_err_t err;
+
+	*topicsp = NULL;
+	if (access(plan->journal, F_OK))
+		return 0;
+	if ((err = km_journal_open(plan->journal, 0, &jr, cli->errstr, sizeof(cli->errstr))))
+		return cli_fail(cli, err);
+	err = km_journal_snapshot_get(jr, "design", "target", 0, &design, &ts, cli->errstr,
+				      sizeof(cli->errstr));
+	km_journal_close(jr);
+	if (err == KM_ERR_NOT_FOUND)
+		return 0;
+	if (err)
+		return cli_fail(cli, err);
+	*topicsp = json_array();
+	json_array_foreach(json_object_get(design, "topics"), i, t)
+		if (json_is_string(json_object_get(t, "source")))
+			json_array_append(*topicsp, json_object_get(t, "source"));
+	json_decref(design);
+	return 0;
+}
+
 static void on_progress(void *opaque, const km_validate_progress_t *p)
 {
 	double secs = (double)p->elapsed_ms / 1000.0;
@@ -110,6 +141,16 @@ static void print_report(json_t *rep)
 			km_sb_puts(&d, cli_jstr(p, "state"));
 		if (jint(p, "expired"))
 			km_sb_printf(&d, "; %lld expired records not compared", jint(p, "expired"));
+		json_t *tail = json_object_get(p, "target_tail");
+		if (jint(tail, "extra"))
+			km_sb_printf(&d, "; %lld records written on the target after the copy",
+				     jint(tail, "extra"));
+		if (jint(tail, "copied_after_snapshot"))
+			km_sb_printf(&d, "; %lld copied after the snapshot (not compared)",
+				     jint(tail, "copied_after_snapshot"));
+		if (jint(p, "aborted_on_target"))
+			km_sb_printf(&d, "; %lld records of aborted transactions on the target",
+				     jint(p, "aborted_on_target"));
 		if (jint(p, "superseded_after_snapshot"))
 			km_sb_printf(&d, "; %lld keys rewritten after the snapshot",
 				     jint(p, "superseded_after_snapshot"));
@@ -182,7 +223,7 @@ int cmd_validate(cli_t *cli, int argc, char **argv)
 	km_plan_t *plan = NULL;
 	km_journal_t *jr = NULL;
 	km_kafka_endpoint_t src = {0}, tgt = {0};
-	json_t *rep = NULL;
+	json_t *rep = NULL, *expect = NULL;
 	struct sigaction old_int, old_term;
 	char *args = NULL, *end;
 	int64_t run_id = 0, v;
@@ -218,8 +259,10 @@ int cmd_validate(cli_t *cli, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
-	if ((rc = cli_load_plan(cli, &plan)) || (rc = cli_check_journal(cli, plan)))
+	if ((rc = cli_load_plan(cli, &plan)) || (rc = cli_check_journal(cli, plan)) ||
+	    (rc = design_topics(cli, plan, &expect)))
 		goto done;
+	vopts.expect_topics = expect;
 	if ((err = km_kafka_endpoint_from_plan(&plan->source, &src, cli->errstr,
 					       sizeof(cli->errstr))) ||
 	    (err = km_kafka_endpoint_from_plan(&plan->target, &tgt, cli->errstr,
@@ -261,6 +304,7 @@ int cmd_validate(cli_t *cli, int argc, char **argv)
 done:
 	free(args);
 	json_decref(rep);
+	json_decref(expect);
 	km_journal_close(jr);
 	km_kafka_endpoint_clear(&src);
 	km_kafka_endpoint_clear(&tgt);

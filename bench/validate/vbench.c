@@ -9,10 +9,12 @@
  *       uses, for at least SECONDS.  Prints records/s and GB/s of record
  *       bytes (key + value + header names and values) per core.
  *
- *   vbench load -b BOOT -t TOPIC -n N -s SIZE -p PARTITIONS
+ *   vbench load -b BOOT -t TOPIC -n N -s SIZE -p PARTITIONS [-T TOPICS]
  *       Creates TOPIC with PARTITIONS partitions (an existing one is used as
  *       is) and produces N such records to it (record i to partition
  *       i % PARTITIONS), idempotent, acks=all, for the end-to-end run.
+ *       With -T, TOPICS topics TOPIC.0 .. TOPIC.<TOPICS-1> get N records
+ *       each (the many-small-partitions estate of run-small).
  *
  *   vbench delete BOOT TOPIC...
  *       Deletes the run's topics afterwards (missing ones are fine).
@@ -165,9 +167,10 @@ static int create_topic(rd_kafka_t *rk, const char *topic, int parts)
 	return 1;
 }
 
-static int load(const char *boot, const char *topic, long n, size_t size, int parts)
+static int load(const char *boot, const char *topic_arg, long n, size_t size, int parts,
+		int ntopics)
 {
-	char err[512], key[32], seq[32], ts[32];
+	char err[512], key[32], seq[32], ts[32], topic[300];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	unsigned char *val = malloc(size ? size : 1);
 	rd_kafka_t *rk;
@@ -184,6 +187,11 @@ static int load(const char *boot, const char *topic, long n, size_t size, int pa
 		fprintf(stderr, "vbench: %s\n", err);
 		return 2;
 	}
+	for (int tn = 0; tn < (ntopics ? ntopics : 1); tn++) {
+	if (ntopics)
+		snprintf(topic, sizeof(topic), "%s.%d", topic_arg, tn);
+	else
+		snprintf(topic, sizeof(topic), "%s", topic_arg);
 	if (create_topic(rk, topic, parts))
 		return 1;
 	for (long i = 0; i < n; i++) {
@@ -210,13 +218,15 @@ static int load(const char *boot, const char *topic, long n, size_t size, int pa
 		}
 		rd_kafka_poll(rk, 0);
 	}
+	}
 	if (rd_kafka_flush(rk, 120000)) {
 		fprintf(stderr, "vbench: flush timed out\n");
 		return 1;
 	}
 	rd_kafka_destroy(rk);
 	free(val);
-	printf("loaded %ld records of %zu bytes into %s\n", n, size, topic);
+	printf("loaded %ld records of %zu bytes into %s%s\n", n, size, topic_arg,
+	       ntopics ? ".*" : "");
 	return 0;
 }
 
@@ -252,7 +262,7 @@ static int delete_topics(const char *boot, char **topics, int n)
 static void usage(void)
 {
 	fprintf(stderr, "usage: vbench digest [-s SIZE[,SIZE...]] [-m MB] [-t SECONDS]\n"
-			"       vbench load -b BOOT -t TOPIC -n N -s SIZE -p PARTITIONS\n"
+			"       vbench load -b BOOT -t TOPIC -n N -s SIZE -p PARTITIONS [-T TOPICS]\n"
 			"       vbench delete BOOT TOPIC...\n");
 	exit(2);
 }
@@ -286,9 +296,9 @@ int main(int argc, char **argv)
 		const char *boot = NULL, *topic = NULL;
 		long n = 0;
 		size_t size = 512;
-		int parts = 1, c;
+		int parts = 1, ntopics = 0, c;
 		optind = 2;
-		while ((c = getopt(argc, argv, "b:t:n:s:p:")) != -1) {
+		while ((c = getopt(argc, argv, "b:t:n:s:p:T:")) != -1) {
 			if (c == 'b')
 				boot = optarg;
 			else if (c == 't')
@@ -299,12 +309,14 @@ int main(int argc, char **argv)
 				size = (size_t)atol(optarg);
 			else if (c == 'p')
 				parts = atoi(optarg);
+			else if (c == 'T')
+				ntopics = atoi(optarg);
 			else
 				usage();
 		}
-		if (!boot || !topic || n <= 0 || parts < 1)
+		if (!boot || !topic || n <= 0 || parts < 1 || ntopics < 0)
 			usage();
-		return load(boot, topic, n, size, parts);
+		return load(boot, topic, n, size, parts, ntopics);
 	}
 	if (!strcmp(argv[1], "delete") && argc >= 4)
 		return delete_topics(argv[2], argv + 3, argc - 3);

@@ -6,11 +6,24 @@
  *     gate and the per-partition facts are in the journal;
  *   - --sample 10 labels the verdict sampled, in the output and the journal;
  *   - a partition with nothing replicated is NO-GO;
+ *   - a topic of the saved design that the source principal cannot see
+ *     (alice on the SASL_SSL cluster, no ACL) is NO-GO naming the topic and
+ *     the ACL to grant; with DESCRIBE but no READ the partition is "not
+ *     validated", naming READ;
+ *   - records the replicator copies while validate runs (after its
+ *     snapshot of the offset map) are not extra: validate GO with a
+ *     replicator and a producer running;
+ *   - a record written on the target after the last copied record (a
+ *     stray writer before cutover) is an extra record, NO-GO, though the
+ *     target partition ends with kmigrate's commit markers;
  *   - proof the check can fail: the test forges a broken copy -- it writes a
  *     source topic, a target topic and the offset-map runs itself -- with a
  *     changed value, a missing record, an extra record, a changed header, a
  *     swapped pair and a changed timestamp; each is reported with its kind
  *     and both offsets, the swapped pair breaks the per-key ordering, exit 1;
+ *   - records of aborted transactions on the target (between two runs, and
+ *     after the last) are counted per partition as aborted_on_target, and
+ *     are not mismatches;
  *   - a compacted topic matches after replication even once the source
  *     compacted further behind the snapshot, and a forged latest-value
  *     difference in a compacted pair is detected.
@@ -30,6 +43,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +76,8 @@ static json_t *validate(const char *plan, int *rcp, const char *a1, const char *
 	free(err);
 	return doc;
 }
+
+static bool has_shown(json_t *pj, const char *kind, int64_t so, int64_t to);
 
 static json_t *part_of(json_t *rep, const char *topic, int partition)
 {
@@ -314,6 +331,212 @@ static void test_nothing_replicated(void **state)
 	free(plan);
 }
 
+/* ---- the target after the last copied record --------------------------------------- */
+
+typedef struct writer_s {
+	pthread_t th;
+	volatile int stop;
+	int64_t written;
+} writer_t;
+
+/* Produces to V1 at a few hundred records a second until stopped. */
+static void *writer_main(void *arg)
+{
+	writer_t *w = arg;
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	char key[32], val[64];
+	while (!w->stop) {
+		snprintf(key, sizeof(key), "k%lld", (long long)(w->written % 200));
+		snprintf(val, sizeof(val), "live-%lld", (long long)w->written);
+		tk_msg_t m = {.key = key, .value = val, .partition = (int)(w->written % 3)};
+		tk_produce(p, V1, &m);
+		w->written++;
+		if (w->written % 20 == 0)
+			tk_flush(p);
+		poll(NULL, 0, 3);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	return NULL;
+}
+
+/* Records copied after validate read its snapshot of the offset map land
+ * on the target after the last mapped record: they must not be called
+ * extra.  A replicator and a producer run during validate; the run is
+ * repeated until one of them read such records (so the case was really
+ * exercised), and every run must be GO. */
+static void test_copied_during_validate(void **state)
+{
+	writer_t w = {0};
+	int rc;
+	int64_t after = 0;
+	char *log = tk_write_file(tk_tmpdir("it-v1-live"), "replicate.log", "");
+	const char *argv[] = {tk_kmigrate(), "replicate", "-p", match_plan, NULL};
+	(void)state;
+
+	pid_t pid = tk_spawn(argv, log);
+	pthread_create(&w.th, NULL, writer_main, &w);
+	for (int k = 0; k < 6 && after == 0; k++) {
+		json_t *rep = validate(match_plan, &rc, NULL, NULL);
+		json_t *pj;
+		size_t i;
+		json_array_foreach(json_object_get(rep, "partitions"), i, pj) {
+			json_t *tail = json_object_get(pj, "target_tail");
+			if (!tail) {
+				char *d = json_dumps(pj, JSON_COMPACT);
+				fail_msg("no target_tail in the partition's report: %s", d);
+			}
+			after += jint(tail, "copied_after_snapshot");
+			if (jint(pj, "mismatches") || jint(tail, "extra")) {
+				char *d = json_dumps(pj, JSON_COMPACT);
+				fail_msg("records copied during validate called mismatches: %s", d);
+			}
+		}
+		assert_int_equal(rc, 0);
+		json_decref(rep);
+	}
+	w.stop = 1;
+	pthread_join(w.th, NULL);
+	kill(pid, SIGTERM);
+	assert_int_equal(tk_wait_exit(pid, 60000), 0);
+	fprintf(stderr, "live: %lld records produced, %lld copied after a snapshot seen\n",
+		(long long)w.written, (long long)after);
+	if (after == 0)
+		fail_msg("six validate runs never read a record copied after their snapshot: "
+			 "the case was not exercised");
+	tk_catch_up(match_plan, 120000, NULL);
+	free(log);
+}
+
+/* A stray writer on the target before cutover: one record produced into a
+ * replicated target partition after the last copied record (the partition
+ * ends with kmigrate's commit marker, and V2's target holds markers of
+ * every transaction).  It is an extra record, NO-GO, with its offset. */
+static void test_stray_record_after_tail(void **state)
+{
+	int rc;
+	(void)state;
+	int64_t before = tk_total_hwm(&tgt, V2);
+	json_t *rep = validate(match_plan, &rc, NULL, NULL);
+	assert_int_equal(rc, 0);
+	json_decref(rep);
+
+	/* The target's high watermark of V2[1] is the stray record's offset. */
+	int64_t lo, hi;
+	rd_kafka_t *pt = tk_producer(&tgt, NULL);
+	assert_int_equal(rd_kafka_query_watermark_offsets(pt, V2, 1, &lo, &hi, 10000), 0);
+	tk_msg_t m = {.key = "stray", .value = "written on the target", .partition = 1};
+	tk_produce(pt, V2, &m);
+	tk_flush(pt);
+	rd_kafka_destroy(pt);
+	assert_int_equal(tk_total_hwm(&tgt, V2), before + 1);
+
+	rep = validate(match_plan, &rc, NULL, NULL);
+	json_t *pj = part_of(rep, V2, 1);
+	char *dump = json_dumps(pj, JSON_COMPACT);
+	if (rc != 1 || strcmp(jstr(rep, "verdict"), "NO-GO") || jint(pj, "mismatches") != 1 ||
+	    !has_shown(pj, "extra", -1, hi))
+		fail_msg("a stray record at target offset %lld: exit %d, partition %s", (long long)hi,
+			 rc, dump);
+	free(dump);
+	assert_int_equal(jint(json_object_get(pj, "by_kind"), "extra"), 1);
+	assert_int_equal(jint(json_object_get(pj, "target_tail"), "extra"), 1);
+	assert_string_equal(jstr(part_of(rep, V2, 0), "verdict"), "GO");
+	json_decref(rep);
+}
+
+/* ---- what the source principal cannot see -------------------------------------------- */
+
+/* A plan on the SASL_SSL cluster as `user` (password in KM_IT_VS_PW). */
+static void write_secure_plan(const char *path, const tk_cluster_t *sec, const char *mig,
+			      const char *topic, const char *user)
+{
+	char text[2048], *dir = strdup(path);
+	*strrchr(dir, '/') = '\0';
+	snprintf(text, sizeof(text),
+		 "migration: %s\nsource:\n  bootstrap: %s\n  security_protocol: sasl_ssl\n"
+		 "  sasl_mechanism: SCRAM-SHA-512\n  username: %s\n  password_env: KM_IT_VS_PW\n"
+		 "  ssl_ca: %s\ntarget:\n  bootstrap: %s\ntopics:\n  include: [\"^%s$\"]\n",
+		 mig, sec->bootstrap, user, getenv("KM_TEST_SECURE_CA"), tgt.bootstrap, topic);
+	free(tk_write_file(dir, "migration.yaml", text));
+	free(dir);
+}
+
+static bool no_go_has(json_t *rep, const char *a, const char *b)
+{
+	json_t *m;
+	size_t i;
+	json_array_foreach(json_object_get(rep, "no_go"), i, m)
+		if (strstr(json_string_value(m), a) && strstr(json_string_value(m), b))
+			return true;
+	return false;
+}
+
+static void test_source_topic_not_visible(void **state)
+{
+	tk_cluster_t sec;
+	char topic[64], mig[64], want[300];
+	int rc;
+	(void)state;
+
+	tk_cluster_from_env(&sec, "KM_TEST_SECURE");
+	snprintf(topic, sizeof(topic), "vs-%d.hidden", (int)getpid());
+	snprintf(mig, sizeof(mig), "it-vs-%d", (int)getpid());
+	tk_create_topic(&sec, topic, 1, NULL);
+	rd_kafka_t *p = tk_producer(&sec, NULL);
+	tk_msg_t m = {.key = "k", .value = "v", .partition = 0};
+	tk_produce(p, topic, &m);
+	tk_flush(p);
+	rd_kafka_destroy(p);
+
+	/* The design is saved by an administrator ... */
+	char *plan = tk_write_file(tk_tmpdir("it-vs"), "migration.yaml", "");
+	setenv("KM_IT_VS_PW", getenv("KM_TEST_SECURE_PASSWORD"), 1);
+	write_secure_plan(plan, &sec, mig, topic, getenv("KM_TEST_SECURE_USER"));
+	/* Exit 1: the SCRAM users and quotas are manual items. */
+	tk_km(plan, "plan", NULL, NULL, 1, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+
+	/* ... and validate runs as alice, who has no ACL: Kafka leaves the
+	 * topic out of her metadata without a word. */
+	setenv("KM_IT_VS_PW", "alice-secret", 1);
+	write_secure_plan(plan, &sec, mig, topic, "alice");
+	json_t *rep = validate(plan, &rc, NULL, NULL);
+	char *dump = json_dumps(json_object_get(rep, "no_go"), JSON_COMPACT);
+	snprintf(want, sizeof(want), "grant DESCRIBE and READ on topic '%s' to User:alice", topic);
+	if (rc != 1 || !no_go_has(rep, want, "not visible"))
+		fail_msg("a design topic alice cannot see: exit %d, no_go %s", rc, dump);
+	free(dump);
+	json_t *hidden = json_array_get(json_object_get(rep, "topics_not_visible"), 0);
+	assert_string_equal(jstr(hidden, "topic"), topic);
+	assert_string_equal(jstr(hidden, "error"), "TOPIC_AUTHORIZATION_FAILED");
+	json_decref(rep);
+
+	/* Each missing right in turn: the partition is seen, and not
+	 * validated, with the right named. */
+	static const struct {
+		rd_kafka_AclOperation_t grant;
+		const char *want;
+	} steps[] = {{RD_KAFKA_ACL_OPERATION_DESCRIBE, "DESCRIBE_CONFIGS"},
+		     {RD_KAFKA_ACL_OPERATION_DESCRIBE_CONFIGS, "READ"}};
+	for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		tk_acl(&sec, RD_KAFKA_RESOURCE_TOPIC, topic, RD_KAFKA_RESOURCE_PATTERN_LITERAL,
+		       "User:alice", "*", steps[k].grant, RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW);
+		rep = validate(plan, &rc, NULL, NULL);
+		json_t *pj = part_of(rep, topic, 0);
+		snprintf(want, sizeof(want), "grant %s on topic '%s' to User:alice", steps[k].want,
+			 topic);
+		dump = json_dumps(pj, JSON_COMPACT);
+		if (rc != 1 || strcmp(jstr(pj, "state"), "not validated") ||
+		    !strstr(jstr(pj, "reason"), want))
+			fail_msg("alice without %s: exit %d, %s", steps[k].want, rc, dump);
+		free(dump);
+		assert_int_equal(json_array_size(json_object_get(rep, "topics_not_visible")), 0);
+		json_decref(rep);
+	}
+	free(plan);
+}
+
 /* ---- forged broken copies ---------------------------------------------------------- */
 
 /* The replication state of a forged migration: tasks and offsetmap with one
@@ -463,6 +686,68 @@ static void test_detects_forged_differences(void **state)
 	free(plan);
 }
 
+/* Target: a committed transaction (t0, t1, marker t2), an aborted one (t3,
+ * t4, marker t5), a committed one (t6, t7, marker t8), an aborted one after
+ * the last copied record (t9, t10, marker t11).  Runs (s0 -> t0, 2) and
+ * (s2 -> t6, 2).  The copy matches; four aborted records are counted. */
+static void test_aborted_on_target(void **state)
+{
+	char mig[64], inc[300], topic[64], txn[64];
+	int rc;
+	(void)state;
+
+	snprintf(mig, sizeof(mig), "it-va-%d", (int)getpid());
+	snprintf(topic, sizeof(topic), "va-%d.aborted", (int)getpid());
+	snprintf(txn, sizeof(txn), "it-va-%d", (int)getpid());
+	forge_state(mig);
+	tk_create_topic(&src, topic, 1, NULL);
+	tk_create_topic(&tgt, topic, 1, NULL);
+	rd_kafka_t *ps = tk_producer(&src, NULL), *pt = tk_producer(&tgt, txn);
+	rec_t r[4] = {{"a", "1", "x", 1000}, {"b", "2", "x", 1001}, {"c", "3", "x", 1002},
+		      {"d", "4", "x", 1003}};
+	for (int i = 0; i < 4; i++)
+		put(ps, topic, &r[i]);
+	for (int t = 0; t < 4; t++) {
+		rd_kafka_error_t *e = rd_kafka_begin_transaction(pt);
+		if (e)
+			fail_msg("begin: %s", rd_kafka_error_string(e));
+		rec_t junk[2] = {{"junk", "aborted", "x", 5}, {"junk", "aborted", "x", 6}};
+		for (int i = 0; i < 2; i++)
+			put(pt, topic, t % 2 ? &junk[i] : &r[t + i]);
+		e = t % 2 ? rd_kafka_abort_transaction(pt, 30000) : rd_kafka_commit_transaction(pt, 30000);
+		if (e)
+			fail_msg("end: %s", rd_kafka_error_string(e));
+	}
+	rd_kafka_destroy(pt);
+	rd_kafka_destroy(ps);
+	pt = tk_producer(&tgt, NULL);
+	forge_run(pt, mig, topic, 0, 0, 0, 2);
+	forge_run(pt, mig, topic, 0, 2, 6, 2);
+	tk_flush(pt);
+	rd_kafka_destroy(pt);
+
+	snprintf(inc, sizeof(inc), "\"^%s$\"", topic);
+	char *plan = tk_plan(&src, &tgt, "it-va", mig, inc, NULL);
+	json_t *rep = validate(plan, &rc, NULL, NULL);
+	json_t *pj = part_of(rep, topic, 0);
+	char *dump = json_dumps(pj, JSON_COMPACT);
+	if (rc != 0 || !json_is_integer(json_object_get(pj, "aborted_on_target")) ||
+	    jint(pj, "aborted_on_target") != 4 || jint(pj, "aborted_ranges_read") != 2)
+		fail_msg("4 aborted records on the target: exit %d, %s", rc, dump);
+	free(dump);
+	assert_int_equal(jint(pj, "mismatches"), 0);
+	assert_int_equal(jint(json_object_get(pj, "target_tail"), "records"), 0);
+	json_decref(rep);
+
+	/* The replication of V1 had no aborted transaction: nothing re-read. */
+	rep = validate(match_plan, &rc, NULL, NULL);
+	pj = part_of(rep, V1, 0);
+	assert_int_equal(jint(pj, "aborted_on_target"), 0);
+	assert_int_equal(jint(pj, "aborted_ranges_read"), 0);
+	json_decref(rep);
+	free(plan);
+}
+
 /* ---- compacted topics --------------------------------------------------------------- */
 
 /* Whether the source still holds a record of key below offset `below`. */
@@ -609,6 +894,10 @@ int main(void)
 		cmocka_unit_test(test_match_after_replication),
 		cmocka_unit_test(test_sampled),
 		cmocka_unit_test(test_nothing_replicated),
+		cmocka_unit_test(test_copied_during_validate),
+		cmocka_unit_test(test_stray_record_after_tail),
+		cmocka_unit_test(test_source_topic_not_visible),
+		cmocka_unit_test(test_aborted_on_target),
 		cmocka_unit_test(test_compacted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
