@@ -9,11 +9,11 @@
 #include <string.h>
 #include <time.h>
 
-/* The digest is on the hot path: inline XXH3 so that short keys and headers
- * cost a few nanoseconds, not a library call each. */
+/* Sampling and the order digests hash on the hot path: inline XXH3. */
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "digest.h"
 #include "offmap.h"
 #include "replicate.h"
 #include "util.h"
@@ -35,88 +35,6 @@
 #define MAX_TABLE_SLOTS (2u * KM_VALIDATE_MAX_KEYS)
 #define MAX_ORDER_EXAMPLES 3
 
-/* ---- the digest ------------------------------------------------------------- */
-
-static inline uint64_t hbytes(const void *p, size_t n)
-{
-	return p ? XXH3_64bits(p, n) : KM_VDIGEST_NULL;
-}
-
-/* Header serialisation for the digest: a stack buffer for the usual few
- * short headers, spilling into a streaming XXH3 state only when a record
- * carries more than 4 KiB of headers. */
-typedef struct hbuf_s {
-	unsigned char buf[4096];
-	size_t len;
-	bool streaming;
-	XXH3_state_t st;
-} hbuf_t;
-
-static void hbuf_add(hbuf_t *h, const void *p, size_t n)
-{
-	if (h->len + n > sizeof(h->buf)) {
-		if (!h->streaming) {
-			XXH3_64bits_reset(&h->st);
-			h->streaming = true;
-		}
-		XXH3_64bits_update(&h->st, h->buf, h->len);
-		h->len = 0;
-		if (n > sizeof(h->buf)) {
-			XXH3_64bits_update(&h->st, p, n);
-			return;
-		}
-	}
-	memcpy(h->buf + h->len, p, n);
-	h->len += n;
-}
-
-static void hbuf_header(hbuf_t *h, const char *name, const void *value, size_t size)
-{
-	/* Lengths make the encoding unambiguous: ("ab","c") != ("a","bc"). */
-	uint32_t nl = (uint32_t)strlen(name), vl = (uint32_t)size;
-	unsigned char isnull = value ? 0 : 1;
-	hbuf_add(h, &nl, sizeof(nl));
-	hbuf_add(h, name, nl);
-	hbuf_add(h, &isnull, 1);
-	if (value) {
-		hbuf_add(h, &vl, sizeof(vl));
-		hbuf_add(h, value, size);
-	}
-}
-
-static uint64_t hbuf_digest(hbuf_t *h)
-{
-	if (!h->streaming)
-		return XXH3_64bits(h->buf, h->len);
-	XXH3_64bits_update(&h->st, h->buf, h->len);
-	return XXH3_64bits_digest(&h->st);
-}
-
-static inline void digest_combine(km_vdigest_t *d)
-{
-	uint64_t parts[4] = {d->key, d->value, d->headers, (uint64_t)d->ts};
-	d->all = XXH3_64bits(parts, sizeof(parts));
-}
-
-void km_validate_digest(const void *key, size_t key_len, const void *value, size_t value_len,
-			const km_vheader_t *hdrs, size_t nhdrs, int64_t ts, km_vdigest_t *d)
-{
-	d->key = hbytes(key, key_len);
-	d->value = hbytes(value, value_len);
-	d->ts = ts;
-	if (nhdrs) {
-		hbuf_t h;
-		h.len = 0;
-		h.streaming = false;
-		for (size_t i = 0; i < nhdrs; i++)
-			hbuf_header(&h, hdrs[i].name, hdrs[i].value, hdrs[i].size);
-		d->headers = hbuf_digest(&h);
-	} else {
-		d->headers = XXH3_64bits(NULL, 0);
-	}
-	digest_combine(d);
-}
-
 /* Header count and bytes of a consumed record (parsed by librdkafka on
  * first use, then cached in the message). */
 static size_t msg_headers(const rd_kafka_message_t *rkm, rd_kafka_headers_t **hdrsp,
@@ -136,31 +54,6 @@ static size_t msg_headers(const rd_kafka_message_t *rkm, rd_kafka_headers_t **hd
 	return n;
 }
 
-size_t km_validate_digest_message(const rd_kafka_message_t *rkm, km_vdigest_t *d)
-{
-	rd_kafka_timestamp_type_t tstype;
-	rd_kafka_headers_t *hdrs = NULL;
-	size_t n = 0, size;
-	const char *name;
-	const void *val;
-
-	d->key = hbytes(rkm->key, rkm->key_len);
-	d->value = hbytes(rkm->payload, rkm->len);
-	d->ts = rd_kafka_message_timestamp(rkm, &tstype);
-	if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-	    !rd_kafka_header_get_all(hdrs, 0, &name, &val, &size)) {
-		hbuf_t h;
-		h.len = 0;
-		h.streaming = false;
-		for (; !rd_kafka_header_get_all(hdrs, n, &name, &val, &size); n++)
-			hbuf_header(&h, name, val, size);
-		d->headers = hbuf_digest(&h);
-	} else {
-		d->headers = XXH3_64bits(NULL, 0);
-	}
-	digest_combine(d);
-	return n;
-}
 
 void km_validate_opts_init(km_validate_opts_t *opts)
 {
@@ -742,7 +635,7 @@ static bool tail_read(vpart_t *p, stream_t *s, bool target, const uint64_t *keys
 	stream_extend(s, INT64_MAX);
 	while ((m = stream_peek(s))) {
 		if (nkeys) {
-			uint64_t kh = hbytes(m->key, m->key_len);
+			uint64_t kh = km_digest_bytes(m->key, m->key_len);
 			const uint64_t *f = bsearch(&kh, keys, nkeys, sizeof(*keys), cmp_u64);
 			if (f)
 				seen[f - keys] = true;
@@ -807,7 +700,7 @@ static int cmp_shown(const void *a, const void *b)
 	return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-static unsigned differs_of(const km_vdigest_t *a, const km_vdigest_t *b)
+static unsigned differs_of(const km_digest_t *a, const km_digest_t *b)
 {
 	unsigned d = 0;
 	if (a->key != b->key)
@@ -837,7 +730,7 @@ static int first_kind(unsigned differs)
 typedef struct pair_s {
 	bool valid, mismatch, reordered;
 	int64_t src, tgt, pos;
-	km_vdigest_t sd, td;
+	km_digest_t sd, td;
 	char key[64];
 } pair_t;
 
@@ -1027,8 +920,8 @@ static void compare_sequence(worker_t *w, vpart_t *p, stream_t *ss, stream_t *ts
 			cur.src = o;
 			cur.tgt = t;
 			cur.pos = p->pos;
-			km_validate_digest_message(ms, &cur.sd);
-			km_validate_digest_message(mt, &cur.td);
+			km_digest_message(ms, &cur.sd);
+			km_digest_message(mt, &cur.td);
 			cur.mismatch = cur.sd.all != cur.td.all;
 			if (cur.mismatch)
 				key_preview(ms, cur.key, sizeof(cur.key));
@@ -1071,11 +964,11 @@ static void compare_sequence(worker_t *w, vpart_t *p, stream_t *ss, stream_t *ts
 static bool latest_read(worker_t *w, vpart_t *p, stream_t *s, bool source)
 {
 	rd_kafka_message_t *m;
-	km_vdigest_t d;
+	km_digest_t d;
 	size_t rt = 0;
 
 	while ((m = stream_peek(s))) {
-		uint64_t kh = hbytes(m->key, m->key_len);
+		uint64_t kh = km_digest_bytes(m->key, m->key_len);
 		kent_t *e;
 		if (!source && m->offset < p->t_start) {
 			head_record(w->v, p, s, &rt);
@@ -1096,7 +989,7 @@ static bool latest_read(worker_t *w, vpart_t *p, stream_t *s, bool source)
 					 KM_VALIDATE_MAX_KEYS);
 				return false;
 			}
-			km_validate_digest_message(m, &d);
+			km_digest_message(m, &d);
 			if (source) {
 				e->s_a = d.value;
 				e->bb = (e->bb & 0xffffffffu) | (d.headers << 32);
@@ -1136,8 +1029,8 @@ static void compare_latest(worker_t *w, vpart_t *p, stream_t *ss, stream_t *ts)
 	ttail = km_calloc(w->tab.cnt + 1, sizeof(*ttail));
 	for (size_t i = 0; i < w->tab.cap; i++) {
 		kent_t *e = &w->tab.e[i];
-		bool s_live = e->kh && e->s_off >= 0 && e->s_a != KM_VDIGEST_NULL;
-		bool t_live = e->kh && e->t_off >= 0 && e->t_a != KM_VDIGEST_NULL;
+		bool s_live = e->kh && e->s_off >= 0 && e->s_a != KM_DIGEST_NULL;
+		bool t_live = e->kh && e->t_off >= 0 && e->t_a != KM_DIGEST_NULL;
 		if (s_live && !t_live && e->t_off < 0)
 			ttail[nt++] = e->kh;
 		else if (t_live && !s_live && e->s_off < 0)
@@ -1157,8 +1050,8 @@ static void compare_latest(worker_t *w, vpart_t *p, stream_t *ss, stream_t *ts)
 			continue;
 		/* A tombstone and an absent key are the same state: the
 		 * cleaner removes tombstones after delete.retention.ms. */
-		bool s_live = e->s_off >= 0 && e->s_a != KM_VDIGEST_NULL;
-		bool t_live = e->t_off >= 0 && e->t_a != KM_VDIGEST_NULL;
+		bool s_live = e->s_off >= 0 && e->s_a != KM_DIGEST_NULL;
+		bool t_live = e->t_off >= 0 && e->t_a != KM_DIGEST_NULL;
 		if (!s_live && !t_live)
 			continue;
 		p->pos = e->s_off >= 0 ? e->s_off : e->t_off;

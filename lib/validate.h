@@ -72,6 +72,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "digest.h"
 #include "err.h"
 #include "kafka.h"
 #include "plan.h"
@@ -87,38 +88,6 @@
  * and reads groups of up to 32 small partitions at a time (assigned at once,
  * each through its own partition queue) or one large partition. */
 #define KM_VALIDATE_MAX_WORKERS 4
-
-/* The digest of one record.  Each component is hashed on its own so that a
- * mismatch can say which part differs; `all` combines them.  A null key or
- * value hashes to KM_VDIGEST_NULL, distinct from the hash of empty bytes. */
-typedef struct km_vdigest_s {
-	uint64_t key;
-	uint64_t value;
-	uint64_t headers; /* (name, value null-ness, value) of each, in order */
-	int64_t ts;       /* the record timestamp, compared as is */
-	uint64_t all;     /* the record digest */
-} km_vdigest_t;
-
-#define KM_VDIGEST_NULL 0x6e756c6c2d6b6d31ull /* "null-km1" */
-
-/* A header as the digest sees it; value NULL = null value. */
-typedef struct km_vheader_s {
-	const char *name;
-	const void *value;
-	size_t size;
-} km_vheader_t;
-
-/* Digests one record.  No allocation; headers up to 4 KiB in total are
- * hashed from a stack buffer, longer ones through a streaming XXH3 state.
- * @locality any thread */
-void km_validate_digest(const void *key, size_t key_len, const void *value,
-			size_t value_len, const km_vheader_t *hdrs, size_t nhdrs,
-			int64_t ts, km_vdigest_t *d);
-
-/* Digests a consumed record (key, value, headers, timestamp) the same way.
- * @returns the number of headers (librdkafka parses them on first use). */
-size_t km_validate_digest_message(const rd_kafka_message_t *rkm,
-				  km_vdigest_t *d);
 
 /* Progress, reported about once a second from the calling thread. */
 typedef struct km_validate_progress_s {

@@ -5,7 +5,7 @@
  *       headers "bench.seq" and "bench.ts" like bench/kbench's, a SIZE-byte
  *       incompressible value, a timestamp) of about MB megabytes -- larger
  *       than the caches, so the data is local but not cached -- and digests
- *       it on ONE thread with km_validate_digest(), the function validate
+ *       it on ONE thread with km_digest_record(), the function validate
  *       uses, for at least SECONDS.  Prints records/s and GB/s of record
  *       bytes (key + value + header names and values) per core.
  *
@@ -55,7 +55,7 @@ typedef struct rec_s {
 	size_t key_len;
 	const unsigned char *value;
 	size_t value_len;
-	km_vheader_t hdrs[2];
+	km_digest_header_t hdrs[2];
 	int64_t ts;
 } rec_t;
 
@@ -92,8 +92,8 @@ static void digest_bench(size_t size, size_t arena_mb, double seconds)
 	t0 = mono_s();
 	do {
 		for (i = 0; i < n; i++) {
-			km_vdigest_t d;
-			km_validate_digest(recs[i].key, recs[i].key_len, recs[i].value,
+			km_digest_t d;
+			km_digest_record(recs[i].key, recs[i].key_len, recs[i].value,
 					   recs[i].value_len, recs[i].hdrs, 2, recs[i].ts, &d);
 			acc += d.all;
 		}
@@ -287,7 +287,7 @@ int main(int argc, char **argv)
 			else
 				usage();
 		}
-		printf("km_validate_digest on one thread, %zu MB arena per size\n", mb);
+		printf("km_digest_record on one thread, %zu MB arena per size\n", mb);
 		for (char *tok = strtok(sizes, ","); tok; tok = strtok(NULL, ","))
 			digest_bench((size_t)atol(tok), mb, secs);
 		return 0;
