@@ -140,16 +140,23 @@ static km_err_t committed_offsets(km_kafka_t *k, const char *group, json_t **row
 	return KM_ERR_OK;
 }
 
-/* Groups to move: the plan's, then any other group on the source. */
-static km_err_t group_ids(const km_plan_t *plan, km_kafka_t *ks, json_t **idsp, char *errstr,
-			  size_t errstr_size)
+/* Groups to move: the plan's, then any other group on the source; only
+ * `only` when it is given (the others are neither listed nor read). */
+static km_err_t group_ids(const km_plan_t *plan, km_kafka_t *ks, const char *only, json_t **idsp,
+			  char *errstr, size_t errstr_size)
 {
 	json_t *ids = json_array();
-	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(ks));
+	rd_kafka_queue_t *q;
 	rd_kafka_event_t *ev = NULL;
 	km_err_t err;
 	size_t n;
 
+	if (only) {
+		json_array_append_new(ids, json_string(only));
+		*idsp = ids;
+		return KM_ERR_OK;
+	}
+	q = rd_kafka_queue_new(km_kafka_rk(ks));
 	for (size_t i = 0; i < plan->groups_cnt; i++)
 		json_array_append_new(ids, json_string(plan->groups[i].id));
 	rd_kafka_ListConsumerGroups(km_kafka_rk(ks), NULL, q);
@@ -315,7 +322,7 @@ static km_err_t policy_row(km_kafka_t *kt, const km_plan_group_t *pg, json_t *ro
 }
 
 km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *kt,
-			      json_t **groupsp, char *errstr, size_t errstr_size)
+			      const char *only, json_t **groupsp, char *errstr, size_t errstr_size)
 {
 	json_t *ids = NULL, *out = json_array(), *id;
 	km_repl_offmaps_t *maps = NULL;
@@ -324,7 +331,7 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 	size_t i, j;
 
 	*groupsp = NULL;
-	if ((err = group_ids(plan, ks, &ids, errstr, errstr_size)))
+	if ((err = group_ids(plan, ks, only, &ids, errstr, errstr_size)))
 		goto done;
 	json_array_foreach(ids, i, id) {
 		const char *gid = json_string_value(id);
@@ -376,6 +383,14 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 				       "owner", pg && pg->owner ? json_string(pg->owner) : json_null(),
 				       "declared", pg != NULL, "translatable", translatable,
 				       "partitions", kept));
+	}
+	if (only && !json_array_size(out)) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOT_FOUND,
+				"group '%s' has no committed offset on an in-scope topic of the source: "
+				"nothing to translate; check the group id (`kmigrate offsets` lists the "
+				"groups)",
+				only);
+		goto done;
 	}
 	*groupsp = out;
 	out = NULL;

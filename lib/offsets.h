@@ -25,14 +25,17 @@
 #include "plan.h"
 
 /* Builds the translation table for every group in scope (declared in the
- * plan, or found on the source with commits on in-scope topics).
+ * plan, or found on the source with commits on in-scope topics), or for
+ * group `only` alone when it is not NULL (KM_ERR_NOT_FOUND when it has no
+ * commit on an in-scope topic).
  * @returns a new JSON array of group objects in *groupsp:
  *   {"group", "policy", "chosen_by", "owner", "partitions": [{"topic",
  *    "partition", "target_topic", "committed", "target_offset" | null,
  *    "status": "translated"|"not-yet"|"policy", "lag", "proof": {...}}],
  *    "translatable": bool} */
 km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *kt,
-			      json_t **groupsp, char *errstr, size_t errstr_size);
+			      const char *only, json_t **groupsp, char *errstr,
+			      size_t errstr_size);
 
 /* Commits one group's table to the target group.  Refuses (KM_ERR_NOGO)
  * when the target group has active members or a partition is not

@@ -179,7 +179,7 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 	    (rc = cli_open_cluster(cli, plan, "source", 0, &ks)) ||
 	    (rc = cli_open_cluster(cli, plan, "target", 0, &kt)))
 		goto done;
-	if ((err = km_offsets_translate(plan, ks, kt, &groups, cli->errstr, sizeof(cli->errstr)))) {
+	if ((err = km_offsets_translate(plan, ks, kt, only, &groups, cli->errstr, sizeof(cli->errstr)))) {
 		rc = cli_fail(cli, err);
 		goto done;
 	}
@@ -194,8 +194,6 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 	}
 	/* The proof of every translated position is evidence. */
 	json_array_foreach(groups, i, g) {
-		if (only && strcmp(only, jstr(g, "group")))
-			continue;
 		json_array_foreach(json_object_get(g, "partitions"), j, r) {
 			char subj[600];
 			const char *st = jstr(r, "status");
@@ -226,8 +224,6 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 	if (commit) {
 		json_array_foreach(groups, i, g) {
 			char subj[300], cerr[1024];
-			if (only && strcmp(only, jstr(g, "group")))
-				continue;
 			snprintf(subj, sizeof(subj), "group:%s", jstr(g, "group"));
 			err = km_offsets_commit(kt, g, cerr, sizeof(cerr));
 			json_object_set_new(g, "committed", json_boolean(!err));
