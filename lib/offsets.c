@@ -265,18 +265,29 @@ static km_err_t translate_row(const km_plan_t *plan, reader_t *rs_src, reader_t 
 		return KM_ERR_KAFKA;
 	if (rs == 0 && copied_end >= 0) {
 		/* Every source record before c was copied (c >= copied_end
-		 * and none exists at or after c): resume after the last
-		 * copied record; markers in between are skipped by readers. */
+		 * and none exists at or after c): the group is at the end.
+		 * Right after the last copied record come the markers of its
+		 * transaction (and of later empty or aborted ones); a reader
+		 * skips them, so any position up to the end is the same for
+		 * the group, but only the end itself reads as lag 0 on the
+		 * dashboards.  The read_committed reader's end-of-partition
+		 * offset is the last stable offset, reached only after it
+		 * passed every marker, and it met no committed record on
+		 * the way: that is the proof, and the position. */
 		rt = first_record(rs_tgt, ttopic, p, tgt_end, &to, &td, errstr,
 				  errstr_size);
 		if (rt < 0)
 			return KM_ERR_KAFKA;
-		json_object_set_new(row, "target_offset", json_integer(tgt_end));
-		json_object_set_new(row, "status", json_string(rt == 0 ? "translated" : "proof-failed"));
+		json_object_set_new(row, "target_offset",
+				    json_integer(rt == 0 && to >= tgt_end ? to : tgt_end));
+		json_object_set_new(row, "status", json_string(rt == 0 && to >= tgt_end
+								       ? "translated"
+								       : "proof-failed"));
 		json_object_set_new(row, "proof",
-				    json_pack("{s:s, s:I, s:I, s:b}", "kind", "end-of-log", "source_end",
-					      (json_int_t)so, "target_end", (json_int_t)to, "match",
-					      rt == 0));
+				    json_pack("{s:s, s:I, s:I, s:I, s:b}", "kind", "end-of-log",
+					      "source_end", (json_int_t)so, "target_end", (json_int_t)to,
+					      "last_copied_end", (json_int_t)tgt_end, "match",
+					      rt == 0 && to >= tgt_end));
 		return KM_ERR_OK;
 	}
 	json_object_set_new(row, "target_offset", json_null());
