@@ -107,7 +107,7 @@ static void print_table(const json_t *groups, int committed)
 		table_t *t = table_new(7, "TOPIC", "PARTITION", "SOURCE COMMITTED", "TARGET",
 				       "TARGET OFFSET", "STATUS", "PROOF");
 		json_array_foreach(json_object_get(g, "partitions"), j, r) {
-			char part[16], c[32], to[32], proof[200];
+			char part[16], c[32], to[32], proof[400];
 			json_t *pr = json_object_get(r, "proof");
 			snprintf(part, sizeof(part), "%lld",
 				 (long long)json_integer_value(json_object_get(r, "partition")));
@@ -123,16 +123,21 @@ static void print_table(const json_t *groups, int committed)
 					 (long long)json_integer_value(json_object_get(r, "lag")));
 			else if (!pr)
 				snprintf(proof, sizeof(proof), "restart policy");
-			else if (json_object_get(pr, "kind"))
+			else if (!strcmp(jstr(pr, "kind"), "end-of-log"))
 				snprintf(proof, sizeof(proof), "%s on both sides",
 					 json_is_true(json_object_get(pr, "match")) ? "end of log"
 										     : "MISMATCH at end");
 			else
-				snprintf(proof, sizeof(proof), "%s: source @%lld = target @%lld (%s)",
+				snprintf(proof, sizeof(proof), "%s%s: source @%lld = target @%lld (%s)%s%s",
 					 json_is_true(json_object_get(pr, "match")) ? "read" : "MISMATCH",
+					 !strcmp(jstr(pr, "kind"), "first-common-survivor")
+						 ? " first record surviving compaction on both sides"
+						 : "",
 					 (long long)json_integer_value(json_object_get(pr, "source_offset")),
 					 (long long)json_integer_value(json_object_get(pr, "target_offset")),
-					 jstr(pr, "source_digest"));
+					 jstr(pr, "source_digest"),
+					 json_object_get(pr, "reason") ? ": " : "",
+					 json_object_get(pr, "reason") ? jstr(pr, "reason") : "");
 			table_row(t, jstr(r, "topic"), part, c, jstr(r, "target_topic"), to,
 				  jstr(r, "status"), proof);
 		}
@@ -141,6 +146,26 @@ static void print_table(const json_t *groups, int committed)
 	}
 	if (!committed)
 		printf("\nDry run: nothing committed (use --commit).\n");
+}
+
+/* Progress on long work, on stderr (never in --json's document): shown
+ * once the proof has run 2 s, at most twice a second. */
+typedef struct progress_state_s {
+	int64_t start, last;
+	bool shown;
+} progress_state_t;
+
+static void progress_cb(void *opaque, const char *what, size_t done, size_t total)
+{
+	progress_state_t *pst = opaque;
+	int64_t now = km_mono_ms();
+
+	if (now - pst->start < 2000 || now - pst->last < 500)
+		return;
+	pst->last = now;
+	pst->shown = true;
+	fprintf(stderr, "\rkmigrate offsets: %s: %zu/%zu reads", what, done, total);
+	fflush(stderr);
 }
 
 int cmd_offsets(cli_t *cli, int argc, char **argv)
@@ -155,6 +180,8 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 	json_t *groups = NULL, *g, *r;
 	int c, rc = 0, commit = 0, refused = 0, not_ready = 0;
 	const char *only = NULL;
+	km_offsets_opts_t oopts = {0};
+	progress_state_t pst = {0};
 	int64_t run_id = 0;
 	char *args = NULL;
 	km_err_t err;
@@ -179,7 +206,14 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 	    (rc = cli_open_cluster(cli, plan, "source", 0, &ks)) ||
 	    (rc = cli_open_cluster(cli, plan, "target", 0, &kt)))
 		goto done;
-	if ((err = km_offsets_translate(plan, ks, kt, only, &groups, cli->errstr, sizeof(cli->errstr)))) {
+	oopts.only = only;
+	oopts.progress_cb = progress_cb;
+	oopts.opaque = &pst;
+	pst.start = km_mono_ms();
+	err = km_offsets_translate(plan, ks, kt, &oopts, &groups, cli->errstr, sizeof(cli->errstr));
+	if (pst.shown)
+		fputc('\n', stderr);
+	if (err) {
 		rc = cli_fail(cli, err);
 		goto done;
 	}
