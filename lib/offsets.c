@@ -384,6 +384,34 @@ static km_err_t group_ids(const km_plan_t *plan, km_kafka_t *ks, const char *onl
 
 /* ---- translation --------------------------------------------------------------- */
 
+/* The offset maps, read with fetch.wait.max.ms 10 unless the plan sets
+ * it: each offset-map partition is read to its end, and the end is seen
+ * only on a fetch that returns nothing, which otherwise waits out the
+ * broker's 500 ms -- per partition, one after another. */
+static km_err_t offmaps_open(const km_plan_t *plan, km_kafka_t *kt, km_repl_offmaps_t **maps,
+			     char *errstr, size_t errstr_size)
+{
+	km_kafka_endpoint_t ep = *km_kafka_endpoint(kt);
+	const char **props, **p;
+	size_t n = 0;
+	bool set = false;
+	km_err_t err;
+
+	for (p = ep.props; p && p[0] && p[1]; p += 2, n += 2)
+		set = set || !strcmp(p[0], "fetch.wait.max.ms");
+	props = km_calloc(n + 3, sizeof(*props));
+	if (n)
+		memcpy(props, ep.props, n * sizeof(*props));
+	if (!set) {
+		props[n] = "fetch.wait.max.ms";
+		props[n + 1] = "10";
+	}
+	ep.props = props;
+	err = km_repl_offmaps_open(plan, &ep, maps, errstr, errstr_size);
+	free(props);
+	return err;
+}
+
 static const km_plan_group_t *plan_group(const km_plan_t *plan, const char *id)
 {
 	for (size_t i = 0; i < plan->groups_cnt; i++)
@@ -710,9 +738,7 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 				}
 				continue;
 			}
-			if (!maps &&
-			    (err = km_repl_offmaps_open(plan, km_kafka_endpoint(kt), &maps, errstr,
-							errstr_size))) {
+			if (!maps && (err = offmaps_open(plan, kt, &maps, errstr, errstr_size))) {
 				json_decref(kept);
 				goto done;
 			}
@@ -727,6 +753,8 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 			r->ttopic = json_string_value(json_object_get(row, "target_topic"));
 			r->p = (int)json_integer_value(json_object_get(row, "partition"));
 			r->c = json_integer_value(json_object_get(row, "committed"));
+			/* Loads the map's partition now; the pointer is taken
+			 * below, once every partition is loaded. */
 			if ((err = km_repl_offmaps_get(maps, topic, r->p, &r->m, errstr, errstr_size))) {
 				json_decref(kept);
 				goto done;
@@ -756,6 +784,14 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 				only);
 		goto done;
 	}
+	/* km_repl_offmaps_get() returns a pointer into an array that grows
+	 * (and moves) when a further offset-map partition is loaded, although
+	 * its header says "valid until close": take the pointers only now that
+	 * every partition this run needs is loaded. */
+	for (i = 0; i < nprows; i++)
+		if ((err = km_repl_offmaps_get(maps, prows[i].topic, prows[i].p, &prows[i].m, errstr,
+					       errstr_size)))
+			goto done;
 	if ((err = prove_rows(prows, nprows, rd, opts, errstr, errstr_size)))
 		goto done;
 	json_array_foreach(out, i, id) {
