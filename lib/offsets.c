@@ -28,7 +28,10 @@ static uint64_t record_digest(const rd_kafka_message_t *m)
  * past every marker and aborted record, with no committed record between
  * `from` and it). */
 enum { PR_PENDING = -1, PR_END = 0, PR_RECORD = 1 };
-enum { SRC = 0, TGT = 1 };
+/* The sides a probe reads: the source and the target read_committed (what
+ * a consumer of the group reads), and the target read_uncommitted (what a
+ * consumer left at Java's default reads: aborted records too). */
+enum { SRC = 0, TGT = 1, TGT_U = 2, NSIDES = 3 };
 
 typedef struct probe_s {
 	int side;
@@ -81,6 +84,7 @@ static int tpg_cmp(const void *a, const void *b)
  * end again would never see it. */
 typedef struct reader_s {
 	const km_kafka_endpoint_t *ep;
+	bool uncommitted; /* isolation.level read_uncommitted */
 	rd_kafka_t *c;
 	tpg_t *g; /* this pass's partitions, sorted by (topic, partition) */
 	size_t g_cnt, pending;
@@ -101,7 +105,9 @@ static void reader_close(reader_t *rd)
 static km_err_t reader_open(reader_t *rd, char *errstr, size_t errstr_size)
 {
 	const char *props[] = {"group.id", "kmigrate-offsets-proof", "enable.auto.commit", "false",
-			       "isolation.level", "read_committed", "enable.partition.eof", "true",
+			       "isolation.level",
+			       rd->uncommitted ? "read_uncommitted" : "read_committed",
+			       "enable.partition.eof", "true",
 			       "auto.offset.reset", "error", "fetch.wait.max.ms", "10",
 			       "max.partition.fetch.bytes", "65536", "fetch.max.bytes", "8388608",
 			       "queued.max.messages.kbytes", "16384", NULL};
@@ -223,7 +229,7 @@ static void progress(progress_t *pg)
 
 /* Answers every probe (sorted by probe_cmp): both clusters read at the
  * same time, every partition assigned at once at its lowest position. */
-static km_err_t run_probes(reader_t rd[2], probe_t *pr, size_t n, progress_t *pg, char *errstr,
+static km_err_t run_probes(reader_t rd[NSIDES], probe_t *pr, size_t n, progress_t *pg, char *errstr,
 			   size_t errstr_size)
 {
 	int64_t deadline = km_mono_ms() + 30000;
@@ -231,16 +237,24 @@ static km_err_t run_probes(reader_t rd[2], probe_t *pr, size_t n, progress_t *pg
 
 	for (size_t i = 0; i < n; i++)
 		pr[i].state = PR_PENDING;
-	for (int s = SRC; s <= TGT; s++) {
+	for (int s = 0; s < NSIDES; s++) {
+		bool used = false;
+		for (size_t i = 0; i < n && !used; i++)
+			used = pr[i].side == s;
+		if (!used)
+			continue;
 		if ((err = reader_open(&rd[s], errstr, errstr_size)))
 			goto done;
 		reader_assign(&rd[s], pr, n, s);
 	}
-	while (rd[SRC].pending + rd[TGT].pending > 0) {
-		for (int s = SRC; s <= TGT; s++) {
+	while (rd[SRC].pending + rd[TGT].pending + rd[TGT_U].pending > 0) {
+		for (int s = 0; s < NSIDES; s++) {
 			if (!rd[s].pending)
 				continue;
-			int got = reader_poll(&rd[s], rd[!s].pending ? 5 : 100, errstr, errstr_size);
+			/* Short waits while another side has work too. */
+			bool others = rd[SRC].pending + rd[TGT].pending + rd[TGT_U].pending >
+				      rd[s].pending;
+			int got = reader_poll(&rd[s], others ? 5 : 100, errstr, errstr_size);
 			if (got < 0) {
 				err = KM_ERR_KAFKA;
 				goto done;
@@ -252,7 +266,7 @@ static km_err_t run_probes(reader_t rd[2], probe_t *pr, size_t n, progress_t *pg
 			}
 		}
 		if (km_mono_ms() > deadline) {
-			for (int s = SRC; s <= TGT && !err; s++)
+			for (int s = 0; s < NSIDES && !err; s++)
 				for (size_t i = 0; i < rd[s].g_cnt && !err; i++)
 					if (rd[s].g[i].next < rd[s].g[i].cnt)
 						err = km_seterr(
@@ -266,9 +280,25 @@ static km_err_t run_probes(reader_t rd[2], probe_t *pr, size_t n, progress_t *pg
 		}
 	}
 done:
-	reader_close(&rd[SRC]);
-	reader_close(&rd[TGT]);
+	for (int s = 0; s < NSIDES; s++)
+		reader_close(&rd[s]);
 	return err;
+}
+
+/* Sorts the np probes, keeps one of each (*up of them, found again with
+ * bsearch and probe_cmp) and reads them. */
+static km_err_t read_unique(reader_t rd[NSIDES], probe_t *pr, size_t np, size_t *up,
+			    progress_t *pg, char *errstr, size_t errstr_size)
+{
+	size_t u = 0;
+
+	qsort(pr, np, sizeof(*pr), probe_cmp);
+	for (size_t i = 0; i < np; i++)
+		if (!u || probe_cmp(&pr[i], &pr[u - 1]))
+			pr[u++] = pr[i];
+	*up = u;
+	pg->total += u;
+	return run_probes(rd, pr, u, pg, errstr, errstr_size);
 }
 
 /* ---- group listing ------------------------------------------------------------- */
@@ -441,6 +471,7 @@ typedef struct prow_s {
 	uint64_t dig[2];
 	int steps;
 	int64_t copied_end, tgt_end;
+	bool mid; /* translated and proven inside the map: t holds a copy */
 } prow_t;
 
 static void row_ask(prow_t *r, int side, int64_t from)
@@ -466,6 +497,7 @@ static void row_proof(prow_t *r, bool ok, const char *reason)
 	json_object_set_new(r->row, "target_offset", json_integer(r->t));
 	json_object_set_new(r->row, "status", json_string(ok ? "translated" : "proof-failed"));
 	json_object_set_new(r->row, "proof", pr);
+	r->mid = ok;
 	r->st = ST_DONE;
 }
 
@@ -609,11 +641,10 @@ static void row_start(prow_t *r)
 
 /* Runs every row to its verdict: each pass gathers the rows' asks
  * (identical ones read once), reads them all, and steps the rows. */
-static km_err_t prove_rows(prow_t *rows, size_t n, reader_t rd[2], const km_offsets_opts_t *opts,
+static km_err_t prove_rows(prow_t *rows, size_t n, reader_t rd[NSIDES], progress_t *pg,
 			   char *errstr, size_t errstr_size)
 {
 	probe_t *pr = km_calloc(n * 2 + 1, sizeof(*pr));
-	progress_t pg = {opts, 0, 0};
 	km_err_t err = KM_ERR_OK;
 
 	for (size_t i = 0; i < n; i++)
@@ -629,12 +660,7 @@ static km_err_t prove_rows(prow_t *rows, size_t n, reader_t rd[2], const km_offs
 							     .from = rows[i].want[s]};
 		if (!np)
 			break;
-		qsort(pr, np, sizeof(*pr), probe_cmp);
-		for (size_t i = 0; i < np; i++)
-			if (!u || probe_cmp(&pr[i], &pr[u - 1]))
-				pr[u++] = pr[i];
-		pg.total += u;
-		if ((err = run_probes(rd, pr, u, &pg, errstr, errstr_size)))
+		if ((err = read_unique(rd, pr, np, &u, pg, errstr, errstr_size)))
 			break;
 		for (size_t i = 0; i < n; i++) {
 			bool asked = false;
@@ -659,6 +685,96 @@ static km_err_t prove_rows(prow_t *rows, size_t n, reader_t rd[2], const km_offs
 				row_step(&rows[i]);
 		}
 	}
+	free(pr);
+	return err;
+}
+
+/* At most this many gaps of the map after a position are checked for
+ * aborted records; "more" says when there were others. */
+#define GAPS_MAX 64
+
+/* Aborted transactions on the target after each translated position.
+ * Exactly-once replication aborts a transaction whenever a replicator dies
+ * or is fenced mid-way; its records stay in the log, skipped by
+ * read_committed consumers and delivered to read_uncommitted ones (Java's
+ * default).  They lie in the gaps of the offset map: a gap of one offset
+ * is a commit marker; a longer one may hold aborted records (or only
+ * markers).  For each gap [a, b) after t (and the open end after the last
+ * copied record), the first read_uncommitted record at or after a, u, is
+ * an aborted record when u < b -- the map holds no record there -- and
+ * read_committed does not return u (its first record at or after a lies
+ * beyond u).  Each row gets "aborted_after": {"ranges", "first_offset",
+ * "more"}.  The records between t and the last gap are read on both
+ * target sides, so this costs what the group has left to read. */
+static km_err_t exposure(prow_t *rows, size_t n, reader_t rd[NSIDES], progress_t *pg,
+			 char *errstr, size_t errstr_size)
+{
+	probe_t *pr = NULL;
+	size_t np = 0, cap = 0, u = 0;
+	km_err_t err = KM_ERR_OK;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			prow_t *r = &rows[i];
+			const km_offmap_t *m = r->m;
+			int ranges = 0, gaps = 0;
+			int64_t first = -1;
+			bool more = false;
+			if (!r->mid)
+				continue;
+			for (size_t k = 0; k < m->cnt; k++) {
+				int64_t a = m->runs[k].tgt_first + m->runs[k].count;
+				int64_t b = k + 1 < m->cnt ? m->runs[k + 1].tgt_first : INT64_MAX;
+				if (a < r->t || b - a < 2)
+					continue;
+				if (gaps++ == GAPS_MAX) {
+					more = true;
+					break;
+				}
+				if (pass == 0) {
+					if (np + 2 > cap) {
+						cap = cap ? cap * 2 : 256;
+						pr = km_realloc(pr, cap * sizeof(*pr));
+					}
+					pr[np++] = (probe_t){.side = TGT_U, .topic = r->ttopic,
+							     .partition = r->p, .from = a};
+					pr[np++] = (probe_t){.side = TGT, .topic = r->ttopic,
+							     .partition = r->p, .from = a};
+					continue;
+				}
+				probe_t ku = {.side = TGT_U, .topic = r->ttopic, .partition = r->p,
+					      .from = a},
+					kc = ku, *hu, *hc;
+				kc.side = TGT;
+				hu = bsearch(&ku, pr, u, sizeof(*pr), probe_cmp);
+				hc = bsearch(&kc, pr, u, sizeof(*pr), probe_cmp);
+				if (!hu || !hc)
+					KM_BUG("offsets: an exposure read was not answered");
+				if (hu->state == PR_RECORD && hu->off < b &&
+				    km_offmap_source_of(m, hu->off) < 0 &&
+				    (hc->state == PR_END || hc->off > hu->off)) {
+					if (!ranges++)
+						first = hu->off;
+				}
+			}
+			if (pass == 1)
+				json_object_set_new(r->row, "aborted_after",
+						    json_pack("{s:i, s:o, s:b}", "ranges", ranges,
+							      "first_offset",
+							      first >= 0 ? json_integer(first)
+									 : json_null(),
+							      "more", more));
+		}
+		if (pass == 0 &&
+		    (!np || (err = read_unique(rd, pr, np, &u, pg, errstr, errstr_size))))
+			break;
+	}
+	/* Rows with no gap after them were exposed to nothing. */
+	for (size_t i = 0; i < n && !err; i++)
+		if (rows[i].mid && !json_object_get(rows[i].row, "aborted_after"))
+			json_object_set_new(rows[i].row, "aborted_after",
+					    json_pack("{s:i, s:n, s:b}", "ranges", 0, "first_offset",
+						      "more", false));
 	free(pr);
 	return err;
 }
@@ -705,8 +821,10 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 	const char *only = opts ? opts->only : NULL;
 	json_t *ids = NULL, *offs = NULL, *out = json_array(), *id, *row;
 	km_repl_offmaps_t *maps = NULL;
-	reader_t rd[2] = {{km_kafka_endpoint(ks), NULL, NULL, 0, 0},
-			  {km_kafka_endpoint(kt), NULL, NULL, 0, 0}};
+	reader_t rd[NSIDES] = {{.ep = km_kafka_endpoint(ks)},
+			       {.ep = km_kafka_endpoint(kt)},
+			       {.ep = km_kafka_endpoint(kt), .uncommitted = true}};
+	progress_t prog = {opts, 0, 0};
 	prow_t *prows = NULL;
 	size_t nprows = 0, cap = 0, i, j;
 	km_err_t err;
@@ -792,25 +910,56 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 		if ((err = km_repl_offmaps_get(maps, prows[i].topic, prows[i].p, &prows[i].m, errstr,
 					       errstr_size)))
 			goto done;
-	if ((err = prove_rows(prows, nprows, rd, opts, errstr, errstr_size)))
+	if ((err = prove_rows(prows, nprows, rd, &prog, errstr, errstr_size)) ||
+	    (err = exposure(prows, nprows, rd, &prog, errstr, errstr_size)))
 		goto done;
 	json_array_foreach(out, i, id) {
+		const char *gid = json_string_value(json_object_get(id, "group"));
+		km_plan_isolation_t iso = km_plan_group_isolation(plan, gid);
 		bool translatable = true;
+		int exposed = 0;
 		json_array_foreach(json_object_get(id, "partitions"), j, row) {
 			const char *st = json_string_value(json_object_get(row, "status"));
 			if (!st)
 				KM_BUG("offsets: a row has no status");
 			if (strcmp(st, "translated") && strcmp(st, "policy"))
 				translatable = false;
+			if (json_integer_value(
+				    json_object_get(json_object_get(row, "aborted_after"), "ranges")) > 0)
+				exposed++;
 		}
 		json_object_set_new(id, "translatable", json_boolean(translatable));
+		json_object_set_new(id, "isolation_level", json_string(km_plan_isolation_str(iso)));
+		json_object_set_new(id, "aborted_exposed_partitions", json_integer(exposed));
+		/* A finding, not a refusal: the translation is right either
+		 * way; what the group's consumers will read is not. */
+		if (exposed && iso != KM_PLAN_ISOLATION_READ_COMMITTED)
+			json_object_set_new(
+				id, "finding",
+				json_sprintf(
+					"%d partition(s) hold records of kmigrate's aborted transactions "
+					"after the group's position; a consumer reading %s will receive "
+					"them; %s",
+					exposed,
+					iso == KM_PLAN_ISOLATION_READ_UNCOMMITTED
+						? "read_uncommitted (as declared)"
+						: "read_uncommitted (Java's default; the plan declares no "
+						  "isolation_level for this group)",
+					iso == KM_PLAN_ISOLATION_READ_UNCOMMITTED
+						? "set isolation.level=read_committed on the consumer, or accept "
+						  "them"
+						: "declare isolation_level in the plan's consumers: entry for "
+						  "this group (and set isolation.level=read_committed on the "
+						  "consumer)"));
+		else
+			json_object_set_new(id, "finding", json_null());
 	}
 	*groupsp = out;
 	out = NULL;
 done:
 	free(prows);
-	reader_close(&rd[SRC]);
-	reader_close(&rd[TGT]);
+	for (int s = 0; s < NSIDES; s++)
+		reader_close(&rd[s]);
 	km_repl_offmaps_close(maps);
 	json_decref(ids);
 	json_decref(offs);

@@ -104,10 +104,11 @@ static void print_table(const json_t *groups, int committed)
 		       jstr(g, "policy"), jstr(g, "chosen_by"),
 		       json_is_string(json_object_get(g, "owner")) ? jstr(g, "owner") : "NONE",
 		       json_is_true(json_object_get(g, "translatable")) ? "" : "  NOT READY");
-		table_t *t = table_new(7, "TOPIC", "PARTITION", "SOURCE COMMITTED", "TARGET",
-				       "TARGET OFFSET", "STATUS", "PROOF");
+		table_t *t = table_new(8, "TOPIC", "PARTITION", "SOURCE COMMITTED", "TARGET",
+				       "TARGET OFFSET", "STATUS", "ABORTED AFTER", "PROOF");
 		json_array_foreach(json_object_get(g, "partitions"), j, r) {
-			char part[16], c[32], to[32], proof[400];
+			char part[16], c[32], to[32], proof[400], ab[64];
+			json_t *aa = json_object_get(r, "aborted_after");
 			json_t *pr = json_object_get(r, "proof");
 			snprintf(part, sizeof(part), "%lld",
 				 (long long)json_integer_value(json_object_get(r, "partition")));
@@ -138,11 +139,24 @@ static void print_table(const json_t *groups, int committed)
 					 jstr(pr, "source_digest"),
 					 json_object_get(pr, "reason") ? ": " : "",
 					 json_object_get(pr, "reason") ? jstr(pr, "reason") : "");
+			/* kmigrate's aborted transactions a read_uncommitted
+			 * consumer would receive after this position. */
+			if (!aa)
+				snprintf(ab, sizeof(ab), "-");
+			else if (!json_integer_value(json_object_get(aa, "ranges")))
+				snprintf(ab, sizeof(ab), "none");
+			else
+				snprintf(ab, sizeof(ab), "%lld%s range(s) from @%lld",
+					 (long long)json_integer_value(json_object_get(aa, "ranges")),
+					 json_is_true(json_object_get(aa, "more")) ? "+" : "",
+					 (long long)json_integer_value(json_object_get(aa, "first_offset")));
 			table_row(t, jstr(r, "topic"), part, c, jstr(r, "target_topic"), to,
-				  jstr(r, "status"), proof);
+				  jstr(r, "status"), ab, proof);
 		}
 		table_print(t, stdout, "  ");
 		table_destroy(t);
+		if (json_is_string(json_object_get(g, "finding")))
+			printf("  FINDING: group %s: %s\n", jstr(g, "group"), jstr(g, "finding"));
 	}
 	if (!committed)
 		printf("\nDry run: nothing committed (use --commit).\n");
@@ -273,7 +287,19 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 		}
 	}
 	if (cli->json) {
-		json_t *out = json_pack("{s:O, s:b}", "groups", groups, "committed", commit);
+		/* The findings again at the top, so a gate reads one list. */
+		json_t *findings = json_array();
+		json_array_foreach(groups, i, g)
+			if (json_is_string(json_object_get(g, "finding")))
+				json_array_append_new(
+					findings,
+					json_pack("{s:s, s:s, s:s, s:O, s:O}", "kind",
+						  "aborted-records-exposed", "group", jstr(g, "group"),
+						  "isolation_level", jstr(g, "isolation_level"), "partitions",
+						  json_object_get(g, "aborted_exposed_partitions"), "message",
+						  json_object_get(g, "finding")));
+		json_t *out = json_pack("{s:O, s:b, s:o}", "groups", groups, "committed", commit,
+					"findings", findings);
 		cli_print_json(out);
 		json_decref(out);
 	}

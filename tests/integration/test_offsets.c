@@ -17,14 +17,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "tk.h"
+#include "util.h"
 
 static tk_cluster_t src, tgt;
-static char TXN[64], CMP[64], LIVE[64], CMP2[64], GTXN[64], GCMP[64], GLIVE[64], GEND[64],
-	GCMP2[64];
+static char TXN[64], CMP[64], LIVE[64], CMP2[64], ABT[64], GTXN[64], GCMP[64], GLIVE[64],
+	GEND[64], GCMP2[64], GABT[64];
 static char *plan;
 
 /* The high watermark of topic[partition] (ListOffsets latest). */
@@ -74,6 +77,8 @@ static int setup(void **state)
 	snprintf(GEND, sizeof(GEND), "g-end-%d", id);
 	snprintf(CMP2, sizeof(CMP2), "o-%d.compact2", id);
 	snprintf(GCMP2, sizeof(GCMP2), "g-compact2-%d", id);
+	snprintf(ABT, sizeof(ABT), "o-%d.aborted", id);
+	snprintf(GABT, sizeof(GABT), "g-aborted-%d", id);
 
 	/* Transactions: every third aborted. */
 	tk_create_topic(&src, TXN, 3, NULL);
@@ -157,6 +162,16 @@ static int setup(void **state)
 		}
 		tk_flush(p);
 	}
+	/* A topic the replication will abort a transaction on (see
+	 * test_aborted_ranges_visible); its group sits mid-log. */
+	tk_create_topic(&src, ABT, 1, NULL);
+	for (int i = 0; i < 100; i++) {
+		snprintf(val, sizeof(val), "a-%d", i);
+		tk_msg_t m = {.key = "k", .value = val, .partition = 0};
+		tk_produce(p, ABT, &m);
+	}
+	tk_flush(p);
+	tk_commit(&src, GABT, ABT, 0, 50);
 	tk_create_topic(&src, LIVE, 1, NULL);
 	for (int i = 0; i < 30; i++) {
 		tk_msg_t m = {.key = "k", .value = "v", .partition = 0};
@@ -411,12 +426,98 @@ static void test_compacted_target_cleaned(void **state)
 	tk_digests_free(&got);
 }
 
+/* A replicator killed mid-transaction leaves an aborted transaction on the
+ * target, after the group's position: read_uncommitted consumers (Java's
+ * default) will receive its records.  offsets says so per partition, and
+ * a group whose consumers declare no isolation level is a finding; one
+ * declared read_committed is not. */
+static void test_aborted_ranges_visible(void **state)
+{
+	char val[64], *dir, *plan2, *text;
+	int rc;
+	(void)state;
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	for (int i = 0; i < 20000; i++) {
+		snprintf(val, sizeof(val), "b-%d", i);
+		tk_msg_t m = {.key = "k", .value = val, .partition = 0};
+		tk_produce(p, ABT, &m);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	/* Transactions of up to 60 s: killed once records of an open one are
+	 * on the target, the next replicator's fencing aborts it. */
+	char *log = km_asprintf("%s.abort.log", plan);
+	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--txn-records", "1000000",
+			      "--txn-ms", "60000", NULL};
+	pid_t pid = tk_spawn(argv, log);
+	int64_t deadline = tk_mono_ms() + 120000;
+	for (;;) {
+		tk_digests_t du, dc;
+		tk_digest_partition(&tgt, ABT, 0, false, &du);
+		tk_digest_partition(&tgt, ABT, 0, true, &dc);
+		bool open = du.n > dc.n;
+		tk_digests_free(&du);
+		tk_digests_free(&dc);
+		if (open)
+			break;
+		int st;
+		if (tk_mono_ms() > deadline || waitpid(pid, &st, WNOHANG) == pid)
+			fail_msg("no open transaction of the replicator on %s (log %s)", ABT, log);
+		poll(NULL, 0, 200);
+	}
+	kill(pid, SIGKILL);
+	assert_int_equal(tk_wait_exit(pid, 10000), 128 + SIGKILL);
+	free(log);
+	tk_catch_up(plan, 120000, NULL);
+
+	json_t *j = offsets_json(&rc, "--group", GABT, NULL);
+	json_t *g = json_array_get(json_object_get(j, "groups"), 0);
+	json_t *aa = json_object_get(json_array_get(json_object_get(g, "partitions"), 0),
+				     "aborted_after");
+	if (json_integer_value(json_object_get(aa, "ranges")) < 1)
+		fail_msg("offsets shows no aborted range after %s's position: %s", GABT,
+			 json_dumps(g, JSON_COMPACT));
+	assert_true(json_is_string(json_object_get(g, "finding")));
+	assert_string_equal(json_string_value(json_object_get(g, "isolation_level")), "undeclared");
+	json_t *f = json_array_get(json_object_get(j, "findings"), 0);
+	assert_non_null(f);
+	assert_string_equal(json_string_value(json_object_get(f, "group")), GABT);
+	assert_string_equal(json_string_value(json_object_get(f, "kind")), "aborted-records-exposed");
+	json_decref(j);
+
+	/* Declared read_committed: still shown, no finding. */
+	text = tk_read_file(plan, NULL);
+	dir = tk_tmpdir("offsets-rc");
+	char *t2 = km_asprintf("%sconsumers:\n  - name: abt-reader\n    group: %s\n"
+			       "    isolation_level: read_committed\n",
+			       text, GABT);
+	plan2 = tk_write_file(dir, "migration.yaml", t2);
+	const char *argv2[] = {tk_kmigrate(), "offsets", "-p", plan2, "--json", "--group", GABT, NULL};
+	char *out, *err;
+	assert_int_equal(tk_run(&out, &err, argv2), 0);
+	j = tk_json(out);
+	g = json_array_get(json_object_get(j, "groups"), 0);
+	assert_string_equal(json_string_value(json_object_get(g, "isolation_level")),
+			    "read_committed");
+	assert_true(json_is_null(json_object_get(g, "finding")));
+	assert_int_equal(json_array_size(json_object_get(j, "findings")), 0);
+	assert_true(json_integer_value(json_object_get(g, "aborted_exposed_partitions")) >= 1);
+	json_decref(j);
+	free(out);
+	free(err);
+	free(t2);
+	free(text);
+	free(plan2);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_commit_resumes_exactly),
 		cmocka_unit_test(test_group_limits_output),
 		cmocka_unit_test(test_compacted_target_cleaned),
+		cmocka_unit_test(test_aborted_ranges_visible),
 		cmocka_unit_test(test_commit_refused_with_live_member),
 	};
 	/* TK_ONLY=glob runs a subset, e.g. while working on one. */
