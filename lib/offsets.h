@@ -7,8 +7,8 @@
  * its translation is the target offset of the first *copied* record with
  * source offset >= c, from the exact offset map.  A c beyond what has been
  * replicated is "not yet translatable" -- never guessed.  Each translated
- * position is proven by reading the record at both positions and comparing
- * digests.  Restart policies other than `translated` (earliest, latest,
+ * position is proven by reading the first record that survives at or after
+ * it on both clusters (they compact independently) and comparing digests.  Restart policies other than `translated` (earliest, latest,
  * timestamp) are resolved on the target.
  *
  * km_offsets_commit() writes a group's offsets to the target with
@@ -24,15 +24,30 @@
 #include "kafka.h"
 #include "plan.h"
 
+typedef struct km_offsets_opts_s {
+	const char *only; /* one group alone, or NULL for every group in scope */
+	/* Called on the calling thread while positions are proven (done of
+	 * total reads so far; total grows when compaction makes a proof
+	 * walk); may be NULL. */
+	void (*progress_cb)(void *opaque, const char *what, size_t done, size_t total);
+	void *opaque;
+} km_offsets_opts_t;
+
 /* Builds the translation table for every group in scope (declared in the
- * plan, or found on the source with commits on in-scope topics).
+ * plan, or found on the source with commits on in-scope topics), or for
+ * group opts->only alone (KM_ERR_NOT_FOUND when it has no commit on an
+ * in-scope topic).  The offset maps are read once; every translated
+ * position is proven at once: one read_committed consumer per cluster,
+ * both clusters read at the same time, every partition of a round
+ * assigned at its position together.  opts may be NULL.
  * @returns a new JSON array of group objects in *groupsp:
  *   {"group", "policy", "chosen_by", "owner", "partitions": [{"topic",
  *    "partition", "target_topic", "committed", "target_offset" | null,
- *    "status": "translated"|"not-yet"|"policy", "lag", "proof": {...}}],
- *    "translatable": bool} */
+ *    "status": "translated"|"not-yet"|"proof-failed"|"policy", "lag",
+ *    "proof": {...}}], "translatable": bool} */
 km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *kt,
-			      json_t **groupsp, char *errstr, size_t errstr_size);
+			      const km_offsets_opts_t *opts, json_t **groupsp, char *errstr,
+			      size_t errstr_size);
 
 /* Commits one group's table to the target group.  Refuses (KM_ERR_NOGO)
  * when the target group has active members or a partition is not

@@ -59,6 +59,7 @@ _Static_assert(sizeof(km_plan_replay_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(km_plan_naming_mode_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(km_plan_restart_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(km_plan_tri_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(km_plan_isolation_t) == sizeof(int), "enum size");
 
 /*
  * Enum tables: the spelling in the plan and the value.  The first row of
@@ -90,6 +91,12 @@ static const enumval_t naming_vals[] = {{"identity", KM_PLAN_NAMING_IDENTITY},
 					{"prefix", KM_PLAN_NAMING_PREFIX},
 					{"map", KM_PLAN_NAMING_MAP},
 					{NULL, 0}};
+/* Kafka's isolation.level spellings; "undeclared" (the default) cannot be
+ * written: a consumer declares one or says nothing. */
+static const enumval_t isolation_vals[] = {
+	{"read_committed", KM_PLAN_ISOLATION_READ_COMMITTED},
+	{"read_uncommitted", KM_PLAN_ISOLATION_READ_UNCOMMITTED},
+	{NULL, 0}};
 static const enumval_t restart_vals[] = {
 	{"translated", KM_PLAN_RESTART_TRANSLATED},
 	{"earliest", KM_PLAN_RESTART_EARLIEST},
@@ -1850,6 +1857,7 @@ static const field_t consumer_fields[] = {
 	FLD(km_plan_consumer_t, "group", T_STR, group),
 	FLD(km_plan_consumer_t, "client", T_STR, client),
 	FLD(km_plan_consumer_t, "client_version", T_STR, client_version),
+	FLD(km_plan_consumer_t, "isolation_level", T_ENUM, isolation_level, .ev = isolation_vals),
 	FLD(km_plan_consumer_t, "owner", T_STR, owner),
 	FLD(km_plan_consumer_t, "validation", T_STR, validation),
 };
@@ -2489,6 +2497,28 @@ static const char *enum_name(const enumval_t *ev, int value)
 const char *km_plan_secproto_str(km_plan_secproto_t proto)
 {
 	return enum_name(secproto_vals, (int)proto);
+}
+
+const char *km_plan_isolation_str(km_plan_isolation_t isolation)
+{
+	return isolation == KM_PLAN_ISOLATION_UNDECLARED ? "undeclared"
+							 : enum_name(isolation_vals, (int)isolation);
+}
+
+km_plan_isolation_t km_plan_group_isolation(const km_plan_t *plan, const char *group)
+{
+	km_plan_isolation_t iso = KM_PLAN_ISOLATION_UNDECLARED;
+
+	for (size_t i = 0; i < plan->consumers_cnt; i++) {
+		const km_plan_consumer_t *c = &plan->consumers[i];
+		if (!c->group || strcmp(c->group, group))
+			continue;
+		if (c->isolation_level == KM_PLAN_ISOLATION_READ_UNCOMMITTED)
+			return KM_PLAN_ISOLATION_READ_UNCOMMITTED;
+		if (c->isolation_level == KM_PLAN_ISOLATION_READ_COMMITTED)
+			iso = KM_PLAN_ISOLATION_READ_COMMITTED;
+	}
+	return iso;
 }
 
 const char *km_plan_ordering_str(km_plan_ordering_t ordering)

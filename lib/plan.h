@@ -186,12 +186,22 @@ typedef struct km_plan_producer_s {
 	char *validation; /* how to validate after cutover, or NULL */
 } km_plan_producer_t;
 
+/* How a consumer reads transactional topics (its isolation.level).  Java's
+ * default is read_uncommitted: such a consumer also reads the records of
+ * aborted transactions, kmigrate's own included (see `offsets`). */
+typedef enum {
+	KM_PLAN_ISOLATION_UNDECLARED = 0,
+	KM_PLAN_ISOLATION_READ_COMMITTED,
+	KM_PLAN_ISOLATION_READ_UNCOMMITTED
+} km_plan_isolation_t;
+
 typedef struct km_plan_consumer_s {
 	km_plan_pos_t pos;
 	char *name;
 	char *group; /* consumer group id, or NULL */
 	char *client;
 	char *client_version;
+	km_plan_isolation_t isolation_level; /* default undeclared */
 	char *owner;
 	char *validation;
 } km_plan_consumer_t;
@@ -346,6 +356,14 @@ void km_plan_password_free(char *password);
 /* Names as written in the plan; static storage. */
 const char *km_plan_secproto_str(km_plan_secproto_t proto);
 const char *km_plan_ordering_str(km_plan_ordering_t ordering);
+/* "read_committed", "read_uncommitted" or "undeclared". */
+const char *km_plan_isolation_str(km_plan_isolation_t isolation);
+/* The isolation level the plan's consumers of group `group` declare:
+ * read_uncommitted when any of them reads uncommitted (the group is as
+ * exposed as its least careful member), read_committed when all that
+ * declare one read committed, undeclared when none declares one (or no
+ * consumer names the group). */
+km_plan_isolation_t km_plan_group_isolation(const km_plan_t *plan, const char *group);
 const char *km_plan_duplicates_str(km_plan_duplicates_t duplicates);
 const char *km_plan_replay_str(km_plan_replay_t replay);
 const char *km_plan_naming_mode_str(km_plan_naming_mode_t mode);

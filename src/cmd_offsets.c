@@ -104,10 +104,11 @@ static void print_table(const json_t *groups, int committed)
 		       jstr(g, "policy"), jstr(g, "chosen_by"),
 		       json_is_string(json_object_get(g, "owner")) ? jstr(g, "owner") : "NONE",
 		       json_is_true(json_object_get(g, "translatable")) ? "" : "  NOT READY");
-		table_t *t = table_new(7, "TOPIC", "PARTITION", "SOURCE COMMITTED", "TARGET",
-				       "TARGET OFFSET", "STATUS", "PROOF");
+		table_t *t = table_new(8, "TOPIC", "PARTITION", "SOURCE COMMITTED", "TARGET",
+				       "TARGET OFFSET", "STATUS", "ABORTED AFTER", "PROOF");
 		json_array_foreach(json_object_get(g, "partitions"), j, r) {
-			char part[16], c[32], to[32], proof[200];
+			char part[16], c[32], to[32], proof[400], ab[64];
+			json_t *aa = json_object_get(r, "aborted_after");
 			json_t *pr = json_object_get(r, "proof");
 			snprintf(part, sizeof(part), "%lld",
 				 (long long)json_integer_value(json_object_get(r, "partition")));
@@ -123,24 +124,62 @@ static void print_table(const json_t *groups, int committed)
 					 (long long)json_integer_value(json_object_get(r, "lag")));
 			else if (!pr)
 				snprintf(proof, sizeof(proof), "restart policy");
-			else if (json_object_get(pr, "kind"))
+			else if (!strcmp(jstr(pr, "kind"), "end-of-log"))
 				snprintf(proof, sizeof(proof), "%s on both sides",
 					 json_is_true(json_object_get(pr, "match")) ? "end of log"
 										     : "MISMATCH at end");
 			else
-				snprintf(proof, sizeof(proof), "%s: source @%lld = target @%lld (%s)",
+				snprintf(proof, sizeof(proof), "%s%s: source @%lld = target @%lld (%s)%s%s",
 					 json_is_true(json_object_get(pr, "match")) ? "read" : "MISMATCH",
+					 !strcmp(jstr(pr, "kind"), "first-common-survivor")
+						 ? " first record surviving compaction on both sides"
+						 : "",
 					 (long long)json_integer_value(json_object_get(pr, "source_offset")),
 					 (long long)json_integer_value(json_object_get(pr, "target_offset")),
-					 jstr(pr, "source_digest"));
+					 jstr(pr, "source_digest"),
+					 json_object_get(pr, "reason") ? ": " : "",
+					 json_object_get(pr, "reason") ? jstr(pr, "reason") : "");
+			/* kmigrate's aborted transactions a read_uncommitted
+			 * consumer would receive after this position. */
+			if (!aa)
+				snprintf(ab, sizeof(ab), "-");
+			else if (!json_integer_value(json_object_get(aa, "ranges")))
+				snprintf(ab, sizeof(ab), "none");
+			else
+				snprintf(ab, sizeof(ab), "%lld%s range(s) from @%lld",
+					 (long long)json_integer_value(json_object_get(aa, "ranges")),
+					 json_is_true(json_object_get(aa, "more")) ? "+" : "",
+					 (long long)json_integer_value(json_object_get(aa, "first_offset")));
 			table_row(t, jstr(r, "topic"), part, c, jstr(r, "target_topic"), to,
-				  jstr(r, "status"), proof);
+				  jstr(r, "status"), ab, proof);
 		}
 		table_print(t, stdout, "  ");
 		table_destroy(t);
+		if (json_is_string(json_object_get(g, "finding")))
+			printf("  FINDING: group %s: %s\n", jstr(g, "group"), jstr(g, "finding"));
 	}
 	if (!committed)
 		printf("\nDry run: nothing committed (use --commit).\n");
+}
+
+/* Progress on long work, on stderr (never in --json's document): shown
+ * once the proof has run 2 s, at most twice a second. */
+typedef struct progress_state_s {
+	int64_t start, last;
+	bool shown;
+} progress_state_t;
+
+static void progress_cb(void *opaque, const char *what, size_t done, size_t total)
+{
+	progress_state_t *pst = opaque;
+	int64_t now = km_mono_ms();
+
+	if (now - pst->start < 2000 || now - pst->last < 500)
+		return;
+	pst->last = now;
+	pst->shown = true;
+	fprintf(stderr, "\rkmigrate offsets: %s: %zu/%zu reads", what, done, total);
+	fflush(stderr);
 }
 
 int cmd_offsets(cli_t *cli, int argc, char **argv)
@@ -155,6 +194,8 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 	json_t *groups = NULL, *g, *r;
 	int c, rc = 0, commit = 0, refused = 0, not_ready = 0;
 	const char *only = NULL;
+	km_offsets_opts_t oopts = {0};
+	progress_state_t pst = {0};
 	int64_t run_id = 0;
 	char *args = NULL;
 	km_err_t err;
@@ -179,7 +220,14 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 	    (rc = cli_open_cluster(cli, plan, "source", 0, &ks)) ||
 	    (rc = cli_open_cluster(cli, plan, "target", 0, &kt)))
 		goto done;
-	if ((err = km_offsets_translate(plan, ks, kt, &groups, cli->errstr, sizeof(cli->errstr)))) {
+	oopts.only = only;
+	oopts.progress_cb = progress_cb;
+	oopts.opaque = &pst;
+	pst.start = km_mono_ms();
+	err = km_offsets_translate(plan, ks, kt, &oopts, &groups, cli->errstr, sizeof(cli->errstr));
+	if (pst.shown)
+		fputc('\n', stderr);
+	if (err) {
 		rc = cli_fail(cli, err);
 		goto done;
 	}
@@ -194,8 +242,6 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 	}
 	/* The proof of every translated position is evidence. */
 	json_array_foreach(groups, i, g) {
-		if (only && strcmp(only, jstr(g, "group")))
-			continue;
 		json_array_foreach(json_object_get(g, "partitions"), j, r) {
 			char subj[600];
 			const char *st = jstr(r, "status");
@@ -226,8 +272,6 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 	if (commit) {
 		json_array_foreach(groups, i, g) {
 			char subj[300], cerr[1024];
-			if (only && strcmp(only, jstr(g, "group")))
-				continue;
 			snprintf(subj, sizeof(subj), "group:%s", jstr(g, "group"));
 			err = km_offsets_commit(kt, g, cerr, sizeof(cerr));
 			json_object_set_new(g, "committed", json_boolean(!err));
@@ -243,7 +287,19 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 		}
 	}
 	if (cli->json) {
-		json_t *out = json_pack("{s:O, s:b}", "groups", groups, "committed", commit);
+		/* The findings again at the top, so a gate reads one list. */
+		json_t *findings = json_array();
+		json_array_foreach(groups, i, g)
+			if (json_is_string(json_object_get(g, "finding")))
+				json_array_append_new(
+					findings,
+					json_pack("{s:s, s:s, s:s, s:O, s:O}", "kind",
+						  "aborted-records-exposed", "group", jstr(g, "group"),
+						  "isolation_level", jstr(g, "isolation_level"), "partitions",
+						  json_object_get(g, "aborted_exposed_partitions"), "message",
+						  json_object_get(g, "finding")));
+		json_t *out = json_pack("{s:O, s:b, s:o}", "groups", groups, "committed", commit,
+					"findings", findings);
 		cli_print_json(out);
 		json_decref(out);
 	}

@@ -551,6 +551,13 @@ static const errcase_t errcases[] = {
 	 NULL,
 	 "plan.yaml:5:19: invalid value 'GSSAPI' for 'source.sasl_mechanism': "
 	 "expected SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN"},
+	{"bad_isolation_level", NULL,
+	 "consumers:\n"
+	 "  - name: billing\n"
+	 "    isolation_level: read-committed\n",
+	 "plan.yaml:8:22: invalid value 'read-committed' for "
+	 "'consumers[0].isolation_level': expected read_committed or "
+	 "read_uncommitted (did you mean 'read_committed'?)"},
 	{"bad_restart", NULL,
 	 "consumer_groups:\n"
 	 "  - id: g\n"
@@ -806,6 +813,39 @@ static void test_small_errstr(void **state)
 				       0),
 			 KM_ERR_PLAN);
 	assert_null(plan);
+}
+
+/* --------------------------------------------------------------------- */
+/* Consumers' isolation level                                            */
+
+static void test_consumer_isolation(void **state)
+{
+	km_plan_t *plan = parse_ok(
+		"migration: m1\n"
+		"source: {bootstrap: 'a:1'}\n"
+		"target: {bootstrap: 'b:1'}\n"
+		"consumers:\n"
+		"  - {name: billing, group: billing, isolation_level: read_committed}\n"
+		"  - {name: audit, group: audit, isolation_level: read_uncommitted}\n"
+		"  - {name: audit-java, group: audit, isolation_level: read_committed}\n"
+		"  - {name: reports, group: reports}\n",
+		NULL);
+
+	(void)state;
+	assert_int_equal(plan->consumers[0].isolation_level, KM_PLAN_ISOLATION_READ_COMMITTED);
+	assert_int_equal(plan->consumers[3].isolation_level, KM_PLAN_ISOLATION_UNDECLARED);
+	assert_string_equal(km_plan_isolation_str(plan->consumers[1].isolation_level),
+			    "read_uncommitted");
+	assert_string_equal(km_plan_isolation_str(plan->consumers[3].isolation_level),
+			    "undeclared");
+	assert_int_equal(km_plan_group_isolation(plan, "billing"),
+			 KM_PLAN_ISOLATION_READ_COMMITTED);
+	/* A group is as exposed as its least careful member. */
+	assert_int_equal(km_plan_group_isolation(plan, "audit"),
+			 KM_PLAN_ISOLATION_READ_UNCOMMITTED);
+	assert_int_equal(km_plan_group_isolation(plan, "reports"), KM_PLAN_ISOLATION_UNDECLARED);
+	assert_int_equal(km_plan_group_isolation(plan, "nobody"), KM_PLAN_ISOLATION_UNDECLARED);
+	km_plan_destroy(plan);
 }
 
 /* --------------------------------------------------------------------- */
@@ -1088,6 +1128,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_small_errstr),
 		cmocka_unit_test(test_scope_and_rules),
+		cmocka_unit_test(test_consumer_isolation),
 		cmocka_unit_test(test_target_topic),
 		cmocka_unit_test(test_password_env),
 		cmocka_unit_test(test_password_file),
