@@ -12,8 +12,8 @@
 
 /* ---- batched proof reads ------------------------------------------------------ */
 
-/* The record digest is validate's, so that an offsets proof and a
- * validation verdict say "the same record" in the same way. */
+/* lib/digest.h's record digest, the one validate compares by, so that an
+ * offsets proof and a validation verdict say "the same record" alike. */
 static uint64_t record_digest(const rd_kafka_message_t *m)
 {
 	km_digest_t d;

@@ -33,6 +33,9 @@ enum {
 	CLI_NEED_TARGET = 1 << 4,       /* connected to the target: cli->kt */
 	CLI_NEED_STOP = 1 << 5,         /* SIGINT/SIGTERM set cli_stop (common.h)
 					 * instead of killing the process */
+	CLI_NEED_ENDPOINTS = 1 << 6,    /* both clusters' endpoints, secrets read,
+					 * for engines that open their own clients:
+					 * cli->src, cli->tgt */
 };
 
 typedef struct cmd_s {
@@ -55,6 +58,7 @@ struct cli_s {
 	km_plan_t *plan;       /* CLI_NEED_PLAN */
 	km_journal_t *jr;      /* CLI_NEED_JOURNAL, or cli_journal() */
 	km_kafka_t *ks, *kt;   /* CLI_NEED_SOURCE, CLI_NEED_TARGET */
+	km_kafka_endpoint_t src, tgt; /* CLI_NEED_ENDPOINTS */
 	char errstr[1024];
 };
 

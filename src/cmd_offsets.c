@@ -26,8 +26,6 @@ static int offsets_map(cli_t *cli, int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	const char *topic = NULL;
 	int64_t partition = -1;
-	km_plan_t *plan = NULL;
-	km_kafka_endpoint_t tgt = {0};
 	km_offmap_t m = KM_OFFMAP_INIT;
 	km_err_t err;
 	int c, rc = 0;
@@ -45,10 +43,11 @@ static int offsets_map(cli_t *cli, int argc, char **argv)
 	}
 	if (!topic || partition < 0)
 		return cli_usage(cli, "--topic and --partition are required");
-	if ((rc = cli_load_plan(cli, &plan)))
-		goto done;
-	if ((err = km_kafka_endpoint_from_plan(&plan->target, &tgt, cli->errstr, sizeof(cli->errstr))) ||
-	    (err = km_repl_read_offmap(plan, &tgt, topic, (int)partition, &m, cli->errstr,
+	/* The map is read from the target alone: no journal, no source. */
+	cli->needs = CLI_NEED_PLAN | CLI_NEED_ENDPOINTS;
+	if ((rc = cli_ready(cli)))
+		return rc;
+	if ((err = km_repl_read_offmap(cli->plan, &cli->tgt, topic, (int)partition, &m, cli->errstr,
 				       sizeof(cli->errstr)))) {
 		rc = cli_fail(cli, err);
 		goto done;
@@ -83,15 +82,7 @@ static int offsets_map(cli_t *cli, int argc, char **argv)
 	}
 done:
 	km_offmap_clear(&m);
-	km_kafka_endpoint_clear(&tgt);
-	km_plan_destroy(plan);
 	return rc;
-}
-
-static const char *jstr(const json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "-";
 }
 
 static void print_table(const json_t *groups, int committed)
@@ -100,9 +91,9 @@ static void print_table(const json_t *groups, int committed)
 	size_t i, j;
 
 	json_array_foreach(groups, i, g) {
-		printf("\nGroup %s  policy=%s (chosen by %s)  owner=%s%s\n", jstr(g, "group"),
-		       jstr(g, "policy"), jstr(g, "chosen_by"),
-		       json_is_string(json_object_get(g, "owner")) ? jstr(g, "owner") : "NONE",
+		printf("\nGroup %s  policy=%s (chosen by %s)  owner=%s%s\n", cli_jstr(g, "group"),
+		       cli_jstr(g, "policy"), cli_jstr(g, "chosen_by"),
+		       json_is_string(json_object_get(g, "owner")) ? cli_jstr(g, "owner") : "NONE",
 		       json_is_true(json_object_get(g, "translatable")) ? "" : "  NOT READY");
 		table_t *t = table_new(8, "TOPIC", "PARTITION", "SOURCE COMMITTED", "TARGET",
 				       "TARGET OFFSET", "STATUS", "ABORTED AFTER", "PROOF");
@@ -119,26 +110,26 @@ static void print_table(const json_t *groups, int committed)
 					 (long long)json_integer_value(json_object_get(r, "target_offset")));
 			else
 				snprintf(to, sizeof(to), "-");
-			if (!strcmp(jstr(r, "status"), "not-yet"))
+			if (!strcmp(cli_jstr(r, "status"), "not-yet"))
 				snprintf(proof, sizeof(proof), "not yet translatable (lag %lld)",
 					 (long long)json_integer_value(json_object_get(r, "lag")));
 			else if (!pr)
 				snprintf(proof, sizeof(proof), "restart policy");
-			else if (!strcmp(jstr(pr, "kind"), "end-of-log"))
+			else if (!strcmp(cli_jstr(pr, "kind"), "end-of-log"))
 				snprintf(proof, sizeof(proof), "%s on both sides",
 					 json_is_true(json_object_get(pr, "match")) ? "end of log"
 										     : "MISMATCH at end");
 			else
 				snprintf(proof, sizeof(proof), "%s%s: source @%lld = target @%lld (%s)%s%s",
 					 json_is_true(json_object_get(pr, "match")) ? "read" : "MISMATCH",
-					 !strcmp(jstr(pr, "kind"), "first-common-survivor")
+					 !strcmp(cli_jstr(pr, "kind"), "first-common-survivor")
 						 ? " first record surviving compaction on both sides"
 						 : "",
 					 (long long)json_integer_value(json_object_get(pr, "source_offset")),
 					 (long long)json_integer_value(json_object_get(pr, "target_offset")),
-					 jstr(pr, "source_digest"),
+					 cli_jstr(pr, "source_digest"),
 					 json_object_get(pr, "reason") ? ": " : "",
-					 json_object_get(pr, "reason") ? jstr(pr, "reason") : "");
+					 json_object_get(pr, "reason") ? cli_jstr(pr, "reason") : "");
 			/* kmigrate's aborted transactions a read_uncommitted
 			 * consumer would receive after this position. */
 			if (!aa)
@@ -150,13 +141,13 @@ static void print_table(const json_t *groups, int committed)
 					 (long long)json_integer_value(json_object_get(aa, "ranges")),
 					 json_is_true(json_object_get(aa, "more")) ? "+" : "",
 					 (long long)json_integer_value(json_object_get(aa, "first_offset")));
-			table_row(t, jstr(r, "topic"), part, c, jstr(r, "target_topic"), to,
-				  jstr(r, "status"), ab, proof);
+			table_row(t, cli_jstr(r, "topic"), part, c, cli_jstr(r, "target_topic"), to,
+				  cli_jstr(r, "status"), ab, proof);
 		}
 		table_print(t, stdout, "  ");
 		table_destroy(t);
 		if (json_is_string(json_object_get(g, "finding")))
-			printf("  FINDING: group %s: %s\n", jstr(g, "group"), jstr(g, "finding"));
+			printf("  FINDING: group %s: %s\n", cli_jstr(g, "group"), cli_jstr(g, "finding"));
 	}
 	if (!committed)
 		printf("\nDry run: nothing committed (use --commit).\n");
@@ -188,8 +179,8 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 					     {"commit", no_argument, NULL, 'C'},
 					     {"group", required_argument, NULL, 'g'},
 					     {NULL, 0, NULL, 0}};
-	km_plan_t *plan = NULL;
-	km_kafka_t *ks = NULL, *kt = NULL;
+	km_plan_t *plan;
+	km_kafka_t *ks, *kt;
 	km_journal_t *jr = NULL;
 	json_t *groups = NULL, *g, *r;
 	int c, rc = 0, commit = 0, refused = 0, not_ready = 0;
@@ -216,10 +207,11 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
-	if ((rc = cli_load_plan(cli, &plan)) || (rc = cli_check_journal(cli, plan)) ||
-	    (rc = cli_open_cluster(cli, plan, "source", 0, &ks)) ||
-	    (rc = cli_open_cluster(cli, plan, "target", 0, &kt)))
-		goto done;
+	if ((rc = cli_ready(cli)))
+		return rc;
+	plan = cli->plan;
+	ks = cli->ks;
+	kt = cli->kt;
 	oopts.only = only;
 	oopts.progress_cb = progress_cb;
 	oopts.opaque = &pst;
@@ -231,8 +223,9 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 		rc = cli_fail(cli, err);
 		goto done;
 	}
-	if ((rc = cli_open_journal(cli, plan, 1, &jr)))
+	if ((rc = cli_journal(cli)))
 		goto done;
+	jr = cli->jr;
 	args = cli_args_string(argc, argv);
 	if ((err = km_journal_begin(jr, cli->errstr, sizeof(cli->errstr))) ||
 	    (err = km_journal_run_begin(jr, "offsets", args, &run_id, cli->errstr,
@@ -244,12 +237,12 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 	json_array_foreach(groups, i, g) {
 		json_array_foreach(json_object_get(g, "partitions"), j, r) {
 			char subj[600];
-			const char *st = jstr(r, "status");
-			snprintf(subj, sizeof(subj), "group:%s %s[%lld]", jstr(g, "group"), jstr(r, "topic"),
+			const char *st = cli_jstr(r, "status");
+			snprintf(subj, sizeof(subj), "group:%s %s[%lld]", cli_jstr(g, "group"), cli_jstr(r, "topic"),
 				 (long long)json_integer_value(json_object_get(r, "partition")));
 			json_t *body = json_deep_copy(r);
-			json_object_set_new(body, "policy", json_string(jstr(g, "policy")));
-			json_object_set_new(body, "chosen_by", json_string(jstr(g, "chosen_by")));
+			json_object_set_new(body, "policy", json_string(cli_jstr(g, "policy")));
+			json_object_set_new(body, "chosen_by", json_string(cli_jstr(g, "chosen_by")));
 			err = km_journal_fact(jr, run_id, "offsets.translate", subj,
 					      !strcmp(st, "translated") || !strcmp(st, "policy") ? "GO"
 												: "NO-GO",
@@ -272,7 +265,7 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 	if (commit) {
 		json_array_foreach(groups, i, g) {
 			char subj[300], cerr[1024];
-			snprintf(subj, sizeof(subj), "group:%s", jstr(g, "group"));
+			snprintf(subj, sizeof(subj), "group:%s", cli_jstr(g, "group"));
 			err = km_offsets_commit(kt, g, cerr, sizeof(cerr));
 			json_object_set_new(g, "committed", json_boolean(!err));
 			if (err) {
@@ -280,7 +273,7 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 				json_object_set_new(g, "refused", json_string(cerr));
 				fprintf(stderr, "kmigrate offsets: %s\n", cerr);
 			} else if (!cli->json) {
-				printf("Committed group '%s' on the target.\n", jstr(g, "group"));
+				printf("Committed group '%s' on the target.\n", cli_jstr(g, "group"));
 			}
 			km_journal_fact(jr, run_id, "offsets.commit", subj, err ? "NO-GO" : "GO", g,
 					cerr, sizeof(cerr));
@@ -294,8 +287,8 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 				json_array_append_new(
 					findings,
 					json_pack("{s:s, s:s, s:s, s:O, s:O}", "kind",
-						  "aborted-records-exposed", "group", jstr(g, "group"),
-						  "isolation_level", jstr(g, "isolation_level"), "partitions",
+						  "aborted-records-exposed", "group", cli_jstr(g, "group"),
+						  "isolation_level", cli_jstr(g, "isolation_level"), "partitions",
 						  json_object_get(g, "aborted_exposed_partitions"), "message",
 						  json_object_get(g, "finding")));
 		json_t *out = json_pack("{s:O, s:b, s:o}", "groups", groups, "committed", commit,
@@ -309,9 +302,5 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 done:
 	free(args);
 	json_decref(groups);
-	km_journal_close(jr);
-	km_kafka_close(ks);
-	km_kafka_close(kt);
-	km_plan_destroy(plan);
 	return rc;
 }

@@ -18,11 +18,6 @@
 #include "validate.h"
 
 
-static long long jint(json_t *o, const char *k)
-{
-	return (long long)json_integer_value(json_object_get(o, k));
-}
-
 /* The source topics of the saved design (`kmigrate plan`), which validate
  * must see whatever the source principal's ACLs show: @returns a new JSON
  * array, or NULL when there is no journal or no saved design yet. */
@@ -81,7 +76,7 @@ static km_err_t journal_validate(km_journal_t *jr, const char *args, json_t *rep
 		goto fail;
 	json_array_foreach(json_object_get(rep, "partitions"), i, p) {
 		snprintf(subj, sizeof(subj), "partition:%s[%lld]", cli_jstr(p, "topic"),
-			 jint(p, "partition"));
+			 cli_jint(p, "partition"));
 		if ((err = km_journal_fact(jr, *run_idp, "validate.partition", subj,
 					   cli_jstr(p, "verdict"), p, errstr, errstr_size)))
 			goto fail;
@@ -96,7 +91,7 @@ static km_err_t journal_validate(km_journal_t *jr, const char *args, json_t *rep
 	/* The run's summary carries the label: a sampled GO never reads as
 	 * a full one. */
 	km_sb_printf(&summary, "%s: %lld mismatches in %lld partitions", cli_jstr(rep, "label"),
-		     jint(rep, "mismatches"), jint(rep, "partitions_total"));
+		     cli_jint(rep, "mismatches"), cli_jint(rep, "partitions_total"));
 	err = km_journal_run_end(jr, *run_idp, exit_code, km_sb_str(&summary), errstr, errstr_size);
 	km_sb_free(&summary);
 	if (err || (err = km_journal_commit(jr, errstr, errstr_size)))
@@ -130,33 +125,33 @@ static void print_report(json_t *rep)
 	json_array_foreach(parts, i, p) {
 		char name[600], src[32], tgt[32], mm[32];
 		json_t *ord = json_object_get(p, "ordering");
-		snprintf(name, sizeof(name), "%s[%lld]", cli_jstr(p, "topic"), jint(p, "partition"));
-		snprintf(src, sizeof(src), "%lld", jint(json_object_get(p, "source"), "records"));
-		snprintf(tgt, sizeof(tgt), "%lld", jint(json_object_get(p, "target"), "records"));
-		snprintf(mm, sizeof(mm), "%lld", jint(p, "mismatches"));
+		snprintf(name, sizeof(name), "%s[%lld]", cli_jstr(p, "topic"), cli_jint(p, "partition"));
+		snprintf(src, sizeof(src), "%lld", cli_jint(json_object_get(p, "source"), "records"));
+		snprintf(tgt, sizeof(tgt), "%lld", cli_jint(json_object_get(p, "target"), "records"));
+		snprintf(mm, sizeof(mm), "%lld", cli_jint(p, "mismatches"));
 		km_sb_t d = KM_SB_INIT;
 		if (json_is_string(json_object_get(p, "reason")))
 			km_sb_puts(&d, cli_jstr(p, "reason"));
 		else
 			km_sb_puts(&d, cli_jstr(p, "state"));
-		if (jint(p, "expired"))
-			km_sb_printf(&d, "; %lld expired records not compared", jint(p, "expired"));
+		if (cli_jint(p, "expired"))
+			km_sb_printf(&d, "; %lld expired records not compared", cli_jint(p, "expired"));
 		json_t *tail = json_object_get(p, "target_tail");
-		if (jint(tail, "extra"))
+		if (cli_jint(tail, "extra"))
 			km_sb_printf(&d, "; %lld records written on the target after the copy",
-				     jint(tail, "extra"));
-		if (jint(tail, "copied_after_snapshot"))
+				     cli_jint(tail, "extra"));
+		if (cli_jint(tail, "copied_after_snapshot"))
 			km_sb_printf(&d, "; %lld copied after the snapshot (not compared)",
-				     jint(tail, "copied_after_snapshot"));
-		if (jint(p, "aborted_on_target"))
+				     cli_jint(tail, "copied_after_snapshot"));
+		if (cli_jint(p, "aborted_on_target"))
 			km_sb_printf(&d, "; %lld records of aborted transactions on the target",
-				     jint(p, "aborted_on_target"));
-		if (jint(p, "superseded_after_snapshot"))
+				     cli_jint(p, "aborted_on_target"));
+		if (cli_jint(p, "superseded_after_snapshot"))
 			km_sb_printf(&d, "; %lld keys rewritten after the snapshot",
-				     jint(p, "superseded_after_snapshot"));
-		if (jint(ord, "violations"))
+				     cli_jint(p, "superseded_after_snapshot"));
+		if (cli_jint(ord, "violations"))
 			km_sb_printf(&d, "; ordering %s violated (%lld)", cli_jstr(ord, "rule"),
-				     jint(ord, "violations"));
+				     cli_jint(ord, "violations"));
 		else if (json_is_true(json_object_get(ord, "checked")))
 			km_sb_printf(&d, "; ordering %s kept", cli_jstr(ord, "rule"));
 		table_row(t, name, cli_jstr(p, "mode"), src, tgt, mm, cli_jstr(p, "verdict"), km_sb_str(&d));
@@ -173,7 +168,7 @@ static void print_report(json_t *rep)
 			size_t x;
 			if (!any++)
 				printf("\nMismatches (the first %lld per partition)\n",
-				       jint(rep, "max_shown"));
+				       cli_jint(rep, "max_shown"));
 			fmt_off(m, "source_offset", so, sizeof(so));
 			fmt_off(m, "target_offset", to, sizeof(to));
 			json_array_foreach(json_object_get(m, "differs"), x, k)
@@ -183,22 +178,22 @@ static void print_report(json_t *rep)
 			if (json_is_string(json_object_get(m, "note")))
 				km_sb_printf(&d, "%s%s", d.len ? "; " : "", cli_jstr(m, "note"));
 			printf("  %s[%lld]  %-9s  source %-8s target %-8s key %s  %s\n",
-			       cli_jstr(p, "topic"), jint(p, "partition"), cli_jstr(m, "kind"), so, to,
+			       cli_jstr(p, "topic"), cli_jint(p, "partition"), cli_jstr(m, "kind"), so, to,
 			       json_is_string(json_object_get(m, "key")) ? cli_jstr(m, "key") : "-",
 			       km_sb_str(&d));
 			km_sb_free(&d);
 		}
-		if (json_array_size(json_object_get(p, "shown")) < (size_t)jint(p, "mismatches"))
-			printf("  %s[%lld]  ... and %lld more\n", cli_jstr(p, "topic"), jint(p, "partition"),
-			       jint(p, "mismatches") -
+		if (json_array_size(json_object_get(p, "shown")) < (size_t)cli_jint(p, "mismatches"))
+			printf("  %s[%lld]  ... and %lld more\n", cli_jstr(p, "topic"), cli_jint(p, "partition"),
+			       cli_jint(p, "mismatches") -
 				       (long long)json_array_size(json_object_get(p, "shown")));
 	}
 
 	tp = json_object_get(rep, "throughput");
 	printf("\nThroughput: %lld records, %.1f MB read and digested (both sides) in %.1f s: "
 	       "%.0f records/s, %.1f MB/s\n",
-	       jint(tp, "records"), (double)jint(tp, "bytes") / 1e6,
-	       (double)jint(tp, "data_ms") / 1000.0,
+	       cli_jint(tp, "records"), (double)cli_jint(tp, "bytes") / 1e6,
+	       (double)cli_jint(tp, "data_ms") / 1000.0,
 	       json_real_value(json_object_get(tp, "records_per_sec")),
 	       json_real_value(json_object_get(tp, "mb_per_sec")));
 	printf("Verdict: %s", cli_jstr(rep, "label"));
@@ -206,8 +201,8 @@ static void print_report(json_t *rep)
 		printf("%s%s", i ? "; " : " -- ", json_string_value(m));
 	if (!json_array_size(json_object_get(rep, "no_go")))
 		printf(" -- %lld partitions, %lld mismatches (max %lld)",
-		       jint(rep, "partitions_total"), jint(rep, "mismatches"),
-		       jint(rep, "max_mismatches"));
+		       cli_jint(rep, "partitions_total"), cli_jint(rep, "mismatches"),
+		       cli_jint(rep, "max_mismatches"));
 	printf("\n");
 }
 
@@ -220,11 +215,8 @@ int cmd_validate(cli_t *cli, int argc, char **argv)
 		{"workers", required_argument, NULL, 'W'},
 		{NULL, 0, NULL, 0}};
 	km_validate_opts_t vopts;
-	km_plan_t *plan = NULL;
-	km_journal_t *jr = NULL;
-	km_kafka_endpoint_t src = {0}, tgt = {0};
+	km_plan_t *plan;
 	json_t *rep = NULL, *expect = NULL;
-	struct sigaction old_int, old_term;
 	char *args = NULL, *end;
 	int64_t run_id = 0, v;
 	int c, rc = 0, tty = isatty(2);
@@ -259,24 +251,17 @@ int cmd_validate(cli_t *cli, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
-	if ((rc = cli_load_plan(cli, &plan)) || (rc = cli_check_journal(cli, plan)) ||
-	    (rc = design_topics(cli, plan, &expect)))
+	if ((rc = cli_ready(cli)))
+		return rc;
+	plan = cli->plan;
+	if ((rc = design_topics(cli, plan, &expect)))
 		goto done;
 	vopts.expect_topics = expect;
-	if ((err = km_kafka_endpoint_from_plan(&plan->source, &src, cli->errstr,
-					       sizeof(cli->errstr))) ||
-	    (err = km_kafka_endpoint_from_plan(&plan->target, &tgt, cli->errstr,
-					       sizeof(cli->errstr)))) {
-		rc = cli_fail(cli, err);
-		goto done;
-	}
-
-	cli_catch_stop(&old_int, &old_term);
 	vopts.stop = &cli_stop;
 	if (tty && !cli->json)
 		vopts.progress_cb = on_progress;
-	err = km_validate_run(plan, &src, &tgt, &vopts, &rep, cli->errstr, sizeof(cli->errstr));
-	cli_release_stop(&old_int, &old_term);
+	err = km_validate_run(plan, &cli->src, &cli->tgt, &vopts, &rep, cli->errstr,
+			      sizeof(cli->errstr));
 	if (tty && !cli->json)
 		fprintf(stderr, "\r%79s\r", "");
 	if (err) {
@@ -286,10 +271,10 @@ int cmd_validate(cli_t *cli, int argc, char **argv)
 	rc = strcmp(cli_jstr(rep, "verdict"), "GO") ? 1 : 0;
 
 	args = cli_args_string(argc, argv);
-	if ((rc = cli_open_journal(cli, plan, 1, &jr)))
+	if ((rc = cli_journal(cli)))
 		goto done;
 	rc = strcmp(cli_jstr(rep, "verdict"), "GO") ? 1 : 0;
-	if ((err = journal_validate(jr, args, rep, rc, &run_id, cli->errstr, sizeof(cli->errstr)))) {
+	if ((err = journal_validate(cli->jr, args, rep, rc, &run_id, cli->errstr, sizeof(cli->errstr)))) {
 		rc = cli_fail(cli, err);
 		goto done;
 	}
@@ -305,9 +290,5 @@ done:
 	free(args);
 	json_decref(rep);
 	json_decref(expect);
-	km_journal_close(jr);
-	km_kafka_endpoint_clear(&src);
-	km_kafka_endpoint_clear(&tgt);
-	km_plan_destroy(plan);
 	return rc;
 }

@@ -116,7 +116,10 @@ int cli_ready(cli_t *cli)
 	unsigned n = cli->needs;
 	int rc;
 
-	if ((n & (CLI_NEED_JOURNAL_PATH | CLI_NEED_JOURNAL | CLI_NEED_SOURCE | CLI_NEED_TARGET)))
+	km_err_t err;
+
+	if ((n & (CLI_NEED_JOURNAL_PATH | CLI_NEED_JOURNAL | CLI_NEED_SOURCE | CLI_NEED_TARGET |
+		  CLI_NEED_ENDPOINTS)))
 		n |= CLI_NEED_PLAN;
 	if ((n & CLI_NEED_PLAN) && !cli->plan && (rc = cli_load_plan(cli, &cli->plan)))
 		return rc;
@@ -131,6 +134,14 @@ int cli_ready(cli_t *cli)
 	if ((n & CLI_NEED_TARGET) && !cli->kt &&
 	    (rc = cli_open_cluster(cli, cli->plan, "target", cli->kafka_flags, &cli->kt)))
 		return rc;
+	if ((n & CLI_NEED_ENDPOINTS) && !(cli->ready & CLI_NEED_ENDPOINTS)) {
+		cli->ready |= CLI_NEED_ENDPOINTS;
+		if ((err = km_kafka_endpoint_from_plan(&cli->plan->source, &cli->src, cli->errstr,
+						       sizeof(cli->errstr))) ||
+		    (err = km_kafka_endpoint_from_plan(&cli->plan->target, &cli->tgt, cli->errstr,
+						       sizeof(cli->errstr))))
+			return cli_fail(cli, err);
+	}
 	if ((n & CLI_NEED_STOP) && !(cli->ready & CLI_NEED_STOP)) {
 		cli_catch_stop(&saved_int, &saved_term);
 		cli->ready |= CLI_NEED_STOP;
@@ -147,6 +158,10 @@ void cli_release(cli_t *cli)
 {
 	if (cli->ready & CLI_NEED_STOP)
 		cli_release_stop(&saved_int, &saved_term);
+	if (cli->ready & CLI_NEED_ENDPOINTS) {
+		km_kafka_endpoint_clear(&cli->src);
+		km_kafka_endpoint_clear(&cli->tgt);
+	}
 	cli->ready = 0;
 	km_journal_close(cli->jr);
 	km_kafka_close(cli->ks);

@@ -91,7 +91,8 @@ static const cmd_t commands[] = {
 	 "with AlterConsumerGroupOffsets and refuses, exit 1, while a target group\n"
 	 "has active members.  Re-runnable.\n"
 	 "`offsets map` prints the runs of one source partition.\n"},
-	{"validate", cmd_validate, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_STOP,
+	{"validate", cmd_validate,
+	 CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_ENDPOINTS | CLI_NEED_STOP,
 	 "-p PLAN [--sample P] [--max-mismatches-shown N] [--workers N]",
 	 "compare source and target record by record over the replicated range",
 	 "Reads the offset map once (the snapshot), then streams every in-scope\n"
