@@ -1,8 +1,8 @@
 /*
  * replicate.h -- the exactly-once replication engine.
  *
- * The in-scope source partitions are split into T tasks (partition i of the
- * sorted (topic, partition) list belongs to task i % T).  Replicator
+ * The in-scope source partitions are split into T tasks
+ * (km_mapstore_task_of(), a stable function of the name).  Replicator
  * processes -- any number, on any hosts -- join one consumer group on the
  * TARGET over the internal topic __kmigrate.<migration>.tasks, which has T
  * partitions: owning partition k of it means owning task k.  Task k writes
@@ -21,6 +21,9 @@
  * data stop the task loudly: source records deleted by retention before
  * they were copied, a topic deleted and recreated, a target partition count
  * that differs, missing authorisation.
+ *
+ * The layout of that state on the target -- topic names, record formats,
+ * the readers -- is lib/mapstore.h's; this module writes what it encodes.
  *
  * This module never prints; it reports through the event callback.
  */
@@ -76,16 +79,19 @@ void km_repl_topic_name(const km_plan_t *plan, const char *what, char *buf,
 			size_t size);
 
 /* The committed offset maps of a migration, read from the target
- * (read_committed).  Each partition of the offset-map topic -- the runs of
- * every source partition of one task -- is read once, on the first request
- * for one of them; the reader may be shared by threads. */
+ * (read_committed) by lib/mapstore.h's batch reader: the whole offset-map
+ * topic in one pass, when opened.  Read-only after open, so it may be
+ * shared by threads.  (Kept for validate and offsets; new code calls
+ * km_mapstore_read_offmaps() directly.) */
 typedef struct km_repl_offmaps_s km_repl_offmaps_t;
 
-/* KM_ERR_NOT_FOUND when the migration has no replication state. */
+/* KM_ERR_NOT_FOUND when the migration has no replication state; KM_ERR_BUG
+ * naming topic, partition and offset when a stored record does not decode
+ * or its run overlaps the runs before it. */
 km_err_t km_repl_offmaps_open(const km_plan_t *plan, const km_kafka_endpoint_t *tgt,
 			      km_repl_offmaps_t **op, char *errstr, size_t errstr_size);
 /* *mp: the runs of one source partition (empty when none was copied), valid
- * until km_repl_offmaps_close.  KM_ERR_BUG when the runs are inconsistent. */
+ * until km_repl_offmaps_close.  Never fails once open succeeded. */
 km_err_t km_repl_offmaps_get(km_repl_offmaps_t *o, const char *topic, int partition,
 			     const km_offmap_t **mp, char *errstr, size_t errstr_size);
 void km_repl_offmaps_close(km_repl_offmaps_t *o);
