@@ -2,6 +2,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,12 +67,19 @@ typedef struct task_s {
 	int nslots;
 	int64_t txn_max_bytes; /* the task's share of the budget held by a transaction */
 	bool in_txn;
-	volatile bool dead;
+	/* Shared between threads -- the task's own, the main thread (group,
+	 * progress line) and librdkafka's (error callback) -- so atomics:
+	 * set once, read anywhere, no lock needed, and no torn or cached
+	 * read as with the volatile flags they replace. */
+	atomic_bool dead;      /* written by the task's thread */
+	atomic_bool stop;      /* written by the main thread */
+	atomic_bool ready;     /* fenced, progress loaded, source assigned */
+	atomic_bool topic_error; /* the source said a topic does not exist */
 	pthread_t th;          /* the task's own thread */
-	volatile sig_atomic_t stop;
-	volatile bool ready;   /* fenced, progress loaded, source assigned */
-	volatile int topic_error; /* the source said a topic does not exist */
-	pthread_mutex_t lock;  /* parts' next/caught_up, read by the main thread */
+	/* t->lock guards parts[].next and parts[].caught_up, written by the
+	 * task's thread and read by the main thread.  Everything else in
+	 * parts, slots and the clients belongs to the task's thread alone. */
+	pthread_mutex_t lock;
 	struct repl_s *r;
 } task_t;
 
@@ -84,8 +92,12 @@ typedef struct repl_s {
 	int ntasks;
 	task_t *tasks[MAX_TASKS];
 	rd_kafka_t *group; /* membership consumer on the target */
-	pthread_mutex_t lock; /* err, stats, events: tasks run on threads */
-	volatile km_err_t err; /* first fatal error */
+	/* r->lock guards errstr (written once, by fail()), *stats and the
+	 * event callback (called under it, so events never interleave).  err
+	 * is atomic so that every thread's loop can poll it without the lock;
+	 * it is only ever set in fail(), under the lock, after errstr. */
+	pthread_mutex_t lock;
+	_Atomic km_err_t err; /* first fatal error */
 	char *errstr;
 	size_t errstr_size;
 	/* Source partitions in scope: (topic, partition, hwm). */
@@ -129,9 +141,12 @@ static rd_kafka_t *client(repl_t *r, const km_kafka_endpoint_t *ep, rd_kafka_typ
 	rd_kafka_conf_t *conf;
 	char rerr[512];
 	rd_kafka_t *rk;
+	km_err_t err;
 
-	if (km_kafka_conf_new(ep, extra, &conf, r->errstr, r->errstr_size)) {
-		r->err = KM_ERR_PLAN;
+	/* Called on task threads: the message goes through fail(), under
+	 * the lock, never straight into r->errstr. */
+	if ((err = km_kafka_conf_new(ep, extra, &conf, rerr, sizeof(rerr)))) {
+		fail(r, err, "%s", rerr);
 		return NULL;
 	}
 	if (error_cb) {
@@ -181,6 +196,7 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 	char e[256];
 	size_t n;
 	km_err_t err;
+	char msg[1024];
 
 	for (int i = 0; i < 3; i++) {
 		nt[i] = rd_kafka_NewTopic_new(names[i], r->ntasks, -1, e, sizeof(e));
@@ -194,7 +210,7 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 	}
 	rd_kafka_CreateTopics(rk, nt, 3, NULL, q);
 	err = km_kafka_wait(kt, q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, KM_KAFKA_TIMEOUT_MS,
-			    "CreateTopics", &ev, r->errstr, r->errstr_size);
+			    "CreateTopics", &ev, msg, sizeof(msg));
 	if (!err) {
 		const rd_kafka_topic_result_t **res =
 			rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
@@ -203,7 +219,7 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 			if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
 				err = km_kafka_err(kt, te, "CreateTopics of kmigrate's internal topics",
 						   rd_kafka_topic_result_error_string(res[i]),
-						   r->errstr, r->errstr_size);
+						   msg, sizeof(msg));
 		}
 	}
 	if (ev)
@@ -212,7 +228,7 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 		rd_kafka_NewTopic_destroy(nt[i]);
 	rd_kafka_queue_destroy(q);
 	if (err)
-		r->err = err;
+		fail(r, err, "%s", msg);
 	return err;
 }
 
@@ -226,6 +242,7 @@ static km_err_t topic_ids(repl_t *r, km_kafka_t *ks)
 	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(ks));
 	rd_kafka_event_t *ev = NULL;
 	km_err_t err;
+	char msg[1024];
 
 	for (int i = 0; i < r->nsp; i++)
 		if (i == 0 || strcmp(r->sp[i].topic, r->sp[i - 1].topic))
@@ -233,7 +250,7 @@ static km_err_t topic_ids(repl_t *r, km_kafka_t *ks)
 	rd_kafka_TopicCollection_t *tc = rd_kafka_TopicCollection_of_topic_names(names, nn);
 	rd_kafka_DescribeTopics(km_kafka_rk(ks), tc, NULL, q);
 	err = km_kafka_wait(ks, q, RD_KAFKA_EVENT_DESCRIBETOPICS_RESULT, KM_KAFKA_TIMEOUT_MS,
-			    "DescribeTopics", &ev, r->errstr, r->errstr_size);
+			    "DescribeTopics", &ev, msg, sizeof(msg));
 	if (!err) {
 		const rd_kafka_TopicDescription_t **td =
 			rd_kafka_DescribeTopics_result_topics(rd_kafka_event_DescribeTopics_result(ev), &n);
@@ -245,7 +262,7 @@ static km_err_t topic_ids(repl_t *r, km_kafka_t *ks)
 					r->sp[i].topic_id = km_strdup(b64);
 		}
 	} else {
-		r->err = err;
+		fail(r, err, "%s", msg);
 	}
 	if (ev)
 		rd_kafka_event_destroy(ev);
@@ -263,11 +280,13 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 	rd_kafka_resp_err_t rerr;
 	km_err_t err = KM_ERR_OK;
 
+	char msg[1024];
+
 	if ((rerr = rd_kafka_metadata(km_kafka_rk(ks), 1, NULL, &md, KM_KAFKA_TIMEOUT_MS)))
-		return r->err = km_kafka_err(ks, rerr, "Metadata", NULL, r->errstr, r->errstr_size);
+		return fail(r, km_kafka_err(ks, rerr, "Metadata", NULL, msg, sizeof(msg)), "%s", msg);
 	if ((rerr = rd_kafka_metadata(km_kafka_rk(kt), 1, NULL, &tmd, KM_KAFKA_TIMEOUT_MS))) {
 		rd_kafka_metadata_destroy(md);
-		return r->err = km_kafka_err(kt, rerr, "Metadata", NULL, r->errstr, r->errstr_size);
+		return fail(r, km_kafka_err(kt, rerr, "Metadata", NULL, msg, sizeof(msg)), "%s", msg);
 	}
 	for (int i = 0; i < md->topic_cnt && !err; i++) {
 		const struct rd_kafka_metadata_topic *t = &md->topics[i];
@@ -299,8 +318,8 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 			r->sp[r->nsp].topic_id = NULL;
 			if ((err = km_kafka_watermarks(ks, t->topic, t->partitions[p].id,
 						       &r->sp[r->nsp].lo, &r->sp[r->nsp].hi,
-						       r->errstr, r->errstr_size)))
-				r->err = err;
+						       msg, sizeof(msg))))
+				fail(r, err, "%s", msg);
 			r->nsp++;
 		}
 	}
@@ -476,7 +495,7 @@ static void source_error_cb(rd_kafka_t *rk, int err, const char *reason, void *o
 	(void)rk;
 	(void)reason;
 	if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
-		t->topic_error = 1;
+		atomic_store(&t->topic_error, true);
 }
 
 /* After the source said "unknown topic": does each of the task's topics
@@ -484,7 +503,7 @@ static void source_error_cb(rd_kafka_t *rk, int err, const char *reason, void *o
  * recreated, while it was being copied stops the migration loudly. */
 static km_err_t check_topics(repl_t *r, task_t *t)
 {
-	t->topic_error = 0;
+	atomic_store(&t->topic_error, false);
 	for (int i = 0; i < t->nparts; i++) {
 		part_t *p = &t->parts[i];
 		char *now;
@@ -575,10 +594,9 @@ static km_err_t task_init(repl_t *r, task_t *t)
 				NULL};
 	rd_kafka_conf_t *conf;
 	char rerr[512];
-	if (km_kafka_conf_new(r->tgt, pprops, &conf, r->errstr, r->errstr_size)) {
-		r->err = KM_ERR_PLAN;
-		return r->err;
-	}
+	km_err_t cerr;
+	if ((cerr = km_kafka_conf_new(r->tgt, pprops, &conf, rerr, sizeof(rerr))))
+		return fail(r, cerr, "%s", rerr);
 	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 	if (!(t->p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof(rerr)))) {
 		rd_kafka_conf_destroy(conf);
@@ -1108,6 +1126,8 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	km_kafka_t *ks = NULL, *kt = NULL;
 	char group[400];
 	int64_t last_ms = km_mono_ms(), last_records = 0, last_bytes = 0;
+	char msg[1024];
+	km_err_t err;
 
 	memset(stats, 0, sizeof(*stats));
 	pthread_mutex_init(&r.lock, NULL);
@@ -1120,9 +1140,12 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	r.errstr_size = errstr_size;
 	km_mapstore_names(plan->migration, NULL, &r.names);
 
-	if ((r.err = km_kafka_open(src, 0, &ks, errstr, errstr_size)) ||
-	    (r.err = km_kafka_open(tgt, 0, &kt, errstr, errstr_size)) || discover(&r, ks, kt) ||
-	    ensure_internal_topics(&r, kt))
+	if ((err = km_kafka_open(src, 0, &ks, msg, sizeof(msg))) ||
+	    (err = km_kafka_open(tgt, 0, &kt, msg, sizeof(msg)))) {
+		fail(&r, err, "%s", msg);
+		goto done;
+	}
+	if (discover(&r, ks, kt) || ensure_internal_topics(&r, kt))
 		goto done;
 	km_kafka_close(ks);
 	ks = NULL;
@@ -1134,8 +1157,10 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 				"max.poll.interval.ms", "300000", NULL};
 	rd_kafka_conf_t *conf;
 	char rerr[512];
-	if ((r.err = km_kafka_conf_new(tgt, gprops, &conf, errstr, errstr_size)))
+	if ((err = km_kafka_conf_new(tgt, gprops, &conf, msg, sizeof(msg)))) {
+		fail(&r, err, "%s", msg);
 		goto done;
+	}
 	rd_kafka_conf_set_opaque(conf, &r);
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
 	if (!(r.group = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {

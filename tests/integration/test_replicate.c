@@ -34,7 +34,8 @@ static tk_cluster_t src, tgt;
 
 /* Topic names unique to this run, so the suite can run against clusters
  * that already hold an earlier run's topics and migrations. */
-static char R1[64], R2[64], R3[64], R4[64], R5[64], R6[64], R7[64], R8[64], R9[64], R10[64];
+static char R1[64], R2[64], R3[64], R4[64], R5[64], R6[64], R7[64], R8[64], R9[64], R10[64],
+	R11[64], R12[64], R13[64], R14[64], R15[64];
 
 /* A plan for one scenario: its own migration name and topic. */
 static char *make_plan(const char *name, const char *topic)
@@ -44,6 +45,22 @@ static char *make_plan(const char *name, const char *topic)
 	snprintf(inc, sizeof(inc), "\"^%s$\"", topic);
 	return tk_plan(&src, &tgt, name, mig, inc, NULL);
 }
+/* The internal topic `what` of make_plan(name, ...)'s migration. */
+static char *internal_topic(const char *name, const char *what)
+{
+	return km_asprintf("__kmigrate.%s-%d.%s", name, (int)getpid(), what);
+}
+
+/* Produces one raw record to partition p of a topic on the target. */
+static void put_raw(const char *topic, int p, const char *key, const char *value)
+{
+	rd_kafka_t *pr = tk_producer(&tgt, NULL);
+	tk_msg_t m = {.key = key, .value = value, .partition = p};
+	tk_produce(pr, topic, &m);
+	tk_flush(pr);
+	rd_kafka_destroy(pr);
+}
+
 static char *log_path(const char *plan)
 {
 	return km_asprintf("%s.log", plan);
@@ -92,6 +109,11 @@ static int group_setup(void **state)
 	snprintf(R8, sizeof(R8), "r8-%d.big", id);
 	snprintf(R9, sizeof(R9), "r9-%d.recreated-live", id);
 	snprintf(R10, sizeof(R10), "r10-%d.deleted-live", id);
+	snprintf(R11, sizeof(R11), "r11-%d.corrupt", id);
+	snprintf(R12, sizeof(R12), "r12-%d.hidden", id);
+	snprintf(R13, sizeof(R13), "r13-%d.grown", id);
+	snprintf(R14, sizeof(R14), "r14-%d.throttle", id);
+	snprintf(R15, sizeof(R15), "r15-%d.restart", id);
 	return 0;
 }
 
@@ -655,9 +677,66 @@ static void test_deleted_while_running(void **state)
 	free(plan);
 }
 
+/* ---- the engine's bookkeeping ------------------------------------------------ */
+
+/* A progress or offset-map record that does not decode is a loud error
+ * naming where it is, never a skipped record: a skipped progress record
+ * restarted the partition from an older offset (or the log start) and
+ * duplicated it; a skipped run made translation land late. */
+static void test_corrupt_state_is_loud(void **state)
+{
+	char key[100], *out, *err, where[300];
+	(void)state;
+	tk_create_topic(&src, R11, 1, NULL);
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	for (int i = 0; i < 10; i++) {
+		tk_msg_t m = {.key = "k", .value = "v", .partition = 0};
+		tk_produce(p, R11, &m);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	char *plan = make_plan("it-r11", R11);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	tk_catch_up(plan, 120000, NULL);
+	/* One partition, one task: the state is on partition 0. */
+	snprintf(key, sizeof(key), "%s:0", R11);
+	char *t_off = internal_topic("it-r11", "offsetmap");
+	char *t_prog = internal_topic("it-r11", "progress");
+	int64_t at = tk_total_hwm(&tgt, t_off);
+	put_raw(t_off, 0, key, "{\"s\":10,\"t\":20,\"n\":\"3\"}"); /* n: a string */
+	snprintf(where, sizeof(where), "offset %lld of '%s'[0]", (long long)at, t_off);
+	char part[] = "0";
+	const char *mapv[] = {tk_kmigrate(), "offsets", "map", "-p", plan, "--topic", R11,
+			      "--partition", part, "--json", NULL};
+	int rc = tk_run(&out, &err, mapv);
+	if (rc == 0 || !strstr(err, "corrupt") || !strstr(err, where) || !strstr(err, "'n'"))
+		fail_msg("offsets map over a malformed run: want a failure naming %s, got exit "
+			 "%d: %s%s",
+			 where, rc, out, err);
+	free(out);
+	free(err);
+
+	at = tk_total_hwm(&tgt, t_prog);
+	put_raw(t_prog, 0, key, "{\"next\":\"3\",\"tgt_next\":11,\"topic_id\":\"\"}");
+	snprintf(where, sizeof(where), "offset %lld of '%s'[0]", (long long)at, t_prog);
+	const char *rv[] = {tk_kmigrate(), "replicate", "-p", plan, "--until-caught-up", NULL};
+	rc = tk_run(&out, &err, rv);
+	if (rc == 0 || !strstr(err, "corrupt") || !strstr(err, where) || !strstr(err, "'next'"))
+		fail_msg("replicate over a malformed progress record: want a failure naming %s, got "
+			 "exit %d: %s%s",
+			 where, rc, out, err);
+	free(out);
+	free(err);
+	free(t_off);
+	free(t_prog);
+	free(plan);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_corrupt_state_is_loud),
 		cmocka_unit_test(test_transactions),
 		cmocka_unit_test(test_large_records_bounded),
 		cmocka_unit_test(test_compacted_gaps),
