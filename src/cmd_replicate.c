@@ -17,10 +17,38 @@
 
 typedef struct ev_ctx_s {
 	cli_t *cli;
-	km_journal_t *jr;
+	const km_plan_t *plan;
+	const char *args;
+	km_journal_t *jr;  /* opened by the first event worth journaling */
 	int64_t run_id;
 	int tty;
+	km_err_t jerr;     /* opening the journal failed: the run stops */
+	char jerrstr[512];
 } ev_ctx_t;
+
+/* The journal is opened, and the run begun, only once the engine did work
+ * (connected, checked the scope, joined) or found a verdict: a replicate
+ * that fails before -- a wrong password, an unreachable cluster -- leaves
+ * the journal byte for byte as it was (docs/ARCHITECTURE.md).  Events
+ * arrive under the engine's lock, one at a time, on any of its threads.
+ * @returns 0 when the journal is open. */
+static int journal_open(ev_ctx_t *ctx)
+{
+	if (ctx->jr)
+		return 0;
+	if (ctx->jerr)
+		return -1;
+	if ((ctx->jerr = km_journal_open(ctx->plan->journal, 1, &ctx->jr, ctx->jerrstr,
+					 sizeof(ctx->jerrstr))) ||
+	    (ctx->jerr = km_journal_run_begin(ctx->jr, "replicate", ctx->args, &ctx->run_id,
+					      ctx->jerrstr, sizeof(ctx->jerrstr)))) {
+		km_journal_close(ctx->jr);
+		ctx->jr = NULL;
+		cli_stop = 1; /* no copying without the evidence journal */
+		return -1;
+	}
+	return 0;
+}
 
 static void on_event(void *opaque, json_t *ev)
 {
@@ -52,8 +80,10 @@ static void on_event(void *opaque, json_t *ev)
 			fprintf(stderr, "%s%s\n", ctx->tty ? "\n" : "", s);
 		free(s);
 	}
+	if (!strcmp(kind, "start"))
+		journal_open(ctx);
 	/* A loss is a NO-GO fact the moment it is known. */
-	if (!strcmp(kind, "loss") && ctx->jr) {
+	if (!strcmp(kind, "loss") && !journal_open(ctx)) {
 		char subj[400];
 		snprintf(subj, sizeof(subj), "partition:%s[%lld]",
 			 json_string_value(json_object_get(ev, "topic")),
@@ -78,9 +108,8 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 	km_repl_opts_t ropts;
 	km_repl_stats_t stats;
 	km_plan_t *plan = NULL;
-	km_journal_t *jr = NULL;
 	km_kafka_endpoint_t src = {0}, tgt = {0};
-	ev_ctx_t ctx = {cli, NULL, 0, isatty(2)};
+	ev_ctx_t ctx = {.cli = cli, .tty = isatty(2)};
 	char *args = NULL, summary[200];
 	int c, rc = 0, txn_records_set = 0, txn_ms_set = 0, buffer_set = 0;
 	int64_t v;
@@ -146,15 +175,9 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		rc = cli_fail(cli, err);
 		goto done;
 	}
-	if ((rc = cli_open_journal(cli, plan, 1, &jr)))
-		goto done;
 	args = cli_args_string(argc, argv);
-	if ((err = km_journal_run_begin(jr, "replicate", args, &ctx.run_id, cli->errstr,
-					sizeof(cli->errstr)))) {
-		rc = cli_fail(cli, err);
-		goto done;
-	}
-	ctx.jr = jr;
+	ctx.plan = plan;
+	ctx.args = args;
 	cli_catch_stop(&old_int, &old_term);
 	ropts.stop = &cli_stop;
 	ropts.event_cb = on_event;
@@ -163,6 +186,11 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 	cli_release_stop(&old_int, &old_term);
 	if (ctx.tty && !cli->json)
 		fputc('\n', stderr);
+	if (ctx.jerr && !err) {
+		/* The engine stopped because the journal could not be opened. */
+		snprintf(cli->errstr, sizeof(cli->errstr), "%s", ctx.jerrstr);
+		err = ctx.jerr;
+	}
 	if (err)
 		rc = cli_fail(cli, err);
 	else if (!cli->json)
@@ -173,12 +201,14 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		       cli_stop ? " (stopped)" : "");
 	snprintf(summary, sizeof(summary), "%lld records, %lld transactions, %lld aborts",
 		 (long long)stats.records, (long long)stats.transactions, (long long)stats.aborts);
-	km_journal_run_end(jr, ctx.run_id, rc, summary, cli->errstr, sizeof(cli->errstr));
+	if (ctx.jr)
+		km_journal_run_end(ctx.jr, ctx.run_id, rc, summary, cli->errstr,
+				   sizeof(cli->errstr));
 done:
 	free(args);
 	km_kafka_endpoint_clear(&src);
 	km_kafka_endpoint_clear(&tgt);
-	km_journal_close(jr);
+	km_journal_close(ctx.jr);
 	km_plan_destroy(plan);
 	return rc;
 }

@@ -35,7 +35,7 @@ static tk_cluster_t src, tgt;
 /* Topic names unique to this run, so the suite can run against clusters
  * that already hold an earlier run's topics and migrations. */
 static char R1[64], R2[64], R3[64], R4[64], R5[64], R6[64], R7[64], R8[64], R9[64], R10[64],
-	R11[64], R12[64], R13[64], R14[64], R15[64];
+	R11[64], R12[64], R13[64], R14[64], R15[64], R16[64];
 
 /* A plan for one scenario: its own migration name and topic. */
 static char *make_plan(const char *name, const char *topic)
@@ -114,6 +114,7 @@ static int group_setup(void **state)
 	snprintf(R13, sizeof(R13), "r13-%d.grown", id);
 	snprintf(R14, sizeof(R14), "r14-%d.throttle", id);
 	snprintf(R15, sizeof(R15), "r15-%d.restart", id);
+	snprintf(R16, sizeof(R16), "r16-%d.journal", id);
 	return 0;
 }
 
@@ -733,10 +734,75 @@ static void test_corrupt_state_is_loud(void **state)
 	free(plan);
 }
 
+/* ---- failures before work leave the journal alone ------------------------------ */
+
+/* Runs replicate on a plan whose target cannot be used and checks it fails
+ * with exit 3 naming want, leaving the file `journal` byte for byte as it
+ * was (or absent). */
+static void expect_untouched(const char *dir, const char *name, const char *target_yaml,
+			     const char *journal, const char *want)
+{
+	char *out, *err, *before, *after;
+	size_t blen = 0, alen = 0;
+	char *text = km_asprintf("migration: it-r16-%d\nsource:\n  bootstrap: %s\ntarget:\n%s"
+				 "topics:\n  include: [\"^%s$\"]\n",
+				 (int)getpid(), src.bootstrap, target_yaml, R16);
+	char *plan = tk_write_file(dir, name, text);
+	before = tk_read_file(journal, &blen);
+	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--until-caught-up", NULL};
+	int rc = tk_run(&out, &err, argv);
+	if (rc != 3 || !strstr(err, want))
+		fail_msg("%s: want exit 3 naming '%s', got %d: %s", name, want, rc, err);
+	after = tk_read_file(journal, &alen);
+	if ((before == NULL) != (after == NULL) ||
+	    (before && (blen != alen || memcmp(before, after, blen))))
+		fail_msg("%s: a replicate that failed before copying changed the journal %s (%s)",
+			 name, journal, before ? "its bytes" : "it was created");
+	free(before);
+	free(after);
+	free(out);
+	free(err);
+	free(plan);
+	free(text);
+}
+
+static void test_failed_run_leaves_journal(void **state)
+{
+	(void)state;
+	tk_create_topic(&src, R16, 1, NULL);
+	char *plan = make_plan("it-r16", R16);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	char *dir = km_strdup(plan);
+	*strrchr(dir, '/') = '\0';
+	char *journal = km_asprintf("%s/kmigrate.db", dir);
+	char *secure = km_asprintf("  bootstrap: %s\n  security_protocol: sasl_ssl\n"
+				   "  sasl_mechanism: SCRAM-SHA-512\n  username: admin\n"
+				   "  password_env: KM_IT_R16_PW\n  ssl_ca: %s\n",
+				   getenv("KM_TEST_SECURE"), getenv("KM_TEST_SECURE_CA"));
+	setenv("KM_IT_R16_PW", "not-the-password", 1);
+	/* A journal that exists: byte-identical after. */
+	expect_untouched(dir, "badpw.yaml", secure, journal, "authentication to the target");
+	expect_untouched(dir, "unreachable.yaml", "  bootstrap: 127.0.0.1:2\n", journal,
+			 "cannot reach the target cluster at '127.0.0.1:2'");
+	/* No journal yet: none created. */
+	char *fresh = tk_tmpdir("r16-fresh");
+	char *none = km_asprintf("%s/kmigrate.db", fresh);
+	expect_untouched(fresh, "badpw.yaml", secure, none, "authentication to the target");
+	unsetenv("KM_IT_R16_PW");
+	free(none);
+	free(fresh);
+	free(secure);
+	free(journal);
+	free(dir);
+	free(plan);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_corrupt_state_is_loud),
+		cmocka_unit_test(test_failed_run_leaves_journal),
 		cmocka_unit_test(test_transactions),
 		cmocka_unit_test(test_large_records_bounded),
 		cmocka_unit_test(test_compacted_gaps),
