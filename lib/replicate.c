@@ -272,6 +272,46 @@ static km_err_t topic_ids(repl_t *r, km_kafka_t *ks)
 	return err;
 }
 
+/* Every topic of the saved design that the plan still has in scope must be
+ * visible: Kafka leaves a topic the user may not DESCRIBE out of the
+ * metadata, exactly as if it did not exist, so without this check such a
+ * topic silently fell out of the copy ("0/0 partitions caught up"). */
+static km_err_t design_topics_seen(repl_t *r, const struct rd_kafka_metadata *md)
+{
+	const char *user = r->plan->source.username;
+	const char *first = NULL;
+	char more[40] = "";
+	int missing = 0;
+
+	for (int d = 0; d < r->opts->n_design_topics; d++) {
+		const char *name = r->opts->design_topics[d];
+		bool seen = false;
+		if (!km_plan_topic_in_scope(r->plan, name))
+			continue;
+		for (int i = 0; i < md->topic_cnt && !seen; i++)
+			seen = !strcmp(md->topics[i].topic, name) && !md->topics[i].err;
+		if (seen)
+			continue;
+		if (!missing++)
+			first = name;
+		emit(r, json_pack("{s:s, s:s, s:s, s:s}", "event", "nogo", "kind", "unseen",
+				  "subject", name, "message",
+				  "in the saved design, not visible to the source user"));
+	}
+	if (!missing)
+		return KM_ERR_OK;
+	if (missing > 1)
+		snprintf(more, sizeof(more), " and %d more", missing - 1);
+	return fail(r, KM_ERR_NOGO,
+		    "source topic '%s'%s is in the saved design but the source user%s%s%s cannot "
+		    "see it: nothing of it would be copied, so replication stops (grant DESCRIBE "
+		    "and READ on TOPIC '%s' to %s%s on the source; if the topic was removed on "
+		    "purpose, run `kmigrate plan` again)",
+		    first, more,
+		    user ? " '" : "", user ? user : "", user ? "'" : "", first,
+		    user ? "User:" : "the replicator's principal", user ? user : "");
+}
+
 /* Lists the in-scope source partitions and their watermarks, and checks
  * that every target topic exists with the same partition count. */
 static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
@@ -323,9 +363,18 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 			r->nsp++;
 		}
 	}
+	if (!err)
+		err = design_topics_seen(r, md);
+	if (!err && !r->nsp)
+		err = fail(r, KM_ERR_NOT_FOUND,
+			   "no source topic in the plan's scope is visible to the source user%s%s%s: "
+			   "check topics.include, and that the user may DESCRIBE the topics",
+			   r->plan->source.username ? " '" : "",
+			   r->plan->source.username ? r->plan->source.username : "",
+			   r->plan->source.username ? "'" : "");
 	rd_kafka_metadata_destroy(md);
 	rd_kafka_metadata_destroy(tmd);
-	if (!err && r->nsp)
+	if (!err)
 		err = topic_ids(r, ks);
 	return err;
 }

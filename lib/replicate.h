@@ -50,8 +50,15 @@ typedef struct km_repl_opts_s {
 	int64_t max_buffer_bytes; /* the process's buffering budget, shared by
 				   * its tasks: half prefetch, half produce
 				   * queue (default 128 MiB) */
+	/* Source topics the saved design (the reviewed plan) says exist: one
+	 * the source user cannot see stops the run as a NO-GO instead of
+	 * being left out of the scope.  Borrowed; may be NULL. */
+	const char *const *design_topics;
+	int n_design_topics;
 	volatile sig_atomic_t *stop; /* set by a signal handler to stop */
-	/* Events: {"event": "progress"|"task"|"error"|"loss"|"done", ...}.
+	/* Events: {"event": "progress"|"task"|"error"|"loss"|"nogo"|"done", ...};
+	 * "loss" and "nogo" carry a verdict to journal ("nogo": kind, subject,
+	 * message).
 	 * Called on the replicating thread; must not block long. */
 	void (*event_cb)(void *opaque, json_t *ev);
 	void *opaque;

@@ -82,6 +82,16 @@ static void on_event(void *opaque, json_t *ev)
 	}
 	if (!strcmp(kind, "start"))
 		journal_open(ctx);
+	/* A NO-GO found by the engine (a topic of the design it cannot see,
+	 * a partition count that changed) is a fact the moment it is known. */
+	if (!strcmp(kind, "nogo") && !journal_open(ctx)) {
+		char fkind[100], subj[400];
+		snprintf(fkind, sizeof(fkind), "replicate.%s",
+			 json_string_value(json_object_get(ev, "kind")));
+		snprintf(subj, sizeof(subj), "topic:%s",
+			 json_string_value(json_object_get(ev, "subject")));
+		km_journal_fact(ctx->jr, ctx->run_id, fkind, subj, "NO-GO", ev, err, sizeof(err));
+	}
 	/* A loss is a NO-GO fact the moment it is known. */
 	if (!strcmp(kind, "loss") && !journal_open(ctx)) {
 		char subj[400];
@@ -91,6 +101,40 @@ static void on_event(void *opaque, json_t *ev)
 		km_journal_fact(ctx->jr, ctx->run_id, "replicate.loss", subj, "NO-GO", ev, err,
 				sizeof(err));
 	}
+}
+
+/* The source topics of the saved design (what was reviewed and applied):
+ * each must be visible to the replicating user.  No journal or no design
+ * yet: nothing to check against, *namesp stays empty.  Reads only: the
+ * journal is not modified. */
+static int design_topics(cli_t *cli, const km_plan_t *plan, json_t **designp,
+			 const char ***namesp, int *np)
+{
+	km_journal_t *jr = NULL;
+	json_t *t;
+	size_t i;
+	km_err_t err;
+
+	*designp = NULL;
+	*namesp = NULL;
+	*np = 0;
+	if (access(plan->journal, F_OK) != 0)
+		return 0;
+	if ((err = km_journal_open(plan->journal, 0, &jr, cli->errstr, sizeof(cli->errstr))))
+		return cli_fail(cli, err);
+	err = km_journal_snapshot_get(jr, "design", "target", 0, designp, NULL, cli->errstr,
+				      sizeof(cli->errstr));
+	km_journal_close(jr);
+	if (err == KM_ERR_NOT_FOUND)
+		return 0;
+	if (err)
+		return cli_fail(cli, err);
+	json_t *topics = json_object_get(*designp, "topics");
+	*namesp = calloc(json_array_size(topics) + 1, sizeof(**namesp));
+	json_array_foreach(topics, i, t)
+		if (json_is_string(json_object_get(t, "source")))
+			(*namesp)[(*np)++] = json_string_value(json_object_get(t, "source"));
+	return 0;
 }
 
 int cmd_replicate(cli_t *cli, int argc, char **argv)
@@ -111,6 +155,9 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 	km_kafka_endpoint_t src = {0}, tgt = {0};
 	ev_ctx_t ctx = {.cli = cli, .tty = isatty(2)};
 	char *args = NULL, summary[200];
+	json_t *design = NULL;
+	const char **dtopics = NULL;
+	int ndtopics = 0;
 	int c, rc = 0, txn_records_set = 0, txn_ms_set = 0, buffer_set = 0;
 	int64_t v;
 	km_err_t err;
@@ -175,6 +222,10 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		rc = cli_fail(cli, err);
 		goto done;
 	}
+	if ((rc = design_topics(cli, plan, &design, &dtopics, &ndtopics)))
+		goto done;
+	ropts.design_topics = dtopics;
+	ropts.n_design_topics = ndtopics;
 	args = cli_args_string(argc, argv);
 	ctx.plan = plan;
 	ctx.args = args;
@@ -205,6 +256,8 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		km_journal_run_end(ctx.jr, ctx.run_id, rc, summary, cli->errstr,
 				   sizeof(cli->errstr));
 done:
+	free(dtopics);
+	json_decref(design);
 	free(args);
 	km_kafka_endpoint_clear(&src);
 	km_kafka_endpoint_clear(&tgt);

@@ -798,11 +798,71 @@ static void test_failed_run_leaves_journal(void **state)
 	free(plan);
 }
 
+/* ---- topics the source user cannot see ----------------------------------------- */
+
+/* A plan on the SASL_SSL cluster as `user`, in dir (same journal). */
+static char *secure_plan(const char *dir, const char *name, const char *user, const char *pwenv)
+{
+	char *text = km_asprintf("migration: it-r12-%d\nsource:\n  bootstrap: %s\n"
+				 "  security_protocol: sasl_ssl\n  sasl_mechanism: SCRAM-SHA-512\n"
+				 "  username: %s\n  password_env: %s\n  ssl_ca: %s\n"
+				 "target:\n  bootstrap: %s\ntopics:\n  include: [\"^%s$\"]\n",
+				 (int)getpid(), getenv("KM_TEST_SECURE"), user, pwenv,
+				 getenv("KM_TEST_SECURE_CA"), tgt.bootstrap, R12);
+	char *plan = tk_write_file(dir, name, text);
+	free(text);
+	return plan;
+}
+
+/* The saved design lists the topic; the replicating user (alice, no ACLs
+ * on a deny-by-default cluster) cannot see it.  Before: "Replicated 0
+ * records ... 0/0 partitions caught up", exit 0. */
+static void test_unseen_design_topic_is_nogo(void **state)
+{
+	tk_cluster_t sec;
+	char *out, *err;
+	(void)state;
+	tk_cluster_from_env(&sec, "KM_TEST_SECURE");
+	tk_create_topic(&sec, R12, 2, NULL);
+	rd_kafka_t *p = tk_producer(&sec, NULL);
+	tk_msg_t m = {.key = "k", .value = "v", .partition = 0};
+	tk_produce(p, R12, &m);
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	setenv("KM_IT_R12_ADMIN", getenv("KM_TEST_SECURE_PASSWORD"), 1);
+	setenv("KM_IT_R12_ALICE", "alice-secret", 1);
+	char *dir = tk_tmpdir("it-r12");
+	char *admin = secure_plan(dir, "admin.yaml", "admin", "KM_IT_R12_ADMIN");
+	tk_km(admin, "plan", NULL, NULL, 1, NULL); /* 1: manual items (users, quotas) */
+	tk_km(admin, "apply", NULL, NULL, 0, NULL);
+	char *alice = secure_plan(dir, "alice.yaml", "alice", "KM_IT_R12_ALICE");
+	const char *argv[] = {tk_kmigrate(), "replicate", "-p", alice, "--until-caught-up", NULL};
+	int rc = tk_run(&out, &err, argv);
+	char named[100];
+	snprintf(named, sizeof(named), "'%s'", R12);
+	if (rc != 1 || !strstr(err, named) || !strstr(err, "DESCRIBE") || !strstr(err, "alice"))
+		fail_msg("want exit 1 (NO-GO) naming %s, the user and the ACL to grant, got %d: %s%s",
+			 named, rc, out, err);
+	free(out);
+	free(err);
+	/* The NO-GO is a fact in the journal. */
+	const char *st[] = {tk_kmigrate(), "status", "-p", admin, "--json", NULL};
+	assert_int_equal(tk_run(&out, &err, st), 0);
+	if (!strstr(out, "replicate.unseen") || !strstr(out, R12))
+		fail_msg("no replicate.unseen fact for %s in the journal: %s", R12, out);
+	free(out);
+	free(err);
+	free(alice);
+	free(admin);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_corrupt_state_is_loud),
 		cmocka_unit_test(test_failed_run_leaves_journal),
+		cmocka_unit_test(test_unseen_design_topic_is_nogo),
 		cmocka_unit_test(test_transactions),
 		cmocka_unit_test(test_large_records_bounded),
 		cmocka_unit_test(test_compacted_gaps),
