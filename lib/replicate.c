@@ -344,12 +344,16 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 				   "target topic '%s' (for source '%s') does not exist: run "
 				   "`kmigrate plan` and `kmigrate apply` first",
 				   tname, t->topic);
-		else if (tparts != t->partition_cnt)
-			err = fail(r, KM_ERR_CONFLICT,
+		else if (tparts != t->partition_cnt) {
+			emit(r, json_pack("{s:s, s:s, s:s, s:i, s:i}", "event", "nogo", "kind",
+					  "partitions", "subject", t->topic, "source_partitions",
+					  t->partition_cnt, "target_partitions", tparts));
+			err = fail(r, KM_ERR_NOGO,
 				   "target topic '%s' has %d partitions, the source '%s' has %d: "
 				   "records must land on the same partition number, so replication "
 				   "stops (fix the target topic, then `kmigrate plan`)",
 				   tname, tparts, t->topic, t->partition_cnt);
+		}
 		free(tname);
 		for (int p = 0; p < t->partition_cnt && !err; p++) {
 			r->sp = km_realloc(r->sp, (size_t)(r->nsp + 1) * sizeof(*r->sp));
@@ -1167,6 +1171,53 @@ static void progress_event(repl_t *r, int64_t *last_ms, int64_t *last_records, i
 	emit(r, ev);
 }
 
+/* Has the scope changed on the source since discover()?  Partitions added
+ * to a topic, or a topic that appeared in the scope, would not be copied by
+ * this run (the tasks own what discover() listed), and the run would go on
+ * saying "caught up": stop it loudly instead.  A restart covers them, once
+ * the target has them too (`kmigrate plan` and `apply`).
+ * @returns 0 unchanged, 1 changed (r->err set), -1 unknown (the source did
+ * not answer: never read as unchanged by a caller about to say caught up). */
+static int scope_changed(repl_t *r, km_kafka_t *ks)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	int rc = 0;
+
+	if (rd_kafka_metadata(km_kafka_rk(ks), 1, NULL, &md, 5000))
+		return -1;
+	for (int i = 0; i < md->topic_cnt && !rc; i++) {
+		const struct rd_kafka_metadata_topic *t = &md->topics[i];
+		int had = 0;
+		if (t->err || !km_plan_topic_in_scope(r->plan, t->topic))
+			continue;
+		for (int j = 0; j < r->nsp; j++)
+			had += !strcmp(r->sp[j].topic, t->topic);
+		if (had == t->partition_cnt)
+			continue;
+		emit(r, json_pack("{s:s, s:s, s:s, s:i, s:i}", "event", "nogo", "kind", "partitions",
+				  "subject", t->topic, "was", had, "now", t->partition_cnt));
+		if (had)
+			fail(r, KM_ERR_NOGO,
+			     "source topic '%s' grew from %d to %d partitions while it was being "
+			     "copied: partitions %d..%d are not covered by this run, so replication "
+			     "stops (add them on the target with `kmigrate plan` and `kmigrate "
+			     "apply`, then run replicate again: it resumes where it stopped)",
+			     t->topic, had, t->partition_cnt, had, t->partition_cnt - 1);
+		else
+			fail(r, KM_ERR_NOGO,
+			     "source topic '%s' (%d partitions) appeared in the plan's scope while "
+			     "replicating: this run does not cover it, so replication stops (create "
+			     "it on the target with `kmigrate plan` and `kmigrate apply`, then run "
+			     "replicate again)",
+			     t->topic, t->partition_cnt);
+		rc = 1;
+	}
+	rd_kafka_metadata_destroy(md);
+	return rc;
+}
+
+#define SCOPE_CHECK_MS 3000
+
 km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 			  const km_kafka_endpoint_t *tgt, const km_repl_opts_t *opts,
 			  km_repl_stats_t *stats, char *errstr, size_t errstr_size)
@@ -1177,6 +1228,7 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	int64_t last_ms = km_mono_ms(), last_records = 0, last_bytes = 0;
 	char msg[1024];
 	km_err_t err;
+	int64_t next_scope_check = km_mono_ms() + SCOPE_CHECK_MS;
 
 	memset(stats, 0, sizeof(*stats));
 	pthread_mutex_init(&r.lock, NULL);
@@ -1196,9 +1248,7 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	}
 	if (discover(&r, ks, kt) || ensure_internal_topics(&r, kt))
 		goto done;
-	km_kafka_close(ks);
-	ks = NULL;
-
+	/* ks stays open: the main loop watches the scope's partitions. */
 	snprintf(group, sizeof(group), "kmigrate.%s.replicators", plan->migration);
 	const char *gprops[] = {"group.id", group, "enable.auto.commit", "false",
 				"partition.assignment.strategy", "roundrobin",
@@ -1245,9 +1295,21 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 			caught += all;
 		}
 		progress_event(&r, &last_ms, &last_records, &last_bytes, false);
-		if (opts->until_caught_up && owned == r.ntasks && caught == owned)
+		if (km_mono_ms() >= next_scope_check) {
+			if (scope_changed(&r, ks) > 0)
+				break;
+			next_scope_check = km_mono_ms() + SCOPE_CHECK_MS;
+		}
+		/* Caught up only with every partition of the scope covered,
+		 * as the source says now. */
+		if (opts->until_caught_up && owned == r.ntasks && caught == owned &&
+		    scope_changed(&r, ks) == 0)
 			break;
 	}
+	/* Stopped by a signal: what changed since the last look is still
+	 * reported, never left behind an exit 0. */
+	if (!r.err && opts->stop && *opts->stop)
+		scope_changed(&r, ks);
 	progress_event(&r, &last_ms, &last_records, &last_bytes, true);
 	if (!r.err)
 		emit(&r, json_pack("{s:s, s:I, s:I}", "event", "done", "records",

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "offmap.h"
@@ -857,12 +858,100 @@ static void test_unseen_design_topic_is_nogo(void **state)
 	free(dir);
 }
 
+/* ---- partitions added while replicating ----------------------------------------- */
+
+/* Grows a source topic to `to` partitions (CreatePartitions). */
+static void add_partitions(const char *topic, int to)
+{
+	rd_kafka_t *a = tk_admin(&src);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(a);
+	char e[256];
+	rd_kafka_NewPartitions_t *np = rd_kafka_NewPartitions_new(topic, (size_t)to, e, sizeof(e));
+	rd_kafka_CreatePartitions(a, &np, 1, NULL, q);
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+	assert_non_null(ev);
+	size_t n;
+	const rd_kafka_topic_result_t **res =
+		rd_kafka_CreatePartitions_result_topics(rd_kafka_event_CreatePartitions_result(ev), &n);
+	if (n != 1 || rd_kafka_topic_result_error(res[0]))
+		fail_msg("CreatePartitions %s to %d: %s", topic, to,
+			 n ? rd_kafka_topic_result_error_string(res[0]) : "no result");
+	rd_kafka_event_destroy(ev);
+	rd_kafka_NewPartitions_destroy(np);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(a);
+}
+
+/* Before: the running replicator kept printing "lag 0, caught up 2/2" and
+ * exited 0 on SIGTERM with the new partitions' records uncopied. */
+static void test_partitions_added_while_running(void **state)
+{
+	char *out, *err;
+	(void)state;
+	tk_create_topic(&src, R13, 2, NULL);
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	for (int i = 0; i < 20; i++) {
+		tk_msg_t m = {.key = "k", .value = "v", .partition = i % 2};
+		tk_produce(p, R13, &m);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	char *plan = make_plan("it-r13", R13);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	char *log = log_path(plan);
+	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, NULL};
+	pid_t pid = tk_spawn(argv, log);
+	wait_log(log, "caught up 2/2", 1);
+	add_partitions(R13, 4);
+	p = tk_producer(&src, NULL); /* a new one: it learns the 4 partitions */
+	for (int i = 0; i < 20; i++) {
+		tk_msg_t m = {.key = "k", .value = "new", .partition = 2 + i % 2};
+		tk_produce(p, R13, &m);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	/* It stops by itself; if it did not, SIGTERM must not end in exit 0. */
+	int rc = -1, wst;
+	for (int64_t end = tk_mono_ms() + 60000; rc < 0 && tk_mono_ms() < end; poll(NULL, 0, 100))
+		if (waitpid(pid, &wst, WNOHANG) == pid)
+			rc = WIFEXITED(wst) ? WEXITSTATUS(wst) : 128 + WTERMSIG(wst);
+	if (rc < 0) {
+		kill(pid, SIGTERM);
+		rc = tk_wait_exit(pid, 60000);
+	}
+	char *text = tk_read_file(log, NULL);
+	char named[100];
+	snprintf(named, sizeof(named), "'%s'", R13);
+	if (rc != 1 || !strstr(text, named) || !strstr(text, "from 2 to 4 partitions"))
+		fail_msg("want exit 1 naming %s grown from 2 to 4 partitions, got %d: %s", named, rc,
+			 text);
+	free(text);
+	/* At start the same mismatch (the target still has 2) is a NO-GO,
+	 * journaled like a loss. */
+	const char *again[] = {tk_kmigrate(), "replicate", "-p", plan, "--until-caught-up", NULL};
+	rc = tk_run(&out, &err, again);
+	if (rc != 1 || !strstr(err, named))
+		fail_msg("restart: want exit 1 naming %s, got %d: %s", named, rc, err);
+	free(out);
+	free(err);
+	const char *st[] = {tk_kmigrate(), "status", "-p", plan, "--json", NULL};
+	assert_int_equal(tk_run(&out, &err, st), 0);
+	if (!strstr(out, "replicate.partitions") || !strstr(out, R13))
+		fail_msg("no replicate.partitions fact for %s in the journal: %s", R13, out);
+	free(out);
+	free(err);
+	free(log);
+	free(plan);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_corrupt_state_is_loud),
 		cmocka_unit_test(test_failed_run_leaves_journal),
 		cmocka_unit_test(test_unseen_design_topic_is_nogo),
+		cmocka_unit_test(test_partitions_added_while_running),
 		cmocka_unit_test(test_transactions),
 		cmocka_unit_test(test_large_records_bounded),
 		cmocka_unit_test(test_compacted_gaps),
