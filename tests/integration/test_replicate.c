@@ -945,6 +945,55 @@ static void test_partitions_added_while_running(void **state)
 	free(plan);
 }
 
+/* ---- the throttle ----------------------------------------------------------- */
+
+/* --max-bytes-per-sec is per process: 4 tasks at 1,000,000 B/s copied
+ * ~4.3 MB/s before.  The rate is measured from the first record on the
+ * target to the exit (a slow machine only makes it lower: being slower
+ * than the limit is fine, exceeding it by more than 30 % is not). */
+static void test_throttle_per_process(void **state)
+{
+	const int N = 10000, P = 4, SIZE = 1000;
+	const int64_t LIMIT = 1000000;
+	char key[16], *val = km_calloc(1, SIZE + 1);
+	(void)state;
+	memset(val, 'x', SIZE - 8);
+	tk_create_topic(&src, R14, P, NULL);
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof(key), "%07d", i); /* 7 bytes + 992 = 999 */
+		tk_msg_t m = {.key = key, .value = val, .partition = i % P};
+		tk_produce(p, R14, &m);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	int64_t total = (int64_t)N * (7 + SIZE - 8);
+	char *plan = make_plan("it-r14", R14);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	char *log = log_path(plan);
+	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--until-caught-up",
+			      "--tasks", "4", "--max-bytes-per-sec", "1000000", NULL};
+	pid_t pid = tk_spawn(argv, log);
+	int64_t first = 0, end, deadline = tk_mono_ms() + 120000;
+	while (tk_total_hwm(&tgt, R14) == 0 && tk_mono_ms() < deadline)
+		poll(NULL, 0, 100);
+	first = tk_mono_ms();
+	assert_int_equal(tk_wait_exit(pid, 300000), 0);
+	end = tk_mono_ms();
+	double rate = (double)total * 1000.0 / (double)(end - first);
+	fprintf(stderr, "throttled copy: %lld bytes in %lld ms = %.0f B/s (limit %lld)\n",
+		(long long)total, (long long)(end - first), rate, (long long)LIMIT);
+	if (rate > 1.3 * (double)LIMIT)
+		fail_msg("4 tasks copied %.0f B/s with --max-bytes-per-sec %lld: the limit is per "
+			 "process",
+			 rate, (long long)LIMIT);
+	assert_same_topic(R14);
+	free(log);
+	free(plan);
+	free(val);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -952,6 +1001,7 @@ int main(void)
 		cmocka_unit_test(test_failed_run_leaves_journal),
 		cmocka_unit_test(test_unseen_design_topic_is_nogo),
 		cmocka_unit_test(test_partitions_added_while_running),
+		cmocka_unit_test(test_throttle_per_process),
 		cmocka_unit_test(test_transactions),
 		cmocka_unit_test(test_large_records_bounded),
 		cmocka_unit_test(test_compacted_gaps),
