@@ -1147,8 +1147,17 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
 	repl_t *r = opaque;
 
+	/* KIP-848 (group.protocol=consumer) and cooperative assignors hand
+	 * out and take back deltas: they need the incremental calls.  The
+	 * lists are deltas either way for the loops below. */
+	bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+	rd_kafka_error_t *e = NULL;
+
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		rd_kafka_assign(rk, parts);
+		if (coop)
+			e = rd_kafka_incremental_assign(rk, parts);
+		else
+			rd_kafka_assign(rk, parts);
 		for (int i = 0; i < parts->cnt; i++) {
 			int k = parts->elems[i].partition;
 			if (k >= 0 && k < MAX_TASKS && !r->tasks[k] && !r->err)
@@ -1164,8 +1173,53 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 						  "state", "revoked"));
 			}
 		}
-		rd_kafka_assign(rk, NULL);
+		if (coop)
+			e = rd_kafka_incremental_unassign(rk, parts);
+		else
+			rd_kafka_assign(rk, NULL);
 	}
+	if (e) {
+		fail(r, KM_ERR_KAFKA, "replicator group: cannot take the assignment: %s",
+		     rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	}
+}
+
+/* A fatal error of the group member stops the run: the member can no
+ * longer own tasks, and a process that owns none would sit there "running"
+ * (seen with KIP-848: a restarted static member was refused with
+ * UNRELEASED_INSTANCE_ID and the process idled, 0 tasks, no error).
+ * @returns true when the member failed (r->err set). */
+static bool group_failed(repl_t *r, rd_kafka_t *rk)
+{
+	char why[512];
+	rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof(why));
+
+	if (!orig)
+		return false;
+	if (orig == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
+		fail(r, KM_ERR_CONFLICT,
+		     "another replicator joined the group as instance '%s' and fenced this one: "
+		     "give each process its own --instance",
+		     r->opts->instance_id ? r->opts->instance_id : "?");
+	else if (orig == RD_KAFKA_RESP_ERR_UNRELEASED_INSTANCE_ID)
+		fail(r, KM_ERR_CONFLICT,
+		     "the group still holds instance '%s' for a process that died (KIP-848 keeps "
+		     "it until the broker's group.consumer.session.timeout.ms): start again later, "
+		     "or use the classic protocol",
+		     r->opts->instance_id ? r->opts->instance_id : "?");
+	else
+		fail(r, KM_ERR_KAFKA, "replicator group member failed: %s", why);
+	return true;
+}
+
+/* librdkafka hands errors to the error callback or, through
+ * rd_kafka_consumer_poll(), as messages: both paths look for a fatal one. */
+static void group_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)reason;
+	if (err == RD_KAFKA_RESP_ERR__FATAL)
+		group_failed(opaque, rk);
 }
 
 static void progress_event(repl_t *r, int64_t *last_ms, int64_t *last_records, int64_t *last_bytes,
@@ -1290,10 +1344,30 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 		goto done;
 	/* ks stays open: the main loop watches the scope's partitions. */
 	snprintf(group, sizeof(group), "kmigrate.%s.replicators", plan->migration);
-	const char *gprops[] = {"group.id", group, "enable.auto.commit", "false",
-				"partition.assignment.strategy", "roundrobin",
-				"session.timeout.ms", "10000", "heartbeat.interval.ms", "1000",
-				"max.poll.interval.ms", "300000", NULL};
+	/* classic: the client's roundrobin assignor, and a session of 10 s
+	 * (how long a dead process keeps its tasks).  consumer (KIP-848):
+	 * the broker assigns and owns the session timeout
+	 * (group.consumer.session.timeout.ms, 45 s by default). */
+	bool kip848 = opts->group_protocol && !strcmp(opts->group_protocol, "consumer");
+	const char *gprops[20] = {"group.id", group, "enable.auto.commit", "false",
+				  "max.poll.interval.ms", "300000"};
+	int ng = 6;
+	if (kip848) {
+		gprops[ng++] = "group.protocol";
+		gprops[ng++] = "consumer";
+	} else {
+		gprops[ng++] = "partition.assignment.strategy";
+		gprops[ng++] = "roundrobin";
+		gprops[ng++] = "session.timeout.ms";
+		gprops[ng++] = "10000";
+		gprops[ng++] = "heartbeat.interval.ms";
+		gprops[ng++] = "1000";
+	}
+	if (opts->instance_id) {
+		gprops[ng++] = "group.instance.id";
+		gprops[ng++] = opts->instance_id;
+	}
+	gprops[ng] = NULL;
 	rd_kafka_conf_t *conf;
 	char rerr[512];
 	if ((err = km_kafka_conf_new(tgt, gprops, &conf, msg, sizeof(msg)))) {
@@ -1302,6 +1376,7 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	}
 	rd_kafka_conf_set_opaque(conf, &r);
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_error_cb(conf, group_error_cb);
 	if (!(r.group = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
 		rd_kafka_conf_destroy(conf);
 		fail(&r, KM_ERR_KAFKA, "cannot create the replicator group member: %s", rerr);
@@ -1312,16 +1387,21 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	rd_kafka_topic_partition_list_add(sub, r.names.tasks, RD_KAFKA_PARTITION_UA);
 	rd_kafka_subscribe(r.group, sub);
 	rd_kafka_topic_partition_list_destroy(sub);
-	emit(&r, json_pack("{s:s, s:i, s:i, s:s}", "event", "start", "tasks", r.ntasks,
-			   "partitions", r.nsp, "group", group));
+	emit(&r, json_pack("{s:s, s:i, s:i, s:s, s:s?, s:s}", "event", "start", "tasks", r.ntasks,
+			   "partitions", r.nsp, "group", group, "instance", opts->instance_id,
+			   "group_protocol", kip848 ? "consumer" : "classic"));
 
 	while (!r.err && !(opts->stop && *opts->stop)) {
 		int owned = 0, caught = 0;
 		/* Serves the group (rebalances start and stop task threads)
 		 * and paces the progress line. */
 		rd_kafka_message_t *gm = rd_kafka_consumer_poll(r.group, 100);
-		if (gm)
+		if (gm) {
+			bool failed = gm->err && group_failed(&r, r.group);
 			rd_kafka_message_destroy(gm);
+			if (failed)
+				break;
+		}
 		for (int k = 0; k < r.ntasks; k++) {
 			task_t *t = r.tasks[k];
 			if (!t || !t->ready || t->dead)

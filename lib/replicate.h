@@ -55,6 +55,14 @@ typedef struct km_repl_opts_s {
 	 * being left out of the scope.  Borrowed; may be NULL. */
 	const char *const *design_topics;
 	int n_design_topics;
+	/* group.instance.id of this process in the replicators' group (static
+	 * membership, KIP-345): a process restarted under the same id gets its
+	 * tasks back at once instead of after the dead one's session timeout.
+	 * Two live processes must never share one (the later fences the
+	 * earlier, which then stops).  NULL = dynamic membership. */
+	const char *instance_id;
+	/* "classic" (default) or "consumer" (KIP-848, Kafka >= 4.0 target). */
+	const char *group_protocol;
 	volatile sig_atomic_t *stop; /* set by a signal handler to stop */
 	/* Events: {"event": "progress"|"task"|"error"|"loss"|"nogo"|"done", ...};
 	 * "loss" and "nogo" carry a verdict to journal ("nogo": kind, subject,

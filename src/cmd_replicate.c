@@ -7,9 +7,12 @@
  * watermark seen at start.  A progress line goes to a terminal; --json
  * prints the engine's events as JSON lines.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -137,6 +140,55 @@ static int design_topics(cli_t *cli, const km_plan_t *plan, json_t **designp,
 	return 0;
 }
 
+/* Static membership needs an id that a restarted process gets back and
+ * that no two live processes share.  Given (--instance): held by a lock so
+ * that a second local process with the same id is refused.  Otherwise:
+ * "<hostname>-<n>" with the lowest n whose lock is free -- the kernel drops
+ * a dead process's lock, so a process restarted after a crash (or a kill -9)
+ * gets its predecessor's id, while processes running side by side get
+ * distinct ones.  Processes on other hosts differ by hostname (containers
+ * that share a hostname need --instance).  The locks are empty files next to
+ * the journal, `<journal>.replicate.<id>.lock`; they are left in place.
+ * @returns 0 with *fdp (keep open while running) and id filled. */
+static int instance_lock(cli_t *cli, const km_plan_t *plan, const char *given, char *id,
+			 size_t id_size, int *fdp)
+{
+	char host[256], path[4096];
+
+	*fdp = -1;
+	if (gethostname(host, sizeof(host)) != 0 || !host[0])
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	for (int n = 0; n < 256; n++) {
+		if (given)
+			snprintf(id, id_size, "%s", given);
+		else
+			snprintf(id, id_size, "%s-%d", host, n);
+		snprintf(path, sizeof(path), "%s.replicate.%s.lock", plan->journal, id);
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			snprintf(cli->errstr, sizeof(cli->errstr),
+				 "cannot create the instance lock '%.600s': %s", path, strerror(errno));
+			return cli_fail(cli, KM_ERR_IO);
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			*fdp = fd;
+			return 0;
+		}
+		close(fd);
+		if (given) {
+			snprintf(cli->errstr, sizeof(cli->errstr),
+				 "another replicator on this host runs as instance '%s' (lock '%.600s'): "
+				 "give each process its own --instance",
+				 given, path);
+			return cli_fail(cli, KM_ERR_CONFLICT);
+		}
+	}
+	snprintf(cli->errstr, sizeof(cli->errstr),
+		 "256 replicators already run on this host for journal '%s'", plan->journal);
+	return cli_fail(cli, KM_ERR_CONFLICT);
+}
+
 int cmd_replicate(cli_t *cli, int argc, char **argv)
 {
 	struct sigaction old_int, old_term;
@@ -148,6 +200,9 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		{"txn-records", required_argument, NULL, 'R'},
 		{"txn-ms", required_argument, NULL, 'M'},
 		{"max-buffer-mb", required_argument, NULL, 'm'},
+		{"instance", required_argument, NULL, 'I'},
+		{"no-instance", no_argument, NULL, 'N'},
+		{"group-protocol", required_argument, NULL, 'G'},
 		{NULL, 0, NULL, 0}};
 	km_repl_opts_t ropts;
 	km_repl_stats_t stats;
@@ -157,7 +212,9 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 	char *args = NULL, summary[200];
 	json_t *design = NULL;
 	const char **dtopics = NULL;
-	int ndtopics = 0;
+	int ndtopics = 0, lock_fd = -1, no_instance = 0;
+	const char *instance = NULL;
+	char instance_id[300];
 	int c, rc = 0, txn_records_set = 0, txn_ms_set = 0, buffer_set = 0;
 	int64_t v;
 	km_err_t err;
@@ -199,11 +256,25 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 			ropts.txn_max_ms = (int)v;
 			txn_ms_set = 1;
 			break;
+		case 'I':
+			if (!*optarg || strlen(optarg) > 200 || strpbrk(optarg, "/ \t\n"))
+				return cli_usage(cli, "--instance takes a name of 1..200 characters "
+						      "without '/' or spaces");
+			instance = optarg;
+			break;
+		case 'N': no_instance = 1; break;
+		case 'G':
+			if (strcmp(optarg, "classic") && strcmp(optarg, "consumer"))
+				return cli_usage(cli, "--group-protocol takes classic or consumer");
+			ropts.group_protocol = optarg;
+			break;
 		default: return cli_usage(cli, "unknown option");
 		}
 	}
 	if (optind < argc)
 		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
+	if (instance && no_instance)
+		return cli_usage(cli, "--instance and --no-instance exclude each other");
 	if ((rc = cli_load_plan(cli, &plan)) || (rc = cli_check_journal(cli, plan)))
 		goto done;
 	/* Flags win over the plan's replication: section. */
@@ -226,6 +297,12 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		goto done;
 	ropts.design_topics = dtopics;
 	ropts.n_design_topics = ndtopics;
+	if (!no_instance) {
+		if ((rc = instance_lock(cli, plan, instance, instance_id, sizeof(instance_id),
+					&lock_fd)))
+			goto done;
+		ropts.instance_id = instance_id;
+	}
 	args = cli_args_string(argc, argv);
 	ctx.plan = plan;
 	ctx.args = args;
@@ -256,6 +333,8 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		km_journal_run_end(ctx.jr, ctx.run_id, rc, summary, cli->errstr,
 				   sizeof(cli->errstr));
 done:
+	if (lock_fd >= 0)
+		close(lock_fd);
 	free(dtopics);
 	json_decref(design);
 	free(args);
