@@ -338,8 +338,22 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 		char *tname;
 		int tparts = -1;
 
-		if (!km_plan_topic_in_scope(r->plan, t->topic) || t->err)
+		if (!km_plan_topic_in_scope(r->plan, t->topic))
 			continue;
+		/* A topic in scope that the source lists with an error was
+		 * skipped here, silently, and never copied: say what it is. */
+		if (t->err) {
+			err = fail(r,
+				   t->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+					   ? KM_ERR_AUTHZ
+					   : KM_ERR_KAFKA,
+				   "source topic '%s' is in scope but its metadata says: %s%s", t->topic,
+				   rd_kafka_err2str(t->err),
+				   t->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+					   ? " (grant DESCRIBE and READ on the topic to the source user)"
+					   : " (try again once the source cluster is healthy)");
+			break;
+		}
 		tname = km_plan_target_topic(r->plan, t->topic);
 		for (int j = 0; j < tmd->topic_cnt; j++)
 			if (!strcmp(tmd->topics[j].topic, tname) && !tmd->topics[j].err)
