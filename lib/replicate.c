@@ -103,6 +103,7 @@ typedef struct repl_s {
 	int64_t tb_tokens;
 	int64_t tb_last_ms;
 	_Atomic km_err_t err; /* first fatal error */
+	bool closing; /* main thread only: no task starts once set */
 	char *errstr;
 	size_t errstr_size;
 	/* Source partitions in scope: (topic, partition, hwm). */
@@ -1174,7 +1175,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			rd_kafka_assign(rk, parts);
 		for (int i = 0; i < parts->cnt; i++) {
 			int k = parts->elems[i].partition;
-			if (k >= 0 && k < MAX_TASKS && !r->tasks[k] && !r->err)
+			if (k >= 0 && k < MAX_TASKS && !r->tasks[k] && !r->err && !r->closing)
 				r->tasks[k] = task_spawn(r, k);
 		}
 	} else {
@@ -1450,6 +1451,12 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 				   (json_int_t)stats->records, "transactions",
 				   (json_int_t)stats->transactions));
 done:
+	/* No task starts from here on: closing the member serves the
+	 * rebalance callback, and an assignment still in flight (another
+	 * process joined) started a task after the loop ended, whose thread
+	 * then ran on a freed repl_t (SIGSEGV at exit, seen with static
+	 * members joining). */
+	r.closing = true;
 	for (int k = 0; k < MAX_TASKS; k++)
 		if (r.tasks[k]) {
 			task_join(r.tasks[k]);
@@ -1459,6 +1466,9 @@ done:
 		rd_kafka_consumer_close(r.group);
 		rd_kafka_destroy(r.group);
 	}
+	for (int k = 0; k < MAX_TASKS; k++)
+		if (r.tasks[k])
+			KM_BUG("task %d started while the replicator was closing", k);
 	for (int i = 0; i < r.nsp; i++) {
 		free(r.sp[i].topic);
 		free(r.sp[i].topic_id);
