@@ -2,12 +2,14 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "mapstore.h"
 #include "util.h"
 
 #define DEFAULT_TASKS 4
@@ -26,22 +28,6 @@ void km_repl_opts_init(km_repl_opts_t *opts)
 void km_repl_topic_name(const km_plan_t *plan, const char *what, char *buf, size_t size)
 {
 	snprintf(buf, size, "__kmigrate.%s.%s", plan->migration, what);
-}
-
-/* The task of a source partition: a stable hash, so that adding a topic to
- * the scope never moves an existing partition to another task (and another
- * transactional.id, which would defeat fencing). */
-static int task_of(const char *topic, int partition, int ntasks)
-{
-	uint32_t h = 2166136261u;
-	for (const char *p = topic; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	/* The topic's hash picks where its partition 0 goes, the partitions
-	 * then follow round-robin: a topic's partitions spread evenly over
-	 * the tasks (a hash per partition left some tasks with twice the
-	 * work of others, and the slowest task sets the copy's pace), and a
-	 * partition's task still depends on nothing but its own name. */
-	return (int)((h % (uint32_t)ntasks + (uint32_t)partition) % (uint32_t)ntasks);
 }
 
 /* ---- per-task state -------------------------------------------------------- */
@@ -81,12 +67,19 @@ typedef struct task_s {
 	int nslots;
 	int64_t txn_max_bytes; /* the task's share of the budget held by a transaction */
 	bool in_txn;
-	volatile bool dead;
+	/* Shared between threads -- the task's own, the main thread (group,
+	 * progress line) and librdkafka's (error callback) -- so atomics:
+	 * set once, read anywhere, no lock needed, and no torn or cached
+	 * read as with the volatile flags they replace. */
+	atomic_bool dead;      /* written by the task's thread */
+	atomic_bool stop;      /* written by the main thread */
+	atomic_bool ready;     /* fenced, progress loaded, source assigned */
+	atomic_bool topic_error; /* the source said a topic does not exist */
 	pthread_t th;          /* the task's own thread */
-	volatile sig_atomic_t stop;
-	volatile bool ready;   /* fenced, progress loaded, source assigned */
-	volatile int topic_error; /* the source said a topic does not exist */
-	pthread_mutex_t lock;  /* parts' next/caught_up, read by the main thread */
+	/* t->lock guards parts[].next and parts[].caught_up, written by the
+	 * task's thread and read by the main thread.  Everything else in
+	 * parts, slots and the clients belongs to the task's thread alone. */
+	pthread_mutex_t lock;
 	struct repl_s *r;
 } task_t;
 
@@ -95,12 +88,22 @@ typedef struct repl_s {
 	const km_kafka_endpoint_t *src, *tgt;
 	const km_repl_opts_t *opts;
 	km_repl_stats_t *stats;
-	char t_tasks[300], t_progress[300], t_offmap[300];
+	km_mapstore_names_t names; /* the internal topics (lib/mapstore.h) */
 	int ntasks;
 	task_t *tasks[MAX_TASKS];
 	rd_kafka_t *group; /* membership consumer on the target */
-	pthread_mutex_t lock; /* err, stats, events: tasks run on threads */
-	volatile km_err_t err; /* first fatal error */
+	/* r->lock guards errstr (written once, by fail()), *stats and the
+	 * event callback (called under it, so events never interleave).  err
+	 * is atomic so that every thread's loop can poll it without the lock;
+	 * it is only ever set in fail(), under the lock, after errstr. */
+	pthread_mutex_t lock;
+	/* The throttle: one token bucket for the whole process (the limit
+	 * is per process, whatever the number of tasks), under r->lock.
+	 * tb_tokens goes negative: the debt the tasks sleep off. */
+	int64_t tb_tokens;
+	int64_t tb_last_ms;
+	_Atomic km_err_t err; /* first fatal error */
+	bool closing; /* main thread only: no task starts once set */
 	char *errstr;
 	size_t errstr_size;
 	/* Source partitions in scope: (topic, partition, hwm). */
@@ -144,9 +147,12 @@ static rd_kafka_t *client(repl_t *r, const km_kafka_endpoint_t *ep, rd_kafka_typ
 	rd_kafka_conf_t *conf;
 	char rerr[512];
 	rd_kafka_t *rk;
+	km_err_t err;
 
-	if (km_kafka_conf_new(ep, extra, &conf, r->errstr, r->errstr_size)) {
-		r->err = KM_ERR_PLAN;
+	/* Called on task threads: the message goes through fail(), under
+	 * the lock, never straight into r->errstr. */
+	if ((err = km_kafka_conf_new(ep, extra, &conf, rerr, sizeof(rerr)))) {
+		fail(r, err, "%s", rerr);
 		return NULL;
 	}
 	if (error_cb) {
@@ -166,7 +172,7 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 {
 	rd_kafka_t *rk = km_kafka_rk(kt);
 	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, r->t_tasks, NULL);
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, r->names.tasks, NULL);
 	rd_kafka_resp_err_t rerr = rd_kafka_metadata(rk, 0, rkt, &md, KM_KAFKA_TIMEOUT_MS);
 	int existing = 0;
 
@@ -188,7 +194,7 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 	if (r->ntasks > MAX_TASKS)
 		r->ntasks = MAX_TASKS;
 
-	const char *names[3] = {r->t_tasks, r->t_progress, r->t_offmap};
+	const char *names[3] = {r->names.tasks, r->names.progress, r->names.offmap};
 	const char *policy[3] = {"delete", "compact", "delete"};
 	rd_kafka_NewTopic_t *nt[3];
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
@@ -196,6 +202,7 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 	char e[256];
 	size_t n;
 	km_err_t err;
+	char msg[1024];
 
 	for (int i = 0; i < 3; i++) {
 		nt[i] = rd_kafka_NewTopic_new(names[i], r->ntasks, -1, e, sizeof(e));
@@ -209,7 +216,7 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 	}
 	rd_kafka_CreateTopics(rk, nt, 3, NULL, q);
 	err = km_kafka_wait(kt, q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, KM_KAFKA_TIMEOUT_MS,
-			    "CreateTopics", &ev, r->errstr, r->errstr_size);
+			    "CreateTopics", &ev, msg, sizeof(msg));
 	if (!err) {
 		const rd_kafka_topic_result_t **res =
 			rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
@@ -218,7 +225,7 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 			if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
 				err = km_kafka_err(kt, te, "CreateTopics of kmigrate's internal topics",
 						   rd_kafka_topic_result_error_string(res[i]),
-						   r->errstr, r->errstr_size);
+						   msg, sizeof(msg));
 		}
 	}
 	if (ev)
@@ -227,7 +234,7 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 		rd_kafka_NewTopic_destroy(nt[i]);
 	rd_kafka_queue_destroy(q);
 	if (err)
-		r->err = err;
+		fail(r, err, "%s", msg);
 	return err;
 }
 
@@ -241,6 +248,7 @@ static km_err_t topic_ids(repl_t *r, km_kafka_t *ks)
 	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(ks));
 	rd_kafka_event_t *ev = NULL;
 	km_err_t err;
+	char msg[1024];
 
 	for (int i = 0; i < r->nsp; i++)
 		if (i == 0 || strcmp(r->sp[i].topic, r->sp[i - 1].topic))
@@ -248,7 +256,7 @@ static km_err_t topic_ids(repl_t *r, km_kafka_t *ks)
 	rd_kafka_TopicCollection_t *tc = rd_kafka_TopicCollection_of_topic_names(names, nn);
 	rd_kafka_DescribeTopics(km_kafka_rk(ks), tc, NULL, q);
 	err = km_kafka_wait(ks, q, RD_KAFKA_EVENT_DESCRIBETOPICS_RESULT, KM_KAFKA_TIMEOUT_MS,
-			    "DescribeTopics", &ev, r->errstr, r->errstr_size);
+			    "DescribeTopics", &ev, msg, sizeof(msg));
 	if (!err) {
 		const rd_kafka_TopicDescription_t **td =
 			rd_kafka_DescribeTopics_result_topics(rd_kafka_event_DescribeTopics_result(ev), &n);
@@ -260,7 +268,7 @@ static km_err_t topic_ids(repl_t *r, km_kafka_t *ks)
 					r->sp[i].topic_id = km_strdup(b64);
 		}
 	} else {
-		r->err = err;
+		fail(r, err, "%s", msg);
 	}
 	if (ev)
 		rd_kafka_event_destroy(ev);
@@ -268,6 +276,46 @@ static km_err_t topic_ids(repl_t *r, km_kafka_t *ks)
 	rd_kafka_queue_destroy(q);
 	free(names);
 	return err;
+}
+
+/* Every topic of the saved design that the plan still has in scope must be
+ * visible: Kafka leaves a topic the user may not DESCRIBE out of the
+ * metadata, exactly as if it did not exist, so without this check such a
+ * topic silently fell out of the copy ("0/0 partitions caught up"). */
+static km_err_t design_topics_seen(repl_t *r, const struct rd_kafka_metadata *md)
+{
+	const char *user = r->plan->source.username;
+	const char *first = NULL;
+	char more[40] = "";
+	int missing = 0;
+
+	for (int d = 0; d < r->opts->n_design_topics; d++) {
+		const char *name = r->opts->design_topics[d];
+		bool seen = false;
+		if (!km_plan_topic_in_scope(r->plan, name))
+			continue;
+		for (int i = 0; i < md->topic_cnt && !seen; i++)
+			seen = !strcmp(md->topics[i].topic, name) && !md->topics[i].err;
+		if (seen)
+			continue;
+		if (!missing++)
+			first = name;
+		emit(r, json_pack("{s:s, s:s, s:s, s:s}", "event", "nogo", "kind", "unseen",
+				  "subject", name, "message",
+				  "in the saved design, not visible to the source user"));
+	}
+	if (!missing)
+		return KM_ERR_OK;
+	if (missing > 1)
+		snprintf(more, sizeof(more), " and %d more", missing - 1);
+	return fail(r, KM_ERR_NOGO,
+		    "source topic '%s'%s is in the saved design but the source user%s%s%s cannot "
+		    "see it: nothing of it would be copied, so replication stops (grant DESCRIBE "
+		    "and READ on TOPIC '%s' to %s%s on the source; if the topic was removed on "
+		    "purpose, run `kmigrate plan` again)",
+		    first, more,
+		    user ? " '" : "", user ? user : "", user ? "'" : "", first,
+		    user ? "User:" : "the replicator's principal", user ? user : "");
 }
 
 /* Lists the in-scope source partitions and their watermarks, and checks
@@ -278,19 +326,35 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 	rd_kafka_resp_err_t rerr;
 	km_err_t err = KM_ERR_OK;
 
+	char msg[1024];
+
 	if ((rerr = rd_kafka_metadata(km_kafka_rk(ks), 1, NULL, &md, KM_KAFKA_TIMEOUT_MS)))
-		return r->err = km_kafka_err(ks, rerr, "Metadata", NULL, r->errstr, r->errstr_size);
+		return fail(r, km_kafka_err(ks, rerr, "Metadata", NULL, msg, sizeof(msg)), "%s", msg);
 	if ((rerr = rd_kafka_metadata(km_kafka_rk(kt), 1, NULL, &tmd, KM_KAFKA_TIMEOUT_MS))) {
 		rd_kafka_metadata_destroy(md);
-		return r->err = km_kafka_err(kt, rerr, "Metadata", NULL, r->errstr, r->errstr_size);
+		return fail(r, km_kafka_err(kt, rerr, "Metadata", NULL, msg, sizeof(msg)), "%s", msg);
 	}
 	for (int i = 0; i < md->topic_cnt && !err; i++) {
 		const struct rd_kafka_metadata_topic *t = &md->topics[i];
 		char *tname;
 		int tparts = -1;
 
-		if (!km_plan_topic_in_scope(r->plan, t->topic) || t->err)
+		if (!km_plan_topic_in_scope(r->plan, t->topic))
 			continue;
+		/* A topic in scope that the source lists with an error was
+		 * skipped here, silently, and never copied: say what it is. */
+		if (t->err) {
+			err = fail(r,
+				   t->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+					   ? KM_ERR_AUTHZ
+					   : KM_ERR_KAFKA,
+				   "source topic '%s' is in scope but its metadata says: %s%s", t->topic,
+				   rd_kafka_err2str(t->err),
+				   t->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+					   ? " (grant DESCRIBE and READ on the topic to the source user)"
+					   : " (try again once the source cluster is healthy)");
+			break;
+		}
 		tname = km_plan_target_topic(r->plan, t->topic);
 		for (int j = 0; j < tmd->topic_cnt; j++)
 			if (!strcmp(tmd->topics[j].topic, tname) && !tmd->topics[j].err)
@@ -300,12 +364,16 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 				   "target topic '%s' (for source '%s') does not exist: run "
 				   "`kmigrate plan` and `kmigrate apply` first",
 				   tname, t->topic);
-		else if (tparts != t->partition_cnt)
-			err = fail(r, KM_ERR_CONFLICT,
+		else if (tparts != t->partition_cnt) {
+			emit(r, json_pack("{s:s, s:s, s:s, s:i, s:i}", "event", "nogo", "kind",
+					  "partitions", "subject", t->topic, "source_partitions",
+					  t->partition_cnt, "target_partitions", tparts));
+			err = fail(r, KM_ERR_NOGO,
 				   "target topic '%s' has %d partitions, the source '%s' has %d: "
 				   "records must land on the same partition number, so replication "
 				   "stops (fix the target topic, then `kmigrate plan`)",
 				   tname, tparts, t->topic, t->partition_cnt);
+		}
 		free(tname);
 		for (int p = 0; p < t->partition_cnt && !err; p++) {
 			r->sp = km_realloc(r->sp, (size_t)(r->nsp + 1) * sizeof(*r->sp));
@@ -314,28 +382,25 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 			r->sp[r->nsp].topic_id = NULL;
 			if ((err = km_kafka_watermarks(ks, t->topic, t->partitions[p].id,
 						       &r->sp[r->nsp].lo, &r->sp[r->nsp].hi,
-						       r->errstr, r->errstr_size)))
-				r->err = err;
+						       msg, sizeof(msg))))
+				fail(r, err, "%s", msg);
 			r->nsp++;
 		}
 	}
+	if (!err)
+		err = design_topics_seen(r, md);
+	if (!err && !r->nsp)
+		err = fail(r, KM_ERR_NOT_FOUND,
+			   "no source topic in the plan's scope is visible to the source user%s%s%s: "
+			   "check topics.include, and that the user may DESCRIBE the topics",
+			   r->plan->source.username ? " '" : "",
+			   r->plan->source.username ? r->plan->source.username : "",
+			   r->plan->source.username ? "'" : "");
 	rd_kafka_metadata_destroy(md);
 	rd_kafka_metadata_destroy(tmd);
-	if (!err && r->nsp)
+	if (!err)
 		err = topic_ids(r, ks);
 	return err;
-}
-
-/* Copies a small record value into a NUL-terminated buffer: record
- * payloads are not NUL-terminated. */
-static const char *value_str(const rd_kafka_message_t *m, char *buf, size_t size)
-{
-	size_t n = m->len < size - 1 ? m->len : size - 1;
-	if (!m->payload)
-		return "";
-	memcpy(buf, m->payload, n);
-	buf[n] = '\0';
-	return buf;
 }
 
 /* ---- progress ---------------------------------------------------------------- */
@@ -343,63 +408,28 @@ static const char *value_str(const rd_kafka_message_t *m, char *buf, size_t size
 /* Reads partition k of the progress topic to its end with read_committed
  * and sets each part's next offset.  The fenced predecessor's open
  * transaction was aborted by init_transactions(), so what we read is
- * exactly what was committed. */
+ * exactly what was committed.  A record that does not decode stops the
+ * task (lib/mapstore.c): skipping it would copy the partition again from
+ * the log start and duplicate it on the target. */
 static km_err_t load_progress(repl_t *r, task_t *t)
 {
-	const char *props[] = {"group.id", "kmigrate-progress-reader", "enable.auto.commit", "false",
-			       "isolation.level", "read_committed", "enable.partition.eof", "true",
-			       "auto.offset.reset", "earliest", NULL};
-	rd_kafka_t *c = client(r, r->tgt, RD_KAFKA_CONSUMER, props, NULL, NULL);
-	rd_kafka_topic_partition_list_t *tp;
-	int64_t deadline = km_mono_ms() + 60000;
-	km_err_t err = KM_ERR_OK;
+	km_mapstore_t *ms = NULL;
+	char e[1024];
+	km_err_t err;
 
-	if (!c)
-		return r->err;
-	tp = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(tp, r->t_progress, t->id)->offset = RD_KAFKA_OFFSET_BEGINNING;
-	rd_kafka_assign(c, tp);
-	rd_kafka_topic_partition_list_destroy(tp);
-	for (;;) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
-		if (km_mono_ms() > deadline) {
-			err = fail(r, KM_ERR_TIMEOUT, "task %d: reading '%s' did not reach its end in 60 s",
-				   t->id, r->t_progress);
-			break;
-		}
-		if (!m)
+	if ((err = km_mapstore_read_progress(r->tgt, r->names.progress, t->id, &ms, e, sizeof(e))))
+		return fail(r, err, "task %d: %s", t->id, e);
+	for (int i = 0; i < t->nparts; i++) {
+		part_t *p = &t->parts[i];
+		const km_mapstore_progress_t *pr = km_mapstore_progress(ms, p->topic, p->partition);
+		if (!pr)
 			continue;
-		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			rd_kafka_message_destroy(m);
-			break;
-		}
-		if (m->err) {
-			err = fail(r, KM_ERR_KAFKA, "task %d: reading progress: %s", t->id,
-				   rd_kafka_message_errstr(m));
-			rd_kafka_message_destroy(m);
-			break;
-		}
-		for (int i = 0; i < t->nparts; i++) {
-			char key[600];
-			part_t *p = &t->parts[i];
-			int kl = snprintf(key, sizeof(key), "%s:%d", p->topic, p->partition);
-			int64_t next;
-			char vb[300], idbuf[64] = "";
-			const char *idp;
-			if (m->key_len == (size_t)kl && !memcmp(m->key, key, (size_t)kl) &&
-			    sscanf(value_str(m, vb, sizeof(vb)), "{\"next\":%" SCNd64, &next) == 1) {
-				p->next = next;
-				if ((idp = strstr(vb, "\"topic_id\":\"")))
-					sscanf(idp + 12, "%63[^\"]", idbuf);
-				free(p->progress_topic_id);
-				p->progress_topic_id = idbuf[0] ? km_strdup(idbuf) : NULL;
-			}
-		}
-		rd_kafka_message_destroy(m);
+		p->next = pr->next;
+		free(p->progress_topic_id);
+		p->progress_topic_id = pr->topic_id[0] ? km_strdup(pr->topic_id) : NULL;
 	}
-	rd_kafka_consumer_close(c);
-	rd_kafka_destroy(c);
-	return err;
+	km_mapstore_destroy(ms);
+	return KM_ERR_OK;
 }
 
 /* ---- task lifecycle -------------------------------------------------------- */
@@ -538,7 +568,7 @@ static void source_error_cb(rd_kafka_t *rk, int err, const char *reason, void *o
 	(void)rk;
 	(void)reason;
 	if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
-		t->topic_error = 1;
+		atomic_store(&t->topic_error, true);
 }
 
 /* After the source said "unknown topic": does each of the task's topics
@@ -546,7 +576,7 @@ static void source_error_cb(rd_kafka_t *rk, int err, const char *reason, void *o
  * recreated, while it was being copied stops the migration loudly. */
 static km_err_t check_topics(repl_t *r, task_t *t)
 {
-	t->topic_error = 0;
+	atomic_store(&t->topic_error, false);
 	for (int i = 0; i < t->nparts; i++) {
 		part_t *p = &t->parts[i];
 		char *now;
@@ -594,7 +624,7 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	rd_kafka_error_t *e;
 
 	for (int i = 0; i < r->nsp; i++) {
-		if (task_of(r->sp[i].topic, r->sp[i].partition, r->ntasks) != id)
+		if (km_mapstore_task_of(r->sp[i].topic, r->sp[i].partition, r->ntasks) != id)
 			continue;
 		t->parts = km_realloc(t->parts, (size_t)(t->nparts + 1) * sizeof(*t->parts));
 		part_t *p = &t->parts[t->nparts++];
@@ -620,6 +650,14 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	if (per_task < 4 * 1024 * 1024)
 		per_task = 4 * 1024 * 1024;
 	t->txn_max_bytes = per_task / 2;
+	/* Under a throttle, a transaction holds at most a quarter second of
+	 * the process's rate: the throttle accounts bytes after the commit,
+	 * so this bounds the burst before the first sleep. */
+	if (r->opts->max_bytes_per_sec > 0 &&
+	    t->txn_max_bytes > r->opts->max_bytes_per_sec / 4)
+		t->txn_max_bytes = r->opts->max_bytes_per_sec / 4 > 65536
+					   ? r->opts->max_bytes_per_sec / 4
+					   : 65536;
 	snprintf(bufkb, sizeof(bufkb), "%lld", (long long)(per_task / 4 / 1024));
 	/* Small fetches: a fetch response stays in memory until the last of
 	 * its records is released, so a transaction holding a few records of
@@ -637,10 +675,9 @@ static km_err_t task_init(repl_t *r, task_t *t)
 				NULL};
 	rd_kafka_conf_t *conf;
 	char rerr[512];
-	if (km_kafka_conf_new(r->tgt, pprops, &conf, r->errstr, r->errstr_size)) {
-		r->err = KM_ERR_PLAN;
-		return r->err;
-	}
+	km_err_t cerr;
+	if ((cerr = km_kafka_conf_new(r->tgt, pprops, &conf, rerr, sizeof(rerr))))
+		return fail(r, cerr, "%s", rerr);
 	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 	if (!(t->p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof(rerr)))) {
 		rd_kafka_conf_destroy(conf);
@@ -828,13 +865,49 @@ static rd_kafka_resp_err_t put_bookkeeping(task_t *t, const char *topic, const c
 	return err;
 }
 
+/* Takes the bytes a task just committed out of the process's bucket and
+ * sleeps off the debt, if any.  The tasks share one bucket, so N tasks
+ * together stay under max_bytes_per_sec (each task alone did before: 4
+ * tasks copied 4-5x the limit).  The bucket holds at most a quarter second
+ * of credit, so an idle spell does not turn into a burst.  The sleep is
+ * cut short only by a stop signal or a failure, so a run's average stays
+ * under the limit up to its last byte.  @locality a task's thread */
+static void throttle(repl_t *r, int64_t bytes)
+{
+	int64_t rate = r->opts->max_bytes_per_sec, wait_ms = 0, now;
+
+	if (rate <= 0 || bytes <= 0)
+		return;
+	pthread_mutex_lock(&r->lock);
+	now = km_mono_ms();
+	if (!r->tb_last_ms)
+		r->tb_last_ms = now;
+	r->tb_tokens += (now - r->tb_last_ms) * rate / 1000;
+	if (r->tb_tokens > rate / 4)
+		r->tb_tokens = rate / 4;
+	r->tb_last_ms = now;
+	r->tb_tokens -= bytes;
+	if (r->tb_tokens < 0)
+		wait_ms = -r->tb_tokens * 1000 / rate;
+	pthread_mutex_unlock(&r->lock);
+	for (int64_t end = km_mono_ms() + wait_ms; wait_ms > 0 && !r->err;) {
+		int64_t left = end - km_mono_ms();
+		if (left <= 0 || (r->opts->stop && *r->opts->stop))
+			break;
+		if (left > 100)
+			left = 100;
+		struct timespec ts = {0, left * 1000000};
+		nanosleep(&ts, NULL);
+	}
+}
+
 static km_err_t task_step(repl_t *r, task_t *t)
 {
 	int64_t deadline = km_mono_ms() + r->opts->txn_max_ms;
 	int n = 0, i;
 	int64_t bytes = 0;
 	rd_kafka_error_t *e;
-	char key[600], val[200];
+	char key[KM_MAPSTORE_KEY_MAX], val[KM_MAPSTORE_VALUE_MAX];
 	km_offrun_t run;
 
 	while (n < t->nslots && bytes < t->txn_max_bytes) {
@@ -993,26 +1066,27 @@ static km_err_t task_step(repl_t *r, task_t *t)
 	for (i = 0; i < n; i++) {
 		slot_t *s = &t->slots[i];
 		if (km_offrun_feed(&s->part->rb, s->m->offset, s->tgt_offset, &run)) {
-			snprintf(key, sizeof(key), "%s:%d", s->part->topic, s->part->partition);
-			snprintf(val, sizeof(val), "{\"s\":%" PRId64 ",\"t\":%" PRId64 ",\"n\":%" PRId64 "}",
-				 run.src_first, run.tgt_first, run.count);
-			if (put_bookkeeping(t, r->t_offmap, key, val))
+			if (km_mapstore_key_encode(s->part->topic, s->part->partition, key,
+						   sizeof(key)) < 0 ||
+			    km_mapstore_run_encode(&run, val, sizeof(val)) < 0)
+				KM_BUG("cannot encode the offset map of '%s'", s->part->topic);
+			if (put_bookkeeping(t, r->names.offmap, key, val))
 				return abort_and_rewind(r, t, n, "queueing the offset map");
 		}
 	}
 	for (i = 0; i < t->nparts; i++) {
 		part_t *p = &t->parts[i];
 		if (km_offrun_finish(&p->rb, &run)) {
-			snprintf(key, sizeof(key), "%s:%d", p->topic, p->partition);
-			snprintf(val, sizeof(val), "{\"s\":%" PRId64 ",\"t\":%" PRId64 ",\"n\":%" PRId64 "}",
-				 run.src_first, run.tgt_first, run.count);
-			if (put_bookkeeping(t, r->t_offmap, key, val))
+			km_mapstore_progress_t pr = {p->pending_next, run.tgt_first + run.count, ""};
+			snprintf(pr.topic_id, sizeof(pr.topic_id), "%s", p->topic_id ? p->topic_id : "");
+			if (km_mapstore_key_encode(p->topic, p->partition, key, sizeof(key)) < 0 ||
+			    km_mapstore_run_encode(&run, val, sizeof(val)) < 0)
+				KM_BUG("cannot encode the offset map of '%s'", p->topic);
+			if (put_bookkeeping(t, r->names.offmap, key, val))
 				return abort_and_rewind(r, t, n, "queueing the offset map");
-			snprintf(val, sizeof(val),
-				 "{\"next\":%" PRId64 ",\"tgt_next\":%" PRId64 ",\"topic_id\":\"%s\"}",
-				 p->pending_next, run.tgt_first + run.count,
-				 p->topic_id ? p->topic_id : "");
-			if (put_bookkeeping(t, r->t_progress, key, val))
+			if (km_mapstore_progress_encode(&pr, val, sizeof(val)) < 0)
+				KM_BUG("cannot encode the progress of '%s'", p->topic);
+			if (put_bookkeeping(t, r->names.progress, key, val))
 				return abort_and_rewind(r, t, n, "queueing progress");
 		}
 	}
@@ -1050,16 +1124,7 @@ static km_err_t task_step(repl_t *r, task_t *t)
 	r->stats->transactions++;
 	pthread_mutex_unlock(&r->lock);
 
-	if (r->opts->max_bytes_per_sec > 0) {
-		/* Throttle: hold the next transaction back so that the
-		 * average stays under the plan's max_bytes_per_sec. */
-		int64_t wait_ms = bytes * 1000 / r->opts->max_bytes_per_sec -
-				  (r->opts->txn_max_ms - (deadline - km_mono_ms()));
-		if (wait_ms > 0) {
-			struct timespec ts = {wait_ms / 1000, (wait_ms % 1000) * 1000000};
-			nanosleep(&ts, NULL);
-		}
-	}
+	throttle(r, bytes);
 	return KM_ERR_OK;
 }
 
@@ -1097,11 +1162,20 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
 	repl_t *r = opaque;
 
+	/* KIP-848 (group.protocol=consumer) and cooperative assignors hand
+	 * out and take back deltas: they need the incremental calls.  The
+	 * lists are deltas either way for the loops below. */
+	bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+	rd_kafka_error_t *e = NULL;
+
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		rd_kafka_assign(rk, parts);
+		if (coop)
+			e = rd_kafka_incremental_assign(rk, parts);
+		else
+			rd_kafka_assign(rk, parts);
 		for (int i = 0; i < parts->cnt; i++) {
 			int k = parts->elems[i].partition;
-			if (k >= 0 && k < MAX_TASKS && !r->tasks[k] && !r->err)
+			if (k >= 0 && k < MAX_TASKS && !r->tasks[k] && !r->err && !r->closing)
 				r->tasks[k] = task_spawn(r, k);
 		}
 	} else {
@@ -1114,8 +1188,53 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 						  "state", "revoked"));
 			}
 		}
-		rd_kafka_assign(rk, NULL);
+		if (coop)
+			e = rd_kafka_incremental_unassign(rk, parts);
+		else
+			rd_kafka_assign(rk, NULL);
 	}
+	if (e) {
+		fail(r, KM_ERR_KAFKA, "replicator group: cannot take the assignment: %s",
+		     rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	}
+}
+
+/* A fatal error of the group member stops the run: the member can no
+ * longer own tasks, and a process that owns none would sit there "running"
+ * (seen with KIP-848: a restarted static member was refused with
+ * UNRELEASED_INSTANCE_ID and the process idled, 0 tasks, no error).
+ * @returns true when the member failed (r->err set). */
+static bool group_failed(repl_t *r, rd_kafka_t *rk)
+{
+	char why[512];
+	rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof(why));
+
+	if (!orig)
+		return false;
+	if (orig == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
+		fail(r, KM_ERR_CONFLICT,
+		     "another replicator joined the group as instance '%s' and fenced this one: "
+		     "give each process its own --instance",
+		     r->opts->instance_id ? r->opts->instance_id : "?");
+	else if (orig == RD_KAFKA_RESP_ERR_UNRELEASED_INSTANCE_ID)
+		fail(r, KM_ERR_CONFLICT,
+		     "the group still holds instance '%s' for a process that died (KIP-848 keeps "
+		     "it until the broker's group.consumer.session.timeout.ms): start again later, "
+		     "or use the classic protocol",
+		     r->opts->instance_id ? r->opts->instance_id : "?");
+	else
+		fail(r, KM_ERR_KAFKA, "replicator group member failed: %s", why);
+	return true;
+}
+
+/* librdkafka hands errors to the error callback or, through
+ * rd_kafka_consumer_poll(), as messages: both paths look for a fatal one. */
+static void group_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)reason;
+	if (err == RD_KAFKA_RESP_ERR__FATAL)
+		group_failed(opaque, rk);
 }
 
 static void progress_event(repl_t *r, int64_t *last_ms, int64_t *last_records, int64_t *last_bytes,
@@ -1161,6 +1280,53 @@ static void progress_event(repl_t *r, int64_t *last_ms, int64_t *last_records, i
 	emit(r, ev);
 }
 
+/* Has the scope changed on the source since discover()?  Partitions added
+ * to a topic, or a topic that appeared in the scope, would not be copied by
+ * this run (the tasks own what discover() listed), and the run would go on
+ * saying "caught up": stop it loudly instead.  A restart covers them, once
+ * the target has them too (`kmigrate plan` and `apply`).
+ * @returns 0 unchanged, 1 changed (r->err set), -1 unknown (the source did
+ * not answer: never read as unchanged by a caller about to say caught up). */
+static int scope_changed(repl_t *r, km_kafka_t *ks)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	int rc = 0;
+
+	if (rd_kafka_metadata(km_kafka_rk(ks), 1, NULL, &md, 5000))
+		return -1;
+	for (int i = 0; i < md->topic_cnt && !rc; i++) {
+		const struct rd_kafka_metadata_topic *t = &md->topics[i];
+		int had = 0;
+		if (t->err || !km_plan_topic_in_scope(r->plan, t->topic))
+			continue;
+		for (int j = 0; j < r->nsp; j++)
+			had += !strcmp(r->sp[j].topic, t->topic);
+		if (had == t->partition_cnt)
+			continue;
+		emit(r, json_pack("{s:s, s:s, s:s, s:i, s:i}", "event", "nogo", "kind", "partitions",
+				  "subject", t->topic, "was", had, "now", t->partition_cnt));
+		if (had)
+			fail(r, KM_ERR_NOGO,
+			     "source topic '%s' grew from %d to %d partitions while it was being "
+			     "copied: partitions %d..%d are not covered by this run, so replication "
+			     "stops (add them on the target with `kmigrate plan` and `kmigrate "
+			     "apply`, then run replicate again: it resumes where it stopped)",
+			     t->topic, had, t->partition_cnt, had, t->partition_cnt - 1);
+		else
+			fail(r, KM_ERR_NOGO,
+			     "source topic '%s' (%d partitions) appeared in the plan's scope while "
+			     "replicating: this run does not cover it, so replication stops (create "
+			     "it on the target with `kmigrate plan` and `kmigrate apply`, then run "
+			     "replicate again)",
+			     t->topic, t->partition_cnt);
+		rc = 1;
+	}
+	rd_kafka_metadata_destroy(md);
+	return rc;
+}
+
+#define SCOPE_CHECK_MS 3000
+
 km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 			  const km_kafka_endpoint_t *tgt, const km_repl_opts_t *opts,
 			  km_repl_stats_t *stats, char *errstr, size_t errstr_size)
@@ -1169,6 +1335,9 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	km_kafka_t *ks = NULL, *kt = NULL;
 	char group[400];
 	int64_t last_ms = km_mono_ms(), last_records = 0, last_bytes = 0;
+	char msg[1024];
+	km_err_t err;
+	int64_t next_scope_check = km_mono_ms() + SCOPE_CHECK_MS;
 
 	memset(stats, 0, sizeof(*stats));
 	pthread_mutex_init(&r.lock, NULL);
@@ -1179,28 +1348,50 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	r.stats = stats;
 	r.errstr = errstr;
 	r.errstr_size = errstr_size;
-	km_repl_topic_name(plan, "tasks", r.t_tasks, sizeof(r.t_tasks));
-	km_repl_topic_name(plan, "progress", r.t_progress, sizeof(r.t_progress));
-	km_repl_topic_name(plan, "offsetmap", r.t_offmap, sizeof(r.t_offmap));
+	km_mapstore_names(plan->migration, NULL, &r.names);
 
-	if ((r.err = km_kafka_open(src, 0, &ks, errstr, errstr_size)) ||
-	    (r.err = km_kafka_open(tgt, 0, &kt, errstr, errstr_size)) || discover(&r, ks, kt) ||
-	    ensure_internal_topics(&r, kt))
+	if ((err = km_kafka_open(src, 0, &ks, msg, sizeof(msg))) ||
+	    (err = km_kafka_open(tgt, 0, &kt, msg, sizeof(msg)))) {
+		fail(&r, err, "%s", msg);
 		goto done;
-	km_kafka_close(ks);
-	ks = NULL;
-
+	}
+	if (discover(&r, ks, kt) || ensure_internal_topics(&r, kt))
+		goto done;
+	/* ks stays open: the main loop watches the scope's partitions. */
 	snprintf(group, sizeof(group), "kmigrate.%s.replicators", plan->migration);
-	const char *gprops[] = {"group.id", group, "enable.auto.commit", "false",
-				"partition.assignment.strategy", "roundrobin",
-				"session.timeout.ms", "10000", "heartbeat.interval.ms", "1000",
-				"max.poll.interval.ms", "300000", NULL};
+	/* classic: the client's roundrobin assignor, and a session of 10 s
+	 * (how long a dead process keeps its tasks).  consumer (KIP-848):
+	 * the broker assigns and owns the session timeout
+	 * (group.consumer.session.timeout.ms, 45 s by default). */
+	bool kip848 = opts->group_protocol && !strcmp(opts->group_protocol, "consumer");
+	const char *gprops[20] = {"group.id", group, "enable.auto.commit", "false",
+				  "max.poll.interval.ms", "300000"};
+	int ng = 6;
+	if (kip848) {
+		gprops[ng++] = "group.protocol";
+		gprops[ng++] = "consumer";
+	} else {
+		gprops[ng++] = "partition.assignment.strategy";
+		gprops[ng++] = "roundrobin";
+		gprops[ng++] = "session.timeout.ms";
+		gprops[ng++] = "10000";
+		gprops[ng++] = "heartbeat.interval.ms";
+		gprops[ng++] = "1000";
+	}
+	if (opts->instance_id) {
+		gprops[ng++] = "group.instance.id";
+		gprops[ng++] = opts->instance_id;
+	}
+	gprops[ng] = NULL;
 	rd_kafka_conf_t *conf;
 	char rerr[512];
-	if ((r.err = km_kafka_conf_new(tgt, gprops, &conf, errstr, errstr_size)))
+	if ((err = km_kafka_conf_new(tgt, gprops, &conf, msg, sizeof(msg)))) {
+		fail(&r, err, "%s", msg);
 		goto done;
+	}
 	rd_kafka_conf_set_opaque(conf, &r);
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_error_cb(conf, group_error_cb);
 	if (!(r.group = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
 		rd_kafka_conf_destroy(conf);
 		fail(&r, KM_ERR_KAFKA, "cannot create the replicator group member: %s", rerr);
@@ -1208,19 +1399,24 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	}
 	rd_kafka_poll_set_consumer(r.group);
 	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(sub, r.t_tasks, RD_KAFKA_PARTITION_UA);
+	rd_kafka_topic_partition_list_add(sub, r.names.tasks, RD_KAFKA_PARTITION_UA);
 	rd_kafka_subscribe(r.group, sub);
 	rd_kafka_topic_partition_list_destroy(sub);
-	emit(&r, json_pack("{s:s, s:i, s:i, s:s}", "event", "start", "tasks", r.ntasks,
-			   "partitions", r.nsp, "group", group));
+	emit(&r, json_pack("{s:s, s:i, s:i, s:s, s:s?, s:s}", "event", "start", "tasks", r.ntasks,
+			   "partitions", r.nsp, "group", group, "instance", opts->instance_id,
+			   "group_protocol", kip848 ? "consumer" : "classic"));
 
 	while (!r.err && !(opts->stop && *opts->stop)) {
 		int owned = 0, caught = 0;
 		/* Serves the group (rebalances start and stop task threads)
 		 * and paces the progress line. */
 		rd_kafka_message_t *gm = rd_kafka_consumer_poll(r.group, 100);
-		if (gm)
+		if (gm) {
+			bool failed = gm->err && group_failed(&r, r.group);
 			rd_kafka_message_destroy(gm);
+			if (failed)
+				break;
+		}
 		for (int k = 0; k < r.ntasks; k++) {
 			task_t *t = r.tasks[k];
 			if (!t || !t->ready || t->dead)
@@ -1234,15 +1430,33 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 			caught += all;
 		}
 		progress_event(&r, &last_ms, &last_records, &last_bytes, false);
-		if (opts->until_caught_up && owned == r.ntasks && caught == owned)
+		if (km_mono_ms() >= next_scope_check) {
+			if (scope_changed(&r, ks) > 0)
+				break;
+			next_scope_check = km_mono_ms() + SCOPE_CHECK_MS;
+		}
+		/* Caught up only with every partition of the scope covered,
+		 * as the source says now. */
+		if (opts->until_caught_up && owned == r.ntasks && caught == owned &&
+		    scope_changed(&r, ks) == 0)
 			break;
 	}
+	/* Stopped by a signal: what changed since the last look is still
+	 * reported, never left behind an exit 0. */
+	if (!r.err && opts->stop && *opts->stop)
+		scope_changed(&r, ks);
 	progress_event(&r, &last_ms, &last_records, &last_bytes, true);
 	if (!r.err)
 		emit(&r, json_pack("{s:s, s:I, s:I}", "event", "done", "records",
 				   (json_int_t)stats->records, "transactions",
 				   (json_int_t)stats->transactions));
 done:
+	/* No task starts from here on: closing the member serves the
+	 * rebalance callback, and an assignment still in flight (another
+	 * process joined) started a task after the loop ended, whose thread
+	 * then ran on a freed repl_t (SIGSEGV at exit, seen with static
+	 * members joining). */
+	r.closing = true;
 	for (int k = 0; k < MAX_TASKS; k++)
 		if (r.tasks[k]) {
 			task_join(r.tasks[k]);
@@ -1252,6 +1466,9 @@ done:
 		rd_kafka_consumer_close(r.group);
 		rd_kafka_destroy(r.group);
 	}
+	for (int k = 0; k < MAX_TASKS; k++)
+		if (r.tasks[k])
+			KM_BUG("task %d started while the replicator was closing", k);
 	for (int i = 0; i < r.nsp; i++) {
 		free(r.sp[i].topic);
 		free(r.sp[i].topic_id);
@@ -1265,180 +1482,56 @@ done:
 
 /* ---- reading the offset map ------------------------------------------------ */
 
-typedef struct offmap_entry_s {
-	char *key;       /* "topic:partition" */
-	km_offmap_t m;
-	int64_t bad_at;  /* source offset of an inconsistent run, or -1 */
-} offmap_entry_t;
-
+/* The readers validate and offsets use: a thin layer over the store's
+ * batch reader (lib/mapstore.h), which reads the whole offset-map topic in
+ * one pass when the map is opened. */
 struct km_repl_offmaps_s {
-	km_kafka_t *kt;
-	rd_kafka_t *c;            /* read_committed consumer on the target */
-	char t_offmap[300];
-	int ntasks;
-	bool *loaded;             /* [ntasks]: offset-map partition read */
-	offmap_entry_t *e;
-	size_t ne, cap;
-	json_t *index;            /* key -> position in e */
-	km_offmap_t empty;
-	pthread_mutex_t lock;
+	km_mapstore_t *ms;
 };
 
 km_err_t km_repl_offmaps_open(const km_plan_t *plan, const km_kafka_endpoint_t *tgt,
 			      km_repl_offmaps_t **op, char *errstr, size_t errstr_size)
 {
-	char t_tasks[300], rerr[512];
-	const struct rd_kafka_metadata *md = NULL;
-	km_repl_offmaps_t *o;
-	rd_kafka_conf_t *conf;
+	km_mapstore_names_t names;
+	km_mapstore_t *ms = NULL;
+	km_kafka_t *kt = NULL;
 	km_err_t err;
-	int ntasks = 0;
-	km_kafka_t *kt;
 
 	*op = NULL;
+	/* The reachability proof first: an unreachable target or a wrong
+	 * password is named as such, not as a missing map. */
 	if ((err = km_kafka_open(tgt, 0, &kt, errstr, errstr_size)))
 		return err;
-	km_repl_topic_name(plan, "tasks", t_tasks, sizeof(t_tasks));
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(km_kafka_rk(kt), t_tasks, NULL);
-	if (!rd_kafka_metadata(km_kafka_rk(kt), 0, rkt, &md, KM_KAFKA_TIMEOUT_MS)) {
-		if (md->topic_cnt == 1 && !md->topics[0].err)
-			ntasks = md->topics[0].partition_cnt;
-		rd_kafka_metadata_destroy(md);
-	}
-	rd_kafka_topic_destroy(rkt);
-	if (ntasks <= 0) {
-		km_kafka_close(kt);
+	km_mapstore_names(plan->migration, NULL, &names);
+	err = km_mapstore_read_offmaps(km_kafka_endpoint(kt), names.offmap, &ms, errstr, errstr_size);
+	km_kafka_close(kt);
+	if (err == KM_ERR_NOT_FOUND)
 		return km_seterr(errstr, errstr_size, KM_ERR_NOT_FOUND,
 				 "no replication state for migration '%s' on the target (run "
 				 "`kmigrate replicate` first)",
 				 plan->migration);
-	}
-	const char *props[] = {"group.id", "kmigrate-offmap-reader", "enable.auto.commit", "false",
-			       "isolation.level", "read_committed", "enable.partition.eof", "true", NULL};
-	if ((err = km_kafka_conf_new(km_kafka_endpoint(kt), props, &conf, errstr, errstr_size))) {
-		km_kafka_close(kt);
+	if (err)
 		return err;
-	}
-	o = km_calloc(1, sizeof(*o));
-	if (!(o->c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
-		rd_kafka_conf_destroy(conf);
-		km_kafka_close(kt);
-		free(o);
-		return km_seterr(errstr, errstr_size, KM_ERR_KAFKA, "consumer: %s", rerr);
-	}
-	o->kt = kt;
-	o->ntasks = ntasks;
-	o->loaded = km_calloc((size_t)ntasks, sizeof(*o->loaded));
-	o->index = json_object();
-	km_repl_topic_name(plan, "offsetmap", o->t_offmap, sizeof(o->t_offmap));
-	pthread_mutex_init(&o->lock, NULL);
-	*op = o;
+	*op = km_calloc(1, sizeof(**op));
+	(*op)->ms = ms;
 	return KM_ERR_OK;
-}
-
-static offmap_entry_t *offmap_entry(km_repl_offmaps_t *o, const char *key, size_t kl, bool add)
-{
-	char k[600];
-	json_t *at;
-
-	snprintf(k, sizeof(k), "%.*s", (int)kl, key);
-	if ((at = json_object_get(o->index, k)))
-		return &o->e[json_integer_value(at)];
-	if (!add)
-		return NULL;
-	if (o->ne == o->cap) {
-		o->cap = o->cap ? o->cap * 2 : 64;
-		o->e = km_realloc(o->e, o->cap * sizeof(*o->e));
-	}
-	offmap_entry_t *e = &o->e[o->ne];
-	memset(e, 0, sizeof(*e));
-	e->key = km_strdup(k);
-	e->bad_at = -1;
-	json_object_set_new(o->index, k, json_integer((json_int_t)o->ne++));
-	return e;
-}
-
-/* Reads offset-map partition k, whole, into the entries of every source
- * partition whose runs it holds (the partitions of task k). */
-static km_err_t offmaps_load(km_repl_offmaps_t *o, int k, char *errstr, size_t errstr_size)
-{
-	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
-	int64_t deadline = km_mono_ms() + 120000;
-	km_err_t err = KM_ERR_OK;
-
-	rd_kafka_topic_partition_list_add(tp, o->t_offmap, k)->offset = RD_KAFKA_OFFSET_BEGINNING;
-	rd_kafka_assign(o->c, tp);
-	rd_kafka_topic_partition_list_destroy(tp);
-	for (;;) {
-		rd_kafka_message_t *msg = rd_kafka_consumer_poll(o->c, 200);
-		int64_t s, t, n;
-		char vb[200];
-
-		if (km_mono_ms() > deadline) {
-			err = km_seterr(errstr, errstr_size, KM_ERR_TIMEOUT,
-					"reading partition %d of '%s' on the target timed out", k,
-					o->t_offmap);
-			break;
-		}
-		if (!msg)
-			continue;
-		if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			rd_kafka_message_destroy(msg);
-			o->loaded[k] = true;
-			break;
-		}
-		if (!msg->err && msg->key &&
-		    sscanf(value_str(msg, vb, sizeof(vb)),
-			   "{\"s\":%" SCNd64 ",\"t\":%" SCNd64 ",\"n\":%" SCNd64, &s, &t, &n) == 3) {
-			offmap_entry_t *e = offmap_entry(o, msg->key, msg->key_len, true);
-			if (e->bad_at < 0 && km_offmap_add(&e->m, s, t, n))
-				e->bad_at = s;
-		}
-		rd_kafka_message_destroy(msg);
-	}
-	rd_kafka_assign(o->c, NULL);
-	return err;
 }
 
 km_err_t km_repl_offmaps_get(km_repl_offmaps_t *o, const char *topic, int partition,
 			     const km_offmap_t **mp, char *errstr, size_t errstr_size)
 {
-	char key[600];
-	int kl = snprintf(key, sizeof(key), "%s:%d", topic, partition);
-	int k = task_of(topic, partition, o->ntasks);
-	km_err_t err = KM_ERR_OK;
-
-	pthread_mutex_lock(&o->lock);
-	if (!o->loaded[k])
-		err = offmaps_load(o, k, errstr, errstr_size);
-	if (!err) {
-		offmap_entry_t *e = offmap_entry(o, key, (size_t)kl, false);
-		*mp = e ? &e->m : &o->empty;
-		if (e && e->bad_at >= 0)
-			err = km_seterr(errstr, errstr_size, KM_ERR_BUG,
-					"the offset map of '%s'[%d] is inconsistent at source offset "
-					"%lld: refusing to translate",
-					topic, partition, (long long)e->bad_at);
-	}
-	pthread_mutex_unlock(&o->lock);
-	return err;
+	(void)errstr;
+	(void)errstr_size;
+	/* Inconsistent runs failed the whole read in open(): loud, once. */
+	*mp = km_mapstore_offmap(o->ms, topic, partition);
+	return KM_ERR_OK;
 }
 
 void km_repl_offmaps_close(km_repl_offmaps_t *o)
 {
 	if (!o)
 		return;
-	rd_kafka_consumer_close(o->c);
-	rd_kafka_destroy(o->c);
-	km_kafka_close(o->kt);
-	for (size_t i = 0; i < o->ne; i++) {
-		free(o->e[i].key);
-		km_offmap_clear(&o->e[i].m);
-	}
-	free(o->e);
-	free(o->loaded);
-	json_decref(o->index);
-	pthread_mutex_destroy(&o->lock);
+	km_mapstore_destroy(o->ms);
 	free(o);
 }
 

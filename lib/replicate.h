@@ -1,8 +1,8 @@
 /*
  * replicate.h -- the exactly-once replication engine.
  *
- * The in-scope source partitions are split into T tasks (partition i of the
- * sorted (topic, partition) list belongs to task i % T).  Replicator
+ * The in-scope source partitions are split into T tasks
+ * (km_mapstore_task_of(), a stable function of the name).  Replicator
  * processes -- any number, on any hosts -- join one consumer group on the
  * TARGET over the internal topic __kmigrate.<migration>.tasks, which has T
  * partitions: owning partition k of it means owning task k.  Task k writes
@@ -21,6 +21,9 @@
  * data stop the task loudly: source records deleted by retention before
  * they were copied, a topic deleted and recreated, a target partition count
  * that differs, missing authorisation.
+ *
+ * The layout of that state on the target -- topic names, record formats,
+ * the readers -- is lib/mapstore.h's; this module writes what it encodes.
  *
  * This module never prints; it reports through the event callback.
  */
@@ -47,8 +50,23 @@ typedef struct km_repl_opts_s {
 	int64_t max_buffer_bytes; /* the process's buffering budget, shared by
 				   * its tasks: half prefetch, half produce
 				   * queue (default 128 MiB) */
+	/* Source topics the saved design (the reviewed plan) says exist: one
+	 * the source user cannot see stops the run as a NO-GO instead of
+	 * being left out of the scope.  Borrowed; may be NULL. */
+	const char *const *design_topics;
+	int n_design_topics;
+	/* group.instance.id of this process in the replicators' group (static
+	 * membership, KIP-345): a process restarted under the same id gets its
+	 * tasks back at once instead of after the dead one's session timeout.
+	 * Two live processes must never share one (the later fences the
+	 * earlier, which then stops).  NULL = dynamic membership. */
+	const char *instance_id;
+	/* "classic" (default) or "consumer" (KIP-848, Kafka >= 4.0 target). */
+	const char *group_protocol;
 	volatile sig_atomic_t *stop; /* set by a signal handler to stop */
-	/* Events: {"event": "progress"|"task"|"error"|"loss"|"done", ...}.
+	/* Events: {"event": "progress"|"task"|"error"|"loss"|"nogo"|"done", ...};
+	 * "loss" and "nogo" carry a verdict to journal ("nogo": kind, subject,
+	 * message).
 	 * Called on the replicating thread; must not block long. */
 	void (*event_cb)(void *opaque, json_t *ev);
 	void *opaque;
@@ -76,16 +94,19 @@ void km_repl_topic_name(const km_plan_t *plan, const char *what, char *buf,
 			size_t size);
 
 /* The committed offset maps of a migration, read from the target
- * (read_committed).  Each partition of the offset-map topic -- the runs of
- * every source partition of one task -- is read once, on the first request
- * for one of them; the reader may be shared by threads. */
+ * (read_committed) by lib/mapstore.h's batch reader: the whole offset-map
+ * topic in one pass, when opened.  Read-only after open, so it may be
+ * shared by threads.  (Kept for validate and offsets; new code calls
+ * km_mapstore_read_offmaps() directly.) */
 typedef struct km_repl_offmaps_s km_repl_offmaps_t;
 
-/* KM_ERR_NOT_FOUND when the migration has no replication state. */
+/* KM_ERR_NOT_FOUND when the migration has no replication state; KM_ERR_BUG
+ * naming topic, partition and offset when a stored record does not decode
+ * or its run overlaps the runs before it. */
 km_err_t km_repl_offmaps_open(const km_plan_t *plan, const km_kafka_endpoint_t *tgt,
 			      km_repl_offmaps_t **op, char *errstr, size_t errstr_size);
 /* *mp: the runs of one source partition (empty when none was copied), valid
- * until km_repl_offmaps_close.  KM_ERR_BUG when the runs are inconsistent. */
+ * until km_repl_offmaps_close.  Never fails once open succeeded. */
 km_err_t km_repl_offmaps_get(km_repl_offmaps_t *o, const char *topic, int partition,
 			     const km_offmap_t **mp, char *errstr, size_t errstr_size);
 void km_repl_offmaps_close(km_repl_offmaps_t *o);

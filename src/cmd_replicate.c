@@ -7,9 +7,12 @@
  * watermark seen at start.  A progress line goes to a terminal; --json
  * prints the engine's events as JSON lines.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -17,10 +20,38 @@
 
 typedef struct ev_ctx_s {
 	cli_t *cli;
-	km_journal_t *jr;
+	const km_plan_t *plan;
+	const char *args;
+	km_journal_t *jr;  /* opened by the first event worth journaling */
 	int64_t run_id;
 	int tty;
+	km_err_t jerr;     /* opening the journal failed: the run stops */
+	char jerrstr[512];
 } ev_ctx_t;
+
+/* The journal is opened, and the run begun, only once the engine did work
+ * (connected, checked the scope, joined) or found a verdict: a replicate
+ * that fails before -- a wrong password, an unreachable cluster -- leaves
+ * the journal byte for byte as it was (docs/ARCHITECTURE.md).  Events
+ * arrive under the engine's lock, one at a time, on any of its threads.
+ * @returns 0 when the journal is open. */
+static int journal_open(ev_ctx_t *ctx)
+{
+	if (ctx->jr)
+		return 0;
+	if (ctx->jerr)
+		return -1;
+	if ((ctx->jerr = km_journal_open(ctx->plan->journal, 1, &ctx->jr, ctx->jerrstr,
+					 sizeof(ctx->jerrstr))) ||
+	    (ctx->jerr = km_journal_run_begin(ctx->jr, "replicate", ctx->args, &ctx->run_id,
+					      ctx->jerrstr, sizeof(ctx->jerrstr)))) {
+		km_journal_close(ctx->jr);
+		ctx->jr = NULL;
+		cli_stop = 1; /* no copying without the evidence journal */
+		return -1;
+	}
+	return 0;
+}
 
 static void on_event(void *opaque, json_t *ev)
 {
@@ -52,8 +83,20 @@ static void on_event(void *opaque, json_t *ev)
 			fprintf(stderr, "%s%s\n", ctx->tty ? "\n" : "", s);
 		free(s);
 	}
+	if (!strcmp(kind, "start"))
+		journal_open(ctx);
+	/* A NO-GO found by the engine (a topic of the design it cannot see,
+	 * a partition count that changed) is a fact the moment it is known. */
+	if (!strcmp(kind, "nogo") && !journal_open(ctx)) {
+		char fkind[100], subj[400];
+		snprintf(fkind, sizeof(fkind), "replicate.%s",
+			 json_string_value(json_object_get(ev, "kind")));
+		snprintf(subj, sizeof(subj), "topic:%s",
+			 json_string_value(json_object_get(ev, "subject")));
+		km_journal_fact(ctx->jr, ctx->run_id, fkind, subj, "NO-GO", ev, err, sizeof(err));
+	}
 	/* A loss is a NO-GO fact the moment it is known. */
-	if (!strcmp(kind, "loss") && ctx->jr) {
+	if (!strcmp(kind, "loss") && !journal_open(ctx)) {
 		char subj[400];
 		snprintf(subj, sizeof(subj), "partition:%s[%lld]",
 			 json_string_value(json_object_get(ev, "topic")),
@@ -61,6 +104,89 @@ static void on_event(void *opaque, json_t *ev)
 		km_journal_fact(ctx->jr, ctx->run_id, "replicate.loss", subj, "NO-GO", ev, err,
 				sizeof(err));
 	}
+}
+
+/* The source topics of the saved design (what was reviewed and applied):
+ * each must be visible to the replicating user.  No journal or no design
+ * yet: nothing to check against, *namesp stays empty.  Reads only: the
+ * journal is not modified. */
+static int design_topics(cli_t *cli, const km_plan_t *plan, json_t **designp,
+			 const char ***namesp, int *np)
+{
+	km_journal_t *jr = NULL;
+	json_t *t;
+	size_t i;
+	km_err_t err;
+
+	*designp = NULL;
+	*namesp = NULL;
+	*np = 0;
+	if (access(plan->journal, F_OK) != 0)
+		return 0;
+	if ((err = km_journal_open(plan->journal, 0, &jr, cli->errstr, sizeof(cli->errstr))))
+		return cli_fail(cli, err);
+	err = km_journal_snapshot_get(jr, "design", "target", 0, designp, NULL, cli->errstr,
+				      sizeof(cli->errstr));
+	km_journal_close(jr);
+	if (err == KM_ERR_NOT_FOUND)
+		return 0;
+	if (err)
+		return cli_fail(cli, err);
+	json_t *topics = json_object_get(*designp, "topics");
+	*namesp = calloc(json_array_size(topics) + 1, sizeof(**namesp));
+	json_array_foreach(topics, i, t)
+		if (json_is_string(json_object_get(t, "source")))
+			(*namesp)[(*np)++] = json_string_value(json_object_get(t, "source"));
+	return 0;
+}
+
+/* Static membership needs an id that a restarted process gets back and
+ * that no two live processes share.  Given (--instance): held by a lock so
+ * that a second local process with the same id is refused.  Otherwise:
+ * "<hostname>-<n>" with the lowest n whose lock is free -- the kernel drops
+ * a dead process's lock, so a process restarted after a crash (or a kill -9)
+ * gets its predecessor's id, while processes running side by side get
+ * distinct ones.  Processes on other hosts differ by hostname (containers
+ * that share a hostname need --instance).  The locks are empty files next to
+ * the journal, `<journal>.replicate.<id>.lock`; they are left in place.
+ * @returns 0 with *fdp (keep open while running) and id filled. */
+static int instance_lock(cli_t *cli, const km_plan_t *plan, const char *given, char *id,
+			 size_t id_size, int *fdp)
+{
+	char host[256], path[4096];
+
+	*fdp = -1;
+	if (gethostname(host, sizeof(host)) != 0 || !host[0])
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	for (int n = 0; n < 256; n++) {
+		if (given)
+			snprintf(id, id_size, "%s", given);
+		else
+			snprintf(id, id_size, "%s-%d", host, n);
+		snprintf(path, sizeof(path), "%s.replicate.%s.lock", plan->journal, id);
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			snprintf(cli->errstr, sizeof(cli->errstr),
+				 "cannot create the instance lock '%.600s': %s", path, strerror(errno));
+			return cli_fail(cli, KM_ERR_IO);
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			*fdp = fd;
+			return 0;
+		}
+		close(fd);
+		if (given) {
+			snprintf(cli->errstr, sizeof(cli->errstr),
+				 "another replicator on this host runs as instance '%s' (lock '%.600s'): "
+				 "give each process its own --instance",
+				 given, path);
+			return cli_fail(cli, KM_ERR_CONFLICT);
+		}
+	}
+	snprintf(cli->errstr, sizeof(cli->errstr),
+		 "256 replicators already run on this host for journal '%s'", plan->journal);
+	return cli_fail(cli, KM_ERR_CONFLICT);
 }
 
 int cmd_replicate(cli_t *cli, int argc, char **argv)
@@ -74,14 +200,21 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		{"txn-records", required_argument, NULL, 'R'},
 		{"txn-ms", required_argument, NULL, 'M'},
 		{"max-buffer-mb", required_argument, NULL, 'm'},
+		{"instance", required_argument, NULL, 'I'},
+		{"no-instance", no_argument, NULL, 'N'},
+		{"group-protocol", required_argument, NULL, 'G'},
 		{NULL, 0, NULL, 0}};
 	km_repl_opts_t ropts;
 	km_repl_stats_t stats;
 	km_plan_t *plan = NULL;
-	km_journal_t *jr = NULL;
 	km_kafka_endpoint_t src = {0}, tgt = {0};
-	ev_ctx_t ctx = {cli, NULL, 0, isatty(2)};
+	ev_ctx_t ctx = {.cli = cli, .tty = isatty(2)};
 	char *args = NULL, summary[200];
+	json_t *design = NULL;
+	const char **dtopics = NULL;
+	int ndtopics = 0, lock_fd = -1, no_instance = 0;
+	const char *instance = NULL;
+	char instance_id[300];
 	int c, rc = 0, txn_records_set = 0, txn_ms_set = 0, buffer_set = 0;
 	int64_t v;
 	km_err_t err;
@@ -123,11 +256,25 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 			ropts.txn_max_ms = (int)v;
 			txn_ms_set = 1;
 			break;
+		case 'I':
+			if (!*optarg || strlen(optarg) > 200 || strpbrk(optarg, "/ \t\n"))
+				return cli_usage(cli, "--instance takes a name of 1..200 characters "
+						      "without '/' or spaces");
+			instance = optarg;
+			break;
+		case 'N': no_instance = 1; break;
+		case 'G':
+			if (strcmp(optarg, "classic") && strcmp(optarg, "consumer"))
+				return cli_usage(cli, "--group-protocol takes classic or consumer");
+			ropts.group_protocol = optarg;
+			break;
 		default: return cli_usage(cli, "unknown option");
 		}
 	}
 	if (optind < argc)
 		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
+	if (instance && no_instance)
+		return cli_usage(cli, "--instance and --no-instance exclude each other");
 	if ((rc = cli_load_plan(cli, &plan)) || (rc = cli_check_journal(cli, plan)))
 		goto done;
 	/* Flags win over the plan's replication: section. */
@@ -146,15 +293,19 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		rc = cli_fail(cli, err);
 		goto done;
 	}
-	if ((rc = cli_open_journal(cli, plan, 1, &jr)))
+	if ((rc = design_topics(cli, plan, &design, &dtopics, &ndtopics)))
 		goto done;
-	args = cli_args_string(argc, argv);
-	if ((err = km_journal_run_begin(jr, "replicate", args, &ctx.run_id, cli->errstr,
-					sizeof(cli->errstr)))) {
-		rc = cli_fail(cli, err);
-		goto done;
+	ropts.design_topics = dtopics;
+	ropts.n_design_topics = ndtopics;
+	if (!no_instance) {
+		if ((rc = instance_lock(cli, plan, instance, instance_id, sizeof(instance_id),
+					&lock_fd)))
+			goto done;
+		ropts.instance_id = instance_id;
 	}
-	ctx.jr = jr;
+	args = cli_args_string(argc, argv);
+	ctx.plan = plan;
+	ctx.args = args;
 	cli_catch_stop(&old_int, &old_term);
 	ropts.stop = &cli_stop;
 	ropts.event_cb = on_event;
@@ -163,6 +314,11 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 	cli_release_stop(&old_int, &old_term);
 	if (ctx.tty && !cli->json)
 		fputc('\n', stderr);
+	if (ctx.jerr && !err) {
+		/* The engine stopped because the journal could not be opened. */
+		snprintf(cli->errstr, sizeof(cli->errstr), "%s", ctx.jerrstr);
+		err = ctx.jerr;
+	}
 	if (err)
 		rc = cli_fail(cli, err);
 	else if (!cli->json)
@@ -173,12 +329,18 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		       cli_stop ? " (stopped)" : "");
 	snprintf(summary, sizeof(summary), "%lld records, %lld transactions, %lld aborts",
 		 (long long)stats.records, (long long)stats.transactions, (long long)stats.aborts);
-	km_journal_run_end(jr, ctx.run_id, rc, summary, cli->errstr, sizeof(cli->errstr));
+	if (ctx.jr)
+		km_journal_run_end(ctx.jr, ctx.run_id, rc, summary, cli->errstr,
+				   sizeof(cli->errstr));
 done:
+	if (lock_fd >= 0)
+		close(lock_fd);
+	free(dtopics);
+	json_decref(design);
 	free(args);
 	km_kafka_endpoint_clear(&src);
 	km_kafka_endpoint_clear(&tgt);
-	km_journal_close(jr);
+	km_journal_close(ctx.jr);
 	km_plan_destroy(plan);
 	return rc;
 }

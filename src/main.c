@@ -63,8 +63,10 @@ static const cmd_t commands[] = {
 	 "at the first blocked object.  Every change is journaled with its before\n"
 	 "and after.  A second run changes nothing and says so.  --dry-run prints\n"
 	 "what plan prints.\n"},
-	{"replicate", cmd_replicate, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_STOP,
-	 "-p PLAN [--until-caught-up] [--tasks N] [--max-bytes-per-sec B] [--max-buffer-mb M]",
+	{"replicate", cmd_replicate,
+	 CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_ENDPOINTS | CLI_NEED_STOP,
+	 "-p PLAN [--until-caught-up] [--tasks N] [--max-bytes-per-sec B] [--max-buffer-mb M]\n"
+	 "       [--instance ID | --no-instance] [--group-protocol classic|consumer]",
 	 "exactly-once copy with an exact offset map; run N of them to scale out",
 	 "Copies the in-scope topics to the target, same partition numbers, keys,\n"
 	 "values, headers, timestamps and tombstones byte for byte; aborted source\n"
@@ -75,7 +77,10 @@ static const cmd_t commands[] = {
 	 "owner fences a zombie.  Runs until SIGINT/SIGTERM, or with\n"
 	 "--until-caught-up until every partition reached the source's high\n"
 	 "watermark seen at start.  Stops loudly on records lost to retention,\n"
-	 "a vanished topic, a partition-count mismatch or missing ACLs.\n"},
+	 "a vanished topic, a partition-count mismatch or missing ACLs.\n"
+	 "Each process joins with a group.instance.id (--instance, default\n"
+	 "<hostname>-<n>, n the lowest free on this host), so one restarted after\n"
+	 "a crash gets its tasks back at once; --max-bytes-per-sec is per process.\n"},
 	{"offsets", cmd_offsets, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_SOURCE | CLI_NEED_TARGET,
 	 "-p PLAN [--commit] [--group G] | map -p PLAN --topic T --partition P",
 	 "translate consumer-group offsets, prove them by reading, commit them",

@@ -1,0 +1,118 @@
+/*
+ * mapstore.h -- the offset-map store: how a migration's replication state is
+ * laid out on the target cluster, and how it is read back.
+ *
+ * The replicator's bookkeeping lives in three internal topics on the target,
+ * each with T partitions (T = the number of tasks, fixed for the life of the
+ * migration by the first replicator):
+ *   __kmigrate.<m>.tasks      no records; owning partition k = owning task k
+ *   __kmigrate.<m>.progress   compacted; key "topic:partition", value
+ *                             {"next":N,"tgt_next":N,"topic_id":"<base64>"}
+ *   __kmigrate.<m>.offsetmap  key "topic:partition", value {"s":S,"t":T,"n":N}
+ *                             (one run of the exact offset map, lib/offmap.h)
+ * A source partition's records all go to partition task_of(topic, partition)
+ * of the last two.  A direction (NULL for the forward map) puts a second map
+ * -- rollback's reverse map -- in topics of its own, __kmigrate.<m>.<dir>.*,
+ * with the same records.
+ *
+ * This module owns the byte formats (encode/decode, pinned by
+ * tests/unit/test_mapstore.c) and the readers; it does not write (the
+ * replicator produces the encoded records inside its transactions) and does
+ * not decide anything about replication.  Decoding is strict: a record that
+ * does not decode, or runs that overlap, is an error naming the topic,
+ * partition and offset -- never skipped, because a skipped run makes offset
+ * translation land late and a skipped progress record copies a partition
+ * again from its start.
+ */
+#ifndef KM_MAPSTORE_H
+#define KM_MAPSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "kafka.h"
+#include "offmap.h"
+
+/* Kafka topic names are at most 249 characters. */
+#define KM_MAPSTORE_NAME_MAX 400
+#define KM_MAPSTORE_KEY_MAX 300
+#define KM_MAPSTORE_VALUE_MAX 200
+
+/* The internal topic names of one map of a migration. */
+typedef struct km_mapstore_names_s {
+	char tasks[KM_MAPSTORE_NAME_MAX];
+	char progress[KM_MAPSTORE_NAME_MAX];
+	char offmap[KM_MAPSTORE_NAME_MAX];
+} km_mapstore_names_t;
+
+/* direction: NULL or "" for the forward map (__kmigrate.<m>.tasks, ...),
+ * otherwise a name of [a-z]+ for another map (__kmigrate.<m>.<dir>.tasks). */
+void km_mapstore_names(const char *migration, const char *direction, km_mapstore_names_t *n);
+
+/* The task (= partition of the internal topics) of a source partition: a
+ * stable function of the name, so that adding a topic to the scope never
+ * moves an existing partition to another task and transactional.id. */
+int km_mapstore_task_of(const char *topic, int partition, int ntasks);
+
+/* Progress of one source partition, as committed with the data. */
+typedef struct km_mapstore_progress_s {
+	int64_t next;     /* next source offset to copy */
+	int64_t tgt_next; /* target offset after the last copied record */
+	char topic_id[64]; /* source topic id (base64), "" when unknown */
+} km_mapstore_progress_t;
+
+/* Encoders write into buf (NUL-terminated) and @returns the length, or -1
+ * when the value cannot be encoded (buffer too small, a topic id with
+ * characters JSON would need to escape): a bug in the caller. */
+int km_mapstore_key_encode(const char *topic, int partition, char *buf, size_t size);
+int km_mapstore_progress_encode(const km_mapstore_progress_t *p, char *buf, size_t size);
+int km_mapstore_run_encode(const km_offrun_t *run, char *buf, size_t size);
+
+/* Decoders take a record's raw bytes (not NUL-terminated).  On failure
+ * @returns KM_ERR_BUG and errstr says what is wrong with the bytes (the
+ * reader adds where they are). */
+km_err_t km_mapstore_key_decode(const void *key, size_t len, char *topic, size_t topic_size,
+				int *partition, char *errstr, size_t errstr_size);
+km_err_t km_mapstore_progress_decode(const void *val, size_t len, km_mapstore_progress_t *p,
+				     char *errstr, size_t errstr_size);
+km_err_t km_mapstore_run_decode(const void *val, size_t len, km_offrun_t *run, char *errstr,
+				size_t errstr_size);
+
+/* What a reader read: per source partition, its offset map and/or its
+ * progress.  Read-only once returned; may be shared by threads. */
+typedef struct km_mapstore_s km_mapstore_t;
+
+/* Reads the whole offset-map topic t_offmap on the target in one pass:
+ * every partition assigned at once, read_committed, each to its end.
+ * KM_ERR_NOT_FOUND when the topic does not exist; KM_ERR_BUG naming topic,
+ * partition and offset when a record does not decode or its run overlaps
+ * the runs before it.  Destroy *msp with km_mapstore_destroy(). */
+km_err_t km_mapstore_read_offmaps(const km_kafka_endpoint_t *tgt, const char *t_offmap,
+				  km_mapstore_t **msp, char *errstr, size_t errstr_size);
+
+/* Reads partition k of the progress topic to its end (read_committed): the
+ * last committed progress of every source partition of task k. */
+km_err_t km_mapstore_read_progress(const km_kafka_endpoint_t *tgt, const char *t_progress, int k,
+				   km_mapstore_t **msp, char *errstr, size_t errstr_size);
+
+/* The runs of one source partition (empty when none were read); valid until
+ * km_mapstore_destroy. */
+const km_offmap_t *km_mapstore_offmap(const km_mapstore_t *ms, const char *topic, int partition);
+/* The progress of one source partition, NULL when none was read. */
+const km_mapstore_progress_t *km_mapstore_progress(const km_mapstore_t *ms, const char *topic,
+						   int partition);
+/* Source partitions read. */
+size_t km_mapstore_count(const km_mapstore_t *ms);
+
+void km_mapstore_destroy(km_mapstore_t *ms);
+
+/* Feeds one raw record of topic[partition]@offset to ms, as the readers do:
+ * exposed so that the unit tests exercise the readers' checks without a
+ * broker.  kind: 'o' offset-map record, 'p' progress record. */
+km_mapstore_t *km_mapstore_new(void);
+km_err_t km_mapstore_feed(km_mapstore_t *ms, int kind, const char *topic, int partition,
+			  int64_t offset, const void *key, size_t key_len, const void *val,
+			  size_t val_len, char *errstr, size_t errstr_size);
+
+#endif
