@@ -696,31 +696,6 @@ done:
 
 /* ---- consumer groups ----------------------------------------------------- */
 
-static int cmp_tp(const void *a, const void *b)
-{
-	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-	int c = strcmp(json_string_value(json_object_get(x, "topic")),
-		       json_string_value(json_object_get(y, "topic")));
-	if (c)
-		return c;
-	return (int)(json_integer_value(json_object_get(x, "partition")) -
-		     json_integer_value(json_object_get(y, "partition")));
-}
-
-void km_inventory_sort_rows(json_t *arr)
-{
-	size_t n = json_array_size(arr), i;
-	json_t **v = km_calloc(n + 1, sizeof(*v));
-
-	for (i = 0; i < n; i++)
-		v[i] = json_incref(json_array_get(arr, i));
-	qsort(v, n, sizeof(*v), cmp_tp);
-	json_array_clear(arr);
-	for (i = 0; i < n; i++)
-		json_array_append_new(arr, v[i]);
-	free(v);
-}
-
 static km_err_t group_offsets(km_kafka_t *k, const char *group, json_t *topics,
 			      json_t *jg, const km_inventory_opts_t *opts,
 			      char *errstr, size_t errstr_size)
@@ -781,7 +756,7 @@ static km_err_t group_offsets(km_kafka_t *k, const char *group, json_t *topics,
 			}
 		}
 	}
-	km_inventory_sort_rows(offs);
+	km_sort_tp_rows(offs);
 	json_object_set_new(jg, "offsets", offs);
 	json_object_set_new(jg, "total_lag", json_integer(total_lag));
 	json_object_set_new(jg, "out_of_scope_topics", out_of_scope);

@@ -48,10 +48,6 @@ km_err_t km_inventory_take(km_kafka_t *k, const km_plan_t *plan,
  *          "detail"} -- empty when nothing changed. */
 json_t *km_inventory_diff(const json_t *old_inv, const json_t *new_inv);
 
-/* Sorts an array of objects with "topic" and "partition" members by topic,
- * then partition: brokers answer in no particular order, and snapshots,
- * diffs and reports compare better sorted. */
-void km_inventory_sort_rows(json_t *rows);
 
 /* Client quotas: DescribeClientQuotas (KIP-546), which librdkafka does not
  * offer, spoken directly on a plaintext connection.  @returns

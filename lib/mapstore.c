@@ -346,9 +346,14 @@ size_t km_mapstore_count(const km_mapstore_t *ms)
 static km_err_t read_to_end(const km_kafka_endpoint_t *tgt, const char *topic, int first, int n,
 			    int kind, km_mapstore_t *ms, char *errstr, size_t errstr_size)
 {
+	/* fetch.wait.max.ms 10: every partition is read to its end, and the
+	 * end shows only on a fetch that returns nothing, which would
+	 * otherwise wait out the broker's 500 ms (this wins over the plan's
+	 * pass-through properties: it is how the store is read, not a
+	 * tuning). */
 	const char *props[] = {"group.id", "kmigrate-mapstore-reader", "enable.auto.commit", "false",
 			       "isolation.level", "read_committed", "enable.partition.eof", "true",
-			       "auto.offset.reset", "error", NULL};
+			       "auto.offset.reset", "error", "fetch.wait.max.ms", "10", NULL};
 	rd_kafka_conf_t *conf = NULL;
 	rd_kafka_t *c = NULL;
 	rd_kafka_topic_partition_list_t *tp = NULL;
@@ -475,5 +480,28 @@ km_err_t km_mapstore_read_progress(const km_kafka_endpoint_t *tgt, const char *t
 		ms = NULL;
 	}
 	*msp = ms;
+	return err;
+}
+
+km_err_t km_mapstore_open(const char *migration, const char *direction,
+			  const km_kafka_endpoint_t *tgt, km_mapstore_t **msp, char *errstr,
+			  size_t errstr_size)
+{
+	km_mapstore_names_t names;
+	km_kafka_t *kt = NULL;
+	km_err_t err;
+
+	*msp = NULL;
+	if ((err = km_kafka_open(tgt, 0, &kt, errstr, errstr_size)))
+		return err;
+	km_mapstore_names(migration, direction, &names);
+	err = km_mapstore_read_offmaps(km_kafka_endpoint(kt), names.offmap, msp, errstr,
+				       errstr_size);
+	km_kafka_close(kt);
+	if (err == KM_ERR_NOT_FOUND)
+		return km_seterr(errstr, errstr_size, KM_ERR_NOT_FOUND,
+				 "no replication state for migration '%s' on the target (run "
+				 "`kmigrate replicate` first)",
+				 migration);
 	return err;
 }

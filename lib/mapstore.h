@@ -91,6 +91,15 @@ typedef struct km_mapstore_s km_mapstore_t;
 km_err_t km_mapstore_read_offmaps(const km_kafka_endpoint_t *tgt, const char *t_offmap,
 				  km_mapstore_t **msp, char *errstr, size_t errstr_size);
 
+/* The offset map of a migration (direction as in km_mapstore_names), read
+ * whole from the target after proving it reachable, so that a wrong
+ * password is named as such and not as a missing map.  KM_ERR_NOT_FOUND
+ * with "run `kmigrate replicate` first" when the migration has no
+ * replication state.  Otherwise as km_mapstore_read_offmaps(). */
+km_err_t km_mapstore_open(const char *migration, const char *direction,
+			  const km_kafka_endpoint_t *tgt, km_mapstore_t **msp, char *errstr,
+			  size_t errstr_size);
+
 /* Reads partition k of the progress topic to its end (read_committed): the
  * last committed progress of every source partition of task k. */
 km_err_t km_mapstore_read_progress(const km_kafka_endpoint_t *tgt, const char *t_progress, int k,

@@ -5,9 +5,8 @@
 #include <string.h>
 
 #include "digest.h"
-#include "inventory.h"
 #include "offmap.h"
-#include "replicate.h"
+#include "mapstore.h"
 #include "util.h"
 
 /* ---- batched proof reads ------------------------------------------------------ */
@@ -311,7 +310,11 @@ static km_err_t read_unique(reader_t rd[NSIDES], probe_t *pr, size_t np, size_t 
 static km_err_t committed_offsets(km_kafka_t *k, const json_t *ids, json_t **offsp, char *errstr,
 				  size_t errstr_size)
 {
+	/* Many requests, one queue: km_kafka_call's options (the deadline)
+	 * are shared by them and its wait is per result. */
 	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(k));
+	rd_kafka_AdminOptions_t *o = km_kafka_admin_options(
+		km_kafka_rk(k), RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, KM_KAFKA_TIMEOUT_MS);
 	json_t *offs = json_object();
 	size_t sent = 0, got = 0, total = json_array_size(ids);
 	km_err_t err = KM_ERR_OK;
@@ -320,7 +323,7 @@ static km_err_t committed_offsets(km_kafka_t *k, const json_t *ids, json_t **off
 		while (sent < total && sent - got < 64) {
 			rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(
 				json_string_value(json_array_get(ids, sent)), NULL);
-			rd_kafka_ListConsumerGroupOffsets(km_kafka_rk(k), &req, 1, NULL, q);
+			rd_kafka_ListConsumerGroupOffsets(km_kafka_rk(k), &req, 1, o, q);
 			rd_kafka_ListConsumerGroupOffsets_destroy(req);
 			sent++;
 		}
@@ -352,6 +355,7 @@ static km_err_t committed_offsets(km_kafka_t *k, const json_t *ids, json_t **off
 		}
 		rd_kafka_event_destroy(ev);
 	}
+	rd_kafka_AdminOptions_destroy(o);
 	rd_kafka_queue_destroy(q);
 	if (err) {
 		json_decref(offs);
@@ -367,7 +371,7 @@ static km_err_t group_ids(const km_plan_t *plan, km_kafka_t *ks, const char *onl
 			  char *errstr, size_t errstr_size)
 {
 	json_t *ids = json_array();
-	rd_kafka_queue_t *q;
+	km_kafka_call_t call;
 	rd_kafka_event_t *ev = NULL;
 	km_err_t err;
 	size_t n;
@@ -377,12 +381,12 @@ static km_err_t group_ids(const km_plan_t *plan, km_kafka_t *ks, const char *onl
 		*idsp = ids;
 		return KM_ERR_OK;
 	}
-	q = rd_kafka_queue_new(km_kafka_rk(ks));
 	for (size_t i = 0; i < plan->groups_cnt; i++)
 		json_array_append_new(ids, json_string(plan->groups[i].id));
-	rd_kafka_ListConsumerGroups(km_kafka_rk(ks), NULL, q);
-	err = km_kafka_wait(ks, q, RD_KAFKA_EVENT_LISTCONSUMERGROUPS_RESULT, KM_KAFKA_TIMEOUT_MS,
-			    "ListConsumerGroups", &ev, errstr, errstr_size);
+	km_kafka_call_begin(ks, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS, 0, &call);
+	rd_kafka_ListConsumerGroups(km_kafka_rk(ks), call.options, call.q);
+	err = km_kafka_call_wait(ks, &call, RD_KAFKA_EVENT_LISTCONSUMERGROUPS_RESULT,
+				 "ListConsumerGroups", &ev, errstr, errstr_size);
 	if (!err) {
 		const rd_kafka_ConsumerGroupListing_t **gl = rd_kafka_ListConsumerGroups_result_valid(
 			rd_kafka_event_ListConsumerGroups_result(ev), &n);
@@ -403,7 +407,6 @@ static km_err_t group_ids(const km_plan_t *plan, km_kafka_t *ks, const char *onl
 	}
 	if (ev)
 		rd_kafka_event_destroy(ev);
-	rd_kafka_queue_destroy(q);
 	if (err) {
 		json_decref(ids);
 		return err;
@@ -413,34 +416,6 @@ static km_err_t group_ids(const km_plan_t *plan, km_kafka_t *ks, const char *onl
 }
 
 /* ---- translation --------------------------------------------------------------- */
-
-/* The offset maps, read with fetch.wait.max.ms 10 unless the plan sets
- * it: each offset-map partition is read to its end, and the end is seen
- * only on a fetch that returns nothing, which otherwise waits out the
- * broker's 500 ms -- per partition, one after another. */
-static km_err_t offmaps_open(const km_plan_t *plan, km_kafka_t *kt, km_repl_offmaps_t **maps,
-			     char *errstr, size_t errstr_size)
-{
-	km_kafka_endpoint_t ep = *km_kafka_endpoint(kt);
-	const char **props, **p;
-	size_t n = 0;
-	bool set = false;
-	km_err_t err;
-
-	for (p = ep.props; p && p[0] && p[1]; p += 2, n += 2)
-		set = set || !strcmp(p[0], "fetch.wait.max.ms");
-	props = km_calloc(n + 3, sizeof(*props));
-	if (n)
-		memcpy(props, ep.props, n * sizeof(*props));
-	if (!set) {
-		props[n] = "fetch.wait.max.ms";
-		props[n + 1] = "10";
-	}
-	ep.props = props;
-	err = km_repl_offmaps_open(plan, &ep, maps, errstr, errstr_size);
-	free(props);
-	return err;
-}
 
 static const km_plan_group_t *plan_group(const km_plan_t *plan, const char *id)
 {
@@ -820,7 +795,7 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 {
 	const char *only = opts ? opts->only : NULL;
 	json_t *ids = NULL, *offs = NULL, *out = json_array(), *id, *row;
-	km_repl_offmaps_t *maps = NULL;
+	km_mapstore_t *maps = NULL;
 	reader_t rd[NSIDES] = {{.ep = km_kafka_endpoint(ks)},
 			       {.ep = km_kafka_endpoint(kt)},
 			       {.ep = km_kafka_endpoint(kt), .uncommitted = true}};
@@ -840,7 +815,7 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 		json_t *rows = json_object_get(offs, gid), *kept = json_array();
 		char pbuf[64];
 
-		km_inventory_sort_rows(rows);
+		km_sort_tp_rows(rows);
 		json_array_foreach(rows, j, row) {
 			const char *topic = json_string_value(json_object_get(row, "topic"));
 			if (!km_plan_topic_in_scope(plan, topic))
@@ -856,7 +831,8 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 				}
 				continue;
 			}
-			if (!maps && (err = offmaps_open(plan, kt, &maps, errstr, errstr_size))) {
+			if (!maps && (err = km_mapstore_open(plan->migration, NULL, km_kafka_endpoint(kt),
+							     &maps, errstr, errstr_size))) {
 				json_decref(kept);
 				goto done;
 			}
@@ -871,12 +847,7 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 			r->ttopic = json_string_value(json_object_get(row, "target_topic"));
 			r->p = (int)json_integer_value(json_object_get(row, "partition"));
 			r->c = json_integer_value(json_object_get(row, "committed"));
-			/* Loads the map's partition now; the pointer is taken
-			 * below, once every partition is loaded. */
-			if ((err = km_repl_offmaps_get(maps, topic, r->p, &r->m, errstr, errstr_size))) {
-				json_decref(kept);
-				goto done;
-			}
+			r->m = km_mapstore_offmap(maps, topic, r->p);
 			nprows++;
 		}
 		if (!json_array_size(kept)) {
@@ -902,14 +873,6 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 				only);
 		goto done;
 	}
-	/* km_repl_offmaps_get() returns a pointer into an array that grows
-	 * (and moves) when a further offset-map partition is loaded, although
-	 * its header says "valid until close": take the pointers only now that
-	 * every partition this run needs is loaded. */
-	for (i = 0; i < nprows; i++)
-		if ((err = km_repl_offmaps_get(maps, prows[i].topic, prows[i].p, &prows[i].m, errstr,
-					       errstr_size)))
-			goto done;
 	if ((err = prove_rows(prows, nprows, rd, &prog, errstr, errstr_size)) ||
 	    (err = exposure(prows, nprows, rd, &prog, errstr, errstr_size)))
 		goto done;
@@ -960,7 +923,7 @@ done:
 	free(prows);
 	for (int s = 0; s < NSIDES; s++)
 		reader_close(&rd[s]);
-	km_repl_offmaps_close(maps);
+	km_mapstore_destroy(maps);
 	json_decref(ids);
 	json_decref(offs);
 	json_decref(out);
@@ -972,7 +935,7 @@ done:
 static km_err_t target_members(km_kafka_t *kt, const char *gid, int *membersp, char *clients,
 			       size_t csize, char *errstr, size_t errstr_size)
 {
-	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(kt));
+	km_kafka_call_t call;
 	rd_kafka_event_t *ev = NULL;
 	const char *ids[1] = {gid};
 	km_err_t err;
@@ -980,9 +943,10 @@ static km_err_t target_members(km_kafka_t *kt, const char *gid, int *membersp, c
 
 	*membersp = 0;
 	clients[0] = '\0';
-	rd_kafka_DescribeConsumerGroups(km_kafka_rk(kt), ids, 1, NULL, q);
-	err = km_kafka_wait(kt, q, RD_KAFKA_EVENT_DESCRIBECONSUMERGROUPS_RESULT, KM_KAFKA_TIMEOUT_MS,
-			    "DescribeConsumerGroups", &ev, errstr, errstr_size);
+	km_kafka_call_begin(kt, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS, 0, &call);
+	rd_kafka_DescribeConsumerGroups(km_kafka_rk(kt), ids, 1, call.options, call.q);
+	err = km_kafka_call_wait(kt, &call, RD_KAFKA_EVENT_DESCRIBECONSUMERGROUPS_RESULT,
+				 "DescribeConsumerGroups", &ev, errstr, errstr_size);
 	if (!err) {
 		const rd_kafka_ConsumerGroupDescription_t **gd =
 			rd_kafka_DescribeConsumerGroups_result_groups(
@@ -1002,7 +966,6 @@ static km_err_t target_members(km_kafka_t *kt, const char *gid, int *membersp, c
 	}
 	if (ev)
 		rd_kafka_event_destroy(ev);
-	rd_kafka_queue_destroy(q);
 	return err;
 }
 
@@ -1011,7 +974,7 @@ km_err_t km_offsets_commit(km_kafka_t *kt, const json_t *group, char *errstr, si
 	const char *gid = json_string_value(json_object_get(group, "group"));
 	rd_kafka_topic_partition_list_t *tps;
 	rd_kafka_AlterConsumerGroupOffsets_t *a;
-	rd_kafka_queue_t *q;
+	km_kafka_call_t call;
 	rd_kafka_event_t *ev = NULL;
 	char clients[1024];
 	int members;
@@ -1038,10 +1001,10 @@ km_err_t km_offsets_commit(km_kafka_t *kt, const json_t *group, char *errstr, si
 			(int32_t)json_integer_value(json_object_get(row, "partition")))
 			->offset = json_integer_value(json_object_get(row, "target_offset"));
 	a = rd_kafka_AlterConsumerGroupOffsets_new(gid, tps);
-	q = rd_kafka_queue_new(km_kafka_rk(kt));
-	rd_kafka_AlterConsumerGroupOffsets(km_kafka_rk(kt), &a, 1, NULL, q);
-	err = km_kafka_wait(kt, q, RD_KAFKA_EVENT_ALTERCONSUMERGROUPOFFSETS_RESULT,
-			    KM_KAFKA_TIMEOUT_MS, "AlterConsumerGroupOffsets", &ev, errstr, errstr_size);
+	km_kafka_call_begin(kt, RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS, 0, &call);
+	rd_kafka_AlterConsumerGroupOffsets(km_kafka_rk(kt), &a, 1, call.options, call.q);
+	err = km_kafka_call_wait(kt, &call, RD_KAFKA_EVENT_ALTERCONSUMERGROUPOFFSETS_RESULT,
+				 "AlterConsumerGroupOffsets", &ev, errstr, errstr_size);
 	if (!err) {
 		const rd_kafka_group_result_t **gr = rd_kafka_AlterConsumerGroupOffsets_result_groups(
 			rd_kafka_event_AlterConsumerGroupOffsets_result(ev), &n);
@@ -1062,6 +1025,5 @@ km_err_t km_offsets_commit(km_kafka_t *kt, const json_t *group, char *errstr, si
 		rd_kafka_event_destroy(ev);
 	rd_kafka_AlterConsumerGroupOffsets_destroy(a);
 	rd_kafka_topic_partition_list_destroy(tps);
-	rd_kafka_queue_destroy(q);
 	return err;
 }

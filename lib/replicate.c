@@ -25,11 +25,6 @@ void km_repl_opts_init(km_repl_opts_t *opts)
 	opts->max_buffer_bytes = 64 * 1024 * 1024;
 }
 
-void km_repl_topic_name(const km_plan_t *plan, const char *what, char *buf, size_t size)
-{
-	snprintf(buf, size, "__kmigrate.%s.%s", plan->migration, what);
-}
-
 /* ---- per-task state -------------------------------------------------------- */
 
 typedef struct part_s {
@@ -197,7 +192,7 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 	const char *names[3] = {r->names.tasks, r->names.progress, r->names.offmap};
 	const char *policy[3] = {"delete", "compact", "delete"};
 	rd_kafka_NewTopic_t *nt[3];
-	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	km_kafka_call_t call;
 	rd_kafka_event_t *ev = NULL;
 	char e[256];
 	size_t n;
@@ -214,9 +209,10 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 		 * target broker's message.max.bytes is. */
 		rd_kafka_NewTopic_set_config(nt[i], "max.message.bytes", "8388608");
 	}
-	rd_kafka_CreateTopics(rk, nt, 3, NULL, q);
-	err = km_kafka_wait(kt, q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, KM_KAFKA_TIMEOUT_MS,
-			    "CreateTopics", &ev, msg, sizeof(msg));
+	km_kafka_call_begin(kt, RD_KAFKA_ADMIN_OP_CREATETOPICS, 0, &call);
+	rd_kafka_CreateTopics(rk, nt, 3, call.options, call.q);
+	err = km_kafka_call_wait(kt, &call, RD_KAFKA_EVENT_CREATETOPICS_RESULT, "CreateTopics", &ev,
+				 msg, sizeof(msg));
 	if (!err) {
 		const rd_kafka_topic_result_t **res =
 			rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
@@ -232,7 +228,6 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 		rd_kafka_event_destroy(ev);
 	for (int i = 0; i < 3; i++)
 		rd_kafka_NewTopic_destroy(nt[i]);
-	rd_kafka_queue_destroy(q);
 	if (err)
 		fail(r, err, "%s", msg);
 	return err;
@@ -245,7 +240,7 @@ static km_err_t topic_ids(repl_t *r, km_kafka_t *ks)
 {
 	const char **names = km_calloc((size_t)r->nsp, sizeof(*names));
 	size_t nn = 0, n;
-	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(ks));
+	km_kafka_call_t call;
 	rd_kafka_event_t *ev = NULL;
 	km_err_t err;
 	char msg[1024];
@@ -254,9 +249,10 @@ static km_err_t topic_ids(repl_t *r, km_kafka_t *ks)
 		if (i == 0 || strcmp(r->sp[i].topic, r->sp[i - 1].topic))
 			names[nn++] = r->sp[i].topic;
 	rd_kafka_TopicCollection_t *tc = rd_kafka_TopicCollection_of_topic_names(names, nn);
-	rd_kafka_DescribeTopics(km_kafka_rk(ks), tc, NULL, q);
-	err = km_kafka_wait(ks, q, RD_KAFKA_EVENT_DESCRIBETOPICS_RESULT, KM_KAFKA_TIMEOUT_MS,
-			    "DescribeTopics", &ev, msg, sizeof(msg));
+	km_kafka_call_begin(ks, RD_KAFKA_ADMIN_OP_DESCRIBETOPICS, 0, &call);
+	rd_kafka_DescribeTopics(km_kafka_rk(ks), tc, call.options, call.q);
+	err = km_kafka_call_wait(ks, &call, RD_KAFKA_EVENT_DESCRIBETOPICS_RESULT, "DescribeTopics",
+				 &ev, msg, sizeof(msg));
 	if (!err) {
 		const rd_kafka_TopicDescription_t **td =
 			rd_kafka_DescribeTopics_result_topics(rd_kafka_event_DescribeTopics_result(ev), &n);
@@ -273,7 +269,6 @@ static km_err_t topic_ids(repl_t *r, km_kafka_t *ks)
 	if (ev)
 		rd_kafka_event_destroy(ev);
 	rd_kafka_TopicCollection_destroy(tc);
-	rd_kafka_queue_destroy(q);
 	free(names);
 	return err;
 }
@@ -532,11 +527,13 @@ static int topic_id_now(rd_kafka_t *rk, const char *topic, char **idp)
 	const char *names[1] = {topic};
 	rd_kafka_TopicCollection_t *tc = rd_kafka_TopicCollection_of_topic_names(names, 1);
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_AdminOptions_t *o =
+		km_kafka_admin_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBETOPICS, KM_KAFKA_TIMEOUT_MS);
 	rd_kafka_event_t *ev;
 	int rc = -1;
 
 	*idp = NULL;
-	rd_kafka_DescribeTopics(rk, tc, NULL, q);
+	rd_kafka_DescribeTopics(rk, tc, o, q);
 	if ((ev = rd_kafka_queue_poll(q, KM_KAFKA_TIMEOUT_MS))) {
 		const rd_kafka_DescribeTopics_result_t *res = rd_kafka_event_DescribeTopics_result(ev);
 		const rd_kafka_TopicDescription_t **td = NULL;
@@ -555,6 +552,7 @@ static int topic_id_now(rd_kafka_t *rk, const char *topic, char **idp)
 		}
 		rd_kafka_event_destroy(ev);
 	}
+	rd_kafka_AdminOptions_destroy(o);
 	rd_kafka_queue_destroy(q);
 	rd_kafka_TopicCollection_destroy(tc);
 	return rc;
@@ -1478,78 +1476,4 @@ done:
 	km_kafka_close(kt);
 	pthread_mutex_destroy(&r.lock);
 	return r.err;
-}
-
-/* ---- reading the offset map ------------------------------------------------ */
-
-/* The readers validate and offsets use: a thin layer over the store's
- * batch reader (lib/mapstore.h), which reads the whole offset-map topic in
- * one pass when the map is opened. */
-struct km_repl_offmaps_s {
-	km_mapstore_t *ms;
-};
-
-km_err_t km_repl_offmaps_open(const km_plan_t *plan, const km_kafka_endpoint_t *tgt,
-			      km_repl_offmaps_t **op, char *errstr, size_t errstr_size)
-{
-	km_mapstore_names_t names;
-	km_mapstore_t *ms = NULL;
-	km_kafka_t *kt = NULL;
-	km_err_t err;
-
-	*op = NULL;
-	/* The reachability proof first: an unreachable target or a wrong
-	 * password is named as such, not as a missing map. */
-	if ((err = km_kafka_open(tgt, 0, &kt, errstr, errstr_size)))
-		return err;
-	km_mapstore_names(plan->migration, NULL, &names);
-	err = km_mapstore_read_offmaps(km_kafka_endpoint(kt), names.offmap, &ms, errstr, errstr_size);
-	km_kafka_close(kt);
-	if (err == KM_ERR_NOT_FOUND)
-		return km_seterr(errstr, errstr_size, KM_ERR_NOT_FOUND,
-				 "no replication state for migration '%s' on the target (run "
-				 "`kmigrate replicate` first)",
-				 plan->migration);
-	if (err)
-		return err;
-	*op = km_calloc(1, sizeof(**op));
-	(*op)->ms = ms;
-	return KM_ERR_OK;
-}
-
-km_err_t km_repl_offmaps_get(km_repl_offmaps_t *o, const char *topic, int partition,
-			     const km_offmap_t **mp, char *errstr, size_t errstr_size)
-{
-	(void)errstr;
-	(void)errstr_size;
-	/* Inconsistent runs failed the whole read in open(): loud, once. */
-	*mp = km_mapstore_offmap(o->ms, topic, partition);
-	return KM_ERR_OK;
-}
-
-void km_repl_offmaps_close(km_repl_offmaps_t *o)
-{
-	if (!o)
-		return;
-	km_mapstore_destroy(o->ms);
-	free(o);
-}
-
-km_err_t km_repl_read_offmap(const km_plan_t *plan, const km_kafka_endpoint_t *tgt,
-			     const char *topic, int partition, km_offmap_t *m, char *errstr,
-			     size_t errstr_size)
-{
-	km_repl_offmaps_t *o;
-	const km_offmap_t *src;
-	km_err_t err;
-
-	km_offmap_clear(m);
-	if ((err = km_repl_offmaps_open(plan, tgt, &o, errstr, errstr_size)))
-		return err;
-	if (!(err = km_repl_offmaps_get(o, topic, partition, &src, errstr, errstr_size)))
-		for (size_t i = 0; i < src->cnt; i++)
-			km_offmap_add(m, src->runs[i].src_first, src->runs[i].tgt_first,
-				      src->runs[i].count);
-	km_repl_offmaps_close(o);
-	return err;
 }

@@ -89,32 +89,4 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 			  const km_kafka_endpoint_t *tgt, const km_repl_opts_t *opts,
 			  km_repl_stats_t *stats, char *errstr, size_t errstr_size);
 
-/* Internal topic names for a migration; write into buf. */
-void km_repl_topic_name(const km_plan_t *plan, const char *what, char *buf,
-			size_t size);
-
-/* The committed offset maps of a migration, read from the target
- * (read_committed) by lib/mapstore.h's batch reader: the whole offset-map
- * topic in one pass, when opened.  Read-only after open, so it may be
- * shared by threads.  (Kept for validate and offsets; new code calls
- * km_mapstore_read_offmaps() directly.) */
-typedef struct km_repl_offmaps_s km_repl_offmaps_t;
-
-/* KM_ERR_NOT_FOUND when the migration has no replication state; KM_ERR_BUG
- * naming topic, partition and offset when a stored record does not decode
- * or its run overlaps the runs before it. */
-km_err_t km_repl_offmaps_open(const km_plan_t *plan, const km_kafka_endpoint_t *tgt,
-			      km_repl_offmaps_t **op, char *errstr, size_t errstr_size);
-/* *mp: the runs of one source partition (empty when none was copied), valid
- * until km_repl_offmaps_close.  Never fails once open succeeded. */
-km_err_t km_repl_offmaps_get(km_repl_offmaps_t *o, const char *topic, int partition,
-			     const km_offmap_t **mp, char *errstr, size_t errstr_size);
-void km_repl_offmaps_close(km_repl_offmaps_t *o);
-
-/* Reads the committed offset map of one source partition from the target
- * (read_committed), into *m (cleared first): one open, get, close. */
-km_err_t km_repl_read_offmap(const km_plan_t *plan, const km_kafka_endpoint_t *tgt,
-			     const char *topic, int partition, km_offmap_t *m,
-			     char *errstr, size_t errstr_size);
-
 #endif

@@ -175,3 +175,28 @@ int km_parse_i64(const char *s, int64_t *out)
 	*out = v;
 	return 0;
 }
+
+static int cmp_tp(const void *a, const void *b)
+{
+	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	int c = strcmp(json_string_value(json_object_get(x, "topic")),
+		       json_string_value(json_object_get(y, "topic")));
+	if (c)
+		return c;
+	return (int)(json_integer_value(json_object_get(x, "partition")) -
+		     json_integer_value(json_object_get(y, "partition")));
+}
+
+void km_sort_tp_rows(json_t *arr)
+{
+	size_t n = json_array_size(arr), i;
+	json_t **v = km_calloc(n + 1, sizeof(*v));
+
+	for (i = 0; i < n; i++)
+		v[i] = json_incref(json_array_get(arr, i));
+	qsort(v, n, sizeof(*v), cmp_tp);
+	json_array_clear(arr);
+	for (i = 0; i < n; i++)
+		json_array_append_new(arr, v[i]);
+	free(v);
+}

@@ -7,6 +7,7 @@
 #ifndef KM_UTIL_H
 #define KM_UTIL_H
 
+#include <jansson.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,5 +49,8 @@ void km_iso8601(int64_t ms, char *buf, size_t size);
 
 /* Strict integer parse of a whole string; @returns 0 on success. */
 int km_parse_i64(const char *s, int64_t *out);
+
+/* Sorts an array of JSON rows by their "topic" member, then "partition". */
+void km_sort_tp_rows(json_t *rows);
 
 #endif

@@ -15,7 +15,7 @@
 
 #include "digest.h"
 #include "offmap.h"
-#include "replicate.h"
+#include "mapstore.h"
 #include "util.h"
 
 #define BATCH 1024
@@ -1209,29 +1209,6 @@ static void compare_partition(worker_t *w, vpart_t *p, stream_t *ss, stream_t *t
 
 /* ---- workers ----------------------------------------------------------------------- */
 
-/* An endpoint like ep whose clients return an empty fetch after 10 ms
- * instead of librdkafka's 500: every partition read to its end costs one
- * empty fetch, and the offset-map reader (lib/replicate.c) reads each of
- * its partitions to the end.  The pass-through properties are copied
- * (borrowed strings); free *propsp after use. */
-static void fast_endpoint(const km_kafka_endpoint_t *ep, km_kafka_endpoint_t *out,
-			  const char ***propsp)
-{
-	size_t np = 0;
-	const char **props;
-
-	while (ep->props && ep->props[np])
-		np++;
-	props = km_calloc(np + 3, sizeof(*props));
-	if (np)
-		memcpy(props, ep->props, np * sizeof(*props));
-	props[np] = "fetch.wait.max.ms";
-	props[np + 1] = "10";
-	*out = *ep;
-	out->props = props;
-	*propsp = props;
-}
-
 static rd_kafka_t *consumer(vrun_t *v, const km_kafka_endpoint_t *ep, bool large, bool committed)
 {
 	char group[300], errbuf[512];
@@ -1487,39 +1464,30 @@ static void read_group(worker_t *w, const int *idx, int n, bool large)
  * once for all of them. */
 static void read_maps(vrun_t *v)
 {
-	km_repl_offmaps_t *maps;
+	km_mapstore_t *maps;
 	const km_offmap_t *m;
-	km_kafka_endpoint_t ep;
-	const char **props;
 	char errbuf[512];
 	km_err_t err;
 
-	fast_endpoint(v->tgt, &ep, &props);
-	err = km_repl_offmaps_open(v->plan, &ep, &maps, errbuf, sizeof(errbuf));
+	err = km_mapstore_open(v->plan->migration, NULL, v->tgt, &maps, errbuf, sizeof(errbuf));
 	/* No replication state at all is "nothing replicated" for each
 	 * partition, decided per partition below. */
 	if (err == KM_ERR_NOT_FOUND)
-		goto done;
+		return;
 	if (err) {
 		vfail(v, err, "%s", errbuf);
-		goto done;
+		return;
 	}
 	for (int i = 0; i < v->nparts && !vfailed(v); i++) {
 		vpart_t *p = &v->parts[i];
 		if (p->state != ST_PENDING)
 			continue;
-		if ((err = km_repl_offmaps_get(maps, p->topic, p->partition, &m, errbuf,
-					       sizeof(errbuf)))) {
-			vfail(v, err, "%s", errbuf);
-			break;
-		}
+		m = km_mapstore_offmap(maps, p->topic, p->partition);
 		for (size_t k = 0; k < m->cnt; k++)
 			km_offmap_add(&p->map, m->runs[k].src_first, m->runs[k].tgt_first,
 				      m->runs[k].count);
 	}
-	km_repl_offmaps_close(maps);
-done:
-	free(props);
+	km_mapstore_destroy(maps);
 }
 
 /* Phase 2: compare, a group of partitions at a time per worker, with the
@@ -1655,14 +1623,15 @@ static km_err_t watermarks(vrun_t *v, km_kafka_t *ks, km_kafka_t *kt, char *errs
  * this wait it is. */
 static km_err_t offmap_settle(vrun_t *v, km_kafka_t *kt, char *errstr, size_t errstr_size)
 {
-	char topic[300];
+	km_mapstore_names_t names;
+	const char *topic = names.offmap;
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_topic_partition_list_t *hw = NULL, *ls = NULL;
 	int64_t deadline = km_mono_ms() + OFFMAP_SETTLE_MS;
 	km_err_t err = KM_ERR_OK;
 	int nparts = 0;
 
-	km_repl_topic_name(v->plan, "offsetmap", topic, sizeof(topic));
+	km_mapstore_names(v->plan->migration, NULL, &names);
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(km_kafka_rk(kt), topic, NULL);
 	rd_kafka_resp_err_t rerr = rd_kafka_metadata(km_kafka_rk(kt), 0, rkt, &md,
 						     KM_KAFKA_TIMEOUT_MS);
@@ -1717,35 +1686,29 @@ done:
  * the replicator wrote there.  A tail record outside its runs is foreign. */
 static km_err_t classify_tails(vrun_t *v, km_kafka_t *kt, char *errstr, size_t errstr_size)
 {
-	km_repl_offmaps_t *maps = NULL;
+	km_mapstore_t *maps = NULL;
 	const km_offmap_t *m;
 	km_offmap_t none = KM_OFFMAP_INIT;
-	km_kafka_endpoint_t ep;
-	const char **props = NULL;
 	km_err_t err = KM_ERR_OK;
 	bool any = false;
 
 	for (int i = 0; i < v->nparts; i++)
 		any = any || v->parts[i].tail_records > 0;
 	if (any && !(err = offmap_settle(v, kt, errstr, errstr_size))) {
-		fast_endpoint(v->tgt, &ep, &props);
-		err = km_repl_offmaps_open(v->plan, &ep, &maps, errstr, errstr_size);
+		err = km_mapstore_open(v->plan->migration, NULL, v->tgt, &maps, errstr,
+				       errstr_size);
 		if (err == KM_ERR_NOT_FOUND)
 			err = KM_ERR_OK; /* no map at all: every tail record is foreign */
 		for (int i = 0; i < v->nparts && !err; i++) {
 			vpart_t *p = &v->parts[i];
 			if (!p->tail_records)
 				continue;
-			m = &none;
-			if (maps && (err = km_repl_offmaps_get(maps, p->topic, p->partition, &m,
-							       errstr, errstr_size)))
-				break;
+			m = maps ? km_mapstore_offmap(maps, p->topic, p->partition) : &none;
 			tail_classify(v, p, m);
 			if (p->nshown > 1)
 				qsort(p->shown, (size_t)p->nshown, sizeof(*p->shown), cmp_shown);
 		}
-		km_repl_offmaps_close(maps);
-		free(props);
+		km_mapstore_destroy(maps);
 	}
 	/* A partition with nothing copied and nothing on either side in the
 	 * snapshot is empty (records copied since are the next run's). */
@@ -1840,12 +1803,13 @@ static km_err_t check_hidden(vrun_t *v, km_kafka_t *ks, const struct rd_kafka_me
 	if (!nn)
 		return KM_ERR_OK;
 	principal(&v->plan->source, who, sizeof(who));
-	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(ks));
+	km_kafka_call_t call;
 	rd_kafka_event_t *ev = NULL;
 	rd_kafka_TopicCollection_t *tc = rd_kafka_TopicCollection_of_topic_names(names, nn);
-	rd_kafka_DescribeTopics(km_kafka_rk(ks), tc, NULL, q);
-	err = km_kafka_wait(ks, q, RD_KAFKA_EVENT_DESCRIBETOPICS_RESULT, KM_KAFKA_TIMEOUT_MS,
-			    "DescribeTopics", &ev, errstr, errstr_size);
+	km_kafka_call_begin(ks, RD_KAFKA_ADMIN_OP_DESCRIBETOPICS, 0, &call);
+	rd_kafka_DescribeTopics(km_kafka_rk(ks), tc, call.options, call.q);
+	err = km_kafka_call_wait(ks, &call, RD_KAFKA_EVENT_DESCRIBETOPICS_RESULT, "DescribeTopics",
+				 &ev, errstr, errstr_size);
 	if (!err) {
 		const rd_kafka_TopicDescription_t **td =
 			rd_kafka_DescribeTopics_result_topics(rd_kafka_event_DescribeTopics_result(ev), &n);
@@ -1885,7 +1849,6 @@ static km_err_t check_hidden(vrun_t *v, km_kafka_t *ks, const struct rd_kafka_me
 	if (ev)
 		rd_kafka_event_destroy(ev);
 	rd_kafka_TopicCollection_destroy(tc);
-	rd_kafka_queue_destroy(q);
 	free(names);
 	return err;
 }
@@ -1961,14 +1924,15 @@ static km_err_t discover(vrun_t *v, km_kafka_t *ks, km_kafka_t *kt, char *errstr
 		err = check_hidden(v, ks, md, errstr, errstr_size);
 
 	if (nres && !err) {
-		rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(ks));
+		km_kafka_call_t call;
 		rd_kafka_event_t *ev = NULL;
 		res = km_calloc(nres, sizeof(*res));
 		for (size_t i = 0; i < nres; i++)
 			res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, names[i]);
-		rd_kafka_DescribeConfigs(km_kafka_rk(ks), res, nres, NULL, q);
-		err = km_kafka_wait(ks, q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, KM_KAFKA_TIMEOUT_MS,
-				    "DescribeConfigs", &ev, errstr, errstr_size);
+		km_kafka_call_begin(ks, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, 0, &call);
+		rd_kafka_DescribeConfigs(km_kafka_rk(ks), res, nres, call.options, call.q);
+		err = km_kafka_call_wait(ks, &call, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT,
+					 "DescribeConfigs", &ev, errstr, errstr_size);
 		if (!err) {
 			size_t n, nc;
 			const rd_kafka_ConfigResource_t **rs = rd_kafka_DescribeConfigs_result_resources(
@@ -2029,7 +1993,6 @@ static km_err_t discover(vrun_t *v, km_kafka_t *ks, km_kafka_t *kt, char *errstr
 		for (size_t i = 0; i < nres; i++)
 			rd_kafka_ConfigResource_destroy(res[i]);
 		free(res);
-		rd_kafka_queue_destroy(q);
 	}
 	free(names);
 	rd_kafka_metadata_destroy(md);

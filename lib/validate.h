@@ -2,7 +2,7 @@
  * validate.h -- proof that the target holds what the source holds.
  *
  * For every in-scope source partition, validation reads the exact offset map
- * replicate wrote (lib/replicate.h, km_repl_offmaps_t) once, at start: the
+ * replicate wrote (lib/mapstore.h, the store's batch reader) once, at start: the
  * replicated range is [first run's source offset, last run's source end) on
  * the source and the matching range on the target.  Records produced after
  * that snapshot are not part of the comparison, so live traffic does not move

@@ -14,7 +14,7 @@
 #include "common.h"
 #include "offmap.h"
 #include "offsets.h"
-#include "replicate.h"
+#include "mapstore.h"
 
 /* `kmigrate offsets map --topic T --partition P`: the exact offset map of a
  * source partition, one line per run. */
@@ -26,7 +26,8 @@ static int offsets_map(cli_t *cli, int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	const char *topic = NULL;
 	int64_t partition = -1;
-	km_offmap_t m = KM_OFFMAP_INIT;
+	km_mapstore_t *ms = NULL;
+	const km_offmap_t *mp;
 	km_err_t err;
 	int c, rc = 0;
 
@@ -47,41 +48,42 @@ static int offsets_map(cli_t *cli, int argc, char **argv)
 	cli->needs = CLI_NEED_PLAN | CLI_NEED_ENDPOINTS;
 	if ((rc = cli_ready(cli)))
 		return rc;
-	if ((err = km_repl_read_offmap(cli->plan, &cli->tgt, topic, (int)partition, &m, cli->errstr,
-				       sizeof(cli->errstr)))) {
+	if ((err = km_mapstore_open(cli->plan->migration, NULL, &cli->tgt, &ms, cli->errstr,
+				    sizeof(cli->errstr)))) {
 		rc = cli_fail(cli, err);
 		goto done;
 	}
+	mp = km_mapstore_offmap(ms, topic, (int)partition);
 	if (cli->json) {
 		json_t *runs = json_array();
-		for (size_t i = 0; i < m.cnt; i++)
+		for (size_t i = 0; i < mp->cnt; i++)
 			json_array_append_new(runs, json_pack("{s:I, s:I, s:I}", "src_first",
-							      (json_int_t)m.runs[i].src_first, "tgt_first",
-							      (json_int_t)m.runs[i].tgt_first, "count",
-							      (json_int_t)m.runs[i].count));
+							      (json_int_t)mp->runs[i].src_first, "tgt_first",
+							      (json_int_t)mp->runs[i].tgt_first, "count",
+							      (json_int_t)mp->runs[i].count));
 		json_t *out = json_pack("{s:s, s:I, s:I, s:o}", "topic", topic, "partition",
 					(json_int_t)partition, "records",
-					(json_int_t)km_offmap_records(&m), "runs", runs);
+					(json_int_t)km_offmap_records(mp), "runs", runs);
 		cli_print_json(out);
 		json_decref(out);
 	} else {
 		printf("Offset map of '%s'[%lld]: %zu runs, %lld records\n", topic,
-		       (long long)partition, m.cnt, (long long)km_offmap_records(&m));
+		       (long long)partition, mp->cnt, (long long)km_offmap_records(mp));
 		table_t *t = table_new(4, "SOURCE", "TARGET", "COUNT", "SOURCE LAST");
-		for (size_t i = 0; i < m.cnt; i++) {
+		for (size_t i = 0; i < mp->cnt; i++) {
 			char a[32], b[32], n[32], l[32];
-			snprintf(a, sizeof(a), "%lld", (long long)m.runs[i].src_first);
-			snprintf(b, sizeof(b), "%lld", (long long)m.runs[i].tgt_first);
-			snprintf(n, sizeof(n), "%lld", (long long)m.runs[i].count);
+			snprintf(a, sizeof(a), "%lld", (long long)mp->runs[i].src_first);
+			snprintf(b, sizeof(b), "%lld", (long long)mp->runs[i].tgt_first);
+			snprintf(n, sizeof(n), "%lld", (long long)mp->runs[i].count);
 			snprintf(l, sizeof(l), "%lld",
-				 (long long)(m.runs[i].src_first + m.runs[i].count - 1));
+				 (long long)(mp->runs[i].src_first + mp->runs[i].count - 1));
 			table_row(t, a, b, n, l);
 		}
 		table_print(t, stdout, "  ");
 		table_destroy(t);
 	}
 done:
-	km_offmap_clear(&m);
+	km_mapstore_destroy(ms);
 	return rc;
 }
 

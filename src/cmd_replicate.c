@@ -110,36 +110,6 @@ static void on_event(void *opaque, json_t *ev)
  * each must be visible to the replicating user.  No journal or no design
  * yet: nothing to check against, *namesp stays empty.  Reads only: the
  * journal is not modified. */
-static int design_topics(cli_t *cli, const km_plan_t *plan, json_t **designp,
-			 const char ***namesp, int *np)
-{
-	km_journal_t *jr = NULL;
-	json_t *t;
-	size_t i;
-	km_err_t err;
-
-	*designp = NULL;
-	*namesp = NULL;
-	*np = 0;
-	if (access(plan->journal, F_OK) != 0)
-		return 0;
-	if ((err = km_journal_open(plan->journal, 0, &jr, cli->errstr, sizeof(cli->errstr))))
-		return cli_fail(cli, err);
-	err = km_journal_snapshot_get(jr, "design", "target", 0, designp, NULL, cli->errstr,
-				      sizeof(cli->errstr));
-	km_journal_close(jr);
-	if (err == KM_ERR_NOT_FOUND)
-		return 0;
-	if (err)
-		return cli_fail(cli, err);
-	json_t *topics = json_object_get(*designp, "topics");
-	*namesp = calloc(json_array_size(topics) + 1, sizeof(**namesp));
-	json_array_foreach(topics, i, t)
-		if (json_is_string(json_object_get(t, "source")))
-			(*namesp)[(*np)++] = json_string_value(json_object_get(t, "source"));
-	return 0;
-}
-
 /* Static membership needs an id that a restarted process gets back and
  * that no two live processes share.  Given (--instance): held by a lock so
  * that a second local process with the same id is refused.  Otherwise:
@@ -191,7 +161,6 @@ static int instance_lock(cli_t *cli, const km_plan_t *plan, const char *given, c
 
 int cmd_replicate(cli_t *cli, int argc, char **argv)
 {
-	struct sigaction old_int, old_term;
 	static const struct option opts[] = {
 		CLI_COMMON_OPTS,
 		{"until-caught-up", no_argument, NULL, 'u'},
@@ -206,8 +175,7 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		{NULL, 0, NULL, 0}};
 	km_repl_opts_t ropts;
 	km_repl_stats_t stats;
-	km_plan_t *plan = NULL;
-	km_kafka_endpoint_t src = {0}, tgt = {0};
+	km_plan_t *plan;
 	ev_ctx_t ctx = {.cli = cli, .tty = isatty(2)};
 	char *args = NULL, summary[200];
 	json_t *design = NULL;
@@ -275,8 +243,9 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
 	if (instance && no_instance)
 		return cli_usage(cli, "--instance and --no-instance exclude each other");
-	if ((rc = cli_load_plan(cli, &plan)) || (rc = cli_check_journal(cli, plan)))
-		goto done;
+	if ((rc = cli_ready(cli)))
+		return rc;
+	plan = cli->plan;
 	/* Flags win over the plan's replication: section. */
 	if (ropts.tasks < 0)
 		ropts.tasks = plan->replication.tasks;
@@ -288,13 +257,15 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		ropts.max_buffer_bytes = (int64_t)plan->replication.max_buffer_mb * 1024 * 1024;
 	if (plan->replication.txn_max_ms && !txn_ms_set)
 		ropts.txn_max_ms = plan->replication.txn_max_ms;
-	if ((err = km_kafka_endpoint_from_plan(&plan->source, &src, cli->errstr, sizeof(cli->errstr))) ||
-	    (err = km_kafka_endpoint_from_plan(&plan->target, &tgt, cli->errstr, sizeof(cli->errstr)))) {
-		rc = cli_fail(cli, err);
+	if ((rc = cli_design_topics(cli, &design)))
 		goto done;
+	if (design) {
+		json_t *t;
+		size_t i;
+		dtopics = km_calloc(json_array_size(design) + 1, sizeof(*dtopics));
+		json_array_foreach(design, i, t)
+			dtopics[ndtopics++] = json_string_value(t);
 	}
-	if ((rc = design_topics(cli, plan, &design, &dtopics, &ndtopics)))
-		goto done;
 	ropts.design_topics = dtopics;
 	ropts.n_design_topics = ndtopics;
 	if (!no_instance) {
@@ -306,12 +277,11 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 	args = cli_args_string(argc, argv);
 	ctx.plan = plan;
 	ctx.args = args;
-	cli_catch_stop(&old_int, &old_term);
 	ropts.stop = &cli_stop;
 	ropts.event_cb = on_event;
 	ropts.opaque = &ctx;
-	err = km_replicate_run(plan, &src, &tgt, &ropts, &stats, cli->errstr, sizeof(cli->errstr));
-	cli_release_stop(&old_int, &old_term);
+	err = km_replicate_run(plan, &cli->src, &cli->tgt, &ropts, &stats, cli->errstr,
+			       sizeof(cli->errstr));
 	if (ctx.tty && !cli->json)
 		fputc('\n', stderr);
 	if (ctx.jerr && !err) {
@@ -338,10 +308,7 @@ done:
 	free(dtopics);
 	json_decref(design);
 	free(args);
-	km_kafka_endpoint_clear(&src);
-	km_kafka_endpoint_clear(&tgt);
 	km_journal_close(ctx.jr);
-	km_plan_destroy(plan);
 	return rc;
 }
 

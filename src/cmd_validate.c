@@ -21,34 +21,6 @@
 /* The source topics of the saved design (`kmigrate plan`), which validate
  * must see whatever the source principal's ACLs show: @returns a new JSON
  * array, or NULL when there is no journal or no saved design yet. */
-static int design_topics(cli_t *cli, const km_plan_t *plan, json_t **topicsp)
-{
-	km_journal_t *jr = NULL;
-	json_t *design = NULL, *t;
-	int64_t ts;
-	size_t i;
-	km_err_t err;
-
-	*topicsp = NULL;
-	if (access(plan->journal, F_OK))
-		return 0;
-	if ((err = km_journal_open(plan->journal, 0, &jr, cli->errstr, sizeof(cli->errstr))))
-		return cli_fail(cli, err);
-	err = km_journal_snapshot_get(jr, "design", "target", 0, &design, &ts, cli->errstr,
-				      sizeof(cli->errstr));
-	km_journal_close(jr);
-	if (err == KM_ERR_NOT_FOUND)
-		return 0;
-	if (err)
-		return cli_fail(cli, err);
-	*topicsp = json_array();
-	json_array_foreach(json_object_get(design, "topics"), i, t)
-		if (json_is_string(json_object_get(t, "source")))
-			json_array_append(*topicsp, json_object_get(t, "source"));
-	json_decref(design);
-	return 0;
-}
-
 static void on_progress(void *opaque, const km_validate_progress_t *p)
 {
 	double secs = (double)p->elapsed_ms / 1000.0;
@@ -254,7 +226,7 @@ int cmd_validate(cli_t *cli, int argc, char **argv)
 	if ((rc = cli_ready(cli)))
 		return rc;
 	plan = cli->plan;
-	if ((rc = design_topics(cli, plan, &expect)))
+	if ((rc = cli_design_topics(cli, &expect)))
 		goto done;
 	vopts.expect_topics = expect;
 	vopts.stop = &cli_stop;

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "common.h"
@@ -105,6 +106,34 @@ double cli_jnum(const json_t *o, const char *k)
 int cli_jbool(const json_t *o, const char *k)
 {
 	return json_is_true(json_object_get(o, k));
+}
+
+int cli_design_topics(cli_t *cli, json_t **topicsp)
+{
+	km_journal_t *jr = NULL;
+	json_t *design = NULL, *t;
+	size_t i;
+	km_err_t err;
+
+	*topicsp = NULL;
+	/* No journal yet: nothing was designed (and nothing is created). */
+	if (access(cli->plan->journal, F_OK))
+		return 0;
+	if ((err = km_journal_open(cli->plan->journal, 0, &jr, cli->errstr, sizeof(cli->errstr))))
+		return cli_fail(cli, err);
+	err = km_journal_snapshot_get(jr, "design", "target", 0, &design, NULL, cli->errstr,
+				      sizeof(cli->errstr));
+	km_journal_close(jr);
+	if (err == KM_ERR_NOT_FOUND)
+		return 0;
+	if (err)
+		return cli_fail(cli, err);
+	*topicsp = json_array();
+	json_array_foreach(json_object_get(design, "topics"), i, t)
+		if (json_is_string(json_object_get(t, "source")))
+			json_array_append(*topicsp, json_object_get(t, "source"));
+	json_decref(design);
+	return 0;
 }
 
 /* ---- preconditions from the command table ------------------------------------ */

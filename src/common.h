@@ -27,6 +27,13 @@ extern volatile sig_atomic_t cli_stop;
 void cli_catch_stop(struct sigaction *old_int, struct sigaction *old_term);
 void cli_release_stop(const struct sigaction *old_int, const struct sigaction *old_term);
 
+/* The source topics of the design saved by `kmigrate plan` (a new JSON
+ * array of names in *topicsp), NULL when there is no journal or no design:
+ * the topics a command must be able to see, so that a topic hidden from
+ * the principal is a NO-GO naming it, never an empty scope.  Opens the
+ * journal read-only and creates nothing.  cli->plan must be loaded. */
+int cli_design_topics(cli_t *cli, json_t **topicsp);
+
 /* @returns the arguments joined with spaces (owned); never secrets, since
  * secrets are never given on the command line. */
 char *cli_args_string(int argc, char **argv);
