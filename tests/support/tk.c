@@ -92,6 +92,16 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 			m->partition, rd_kafka_err2str(m->err));
 }
 
+rd_kafka_conf_t *tk_conf(const tk_cluster_t *c)
+{
+	return conf(c);
+}
+
+void tk_conf_set(rd_kafka_conf_t *cf, const char *name, const char *value)
+{
+	set(cf, name, value);
+}
+
 rd_kafka_t *tk_producer(const tk_cluster_t *c, const char *txn_id)
 {
 	rd_kafka_conf_t *cf = conf(c);

@@ -30,6 +30,12 @@ _Noreturn void tk_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)
  * with a clear message when unset. */
 void tk_cluster_from_env(tk_cluster_t *c, const char *var);
 
+/* A new client configuration with the cluster's bootstrap and security
+ * settings, for a client a test builds itself; tk_conf_set() sets one more
+ * property (fails the test on a bad one). */
+rd_kafka_conf_t *tk_conf(const tk_cluster_t *c);
+void tk_conf_set(rd_kafka_conf_t *cf, const char *name, const char *value);
+
 rd_kafka_t *tk_producer(const tk_cluster_t *c, const char *txn_id);
 rd_kafka_t *tk_admin(const tk_cluster_t *c);
 
