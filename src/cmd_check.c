@@ -93,7 +93,7 @@ static void print_report(json_t *rep, int verbose)
 					     ? cli_jstr(check, "error")
 					     : cli_jstr(check, "detail");
 		snprintf(lat, sizeof(lat), "%" JSON_INTEGER_FORMAT " ms",
-			 json_integer_value(json_object_get(check, "latency_ms")));
+			 cli_jint(check, "latency_ms"));
 		table_row(t, cli_jstr(check, "name"), cli_jstr(check, "result"), lat, detail,
 			  cli_jstr(check, "tried"));
 	}
@@ -164,7 +164,7 @@ int cmd_check(cli_t *cli, int argc, char **argv)
 	}
 	rc = strcmp(cli_jstr(rep, "verdict"), "GO") ? 1 : 0;
 
-	if (!json_is_true(json_object_get(rep, "interrupted"))) {
+	if (!cli_jbool(rep, "interrupted")) {
 		args = cli_args_string(argc, argv);
 		if ((rc = cli_journal(cli)))
 			goto done;
@@ -195,7 +195,7 @@ int cmd_check(cli_t *cli, int argc, char **argv)
 			printf("Evidence: run %lld in %s\n", (long long)run_id,
 			       plan->journal);
 	}
-	if (json_is_true(json_object_get(rep, "interrupted"))) {
+	if (cli_jbool(rep, "interrupted")) {
 		snprintf(cli->errstr, sizeof(cli->errstr),
 			 "check interrupted: the verdict is unknown, which is NO-GO; "
 			 "canaries were cleaned up and nothing was journaled");

@@ -43,8 +43,8 @@ static void print_delta(const json_t *design, const json_t *actions, int verbose
 		if (!strcmp(op, "create-topic")) {
 			printf("  + create %s (from '%s', %lld partitions, replication factor %lld)\n",
 			       cli_jstr(a, "subject"), cli_jstr(a, "source_topic"),
-			       (long long)json_integer_value(json_object_get(a, "partitions")),
-			       (long long)json_integer_value(json_object_get(a, "replication_factor")));
+			       cli_jint(a, "partitions"),
+			       cli_jint(a, "replication_factor"));
 			json_object_foreach(json_object_get(dt, "configs"), cname, c)
 				printf("      %s = %s   (%s)\n", cname, cli_jstr(c, "value"), cli_jstr(c, "why"));
 		} else if (!strcmp(op, "alter-configs")) {

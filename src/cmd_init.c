@@ -91,12 +91,12 @@ static void write_plan(km_sb_t *sb, const char *source, const char *target,
 			     "      duplicates: tolerated      # none|tolerated   TODO\n"
 			     "      replay: tolerated          # tolerated|forbidden TODO\n"
 			     "      owner: TODO\n",
-			     json_string_value(json_object_get(t, "name")),
-			     (long long)json_integer_value(json_object_get(t, "partitions")));
+			     cli_jstr(t, "name"),
+			     cli_jint(t, "partitions"));
 	if (json_array_size(ttopics)) {
 		km_sb_puts(sb, "# Topics already on the target:");
 		json_array_foreach(ttopics, i, t)
-			km_sb_printf(sb, " %s", json_string_value(json_object_get(t, "name")));
+			km_sb_printf(sb, " %s", cli_jstr(t, "name"));
 		km_sb_puts(sb, "\n");
 	}
 	km_sb_puts(sb,

@@ -36,12 +36,12 @@ static void print_brokers(json_t *inv, int verbose)
 			km_sb_printf(&sb, "%zu APIs:", json_array_size(apis));
 		json_array_foreach(apis, j, a) {
 			/* The short form shows the two APIs everyone asks about. */
-			if (!verbose && json_integer_value(json_object_get(a, "key")) > 1)
+			if (!verbose && cli_jint(a, "key") > 1)
 				continue;
 			km_sb_printf(&sb, "%s%s %" JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT,
 				     sb.len ? " " : "", cli_jstr(a, "name"),
-				     json_integer_value(json_object_get(a, "min")),
-				     json_integer_value(json_object_get(a, "max")));
+				     cli_jint(a, "min"),
+				     cli_jint(a, "max"));
 		}
 		if (!verbose && json_array_size(apis))
 			km_sb_puts(&sb, " ... (-v lists all)");
@@ -114,7 +114,7 @@ static void print_topics(json_t *inv, int verbose)
 			table_row(ct, cname,
 				  json_is_string(json_object_get(c, "value"))
 					  ? cli_jstr(c, "value")
-					  : (json_is_true(json_object_get(c, "sensitive"))
+					  : (cli_jbool(c, "sensitive")
 						     ? "(sensitive)"
 						     : "null"),
 				  cli_jstr(c, "source"));
@@ -160,7 +160,7 @@ static void print_groups(json_t *inv)
 		printf("  %s  state=%s  members=%zu  lag=%s  declared=%s\n", id,
 		       cli_jstr(g, "state"),
 		       json_array_size(json_object_get(g, "members")), lag,
-		       json_is_true(json_object_get(g, "declared")) ? "yes" : "NO");
+		       cli_jbool(g, "declared") ? "yes" : "NO");
 		free(lag);
 		json_array_foreach(json_object_get(g, "members"), i, m)
 			printf("    member %s@%s (%zu partitions)\n",
@@ -290,8 +290,8 @@ static km_err_t journal_inventory(km_journal_t *jr, const char *args,
 	snprintf(kind, sizeof(kind), "inventory.%s.finding", scope);
 	json_array_foreach(json_object_get(inv, "findings"), i, f) {
 		snprintf(subj, sizeof(subj), "%s: %s",
-			 json_string_value(json_object_get(f, "subject")),
-			 json_string_value(json_object_get(f, "problem")));
+			 cli_jstr(f, "subject"),
+			 cli_jstr(f, "problem"));
 		if ((err = km_journal_fact(jr, run_id, kind, subj, "FINDING", f,
 					   errstr, errstr_size)))
 			goto fail;

@@ -96,7 +96,7 @@ static void print_table(const json_t *groups, int committed)
 		printf("\nGroup %s  policy=%s (chosen by %s)  owner=%s%s\n", cli_jstr(g, "group"),
 		       cli_jstr(g, "policy"), cli_jstr(g, "chosen_by"),
 		       json_is_string(json_object_get(g, "owner")) ? cli_jstr(g, "owner") : "NONE",
-		       json_is_true(json_object_get(g, "translatable")) ? "" : "  NOT READY");
+		       cli_jbool(g, "translatable") ? "" : "  NOT READY");
 		table_t *t = table_new(8, "TOPIC", "PARTITION", "SOURCE COMMITTED", "TARGET",
 				       "TARGET OFFSET", "STATUS", "ABORTED AFTER", "PROOF");
 		json_array_foreach(json_object_get(g, "partitions"), j, r) {
@@ -104,31 +104,31 @@ static void print_table(const json_t *groups, int committed)
 			json_t *aa = json_object_get(r, "aborted_after");
 			json_t *pr = json_object_get(r, "proof");
 			snprintf(part, sizeof(part), "%lld",
-				 (long long)json_integer_value(json_object_get(r, "partition")));
+				 cli_jint(r, "partition"));
 			snprintf(c, sizeof(c), "%lld",
-				 (long long)json_integer_value(json_object_get(r, "committed")));
+				 cli_jint(r, "committed"));
 			if (json_is_integer(json_object_get(r, "target_offset")))
 				snprintf(to, sizeof(to), "%lld",
-					 (long long)json_integer_value(json_object_get(r, "target_offset")));
+					 cli_jint(r, "target_offset"));
 			else
 				snprintf(to, sizeof(to), "-");
 			if (!strcmp(cli_jstr(r, "status"), "not-yet"))
 				snprintf(proof, sizeof(proof), "not yet translatable (lag %lld)",
-					 (long long)json_integer_value(json_object_get(r, "lag")));
+					 cli_jint(r, "lag"));
 			else if (!pr)
 				snprintf(proof, sizeof(proof), "restart policy");
 			else if (!strcmp(cli_jstr(pr, "kind"), "end-of-log"))
 				snprintf(proof, sizeof(proof), "%s on both sides",
-					 json_is_true(json_object_get(pr, "match")) ? "end of log"
+					 cli_jbool(pr, "match") ? "end of log"
 										     : "MISMATCH at end");
 			else
 				snprintf(proof, sizeof(proof), "%s%s: source @%lld = target @%lld (%s)%s%s",
-					 json_is_true(json_object_get(pr, "match")) ? "read" : "MISMATCH",
+					 cli_jbool(pr, "match") ? "read" : "MISMATCH",
 					 !strcmp(cli_jstr(pr, "kind"), "first-common-survivor")
 						 ? " first record surviving compaction on both sides"
 						 : "",
-					 (long long)json_integer_value(json_object_get(pr, "source_offset")),
-					 (long long)json_integer_value(json_object_get(pr, "target_offset")),
+					 cli_jint(pr, "source_offset"),
+					 cli_jint(pr, "target_offset"),
 					 cli_jstr(pr, "source_digest"),
 					 json_object_get(pr, "reason") ? ": " : "",
 					 json_object_get(pr, "reason") ? cli_jstr(pr, "reason") : "");
@@ -136,13 +136,13 @@ static void print_table(const json_t *groups, int committed)
 			 * consumer would receive after this position. */
 			if (!aa)
 				snprintf(ab, sizeof(ab), "-");
-			else if (!json_integer_value(json_object_get(aa, "ranges")))
+			else if (!cli_jint(aa, "ranges"))
 				snprintf(ab, sizeof(ab), "none");
 			else
 				snprintf(ab, sizeof(ab), "%lld%s range(s) from @%lld",
-					 (long long)json_integer_value(json_object_get(aa, "ranges")),
-					 json_is_true(json_object_get(aa, "more")) ? "+" : "",
-					 (long long)json_integer_value(json_object_get(aa, "first_offset")));
+					 cli_jint(aa, "ranges"),
+					 cli_jbool(aa, "more") ? "+" : "",
+					 cli_jint(aa, "first_offset"));
 			table_row(t, cli_jstr(r, "topic"), part, c, cli_jstr(r, "target_topic"), to,
 				  cli_jstr(r, "status"), ab, proof);
 		}
@@ -241,7 +241,7 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 			char subj[600];
 			const char *st = cli_jstr(r, "status");
 			snprintf(subj, sizeof(subj), "group:%s %s[%lld]", cli_jstr(g, "group"), cli_jstr(r, "topic"),
-				 (long long)json_integer_value(json_object_get(r, "partition")));
+				 cli_jint(r, "partition"));
 			json_t *body = json_deep_copy(r);
 			json_object_set_new(body, "policy", json_string(cli_jstr(g, "policy")));
 			json_object_set_new(body, "chosen_by", json_string(cli_jstr(g, "chosen_by")));
@@ -253,7 +253,7 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 			if (err)
 				break;
 		}
-		if (!json_is_true(json_object_get(g, "translatable")))
+		if (!cli_jbool(g, "translatable"))
 			not_ready++;
 	}
 	if (!err && (err = km_journal_commit(jr, cli->errstr, sizeof(cli->errstr))))

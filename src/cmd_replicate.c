@@ -56,7 +56,7 @@ static int journal_open(ev_ctx_t *ctx)
 static void on_event(void *opaque, json_t *ev)
 {
 	ev_ctx_t *ctx = opaque;
-	const char *kind = json_string_value(json_object_get(ev, "event"));
+	const char *kind = cli_jstr(ev, "event");
 	char err[512];
 
 	if (ctx->cli->json) {
@@ -68,14 +68,14 @@ static void on_event(void *opaque, json_t *ev)
 			"%s%lld records  %.0f rec/s  %.1f MB/s  lag %lld  caught up %lld/%lld "
 			"partitions  tasks %lld/%lld%s",
 			ctx->tty ? "\r" : "",
-			(long long)json_integer_value(json_object_get(ev, "records")),
-			json_real_value(json_object_get(ev, "records_per_sec")),
-			json_real_value(json_object_get(ev, "mb_per_sec")),
-			(long long)json_integer_value(json_object_get(ev, "lag")),
-			(long long)json_integer_value(json_object_get(ev, "caught_up")),
-			(long long)json_integer_value(json_object_get(ev, "partitions")),
-			(long long)json_integer_value(json_object_get(ev, "tasks_owned")),
-			(long long)json_integer_value(json_object_get(ev, "tasks")),
+			cli_jint(ev, "records"),
+			cli_jnum(ev, "records_per_sec"),
+			cli_jnum(ev, "mb_per_sec"),
+			cli_jint(ev, "lag"),
+			cli_jint(ev, "caught_up"),
+			cli_jint(ev, "partitions"),
+			cli_jint(ev, "tasks_owned"),
+			cli_jint(ev, "tasks"),
 			ctx->tty ? "   " : "\n");
 	} else if (!strcmp(kind, "task") || !strcmp(kind, "abort") || !strcmp(kind, "start")) {
 		char *s = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
@@ -90,17 +90,17 @@ static void on_event(void *opaque, json_t *ev)
 	if (!strcmp(kind, "nogo") && !journal_open(ctx)) {
 		char fkind[100], subj[400];
 		snprintf(fkind, sizeof(fkind), "replicate.%s",
-			 json_string_value(json_object_get(ev, "kind")));
+			 cli_jstr(ev, "kind"));
 		snprintf(subj, sizeof(subj), "topic:%s",
-			 json_string_value(json_object_get(ev, "subject")));
+			 cli_jstr(ev, "subject"));
 		km_journal_fact(ctx->jr, ctx->run_id, fkind, subj, "NO-GO", ev, err, sizeof(err));
 	}
 	/* A loss is a NO-GO fact the moment it is known. */
 	if (!strcmp(kind, "loss") && !journal_open(ctx)) {
 		char subj[400];
 		snprintf(subj, sizeof(subj), "partition:%s[%lld]",
-			 json_string_value(json_object_get(ev, "topic")),
-			 (long long)json_integer_value(json_object_get(ev, "partition")));
+			 cli_jstr(ev, "topic"),
+			 cli_jint(ev, "partition"));
 		km_journal_fact(ctx->jr, ctx->run_id, "replicate.loss", subj, "NO-GO", ev, err,
 				sizeof(err));
 	}

@@ -92,7 +92,7 @@ static void print_report(json_t *rep)
 	int any = 0;
 
 	printf("Validation of migration '%s' (%s)\n\n", cli_jstr(rep, "migration"),
-	       json_is_true(json_object_get(rep, "sampled")) ? "sampled: statistical, not a proof"
+	       cli_jbool(rep, "sampled") ? "sampled: statistical, not a proof"
 							     : "every record");
 	json_array_foreach(parts, i, p) {
 		char name[600], src[32], tgt[32], mm[32];
@@ -124,7 +124,7 @@ static void print_report(json_t *rep)
 		if (cli_jint(ord, "violations"))
 			km_sb_printf(&d, "; ordering %s violated (%lld)", cli_jstr(ord, "rule"),
 				     cli_jint(ord, "violations"));
-		else if (json_is_true(json_object_get(ord, "checked")))
+		else if (cli_jbool(ord, "checked"))
 			km_sb_printf(&d, "; ordering %s kept", cli_jstr(ord, "rule"));
 		table_row(t, name, cli_jstr(p, "mode"), src, tgt, mm, cli_jstr(p, "verdict"), km_sb_str(&d));
 		km_sb_free(&d);
@@ -166,8 +166,8 @@ static void print_report(json_t *rep)
 	       "%.0f records/s, %.1f MB/s\n",
 	       cli_jint(tp, "records"), (double)cli_jint(tp, "bytes") / 1e6,
 	       (double)cli_jint(tp, "data_ms") / 1000.0,
-	       json_real_value(json_object_get(tp, "records_per_sec")),
-	       json_real_value(json_object_get(tp, "mb_per_sec")));
+	       cli_jnum(tp, "records_per_sec"),
+	       cli_jnum(tp, "mb_per_sec"));
 	printf("Verdict: %s", cli_jstr(rep, "label"));
 	json_array_foreach(json_object_get(rep, "no_go"), i, m)
 		printf("%s%s", i ? "; " : " -- ", json_string_value(m));
