@@ -179,6 +179,16 @@ static void test_wrong_password_or_unreachable_every_command(void **state)
 			   auth_tgt, env);
 	expect_cmd_failure("inventory", "--cluster=target", "downtgt.yaml", downtgt, 3,
 			   down_tgt, NULL);
+	expect_cmd_failure("offsets", NULL, "badsrc.yaml", badsrc, 3, auth_src, env);
+	expect_cmd_failure("offsets", NULL, "badtgt.yaml", badtgt, 3, auth_tgt, env);
+	expect_cmd_failure("offsets", "--commit", "downtgt.yaml", downtgt, 3, down_tgt, NULL);
+	expect_cmd_failure("validate", NULL, "badsrc.yaml", badsrc, 3, auth_src, env);
+	expect_cmd_failure("validate", NULL, "badtgt.yaml", badtgt, 3, auth_tgt, env);
+	expect_cmd_failure("validate", NULL, "downsrc.yaml", downsrc, 3, down_src, NULL);
+	expect_cmd_failure("replicate", "--until-caught-up", "badsrc.yaml", badsrc, 3, auth_src,
+			   env);
+	expect_cmd_failure("replicate", "--until-caught-up", "downtgt.yaml", downtgt, 3,
+			   down_tgt, NULL);
 	free(downsrc);
 	free(downtgt);
 }
