@@ -810,12 +810,16 @@ bad:
 
 /* ---- changing ACLs and configs --------------------------------------- */
 
-/* CreateAcls of the bindings in arr whose permission is perm (NULL: all).
- * Creating an existing binding is a no-op in Kafka. */
-static km_err_t create_acls(km_kafka_t *ks, const json_t *arr, const char *perm, char *errstr,
-			    size_t errstr_size)
+/* CreateAcls (create) or DeleteAcls with one exact filter per binding, of
+ * the bindings of arr whose permission is perm (NULL: all).  Creating an
+ * existing binding is a no-op in Kafka, and deleting one that is gone
+ * matches nothing, which is success: that is what makes apply and undo
+ * idempotent. */
+static km_err_t change_acls(km_kafka_t *ks, const json_t *arr, const char *perm, bool create,
+			    char *errstr, size_t errstr_size)
 {
-	size_t n = json_array_size(arr), k = 0, i, nr;
+	const char *what = create ? "CreateAcls" : "DeleteAcls";
+	size_t n = json_array_size(arr), k = 0, i, nr = 0;
 	rd_kafka_AclBinding_t **bs = km_calloc(n ? n : 1, sizeof(*bs));
 	rd_kafka_event_t *ev = NULL;
 	km_kafka_call_t call;
@@ -825,7 +829,7 @@ static km_err_t create_acls(km_kafka_t *ks, const json_t *arr, const char *perm,
 	json_array_foreach(arr, i, j) {
 		if (perm && strcmp(jstr(j, "permission") ? jstr(j, "permission") : "", perm))
 			continue;
-		if (!(bs[k] = acl_from_json(j, false, errstr, errstr_size))) {
+		if (!(bs[k] = acl_from_json(j, !create, errstr, errstr_size))) {
 			err = KM_ERR_INVALID_ARG;
 			goto done;
 		}
@@ -833,22 +837,33 @@ static km_err_t create_acls(km_kafka_t *ks, const json_t *arr, const char *perm,
 	}
 	if (!k)
 		goto done;
-	km_kafka_call_begin(ks, RD_KAFKA_ADMIN_OP_CREATEACLS, 0, &call);
-	rd_kafka_CreateAcls(km_kafka_rk(ks), bs, k, call.options, call.q);
-	if ((err = km_kafka_call_wait(ks, &call, RD_KAFKA_EVENT_CREATEACLS_RESULT, "CreateAcls", &ev,
-				      errstr, errstr_size)))
+	km_kafka_call_begin(ks, create ? RD_KAFKA_ADMIN_OP_CREATEACLS : RD_KAFKA_ADMIN_OP_DELETEACLS,
+			    0, &call);
+	if (create)
+		rd_kafka_CreateAcls(km_kafka_rk(ks), bs, k, call.options, call.q);
+	else
+		rd_kafka_DeleteAcls(km_kafka_rk(ks), bs, k, call.options, call.q);
+	if ((err = km_kafka_call_wait(ks, &call,
+				      create ? RD_KAFKA_EVENT_CREATEACLS_RESULT
+					     : RD_KAFKA_EVENT_DELETEACLS_RESULT,
+				      what, &ev, errstr, errstr_size)))
 		goto done;
-	const rd_kafka_acl_result_t **rs =
-		rd_kafka_CreateAcls_result_acls(rd_kafka_event_CreateAcls_result(ev), &nr);
-	for (i = 0; i < nr; i++) {
-		const rd_kafka_error_t *e = rd_kafka_acl_result_error(rs[i]);
+	const rd_kafka_acl_result_t **cr = NULL;
+	const rd_kafka_DeleteAcls_result_response_t **dr = NULL;
+	if (create)
+		cr = rd_kafka_CreateAcls_result_acls(rd_kafka_event_CreateAcls_result(ev), &nr);
+	else
+		dr = rd_kafka_DeleteAcls_result_responses(rd_kafka_event_DeleteAcls_result(ev), &nr);
+	for (i = 0; i < nr && i < k; i++) {
+		const rd_kafka_error_t *e = create ? rd_kafka_acl_result_error(cr[i])
+						   : rd_kafka_DeleteAcls_result_response_error(dr[i]);
 		if (e) {
-			char what[400];
-			snprintf(what, sizeof(what), "CreateAcls of %s %s on '%s' for '%s'",
+			char sub[400];
+			snprintf(sub, sizeof(sub), "%s of %s %s on '%s' for '%s'", what,
 				 rd_kafka_AclPermissionType_name(rd_kafka_AclBinding_permission_type(bs[i])),
 				 rd_kafka_AclOperation_name(rd_kafka_AclBinding_operation(bs[i])),
 				 rd_kafka_AclBinding_name(bs[i]), rd_kafka_AclBinding_principal(bs[i]));
-			err = km_kafka_err(ks, rd_kafka_error_code(e), what, rd_kafka_error_string(e),
+			err = km_kafka_err(ks, rd_kafka_error_code(e), sub, rd_kafka_error_string(e),
 					   errstr, errstr_size);
 			goto done;
 		}
@@ -859,58 +874,6 @@ done:
 	for (i = 0; i < k; i++)
 		rd_kafka_AclBinding_destroy(bs[i]);
 	free(bs);
-	return err;
-}
-
-/* DeleteAcls with one exact filter per binding of arr whose permission is
- * perm (NULL: all).  A binding that is already gone matches nothing, which
- * is success: that is what makes apply and undo idempotent. */
-static km_err_t delete_acls(km_kafka_t *ks, const json_t *arr, const char *perm, char *errstr,
-			    size_t errstr_size)
-{
-	size_t n = json_array_size(arr), k = 0, i, nr;
-	rd_kafka_AclBindingFilter_t **fs = km_calloc(n ? n : 1, sizeof(*fs));
-	rd_kafka_event_t *ev = NULL;
-	km_kafka_call_t call;
-	km_err_t err = KM_ERR_OK;
-	json_t *j;
-
-	json_array_foreach(arr, i, j) {
-		if (perm && strcmp(jstr(j, "permission") ? jstr(j, "permission") : "", perm))
-			continue;
-		if (!(fs[k] = acl_from_json(j, true, errstr, errstr_size))) {
-			err = KM_ERR_INVALID_ARG;
-			goto done;
-		}
-		k++;
-	}
-	if (!k)
-		goto done;
-	km_kafka_call_begin(ks, RD_KAFKA_ADMIN_OP_DELETEACLS, 0, &call);
-	rd_kafka_DeleteAcls(km_kafka_rk(ks), fs, k, call.options, call.q);
-	if ((err = km_kafka_call_wait(ks, &call, RD_KAFKA_EVENT_DELETEACLS_RESULT, "DeleteAcls", &ev,
-				      errstr, errstr_size)))
-		goto done;
-	const rd_kafka_DeleteAcls_result_response_t **rs =
-		rd_kafka_DeleteAcls_result_responses(rd_kafka_event_DeleteAcls_result(ev), &nr);
-	for (i = 0; i < nr; i++) {
-		const rd_kafka_error_t *e = rd_kafka_DeleteAcls_result_response_error(rs[i]);
-		if (e) {
-			char what[400];
-			snprintf(what, sizeof(what), "DeleteAcls of the binding on '%s' for '%s'",
-				 rd_kafka_AclBinding_name(fs[i]),
-				 rd_kafka_AclBinding_principal(fs[i]));
-			err = km_kafka_err(ks, rd_kafka_error_code(e), what, rd_kafka_error_string(e),
-					   errstr, errstr_size);
-			goto done;
-		}
-	}
-done:
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	for (i = 0; i < k; i++)
-		rd_kafka_AclBinding_destroy(fs[i]);
-	free(fs);
 	return err;
 }
 
@@ -998,11 +961,11 @@ km_err_t km_fence_apply(km_kafka_t *ks, const json_t *plan, json_t **inversep, c
 		 * first DENY makes the topic deny-by-default; the DENYs exist
 		 * before any ALLOW WRITE is removed, so the fence holds from
 		 * the first step that changes writes. */
-		if ((err = create_acls(ks, json_object_get(plan, "add"), "ALLOW", errstr,
+		if ((err = change_acls(ks, json_object_get(plan, "add"), "ALLOW", true, errstr,
 				       errstr_size)) ||
-		    (err = create_acls(ks, json_object_get(plan, "add"), "DENY", errstr,
+		    (err = change_acls(ks, json_object_get(plan, "add"), "DENY", true, errstr,
 				       errstr_size)) ||
-		    (err = delete_acls(ks, json_object_get(plan, "remove"), NULL, errstr,
+		    (err = change_acls(ks, json_object_get(plan, "remove"), NULL, false, errstr,
 				       errstr_size)))
 			goto done;
 	} else {
@@ -1040,12 +1003,12 @@ km_err_t km_fence_undo(km_kafka_t *ks, const json_t *inverse, char *errstr, size
 		/* The removed ALLOW WRITEs come back before the DENYs go, and
 		 * the DENYs go before the reader ALLOWs, so no principal is
 		 * ever refused more than under the fence. */
-		if ((err = create_acls(ks, json_object_get(inverse, "create"), NULL, errstr,
+		if ((err = change_acls(ks, json_object_get(inverse, "create"), NULL, true, errstr,
 				       errstr_size)) ||
-		    (err = delete_acls(ks, json_object_get(inverse, "delete"), "DENY", errstr,
+		    (err = change_acls(ks, json_object_get(inverse, "delete"), "DENY", false, errstr,
 				       errstr_size)))
 			return err;
-		return delete_acls(ks, json_object_get(inverse, "delete"), "ALLOW", errstr,
+		return change_acls(ks, json_object_get(inverse, "delete"), "ALLOW", false, errstr,
 				   errstr_size);
 	}
 	if (kind && !strcmp(kind, "config") && json_is_array(json_object_get(inverse, "configs")))
