@@ -479,6 +479,17 @@ static void test_config_refused(void **state)
 		usleep(100 * 1000);
 	if (err)
 		fail_msg("plan after the abort: %s", errstr);
+
+	/* A fence that was never applied is not proven, and no canary is
+	 * sent (it would be appended): the proof waits for the cluster to
+	 * describe the fence first. */
+	json_t *proof = NULL;
+	const km_kafka_endpoint_t *as[] = {&ep};
+	int64_t hwm = tk_total_hwm(&plain, x);
+	assert_int_equal(km_fence_prove(ks, &ep, plan, as, 1, 1000, &proof, errstr, sizeof(errstr)),
+			 KM_ERR_NOGO);
+	assert_non_null(strstr(errstr, "not in place"));
+	assert_int_equal(tk_total_hwm(&plain, x), hwm);
 	rd_kafka_destroy(tp);
 	json_decref(plan);
 	json_decref(before);
