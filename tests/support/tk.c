@@ -1,9 +1,11 @@
 #include "tk.h"
 #include "util.h"
+#include "kafka.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -947,4 +949,154 @@ long tk_catch_up(const char *plan, int timeout_ms, ...)
 int64_t tk_mono_ms(void)
 {
 	return now_ms();
+}
+
+json_t *tk_topic_config_sources(const tk_cluster_t *c, const char *topic)
+{
+	rd_kafka_t *rk = tk_admin(c);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+	json_t *out = json_object();
+	size_t n, m;
+
+	rd_kafka_DescribeConfigs(rk, &res, 1, NULL, q);
+	rd_kafka_event_t *ev = wait_ev(q, "DescribeConfigs");
+	const rd_kafka_ConfigResource_t **rs =
+		rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
+	if (n != 1 || rd_kafka_ConfigResource_error(rs[0]))
+		tk_fail("DescribeConfigs %s: %s", topic,
+			n ? rd_kafka_ConfigResource_error_string(rs[0]) : "no result");
+	const rd_kafka_ConfigEntry_t **e = rd_kafka_ConfigResource_configs(rs[0], &m);
+	for (size_t i = 0; i < m; i++) {
+		const char *v = rd_kafka_ConfigEntry_value(e[i]);
+		json_object_set_new(out, rd_kafka_ConfigEntry_name(e[i]),
+				    json_pack("{s:o, s:s}", "value", v ? json_string(v) : json_null(),
+					      "source",
+					      km_kafka_config_source_name(rd_kafka_ConfigEntry_source(e[i]))));
+	}
+	rd_kafka_event_destroy(ev);
+	rd_kafka_ConfigResource_destroy(res);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+	return out;
+}
+
+struct tk_writer_s {
+	rd_kafka_t *rk;
+	char *topic;
+	pthread_t thr;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop;
+	tk_writer_stats_t st;
+};
+
+static void writer_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	tk_writer_t *w = opaque;
+
+	(void)rk;
+	pthread_mutex_lock(&w->lock);
+	if (m->err) {
+		w->st.failed++;
+		w->st.last_err = m->err;
+	} else {
+		w->st.acked++;
+		w->st.last_ack_offset = m->offset;
+	}
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void *writer_main(void *arg)
+{
+	tk_writer_t *w = arg;
+	char val[64];
+
+	for (int64_t seq = 0;; seq++) {
+		pthread_mutex_lock(&w->lock);
+		int stop = w->stop;
+		pthread_mutex_unlock(&w->lock);
+		if (stop)
+			break;
+		snprintf(val, sizeof(val), "w-%lld", (long long)seq);
+		if (!rd_kafka_producev(w->rk, RD_KAFKA_V_TOPIC(w->topic),
+				       RD_KAFKA_V_VALUE(val, strlen(val)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				       RD_KAFKA_V_END)) {
+			pthread_mutex_lock(&w->lock);
+			w->st.sent++;
+			pthread_mutex_unlock(&w->lock);
+		}
+		rd_kafka_poll(w->rk, 20);
+	}
+	return NULL;
+}
+
+tk_writer_t *tk_writer_start(const tk_cluster_t *c, const char *topic, const char **props)
+{
+	tk_writer_t *w = calloc(1, sizeof(*w));
+	rd_kafka_conf_t *cf = conf(c);
+	char err[256];
+
+	set(cf, "enable.idempotence", "true");
+	set(cf, "acks", "all");
+	set(cf, "linger.ms", "5");
+	set(cf, "message.timeout.ms", "30000");
+	for (const char **p = props; p && p[0]; p += 2)
+		set(cf, p[0], p[1]);
+	rd_kafka_conf_set_dr_msg_cb(cf, writer_dr);
+	rd_kafka_conf_set_opaque(cf, w);
+	if (!(w->rk = rd_kafka_new(RD_KAFKA_PRODUCER, cf, err, sizeof(err))))
+		tk_fail("writer producer: %s", err);
+	w->topic = strdup(topic);
+	w->st.last_ack_offset = -1;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	if (pthread_create(&w->thr, NULL, writer_main, w))
+		tk_fail("writer thread: %s", strerror(errno));
+	return w;
+}
+
+void tk_writer_stats(tk_writer_t *w, tk_writer_stats_t *st)
+{
+	char buf[256];
+
+	pthread_mutex_lock(&w->lock);
+	*st = w->st;
+	pthread_mutex_unlock(&w->lock);
+	st->fatal = rd_kafka_fatal_error(w->rk, buf, sizeof(buf));
+}
+
+bool tk_writer_wait(tk_writer_t *w, int64_t acked, int64_t failed, int timeout_ms)
+{
+	int64_t deadline = tk_mono_ms() + timeout_ms;
+	bool ok;
+
+	pthread_mutex_lock(&w->lock);
+	while (!(ok = w->st.acked >= acked && w->st.failed >= failed) && tk_mono_ms() < deadline) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return ok;
+}
+
+void tk_writer_stop(tk_writer_t *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->stop = 1;
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thr, NULL);
+	rd_kafka_flush(w->rk, 10000);
+	rd_kafka_destroy(w->rk);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	free(w->topic);
+	free(w);
 }

@@ -173,4 +173,27 @@ long tk_catch_up(const char *plan, int timeout_ms, ...);
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t tk_mono_ms(void);
 
+/* DescribeConfigs of a topic with where each value comes from: @returns a
+ * new JSON object name -> {value (null when unset/sensitive), source (the
+ * engine's names: "topic", "default", ...)}. */
+json_t *tk_topic_config_sources(const tk_cluster_t *c, const char *topic);
+
+/* A producer that writes continuously on its own thread (one record about
+ * every 20 ms, value "w-<seq>") until tk_writer_stop(): the application
+ * whose writes a fence must stop.  props (key, value, ..., NULL; may be
+ * NULL) are set on top of enable.idempotence=true, acks=all. */
+typedef struct tk_writer_s tk_writer_t;
+typedef struct tk_writer_stats_s {
+	int64_t sent, acked, failed; /* delivery reports so far */
+	int64_t last_ack_offset;     /* -1 before the first ack */
+	rd_kafka_resp_err_t last_err; /* of the last failed delivery */
+	rd_kafka_resp_err_t fatal;    /* rd_kafka_fatal_error(), 0 if none */
+} tk_writer_stats_t;
+tk_writer_t *tk_writer_start(const tk_cluster_t *c, const char *topic, const char **props);
+void tk_writer_stats(tk_writer_t *w, tk_writer_stats_t *st);
+/* Waits up to timeout_ms until at least `acked` acks and `failed` failures
+ * (totals) were reported; @returns true when they were. */
+bool tk_writer_wait(tk_writer_t *w, int64_t acked, int64_t failed, int timeout_ms);
+void tk_writer_stop(tk_writer_t *w);
+
 #endif
