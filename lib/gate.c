@@ -296,12 +296,13 @@ static km_err_t gate_design(gctx_t *g)
 		bool after = plan_run && json_integer_value(json_object_get(apply_run, "id")) >
 						 json_integer_value(json_object_get(plan_run, "id"));
 		bool ok = fresh(g, run_ts(apply_run), "apply", &why);
-		const char *r = why                ? why
-				: !conv           ? "the latest apply did not converge (run `kmigrate "
-						    "apply` again)"
-				: !after && plan_run ? "the latest design was saved after the latest "
-						     "apply (run `kmigrate apply`)"
-						   : NULL;
+		const char *r = why       ? why
+				: !conv  ? "the latest apply did not converge (run `kmigrate apply` "
+					   "again)"
+				: !plan_run ? "unknown: no design in the journal (run `kmigrate plan`)"
+				: !after ? "the latest design was saved after the latest apply (run "
+					   "`kmigrate apply`)"
+					 : NULL;
 		criterion(g, "design.applied", "converged", json_string(summary ? summary : "unknown"),
 			  from_run(apply_run, NULL), g->owner, ok && conv && after, r);
 		free(why);
@@ -673,7 +674,9 @@ static km_err_t gate_validation(gctx_t *g)
 			"validate", &why);
 	list = name_list(bad, 3);
 	if (!why) {
-		if (seen < g->nparts)
+		if (!g->nparts)
+			r = km_strdup("unknown: the wave has no topic on the source");
+		else if (seen < g->nparts)
 			r = km_asprintf("unknown: the latest validation covered %zu of the wave's %zu "
 					"partitions (run `kmigrate validate`)",
 					seen, g->nparts);

@@ -370,6 +370,25 @@ static void test_unreachable_journals_nothing(void **state)
 	free(text);
 }
 
+/* An unknown gate or wave is a usage error, exit 2, nothing journaled. */
+static void test_bad_args(void **state)
+{
+	(void)state;
+	long long n = gate_facts(plan, "gate.cutover");
+	const char *a1[] = {tk_kmigrate(), "gate", "-p", plan, "cutovr", NULL};
+	const char *a2[] = {tk_kmigrate(), "gate", "-p", plan, "--wave", "canery", NULL};
+	char *out, *err;
+	assert_int_equal(tk_run(&out, &err, a1), 2);
+	assert_non_null(strstr(err, "unknown gate 'cutovr'"));
+	free(out);
+	free(err);
+	assert_int_equal(tk_run(&out, &err, a2), 2);
+	assert_non_null(strstr(err, "no wave 'canery'"));
+	free(out);
+	free(err);
+	assert_int_equal(gate_facts(plan, "gate.cutover"), n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_nogo_stale),
 		cmocka_unit_test(test_nogo_no_fence),
 		cmocka_unit_test(test_unreachable_journals_nothing),
+		cmocka_unit_test(test_bad_args),
 	};
 	/* TK_ONLY=glob runs a subset, e.g. while working on one. */
 	if (getenv("TK_ONLY"))
