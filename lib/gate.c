@@ -988,6 +988,62 @@ done:
 	return err;
 }
 
+static bool wave_lists(const km_plan_wave_t *w, const char *producer)
+{
+	for (size_t i = 0; i < w->producers_cnt; i++)
+		if (!strcmp(w->producers[i].name, producer))
+			return true;
+	return false;
+}
+
+/* The producers that write the wave's topics (the plan's `producers[].topics`)
+ * or move with it: each must move with the wave (a producer left behind
+ * keeps writing to a fenced source), and where a topic's rule says
+ * `duplicates: none` it must be declared idempotent -- undeclared is
+ * unknown, so NO-GO: a retried write after the switch could duplicate. */
+static km_err_t gate_producers(gctx_t *g)
+{
+	for (size_t i = 0; i < g->plan->producers_cnt; i++) {
+		const km_plan_producer_t *p = &g->plan->producers[i];
+		bool listed = g->wave && wave_lists(g->wave, p->name);
+		const char *wt = NULL, *dup = NULL;
+		char name[300], *r = NULL;
+
+		for (size_t t = 0; t < p->topics_cnt; t++) {
+			if (!in_wave(g, p->topics[t]))
+				continue;
+			if (!wt)
+				wt = p->topics[t];
+			const km_plan_rule_t *rule = km_plan_topic_rule(g->plan, p->topics[t]);
+			if (!dup && rule && rule->duplicates == KM_PLAN_DUPLICATES_NONE &&
+			    p->idempotence != KM_PLAN_YES)
+				dup = p->topics[t];
+		}
+		if (!wt && !listed)
+			continue;
+		if (g->wave && !listed)
+			r = km_asprintf("producer '%s' writes '%s' of this wave but is not in the "
+					"wave's producers: it would keep writing to the fenced "
+					"source (add it to the wave)",
+					p->name, wt);
+		else if (dup && p->idempotence == KM_PLAN_UNSET)
+			r = km_asprintf("unknown: producer '%s' does not declare idempotence and "
+					"topic '%s' says duplicates: none (declare idempotence)",
+					p->name, dup);
+		else if (dup)
+			r = km_asprintf("producer '%s' is not idempotent and topic '%s' says "
+					"duplicates: none",
+					p->name, dup);
+		snprintf(name, sizeof(name), "cutover.producer:%s", p->name);
+		criterion(g, name, "moves with the wave; idempotent where duplicates: none",
+			  json_pack("{s:b, s:s}", "in_wave", listed || !g->wave, "idempotence",
+				    km_plan_tri_str(p->idempotence)),
+			  evidence(NULL, NULL, 0, "plan"), p->owner ? p->owner : g->owner, !r, r);
+		free(r);
+	}
+	return KM_ERR_OK;
+}
+
 typedef km_err_t (*gate_fn_t)(gctx_t *g);
 
 static const struct {
@@ -1014,6 +1070,8 @@ static km_err_t gate_cutover(gctx_t *g)
 	}
 	g->gate = "cutover";
 	if ((err = gate_inventory(g)))
+		return err;
+	if ((err = gate_producers(g)))
 		return err;
 	/* Someone decides GO: the wave's owner or the target's. */
 	criterion(g, "cutover.owner", "an owner for the wave (wave owner or target.owner)",

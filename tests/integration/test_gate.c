@@ -370,6 +370,61 @@ static void test_unreachable_journals_nothing(void **state)
 	free(text);
 }
 
+/* @returns s with the first `from` replaced by `to` (owned). */
+static char *replace(const char *s, const char *from, const char *to)
+{
+	const char *at = strstr(s, from);
+	assert_non_null(at);
+	return km_asprintf("%.*s%s%s", (int)(at - s), s, to, at + strlen(from));
+}
+
+/* A producer of the canary topic whose rule says duplicates: none: with
+ * idempotence undeclared, unknown, NO-GO; declared true, GO.  Left out of
+ * the wave, NO-GO (it would keep writing to the fenced source). */
+static void test_nogo_producer_idempotence_undeclared(void **state)
+{
+	int rc;
+	int64_t before[4];
+	(void)state;
+
+	char *text = tk_read_file(plan, NULL);
+	char rule[200];
+	snprintf(rule, sizeof(rule), "  rules:\n    - {match: \"^%s$\", duplicates: none, owner: qa}\n",
+		 A);
+	char *t1 = replace(text, "  rules:\n", rule);
+	char *t2 = replace(t1, "consumers: [reader-a], owner:",
+			   "consumers: [reader-a], producers: [writer-a], owner:");
+	char *prod = km_asprintf("producers:\n  - {name: writer-a, topics: [%s], owner: team-a, "
+				 "validation: \"writes on the target\"%%s}\ncutover:\n",
+				 A);
+	char *undeclared = km_asprintf(prod, "");
+	char *t3 = replace(t2, "cutover:\n", undeclared);
+	char *p1 = tk_write_file(dir, "producer.yaml", t3);
+	hwms(before);
+	json_t *rep = gate_json(p1, "cutover", "canary", &rc);
+	assert_int_equal(rc, 1);
+	assert_crit(rep, "cutover.producer:writer-a", "NO-GO",
+		    "does not declare idempotence and topic");
+	json_decref(rep);
+
+	char *declared = km_asprintf(prod, ", idempotence: true");
+	char *t4 = replace(t2, "cutover:\n", declared);
+	char *p2 = tk_write_file(dir, "producer2.yaml", t4);
+	rep = gate_json(p2, "cutover", "canary", &rc);
+	assert_crit(rep, "cutover.producer:writer-a", "GO", NULL);
+	json_decref(rep);
+
+	char *t5 = replace(t1, "cutover:\n", declared);
+	char *p3 = tk_write_file(dir, "producer3.yaml", t5);
+	rep = gate_json(p3, "cutover", "canary", &rc);
+	assert_int_equal(rc, 1);
+	assert_crit(rep, "cutover.producer:writer-a", "NO-GO", "is not in the wave's producers");
+	json_decref(rep);
+	assert_untouched(before);
+	free(text), free(t1), free(t2), free(t3), free(t4), free(t5), free(prod);
+	free(undeclared), free(declared), free(p1), free(p2), free(p3);
+}
+
 /* An unknown gate or wave is a usage error, exit 2, nothing journaled. */
 static void test_bad_args(void **state)
 {
@@ -398,6 +453,7 @@ int main(void)
 		cmocka_unit_test(test_nogo_undeclared_group),
 		cmocka_unit_test(test_nogo_stale),
 		cmocka_unit_test(test_nogo_no_fence),
+		cmocka_unit_test(test_nogo_producer_idempotence_undeclared),
 		cmocka_unit_test(test_unreachable_journals_nothing),
 		cmocka_unit_test(test_bad_args),
 	};
