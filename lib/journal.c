@@ -387,6 +387,87 @@ static km_err_t rows(km_journal_t *jr, const char *sql, json_t **outp,
 	return KM_ERR_OK;
 }
 
+km_err_t km_journal_last_run(km_journal_t *jr, const char *command, int ended_only,
+			     const char *with_kind, json_t **runp, char *errstr,
+			     size_t errstr_size)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*runp = NULL;
+	if (sqlite3_prepare_v2(jr->db,
+			       "SELECT id, command, args, started_ms, ended_ms, exit_code, summary "
+			       "FROM runs r WHERE command=?1 AND (?2 = 0 OR ended_ms IS NOT NULL) "
+			       "AND (?3 IS NULL OR EXISTS (SELECT 1 FROM facts f WHERE "
+			       "f.run_id=r.id AND f.kind=?3)) ORDER BY id DESC LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return dberr(jr, errstr, errstr_size, "prepare");
+	sqlite3_bind_text(st, 1, command, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 2, ended_only ? 1 : 0);
+	if (with_kind)
+		sqlite3_bind_text(st, 3, with_kind, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, 3);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*runp = json_object();
+		for (int i = 0; i < sqlite3_column_count(st); i++)
+			json_object_set_new(*runp, sqlite3_column_name(st, i), col_json(st, i));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return dberr(jr, errstr, errstr_size, "read");
+	return KM_ERR_OK;
+}
+
+km_err_t km_journal_facts(km_journal_t *jr, int64_t run_id, const char *kind, json_t **factsp,
+			  char *errstr, size_t errstr_size)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *arr = json_array();
+	json_error_t jerr;
+	km_err_t err = KM_ERR_OK;
+	int rc;
+
+	*factsp = NULL;
+	if (sqlite3_prepare_v2(jr->db,
+			       "SELECT id, run_id, ts_ms, kind, subject, verdict, body FROM facts "
+			       "WHERE (?1 = 0 OR run_id = ?1) AND (?2 IS NULL OR kind = ?2) "
+			       "ORDER BY id",
+			       -1, &st, NULL) != SQLITE_OK) {
+		json_decref(arr);
+		return dberr(jr, errstr, errstr_size, "prepare");
+	}
+	sqlite3_bind_int64(st, 1, run_id);
+	if (kind)
+		sqlite3_bind_text(st, 2, kind, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, 2);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *row = json_object(), *body;
+		for (int i = 0; i < 6; i++)
+			json_object_set_new(row, sqlite3_column_name(st, i), col_json(st, i));
+		body = json_loads((const char *)sqlite3_column_text(st, 6), 0, &jerr);
+		if (!body) {
+			err = km_seterr(errstr, errstr_size, KM_ERR_JOURNAL,
+					"journal '%s': fact %lld is not valid JSON: %s", jr->path,
+					(long long)sqlite3_column_int64(st, 0), jerr.text);
+			json_decref(row);
+			break;
+		}
+		json_object_set_new(row, "body", body);
+		json_array_append_new(arr, row);
+	}
+	sqlite3_finalize(st);
+	if (!err && rc != SQLITE_DONE)
+		err = dberr(jr, errstr, errstr_size, "read");
+	if (err)
+		json_decref(arr);
+	else
+		*factsp = arr;
+	return err;
+}
+
 km_err_t km_journal_summary(km_journal_t *jr, json_t **outp, char *errstr,
 			    size_t errstr_size)
 {

@@ -75,6 +75,22 @@ km_err_t km_journal_snapshot_get(km_journal_t *jr, const char *kind,
 				 int64_t *ts_msp, char *errstr,
 				 size_t errstr_size);
 
+/* The latest run of command (the highest id), or NULL in *runp when there
+ * is none.  ended_only: skip runs that have not ended (still running, or
+ * killed).  with_kind: only runs that recorded at least one fact of that
+ * kind (NULL: any).  *runp is a new object {"id", "command", "args",
+ * "started_ms", "ended_ms" (null while running), "exit_code", "summary"}. */
+km_err_t km_journal_last_run(km_journal_t *jr, const char *command, int ended_only,
+			     const char *with_kind, json_t **runp, char *errstr,
+			     size_t errstr_size);
+
+/* The facts of one run (run_id > 0) or of every run (run_id 0), of kind
+ * (NULL: every kind), oldest first.  *factsp is a new array of {"id",
+ * "run_id", "ts_ms", "kind", "subject", "verdict", "body"} with body
+ * parsed (a body that is not JSON is an error: the journal is damaged). */
+km_err_t km_journal_facts(km_journal_t *jr, int64_t run_id, const char *kind, json_t **factsp,
+			  char *errstr, size_t errstr_size);
+
 /* Summarises what the journal knows: schema version, runs, the latest fact
  * per kind and subject, snapshots.  @returns a new JSON object in *outp. */
 km_err_t km_journal_summary(km_journal_t *jr, json_t **outp, char *errstr,

@@ -473,7 +473,9 @@ km_err_t km_mapstore_read_progress(const km_kafka_endpoint_t *tgt, const char *t
 				   km_mapstore_t **msp, char *errstr, size_t errstr_size)
 {
 	km_mapstore_t *ms = km_mapstore_new();
-	km_err_t err = read_to_end(tgt, t_progress, k, 1, 'p', ms, errstr, errstr_size);
+	/* k < 0: every partition (km_mapstore_read_progress_all). */
+	km_err_t err = read_to_end(tgt, t_progress, k < 0 ? 0 : k, k < 0 ? -1 : 1, 'p', ms, errstr,
+				   errstr_size);
 
 	if (err) {
 		km_mapstore_destroy(ms);
@@ -481,6 +483,12 @@ km_err_t km_mapstore_read_progress(const km_kafka_endpoint_t *tgt, const char *t
 	}
 	*msp = ms;
 	return err;
+}
+
+km_err_t km_mapstore_read_progress_all(const km_kafka_endpoint_t *tgt, const char *t_progress,
+				       km_mapstore_t **msp, char *errstr, size_t errstr_size)
+{
+	return km_mapstore_read_progress(tgt, t_progress, -1, msp, errstr, errstr_size);
 }
 
 km_err_t km_mapstore_open(const char *migration, const char *direction,

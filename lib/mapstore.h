@@ -105,6 +105,11 @@ km_err_t km_mapstore_open(const char *migration, const char *direction,
 km_err_t km_mapstore_read_progress(const km_kafka_endpoint_t *tgt, const char *t_progress, int k,
 				   km_mapstore_t **msp, char *errstr, size_t errstr_size);
 
+/* Reads every partition of the progress topic to its end (read_committed):
+ * the last committed progress of every source partition, in one pass. */
+km_err_t km_mapstore_read_progress_all(const km_kafka_endpoint_t *tgt, const char *t_progress,
+				       km_mapstore_t **msp, char *errstr, size_t errstr_size);
+
 /* The runs of one source partition (empty when none were read); valid until
  * km_mapstore_destroy. */
 const km_offmap_t *km_mapstore_offmap(const km_mapstore_t *ms, const char *topic, int partition);

@@ -60,6 +60,7 @@ _Static_assert(sizeof(km_plan_naming_mode_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(km_plan_restart_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(km_plan_tri_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(km_plan_isolation_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(km_plan_fence_t) == sizeof(int), "enum size");
 
 /*
  * Enum tables: the spelling in the plan and the value.  The first row of
@@ -103,6 +104,11 @@ static const enumval_t restart_vals[] = {
 	{"latest", KM_PLAN_RESTART_LATEST},
 	{"timestamp", KM_PLAN_RESTART_TIMESTAMP},
 	{NULL, 0}};
+/* cutover.fence; "undeclared" (the zero value) cannot be written. */
+static const enumval_t fence_vals[] = {{"acl", KM_PLAN_FENCE_ACL},
+				       {"config", KM_PLAN_FENCE_CONFIG},
+				       {"external", KM_PLAN_FENCE_EXTERNAL},
+				       {NULL, 0}};
 /* librdkafka's sasl.mechanism spellings (upper case). */
 static const char *const sasl_mechanisms[] = {"SCRAM-SHA-512", "SCRAM-SHA-256",
 					      "PLAIN", NULL};
@@ -436,6 +442,36 @@ static int parse_double(const char *s, double *out)
 	return 0;
 }
 
+/* A duration in seconds: an integer (seconds), or digits followed by one
+ * unit s, m, h or d ("30m").  Plain or quoted: "30m" needs no quotes in
+ * YAML, and a quoted "3600" means the same as 3600.  @returns -1 when s is
+ * not a duration or overflows. */
+static int parse_duration(const char *s, int64_t *secp)
+{
+	int64_t v = 0, mult = 1;
+	const char *c = s;
+
+	if (!isdigit((unsigned char)*c))
+		return -1;
+	for (; isdigit((unsigned char)*c); c++) {
+		if (v > (INT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (*c - '0');
+	}
+	switch (*c) {
+	case '\0': break;
+	case 's': mult = 1; c++; break;
+	case 'm': mult = 60; c++; break;
+	case 'h': mult = 3600; c++; break;
+	case 'd': mult = 86400; c++; break;
+	default: return -1;
+	}
+	if (*c || v > INT64_MAX / mult)
+		return -1;
+	*secp = v * mult;
+	return 0;
+}
+
 /* --------------------------------------------------------------------- */
 /* Paths                                                                 */
 
@@ -471,6 +507,8 @@ typedef enum {
 	T_DBL,       /* double, finite */
 	T_ENUM,      /* an enum from ev */
 	T_STRLIST,   /* char ** + size_t at cnt_off */
+	T_NAMELIST,  /* km_plan_name_t * + size_t at cnt_off */
+	T_DUR,       /* int64_t seconds in [min, max]: 90, "30s", "30m", "2h", "1d" */
 	T_KV,        /* km_plan_kv_t * + size_t at cnt_off */
 	T_REGEX,     /* km_plan_regex_t */
 	T_REGEXLIST, /* km_plan_regex_t * + size_t at cnt_off */
@@ -613,6 +651,16 @@ static void schema_free(const schema_t *sc, void *obj)
 			setn(obj, f->cnt_off, 0);
 			break;
 		}
+		case T_NAMELIST: {
+			km_plan_name_t *v = getp(obj, f->off);
+			n = getn(obj, f->cnt_off);
+			for (j = 0; j < n; j++)
+				free(v[j].name);
+			free(v);
+			setp(obj, f->off, NULL);
+			setn(obj, f->cnt_off, 0);
+			break;
+		}
 		case T_KV: {
 			km_plan_kv_t *kv = getp(obj, f->off);
 			n = getn(obj, f->cnt_off);
@@ -650,6 +698,7 @@ static void schema_free(const schema_t *sc, void *obj)
 		case T_TRI:
 		case T_BOOL:
 		case T_I64:
+		case T_DUR:
 		case T_INT:
 		case T_DBL:
 		case T_ENUM:
@@ -947,9 +996,14 @@ static km_err_t decode_list(ctx_t *cx, const field_t *f, yaml_node_t *val,
 	km_err_t err;
 
 	switch (f->type) {
-	case T_STRLIST: {
-		char **v = km_calloc(n, sizeof(*v));
-		setp(obj, f->off, v);
+	case T_STRLIST:
+	case T_NAMELIST: {
+		/* The same items either way; a name list also keeps where
+		 * each was written, for messages about what it refers to. */
+		bool names = f->type == T_NAMELIST;
+		char **v = names ? NULL : km_calloc(n, sizeof(*v));
+		km_plan_name_t *nv = names ? km_calloc(n, sizeof(*nv)) : NULL;
+		setp(obj, f->off, names ? (void *)nv : (void *)v);
 		for (i = 0; i < n; i++) {
 			yaml_node_t *item = node_at(cx, items[i]);
 			const char *s;
@@ -964,7 +1018,12 @@ static km_err_t decode_list(ctx_t *cx, const field_t *f, yaml_node_t *val,
 					    q(cx, ipath));
 			if (f->check && (err = f->check(cx, item, s, ipath)))
 				return err;
-			v[i] = km_strdup(s);
+			if (names) {
+				nv[i].pos = npos(item);
+				nv[i].name = km_strdup(s);
+			} else {
+				v[i] = km_strdup(s);
+			}
 			setn(obj, f->cnt_off, i + 1);
 		}
 		return KM_ERR_OK;
@@ -1122,7 +1181,25 @@ static km_err_t decode_field(ctx_t *cx, const field_t *f, yaml_node_t *key,
 		return err;
 	}
 
+	case T_DUR:
+		if (!is_null(val) && val->type == YAML_SCALAR_NODE &&
+		    !parse_duration(sval(val), &i64)) {
+			if (i64 < f->min || i64 > f->max)
+				return perr(cx, npos(val),
+					    "'%s' must be between %lld and %lld "
+					    "seconds, got %lld",
+					    q(cx, path), (long long)f->min,
+					    (long long)f->max, (long long)i64);
+			memcpy(at(obj, f->off), &i64, sizeof(i64));
+			return KM_ERR_OK;
+		}
+		return perr(cx, npos(val),
+			    "expected a duration for '%s' (seconds, or a "
+			    "number with s, m, h or d such as 30m), got %s",
+			    q(cx, path), describe(cx, val));
+
 	case T_STRLIST:
+	case T_NAMELIST:
 	case T_REGEXLIST:
 	case T_LIST:
 		if (is_null(val))
@@ -1896,6 +1973,7 @@ static void init_gates(void *obj)
 	g->max_mismatches = 0;
 	g->large_message_ratio = 0.9;
 	g->many_partitions = 64;
+	g->max_evidence_age = 3600;
 }
 
 static const field_t gates_fields[] = {
@@ -1909,6 +1987,9 @@ static const field_t gates_fields[] = {
 	    large_message_ratio),
 	FLD(km_plan_gates_t, "many_partitions", T_INT, many_partitions,
 	    .min = 1, .max = INT_MAX),
+	/* A year at most: evidence older than that is no evidence. */
+	FLD(km_plan_gates_t, "max_evidence_age", T_DUR, max_evidence_age,
+	    .min = 1, .max = 366 * 86400),
 };
 
 static const schema_t gates_schema;
@@ -1969,6 +2050,75 @@ static const schema_t replication_schema = {
 	"replication", sizeof(km_plan_replication_t), replication_fields,
 	NFIELDS(replication_fields), NULL, NULL};
 
+/* cutover.waves[] */
+static const field_t wave_fields[] = {
+	FLD(km_plan_wave_t, "name", T_STR, name, .flags = F_REQ),
+	LST(km_plan_wave_t, "topics", T_NAMELIST, topics),
+	FLD(km_plan_wave_t, "all", T_BOOL, all),
+	LST(km_plan_wave_t, "producers", T_NAMELIST, producers),
+	LST(km_plan_wave_t, "consumers", T_NAMELIST, consumers),
+	LST(km_plan_wave_t, "groups", T_NAMELIST, groups),
+	FLD(km_plan_wave_t, "owner", T_STR, owner),
+};
+
+static const schema_t wave_schema;
+
+static km_err_t check_wave(ctx_t *cx, const yaml_node_t *map, void *obj,
+			   yaml_node_t *const *keys, yaml_node_t *const *vals,
+			   const char *path)
+{
+	km_plan_wave_t *w = obj;
+	yaml_node_t *kt = by_key(&wave_schema, keys, "topics");
+	yaml_node_t *ka = by_key(&wave_schema, keys, "all");
+	size_t i;
+
+	(void)vals;
+	for (i = 0; i < w->topics_cnt; i++) {
+		if (!strcmp(w->topics[i].name, "all")) {
+			w->all = true;
+		} else if (!topic_name_ok(w->topics[i].name)) {
+			/* Waves name topics exactly: a pattern here would be
+			 * a second, silent scope. */
+			return perr(cx, w->topics[i].pos,
+				    "invalid topic name '%s' in '%s.topics': "
+				    "waves list exact topic names (or all)",
+				    q(cx, w->topics[i].name), path);
+		}
+	}
+	if (!kt && !ka && !strcmp(w->name, "all"))
+		w->all = true;
+	if (!w->all && !w->topics_cnt)
+		return perr(cx, npos(map),
+			    "wave '%s' in '%s' moves no topic: list its "
+			    "'topics', or write 'all: true' for every topic "
+			    "no earlier wave takes",
+			    q(cx, w->name), path);
+	return KM_ERR_OK;
+}
+
+static const schema_t wave_schema = {"a cutover wave", sizeof(km_plan_wave_t),
+				     wave_fields, NFIELDS(wave_fields), NULL,
+				     check_wave};
+
+/* cutover: */
+static void init_cutover(void *obj)
+{
+	km_plan_cutover_t *c = obj;
+	c->fence = KM_PLAN_FENCE_UNDECLARED;
+	c->quiet_period = 10;
+}
+
+static const field_t cutover_fields[] = {
+	LST(km_plan_cutover_t, "waves", T_LIST, waves, .sub = &wave_schema),
+	FLD(km_plan_cutover_t, "fence", T_ENUM, fence, .ev = fence_vals),
+	FLD(km_plan_cutover_t, "fence_owner", T_STR, fence_owner),
+	FLD(km_plan_cutover_t, "quiet_period", T_DUR, quiet_period, .min = 1,
+	    .max = 86400),
+};
+static const schema_t cutover_schema = {
+	"cutover", sizeof(km_plan_cutover_t), cutover_fields,
+	NFIELDS(cutover_fields), init_cutover, NULL};
+
 /* The top level. */
 static const field_t plan_fields[] = {
 	FLD(km_plan_t, "migration", T_STR, migration, .flags = F_REQ,
@@ -1996,6 +2146,7 @@ static const field_t plan_fields[] = {
 	FLD(km_plan_t, "rollback", T_MAP, rollback, .sub = &rollback_schema),
 	FLD(km_plan_t, "replication", T_MAP, replication,
 	    .sub = &replication_schema),
+	FLD(km_plan_t, "cutover", T_MAP, cutover, .sub = &cutover_schema),
 };
 static const schema_t plan_schema = {"the plan", sizeof(km_plan_t),
 				     plan_fields, NFIELDS(plan_fields), NULL,
@@ -2036,6 +2187,120 @@ static km_err_t check_unique(ctx_t *cx, const void *items, size_t n,
 	     q(cx, v[i].name), list, p1->line);
 	free(v);
 	return KM_ERR_PLAN;
+}
+
+/* @returns whether name is one of n names at off in items of size. */
+static bool declared(const void *items, size_t n, size_t size, size_t off,
+		     const char *name)
+{
+	const char *s;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		memcpy(&s, (const char *)items + i * size + off, sizeof(s));
+		if (!strcmp(s, name))
+			return true;
+	}
+	return false;
+}
+
+/* A wave's references name what the plan declares; a name nobody declared
+ * would move (or gate) nothing, silently.  Suggests a close declared name. */
+static km_err_t check_refs(ctx_t *cx, const km_plan_name_t *refs, size_t n,
+			   const void *items, size_t cnt, size_t size,
+			   size_t off, const char *path, const char *list)
+{
+	const char *best, *s;
+	size_t i, j, bestd;
+
+	for (i = 0; i < n; i++) {
+		if (declared(items, cnt, size, off, refs[i].name))
+			continue;
+		best = NULL;
+		bestd = SIZE_MAX;
+		for (j = 0; j < cnt; j++) {
+			memcpy(&s, (const char *)items + j * size + off,
+			       sizeof(s));
+			suggest(refs[i].name, s, &best, &bestd);
+		}
+		return perr(cx, refs[i].pos,
+			    "'%s[%zu]' names '%s', which '%s' does not "
+			    "declare: declare it there, or fix the name%s%s%s",
+			    path, i, q(cx, refs[i].name), list,
+			    best ? " (did you mean '" : "", best ? best : "",
+			    best ? "'?)" : "");
+	}
+	return KM_ERR_OK;
+}
+
+static km_err_t check_waves(ctx_t *cx, km_plan_t *plan)
+{
+	const km_plan_cutover_t *co = &plan->cutover;
+	char path[128];
+	km_err_t err;
+	size_t w, i, v, j;
+
+	if ((err = check_unique(cx, co->waves, co->waves_cnt,
+				sizeof(km_plan_wave_t),
+				offsetof(km_plan_wave_t, name), "wave name",
+				"cutover.waves")))
+		return err;
+	for (w = 0; w < co->waves_cnt; w++) {
+		const km_plan_wave_t *wv = &co->waves[w];
+
+#define REFS(member, arr, type, field, list)                                   \
+	do {                                                                   \
+		snprintf(path, sizeof(path), "cutover.waves[%zu]." #member, w);  \
+		if ((err = check_refs(cx, wv->member, wv->member##_cnt,        \
+				      plan->arr, plan->arr##_cnt, sizeof(type), \
+				      offsetof(type, field), path, list)))     \
+			return err;                                            \
+	} while (0)
+		REFS(producers, producers, km_plan_producer_t, name,
+		     "producers");
+		REFS(consumers, consumers, km_plan_consumer_t, name,
+		     "consumers");
+		REFS(groups, groups, km_plan_group_t, id, "consumer_groups");
+#undef REFS
+		/* An `all` wave takes every topic left: nothing comes after
+		 * it but waves that would move nothing. */
+		if (w > 0 && co->waves[w - 1].all)
+			return perr(cx, wv->pos,
+				    "wave '%s' comes after wave '%s', which "
+				    "already takes every remaining topic: make "
+				    "'%s' the last wave",
+				    q(cx, wv->name), q(cx, co->waves[w - 1].name),
+				    q(cx, co->waves[w - 1].name));
+		for (i = 0; i < wv->topics_cnt; i++) {
+			const km_plan_name_t *t = &wv->topics[i];
+			if (!strcmp(t->name, "all"))
+				continue;
+			if (!km_plan_topic_in_scope(plan, t->name))
+				return perr(cx, t->pos,
+					    "topic '%s' of wave '%s' is not in "
+					    "the migration's scope (topics.include"
+					    "/exclude): fix the name or the scope",
+					    q(cx, t->name), q(cx, wv->name));
+			/* One topic, one wave: write authority moves once. */
+			for (v = 0; v <= w; v++)
+				for (j = 0; j < co->waves[v].topics_cnt &&
+					    (v < w || j < i);
+				     j++)
+					if (!strcmp(co->waves[v].topics[j].name,
+						    t->name))
+						return perr(
+							cx, t->pos,
+							"topic '%s' is in wave "
+							"'%s' and again in wave "
+							"'%s' (line %d): a topic "
+							"moves in one wave",
+							q(cx, t->name),
+							q(cx, co->waves[v].name),
+							q(cx, wv->name),
+							co->waves[v].topics[j].pos.line);
+		}
+	}
+	return KM_ERR_OK;
 }
 
 static km_err_t finish(ctx_t *cx, km_plan_t *plan)
@@ -2090,7 +2355,7 @@ static km_err_t finish(ctx_t *cx, km_plan_t *plan)
 	}
 	if (!plan->journal)
 		plan->journal = resolve_path(plan->dir, "kmigrate.db");
-	return KM_ERR_OK;
+	return check_waves(cx, plan);
 }
 
 /* --------------------------------------------------------------------- */
@@ -2544,6 +2809,43 @@ const char *km_plan_naming_mode_str(km_plan_naming_mode_t mode)
 const char *km_plan_restart_str(km_plan_restart_t restart)
 {
 	return enum_name(restart_vals, (int)restart);
+}
+
+const char *km_plan_fence_str(km_plan_fence_t fence)
+{
+	return fence == KM_PLAN_FENCE_UNDECLARED ? "undeclared"
+						 : enum_name(fence_vals, (int)fence);
+}
+
+const km_plan_wave_t *km_plan_wave(const km_plan_t *plan, const char *name)
+{
+	for (size_t i = 0; i < plan->cutover.waves_cnt; i++)
+		if (!strcmp(plan->cutover.waves[i].name, name))
+			return &plan->cutover.waves[i];
+	return NULL;
+}
+
+static bool wave_names(const km_plan_wave_t *w, const char *topic)
+{
+	for (size_t i = 0; i < w->topics_cnt; i++)
+		if (!strcmp(w->topics[i].name, topic))
+			return true;
+	return false;
+}
+
+bool km_plan_wave_has_topic(const km_plan_t *plan, const km_plan_wave_t *w,
+			    const char *topic)
+{
+	if (!km_plan_topic_in_scope(plan, topic))
+		return false;
+	if (wave_names(w, topic))
+		return true;
+	if (!w->all)
+		return false;
+	for (const km_plan_wave_t *e = plan->cutover.waves; e < w; e++)
+		if (wave_names(e, topic))
+			return false;
+	return true;
 }
 
 const char *km_plan_tri_str(km_plan_tri_t tri)

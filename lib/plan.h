@@ -231,7 +231,57 @@ typedef struct km_plan_gates_s {
 	int64_t max_mismatches;     /* >= 0, default 0 */
 	double large_message_ratio; /* in (0, 1], default 0.9 */
 	int many_partitions;        /* >= 1, default 64 */
+	/* Seconds; evidence older than this is stale, and a gate reading it
+	 * says NO-GO (default 3600). */
+	int64_t max_evidence_age;
 } km_plan_gates_t;
+
+/* A name in a list that refers to something declared elsewhere in the plan
+ * (a wave's producers, consumers, groups and topics), with where it was
+ * written, so that a dangling reference is reported at its own line. */
+typedef struct km_plan_name_s {
+	km_plan_pos_t pos;
+	char *name;
+} km_plan_name_t;
+
+/* One cutover wave (`cutover.waves[]`): the topics whose write authority
+ * moves together, and the clients and groups that move with them.  Waves
+ * are cut over in plan order. */
+typedef struct km_plan_wave_s {
+	km_plan_pos_t pos;
+	char *name;
+	/* Exact source topic names, each in scope and in no earlier wave. */
+	km_plan_name_t *topics;
+	size_t topics_cnt;
+	/* Every in-scope topic that no earlier wave names: `all: true`, a
+	 * topic written `all`, or a wave named `all` without `topics`. */
+	bool all;
+	km_plan_name_t *producers; /* names from `producers:` */
+	size_t producers_cnt;
+	km_plan_name_t *consumers; /* names from `consumers:` */
+	size_t consumers_cnt;
+	km_plan_name_t *groups; /* ids from `consumer_groups:` */
+	size_t groups_cnt;
+	char *owner; /* who decides GO for this wave, or NULL */
+} km_plan_wave_t;
+
+/* How the source is fenced at cutover (`cutover.fence`). */
+typedef enum {
+	KM_PLAN_FENCE_UNDECLARED = 0, /* unknown: the gates say NO-GO */
+	KM_PLAN_FENCE_ACL,            /* DENY WRITE ACLs on the source */
+	KM_PLAN_FENCE_CONFIG,         /* a topic-configuration fence */
+	KM_PLAN_FENCE_EXTERNAL        /* someone else's (network, proxy, ...) */
+} km_plan_fence_t;
+
+/* `cutover:` -- how write authority moves to the target. */
+typedef struct km_plan_cutover_s {
+	km_plan_pos_t pos;
+	km_plan_wave_t *waves;
+	size_t waves_cnt;
+	km_plan_fence_t fence; /* no default */
+	char *fence_owner;     /* who owns (and, if external, applies) it */
+	int64_t quiet_period;  /* seconds the source must stay still; 10 */
+} km_plan_cutover_t;
 
 /* `replication:` -- how replicate copies; all optional. */
 typedef struct km_plan_replication_s {
@@ -286,6 +336,7 @@ typedef struct km_plan_s {
 	km_plan_gates_t gates;
 	km_plan_rollback_t rollback;
 	km_plan_replication_t replication;
+	km_plan_cutover_t cutover;
 } km_plan_t;
 
 /*
@@ -368,6 +419,15 @@ const char *km_plan_duplicates_str(km_plan_duplicates_t duplicates);
 const char *km_plan_replay_str(km_plan_replay_t replay);
 const char *km_plan_naming_mode_str(km_plan_naming_mode_t mode);
 const char *km_plan_restart_str(km_plan_restart_t restart);
+/* "acl", "config", "external" or "undeclared". */
+const char *km_plan_fence_str(km_plan_fence_t fence);
+/* The wave named name, or NULL. */
+const km_plan_wave_t *km_plan_wave(const km_plan_t *plan, const char *name);
+/* Whether in-scope topic `topic` belongs to wave w: named by it, or w is an
+ * `all` wave and no earlier wave names the topic.  A topic out of scope
+ * belongs to no wave. */
+bool km_plan_wave_has_topic(const km_plan_t *plan, const km_plan_wave_t *w,
+			    const char *topic);
 /* "true", "false" or "unset". */
 const char *km_plan_tri_str(km_plan_tri_t tri);
 

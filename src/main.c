@@ -110,6 +110,17 @@ static const cmd_t commands[] = {
 	 "NO-GO.  --sample P digests only records whose source offset hashes below\n"
 	 "P% and labels the verdict sampled.  The verdict (gates.max_mismatches)\n"
 	 "and the facts are journaled.  Exit 0 on GO, 1 on NO-GO.\n"},
+	{"gate", cmd_gate, CLI_NEED_PLAN | CLI_NEED_JOURNAL | CLI_NEED_SOURCE | CLI_NEED_TARGET,
+	 "-p PLAN [NAME] [--wave W]",
+	 "evaluate a gate: GO / NO-GO with threshold, measurement, evidence, owner",
+	 "Evaluates gate NAME (design, compatibility, replication, validation,\n"
+	 "offsets, rollback-ready, or cutover = all of them plus the inventory's\n"
+	 "owners and validation methods; default cutover) for the topics of wave W\n"
+	 "(default: every topic in scope).  Each criterion shows the plan's\n"
+	 "threshold, the measured value, the evidence (journal run and fact, when,\n"
+	 "by which command, or measured live), the owner and the verdict.  Unknown\n"
+	 "is NO-GO; evidence older than gates.max_evidence_age is NO-GO.  The\n"
+	 "verdict is journaled as fact gate.NAME.  Exit 0 on GO, 1 on NO-GO.\n"},
 	{"status", cmd_status, CLI_NEED_PLAN | CLI_NEED_JOURNAL, "-p PLAN",
 	 "show what the journal knows so far",
 	 "Prints the journal's commands and their last results, the snapshots\n"

@@ -762,6 +762,75 @@ static const errcase_t errcases[] = {
 	 "plan.yaml:1:12: 'migration' contains a NUL character"},
 	{"self_alias", "migration: &a [*a]\n", NULL,
 	 "plan.yaml:1:12: expected a string for 'migration', got a list"},
+	/* gates.max_evidence_age and cutover: */
+	{"duration_bad_unit", NULL, "gates:\n  max_evidence_age: 30w\n",
+	 "plan.yaml:7:21: expected a duration for 'gates.max_evidence_age' "
+	 "(seconds, or a number with s, m, h or d such as 30m), got '30w'"},
+	{"duration_negative", NULL, "gates:\n  max_evidence_age: -5\n",
+	 "plan.yaml:7:21: expected a duration for 'gates.max_evidence_age' "
+	 "(seconds, or a number with s, m, h or d such as 30m), got '-5'"},
+	{"duration_zero", NULL, "gates:\n  max_evidence_age: 0s\n",
+	 "plan.yaml:7:21: 'gates.max_evidence_age' must be between 1 and "
+	 "31622400 seconds, got 0"},
+	{"cutover_unknown_key", NULL, "cutover:\n  fense: acl\n",
+	 "plan.yaml:7:3: unknown key 'fense' in 'cutover' (did you mean "
+	 "'fence'?)"},
+	{"cutover_bad_fence", NULL, "cutover:\n  fence: network\n",
+	 "plan.yaml:7:10: invalid value 'network' for 'cutover.fence': "
+	 "expected acl, config or external"},
+	{"wave_without_name", NULL, "cutover:\n  waves:\n    - topics: [a]\n",
+	 "plan.yaml:8:7: missing required key 'name' in "
+	 "'cutover.waves[0]'"},
+	{"wave_without_topics", NULL,
+	 "cutover:\n  waves:\n    - name: canary\n",
+	 "plan.yaml:8:7: wave 'canary' in 'cutover.waves[0]' moves no topic: "
+	 "list its 'topics', or write 'all: true' for every topic no earlier "
+	 "wave takes"},
+	{"wave_topic_regex", NULL,
+	 "cutover:\n  waves:\n    - name: canary\n      topics: [\"^a.*\"]\n",
+	 "plan.yaml:9:16: invalid topic name '^a.*' in "
+	 "'cutover.waves[0].topics': waves list exact topic names (or all)"},
+	{"wave_duplicate_name", NULL,
+	 "cutover:\n  waves:\n    - {name: w, topics: [a]}\n"
+	 "    - {name: w, topics: [b]}\n",
+	 "plan.yaml:9:7: duplicate wave name 'w' in 'cutover.waves' (first at "
+	 "line 8)"},
+	{"wave_undeclared_producer", NULL,
+	 "producers:\n  - name: orders-api\n"
+	 "cutover:\n  waves:\n    - name: canary\n      topics: [a]\n"
+	 "      producers: [orders-apl]\n",
+	 "plan.yaml:12:19: 'cutover.waves[0].producers[0]' names 'orders-apl', "
+	 "which 'producers' does not declare: declare it there, or fix the "
+	 "name (did you mean 'orders-api'?)"},
+	{"wave_undeclared_consumer", NULL,
+	 "cutover:\n  waves:\n    - name: canary\n      topics: [a]\n"
+	 "      consumers: [x, y]\n"
+	 "consumers:\n  - name: x\n",
+	 "plan.yaml:10:22: 'cutover.waves[0].consumers[1]' names 'y', which "
+	 "'consumers' does not declare: declare it there, or fix the name "
+	 "(did you mean 'x'?)"},
+	{"wave_undeclared_group", NULL,
+	 "consumer_groups:\n  - id: billing\n"
+	 "cutover:\n  waves:\n    - name: all\n      groups: [billing, fraud]\n",
+	 "plan.yaml:11:25: 'cutover.waves[0].groups[1]' names 'fraud', which "
+	 "'consumer_groups' does not declare: declare it there, or fix the "
+	 "name"},
+	{"wave_topic_out_of_scope", NULL,
+	 "topics:\n  include: [\"^orders$\"]\n"
+	 "cutover:\n  waves:\n    - {name: canary, topics: [payments]}\n",
+	 "plan.yaml:10:31: topic 'payments' of wave 'canary' is not in the "
+	 "migration's scope (topics.include/exclude): fix the name or the "
+	 "scope"},
+	{"wave_topic_twice", NULL,
+	 "cutover:\n  waves:\n    - {name: a, topics: [t1, t2]}\n"
+	 "    - {name: b, topics: [t3, t2]}\n",
+	 "plan.yaml:9:30: topic 't2' is in wave 'a' and again in wave 'b' "
+	 "(line 8): a topic moves in one wave"},
+	{"wave_after_all", NULL,
+	 "cutover:\n  waves:\n    - {name: rest, all: true}\n"
+	 "    - {name: late, topics: [t1]}\n",
+	 "plan.yaml:9:7: wave 'late' comes after wave 'rest', which already "
+	 "takes every remaining topic: make 'rest' the last wave"},
 	{"control_chars_escaped", "\"mi\\ngration\": m1\n", NULL,
 	 "plan.yaml:1:1: unknown key 'mi\\x0agration' at top level (did you "
 	 "mean 'migration'?)"},
@@ -1094,6 +1163,87 @@ static void test_load_file(void **state)
 	free(dir);
 }
 
+/* Cutover waves, fence settings and gates.max_evidence_age. */
+static void test_cutover(void **state)
+{
+	km_plan_t *plan;
+	const km_plan_wave_t *w;
+
+	(void)state;
+	plan = parse_ok(minimal_plan, NULL);
+	assert_int_equal(plan->gates.max_evidence_age, 3600);
+	assert_int_equal(plan->cutover.waves_cnt, 0);
+	assert_int_equal(plan->cutover.fence, KM_PLAN_FENCE_UNDECLARED);
+	assert_string_equal(km_plan_fence_str(plan->cutover.fence),
+			    "undeclared");
+	assert_null(plan->cutover.fence_owner);
+	assert_int_equal(plan->cutover.quiet_period, 10);
+	assert_null(km_plan_wave(plan, "canary"));
+	km_plan_destroy(plan);
+
+	plan = parse_ok("migration: m1\n"
+			"source: {bootstrap: 'a:1'}\n"
+			"target: {bootstrap: 'b:1'}\n"
+			"topics: {include: [\"^(orders|payments|audit|x)$\"]}\n"
+			"gates: {max_evidence_age: 30m}\n"
+			"producers: [{name: orders-api}]\n"
+			"consumers: [{name: billing-svc, group: billing}]\n"
+			"consumer_groups: [{id: billing}]\n"
+			"cutover:\n"
+			"  fence: ACL\n"
+			"  fence_owner: platform\n"
+			"  quiet_period: \"2m\"\n"
+			"  waves:\n"
+			"    - name: canary\n"
+			"      topics: [orders]\n"
+			"      producers: [orders-api]\n"
+			"      consumers: [billing-svc]\n"
+			"      groups: [billing]\n"
+			"      owner: payments-team\n"
+			"    - {name: tenant, topics: [payments, all]}\n",
+			NULL);
+	assert_int_equal(plan->gates.max_evidence_age, 1800);
+	assert_int_equal(plan->cutover.fence, KM_PLAN_FENCE_ACL);
+	assert_string_equal(km_plan_fence_str(plan->cutover.fence), "acl");
+	assert_string_equal(plan->cutover.fence_owner, "platform");
+	assert_int_equal(plan->cutover.quiet_period, 120);
+	assert_int_equal(plan->cutover.waves_cnt, 2);
+	w = km_plan_wave(plan, "canary");
+	assert_non_null(w);
+	assert_false(w->all);
+	assert_int_equal(w->topics_cnt, 1);
+	assert_string_equal(w->topics[0].name, "orders");
+	assert_int_equal(w->topics[0].pos.line, 15);
+	assert_string_equal(w->producers[0].name, "orders-api");
+	assert_string_equal(w->consumers[0].name, "billing-svc");
+	assert_string_equal(w->groups[0].name, "billing");
+	assert_string_equal(w->owner, "payments-team");
+	assert_true(km_plan_wave_has_topic(plan, w, "orders"));
+	assert_false(km_plan_wave_has_topic(plan, w, "payments"));
+	/* `all` takes every in-scope topic no earlier wave names. */
+	w = km_plan_wave(plan, "tenant");
+	assert_true(w->all);
+	assert_null(w->owner);
+	assert_false(km_plan_wave_has_topic(plan, w, "orders"));
+	assert_true(km_plan_wave_has_topic(plan, w, "payments"));
+	assert_true(km_plan_wave_has_topic(plan, w, "audit"));
+	assert_false(km_plan_wave_has_topic(plan, w, "not-in-scope"));
+	km_plan_destroy(plan);
+
+	/* A wave named all without topics is every topic; seconds plain. */
+	plan = parse_ok("migration: m1\n"
+			"source: {bootstrap: 'a:1'}\n"
+			"target: {bootstrap: 'b:1'}\n"
+			"gates: {max_evidence_age: 90}\n"
+			"cutover: {fence: external, waves: [{name: all}]}\n",
+			NULL);
+	assert_int_equal(plan->gates.max_evidence_age, 90);
+	assert_int_equal(plan->cutover.fence, KM_PLAN_FENCE_EXTERNAL);
+	assert_true(plan->cutover.waves[0].all);
+	assert_true(km_plan_wave_has_topic(plan, &plan->cutover.waves[0], "t"));
+	km_plan_destroy(plan);
+}
+
 /* The shipped example must stay a valid plan.  __FILE__ is this source's
  * path as the build passed it (absolute under CMake). */
 static void test_example_plan(void **state)
@@ -1134,6 +1284,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_password_file),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_example_plan),
+		cmocka_unit_test(test_cutover),
 	};
 	enum { NFIXED = sizeof(fixed) / sizeof(fixed[0]),
 	       NERR = sizeof(errcases) / sizeof(errcases[0]) };

@@ -1,0 +1,464 @@
+/*
+ * Gates on real clusters (source Kafka 3.9, target Kafka 4.3, both with
+ * StandardAuthorizer).  One estate for the whole file: two topics, a canary
+ * wave (topic A, group GA declared) and a rest wave (topic B).  The GO path
+ * runs every command a migration runs before cutover -- inventory, plan,
+ * apply, check, replicate --until-caught-up, validate, offsets -- and `gate
+ * cutover --wave canary` must be GO with evidence from each.  Then each
+ * NO-GO case: lag over threshold, a validation mismatch (a stray record on
+ * the target), an undeclared group, stale evidence, a missing
+ * cutover.fence, an unreachable cluster (exit 3, nothing journaled); every
+ * gate leaves both clusters' topics exactly as they were.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tk.h"
+#include "util.h"
+
+static tk_cluster_t src, tgt;
+static char A[64], B[64], GA[64], GB[64];
+static char *plan, *dir;
+
+/* The plan, with `extra_gates` inside gates: and `fence` as the
+ * cutover.fence line (may be ""). */
+static char *write_plan(const char *name, const char *extra_gates, const char *fence)
+{
+	char *text = km_asprintf(
+		"migration: it-gate-%d\n"
+		"source:\n  bootstrap: %s\n  owner: platform\n"
+		"target:\n  bootstrap: %s\n  owner: platform\n"
+		"topics:\n  include: [\"^%s$\", \"^%s$\"]\n"
+		"  rules:\n    - {match: \".*\", owner: qa}\n"
+		"consumer_groups:\n  - {id: %s, restart: translated, owner: team-a, chosen_by: qa}\n"
+		"consumers:\n  - {name: reader-a, group: %s, isolation_level: read_committed, "
+		"owner: team-a, validation: \"reads on the target\", client: librdkafka, client_version: 2.8.0}\n"
+		"gates:\n  max_lag_records: 0\n%s"
+		"cutover:\n%s"
+		"  waves:\n"
+		"    - {name: canary, topics: [%s], groups: [%s], consumers: [reader-a], owner: "
+		"team-a}\n"
+		"    - {name: rest, all: true}\n",
+		(int)getpid(), src.bootstrap, tgt.bootstrap, A, B, GA, GA, extra_gates, fence, A, GA);
+	char *p = tk_write_file(dir, name, text);
+	free(text);
+	return p;
+}
+
+/* Runs `kmigrate gate -p p NAME [--wave W] --json`; @returns the report
+ * (owned), *rcp the exit status. */
+static json_t *gate_json(const char *p, const char *name, const char *wave, int *rcp)
+{
+	const char *argv[] = {tk_kmigrate(), "gate", "-p", p, name, "--json",
+			      wave ? "--wave" : NULL, wave, NULL};
+	char *out, *err;
+	*rcp = tk_run(&out, &err, argv);
+	json_t *j = tk_json(out);
+	free(out);
+	free(err);
+	return j;
+}
+
+static const json_t *crit(const json_t *rep, const char *name)
+{
+	json_t *c;
+	size_t i;
+	json_array_foreach(json_object_get(rep, "criteria"), i, c)
+		if (!strcmp(json_string_value(json_object_get(c, "name")), name))
+			return c;
+	char *s = json_dumps(rep, JSON_INDENT(1));
+	fail_msg("no criterion %s in %s", name, s);
+	return NULL;
+}
+
+static const char *verdict(const json_t *c)
+{
+	return json_string_value(json_object_get(c, "verdict"));
+}
+
+static void assert_crit(const json_t *rep, const char *name, const char *want, const char *reason)
+{
+	const json_t *c = crit(rep, name);
+	const char *r = json_string_value(json_object_get(c, "reason"));
+	if (strcmp(verdict(c), want) || (reason && (!r || !strstr(r, reason)))) {
+		char *s = json_dumps(c, JSON_INDENT(1));
+		fail_msg("criterion %s: want %s%s%s, got %s", name, want, reason ? " with reason ~ " : "",
+			 reason ? reason : "", s);
+	}
+}
+
+/* Every partition's high watermark of both topics on both clusters: what
+ * "untouched" means here (a gate must change no topic). */
+static void hwms(int64_t out[4])
+{
+	out[0] = tk_total_hwm(&src, A);
+	out[1] = tk_total_hwm(&src, B);
+	out[2] = tk_total_hwm(&tgt, A);
+	out[3] = tk_total_hwm(&tgt, B);
+}
+
+static void assert_untouched(const int64_t before[4])
+{
+	int64_t after[4];
+	hwms(after);
+	for (int i = 0; i < 4; i++)
+		if (after[i] != before[i])
+			fail_msg("a gate changed a topic: high watermark sum %d went %lld -> %lld", i,
+				 (long long)before[i], (long long)after[i]);
+}
+
+static void produce(const char *topic, int partitions, int n, const char *tag)
+{
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	char key[32], val[64];
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		snprintf(val, sizeof(val), "%s-%d", tag, i);
+		tk_msg_t m = {.key = key, .value = val, .partition = i % partitions};
+		tk_produce(p, topic, &m);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+}
+
+/* How many gate.<name> facts the journal holds (from `status --json`). */
+static long long gate_facts(const char *p, const char *kind)
+{
+	const char *argv[] = {tk_kmigrate(), "status", "-p", p, "--json", NULL};
+	char *out, *err;
+	long long n = 0;
+	json_t *f;
+	size_t i;
+	assert_int_equal(tk_run(&out, &err, argv), 0);
+	json_t *j = tk_json(out);
+	json_array_foreach(json_object_get(j, "facts"), i, f)
+		if (!strcmp(json_string_value(json_object_get(f, "kind")), kind))
+			n += json_integer_value(json_object_get(f, "subjects"));
+	json_decref(j);
+	free(out);
+	free(err);
+	return n;
+}
+
+static int setup(void **state)
+{
+	int id = (int)getpid();
+	(void)state;
+	tk_cluster_from_env(&src, "KM_TEST_SOURCE");
+	tk_cluster_from_env(&tgt, "KM_TEST_TARGET");
+	snprintf(A, sizeof(A), "gt-%d.a", id);
+	snprintf(B, sizeof(B), "gt-%d.b", id);
+	snprintf(GA, sizeof(GA), "g-gate-a-%d", id);
+	snprintf(GB, sizeof(GB), "g-gate-b-%d", id);
+	tk_create_topic(&src, A, 2, NULL);
+	tk_create_topic(&src, B, 1, NULL);
+	produce(A, 2, 40, "a");
+	produce(B, 1, 10, "b");
+	tk_commit(&src, GA, A, 0, 5);
+	tk_commit(&src, GA, A, 1, 7);
+	dir = tk_tmpdir("gate");
+	plan = write_plan("migration.yaml", "", "  fence: acl\n  fence_owner: platform\n");
+	return 0;
+}
+
+/* Every step of a migration before cutover, then gate cutover for the
+ * canary wave: GO, each criterion with its evidence, journaled. */
+static void test_go(void **state)
+{
+	int rc;
+	int64_t before[4];
+	(void)state;
+
+	tk_km(plan, "inventory", NULL, NULL, 0, NULL);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	tk_km(plan, "check", NULL, NULL, 0, NULL);
+	tk_catch_up(plan, 120000, NULL);
+	tk_km(plan, "validate", NULL, NULL, 0, NULL);
+	tk_km(plan, "offsets", NULL, NULL, 0, NULL);
+
+	hwms(before);
+	json_t *rep = gate_json(plan, "cutover", "canary", &rc);
+	if (rc != 0) {
+		char *s = json_dumps(rep, JSON_INDENT(1));
+		fail_msg("gate cutover --wave canary: exit %d, want 0 (GO): %s", rc, s);
+	}
+	assert_string_equal(json_string_value(json_object_get(rep, "verdict")), "GO");
+	assert_string_equal(json_string_value(json_object_get(rep, "wave")), "canary");
+	/* Only the wave's topic. */
+	assert_int_equal(json_array_size(json_object_get(rep, "topics")), 1);
+	static const char *const want[] = {
+		"design.blocked", "design.applied", "design.topics", "compatibility.check",
+		"replication.lag_records", "replication.lag_seconds", "replication.no_loss",
+		"validation.mismatches", "rollback.source_readable", "rollback.source_writable",
+		"rollback.fence", "cutover.inventory", "cutover.owner"};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		assert_crit(rep, want[i], "GO", NULL);
+	char gname[120];
+	snprintf(gname, sizeof(gname), "offsets.group:%s", GA);
+	assert_crit(rep, gname, "GO", NULL);
+	/* Evidence names the command and the journal rows. */
+	const json_t *ev = json_object_get(crit(rep, "validation.mismatches"), "evidence");
+	assert_string_equal(json_string_value(json_object_get(ev, "command")), "validate");
+	assert_true(json_is_integer(json_object_get(ev, "run_id")));
+	assert_true(json_is_integer(json_object_get(ev, "fact_id")));
+	assert_true(json_is_string(json_object_get(ev, "measured_at")));
+	assert_string_equal(json_string_value(json_object_get(crit(rep, gname), "owner")), "team-a");
+	assert_string_equal(json_string_value(json_object_get(crit(rep, "design.applied"), "owner")),
+			    "team-a");
+	json_decref(rep);
+	assert_untouched(before);
+	/* The verdict is journaled. */
+	assert_true(gate_facts(plan, "gate.cutover") >= 1);
+}
+
+/* Records written after the replicator caught up: lag over 0 records. */
+static void test_nogo_lag(void **state)
+{
+	int rc;
+	int64_t before[4];
+	(void)state;
+
+	produce(A, 2, 6, "late");
+	hwms(before);
+	json_t *rep = gate_json(plan, "replication", "canary", &rc);
+	assert_int_equal(rc, 1);
+	assert_crit(rep, "replication.lag_records", "NO-GO", "6 records not yet copied");
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_object_get(crit(rep, "replication.lag_records"), "measured"),
+				 "records")),
+			 6);
+	assert_crit(rep, "replication.lag_seconds", "GO", NULL);
+	json_decref(rep);
+	assert_untouched(before);
+	/* Caught up again: GO. */
+	tk_catch_up(plan, 120000, NULL);
+	rep = gate_json(plan, "replication", "canary", &rc);
+	assert_int_equal(rc, 0);
+	json_decref(rep);
+}
+
+/* A stray record on the target's rest-wave topic: validate counts it, the
+ * rest wave's validation is NO-GO, the canary's stays GO. */
+static void test_nogo_validation_mismatch(void **state)
+{
+	int rc;
+	int64_t before[4];
+	(void)state;
+
+	rd_kafka_t *p = tk_producer(&tgt, NULL);
+	tk_msg_t m = {.key = "stray", .value = "written on the target", .partition = 0};
+	tk_produce(p, B, &m);
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	tk_km(plan, "validate", NULL, NULL, 1, NULL);
+
+	hwms(before);
+	json_t *rep = gate_json(plan, "validation", "rest", &rc);
+	assert_int_equal(rc, 1);
+	assert_crit(rep, "validation.mismatches", "NO-GO", "mismatches on the wave's topics");
+	json_decref(rep);
+	rep = gate_json(plan, "validation", "canary", &rc);
+	assert_int_equal(rc, 0);
+	json_decref(rep);
+	assert_untouched(before);
+}
+
+/* A group with commits on the rest wave's topic that the plan does not
+ * declare: unknown, so NO-GO, never a default policy. */
+static void test_nogo_undeclared_group(void **state)
+{
+	int rc;
+	int64_t before[4];
+	char name[120];
+	(void)state;
+
+	tk_commit(&src, GB, B, 0, 3);
+	tk_km(plan, "offsets", NULL, NULL, 0, NULL);
+	hwms(before);
+	json_t *rep = gate_json(plan, "offsets", "rest", &rc);
+	assert_int_equal(rc, 1);
+	snprintf(name, sizeof(name), "offsets.group:%s", GB);
+	assert_crit(rep, name, "NO-GO", "is not declared in consumer_groups");
+	assert_true(json_is_null(json_object_get(crit(rep, name), "owner")));
+	json_decref(rep);
+	rep = gate_json(plan, "offsets", "canary", &rc);
+	assert_int_equal(rc, 0);
+	json_decref(rep);
+	assert_untouched(before);
+}
+
+/* gates.max_evidence_age: 1 -- the evidence ages past it: NO-GO, stale. */
+static void test_nogo_stale(void **state)
+{
+	int rc = 0;
+	int64_t before[4];
+	json_t *rep = NULL;
+	(void)state;
+
+	char *stale = write_plan("stale.yaml", "  max_evidence_age: 1\n",
+				 "  fence: acl\n  fence_owner: platform\n");
+	hwms(before);
+	/* Wait on the condition, not a sleep: the check run is stale once it
+	 * is more than a second old. */
+	int64_t deadline = tk_mono_ms() + 60000;
+	for (;;) {
+		rep = gate_json(stale, "compatibility", "canary", &rc);
+		const char *r = json_string_value(
+			json_object_get(crit(rep, "compatibility.check"), "reason"));
+		if (rc == 1 && r && strstr(r, "stale"))
+			break;
+		if (tk_mono_ms() > deadline)
+			fail_msg("compatibility never became stale with max_evidence_age 1");
+		json_decref(rep);
+		poll(NULL, 0, 500);
+	}
+	assert_crit(rep, "compatibility.check", "NO-GO", "gates.max_evidence_age (1 s)");
+	json_decref(rep);
+	assert_untouched(before);
+	free(stale);
+}
+
+/* No cutover.fence: rollback-ready is NO-GO (unknown), the rest GO. */
+static void test_nogo_no_fence(void **state)
+{
+	int rc;
+	int64_t before[4];
+	(void)state;
+
+	char *nofence = write_plan("nofence.yaml", "", "");
+	hwms(before);
+	json_t *rep = gate_json(nofence, "rollback-ready", "canary", &rc);
+	assert_int_equal(rc, 1);
+	assert_crit(rep, "rollback.fence", "NO-GO", "declares no cutover.fence");
+	assert_crit(rep, "rollback.source_readable", "GO", NULL);
+	assert_crit(rep, "rollback.source_writable", "GO", NULL);
+	json_decref(rep);
+	assert_untouched(before);
+	free(nofence);
+}
+
+/* A cluster that cannot be reached: the gate cannot be evaluated, exit 3,
+ * and nothing is journaled. */
+static void test_unreachable_journals_nothing(void **state)
+{
+	(void)state;
+	long long n = gate_facts(plan, "gate.design");
+	char *text = tk_read_file(plan, NULL);
+	char *dead = strstr(text, tgt.bootstrap);
+	assert_non_null(dead);
+	/* Same plan, target on a port nothing listens on. */
+	char *t2 = km_asprintf("%.*s127.0.0.1:1%s", (int)(dead - text), text,
+			       dead + strlen(tgt.bootstrap));
+	char *p = tk_write_file(dir, "dead.yaml", t2);
+	const char *argv[] = {tk_kmigrate(), "gate", "-p", p, "design", NULL};
+	char *out, *err;
+	assert_int_equal(tk_run(&out, &err, argv), 3);
+	free(out);
+	free(err);
+	assert_int_equal(gate_facts(plan, "gate.design"), n);
+	free(p);
+	free(t2);
+	free(text);
+}
+
+/* @returns s with the first `from` replaced by `to` (owned). */
+static char *replace(const char *s, const char *from, const char *to)
+{
+	const char *at = strstr(s, from);
+	assert_non_null(at);
+	return km_asprintf("%.*s%s%s", (int)(at - s), s, to, at + strlen(from));
+}
+
+/* A producer of the canary topic whose rule says duplicates: none: with
+ * idempotence undeclared, unknown, NO-GO; declared true, GO.  Left out of
+ * the wave, NO-GO (it would keep writing to the fenced source). */
+static void test_nogo_producer_idempotence_undeclared(void **state)
+{
+	int rc;
+	int64_t before[4];
+	(void)state;
+
+	char *text = tk_read_file(plan, NULL);
+	char rule[200];
+	snprintf(rule, sizeof(rule), "  rules:\n    - {match: \"^%s$\", duplicates: none, owner: qa}\n",
+		 A);
+	char *t1 = replace(text, "  rules:\n", rule);
+	char *t2 = replace(t1, "consumers: [reader-a], owner:",
+			   "consumers: [reader-a], producers: [writer-a], owner:");
+	char *prod = km_asprintf("producers:\n  - {name: writer-a, topics: [%s], owner: team-a, "
+				 "validation: \"writes on the target\"%%s}\ncutover:\n",
+				 A);
+	char *undeclared = km_asprintf(prod, "");
+	char *t3 = replace(t2, "cutover:\n", undeclared);
+	char *p1 = tk_write_file(dir, "producer.yaml", t3);
+	hwms(before);
+	json_t *rep = gate_json(p1, "cutover", "canary", &rc);
+	assert_int_equal(rc, 1);
+	assert_crit(rep, "cutover.producer:writer-a", "NO-GO",
+		    "does not declare idempotence and topic");
+	json_decref(rep);
+
+	char *declared = km_asprintf(prod, ", idempotence: true");
+	char *t4 = replace(t2, "cutover:\n", declared);
+	char *p2 = tk_write_file(dir, "producer2.yaml", t4);
+	rep = gate_json(p2, "cutover", "canary", &rc);
+	assert_crit(rep, "cutover.producer:writer-a", "GO", NULL);
+	json_decref(rep);
+
+	char *t5 = replace(t1, "cutover:\n", declared);
+	char *p3 = tk_write_file(dir, "producer3.yaml", t5);
+	rep = gate_json(p3, "cutover", "canary", &rc);
+	assert_int_equal(rc, 1);
+	assert_crit(rep, "cutover.producer:writer-a", "NO-GO", "is not in the wave's producers");
+	json_decref(rep);
+	assert_untouched(before);
+	free(text), free(t1), free(t2), free(t3), free(t4), free(t5), free(prod);
+	free(undeclared), free(declared), free(p1), free(p2), free(p3);
+}
+
+/* An unknown gate or wave is a usage error, exit 2, nothing journaled. */
+static void test_bad_args(void **state)
+{
+	(void)state;
+	long long n = gate_facts(plan, "gate.cutover");
+	const char *a1[] = {tk_kmigrate(), "gate", "-p", plan, "cutovr", NULL};
+	const char *a2[] = {tk_kmigrate(), "gate", "-p", plan, "--wave", "canery", NULL};
+	char *out, *err;
+	assert_int_equal(tk_run(&out, &err, a1), 2);
+	assert_non_null(strstr(err, "unknown gate 'cutovr'"));
+	free(out);
+	free(err);
+	assert_int_equal(tk_run(&out, &err, a2), 2);
+	assert_non_null(strstr(err, "no wave 'canery'"));
+	free(out);
+	free(err);
+	assert_int_equal(gate_facts(plan, "gate.cutover"), n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_go),
+		cmocka_unit_test(test_nogo_lag),
+		cmocka_unit_test(test_nogo_validation_mismatch),
+		cmocka_unit_test(test_nogo_undeclared_group),
+		cmocka_unit_test(test_nogo_stale),
+		cmocka_unit_test(test_nogo_no_fence),
+		cmocka_unit_test(test_nogo_producer_idempotence_undeclared),
+		cmocka_unit_test(test_unreachable_journals_nothing),
+		cmocka_unit_test(test_bad_args),
+	};
+	/* TK_ONLY=glob runs a subset, e.g. while working on one. */
+	if (getenv("TK_ONLY"))
+		cmocka_set_test_filter(getenv("TK_ONLY"));
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
