@@ -137,9 +137,11 @@ static km_err_t load_object(const void *val, size_t len, const char *const *allo
 		for (const char *const *a = allowed; *a; a++)
 			known |= !strcmp(*a, name);
 		if (!known) {
+			/* The name belongs to o: format before releasing it. */
+			km_err_t err = km_seterr(errstr, errstr_size, KM_ERR_BUG,
+						 "the value has an unknown field '%s'", name);
 			json_decref(o);
-			return km_seterr(errstr, errstr_size, KM_ERR_BUG,
-					 "the value has an unknown field '%s'", name);
+			return err;
 		}
 	}
 	*objp = o;

@@ -370,7 +370,8 @@ static void test_copied_during_validate(void **state)
 	writer_t w = {0};
 	int rc;
 	int64_t after = 0;
-	char *log = tk_write_file(tk_tmpdir("it-v1-live"), "replicate.log", "");
+	char *livedir;
+	char *log = tk_write_file(livedir = tk_tmpdir("it-v1-live"), "replicate.log", "");
 	const char *argv[] = {tk_kmigrate(), "replicate", "-p", match_plan, NULL};
 	(void)state;
 
@@ -410,6 +411,7 @@ static void test_copied_during_validate(void **state)
 			 "snapshot: the case was not exercised");
 	tk_catch_up(match_plan, 120000, NULL);
 	free(log);
+	free(livedir);
 }
 
 /* A stray writer on the target before cutover: one record produced into a
@@ -480,6 +482,7 @@ static void test_source_topic_not_visible(void **state)
 {
 	tk_cluster_t sec;
 	char topic[64], mig[64], want[300];
+	char *vsdir;
 	int rc;
 	(void)state;
 
@@ -494,7 +497,7 @@ static void test_source_topic_not_visible(void **state)
 	rd_kafka_destroy(p);
 
 	/* The design is saved by an administrator ... */
-	char *plan = tk_write_file(tk_tmpdir("it-vs"), "migration.yaml", "");
+	char *plan = tk_write_file(vsdir = tk_tmpdir("it-vs"), "migration.yaml", "");
 	setenv("KM_IT_VS_PW", getenv("KM_TEST_SECURE_PASSWORD"), 1);
 	write_secure_plan(plan, &sec, mig, topic, getenv("KM_TEST_SECURE_USER"));
 	/* Exit 1: the SCRAM users and quotas are manual items. */
@@ -539,6 +542,7 @@ static void test_source_topic_not_visible(void **state)
 		json_decref(rep);
 	}
 	free(plan);
+	free(vsdir);
 }
 
 /* ---- forged broken copies ---------------------------------------------------------- */
