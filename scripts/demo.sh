@@ -75,6 +75,9 @@ run "$km" validate -p migration.yaml || echo "(exit $?)"
 step "kmigrate offsets: translate every group's committed offsets, each proven by reading both clusters"
 run "$km" offsets -p migration.yaml || echo "(exit $?)"
 
+step "kmigrate gate: the cutover gate of the canary wave, each criterion with its threshold, evidence and owner (unknown = NO-GO)"
+run "$km" gate -p migration.yaml cutover --wave canary || echo "(exit $?)"
+
 step "kmigrate offsets --commit: every group moves to the target"
 run "$km" offsets -p migration.yaml --commit | tail -3
 
