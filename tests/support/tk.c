@@ -513,28 +513,12 @@ const char *tk_kmigrate(void)
 
 json_t *tk_topic_configs(const tk_cluster_t *c, const char *topic)
 {
-	rd_kafka_t *rk = tk_admin(c);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-	rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
-	json_t *out = json_object();
-	size_t n, m;
+	json_t *src = tk_topic_config_sources(c, topic), *out = json_object(), *v;
+	const char *name;
 
-	rd_kafka_DescribeConfigs(rk, &res, 1, NULL, q);
-	rd_kafka_event_t *ev = wait_ev(q, "DescribeConfigs");
-	const rd_kafka_ConfigResource_t **rs =
-		rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
-	if (n != 1 || rd_kafka_ConfigResource_error(rs[0]))
-		tk_fail("DescribeConfigs %s: %s", topic,
-			n ? rd_kafka_ConfigResource_error_string(rs[0]) : "no result");
-	const rd_kafka_ConfigEntry_t **e = rd_kafka_ConfigResource_configs(rs[0], &m);
-	for (size_t i = 0; i < m; i++) {
-		const char *v = rd_kafka_ConfigEntry_value(e[i]);
-		json_object_set_new(out, rd_kafka_ConfigEntry_name(e[i]), v ? json_string(v) : json_null());
-	}
-	rd_kafka_event_destroy(ev);
-	rd_kafka_ConfigResource_destroy(res);
-	rd_kafka_queue_destroy(q);
-	rd_kafka_destroy(rk);
+	json_object_foreach(src, name, v)
+		json_object_set(out, name, json_object_get(v, "value"));
+	json_decref(src);
 	return out;
 }
 
