@@ -117,6 +117,7 @@ void table_destroy(table_t *t);
 /* The command entry points, one cmd_<name>.c each. */
 int cmd_apply(cli_t *cli, int argc, char **argv);
 int cmd_check(cli_t *cli, int argc, char **argv);
+int cmd_cutover(cli_t *cli, int argc, char **argv);
 int cmd_gate(cli_t *cli, int argc, char **argv);
 int cmd_offsets(cli_t *cli, int argc, char **argv);
 int cmd_plan(cli_t *cli, int argc, char **argv);

@@ -1084,3 +1084,24 @@ void tk_writer_stop(tk_writer_t *w)
 	free(w->topic);
 	free(w);
 }
+
+void tk_writer_assert_fenced(tk_writer_t *w, const tk_cluster_t *c, const char *topic,
+			     rd_kafka_resp_err_t want, int timeout_ms)
+{
+	tk_writer_stats_t s1, s2;
+	int64_t hwm1 = tk_total_hwm(c, topic);
+
+	tk_writer_stats(w, &s1);
+	if (!tk_writer_wait(w, 0, s1.failed + 10, timeout_ms))
+		tk_fail("the writer of '%s' reported no failures while fenced", topic);
+	tk_writer_stats(w, &s2);
+	if (s2.acked != s1.acked)
+		tk_fail("%lld records to '%s' were acknowledged after the fence was proven",
+			(long long)(s2.acked - s1.acked), topic);
+	if (s2.last_err != want)
+		tk_fail("the fenced writer of '%s' got %s, want %s", topic,
+			rd_kafka_err2name(s2.last_err), rd_kafka_err2name(want));
+	if (tk_total_hwm(c, topic) != hwm1)
+		tk_fail("'%s' took records while fenced: high watermarks %lld -> %lld", topic,
+			(long long)hwm1, (long long)tk_total_hwm(c, topic));
+}

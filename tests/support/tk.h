@@ -195,5 +195,10 @@ void tk_writer_stats(tk_writer_t *w, tk_writer_stats_t *st);
  * (totals) were reported; @returns true when they were. */
 bool tk_writer_wait(tk_writer_t *w, int64_t acked, int64_t failed, int timeout_ms);
 void tk_writer_stop(tk_writer_t *w);
+/* Asserts that a fence holds against the live writer w: within timeout_ms
+ * it reports at least 10 more failures, the last one `want`, while no
+ * more record is acknowledged and topic's high watermarks on c stay. */
+void tk_writer_assert_fenced(tk_writer_t *w, const tk_cluster_t *c, const char *topic,
+			     rd_kafka_resp_err_t want, int timeout_ms);
 
 #endif

@@ -1,0 +1,552 @@
+/*
+ * cutover.c -- the wave cutover step machine (see cutover.h and
+ * docs/internals/cutover.md).
+ *
+ * The journal is the state: a step is done when its "cutover.step" fact
+ * exists, and nothing else is remembered between runs.  Each fact is
+ * committed on its own, so a process killed at any moment leaves the
+ * journal at a step boundary (SQLite's transaction), and the cluster
+ * changes of a step are idempotent, so redoing an unjournaled step is safe.
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "cutover.h"
+#include "fence.h"
+#include "gate.h"
+#include "mapstore.h"
+#include "util.h"
+
+const char *const km_cutover_steps[] = {"gate", "fence", "drain", NULL};
+
+#define DRAIN_TIMEOUT_MS 300000
+#define POLL_MS 500
+
+typedef struct cpart_s {
+	const char *topic; /* borrowed from ctx->topics */
+	int partition;
+	int64_t hwm, lso, next;
+} cpart_t;
+
+typedef struct ctx_s {
+	const km_cutover_conf_t *c;
+	int64_t run_id;     /* 0 until the first fact (dry runs: never) */
+	json_t *done;       /* step name -> its fact */
+	json_t *fence_fact; /* the journaled fence plan, or NULL */
+	json_t *topics;     /* [{"topic", "partitions"}] of the wave (from the gate) */
+	json_t *steps;      /* result rows */
+	char *errstr;
+	size_t errstr_size;
+} ctx_t;
+
+static void emit(ctx_t *x, const char *step, const char *state, json_int_t fact_id,
+		 const json_t *evidence, const char *reason)
+{
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:s}", "event", "step", "wave", x->c->wave, "step",
+			       step, "state", state);
+	if (fact_id)
+		json_object_set_new(ev, "fact_id", json_integer(fact_id));
+	if (evidence)
+		json_object_set(ev, "evidence", (json_t *)evidence);
+	if (reason)
+		json_object_set_new(ev, "reason", json_string(reason));
+	if (strcmp(state, "start"))
+		json_array_append_new(x->steps, json_pack("{s:s, s:s}", "step", step, "state", state));
+	if (x->c->event_cb)
+		x->c->event_cb(x->c->opaque, ev);
+	json_decref(ev);
+}
+
+/* The run row is written with the first fact, so that a refusal before any
+ * work (an unknown wave) leaves no run behind. */
+static km_err_t ensure_run(ctx_t *x)
+{
+	if (x->run_id)
+		return KM_ERR_OK;
+	return km_journal_run_begin(x->c->jr, "cutover", x->c->args, &x->run_id, x->errstr,
+				    x->errstr_size);
+}
+
+/* Commits one fact in its own transaction: the step boundary a crash can
+ * leave.  @returns the fact's id in *idp (the latest fact's id). */
+static km_err_t journal_fact(ctx_t *x, const char *kind, const char *subject,
+			     const char *verdict, const json_t *body, json_int_t *idp)
+{
+	json_t *facts = NULL;
+	km_err_t err;
+
+	if ((err = km_journal_begin(x->c->jr, x->errstr, x->errstr_size)))
+		return err;
+	if ((err = ensure_run(x)) ||
+	    (err = km_journal_fact(x->c->jr, x->run_id, kind, subject, verdict, body, x->errstr,
+				   x->errstr_size)) ||
+	    (err = km_journal_commit(x->c->jr, x->errstr, x->errstr_size))) {
+		km_journal_rollback(x->c->jr);
+		return err;
+	}
+	/* The id, for the event: the newest fact of this run and kind. */
+	if (idp && !(err = km_journal_facts(x->c->jr, x->run_id, kind, &facts, x->errstr,
+					   x->errstr_size)))
+		*idp = json_integer_value(
+			json_object_get(json_array_get(facts, json_array_size(facts) - 1), "id"));
+	json_decref(facts);
+	return err;
+}
+
+static km_err_t step_done(ctx_t *x, const char *step, const json_t *evidence)
+{
+	char subj[400];
+	json_int_t id = 0;
+	km_err_t err;
+
+	snprintf(subj, sizeof(subj), "wave:%s step:%s", x->c->wave, step);
+	if ((err = journal_fact(x, "cutover.step", subj, "DONE", evidence, &id)))
+		return err;
+	json_object_set_new(x->done, step, json_pack("{s:I, s:O}", "id", id, "body", evidence));
+	emit(x, step, "done", id, evidence, NULL);
+	return KM_ERR_OK;
+}
+
+/* The steps done for wave w: step name -> fact, from every run's facts. */
+static km_err_t load_done(ctx_t *x, const char *w, json_t **donep, json_t **fencep)
+{
+	json_t *facts = NULL, *f, *done = json_object();
+	char prefix[400], fsubj[400];
+	km_err_t err;
+	size_t i;
+
+	snprintf(prefix, sizeof(prefix), "wave:%s step:", w);
+	snprintf(fsubj, sizeof(fsubj), "wave:%s", w);
+	if ((err = km_journal_facts(x->c->jr, 0, "cutover.step", &facts, x->errstr,
+				    x->errstr_size)))
+		goto done;
+	json_array_foreach(facts, i, f) {
+		const char *s = json_string_value(json_object_get(f, "subject"));
+		if (s && !strncmp(s, prefix, strlen(prefix)) && !json_object_get(done, s + strlen(prefix)))
+			json_object_set(done, s + strlen(prefix), f);
+	}
+	json_decref(facts);
+	facts = NULL;
+	if (fencep) {
+		*fencep = NULL;
+		if ((err = km_journal_facts(x->c->jr, 0, "cutover.fence", &facts, x->errstr,
+					    x->errstr_size)))
+			goto done;
+		/* The first journaled plan is the one applied: a later run never
+		 * journals another while one exists. */
+		json_array_foreach(facts, i, f)
+			if (!*fencep && !strcmp(json_string_value(json_object_get(f, "subject")), fsubj))
+				*fencep = json_incref(f);
+	}
+done:
+	json_decref(facts);
+	if (err)
+		json_decref(done);
+	else
+		*donep = done;
+	return err;
+}
+
+/* ---- gate ------------------------------------------------------------------------ */
+
+static km_err_t do_gate(ctx_t *x)
+{
+	const km_cutover_conf_t *c = x->c;
+	json_t *rep = NULL, *prev = NULL;
+	km_err_t err;
+
+	/* Waves are cut over in plan order: every earlier wave complete. */
+	for (size_t i = 0; i < c->plan->cutover.waves_cnt; i++) {
+		const char *w = c->plan->cutover.waves[i].name;
+		if (!strcmp(w, c->wave))
+			break;
+		if ((err = load_done(x, w, &prev, NULL)))
+			return err;
+		bool complete = json_object_get(prev, KM_CUTOVER_LAST_STEP) != NULL;
+		json_decref(prev);
+		if (!complete) {
+			err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
+					"cannot cut over wave '%s': the earlier wave '%s' is not "
+					"complete (run `kmigrate cutover --wave %s` first)",
+					c->wave, w, w);
+			emit(x, "gate", "nogo", 0, NULL, x->errstr);
+			return err;
+		}
+	}
+	if ((err = km_gate_eval(c->plan, c->jr, c->ks, c->kt, "cutover", c->wave, km_now_ms(),
+				&rep, x->errstr, x->errstr_size)))
+		return err;
+	json_t *topics = json_object_get(rep, "topics");
+	bool go = !strcmp(json_string_value(json_object_get(rep, "verdict")), "GO");
+	if (c->dry_run) {
+		x->topics = json_incref(topics);
+		emit(x, "gate", go ? "would" : "nogo", 0, rep,
+		     go ? NULL : "gate cutover is NO-GO (see `kmigrate gate cutover --wave`)");
+		json_decref(rep);
+		return go ? KM_ERR_OK
+			  : km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
+				      "gate 'cutover' for wave '%s' is NO-GO: nothing changed "
+				      "(see `kmigrate gate cutover --wave %s`)",
+				      c->wave, c->wave);
+	}
+	if (!go) {
+		char subj[300];
+		/* The verdict is evidence too, as `gate` journals it; nothing
+		 * else is written and no cluster is touched. */
+		snprintf(subj, sizeof(subj), "wave:%s", c->wave);
+		if (!(err = journal_fact(x, "gate.cutover", subj, "NO-GO", rep, NULL)))
+			err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
+					"gate 'cutover' for wave '%s' is NO-GO: nothing changed "
+					"(see `kmigrate gate cutover --wave %s`)",
+					c->wave, c->wave);
+		emit(x, "gate", "nogo", 0, rep, x->errstr);
+		json_decref(rep);
+		return err;
+	}
+	if (!json_array_size(topics)) {
+		json_decref(rep);
+		return km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
+				 "wave '%s' has no topic on the source: nothing to cut over",
+				 c->wave);
+	}
+	x->topics = json_incref(topics);
+	err = step_done(x, "gate", rep);
+	json_decref(rep);
+	return err;
+}
+
+/* ---- fence ----------------------------------------------------------------------- */
+
+static km_err_t do_fence(ctx_t *x)
+{
+	const km_cutover_conf_t *c = x->c;
+	json_t *plan = NULL, *inverse = NULL, *proof = NULL, *ev = NULL;
+	const char **names = NULL;
+	size_t i, n = 0;
+	json_t *t;
+	km_err_t err = KM_ERR_OK;
+
+	if (c->plan->cutover.fence == KM_PLAN_FENCE_EXTERNAL) {
+		/* kmigrate changes nothing: the owner's fence is proven by the
+		 * drain's quiet check alone. */
+		ev = json_pack("{s:s, s:s?, s:s}", "kind", "external", "owner",
+			       c->plan->cutover.fence_owner, "responsibility",
+			       "the external fence's owner stops every write to the wave's source "
+			       "topics; kmigrate proves it only by the drain's quiet check");
+		if (c->dry_run)
+			emit(x, "fence", "would", 0, ev, NULL);
+		else
+			err = step_done(x, "fence", ev);
+		goto done;
+	}
+	if (x->fence_fact) {
+		/* A crash after the plan was journaled: apply THAT plan.  A fresh
+		 * plan on a half-fenced topic could not know what was there
+		 * before, and its inverse would be wrong. */
+		plan = json_incref(json_object_get(json_object_get(x->fence_fact, "body"), "plan"));
+	} else {
+		names = km_calloc(json_array_size(x->topics) + 1, sizeof(*names));
+		json_array_foreach(x->topics, i, t)
+			names[n++] = json_string_value(json_object_get(t, "topic"));
+		if ((err = km_fence_plan(c->ks, names, n, NULL, 0, NULL, 0, "config", NULL, &plan,
+					 x->errstr, x->errstr_size))) {
+			if (err == KM_ERR_NOGO)
+				emit(x, "fence", "nogo", 0, NULL, x->errstr);
+			goto done;
+		}
+		if ((err = km_fence_inverse(plan, &inverse, x->errstr, x->errstr_size)))
+			goto done;
+		if (c->dry_run) {
+			ev = json_pack("{s:O, s:O}", "plan", plan, "inverse", inverse);
+			emit(x, "fence", "would", 0, ev, NULL);
+			goto done;
+		}
+		/* The plan and its exact inverse go to the journal before the
+		 * cluster changes: a crash from here on can always be undone. */
+		ev = json_pack("{s:O, s:O}", "plan", plan, "inverse", inverse);
+		char subj[300];
+		json_int_t id = 0;
+		snprintf(subj, sizeof(subj), "wave:%s", c->wave);
+		if ((err = journal_fact(x, "cutover.fence", subj, "INFO", ev, &id)))
+			goto done;
+		json_t *je = json_pack("{s:s, s:s, s:s, s:I}", "event", "journaled", "wave", c->wave,
+				       "what", "fence-plan", "fact_id", id);
+		if (c->event_cb)
+			c->event_cb(c->opaque, je);
+		json_decref(je);
+		json_decref(ev);
+		ev = NULL;
+	}
+	if (c->dry_run) {
+		ev = json_pack("{s:O, s:b}", "plan", plan, "journaled", 1);
+		emit(x, "fence", "would", 0, ev, NULL);
+		goto done;
+	}
+	emit(x, "fence", "start", 0, NULL, NULL);
+	if ((err = km_fence_apply(c->ks, plan, NULL, x->errstr, x->errstr_size)))
+		goto done;
+	const km_kafka_endpoint_t *as[1] = {c->src};
+	err = km_fence_prove(c->ks, c->src, plan, as, 1, 0, &proof, x->errstr, x->errstr_size);
+	if (err == KM_ERR_NOGO) {
+		/* The fence stays applied (its inverse is journaled): a source
+		 * that may or may not take writes is not handed back silently. */
+		char *why = km_asprintf("fence not proven: %s (the fence stays applied; its "
+					"inverse is in the journal)",
+					x->errstr);
+		snprintf(x->errstr, x->errstr_size, "%s", why);
+		free(why);
+		emit(x, "fence", "nogo", 0, proof, x->errstr);
+		goto done;
+	}
+	if (err)
+		goto done;
+	ev = json_pack("{s:s, s:O}", "kind", "config", "proof", proof);
+	err = step_done(x, "fence", ev);
+done:
+	free(names);
+	json_decref(plan);
+	json_decref(inverse);
+	json_decref(proof);
+	json_decref(ev);
+	return err;
+}
+
+/* ---- drain ----------------------------------------------------------------------- */
+
+/* HWM (ListOffsets read_uncommitted) and LSO (read_committed) of every
+ * partition. */
+static km_err_t read_ends(ctx_t *x, cpart_t *ps, size_t n)
+{
+	for (int which = 0; which < 2; which++) {
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+		rd_kafka_event_t *ev = NULL;
+		km_kafka_call_t call;
+		km_err_t err;
+		size_t nr;
+
+		for (size_t i = 0; i < n; i++)
+			rd_kafka_topic_partition_list_add(l, ps[i].topic, ps[i].partition)->offset =
+				RD_KAFKA_OFFSET_SPEC_LATEST;
+		km_kafka_call_begin(x->c->ks, RD_KAFKA_ADMIN_OP_LISTOFFSETS, 0, &call);
+		if (which) {
+			rd_kafka_error_t *e = rd_kafka_AdminOptions_set_isolation_level(
+				call.options, RD_KAFKA_ISOLATION_LEVEL_READ_COMMITTED);
+			if (e)
+				KM_BUG("isolation level: %s", rd_kafka_error_string(e));
+		}
+		rd_kafka_ListOffsets(km_kafka_rk(x->c->ks), l, call.options, call.q);
+		err = km_kafka_call_wait(x->c->ks, &call, RD_KAFKA_EVENT_LISTOFFSETS_RESULT,
+					 "ListOffsets", &ev, x->errstr, x->errstr_size);
+		if (!err) {
+			const rd_kafka_ListOffsetsResultInfo_t **ri = rd_kafka_ListOffsets_result_infos(
+				rd_kafka_event_ListOffsets_result(ev), &nr);
+			for (size_t i = 0; i < n && !err; i++) {
+				bool seen = false;
+				for (size_t j = 0; j < nr && !err; j++) {
+					const rd_kafka_topic_partition_t *p =
+						rd_kafka_ListOffsetsResultInfo_topic_partition(ri[j]);
+					if (strcmp(p->topic, ps[i].topic) ||
+					    p->partition != ps[i].partition)
+						continue;
+					if (p->err) {
+						char what[400];
+						snprintf(what, sizeof(what), "ListOffsets of '%s'[%d]",
+							 p->topic, p->partition);
+						err = km_kafka_err(x->c->ks, p->err, what, NULL,
+								   x->errstr, x->errstr_size);
+					}
+					*(which ? &ps[i].lso : &ps[i].hwm) = p->offset;
+					seen = true;
+				}
+				if (!seen && !err)
+					err = km_seterr(x->errstr, x->errstr_size, KM_ERR_KAFKA,
+							"ListOffsets of '%s'[%d] on the source returned "
+							"no answer for the partition (retry; check the "
+							"cluster's health)",
+							ps[i].topic, ps[i].partition);
+			}
+		}
+		if (ev)
+			rd_kafka_event_destroy(ev);
+		rd_kafka_topic_partition_list_destroy(l);
+		if (err)
+			return err;
+	}
+	return KM_ERR_OK;
+}
+
+static km_err_t read_progress(ctx_t *x, cpart_t *ps, size_t n)
+{
+	km_mapstore_names_t names;
+	km_mapstore_t *ms = NULL;
+	km_err_t err;
+
+	km_mapstore_names(x->c->plan->migration, NULL, &names);
+	err = km_mapstore_read_progress_all(km_kafka_endpoint(x->c->kt), names.progress, &ms,
+					    x->errstr, x->errstr_size);
+	if (err == KM_ERR_NOT_FOUND) {
+		for (size_t i = 0; i < n; i++)
+			ps[i].next = -1;
+		return KM_ERR_OK;
+	}
+	if (err)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		const km_mapstore_progress_t *p = km_mapstore_progress(ms, ps[i].topic, ps[i].partition);
+		ps[i].next = p ? p->next : -1;
+	}
+	km_mapstore_destroy(ms);
+	return KM_ERR_OK;
+}
+
+static km_err_t do_drain(ctx_t *x)
+{
+	const km_cutover_conf_t *c = x->c;
+	int64_t quiet_ms = c->plan->cutover.quiet_period * 1000;
+	int timeout = c->drain_timeout_ms > 0 ? c->drain_timeout_ms : DRAIN_TIMEOUT_MS;
+	int64_t deadline = km_mono_ms() + timeout, still_since = 0;
+	cpart_t *ps = NULL, *prev = NULL;
+	json_t *t, *ev = NULL;
+	size_t n = 0, i;
+	km_err_t err = KM_ERR_OK;
+	const char *waiting = "the first reading";
+
+	json_array_foreach(x->topics, i, t) {
+		int np = (int)json_integer_value(json_object_get(t, "partitions"));
+		ps = km_realloc(ps, (n + (size_t)np + 1) * sizeof(*ps));
+		for (int p = 0; p < np; p++)
+			ps[n++] = (cpart_t){json_string_value(json_object_get(t, "topic")), p, -1, -1,
+					    -1};
+	}
+	prev = km_calloc(n + 1, sizeof(*prev));
+	if (c->dry_run) {
+		ev = json_pack("{s:I, s:s}", "quiet_period_s", (json_int_t)c->plan->cutover.quiet_period,
+			       "would", "wait until every wave partition has LSO == HWM, the HWMs "
+				        "stay still for the quiet period and the replicator's "
+				        "committed progress reaches them; changes nothing");
+		emit(x, "drain", "would", 0, ev, NULL);
+		goto done;
+	}
+	emit(x, "drain", "start", 0, NULL, NULL);
+	for (;;) {
+		if ((err = read_ends(x, ps, n)))
+			goto done;
+		bool same = still_since > 0, open = false;
+		for (i = 0; i < n; i++) {
+			same = same && ps[i].hwm == prev[i].hwm;
+			open = open || ps[i].lso < ps[i].hwm;
+		}
+		if (!same) {
+			/* Any movement restarts the quiet period. */
+			still_since = km_mono_ms();
+			memcpy(prev, ps, n * sizeof(*ps));
+			waiting = "the high watermarks to stay still";
+		} else if (open) {
+			waiting = "open transactions to end (LSO < HWM)";
+		} else if (km_mono_ms() - still_since >= quiet_ms) {
+			if ((err = read_progress(x, ps, n)))
+				goto done;
+			bool copied = true;
+			for (i = 0; i < n; i++)
+				copied = copied && ps[i].next >= ps[i].hwm;
+			if (copied)
+				break;
+			waiting = "the replicator's committed progress to reach the high "
+				  "watermarks (is `kmigrate replicate` running?)";
+		}
+		if ((c->stop && *c->stop) || km_mono_ms() > deadline) {
+			err = km_seterr(x->errstr, x->errstr_size, c->stop && *c->stop ? KM_ERR_TIMEOUT : KM_ERR_NOGO,
+					"wave '%s' did not drain %s: still waiting for %s (re-run "
+					"to resume at the drain)",
+					c->wave, c->stop && *c->stop ? "(stopped)" : "in time", waiting);
+			emit(x, "drain", "nogo", 0, NULL, x->errstr);
+			goto done;
+		}
+		poll(NULL, 0, POLL_MS);
+	}
+	json_t *parts = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append_new(parts, json_pack("{s:s, s:i, s:I, s:I, s:I}", "topic",
+						       ps[i].topic, "partition", ps[i].partition,
+						       "hwm", (json_int_t)ps[i].hwm, "lso",
+						       (json_int_t)ps[i].lso, "replicated",
+						       (json_int_t)ps[i].next));
+	ev = json_pack("{s:o, s:I}", "partitions", parts, "quiet_period_s",
+		       (json_int_t)c->plan->cutover.quiet_period);
+	err = step_done(x, "drain", ev);
+done:
+	json_decref(ev);
+	free(ps);
+	free(prev);
+	return err;
+}
+
+/* ---- the machine ----------------------------------------------------------------- */
+
+km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *errstr,
+			size_t errstr_size)
+{
+	ctx_t x = {.c = conf, .steps = json_array(), .errstr = errstr,
+		   .errstr_size = errstr_size};
+	km_err_t err;
+
+	if (resultp)
+		*resultp = NULL;
+	if (!km_plan_wave(conf->plan, conf->wave)) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_INVALID_ARG,
+				"no wave '%s' in the plan's cutover.waves: name one of them",
+				conf->wave);
+		goto done;
+	}
+	if (conf->plan->cutover.fence != KM_PLAN_FENCE_CONFIG &&
+	    conf->plan->cutover.fence != KM_PLAN_FENCE_EXTERNAL) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				"cutover.fence '%s' is not supported by cutover yet: declare "
+				"`fence: config` (no authorizer) or `fence: external` with a "
+				"fence_owner",
+				km_plan_fence_str(conf->plan->cutover.fence));
+		goto done;
+	}
+	if ((err = load_done(&x, conf->wave, &x.done, &x.fence_fact)))
+		goto done;
+	/* The wave's topics are the gate's, journaled with it: a resumed run
+	 * fences and drains exactly what the gate judged. */
+	json_t *g = json_object_get(x.done, "gate");
+	if (g)
+		x.topics = json_incref(json_object_get(json_object_get(g, "body"), "topics"));
+
+	for (int s = 0; km_cutover_steps[s]; s++) {
+		const char *step = km_cutover_steps[s];
+		json_t *f = json_object_get(x.done, step);
+		if (f) {
+			emit(&x, step, "already-done", json_integer_value(json_object_get(f, "id")),
+			     NULL, NULL);
+			continue;
+		}
+		err = !strcmp(step, "gate")    ? do_gate(&x)
+		      : !strcmp(step, "fence") ? do_fence(&x)
+					       : do_drain(&x);
+		if (err)
+			break;
+	}
+done:
+	if (x.run_id) {
+		/* The run row says how it ended; a failure to write it does not
+		 * hide the step's own error. */
+		char e2[256];
+		km_journal_run_end(conf->jr, x.run_id, km_err_exit_code(err),
+				   err ? "stopped" : "done", e2, sizeof(e2));
+	}
+	if (resultp)
+		*resultp = json_pack("{s:s, s:O, s:I}", "wave", conf->wave, "steps", x.steps, "run_id",
+				     (json_int_t)x.run_id);
+	json_decref(x.steps);
+	json_decref(x.done);
+	json_decref(x.fence_fact);
+	json_decref(x.topics);
+	return err;
+}

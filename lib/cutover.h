@@ -1,0 +1,83 @@
+/*
+ * cutover.h -- moving one wave's write authority from the source to the
+ * target (`kmigrate cutover --wave W`, issue 10 item 3) as a resumable,
+ * journaled step machine.
+ *
+ * Steps, in order, each journaled as a fact of kind "cutover.step", subject
+ * "wave:<W> step:<name>", with its evidence, in its own committed
+ * transaction BEFORE the next step starts:
+ *
+ *   gate   gate "cutover" for the wave is GO (km_gate_eval), and every
+ *          earlier wave in plan order is complete;
+ *   fence  the wave's source topics refuse writes: the plan's cutover.fence
+ *          (config: lib/fence.h; external: its owner is responsible, proven
+ *          by the drain's quiet check alone).  The fence plan and its exact
+ *          inverse are journaled (fact "cutover.fence", subject "wave:<W>")
+ *          before km_fence_apply() changes anything; a resumed run applies
+ *          the journaled plan, never a fresh one; the proof is the step's
+ *          evidence;
+ *   drain  every wave partition has LSO == HWM, the HWMs stay still for
+ *          cutover.quiet_period, and the replicator's committed progress on
+ *          the target has reached them.
+ *
+ * A run resumes at the first step without a fact and never does a done step
+ * again.  A wave is complete when its last step (KM_CUTOVER_LAST_STEP) is
+ * journaled.  Not built yet: final validation, offsets commit, authority on
+ * the target, switch instructions, --verify, the ACL fence (cutover says
+ * NO-GO for `fence: acl` before it changes anything).
+ *
+ * What this module does not do: print, exit, or take the migration's
+ * cutover lock (not built yet).  Events go through the callback.
+ *
+ * @locality the calling thread; blocks on both clusters.
+ */
+#ifndef KM_CUTOVER_H
+#define KM_CUTOVER_H
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "journal.h"
+#include "kafka.h"
+#include "plan.h"
+
+/* The steps built so far, in order, NULL-terminated; static storage. */
+extern const char *const km_cutover_steps[];
+#define KM_CUTOVER_LAST_STEP "drain"
+
+typedef struct km_cutover_conf_s {
+	const km_plan_t *plan;
+	km_journal_t *jr;
+	km_kafka_t *ks, *kt;            /* connected source and target (borrowed) */
+	const km_kafka_endpoint_t *src; /* the source endpoint with its password:
+					 * the fence proof produces canaries */
+	const char *wave;
+	const char *args;               /* the command line, for the run row */
+	bool dry_run;                   /* read only: journal nothing, change nothing */
+	int drain_timeout_ms;           /* <= 0: 300 s */
+	volatile sig_atomic_t *stop;    /* set: stop waiting, KM_ERR_TIMEOUT; may be NULL */
+	/* Events, each a borrowed object:
+	 *   {"event": "step", "wave", "step", "state": "done" | "already-done" |
+	 *    "would" | "nogo" | "start", "fact_id"?, "evidence"?, "reason"?}
+	 *   {"event": "journaled", "wave", "what": "fence-plan", "fact_id"}
+	 * A "done" or "journaled" event is sent after its fact is committed. */
+	void (*event_cb)(void *opaque, const json_t *ev);
+	void *opaque;
+} km_cutover_conf_t;
+
+/*
+ * Runs (or resumes) the wave's cutover.
+ * @returns KM_ERR_OK when every step built so far is done (journaled);
+ * KM_ERR_NOGO with the reason in errstr when a step refuses (gate NO-GO,
+ * an earlier wave incomplete, a fence not proven, the drain not reached in
+ * time); KM_ERR_INVALID_ARG for an unknown wave; cluster and journal errors
+ * as they come.  *resultp (may be NULL) receives {"wave", "steps":
+ * [{"step", "state"}], "run_id"} in every case it was reached.
+ */
+km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *errstr,
+			size_t errstr_size);
+
+#endif

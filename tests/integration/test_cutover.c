@@ -1,0 +1,333 @@
+/*
+ * test_cutover.c -- `kmigrate cutover` (gate, fence, drain) on real
+ * clusters.
+ *
+ * Source: the 'plain' cluster (Kafka 4.3, no authorizer), so the plan's
+ * fence is `config` (the test clusters' authorizer source is plaintext with
+ * ANONYMOUS a super user: an ACL fence could not be proven there, and
+ * cutover does not build the acl fence yet).  Target: the 4.3 target.  One
+ * estate for the file: topic A (2 partitions) in wave canary, topic B in
+ * wave rest.  Every command a migration runs before cutover runs first (as
+ * test_gate.c does), then a replicator runs in the background for the rest
+ * of the file, and real idempotent acks=all producers write A and B
+ * continuously.
+ *
+ * Cases, in order: a gate NO-GO and a wave out of order each leave both
+ * clusters untouched and journal no step; the canary wave is cut over with
+ * a crash (KM_CUTOVER_CRASH_AFTER, the command's test hook) after each of
+ * gate, fence-plan and fence, and the re-runs converge with one fact per
+ * step; the rest wave goes straight through.  After each fence the live
+ * producer is refused (MSG_SIZE_TOO_LARGE) and the HWMs stay still.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "tk.h"
+#include "util.h"
+
+#define WAIT_MS 60000
+
+static tk_cluster_t src, tgt;
+static char A[64], B[64], G[64];
+static char *plan, *dir, *journal, *replog;
+static pid_t repl;
+static tk_writer_t *wa, *wb;
+
+static char *write_plan(const char *name, const char *gates)
+{
+	char *text = km_asprintf(
+		"migration: it-cutover-%d\n"
+		"source:\n  bootstrap: %s\n  owner: platform\n"
+		"target:\n  bootstrap: %s\n  owner: platform\n"
+		"topics:\n  include: [\"^%s$\", \"^%s$\"]\n"
+		"  rules:\n    - {match: \".*\", owner: qa}\n"
+		"consumer_groups:\n  - {id: %s, restart: translated, owner: team-a, chosen_by: qa}\n"
+		"consumers:\n  - {name: reader-a, group: %s, isolation_level: read_committed, "
+		"owner: team-a, validation: \"reads on the target\", client: librdkafka, "
+		"client_version: 2.8.0}\n"
+		"gates:\n%s"
+		"cutover:\n  fence: config\n  fence_owner: platform\n  quiet_period: 1s\n"
+		"  waves:\n"
+		"    - {name: canary, topics: [%s], groups: [%s], consumers: [reader-a], "
+		"owner: team-a}\n"
+		"    - {name: rest, all: true}\n",
+		(int)getpid(), src.bootstrap, tgt.bootstrap, A, B, G, G, gates, A, G);
+	char *p = tk_write_file(dir, name, text);
+	free(text);
+	return p;
+}
+
+/* Runs `kmigrate cutover -p p --wave w --json [extra]` with the crash
+ * hook set to crash (NULL: unset); @returns the exit status, *evsp (if
+ * given) the JSON lines as an array. */
+static int cutover(const char *p, const char *w, const char *extra, const char *crash,
+		   json_t **evsp)
+{
+	const char *argv[] = {tk_kmigrate(), "cutover", "-p", p, "--wave", w, "--json", extra,
+			      NULL};
+	char *out, *err;
+	if (crash)
+		setenv("KM_CUTOVER_CRASH_AFTER", crash, 1);
+	int rc = tk_run(&out, &err, argv);
+	unsetenv("KM_CUTOVER_CRASH_AFTER");
+	json_t *evs = json_array();
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+		json_t *j = json_loads(line, 0, NULL);
+		if (j)
+			json_array_append_new(evs, j);
+	}
+	fprintf(stderr, "cutover --wave %s%s%s: exit %d%s%s\n", w, crash ? " crash after " : "",
+		crash ? crash : "", rc, *err ? ": " : "", err);
+	free(out);
+	free(err);
+	if (evsp)
+		*evsp = evs;
+	else
+		json_decref(evs);
+	return rc;
+}
+
+/* The state a step event reported for step, or NULL. */
+static const char *state_of(const json_t *evs, const char *step)
+{
+	const char *st = NULL;
+	json_t *e;
+	size_t i;
+	json_array_foreach(evs, i, e) {
+		const char *s = json_string_value(json_object_get(e, "step"));
+		const char *x = json_string_value(json_object_get(e, "state"));
+		if (s && !strcmp(s, step) && x && strcmp(x, "start"))
+			st = x;
+	}
+	return st;
+}
+
+/* How many facts of kind the journal holds whose subject starts with
+ * prefix. */
+static int facts(const char *kind, const char *prefix)
+{
+	km_journal_t *jr = NULL;
+	json_t *fs = NULL, *f;
+	char errstr[512];
+	size_t i;
+	int n = 0;
+
+	if (km_journal_open(journal, 0, &jr, errstr, sizeof(errstr)) ||
+	    km_journal_facts(jr, 0, kind, &fs, errstr, sizeof(errstr)))
+		fail_msg("journal %s: %s", journal, errstr);
+	json_array_foreach(fs, i, f)
+		if (!strncmp(json_string_value(json_object_get(f, "subject")), prefix,
+			     strlen(prefix)))
+			n++;
+	json_decref(fs);
+	km_journal_close(jr);
+	return n;
+}
+
+static int step_facts(const char *wave, const char *step)
+{
+	char p[200];
+	snprintf(p, sizeof(p), "wave:%s step:%s", wave, step);
+	return facts("cutover.step", p);
+}
+
+/* The topic override of max.message.bytes on the source, or NULL. */
+static char *fence_config(const char *topic)
+{
+	json_t *cs = tk_topic_config_sources(&src, topic);
+	json_t *c = json_object_get(cs, "max.message.bytes");
+	const char *from = json_string_value(json_object_get(c, "source"));
+	const char *val = json_string_value(json_object_get(c, "value"));
+	char *v = from && !strcmp(from, "topic") && val ? km_strdup(val) : NULL;
+	json_decref(cs);
+	return v;
+}
+
+static void hwms(int64_t out[4])
+{
+	out[0] = tk_total_hwm(&src, A);
+	out[1] = tk_total_hwm(&src, B);
+	out[2] = tk_total_hwm(&tgt, A);
+	out[3] = tk_total_hwm(&tgt, B);
+}
+
+static int setup(void **state)
+{
+	int id = (int)getpid();
+	(void)state;
+	tk_cluster_from_env(&src, "KM_TEST_PLAIN");
+	tk_cluster_from_env(&tgt, "KM_TEST_TARGET");
+	snprintf(A, sizeof(A), "co-%d.a", id);
+	snprintf(B, sizeof(B), "co-%d.b", id);
+	snprintf(G, sizeof(G), "g-cutover-%d", id);
+	tk_create_topic(&src, A, 2, NULL);
+	tk_create_topic(&src, B, 1, NULL);
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	for (int i = 0; i < 20; i++) {
+		tk_msg_t m = {.key = "k", .value = "seed", .partition = i % 2};
+		tk_produce(p, A, &m);
+		m.partition = 0;
+		tk_produce(p, B, &m);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	tk_commit(&src, G, A, 0, 5);
+	tk_commit(&src, G, A, 1, 7);
+	dir = tk_tmpdir("cutover");
+	journal = km_asprintf("%s/kmigrate.db", dir);
+	replog = km_asprintf("%s/replicate.log", dir);
+	/* Lag is measured while the producers write: the threshold lets the
+	 * gate be GO with the replicator a little behind. */
+	plan = write_plan("migration.yaml", "  max_lag_records: 1000000\n");
+	/* Exit 1: the finding "no authorizer, ACLs cannot fence" (this file
+	 * uses the config fence). */
+	tk_km(plan, "inventory", NULL, NULL, 1, NULL);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	tk_km(plan, "check", NULL, NULL, 0, NULL);
+	tk_catch_up(plan, 120000, NULL);
+	tk_km(plan, "validate", NULL, NULL, 0, NULL);
+	tk_km(plan, "offsets", NULL, NULL, 0, NULL);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (wa)
+		tk_writer_stop(wa);
+	if (wb)
+		tk_writer_stop(wb);
+	if (repl > 0) {
+		kill(repl, SIGTERM);
+		tk_wait_exit(repl, WAIT_MS);
+	}
+	return 0;
+}
+
+/* A gate that is NO-GO (lag over 0 records with records written after the
+ * catch-up), and a wave whose predecessor is not complete: exit 1, no
+ * fence, no step journaled, both clusters untouched. */
+static void test_nogo_untouched(void **state)
+{
+	int64_t before[4], after[4];
+	json_t *evs;
+	(void)state;
+
+	char *strict = write_plan("strict.yaml", "  max_lag_records: 0\n");
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	tk_msg_t m = {.key = "late", .value = "late", .partition = 0};
+	tk_produce(p, A, &m);
+	tk_flush(p);
+	rd_kafka_destroy(p);
+
+	hwms(before);
+	assert_int_equal(cutover(strict, "canary", NULL, NULL, &evs), 1);
+	assert_string_equal(state_of(evs, "gate"), "nogo");
+	assert_null(state_of(evs, "fence"));
+	json_decref(evs);
+	assert_int_equal(cutover(plan, "rest", NULL, NULL, &evs), 1);
+	assert_string_equal(state_of(evs, "gate"), "nogo");
+	json_decref(evs);
+	hwms(after);
+	assert_memory_equal(before, after, sizeof(before));
+	assert_null(fence_config(A));
+	assert_null(fence_config(B));
+	assert_int_equal(facts("cutover.step", "wave:"), 0);
+	assert_int_equal(facts("cutover.fence", "wave:"), 0);
+	/* A dry run shows each step and changes nothing. */
+	assert_int_equal(cutover(plan, "canary", "--dry-run", NULL, &evs), 0);
+	assert_string_equal(state_of(evs, "gate"), "would");
+	assert_string_equal(state_of(evs, "fence"), "would");
+	assert_string_equal(state_of(evs, "drain"), "would");
+	json_decref(evs);
+	assert_null(fence_config(A));
+	assert_int_equal(facts("cutover.step", "wave:"), 0);
+	free(strict);
+}
+
+/* The canary wave with a crash after each step, then the rest wave
+ * straight through, while the replicator runs and producers write. */
+static void test_go_with_crashes(void **state)
+{
+	json_t *evs;
+	(void)state;
+
+	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, NULL};
+	repl = tk_spawn(argv, replog);
+	wa = tk_writer_start(&src, A, NULL);
+	wb = tk_writer_start(&src, B, NULL);
+	assert_true(tk_writer_wait(wa, 20, 0, WAIT_MS));
+	assert_true(tk_writer_wait(wb, 20, 0, WAIT_MS));
+
+	/* kill -9 right after each journaled step: the re-run resumes at the
+	 * next one. */
+	assert_int_equal(cutover(plan, "canary", NULL, "gate", NULL), 137);
+	assert_int_equal(step_facts("canary", "gate"), 1);
+	assert_int_equal(step_facts("canary", "fence"), 0);
+
+	assert_int_equal(cutover(plan, "canary", NULL, "fence-plan", &evs), 137);
+	assert_string_equal(state_of(evs, "gate"), "already-done");
+	json_decref(evs);
+	assert_int_equal(facts("cutover.fence", "wave:canary"), 1);
+	/* Journaled before applied: the crash came before the change. */
+	assert_null(fence_config(A));
+
+	assert_int_equal(cutover(plan, "canary", NULL, "fence", NULL), 137);
+	assert_int_equal(facts("cutover.fence", "wave:canary"), 1); /* the journaled plan */
+	assert_int_equal(step_facts("canary", "fence"), 1);
+	char *v = fence_config(A);
+	assert_non_null(v);
+	assert_string_equal(v, "0");
+	free(v);
+	tk_writer_assert_fenced(wa, &src, A, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, WAIT_MS);
+
+	assert_int_equal(cutover(plan, "canary", NULL, NULL, &evs), 0);
+	assert_string_equal(state_of(evs, "gate"), "already-done");
+	assert_string_equal(state_of(evs, "fence"), "already-done");
+	assert_string_equal(state_of(evs, "drain"), "done");
+	json_decref(evs);
+	/* A re-run of a finished wave does nothing again. */
+	assert_int_equal(cutover(plan, "canary", NULL, NULL, &evs), 0);
+	assert_string_equal(state_of(evs, "drain"), "already-done");
+	json_decref(evs);
+	assert_int_equal(step_facts("canary", "gate"), 1);
+	assert_int_equal(step_facts("canary", "fence"), 1);
+	assert_int_equal(step_facts("canary", "drain"), 1);
+	/* Still fenced, and the rest wave's producer was never stopped. */
+	tk_writer_assert_fenced(wa, &src, A, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, WAIT_MS);
+	assert_null(fence_config(B));
+	tk_writer_stats_t sb;
+	tk_writer_stats(wb, &sb);
+	assert_true(tk_writer_wait(wb, sb.acked + 5, 0, WAIT_MS));
+
+	/* The rest wave straight through: its predecessor is complete. */
+	assert_int_equal(cutover(plan, "rest", NULL, NULL, &evs), 0);
+	assert_string_equal(state_of(evs, "gate"), "done");
+	assert_string_equal(state_of(evs, "fence"), "done");
+	assert_string_equal(state_of(evs, "drain"), "done");
+	json_decref(evs);
+	tk_writer_assert_fenced(wb, &src, B, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, WAIT_MS);
+	assert_int_equal(facts("cutover.step", "wave:rest"), 3);
+	assert_int_equal(facts("cutover.fence", "wave:rest"), 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_nogo_untouched),
+		cmocka_unit_test(test_go_with_crashes),
+	};
+	if (getenv("TK_ONLY"))
+		cmocka_set_test_filter(getenv("TK_ONLY"));
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
