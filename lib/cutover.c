@@ -321,62 +321,20 @@ done:
  * partition. */
 static km_err_t read_ends(ctx_t *x, cpart_t *ps, size_t n)
 {
-	for (int which = 0; which < 2; which++) {
-		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
-		rd_kafka_event_t *ev = NULL;
-		km_kafka_call_t call;
-		km_err_t err;
-		size_t nr;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+	km_err_t err;
 
+	for (size_t i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(l, ps[i].topic, ps[i].partition);
+	if (!(err = km_kafka_list_offsets(x->c->ks, l, KM_KAFKA_HWM, x->errstr, x->errstr_size)))
 		for (size_t i = 0; i < n; i++)
-			rd_kafka_topic_partition_list_add(l, ps[i].topic, ps[i].partition)->offset =
-				RD_KAFKA_OFFSET_SPEC_LATEST;
-		km_kafka_call_begin(x->c->ks, RD_KAFKA_ADMIN_OP_LISTOFFSETS, 0, &call);
-		if (which) {
-			rd_kafka_error_t *e = rd_kafka_AdminOptions_set_isolation_level(
-				call.options, RD_KAFKA_ISOLATION_LEVEL_READ_COMMITTED);
-			if (e)
-				KM_BUG("isolation level: %s", rd_kafka_error_string(e));
-		}
-		rd_kafka_ListOffsets(km_kafka_rk(x->c->ks), l, call.options, call.q);
-		err = km_kafka_call_wait(x->c->ks, &call, RD_KAFKA_EVENT_LISTOFFSETS_RESULT,
-					 "ListOffsets", &ev, x->errstr, x->errstr_size);
-		if (!err) {
-			const rd_kafka_ListOffsetsResultInfo_t **ri = rd_kafka_ListOffsets_result_infos(
-				rd_kafka_event_ListOffsets_result(ev), &nr);
-			for (size_t i = 0; i < n && !err; i++) {
-				bool seen = false;
-				for (size_t j = 0; j < nr && !err; j++) {
-					const rd_kafka_topic_partition_t *p =
-						rd_kafka_ListOffsetsResultInfo_topic_partition(ri[j]);
-					if (strcmp(p->topic, ps[i].topic) ||
-					    p->partition != ps[i].partition)
-						continue;
-					if (p->err) {
-						char what[400];
-						snprintf(what, sizeof(what), "ListOffsets of '%s'[%d]",
-							 p->topic, p->partition);
-						err = km_kafka_err(x->c->ks, p->err, what, NULL,
-								   x->errstr, x->errstr_size);
-					}
-					*(which ? &ps[i].lso : &ps[i].hwm) = p->offset;
-					seen = true;
-				}
-				if (!seen && !err)
-					err = km_seterr(x->errstr, x->errstr_size, KM_ERR_KAFKA,
-							"ListOffsets of '%s'[%d] on the source returned "
-							"no answer for the partition (retry; check the "
-							"cluster's health)",
-							ps[i].topic, ps[i].partition);
-			}
-		}
-		if (ev)
-			rd_kafka_event_destroy(ev);
-		rd_kafka_topic_partition_list_destroy(l);
-		if (err)
-			return err;
-	}
-	return KM_ERR_OK;
+			ps[i].hwm = l->elems[i].offset;
+	if (!err &&
+	    !(err = km_kafka_list_offsets(x->c->ks, l, KM_KAFKA_LSO, x->errstr, x->errstr_size)))
+		for (size_t i = 0; i < n; i++)
+			ps[i].lso = l->elems[i].offset;
+	rd_kafka_topic_partition_list_destroy(l);
+	return err;
 }
 
 static km_err_t read_progress(ctx_t *x, cpart_t *ps, size_t n)

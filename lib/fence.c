@@ -308,65 +308,21 @@ static km_err_t describe_acls(km_kafka_t *ks, rd_kafka_ResourceType_t rt, json_t
 	return err;
 }
 
-/* ListOffsets LATEST of every partition in tps[0..n-1] with the given
- * isolation: the high watermark (read_uncommitted) or the last stable
- * offset (read_committed); EARLIEST for the log start. */
+/* One ListOffsets (lib/kafka.h) of every partition in tps[0..n-1]: which
+ * 0 = log start, 1 = high watermark, 2 = last stable offset. */
 static km_err_t list_offsets(km_kafka_t *ks, tp_t *tps, size_t n, int which, char *errstr,
 			     size_t errstr_size)
 {
+	static const km_kafka_offset_t what[3] = {KM_KAFKA_LOG_START, KM_KAFKA_HWM, KM_KAFKA_LSO};
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
-	rd_kafka_event_t *ev = NULL;
-	km_kafka_call_t call;
 	km_err_t err;
-	size_t nr;
 
 	for (size_t i = 0; i < n; i++)
-		rd_kafka_topic_partition_list_add(l, tps[i].topic, tps[i].partition)->offset =
-			which == 0 ? RD_KAFKA_OFFSET_SPEC_EARLIEST : RD_KAFKA_OFFSET_SPEC_LATEST;
-	km_kafka_call_begin(ks, RD_KAFKA_ADMIN_OP_LISTOFFSETS, 0, &call);
-	if (which == 2) {
-		rd_kafka_error_t *e = rd_kafka_AdminOptions_set_isolation_level(
-			call.options, RD_KAFKA_ISOLATION_LEVEL_READ_COMMITTED);
-		if (e)
-			KM_BUG("isolation level: %s", rd_kafka_error_string(e));
-	}
-	rd_kafka_ListOffsets(km_kafka_rk(ks), l, call.options, call.q);
-	err = km_kafka_call_wait(ks, &call, RD_KAFKA_EVENT_LISTOFFSETS_RESULT, "ListOffsets", &ev,
-				 errstr, errstr_size);
-	if (err)
-		goto done;
-	const rd_kafka_ListOffsetsResultInfo_t **ri =
-		rd_kafka_ListOffsets_result_infos(rd_kafka_event_ListOffsets_result(ev), &nr);
-	for (size_t i = 0; i < n; i++) {
-		bool seen = false;
-		for (size_t j = 0; j < nr; j++) {
-			const rd_kafka_topic_partition_t *p =
-				rd_kafka_ListOffsetsResultInfo_topic_partition(ri[j]);
-			if (strcmp(p->topic, tps[i].topic) || p->partition != tps[i].partition)
-				continue;
-			if (p->err) {
-				char what[400];
-				snprintf(what, sizeof(what), "ListOffsets of '%s'[%d]", p->topic,
-					 p->partition);
-				err = km_kafka_err(ks, p->err, what, NULL, errstr, errstr_size);
-				goto done;
-			}
+		rd_kafka_topic_partition_list_add(l, tps[i].topic, tps[i].partition);
+	if (!(err = km_kafka_list_offsets(ks, l, what[which], errstr, errstr_size)))
+		for (size_t i = 0; i < n; i++)
 			*(which == 0 ? &tps[i].low : which == 1 ? &tps[i].hwm : &tps[i].lso) =
-				p->offset;
-			seen = true;
-		}
-		if (!seen) {
-			err = km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
-					"ListOffsets of '%s'[%d] on the %s cluster returned no "
-					"answer for the partition (retry; check the cluster's health)",
-					tps[i].topic, tps[i].partition,
-					km_kafka_endpoint(ks)->role);
-			goto done;
-		}
-	}
-done:
-	if (ev)
-		rd_kafka_event_destroy(ev);
+				l->elems[i].offset;
 	rd_kafka_topic_partition_list_destroy(l);
 	return err;
 }

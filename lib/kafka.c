@@ -1,5 +1,6 @@
 #include "kafka.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -589,6 +590,64 @@ km_err_t km_kafka_call_wait(km_kafka_t *k, km_kafka_call_t *call,
 	rd_kafka_queue_destroy(call->q);
 	call->options = NULL;
 	call->q = NULL;
+	return err;
+}
+
+km_err_t km_kafka_list_offsets(km_kafka_t *k, rd_kafka_topic_partition_list_t *tps,
+			       km_kafka_offset_t which, char *errstr, size_t errstr_size)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(tps->cnt);
+	rd_kafka_event_t *ev = NULL;
+	km_kafka_call_t call;
+	km_err_t err;
+	size_t nr;
+
+	for (int i = 0; i < tps->cnt; i++)
+		rd_kafka_topic_partition_list_add(l, tps->elems[i].topic, tps->elems[i].partition)
+			->offset = which == KM_KAFKA_LOG_START ? RD_KAFKA_OFFSET_SPEC_EARLIEST
+								: RD_KAFKA_OFFSET_SPEC_LATEST;
+	km_kafka_call_begin(k, RD_KAFKA_ADMIN_OP_LISTOFFSETS, 0, &call);
+	if (which == KM_KAFKA_LSO) {
+		/* LATEST under read_committed is the last stable offset. */
+		rd_kafka_error_t *e = rd_kafka_AdminOptions_set_isolation_level(
+			call.options, RD_KAFKA_ISOLATION_LEVEL_READ_COMMITTED);
+		if (e)
+			KM_BUG("isolation level: %s", rd_kafka_error_string(e));
+	}
+	rd_kafka_ListOffsets(k->rk, l, call.options, call.q);
+	err = km_kafka_call_wait(k, &call, RD_KAFKA_EVENT_LISTOFFSETS_RESULT, "ListOffsets", &ev,
+				 errstr, errstr_size);
+	if (err)
+		goto done;
+	const rd_kafka_ListOffsetsResultInfo_t **ri =
+		rd_kafka_ListOffsets_result_infos(rd_kafka_event_ListOffsets_result(ev), &nr);
+	for (int i = 0; i < tps->cnt && !err; i++) {
+		rd_kafka_topic_partition_t *want = &tps->elems[i];
+		bool seen = false;
+		for (size_t j = 0; j < nr && !err && !seen; j++) {
+			const rd_kafka_topic_partition_t *p =
+				rd_kafka_ListOffsetsResultInfo_topic_partition(ri[j]);
+			if (strcmp(p->topic, want->topic) || p->partition != want->partition)
+				continue;
+			seen = true;
+			if (p->err) {
+				char what[400];
+				snprintf(what, sizeof(what), "ListOffsets of '%s'[%d]", p->topic,
+					 p->partition);
+				err = km_kafka_err(k, p->err, what, NULL, errstr, errstr_size);
+			}
+			want->offset = p->offset;
+		}
+		if (!seen && !err)
+			err = km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
+					"ListOffsets of '%s'[%d] on the %s cluster returned no "
+					"answer for the partition (retry; check the cluster's health)",
+					want->topic, want->partition, k->ep.role);
+	}
+done:
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_topic_partition_list_destroy(l);
 	return err;
 }
 

@@ -127,6 +127,20 @@ km_err_t km_kafka_call_wait(km_kafka_t *k, km_kafka_call_t *call,
 			    rd_kafka_event_type_t type, const char *what,
 			    rd_kafka_event_t **evp, char *errstr, size_t errstr_size);
 
+/* What km_kafka_list_offsets() asks for. */
+typedef enum {
+	KM_KAFKA_LOG_START, /* the earliest offset */
+	KM_KAFKA_HWM,       /* the high watermark (read_uncommitted's end) */
+	KM_KAFKA_LSO,       /* the last stable offset (read_committed's end) */
+} km_kafka_offset_t;
+
+/* One ListOffsets for every partition of tps (their .offset is ignored),
+ * through km_kafka_call (a deadline, always).  On success each element's
+ * .offset holds what `which` asks for.  A partition that errs, or that the
+ * answer leaves out, fails the call naming it: never a guessed offset. */
+km_err_t km_kafka_list_offsets(km_kafka_t *k, rd_kafka_topic_partition_list_t *tps,
+			       km_kafka_offset_t which, char *errstr, size_t errstr_size);
+
 /* Where a config value comes from, in kmigrate's words: "topic",
  * "broker-dynamic", "cluster-dynamic-default", "broker-static", "default"
  * or "unknown".  Static storage. */
