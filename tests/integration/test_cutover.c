@@ -133,6 +133,50 @@ static int facts(const char *kind, const char *prefix)
 	return n;
 }
 
+/* The body of the step fact of wave/step (a new reference), or NULL. */
+static json_t *step_body(const char *wave, const char *step)
+{
+	km_journal_t *jr = NULL;
+	json_t *fs = NULL, *f, *body = NULL;
+	char errstr[512], subj[200];
+	size_t i;
+
+	snprintf(subj, sizeof(subj), "wave:%s step:%s", wave, step);
+	if (km_journal_open(journal, 0, &jr, errstr, sizeof(errstr)) ||
+	    km_journal_facts(jr, 0, "cutover.step", &fs, errstr, sizeof(errstr)))
+		fail_msg("journal %s: %s", journal, errstr);
+	json_array_foreach(fs, i, f)
+		if (!body && !strcmp(json_string_value(json_object_get(f, "subject")), subj))
+			body = json_incref(json_object_get(f, "body"));
+	json_decref(fs);
+	km_journal_close(jr);
+	return body;
+}
+
+/* The group G, reading A on the target from the positions cutover
+ * committed, reads exactly the source's records from G's committed source
+ * positions on: no duplicate, no skip. */
+static void assert_group_resumes(void)
+{
+	const int64_t committed[2] = {5, 7};
+	tk_digests_t t[2];
+
+	tk_group_read(&tgt, G, A, 2, t);
+	for (int p = 0; p < 2; p++) {
+		tk_digests_t s;
+		size_t k = 0;
+		tk_digest_partition(&src, A, p, true, &s);
+		while (k < s.n && s.off[k] < committed[p])
+			k++;
+		assert_true(s.n > k);
+		assert_int_equal(t[p].n, s.n - k);
+		for (size_t i = 0; i < t[p].n; i++)
+			assert_true(t[p].d[i] == s.d[k + i]);
+		tk_digests_free(&s);
+		tk_digests_free(&t[p]);
+	}
+}
+
 static int step_facts(const char *wave, const char *step)
 {
 	char p[200];
@@ -249,6 +293,9 @@ static void test_nogo_untouched(void **state)
 	assert_string_equal(state_of(evs, "gate"), "would");
 	assert_string_equal(state_of(evs, "fence"), "would");
 	assert_string_equal(state_of(evs, "drain"), "would");
+	assert_string_equal(state_of(evs, "validate"), "would");
+	assert_string_equal(state_of(evs, "offsets"), "would");
+	assert_string_equal(state_of(evs, "authority"), "would");
 	json_decref(evs);
 	assert_null(fence_config(A));
 	assert_int_equal(facts("cutover.step", "wave:"), 0);
@@ -291,18 +338,44 @@ static void test_go_with_crashes(void **state)
 	free(v);
 	tk_writer_assert_fenced(wa, &src, A, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, WAIT_MS);
 
-	assert_int_equal(cutover(plan, "canary", NULL, NULL, &evs), 0);
+	/* Through drain, validate and offsets, then a crash. */
+	assert_int_equal(cutover(plan, "canary", NULL, "offsets", &evs), 137);
 	assert_string_equal(state_of(evs, "gate"), "already-done");
 	assert_string_equal(state_of(evs, "fence"), "already-done");
 	assert_string_equal(state_of(evs, "drain"), "done");
+	assert_string_equal(state_of(evs, "validate"), "done");
+	assert_string_equal(state_of(evs, "offsets"), "done");
+	assert_null(state_of(evs, "authority"));
+	json_decref(evs);
+	json_t *b = step_body("canary", "validate");
+	assert_string_equal(json_string_value(json_object_get(b, "verdict")), "GO");
+	json_decref(b);
+	b = step_body("canary", "offsets");
+	json_t *g0 = json_array_get(json_object_get(b, "groups"), 0);
+	assert_string_equal(json_string_value(json_object_get(g0, "group")), G);
+	assert_int_equal(json_array_size(json_object_get(g0, "positions")), 2);
+	json_decref(b);
+	assert_group_resumes();
+
+	assert_int_equal(cutover(plan, "canary", NULL, "authority", &evs), 137);
+	assert_string_equal(state_of(evs, "offsets"), "already-done");
+	assert_string_equal(state_of(evs, "authority"), "done");
 	json_decref(evs);
 	/* A re-run of a finished wave does nothing again. */
 	assert_int_equal(cutover(plan, "canary", NULL, NULL, &evs), 0);
-	assert_string_equal(state_of(evs, "drain"), "already-done");
+	assert_string_equal(state_of(evs, "authority"), "already-done");
 	json_decref(evs);
-	assert_int_equal(step_facts("canary", "gate"), 1);
-	assert_int_equal(step_facts("canary", "fence"), 1);
-	assert_int_equal(step_facts("canary", "drain"), 1);
+	const char *steps[] = {"gate", "fence", "drain", "validate", "offsets", "authority"};
+	for (size_t i = 0; i < 6; i++)
+		assert_int_equal(step_facts("canary", steps[i]), 1);
+	char atopic[300];
+	snprintf(atopic, sizeof(atopic), "__kmigrate.it-cutover-%d.authority", (int)getpid());
+	assert_int_equal(tk_total_hwm(&tgt, atopic), 1);
+	b = step_body("canary", "authority");
+	json_t *ra = json_object_get(json_object_get(b, "records"), A);
+	assert_string_equal(json_string_value(json_object_get(ra, "authority")), "target");
+	assert_string_equal(json_string_value(json_object_get(ra, "wave")), "canary");
+	json_decref(b);
 	/* Still fenced, and the rest wave's producer was never stopped. */
 	tk_writer_assert_fenced(wa, &src, A, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, WAIT_MS);
 	assert_null(fence_config(B));
@@ -315,9 +388,14 @@ static void test_go_with_crashes(void **state)
 	assert_string_equal(state_of(evs, "gate"), "done");
 	assert_string_equal(state_of(evs, "fence"), "done");
 	assert_string_equal(state_of(evs, "drain"), "done");
+	assert_string_equal(state_of(evs, "validate"), "done");
+	assert_string_equal(state_of(evs, "offsets"), "done");
+	assert_string_equal(state_of(evs, "authority"), "done");
 	json_decref(evs);
 	tk_writer_assert_fenced(wb, &src, B, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, WAIT_MS);
-	assert_int_equal(facts("cutover.step", "wave:rest"), 3);
+	assert_int_equal(facts("cutover.step", "wave:rest"), 6);
+	/* One record per wave topic. */
+	assert_int_equal(tk_total_hwm(&tgt, atopic), 2);
 	assert_int_equal(facts("cutover.fence", "wave:rest"), 1);
 }
 
