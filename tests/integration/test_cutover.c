@@ -1,6 +1,6 @@
 /*
- * test_cutover.c -- `kmigrate cutover` (gate, fence, drain) on real
- * clusters.
+ * test_cutover.c -- `kmigrate cutover` (gate, fence, drain, validate,
+ * offsets, authority) on real clusters.
  *
  * Source: the 'plain' cluster (Kafka 4.3, no authorizer), so the plan's
  * fence is `config` (the test clusters' authorizer source is plaintext with
@@ -15,8 +15,11 @@
  * Cases, in order: a gate NO-GO and a wave out of order each leave both
  * clusters untouched and journal no step; the canary wave is cut over with
  * a crash (KM_CUTOVER_CRASH_AFTER, the command's test hook) after each of
- * gate, fence-plan and fence, and the re-runs converge with one fact per
- * step; the rest wave goes straight through.  After each fence the live
+ * gate, fence-plan, fence, offsets and authority, and a refusal at offsets
+ * while the group has a live member on the target; the re-runs converge
+ * with one fact per step, the group resumes on the target at exactly the
+ * next record, and the authority topic holds one record per wave topic;
+ * the rest wave goes straight through.  After each fence the live
  * producer is refused (MSG_SIZE_TOO_LARGE) and the HWMs stay still.
  */
 #include <setjmp.h>
@@ -338,12 +341,23 @@ static void test_go_with_crashes(void **state)
 	free(v);
 	tk_writer_assert_fenced(wa, &src, A, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, WAIT_MS);
 
-	/* Through drain, validate and offsets, then a crash. */
-	assert_int_equal(cutover(plan, "canary", NULL, "offsets", &evs), 137);
+	/* Through drain and validate; a live member of the group on the
+	 * target stops it at offsets: exit 1, nothing of the step journaled. */
+	pid_t member = tk_member_start(&tgt, G, A, "live-on-target");
+	assert_int_equal(cutover(plan, "canary", NULL, NULL, &evs), 1);
 	assert_string_equal(state_of(evs, "gate"), "already-done");
 	assert_string_equal(state_of(evs, "fence"), "already-done");
 	assert_string_equal(state_of(evs, "drain"), "done");
 	assert_string_equal(state_of(evs, "validate"), "done");
+	assert_string_equal(state_of(evs, "offsets"), "nogo");
+	json_decref(evs);
+	assert_int_equal(step_facts("canary", "offsets"), 0);
+	assert_int_equal(tk_committed(&tgt, G, A, 0), -1);
+	tk_member_stop(member);
+
+	/* Offsets once the member is gone, then a crash. */
+	assert_int_equal(cutover(plan, "canary", NULL, "offsets", &evs), 137);
+	assert_string_equal(state_of(evs, "validate"), "already-done");
 	assert_string_equal(state_of(evs, "offsets"), "done");
 	assert_null(state_of(evs, "authority"));
 	json_decref(evs);
