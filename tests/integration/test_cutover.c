@@ -19,7 +19,9 @@
  * while the group has a live member on the target; the re-runs converge
  * with one fact per step, the group resumes on the target at exactly the
  * next record, and the authority topic holds one record per wave topic;
- * the rest wave goes straight through.  After each fence the live
+ * the rest wave's final validation is NO-GO on a stray record written on
+ * the target (the fence stays), and a re-run under a plan accepting one
+ * mismatch resumes there.  After each fence the live
  * producer is refused (MSG_SIZE_TOO_LARGE) and the HWMs stay still.
  */
 #include <setjmp.h>
@@ -397,11 +399,35 @@ static void test_go_with_crashes(void **state)
 	tk_writer_stats(wb, &sb);
 	assert_true(tk_writer_wait(wb, sb.acked + 5, 0, WAIT_MS));
 
-	/* The rest wave straight through: its predecessor is complete. */
-	assert_int_equal(cutover(plan, "rest", NULL, NULL, &evs), 0);
+	/* The rest wave (its predecessor is complete) up to the drain; then a
+	 * stray record on the target makes the final validation NO-GO: exit
+	 * 1, the step not journaled, the source stays fenced. */
+	assert_int_equal(cutover(plan, "rest", NULL, "drain", &evs), 137);
 	assert_string_equal(state_of(evs, "gate"), "done");
 	assert_string_equal(state_of(evs, "fence"), "done");
 	assert_string_equal(state_of(evs, "drain"), "done");
+	json_decref(evs);
+	rd_kafka_t *stray = tk_producer(&tgt, NULL);
+	tk_msg_t m = {.key = "stray", .value = "written on the target", .partition = 0};
+	tk_produce(stray, B, &m);
+	tk_flush(stray);
+	rd_kafka_destroy(stray);
+	assert_int_equal(cutover(plan, "rest", NULL, NULL, &evs), 1);
+	assert_string_equal(state_of(evs, "validate"), "nogo");
+	assert_null(state_of(evs, "offsets"));
+	json_decref(evs);
+	assert_int_equal(step_facts("rest", "validate"), 0);
+	v = fence_config(B);
+	assert_non_null(v);
+	assert_string_equal(v, "0");
+	free(v);
+	/* Accepting one mismatch (the plan's gate), the re-run resumes at the
+	 * validation and goes through. */
+	char *lenient = write_plan("lenient.yaml", "  max_lag_records: 1000000\n"
+						   "  max_mismatches: 1\n");
+	assert_int_equal(cutover(lenient, "rest", NULL, NULL, &evs), 0);
+	free(lenient);
+	assert_string_equal(state_of(evs, "drain"), "already-done");
 	assert_string_equal(state_of(evs, "validate"), "done");
 	assert_string_equal(state_of(evs, "offsets"), "done");
 	assert_string_equal(state_of(evs, "authority"), "done");
