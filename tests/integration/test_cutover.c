@@ -201,6 +201,16 @@ static char *fence_config(const char *topic)
 	return v;
 }
 
+/* One record (key = value = text) to topic[0] on c. */
+static void produce_one(const tk_cluster_t *c, const char *topic, const char *text)
+{
+	rd_kafka_t *p = tk_producer(c, NULL);
+	tk_msg_t m = {.key = text, .value = text, .partition = 0};
+	tk_produce(p, topic, &m);
+	tk_flush(p);
+	rd_kafka_destroy(p);
+}
+
 static void hwms(int64_t out[4])
 {
 	out[0] = tk_total_hwm(&src, A);
@@ -273,11 +283,7 @@ static void test_nogo_untouched(void **state)
 	(void)state;
 
 	char *strict = write_plan("strict.yaml", "  max_lag_records: 0\n");
-	rd_kafka_t *p = tk_producer(&src, NULL);
-	tk_msg_t m = {.key = "late", .value = "late", .partition = 0};
-	tk_produce(p, A, &m);
-	tk_flush(p);
-	rd_kafka_destroy(p);
+	produce_one(&src, A, "late");
 
 	hwms(before);
 	assert_int_equal(cutover(strict, "canary", NULL, NULL, &evs), 1);
@@ -407,11 +413,7 @@ static void test_go_with_crashes(void **state)
 	assert_string_equal(state_of(evs, "fence"), "done");
 	assert_string_equal(state_of(evs, "drain"), "done");
 	json_decref(evs);
-	rd_kafka_t *stray = tk_producer(&tgt, NULL);
-	tk_msg_t m = {.key = "stray", .value = "written on the target", .partition = 0};
-	tk_produce(stray, B, &m);
-	tk_flush(stray);
-	rd_kafka_destroy(stray);
+	produce_one(&tgt, B, "stray");
 	assert_int_equal(cutover(plan, "rest", NULL, NULL, &evs), 1);
 	assert_string_equal(state_of(evs, "validate"), "nogo");
 	assert_null(state_of(evs, "offsets"));
