@@ -19,9 +19,12 @@
 #include "fence.h"
 #include "gate.h"
 #include "mapstore.h"
+#include "offsets.h"
 #include "util.h"
+#include "validate.h"
 
-const char *const km_cutover_steps[] = {"gate", "fence", "drain", NULL};
+const char *const km_cutover_steps[] = {"gate",    "fence",     "drain", "validate",
+					"offsets", "authority", NULL};
 
 #define DRAIN_TIMEOUT_MS 300000
 #define POLL_MS 500
@@ -443,6 +446,319 @@ done:
 	return err;
 }
 
+/* The wave's source topic names (from the gate), a new JSON array. */
+static json_t *topic_names(const ctx_t *x)
+{
+	json_t *names = json_array(), *t;
+	size_t i;
+
+	json_array_foreach(x->topics, i, t)
+		json_array_append(names, json_object_get(t, "topic"));
+	return names;
+}
+
+/* ---- validate -------------------------------------------------------------------- */
+
+/* Final validation of the wave's topics, fenced and drained: nothing moves
+ * on them any more, so the comparison is of the whole history. */
+static km_err_t do_validate(ctx_t *x)
+{
+	const km_cutover_conf_t *c = x->c;
+	km_validate_opts_t o;
+	json_t *names = topic_names(x), *rep = NULL, *ev = NULL;
+	km_err_t err;
+
+	if (c->dry_run) {
+		ev = json_pack("{s:O, s:s}", "topics", names, "would",
+			       "validate the wave's topics (full) and require GO within "
+			       "gates.max_mismatches; changes nothing");
+		emit(x, "validate", "would", 0, ev, NULL);
+		err = KM_ERR_OK;
+		goto done;
+	}
+	emit(x, "validate", "start", 0, NULL, NULL);
+	km_validate_opts_init(&o);
+	o.only_topics = names;
+	/* Each wave topic must be validated: one the source principal cannot
+	 * see is NO-GO, never left out. */
+	o.expect_topics = names;
+	o.stop = c->stop;
+	if ((err = km_validate_run(c->plan, c->src, c->tgt, &o, &rep, x->errstr, x->errstr_size)))
+		goto done;
+	ev = json_pack("{s:O, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "topics", names,
+		       "verdict", json_object_get(rep, "verdict"), "label",
+		       json_object_get(rep, "label"), "mode", json_object_get(rep, "mode"),
+		       "mismatches", json_object_get(rep, "mismatches"), "max_mismatches",
+		       json_object_get(rep, "max_mismatches"), "partitions_total",
+		       json_object_get(rep, "partitions_total"), "no_go",
+		       json_object_get(rep, "no_go"));
+	if (strcmp(json_string_value(json_object_get(rep, "verdict")), "GO")) {
+		char *why = json_dumps(json_object_get(rep, "no_go"), JSON_COMPACT);
+		/* The fence stays: the wave is stopped, not handed back. */
+		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
+				"final validation of wave '%s' is NO-GO: %s (the source stays "
+				"fenced; see `kmigrate validate`, fix, then re-run the cutover)",
+				c->wave, why ? why : "?");
+		free(why);
+		emit(x, "validate", "nogo", 0, ev, x->errstr);
+		goto done;
+	}
+	err = step_done(x, "validate", ev);
+done:
+	json_decref(names);
+	json_decref(rep);
+	json_decref(ev);
+	return err;
+}
+
+/* ---- offsets --------------------------------------------------------------------- */
+
+/* Translates and commits each group of the wave on the target.  Only the
+ * wave's partitions are committed: a topic of a later wave is still written
+ * on the source.  A re-run translates the same committed source positions
+ * through the same map, so it commits the same target positions again. */
+static km_err_t do_offsets(ctx_t *x)
+{
+	const km_cutover_conf_t *c = x->c;
+	const km_plan_wave_t *w = km_plan_wave(c->plan, c->wave);
+	json_t *done_groups = json_array(), *gs = NULL, *ev = NULL;
+	km_err_t err = KM_ERR_OK;
+
+	if (c->dry_run) {
+		json_t *ids = json_array();
+		for (size_t i = 0; i < w->groups_cnt; i++)
+			json_array_append_new(ids, json_string(w->groups[i].name));
+		ev = json_pack("{s:o, s:s}", "groups", ids, "would",
+			       "translate each group's committed source positions and commit them "
+			       "on the target (refused while a target group has live members)");
+		emit(x, "offsets", "would", 0, ev, NULL);
+		goto done;
+	}
+	emit(x, "offsets", "start", 0, NULL, NULL);
+	for (size_t i = 0; i < w->groups_cnt && !err; i++) {
+		const char *gid = w->groups[i].name;
+		km_offsets_opts_t o = {.only = gid};
+		json_t *g, *row, *rows = json_array(), *pos = json_array();
+		bool ok = true;
+		size_t j;
+
+		json_decref(gs);
+		gs = NULL;
+		err = km_offsets_translate(c->plan, c->ks, c->kt, &o, &gs, x->errstr,
+					   x->errstr_size);
+		if (err == KM_ERR_NOT_FOUND)
+			/* Unknown is never a pass: a wave group with no position
+			 * to move would start on the target wherever its reset
+			 * policy says. */
+			err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
+					"group '%s' of wave '%s' has no committed position on an "
+					"in-scope topic: nothing to translate (let it commit on the "
+					"source, or remove it from the wave's groups)",
+					gid, c->wave);
+		g = err ? NULL : json_array_get(gs, 0);
+		json_array_foreach(g ? json_object_get(g, "partitions") : NULL, j, row) {
+			const char *st = json_string_value(json_object_get(row, "status"));
+			if (!km_plan_wave_has_topic(c->plan, w,
+						    json_string_value(json_object_get(row, "topic"))))
+				continue;
+			ok = ok && st && (!strcmp(st, "translated") || !strcmp(st, "policy"));
+			json_array_append(rows, row);
+			json_array_append_new(
+				pos, json_pack("{s:O, s:O, s:O, s:O, s:O}", "topic",
+					       json_object_get(row, "topic"), "partition",
+					       json_object_get(row, "partition"), "target_topic",
+					       json_object_get(row, "target_topic"), "committed",
+					       json_object_get(row, "committed"), "target_offset",
+					       json_object_get(row, "target_offset")));
+		}
+		if (!err && !ok)
+			err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
+					"group '%s' of wave '%s' is not translatable (replication "
+					"behind or a proof failed): nothing committed; see `kmigrate "
+					"offsets`, then re-run the cutover",
+					gid, c->wave);
+		if (!err) {
+			json_t *only = json_deep_copy(g);
+			json_object_set(only, "partitions", rows);
+			json_object_set_new(only, "translatable", json_true());
+			err = km_offsets_commit(c->kt, only, x->errstr, x->errstr_size);
+			json_decref(only);
+		}
+		if (!err)
+			json_array_append_new(done_groups,
+					      json_pack("{s:s, s:O}", "group", gid, "positions", pos));
+		json_decref(rows);
+		json_decref(pos);
+	}
+	if (err) {
+		if (err == KM_ERR_NOGO)
+			emit(x, "offsets", "nogo", 0, NULL, x->errstr);
+		goto done;
+	}
+	ev = json_pack("{s:O}", "groups", done_groups);
+	err = step_done(x, "offsets", ev);
+done:
+	json_decref(done_groups);
+	json_decref(gs);
+	json_decref(ev);
+	return err;
+}
+
+/* ---- authority ------------------------------------------------------------------- */
+
+static km_err_t create_authority_topic(ctx_t *x, const char *name)
+{
+	km_kafka_t *kt = x->c->kt;
+	rd_kafka_NewTopic_t *nt;
+	km_kafka_call_t call;
+	rd_kafka_event_t *ev = NULL;
+	char e[256];
+	size_t n;
+	km_err_t err;
+
+	nt = rd_kafka_NewTopic_new(name, 1, -1, e, sizeof(e));
+	/* Compacted and never expired: the latest record per topic is its
+	 * authority for the life of the migration. */
+	rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+	rd_kafka_NewTopic_set_config(nt, "retention.ms", "-1");
+	km_kafka_call_begin(kt, RD_KAFKA_ADMIN_OP_CREATETOPICS, 0, &call);
+	rd_kafka_CreateTopics(km_kafka_rk(kt), &nt, 1, call.options, call.q);
+	err = km_kafka_call_wait(kt, &call, RD_KAFKA_EVENT_CREATETOPICS_RESULT, "CreateTopics", &ev,
+				 x->errstr, x->errstr_size);
+	if (!err) {
+		const rd_kafka_topic_result_t **res =
+			rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+		for (size_t i = 0; i < n && !err; i++) {
+			rd_kafka_resp_err_t te = rd_kafka_topic_result_error(res[i]);
+			if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+				err = km_kafka_err(kt, te, "CreateTopics of the authority topic",
+						   rd_kafka_topic_result_error_string(res[i]),
+						   x->errstr, x->errstr_size);
+		}
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_NewTopic_destroy(nt);
+	return err;
+}
+
+static void authority_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	rd_kafka_resp_err_t *first = opaque;
+	(void)rk;
+	if (m->err && !*first)
+		*first = m->err;
+}
+
+/* Writes one record per wave topic (idempotent, acks=all) and waits for
+ * every acknowledgement. */
+static km_err_t produce_authority(ctx_t *x, const char *topic, int64_t at)
+{
+	const char *extra[] = {"enable.idempotence", "true", "acks", "all", "linger.ms", "0",
+			       "message.timeout.ms", "30000", NULL};
+	rd_kafka_resp_err_t derr = RD_KAFKA_RESP_ERR_NO_ERROR;
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *rk = NULL;
+	km_mapstore_authority_t a = {.authority = "target", .at = at, .run_id = x->run_id};
+	char rerr[512], val[KM_MAPSTORE_AUTHORITY_MAX];
+	json_t *t;
+	size_t i;
+	km_err_t err;
+
+	snprintf(a.wave, sizeof(a.wave), "%s", x->c->wave);
+	if (km_mapstore_authority_encode(&a, val, sizeof(val)) < 0)
+		return km_seterr(x->errstr, x->errstr_size, KM_ERR_BUG,
+				 "cannot encode the authority record of wave '%s'", x->c->wave);
+	if ((err = km_kafka_conf_new(x->c->tgt, extra, &conf, x->errstr, x->errstr_size)))
+		return err;
+	rd_kafka_conf_set_dr_msg_cb(conf, authority_dr);
+	rd_kafka_conf_set_opaque(conf, &derr);
+	if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof(rerr)))) {
+		rd_kafka_conf_destroy(conf);
+		return km_seterr(x->errstr, x->errstr_size, KM_ERR_KAFKA,
+				 "cannot create the authority producer on the target: %s", rerr);
+	}
+	json_array_foreach(x->topics, i, t) {
+		const char *st = json_string_value(json_object_get(t, "topic"));
+		rd_kafka_resp_err_t perr = rd_kafka_producev(
+			rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+			RD_KAFKA_V_KEY(st, strlen(st)), RD_KAFKA_V_VALUE(val, strlen(val)),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		if (perr && !derr)
+			derr = perr;
+	}
+	if (rd_kafka_flush(rk, 60000) && !derr)
+		derr = RD_KAFKA_RESP_ERR__TIMED_OUT;
+	if (derr)
+		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_KAFKA,
+				"writing the authority records of wave '%s' to '%s' on the target "
+				"failed: %s (re-run the cutover to write them again)",
+				x->c->wave, topic, rd_kafka_err2str(derr));
+	rd_kafka_destroy(rk);
+	return err;
+}
+
+/* Authority -> target, first on the target (where every kmigrate process
+ * reads it), then in the journal: a crash between the two leaves the step
+ * unjournaled, and the re-run writes the same key again (the latest record
+ * per key counts). */
+static km_err_t do_authority(ctx_t *x)
+{
+	const km_cutover_conf_t *c = x->c;
+	char topic[KM_MAPSTORE_NAME_MAX];
+	json_t *recs = NULL, *ev = NULL, *mine = json_object(), *t;
+	size_t i;
+	km_err_t err;
+
+	km_mapstore_authority_topic(c->plan->migration, topic, sizeof(topic));
+	if (c->dry_run) {
+		json_t *names = topic_names(x);
+		ev = json_pack("{s:s, s:o, s:s}", "topic", topic, "topics", names, "would",
+			       "record authority = target for each topic, on the target and in the "
+			       "journal");
+		emit(x, "authority", "would", 0, ev, NULL);
+		err = KM_ERR_OK;
+		goto done;
+	}
+	emit(x, "authority", "start", 0, NULL, NULL);
+	/* The record carries this run's id: the run row must exist first. */
+	if ((err = km_journal_begin(c->jr, x->errstr, x->errstr_size)))
+		goto done;
+	if ((err = ensure_run(x)) || (err = km_journal_commit(c->jr, x->errstr, x->errstr_size))) {
+		km_journal_rollback(c->jr);
+		goto done;
+	}
+	if ((err = create_authority_topic(x, topic)) ||
+	    (err = produce_authority(x, topic, km_now_ms())))
+		goto done;
+	/* Read back: what other processes will read is what is proven. */
+	if ((err = km_mapstore_read_authority(c->tgt, topic, &recs, x->errstr, x->errstr_size)))
+		goto done;
+	json_array_foreach(x->topics, i, t) {
+		const char *st = json_string_value(json_object_get(t, "topic"));
+		json_t *r = json_object_get(recs, st);
+		if (!r || strcmp(json_string_value(json_object_get(r, "authority")), "target") ||
+		    strcmp(json_string_value(json_object_get(r, "wave")), c->wave) ||
+		    json_integer_value(json_object_get(r, "run_id")) != x->run_id) {
+			err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
+					"the authority record of '%s' read back from '%s' is not "
+					"the one just written (another cutover process?); re-run "
+					"the cutover",
+					st, topic);
+			emit(x, "authority", "nogo", 0, NULL, x->errstr);
+			goto done;
+		}
+		json_object_set(mine, st, r);
+	}
+	ev = json_pack("{s:s, s:O}", "topic", topic, "records", mine);
+	err = step_done(x, "authority", ev);
+done:
+	json_decref(recs);
+	json_decref(mine);
+	json_decref(ev);
+	return err;
+}
+
 /* ---- the machine ----------------------------------------------------------------- */
 
 km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *errstr,
@@ -485,9 +801,12 @@ km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *e
 			     NULL, NULL);
 			continue;
 		}
-		err = !strcmp(step, "gate")    ? do_gate(&x)
-		      : !strcmp(step, "fence") ? do_fence(&x)
-					       : do_drain(&x);
+		err = !strcmp(step, "gate")       ? do_gate(&x)
+		      : !strcmp(step, "fence")    ? do_fence(&x)
+		      : !strcmp(step, "drain")    ? do_drain(&x)
+		      : !strcmp(step, "validate") ? do_validate(&x)
+		      : !strcmp(step, "offsets")  ? do_offsets(&x)
+						  : do_authority(&x);
 		if (err)
 			break;
 	}

@@ -18,13 +18,26 @@
  *          evidence;
  *   drain  every wave partition has LSO == HWM, the HWMs stay still for
  *          cutover.quiet_period, and the replicator's committed progress on
- *          the target has reached them.
+ *          the target has reached them;
+ *   validate  km_validate_run on the wave's topics alone is GO (mismatches
+ *          within gates.max_mismatches); the report's summary is the
+ *          evidence.  NO-GO: the fence stays;
+ *   offsets  each of the wave's groups (plan) is translated
+ *          (km_offsets_translate, opts.only) and its wave partitions
+ *          committed on the target (km_offsets_commit: refused while the
+ *          target group has members); a group not translatable or without
+ *          a committed position is NO-GO; the committed positions are the
+ *          evidence;
+ *   authority  one record per wave topic, authority = target, written
+ *          (idempotent, acks=all) to the compacted __kmigrate.<m>.authority
+ *          on the target (lib/mapstore.h) and read back, BEFORE the step
+ *          fact: a crash between the two is repaired by the re-run, which
+ *          writes the same keys again.
  *
  * A run resumes at the first step without a fact and never does a done step
  * again.  A wave is complete when its last step (KM_CUTOVER_LAST_STEP) is
- * journaled.  Not built yet: final validation, offsets commit, authority on
- * the target, switch instructions, --verify, the ACL fence (cutover says
- * NO-GO for `fence: acl` before it changes anything).
+ * journaled.  Not built yet: switch instructions, --verify, the ACL fence
+ * (cutover says NO-GO for `fence: acl` before it changes anything).
  *
  * What this module does not do: print, exit, or take the migration's
  * cutover lock (not built yet).  Events go through the callback.
@@ -46,7 +59,7 @@
 
 /* The steps built so far, in order, NULL-terminated; static storage. */
 extern const char *const km_cutover_steps[];
-#define KM_CUTOVER_LAST_STEP "drain"
+#define KM_CUTOVER_LAST_STEP "authority"
 
 typedef struct km_cutover_conf_s {
 	const km_plan_t *plan;
@@ -54,6 +67,8 @@ typedef struct km_cutover_conf_s {
 	km_kafka_t *ks, *kt;            /* connected source and target (borrowed) */
 	const km_kafka_endpoint_t *src; /* the source endpoint with its password:
 					 * the fence proof produces canaries */
+	const km_kafka_endpoint_t *tgt; /* the target endpoint with its password:
+					 * validation and the authority records */
 	const char *wave;
 	const char *args;               /* the command line, for the run row */
 	bool dry_run;                   /* read only: journal nothing, change nothing */

@@ -212,6 +212,56 @@ km_err_t km_mapstore_run_decode(const void *val, size_t len, km_offrun_t *run, c
 	return err;
 }
 
+/* ---- authority ---------------------------------------------------------------- */
+
+void km_mapstore_authority_topic(const char *migration, char *buf, size_t size)
+{
+	snprintf(buf, size, "__kmigrate.%s.authority", migration);
+}
+
+int km_mapstore_authority_encode(const km_mapstore_authority_t *a, char *buf, size_t size)
+{
+	if (strcmp(a->authority, "target") && strcmp(a->authority, "source"))
+		return -1;
+	/* jansson escapes the wave name; PRESERVE_ORDER keeps the pinned
+	 * field order. */
+	json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "authority", a->authority, "wave", a->wave,
+			      "at", (json_int_t)a->at, "run_id", (json_int_t)a->run_id);
+	char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	int n = txt ? fit(snprintf(buf, size, "%s", txt), size) : -1;
+	free(txt);
+	json_decref(o);
+	return n;
+}
+
+km_err_t km_mapstore_authority_decode(const void *val, size_t len, km_mapstore_authority_t *a,
+				      char *errstr, size_t errstr_size)
+{
+	static const char *const allowed[] = {"authority", "wave", "at", "run_id", NULL};
+	json_t *o;
+	const char *au, *w;
+	km_err_t err;
+
+	memset(a, 0, sizeof(*a));
+	if ((err = load_object(val, len, allowed, &o, errstr, errstr_size)))
+		return err;
+	au = json_string_value(json_object_get(o, "authority"));
+	w = json_string_value(json_object_get(o, "wave"));
+	if (!au || (strcmp(au, "target") && strcmp(au, "source")))
+		err = km_seterr(errstr, errstr_size, KM_ERR_BUG,
+				"field 'authority' is missing or not \"target\"/\"source\"");
+	else if (!w || !*w || strlen(w) >= sizeof(a->wave))
+		err = km_seterr(errstr, errstr_size, KM_ERR_BUG,
+				"field 'wave' is missing, empty or too long");
+	else if (!(err = int_field(o, "at", 0, &a->at, errstr, errstr_size)) &&
+		 !(err = int_field(o, "run_id", 1, &a->run_id, errstr, errstr_size))) {
+		snprintf(a->authority, sizeof(a->authority), "%s", au);
+		snprintf(a->wave, sizeof(a->wave), "%s", w);
+	}
+	json_decref(o);
+	return err;
+}
+
 /* ---- what a reader read ------------------------------------------------------ */
 
 typedef struct entry_s {
@@ -226,6 +276,7 @@ struct km_mapstore_s {
 	size_t ne, cap;
 	json_t *index; /* key -> position in e */
 	km_offmap_t empty;
+	json_t *authority; /* source topic -> latest record (kind 'a') */
 };
 
 km_mapstore_t *km_mapstore_new(void)
@@ -245,6 +296,7 @@ void km_mapstore_destroy(km_mapstore_t *ms)
 	}
 	free(ms->e);
 	json_decref(ms->index);
+	json_decref(ms->authority);
 	free(ms);
 }
 
@@ -342,6 +394,34 @@ size_t km_mapstore_count(const km_mapstore_t *ms)
 
 /* ---- readers ------------------------------------------------------------------ */
 
+/* One authority record: compacted, so the last one per key counts.  A
+ * record that does not decode is an error, never skipped: a skipped one
+ * could hide that a topic's authority moved. */
+static km_err_t feed_authority(km_mapstore_t *ms, const char *topic, const rd_kafka_message_t *m,
+			       char *errstr, size_t errstr_size)
+{
+	km_mapstore_authority_t a;
+	char why[400], key[KM_MAPSTORE_KEY_MAX];
+	km_err_t err;
+
+	if (!m->key || !m->key_len || m->key_len >= sizeof(key))
+		return km_seterr(errstr, errstr_size, KM_ERR_BUG,
+				 "'%s'[%d]@%lld: the key is empty or too long for a topic name",
+				 topic, (int)m->partition, (long long)m->offset);
+	if ((err = km_mapstore_authority_decode(m->payload, m->len, &a, why, sizeof(why))))
+		return km_seterr(errstr, errstr_size, err, "'%s'[%d]@%lld: %s", topic,
+				 (int)m->partition, (long long)m->offset, why);
+	memcpy(key, m->key, m->key_len);
+	key[m->key_len] = '\0';
+	if (!ms->authority)
+		ms->authority = json_object();
+	json_object_set_new(ms->authority, key,
+			    json_pack("{s:s, s:s, s:I, s:I}", "authority", a.authority, "wave",
+				      a.wave, "at", (json_int_t)a.at, "run_id",
+				      (json_int_t)a.run_id));
+	return KM_ERR_OK;
+}
+
 /* Reads partitions [first, first+n) of topic -- all at once, with
  * read_committed -- each to its end, feeding every record to ms.  n < 0:
  * every partition of the topic (from its metadata). */
@@ -436,6 +516,8 @@ static km_err_t read_to_end(const km_kafka_endpoint_t *tgt, const char *topic, i
 					m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
 						? " (grant READ on the topic to kmigrate's principal)"
 						: "");
+		} else if (kind == 'a') {
+			err = feed_authority(ms, topic, m, errstr, errstr_size);
 		} else {
 			err = km_mapstore_feed(ms, kind, topic, m->partition, m->offset, m->key,
 					       m->key_len, m->payload, m->len, errstr, errstr_size);
@@ -484,6 +566,19 @@ km_err_t km_mapstore_read_progress(const km_kafka_endpoint_t *tgt, const char *t
 		ms = NULL;
 	}
 	*msp = ms;
+	return err;
+}
+
+km_err_t km_mapstore_read_authority(const km_kafka_endpoint_t *tgt, const char *t_authority,
+				    json_t **recordsp, char *errstr, size_t errstr_size)
+{
+	km_mapstore_t *ms = km_mapstore_new();
+	km_err_t err = read_to_end(tgt, t_authority, 0, -1, 'a', ms, errstr, errstr_size);
+
+	*recordsp = NULL;
+	if (!err)
+		*recordsp = ms->authority ? json_incref(ms->authority) : json_object();
+	km_mapstore_destroy(ms);
 	return err;
 }
 

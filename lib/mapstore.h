@@ -27,6 +27,7 @@
 #ifndef KM_MAPSTORE_H
 #define KM_MAPSTORE_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,6 +79,36 @@ km_err_t km_mapstore_progress_decode(const void *val, size_t len, km_mapstore_pr
 				     char *errstr, size_t errstr_size);
 km_err_t km_mapstore_run_decode(const void *val, size_t len, km_offrun_t *run, char *errstr,
 				size_t errstr_size);
+
+/* ---- authority (cutover, lib/cutover.h) ----
+ * __kmigrate.<m>.authority: compacted, retention.ms -1, 1 partition, on the
+ * target.  One record per source topic whose write authority moved:
+ * key = the source topic name (raw bytes), value =
+ * {"authority":"target","wave":"<W>","at":<ms>,"run_id":<N>} (this field
+ * order, no spaces).  The latest record per key is the topic's authority,
+ * so that every kmigrate process on any host agrees. */
+#define KM_MAPSTORE_AUTHORITY_MAX 700
+typedef struct km_mapstore_authority_s {
+	char authority[16]; /* "target" or "source" */
+	char wave[KM_MAPSTORE_KEY_MAX];
+	int64_t at;     /* ms since the epoch the record was written */
+	int64_t run_id; /* the journal's cutover run that wrote it */
+} km_mapstore_authority_t;
+
+/* "__kmigrate.<migration>.authority" into buf. */
+void km_mapstore_authority_topic(const char *migration, char *buf, size_t size);
+/* As the other encoders: the value's length, or -1 (buffer too small, an
+ * authority other than target/source). */
+int km_mapstore_authority_encode(const km_mapstore_authority_t *a, char *buf, size_t size);
+km_err_t km_mapstore_authority_decode(const void *val, size_t len, km_mapstore_authority_t *a,
+				      char *errstr, size_t errstr_size);
+/* Reads the authority topic on the target to its end (read_committed):
+ * *recordsp = a new JSON object, source topic -> its latest decoded record
+ * {"authority", "wave", "at", "run_id"}.  KM_ERR_NOT_FOUND when the topic
+ * does not exist; KM_ERR_BUG naming the offset when a record does not
+ * decode. */
+km_err_t km_mapstore_read_authority(const km_kafka_endpoint_t *tgt, const char *t_authority,
+				    json_t **recordsp, char *errstr, size_t errstr_size);
 
 /* What a reader read: per source partition, its offset map and/or its
  * progress.  Read-only once returned; may be shared by threads. */

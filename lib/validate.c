@@ -1774,6 +1774,21 @@ static int cmp_parts(const void *a, const void *b)
 	return c ? c : x->partition - y->partition;
 }
 
+/* Whether topic is one opts->only_topics asks for (every topic without the
+ * filter). */
+static bool wanted(const vrun_t *v, const char *topic)
+{
+	json_t *t;
+	size_t i;
+
+	if (!v->opts->only_topics)
+		return true;
+	json_array_foreach(v->opts->only_topics, i, t)
+		if (json_is_string(t) && !strcmp(json_string_value(t), topic))
+			return true;
+	return false;
+}
+
 /* The saved design's in-scope topics that the source's metadata left out.
  * Kafka omits a topic its principal may not DESCRIBE from a metadata answer
  * without a word, so each is asked for by name (DescribeTopics, which never
@@ -1791,7 +1806,7 @@ static km_err_t check_hidden(vrun_t *v, km_kafka_t *ks, const struct rd_kafka_me
 	json_array_foreach(v->opts->expect_topics, i, t) {
 		const char *name = json_string_value(t);
 		bool seen = false;
-		if (!name || !km_plan_topic_in_scope(v->plan, name))
+		if (!name || !km_plan_topic_in_scope(v->plan, name) || !wanted(v, name))
 			continue;
 		for (int k = 0; k < md->topic_cnt && !seen; k++)
 			seen = !strcmp(md->topics[k].topic, name);
@@ -1878,7 +1893,7 @@ static km_err_t discover(vrun_t *v, km_kafka_t *ks, km_kafka_t *kt, char *errstr
 		char *tname;
 		int tparts = -1;
 
-		if (!km_plan_topic_in_scope(v->plan, t->topic))
+		if (!km_plan_topic_in_scope(v->plan, t->topic) || !wanted(v, t->topic))
 			continue;
 		if (t->err) {
 			/* A topic that cannot be described cannot be left out

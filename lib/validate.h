@@ -109,6 +109,10 @@ typedef struct km_validate_opts_s {
 	 * design.  One that is in the plan's scope and missing from the
 	 * source's metadata is NO-GO, named with the permission to grant. */
 	const json_t *expect_topics;
+	/* Source topic names to validate, a borrowed JSON array, or NULL for
+	 * every in-scope topic: cutover validates one wave's topics.  A topic
+	 * in it that is out of scope is not validated (the scope decides). */
+	const json_t *only_topics;
 	void (*progress_cb)(void *opaque, const km_validate_progress_t *p);
 	void *opaque;
 } km_validate_opts_t;

@@ -3,7 +3,8 @@
  * wave's cutover steps (lib/cutover.h), print each step, exit 0 when every
  * step built so far is done.
  *
- * Test hook: KM_CUTOVER_CRASH_AFTER=<step> (gate, fence-plan, fence, drain)
+ * Test hook: KM_CUTOVER_CRASH_AFTER=<step> (gate, fence-plan, fence, drain,
+ * validate, offsets, authority)
  * makes the process _exit(137) right after that step's fact is committed,
  * as kill -9 would, so that the tests can prove a re-run resumes there and
  * does no step twice.  "fence-plan" is the moment the fence plan and its
@@ -103,6 +104,7 @@ int cmd_cutover(cli_t *cli, int argc, char **argv)
 	conf.ks = cli->ks;
 	conf.kt = cli->kt;
 	conf.src = &cli->src;
+	conf.tgt = &cli->tgt;
 	conf.args = args;
 	conf.stop = &cli_stop;
 	conf.event_cb = on_event;
@@ -124,8 +126,9 @@ int cmd_cutover(cli_t *cli, int argc, char **argv)
 	} else if (conf.dry_run) {
 		printf("Dry run: the steps above would run; nothing changed.\n");
 	} else {
-		printf("Wave '%s': every step built so far is done (gate, fence, drain); the "
-		       "next steps are not built yet.\nEvidence: run %lld in %s\n",
+		printf("Wave '%s': every step built so far is done (gate, fence, drain, validate, "
+		       "offsets, authority); switch instructions and --verify are not built "
+		       "yet.\nEvidence: run %lld in %s\n",
 		       conf.wave, cli_jint(res, "run_id"), cli->plan->journal);
 	}
 done:

@@ -1,6 +1,6 @@
 /*
- * test_cutover.c -- `kmigrate cutover` (gate, fence, drain) on real
- * clusters.
+ * test_cutover.c -- `kmigrate cutover` (gate, fence, drain, validate,
+ * offsets, authority) on real clusters.
  *
  * Source: the 'plain' cluster (Kafka 4.3, no authorizer), so the plan's
  * fence is `config` (the test clusters' authorizer source is plaintext with
@@ -15,8 +15,13 @@
  * Cases, in order: a gate NO-GO and a wave out of order each leave both
  * clusters untouched and journal no step; the canary wave is cut over with
  * a crash (KM_CUTOVER_CRASH_AFTER, the command's test hook) after each of
- * gate, fence-plan and fence, and the re-runs converge with one fact per
- * step; the rest wave goes straight through.  After each fence the live
+ * gate, fence-plan, fence, offsets and authority, and a refusal at offsets
+ * while the group has a live member on the target; the re-runs converge
+ * with one fact per step, the group resumes on the target at exactly the
+ * next record, and the authority topic holds one record per wave topic;
+ * the rest wave's final validation is NO-GO on a stray record written on
+ * the target (the fence stays), and a re-run under a plan accepting one
+ * mismatch resumes there.  After each fence the live
  * producer is refused (MSG_SIZE_TOO_LARGE) and the HWMs stay still.
  */
 #include <setjmp.h>
@@ -133,6 +138,50 @@ static int facts(const char *kind, const char *prefix)
 	return n;
 }
 
+/* The body of the step fact of wave/step (a new reference), or NULL. */
+static json_t *step_body(const char *wave, const char *step)
+{
+	km_journal_t *jr = NULL;
+	json_t *fs = NULL, *f, *body = NULL;
+	char errstr[512], subj[200];
+	size_t i;
+
+	snprintf(subj, sizeof(subj), "wave:%s step:%s", wave, step);
+	if (km_journal_open(journal, 0, &jr, errstr, sizeof(errstr)) ||
+	    km_journal_facts(jr, 0, "cutover.step", &fs, errstr, sizeof(errstr)))
+		fail_msg("journal %s: %s", journal, errstr);
+	json_array_foreach(fs, i, f)
+		if (!body && !strcmp(json_string_value(json_object_get(f, "subject")), subj))
+			body = json_incref(json_object_get(f, "body"));
+	json_decref(fs);
+	km_journal_close(jr);
+	return body;
+}
+
+/* The group G, reading A on the target from the positions cutover
+ * committed, reads exactly the source's records from G's committed source
+ * positions on: no duplicate, no skip. */
+static void assert_group_resumes(void)
+{
+	const int64_t committed[2] = {5, 7};
+	tk_digests_t t[2];
+
+	tk_group_read(&tgt, G, A, 2, t);
+	for (int p = 0; p < 2; p++) {
+		tk_digests_t s;
+		size_t k = 0;
+		tk_digest_partition(&src, A, p, true, &s);
+		while (k < s.n && s.off[k] < committed[p])
+			k++;
+		assert_true(s.n > k);
+		assert_int_equal(t[p].n, s.n - k);
+		for (size_t i = 0; i < t[p].n; i++)
+			assert_true(t[p].d[i] == s.d[k + i]);
+		tk_digests_free(&s);
+		tk_digests_free(&t[p]);
+	}
+}
+
 static int step_facts(const char *wave, const char *step)
 {
 	char p[200];
@@ -150,6 +199,16 @@ static char *fence_config(const char *topic)
 	char *v = from && !strcmp(from, "topic") && val ? km_strdup(val) : NULL;
 	json_decref(cs);
 	return v;
+}
+
+/* One record (key = value = text) to topic[0] on c. */
+static void produce_one(const tk_cluster_t *c, const char *topic, const char *text)
+{
+	rd_kafka_t *p = tk_producer(c, NULL);
+	tk_msg_t m = {.key = text, .value = text, .partition = 0};
+	tk_produce(p, topic, &m);
+	tk_flush(p);
+	rd_kafka_destroy(p);
 }
 
 static void hwms(int64_t out[4])
@@ -224,11 +283,7 @@ static void test_nogo_untouched(void **state)
 	(void)state;
 
 	char *strict = write_plan("strict.yaml", "  max_lag_records: 0\n");
-	rd_kafka_t *p = tk_producer(&src, NULL);
-	tk_msg_t m = {.key = "late", .value = "late", .partition = 0};
-	tk_produce(p, A, &m);
-	tk_flush(p);
-	rd_kafka_destroy(p);
+	produce_one(&src, A, "late");
 
 	hwms(before);
 	assert_int_equal(cutover(strict, "canary", NULL, NULL, &evs), 1);
@@ -249,6 +304,9 @@ static void test_nogo_untouched(void **state)
 	assert_string_equal(state_of(evs, "gate"), "would");
 	assert_string_equal(state_of(evs, "fence"), "would");
 	assert_string_equal(state_of(evs, "drain"), "would");
+	assert_string_equal(state_of(evs, "validate"), "would");
+	assert_string_equal(state_of(evs, "offsets"), "would");
+	assert_string_equal(state_of(evs, "authority"), "would");
 	json_decref(evs);
 	assert_null(fence_config(A));
 	assert_int_equal(facts("cutover.step", "wave:"), 0);
@@ -291,18 +349,55 @@ static void test_go_with_crashes(void **state)
 	free(v);
 	tk_writer_assert_fenced(wa, &src, A, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, WAIT_MS);
 
-	assert_int_equal(cutover(plan, "canary", NULL, NULL, &evs), 0);
+	/* Through drain and validate; a live member of the group on the
+	 * target stops it at offsets: exit 1, nothing of the step journaled. */
+	pid_t member = tk_member_start(&tgt, G, A, "live-on-target");
+	assert_int_equal(cutover(plan, "canary", NULL, NULL, &evs), 1);
 	assert_string_equal(state_of(evs, "gate"), "already-done");
 	assert_string_equal(state_of(evs, "fence"), "already-done");
 	assert_string_equal(state_of(evs, "drain"), "done");
+	assert_string_equal(state_of(evs, "validate"), "done");
+	assert_string_equal(state_of(evs, "offsets"), "nogo");
+	json_decref(evs);
+	assert_int_equal(step_facts("canary", "offsets"), 0);
+	assert_int_equal(tk_committed(&tgt, G, A, 0), -1);
+	tk_member_stop(member);
+
+	/* Offsets once the member is gone, then a crash. */
+	assert_int_equal(cutover(plan, "canary", NULL, "offsets", &evs), 137);
+	assert_string_equal(state_of(evs, "validate"), "already-done");
+	assert_string_equal(state_of(evs, "offsets"), "done");
+	assert_null(state_of(evs, "authority"));
+	json_decref(evs);
+	json_t *b = step_body("canary", "validate");
+	assert_string_equal(json_string_value(json_object_get(b, "verdict")), "GO");
+	json_decref(b);
+	b = step_body("canary", "offsets");
+	json_t *g0 = json_array_get(json_object_get(b, "groups"), 0);
+	assert_string_equal(json_string_value(json_object_get(g0, "group")), G);
+	assert_int_equal(json_array_size(json_object_get(g0, "positions")), 2);
+	json_decref(b);
+	assert_group_resumes();
+
+	assert_int_equal(cutover(plan, "canary", NULL, "authority", &evs), 137);
+	assert_string_equal(state_of(evs, "offsets"), "already-done");
+	assert_string_equal(state_of(evs, "authority"), "done");
 	json_decref(evs);
 	/* A re-run of a finished wave does nothing again. */
 	assert_int_equal(cutover(plan, "canary", NULL, NULL, &evs), 0);
-	assert_string_equal(state_of(evs, "drain"), "already-done");
+	assert_string_equal(state_of(evs, "authority"), "already-done");
 	json_decref(evs);
-	assert_int_equal(step_facts("canary", "gate"), 1);
-	assert_int_equal(step_facts("canary", "fence"), 1);
-	assert_int_equal(step_facts("canary", "drain"), 1);
+	const char *steps[] = {"gate", "fence", "drain", "validate", "offsets", "authority"};
+	for (size_t i = 0; i < 6; i++)
+		assert_int_equal(step_facts("canary", steps[i]), 1);
+	char atopic[300];
+	snprintf(atopic, sizeof(atopic), "__kmigrate.it-cutover-%d.authority", (int)getpid());
+	assert_int_equal(tk_total_hwm(&tgt, atopic), 1);
+	b = step_body("canary", "authority");
+	json_t *ra = json_object_get(json_object_get(b, "records"), A);
+	assert_string_equal(json_string_value(json_object_get(ra, "authority")), "target");
+	assert_string_equal(json_string_value(json_object_get(ra, "wave")), "canary");
+	json_decref(b);
 	/* Still fenced, and the rest wave's producer was never stopped. */
 	tk_writer_assert_fenced(wa, &src, A, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, WAIT_MS);
 	assert_null(fence_config(B));
@@ -310,14 +405,39 @@ static void test_go_with_crashes(void **state)
 	tk_writer_stats(wb, &sb);
 	assert_true(tk_writer_wait(wb, sb.acked + 5, 0, WAIT_MS));
 
-	/* The rest wave straight through: its predecessor is complete. */
-	assert_int_equal(cutover(plan, "rest", NULL, NULL, &evs), 0);
+	/* The rest wave (its predecessor is complete) up to the drain; then a
+	 * stray record on the target makes the final validation NO-GO: exit
+	 * 1, the step not journaled, the source stays fenced. */
+	assert_int_equal(cutover(plan, "rest", NULL, "drain", &evs), 137);
 	assert_string_equal(state_of(evs, "gate"), "done");
 	assert_string_equal(state_of(evs, "fence"), "done");
 	assert_string_equal(state_of(evs, "drain"), "done");
 	json_decref(evs);
+	produce_one(&tgt, B, "stray");
+	assert_int_equal(cutover(plan, "rest", NULL, NULL, &evs), 1);
+	assert_string_equal(state_of(evs, "validate"), "nogo");
+	assert_null(state_of(evs, "offsets"));
+	json_decref(evs);
+	assert_int_equal(step_facts("rest", "validate"), 0);
+	v = fence_config(B);
+	assert_non_null(v);
+	assert_string_equal(v, "0");
+	free(v);
+	/* Accepting one mismatch (the plan's gate), the re-run resumes at the
+	 * validation and goes through. */
+	char *lenient = write_plan("lenient.yaml", "  max_lag_records: 1000000\n"
+						   "  max_mismatches: 1\n");
+	assert_int_equal(cutover(lenient, "rest", NULL, NULL, &evs), 0);
+	free(lenient);
+	assert_string_equal(state_of(evs, "drain"), "already-done");
+	assert_string_equal(state_of(evs, "validate"), "done");
+	assert_string_equal(state_of(evs, "offsets"), "done");
+	assert_string_equal(state_of(evs, "authority"), "done");
+	json_decref(evs);
 	tk_writer_assert_fenced(wb, &src, B, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, WAIT_MS);
-	assert_int_equal(facts("cutover.step", "wave:rest"), 3);
+	assert_int_equal(facts("cutover.step", "wave:rest"), 6);
+	/* One record per wave topic. */
+	assert_int_equal(tk_total_hwm(&tgt, atopic), 2);
 	assert_int_equal(facts("cutover.fence", "wave:rest"), 1);
 }
 

@@ -182,6 +182,55 @@ static void test_feed(void **state)
 	km_mapstore_destroy(ms);
 }
 
+/* The authority record's bytes are read by every kmigrate process on any
+ * host: pinned. */
+static void test_authority_pinned(void **state)
+{
+	km_mapstore_authority_t a = {.authority = "target", .wave = "canary", .at = 1700000000123,
+				     .run_id = 7},
+				b;
+	char buf[KM_MAPSTORE_AUTHORITY_MAX], errstr[256];
+	(void)state;
+
+	km_mapstore_authority_topic("m1", buf, sizeof(buf));
+	assert_string_equal(buf, "__kmigrate.m1.authority");
+	int n = km_mapstore_authority_encode(&a, buf, sizeof(buf));
+	assert_string_equal(buf, "{\"authority\":\"target\",\"wave\":\"canary\","
+				 "\"at\":1700000000123,\"run_id\":7}");
+	assert_int_equal(n, (int)strlen(buf));
+	assert_int_equal(km_mapstore_authority_decode(buf, (size_t)n, &b, errstr, sizeof(errstr)),
+			 KM_ERR_OK);
+	assert_string_equal(b.authority, "target");
+	assert_string_equal(b.wave, "canary");
+	assert_true(b.at == 1700000000123 && b.run_id == 7);
+	/* A wave name JSON must escape is escaped, and comes back the same. */
+	snprintf(a.wave, sizeof(a.wave), "w\"1");
+	n = km_mapstore_authority_encode(&a, buf, sizeof(buf));
+	assert_string_equal(buf, "{\"authority\":\"target\",\"wave\":\"w\\\"1\","
+				 "\"at\":1700000000123,\"run_id\":7}");
+	assert_int_equal(km_mapstore_authority_decode(buf, (size_t)n, &b, errstr, sizeof(errstr)),
+			 KM_ERR_OK);
+	assert_string_equal(b.wave, "w\"1");
+	/* Refused, never truncated; an unknown authority is not encoded. */
+	assert_int_equal(km_mapstore_authority_encode(&a, buf, 20), -1);
+	snprintf(a.authority, sizeof(a.authority), "both");
+	assert_int_equal(km_mapstore_authority_encode(&a, buf, sizeof(buf)), -1);
+	/* Strict decoding. */
+	const char *bad[] = {
+		"{\"authority\":\"both\",\"wave\":\"w\",\"at\":1,\"run_id\":1}",
+		"{\"authority\":\"target\",\"at\":1,\"run_id\":1}",
+		"{\"authority\":\"target\",\"wave\":\"w\",\"at\":-1,\"run_id\":1}",
+		"{\"authority\":\"target\",\"wave\":\"w\",\"at\":1,\"run_id\":0}",
+		"{\"authority\":\"target\",\"wave\":\"w\",\"at\":1,\"run_id\":1,\"x\":1}",
+		"[1]",
+		"",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		assert_int_equal(km_mapstore_authority_decode(bad[i], strlen(bad[i]), &b, errstr,
+							      sizeof(errstr)),
+				 KM_ERR_BUG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -192,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_values),
 		cmocka_unit_test(test_malformed_keys),
 		cmocka_unit_test(test_feed),
+		cmocka_unit_test(test_authority_pinned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
