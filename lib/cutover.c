@@ -608,36 +608,16 @@ done:
 
 static km_err_t create_authority_topic(ctx_t *x, const char *name)
 {
-	km_kafka_t *kt = x->c->kt;
-	rd_kafka_NewTopic_t *nt;
-	km_kafka_call_t call;
-	rd_kafka_event_t *ev = NULL;
 	char e[256];
-	size_t n;
 	km_err_t err;
+	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(name, 1, -1, e, sizeof(e));
 
-	nt = rd_kafka_NewTopic_new(name, 1, -1, e, sizeof(e));
 	/* Compacted and never expired: the latest record per topic is its
 	 * authority for the life of the migration. */
 	rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
 	rd_kafka_NewTopic_set_config(nt, "retention.ms", "-1");
-	km_kafka_call_begin(kt, RD_KAFKA_ADMIN_OP_CREATETOPICS, 0, &call);
-	rd_kafka_CreateTopics(km_kafka_rk(kt), &nt, 1, call.options, call.q);
-	err = km_kafka_call_wait(kt, &call, RD_KAFKA_EVENT_CREATETOPICS_RESULT, "CreateTopics", &ev,
-				 x->errstr, x->errstr_size);
-	if (!err) {
-		const rd_kafka_topic_result_t **res =
-			rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
-		for (size_t i = 0; i < n && !err; i++) {
-			rd_kafka_resp_err_t te = rd_kafka_topic_result_error(res[i]);
-			if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-				err = km_kafka_err(kt, te, "CreateTopics of the authority topic",
-						   rd_kafka_topic_result_error_string(res[i]),
-						   x->errstr, x->errstr_size);
-		}
-	}
-	if (ev)
-		rd_kafka_event_destroy(ev);
+	err = km_kafka_create_topics(x->c->kt, &nt, 1, "CreateTopics of the authority topic",
+				     x->errstr, x->errstr_size);
 	rd_kafka_NewTopic_destroy(nt);
 	return err;
 }

@@ -593,6 +593,33 @@ km_err_t km_kafka_call_wait(km_kafka_t *k, km_kafka_call_t *call,
 	return err;
 }
 
+km_err_t km_kafka_create_topics(km_kafka_t *k, rd_kafka_NewTopic_t **nt, size_t n,
+				const char *what, char *errstr, size_t errstr_size)
+{
+	rd_kafka_event_t *ev = NULL;
+	km_kafka_call_t call;
+	km_err_t err;
+	size_t nr;
+
+	km_kafka_call_begin(k, RD_KAFKA_ADMIN_OP_CREATETOPICS, 0, &call);
+	rd_kafka_CreateTopics(k->rk, nt, n, call.options, call.q);
+	err = km_kafka_call_wait(k, &call, RD_KAFKA_EVENT_CREATETOPICS_RESULT, "CreateTopics", &ev,
+				 errstr, errstr_size);
+	if (!err) {
+		const rd_kafka_topic_result_t **res =
+			rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &nr);
+		for (size_t i = 0; i < nr && !err; i++) {
+			rd_kafka_resp_err_t te = rd_kafka_topic_result_error(res[i]);
+			if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+				err = km_kafka_err(k, te, what, rd_kafka_topic_result_error_string(res[i]),
+						   errstr, errstr_size);
+		}
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	return err;
+}
+
 km_err_t km_kafka_list_offsets(km_kafka_t *k, rd_kafka_topic_partition_list_t *tps,
 			       km_kafka_offset_t which, char *errstr, size_t errstr_size)
 {

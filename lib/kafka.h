@@ -127,6 +127,15 @@ km_err_t km_kafka_call_wait(km_kafka_t *k, km_kafka_call_t *call,
 			    rd_kafka_event_type_t type, const char *what,
 			    rd_kafka_event_t **evp, char *errstr, size_t errstr_size);
 
+/* CreateTopics of nt[0..n-1] in one call through km_kafka_call (a
+ * deadline, always).  A topic that exists already is fine: the callers
+ * create kmigrate's own topics, which the first process to start creates
+ * and every later one finds.  Any other per-topic error fails the call,
+ * with `what` saying which topics these were.  The NewTopics stay the
+ * caller's. */
+km_err_t km_kafka_create_topics(km_kafka_t *k, rd_kafka_NewTopic_t **nt, size_t n,
+				const char *what, char *errstr, size_t errstr_size);
+
 /* What km_kafka_list_offsets() asks for. */
 typedef enum {
 	KM_KAFKA_LOG_START, /* the earliest offset */

@@ -192,10 +192,7 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 	const char *names[3] = {r->names.tasks, r->names.progress, r->names.offmap};
 	const char *policy[3] = {"delete", "compact", "delete"};
 	rd_kafka_NewTopic_t *nt[3];
-	km_kafka_call_t call;
-	rd_kafka_event_t *ev = NULL;
 	char e[256];
-	size_t n;
 	km_err_t err;
 	char msg[1024];
 
@@ -209,23 +206,8 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 		 * target broker's message.max.bytes is. */
 		rd_kafka_NewTopic_set_config(nt[i], "max.message.bytes", "8388608");
 	}
-	km_kafka_call_begin(kt, RD_KAFKA_ADMIN_OP_CREATETOPICS, 0, &call);
-	rd_kafka_CreateTopics(rk, nt, 3, call.options, call.q);
-	err = km_kafka_call_wait(kt, &call, RD_KAFKA_EVENT_CREATETOPICS_RESULT, "CreateTopics", &ev,
-				 msg, sizeof(msg));
-	if (!err) {
-		const rd_kafka_topic_result_t **res =
-			rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
-		for (size_t i = 0; i < n && !err; i++) {
-			rd_kafka_resp_err_t te = rd_kafka_topic_result_error(res[i]);
-			if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-				err = km_kafka_err(kt, te, "CreateTopics of kmigrate's internal topics",
-						   rd_kafka_topic_result_error_string(res[i]),
-						   msg, sizeof(msg));
-		}
-	}
-	if (ev)
-		rd_kafka_event_destroy(ev);
+	err = km_kafka_create_topics(kt, nt, 3, "CreateTopics of kmigrate's internal topics", msg,
+				     sizeof(msg));
 	for (int i = 0; i < 3; i++)
 		rd_kafka_NewTopic_destroy(nt[i]);
 	if (err)
