@@ -629,6 +629,10 @@ km_err_t km_kafka_list_offsets(km_kafka_t *k, rd_kafka_topic_partition_list_t *t
 	km_err_t err;
 	size_t nr;
 
+	if (!tps->cnt) {
+		rd_kafka_topic_partition_list_destroy(l);
+		return KM_ERR_OK;
+	}
 	for (int i = 0; i < tps->cnt; i++)
 		rd_kafka_topic_partition_list_add(l, tps->elems[i].topic, tps->elems[i].partition)
 			->offset = which == KM_KAFKA_LOG_START ? RD_KAFKA_OFFSET_SPEC_EARLIEST

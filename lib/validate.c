@@ -1517,65 +1517,6 @@ static void *data_worker(void *arg)
 	return NULL;
 }
 
-/* ListOffsets of every partition of tps in one call (one request per
- * broker): on success each element's offset holds the answer.  A partition
- * that is not answered, or answered with an error, fails the call. */
-static km_err_t list_offsets(km_kafka_t *k, rd_kafka_topic_partition_list_t *tps,
-			     rd_kafka_OffsetSpec_t spec, bool committed, char *errstr,
-			     size_t errstr_size)
-{
-	rd_kafka_t *rk = km_kafka_rk(k);
-	rd_kafka_queue_t *q;
-	rd_kafka_AdminOptions_t *o;
-	rd_kafka_event_t *ev = NULL;
-	km_err_t err;
-	size_t n;
-
-	if (!tps->cnt)
-		return KM_ERR_OK;
-	for (int i = 0; i < tps->cnt; i++)
-		tps->elems[i].offset = spec;
-	q = rd_kafka_queue_new(rk);
-	o = km_kafka_admin_options(rk, RD_KAFKA_ADMIN_OP_LISTOFFSETS, KM_KAFKA_TIMEOUT_MS);
-	if (committed) {
-		rd_kafka_error_t *e = rd_kafka_AdminOptions_set_isolation_level(
-			o, RD_KAFKA_ISOLATION_LEVEL_READ_COMMITTED);
-		if (e)
-			rd_kafka_error_destroy(e);
-	}
-	rd_kafka_ListOffsets(rk, tps, o, q);
-	err = km_kafka_wait(k, q, RD_KAFKA_EVENT_LISTOFFSETS_RESULT, KM_KAFKA_TIMEOUT_MS + 1000,
-			    "ListOffsets", &ev, errstr, errstr_size);
-	if (!err) {
-		const rd_kafka_ListOffsetsResultInfo_t **infos =
-			rd_kafka_ListOffsets_result_infos(rd_kafka_event_ListOffsets_result(ev), &n);
-		for (size_t i = 0; i < n && !err; i++) {
-			const rd_kafka_topic_partition_t *tp =
-				rd_kafka_ListOffsetsResultInfo_topic_partition(infos[i]);
-			rd_kafka_topic_partition_t *el =
-				rd_kafka_topic_partition_list_find(tps, tp->topic, tp->partition);
-			char what[400];
-			snprintf(what, sizeof(what), "ListOffsets of '%s'[%d] on the %s", tp->topic,
-				 (int)tp->partition, km_kafka_endpoint(k)->role);
-			if (tp->err)
-				err = km_kafka_err(k, tp->err, what, NULL, errstr, errstr_size);
-			else if (el)
-				el->offset = tp->offset;
-		}
-		for (int i = 0; i < tps->cnt && !err; i++)
-			if (tps->elems[i].offset < 0)
-				err = km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
-						"ListOffsets on the %s did not answer for '%s'[%d]",
-						km_kafka_endpoint(k)->role, tps->elems[i].topic,
-						(int)tps->elems[i].partition);
-	}
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	rd_kafka_AdminOptions_destroy(o);
-	rd_kafka_queue_destroy(q);
-	return err;
-}
-
 /* Every partition's source log start and high watermark and target log
  * start, in three calls for the whole run instead of two round trips per
  * partition. */
@@ -1595,9 +1536,9 @@ static km_err_t watermarks(vrun_t *v, km_kafka_t *ks, km_kafka_t *kt, char *errs
 		rd_kafka_topic_partition_list_add(sh, p->topic, p->partition);
 		rd_kafka_topic_partition_list_add(t, p->tgt_topic, p->partition);
 	}
-	if (!(err = list_offsets(ks, s, RD_KAFKA_OFFSET_SPEC_EARLIEST, false, errstr, errstr_size)) &&
-	    !(err = list_offsets(ks, sh, RD_KAFKA_OFFSET_SPEC_LATEST, false, errstr, errstr_size)) &&
-	    !(err = list_offsets(kt, t, RD_KAFKA_OFFSET_SPEC_EARLIEST, false, errstr, errstr_size))) {
+	if (!(err = km_kafka_list_offsets(ks, s, KM_KAFKA_LOG_START, errstr, errstr_size)) &&
+	    !(err = km_kafka_list_offsets(ks, sh, KM_KAFKA_HWM, errstr, errstr_size)) &&
+	    !(err = km_kafka_list_offsets(kt, t, KM_KAFKA_LOG_START, errstr, errstr_size))) {
 		for (int i = 0; i < v->nparts; i++) {
 			vpart_t *p = &v->parts[i];
 			if (p->state != ST_PENDING)
@@ -1650,12 +1591,11 @@ static km_err_t offmap_settle(vrun_t *v, km_kafka_t *kt, char *errstr, size_t er
 		rd_kafka_topic_partition_list_add(hw, topic, k);
 		rd_kafka_topic_partition_list_add(ls, topic, k);
 	}
-	if ((err = list_offsets(kt, hw, RD_KAFKA_OFFSET_SPEC_LATEST, false, errstr, errstr_size)))
+	if ((err = km_kafka_list_offsets(kt, hw, KM_KAFKA_HWM, errstr, errstr_size)))
 		goto done;
 	for (;;) {
 		bool settled = true;
-		if ((err = list_offsets(kt, ls, RD_KAFKA_OFFSET_SPEC_LATEST, true, errstr,
-					errstr_size)))
+		if ((err = km_kafka_list_offsets(kt, ls, KM_KAFKA_LSO, errstr, errstr_size)))
 			goto done;
 		for (int k = 0; k < nparts; k++)
 			settled = settled && ls->elems[k].offset >= hw->elems[k].offset;
