@@ -114,28 +114,6 @@ static bool has_acl(const json_t *arr, const char *rt, const char *name, const c
 	return false;
 }
 
-/* The writer must keep failing with `want`, and nothing more may be
- * acknowledged or appended: the fence holds against a live producer. */
-static void assert_writer_fenced(tk_writer_t *w, const tk_cluster_t *c, const char *topic,
-				 rd_kafka_resp_err_t want)
-{
-	tk_writer_stats_t s1, s2;
-	int64_t hwm1 = tk_total_hwm(c, topic);
-
-	tk_writer_stats(w, &s1);
-	if (!tk_writer_wait(w, 0, s1.failed + 10, WAIT_MS))
-		fail_msg("the writer reported no failures while fenced");
-	tk_writer_stats(w, &s2);
-	if (s2.acked != s1.acked)
-		fail_msg("%lld records were acknowledged after the fence was proven",
-			 (long long)(s2.acked - s1.acked));
-	assert_int_equal(s2.last_err, want);
-	assert_int_equal(tk_total_hwm(c, topic), hwm1);
-	fprintf(stderr, "fenced writer: %lld acked before, %lld refused with %s, fatal %s\n",
-		(long long)s2.acked, (long long)s2.failed, rd_kafka_err2name(s2.last_err),
-		s2.fatal ? rd_kafka_err2name(s2.fatal) : "none");
-}
-
 /* ---- the ACL fence on the secure cluster ----------------------------- */
 
 static void test_acl_fence(void **state)
@@ -260,7 +238,7 @@ static void test_acl_fence(void **state)
 	fprintf(stderr, "ACL fence proven in %lld ms\n", (long long)(tk_mono_ms() - t0));
 	assert_true(json_is_true(json_object_get(proof, "ok")));
 	assert_int_equal(json_array_size(json_object_get(proof, "canaries")), 2);
-	assert_writer_fenced(w, &sec, t, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+	tk_writer_assert_fenced(w, &sec, t, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, WAIT_MS);
 
 	/* A super user cannot prove an ACL fence: ACLs do not bind it. */
 	const km_kafka_endpoint_t *as_admin[] = {&ep};
@@ -377,7 +355,7 @@ static void test_config_fence(void **state)
 			 proof ? json_dumps(proof, JSON_INDENT(1)) : "(no proof)");
 	fprintf(stderr, "config fence proven in %lld ms\n", (long long)(tk_mono_ms() - t0));
 	assert_int_equal(json_array_size(json_object_get(proof, "canaries")), 3);
-	assert_writer_fenced(w, &plain, t, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+	tk_writer_assert_fenced(w, &plain, t, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, WAIT_MS);
 
 	/* Applying again changes nothing. */
 	json_t *t_fenced = tk_topic_config_sources(&plain, t);
