@@ -7,7 +7,9 @@
  * cutover --wave canary` must be GO with evidence from each.  Then each
  * NO-GO case: lag over threshold, a validation mismatch (a stray record on
  * the target), an undeclared group, stale evidence, a missing
- * cutover.fence, an unreachable cluster (exit 3, nothing journaled); every
+ * cutover.fence, no WRITE on the source for the rollback path (the
+ * SASL_SSL cluster, read as alice), an unreachable cluster (exit 3, nothing
+ * journaled); every
  * gate leaves both clusters' topics exactly as they were.
  */
 #include <setjmp.h>
@@ -425,6 +427,74 @@ static void test_nogo_producer_idempotence_undeclared(void **state)
 	free(undeclared), free(declared), free(p1), free(p2), free(p3);
 }
 
+/* rollback-ready: the source principal may READ the wave's topic but not
+ * WRITE it, so rollback could not copy the target's records back: NO-GO
+ * naming the topic and the fix, nothing changed; granting WRITE makes the
+ * same criterion GO.  The source is the SASL_SSL cluster read as alice,
+ * who is no super user (on the plaintext clusters ANONYMOUS is one, and
+ * Kafka reports every operation to a super user). */
+static void test_nogo_rollback_write(void **state)
+{
+	tk_cluster_t sec;
+	char topic[64], *text, *p;
+	int rc;
+	(void)state;
+
+	tk_cluster_from_env(&sec, "KM_TEST_SECURE");
+	snprintf(topic, sizeof(topic), "gt-%d.rb", (int)getpid());
+	tk_create_topic(&sec, topic, 1, NULL);
+	rd_kafka_AclOperation_t ops[] = {RD_KAFKA_ACL_OPERATION_READ,
+					  RD_KAFKA_ACL_OPERATION_DESCRIBE,
+					  RD_KAFKA_ACL_OPERATION_DESCRIBE_CONFIGS};
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		tk_acl(&sec, RD_KAFKA_RESOURCE_TOPIC, topic, RD_KAFKA_RESOURCE_PATTERN_LITERAL,
+		       "User:alice", "*", ops[i], RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW);
+	setenv("KM_IT_ALICE_PW", "alice-secret", 1);
+	text = km_asprintf(
+		"migration: it-gate-rb-%d\njournal: rollback.db\n"
+		"source:\n  bootstrap: %s\n  owner: platform\n  security_protocol: sasl_ssl\n"
+		"  sasl_mechanism: SCRAM-SHA-512\n  username: alice\n"
+		"  password_env: KM_IT_ALICE_PW\n  ssl_ca: %s\n"
+		"target:\n  bootstrap: %s\n  owner: platform\n"
+		"topics:\n  include: [\"^%s$\"]\n"
+		"  rules:\n    - {match: \".*\", owner: qa}\n"
+		"cutover:\n  fence: external\n  fence_owner: platform\n"
+		"  waves:\n    - {name: canary, topics: [%s], owner: team-a}\n",
+		(int)getpid(), sec.bootstrap, getenv("KM_TEST_SECURE_CA"), tgt.bootstrap, topic,
+		topic);
+	p = tk_write_file(dir, "rollback.yaml", text);
+	int64_t hwm = tk_total_hwm(&sec, topic);
+	/* A gate reads the journal: the migration's first command makes it. */
+	const char *inv[] = {tk_kmigrate(), "inventory", "-p", p, "--no-sample", NULL};
+	char *out, *err;
+	rc = tk_run(&out, &err, inv);
+	if (rc != 0 && rc != 1)
+		fail_msg("inventory as alice: exit %d: %s", rc, err);
+	free(out);
+	free(err);
+
+	json_t *rep = gate_json(p, "rollback-ready", "canary", &rc);
+	assert_int_equal(rc, 1);
+	assert_string_equal(json_string_value(json_object_get(rep, "verdict")), "NO-GO");
+	assert_crit(rep, "rollback.source_readable", "GO", NULL);
+	assert_crit(rep, "rollback.source_writable", "NO-GO", "may not WRITE");
+	assert_crit(rep, "rollback.source_writable", "NO-GO", topic);
+	assert_crit(rep, "rollback.source_writable", "NO-GO", "grant WRITE");
+	json_decref(rep);
+	assert_int_equal(tk_total_hwm(&sec, topic), hwm);
+
+	/* The same criterion with WRITE granted: it can pass, so the NO-GO
+	 * above is about WRITE alone. */
+	tk_acl(&sec, RD_KAFKA_RESOURCE_TOPIC, topic, RD_KAFKA_RESOURCE_PATTERN_LITERAL, "User:alice",
+	       "*", RD_KAFKA_ACL_OPERATION_WRITE, RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW);
+	rep = gate_json(p, "rollback-ready", "canary", &rc);
+	assert_crit(rep, "rollback.source_writable", "GO", NULL);
+	json_decref(rep);
+	assert_int_equal(tk_total_hwm(&sec, topic), hwm);
+	free(text);
+	free(p);
+}
+
 /* An unknown gate or wave is a usage error, exit 2, nothing journaled. */
 static void test_bad_args(void **state)
 {
@@ -454,6 +524,7 @@ int main(void)
 		cmocka_unit_test(test_nogo_stale),
 		cmocka_unit_test(test_nogo_no_fence),
 		cmocka_unit_test(test_nogo_producer_idempotence_undeclared),
+		cmocka_unit_test(test_nogo_rollback_write),
 		cmocka_unit_test(test_unreachable_journals_nothing),
 		cmocka_unit_test(test_bad_args),
 	};

@@ -1,9 +1,12 @@
+/* nftw() is XSI. */
+#define _XOPEN_SOURCE 700
 #include "tk.h"
 #include "util.h"
 #include "kafka.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -485,12 +488,56 @@ json_t *tk_json(const char *text)
 	return j;
 }
 
+/* The temporary folders this process made, removed when it exits with
+ * status 0 (every case passed: cmocka_run_group_tests returns the number
+ * of failures, which main returns) and kept otherwise, for the post-mortem.
+ * on_exit() (glibc) is used because it is the one exit hook that sees the
+ * status; the owner pid keeps a forked child that exits from removing its
+ * parent's folders. */
+static char **tmpdirs;
+static size_t ntmpdirs;
+static pid_t tmpdirs_owner;
+static pthread_mutex_t tmpdirs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	if (remove(path) && errno != ENOENT)
+		fprintf(stderr, "tk: cannot remove %s: %s\n", path, strerror(errno));
+	return 0;
+}
+
+static void tmpdirs_at_exit(int status, void *arg)
+{
+	(void)arg;
+	if (getpid() != tmpdirs_owner)
+		return;
+	for (size_t i = 0; i < ntmpdirs; i++) {
+		if (status == 0)
+			nftw(tmpdirs[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		else
+			fprintf(stderr, "tk: kept %s (a case failed)\n", tmpdirs[i]);
+		free(tmpdirs[i]);
+	}
+	free(tmpdirs);
+	tmpdirs = NULL;
+	ntmpdirs = 0;
+}
+
 char *tk_tmpdir(const char *name)
 {
 	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	char *p = km_asprintf("%s/km-%s-XXXXXX", base, name);
 	if (!mkdtemp(p))
 		tk_fail("mkdtemp: %s", strerror(errno));
+	pthread_mutex_lock(&tmpdirs_lock);
+	if (!tmpdirs_owner) {
+		tmpdirs_owner = getpid();
+		on_exit(tmpdirs_at_exit, NULL);
+	}
+	tmpdirs = realloc(tmpdirs, (ntmpdirs + 1) * sizeof(*tmpdirs));
+	tmpdirs[ntmpdirs++] = km_strdup(p);
+	pthread_mutex_unlock(&tmpdirs_lock);
 	return p;
 }
 

@@ -139,7 +139,9 @@ int tk_run(char **out, char **err, const char *const argv[]);
 /* Parses JSON text; fails the test on bad JSON. */
 json_t *tk_json(const char *text);
 
-/* A fresh private directory under $TMPDIR for a test (owned path). */
+/* A fresh private directory under $TMPDIR for a test (owned path); removed
+ * with everything in it when the process exits with status 0 (every case
+ * passed), kept otherwise. */
 char *tk_tmpdir(const char *name);
 /* Reads a whole file (owned, NUL-terminated); *len, if len is given, gets
  * its size.
