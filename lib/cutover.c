@@ -114,35 +114,56 @@ static km_err_t step_done(ctx_t *x, const char *step, const json_t *evidence)
 	return KM_ERR_OK;
 }
 
-/* The steps done for wave w: step name -> fact, from every run's facts. */
-static km_err_t load_done(ctx_t *x, const char *w, json_t **donep, json_t **fencep)
+km_err_t km_cutover_reset_id(km_journal_t *jr, const char *w, json_int_t *idp, char *errstr,
+			     size_t errstr_size)
+{
+	json_t *facts = NULL, *f;
+	char subj[400];
+	km_err_t err;
+	size_t i;
+
+	*idp = 0;
+	snprintf(subj, sizeof(subj), "wave:%s", w);
+	if ((err = km_journal_facts(jr, 0, "cutover.reset", &facts, errstr, errstr_size)))
+		return err;
+	json_array_foreach(facts, i, f)
+		if (!strcmp(json_string_value(json_object_get(f, "subject")), subj))
+			*idp = json_integer_value(json_object_get(f, "id"));
+	json_decref(facts);
+	return KM_ERR_OK;
+}
+
+km_err_t km_cutover_load(km_journal_t *jr, const char *w, json_t **donep, json_t **fencep,
+			 char *errstr, size_t errstr_size)
 {
 	json_t *facts = NULL, *f, *done = json_object();
 	char prefix[400], fsubj[400];
+	json_int_t after;
 	km_err_t err;
 	size_t i;
 
 	snprintf(prefix, sizeof(prefix), "wave:%s step:", w);
 	snprintf(fsubj, sizeof(fsubj), "wave:%s", w);
-	if ((err = km_journal_facts(x->c->jr, 0, "cutover.step", &facts, x->errstr,
-				    x->errstr_size)))
+	if ((err = km_cutover_reset_id(jr, w, &after, errstr, errstr_size)) ||
+	    (err = km_journal_facts(jr, 0, "cutover.step", &facts, errstr, errstr_size)))
 		goto done;
 	json_array_foreach(facts, i, f) {
 		const char *s = json_string_value(json_object_get(f, "subject"));
-		if (s && !strncmp(s, prefix, strlen(prefix)) && !json_object_get(done, s + strlen(prefix)))
+		if (json_integer_value(json_object_get(f, "id")) > after && s &&
+		    !strncmp(s, prefix, strlen(prefix)) && !json_object_get(done, s + strlen(prefix)))
 			json_object_set(done, s + strlen(prefix), f);
 	}
 	json_decref(facts);
 	facts = NULL;
 	if (fencep) {
 		*fencep = NULL;
-		if ((err = km_journal_facts(x->c->jr, 0, "cutover.fence", &facts, x->errstr,
-					    x->errstr_size)))
+		if ((err = km_journal_facts(jr, 0, "cutover.fence", &facts, errstr, errstr_size)))
 			goto done;
-		/* The first journaled plan is the one applied: a later run never
-		 * journals another while one exists. */
+		/* The first journaled plan of the attempt is the one applied: a
+		 * later run never journals another while one exists. */
 		json_array_foreach(facts, i, f)
-			if (!*fencep && !strcmp(json_string_value(json_object_get(f, "subject")), fsubj))
+			if (!*fencep && json_integer_value(json_object_get(f, "id")) > after &&
+			    !strcmp(json_string_value(json_object_get(f, "subject")), fsubj))
 				*fencep = json_incref(f);
 	}
 done:
@@ -152,6 +173,11 @@ done:
 	else
 		*donep = done;
 	return err;
+}
+
+static km_err_t load_done(ctx_t *x, const char *w, json_t **donep, json_t **fencep)
+{
+	return km_cutover_load(x->c->jr, w, donep, fencep, x->errstr, x->errstr_size);
 }
 
 /* ---- gate ------------------------------------------------------------------------ */
@@ -739,6 +765,39 @@ done:
 	return err;
 }
 
+/* KM_ERR_NOGO when a "rollback.step" fact of the wave's current attempt
+ * exists (lib/rollback.h): the attempt is being undone. */
+static km_err_t rollback_begun(ctx_t *x)
+{
+	json_t *facts = NULL, *f;
+	json_int_t after;
+	char prefix[400];
+	km_err_t err;
+	size_t i;
+
+	snprintf(prefix, sizeof(prefix), "wave:%s step:", x->c->wave);
+	if ((err = km_cutover_reset_id(x->c->jr, x->c->wave, &after, x->errstr, x->errstr_size)) ||
+	    (err = km_journal_facts(x->c->jr, 0, "rollback.step", &facts, x->errstr,
+				    x->errstr_size)))
+		return err;
+	json_array_foreach(facts, i, f) {
+		const char *s = json_string_value(json_object_get(f, "subject"));
+		if (json_integer_value(json_object_get(f, "id")) > after && s &&
+		    !strncmp(s, prefix, strlen(prefix))) {
+			err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
+					"a rollback of wave '%s' has begun (journal fact %lld): "
+					"finish it with `kmigrate rollback --wave %s`, then cut "
+					"over again",
+					x->c->wave,
+					(long long)json_integer_value(json_object_get(f, "id")),
+					x->c->wave);
+			break;
+		}
+	}
+	json_decref(facts);
+	return err;
+}
+
 /* ---- the machine ----------------------------------------------------------------- */
 
 km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *errstr,
@@ -766,6 +825,10 @@ km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *e
 		goto done;
 	}
 	if ((err = load_done(&x, conf->wave, &x.done, &x.fence_fact)))
+		goto done;
+	/* A rollback of this attempt has begun: it alone may go on (a
+	 * cutover resumed now could move the authority under it). */
+	if ((err = rollback_begun(&x)))
 		goto done;
 	/* The wave's topics are the gate's, journaled with it: a resumed run
 	 * fences and drains exactly what the gate judged. */

@@ -95,4 +95,21 @@ typedef struct km_cutover_conf_s {
 km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *errstr,
 			size_t errstr_size);
 
+/*
+ * The current cutover attempt of wave w, from the journal: *donep (new
+ * object) maps each done step's name to its fact; *fencep (fencep may be
+ * NULL; new reference or NULL) is the journaled fence plan and inverse
+ * (fact "cutover.fence").  An attempt starts after the wave's latest
+ * "cutover.reset" fact (written by a rollback that returned the wave to
+ * its state before the cutover, lib/rollback.h): facts before it belong
+ * to an attempt that was undone.
+ */
+km_err_t km_cutover_load(km_journal_t *jr, const char *w, json_t **donep, json_t **fencep,
+			 char *errstr, size_t errstr_size);
+
+/* The id of wave w's latest "cutover.reset" fact, 0 when none: the facts
+ * of the current attempt (and of its rollback) are those after it. */
+km_err_t km_cutover_reset_id(km_journal_t *jr, const char *w, json_int_t *idp, char *errstr,
+			     size_t errstr_size);
+
 #endif

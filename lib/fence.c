@@ -980,8 +980,12 @@ km_err_t km_fence_undo(km_kafka_t *ks, const json_t *inverse, char *errstr, size
 
 /* Is the fence visible in what the cluster describes?  *whyp names what is
  * still missing (owned) when not. */
-static km_err_t fence_visible(km_kafka_t *ks, const json_t *plan, bool *okp, char **whyp,
-			      char *errstr, size_t errstr_size)
+/* Is the fence visible in what the cluster describes (restored false), or
+ * is what it changed back as it was (restored true: every removed ALLOW is
+ * there again, no added binding is left, max.message.bytes has the value
+ * and source the plan saw)?  *whyp names the first difference (owned). */
+static km_err_t fence_state(km_kafka_t *ks, const json_t *plan, bool restored, bool *okp,
+			    char **whyp, char *errstr, size_t errstr_size)
 {
 	json_t *acls = NULL, *txn = NULL, *cfgs = NULL, *b, *t;
 	km_err_t err = KM_ERR_OK;
@@ -995,20 +999,24 @@ static km_err_t fence_visible(km_kafka_t *ks, const json_t *plan, bool *okp, cha
 					 errstr_size)))
 			goto done;
 		json_array_extend(acls, txn);
-		json_array_foreach(json_object_get(plan, "add"), i, b) if (!acl_in(acls, b)) {
-			*okp = false;
-			*whyp = km_asprintf("%s %s on '%s' for '%s' is not there",
-					    jstr(b, "permission"), jstr(b, "operation"),
-					    jstr(b, "name"), jstr(b, "principal"));
-			goto done;
-		}
-		json_array_foreach(json_object_get(plan, "remove"), i, b) if (acl_in(acls, b)) {
-			*okp = false;
-			*whyp = km_asprintf("ALLOW %s on '%s' for '%s' is still there",
-					    jstr(b, "operation"), jstr(b, "name"),
-					    jstr(b, "principal"));
-			goto done;
-		}
+		json_array_foreach(json_object_get(plan, "add"), i, b)
+			if (acl_in(acls, b) == restored) {
+				*okp = false;
+				*whyp = km_asprintf("%s %s on '%s' for '%s' is %s",
+						    jstr(b, "permission"), jstr(b, "operation"),
+						    jstr(b, "name"), jstr(b, "principal"),
+						    restored ? "still there" : "not there");
+				goto done;
+			}
+		json_array_foreach(json_object_get(plan, "remove"), i, b)
+			if (acl_in(acls, b) != restored) {
+				*okp = false;
+				*whyp = km_asprintf("ALLOW %s on '%s' for '%s' is %s",
+						    jstr(b, "operation"), jstr(b, "name"),
+						    jstr(b, "principal"),
+						    restored ? "not there" : "still there");
+				goto done;
+			}
 	} else {
 		size_t n = json_array_size(json_object_get(plan, "topics"));
 		const char **names = km_calloc(n ? n : 1, sizeof(*names));
@@ -1020,8 +1028,11 @@ static km_err_t fence_visible(km_kafka_t *ks, const json_t *plan, bool *okp, cha
 			goto done;
 		json_array_foreach(json_object_get(plan, "topics"), i, t) {
 			const json_t *e = json_object_get(json_object_get(cfgs, jstr(t, "topic")), MMB);
-			if (!jstr(e, "value") || strcmp(jstr(e, "value"), KM_FENCE_MAX_MESSAGE_BYTES) ||
-			    !jstr(e, "source") || strcmp(jstr(e, "source"), "topic")) {
+			const json_t *was = json_object_get(t, "max_message_bytes");
+			const char *want_v = restored ? jstr(was, "value") : KM_FENCE_MAX_MESSAGE_BYTES;
+			const char *want_s = restored ? jstr(was, "source") : "topic";
+			if (!want_v || !want_s || !jstr(e, "value") || strcmp(jstr(e, "value"), want_v) ||
+			    !jstr(e, "source") || strcmp(jstr(e, "source"), want_s)) {
 				*okp = false;
 				*whyp = km_asprintf("'%s' has %s=%s (%s)", jstr(t, "topic"), MMB,
 						    jstr(e, "value") ? jstr(e, "value") : "?",
@@ -1035,6 +1046,43 @@ done:
 	json_decref(txn);
 	json_decref(cfgs);
 	return err;
+}
+
+km_err_t km_fence_wait_restored(km_kafka_t *ks, const json_t *plan, int timeout_ms,
+				json_t **evidencep, char *errstr, size_t errstr_size)
+{
+	int64_t t0 = km_mono_ms();
+	bool ok = false;
+	char *why = NULL;
+	km_err_t err;
+
+	*evidencep = NULL;
+	if (timeout_ms <= 0)
+		timeout_ms = 30000;
+	for (;;) {
+		if ((err = fence_state(ks, plan, true, &ok, &why, errstr, errstr_size)))
+			return err;
+		if (ok || km_mono_ms() - t0 > timeout_ms)
+			break;
+		free(why);
+		why = NULL;
+		usleep(200 * 1000);
+	}
+	if (!ok) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				"the fence on the %s cluster '%s' is not undone after %d ms: %s "
+				"(undo it again, or check who changed the ACLs or configs since)",
+				km_kafka_endpoint(ks)->role, km_kafka_endpoint(ks)->bootstrap,
+				timeout_ms, why ? why : "?");
+		free(why);
+		return err;
+	}
+	*evidencep = json_pack("{s:s, s:I, s:s}", "kind", jstr(plan, "kind"), "waited_ms",
+			       (json_int_t)(km_mono_ms() - t0), "compared",
+			       !strcmp(jstr(plan, "kind"), "acl")
+				       ? "every removed ALLOW is back, no added binding is left"
+				       : "max.message.bytes has the value and source it had before");
+	return KM_ERR_OK;
 }
 
 static const char *principal_of(const km_kafka_endpoint_t *ep)
@@ -1285,7 +1333,7 @@ km_err_t km_fence_prove(km_kafka_t *ks, const km_kafka_endpoint_t *ks_ep, const 
 	 * ms): a canary sent before would be appended.  Wait until the
 	 * cluster describes the fence. */
 	for (;;) {
-		if ((err = fence_visible(ks, plan, &visible, &why, errstr, errstr_size)))
+		if ((err = fence_state(ks, plan, false, &visible, &why, errstr, errstr_size)))
 			goto done;
 		if (visible || km_mono_ms() - t0 > timeout_ms)
 			break;

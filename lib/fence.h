@@ -115,4 +115,13 @@ km_err_t km_fence_prove(km_kafka_t *ks, const km_kafka_endpoint_t *ks_ep, const 
 km_err_t km_fence_undo(km_kafka_t *ks, const json_t *inverse, char *errstr,
 		       size_t errstr_size);
 
+/* Waits up to timeout_ms (<= 0: 30 s) until what plan changed reads back
+ * as it was before the fence (DescribeAcls: every removed ALLOW present
+ * and no added binding left; DescribeConfigs: max.message.bytes with the
+ * value and source the plan saw): the check after km_fence_undo().
+ * @returns KM_ERR_OK with *evidencep (new reference), KM_ERR_NOGO naming
+ * the first difference when it does not. */
+km_err_t km_fence_wait_restored(km_kafka_t *ks, const json_t *plan, int timeout_ms,
+				json_t **evidencep, char *errstr, size_t errstr_size);
+
 #endif

@@ -118,6 +118,7 @@ void table_destroy(table_t *t);
 int cmd_apply(cli_t *cli, int argc, char **argv);
 int cmd_check(cli_t *cli, int argc, char **argv);
 int cmd_cutover(cli_t *cli, int argc, char **argv);
+int cmd_rollback(cli_t *cli, int argc, char **argv);
 int cmd_gate(cli_t *cli, int argc, char **argv);
 int cmd_offsets(cli_t *cli, int argc, char **argv);
 int cmd_plan(cli_t *cli, int argc, char **argv);

@@ -138,6 +138,20 @@ static const cmd_t commands[] = {
 	 "Not built yet: final validation, offsets, authority, switch, --verify,\n"
 	 "the acl fence.  --dry-run shows what each step would change.\n"
 	 "Exit 0 when the steps built so far are done, 1 NO-GO.\n"},
+	{"rollback", cmd_rollback,
+	 CLI_NEED_PLAN | CLI_NEED_JOURNAL | CLI_NEED_SOURCE | CLI_NEED_ENDPOINTS,
+	 "-p PLAN --wave W [--dry-run]",
+	 "return a wave's write authority to the source (resumable)",
+	 "Rolls back wave W's cutover, each step journaled as fact rollback.step\n"
+	 "before the next starts; a re-run after a crash resumes.  assess: the\n"
+	 "wave's authority (the target's authority topic) must still be the\n"
+	 "source; unfence: the journaled inverse of the journaled fence plan is\n"
+	 "applied and the source read back until its ACLs or configs are as they\n"
+	 "were (an external fence is its owner's to lift); reset: the cutover\n"
+	 "attempt is closed, and the next `cutover --wave W` starts at its gate.\n"
+	 "Not built yet: the rollback after the authority moved (reverse\n"
+	 "replication).  --dry-run shows what each step would change.\n"
+	 "Exit 0 when rolled back (or nothing to roll back), 1 NO-GO.\n"},
 	{"status", cmd_status, CLI_NEED_PLAN | CLI_NEED_JOURNAL, "-p PLAN",
 	 "show what the journal knows so far",
 	 "Prints the journal's commands and their last results, the snapshots\n"

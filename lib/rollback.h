@@ -1,0 +1,77 @@
+/*
+ * rollback.h -- returning a wave's write authority to the source
+ * (`kmigrate rollback --wave W`, issue 11) as a resumable, journaled step
+ * machine, like lib/cutover.h.
+ *
+ * Built so far: the rollback of a cutover that stopped BEFORE the wave's
+ * authority moved (the fence applied, then a drain timeout, a validation
+ * NO-GO or an operator's decision).  The source never stopped being
+ * authoritative, so undoing the fence exactly is the whole rollback:
+ *
+ *   assess   reads the wave's cutover attempt (km_cutover_load) and the
+ *            target's authority topic; refuses when any wave topic's
+ *            authority is the target (the reverse path, not built yet);
+ *   unfence  applies the journaled inverse of the journaled fence plan
+ *            (km_fence_undo) and reads the cluster back until it is as it
+ *            was before the fence (km_fence_wait_restored); an external
+ *            fence is its owner's to lift, recorded as such;
+ *   reset    journals "cutover.reset" for the wave: the attempt is closed,
+ *            and the next `cutover --wave W` starts again at its gate, with
+ *            a fresh fence plan.
+ *
+ * Each step is journaled as a fact of kind "rollback.step", subject
+ * "wave:<W> step:<name>", before the next starts, in the current rollback
+ * (the facts after the attempt's first fact); a re-run after a crash skips
+ * the done steps.  unfence is idempotent (creating an existing ACL or
+ * deleting a missing one changes nothing; the config inverse sets or
+ * deletes one value), so a crash between the undo and its fact is repaired
+ * by doing it again.
+ *
+ * What this module does not do: print, exit, or take the cutover lock (the
+ * command does).
+ *
+ * @locality the calling thread; blocks on both clusters.
+ */
+#ifndef KM_ROLLBACK_H
+#define KM_ROLLBACK_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "err.h"
+#include "journal.h"
+#include "kafka.h"
+#include "plan.h"
+
+/* The steps, in order, NULL-terminated; static storage. */
+extern const char *const km_rollback_steps[];
+
+typedef struct km_rollback_conf_s {
+	const km_plan_t *plan;
+	km_journal_t *jr;
+	km_kafka_t *ks;                 /* connected source (borrowed) */
+	const km_kafka_endpoint_t *tgt; /* the target endpoint: its authority topic */
+	const char *wave;
+	const char *args; /* the command line, for the run row */
+	bool dry_run;     /* read only: journal nothing, change nothing */
+	/* Events, as cutover's: {"event": "step", "wave", "step", "state":
+	 * "start" | "done" | "already-done" | "would" | "nogo", "fact_id"?,
+	 * "evidence"?, "reason"?}; a "done" event follows its commit. */
+	void (*event_cb)(void *opaque, const json_t *ev);
+	void *opaque;
+} km_rollback_conf_t;
+
+/*
+ * Runs (or resumes) the wave's rollback.
+ * @returns KM_ERR_OK when the wave is back to its state before the cutover
+ * (or there was nothing to roll back: no cutover step journaled, result
+ * "nothing"); KM_ERR_NOGO when the authority already moved (not built yet)
+ * or the fence did not read back as it was; KM_ERR_INVALID_ARG for an
+ * unknown wave; cluster and journal errors as they come.  *resultp (may be
+ * NULL) receives {"wave", "steps": [{"step", "state"}], "run_id",
+ * "result": "rolled-back" | "nothing" | "would"}.
+ */
+km_err_t km_rollback_run(const km_rollback_conf_t *conf, json_t **resultp, char *errstr,
+			 size_t errstr_size);
+
+#endif

@@ -1,0 +1,120 @@
+/*
+ * cmd_rollback.c -- `kmigrate rollback -p PLAN --wave W`: run or resume the
+ * wave's rollback (lib/rollback.h), print each step, exit 0 when the wave
+ * is back to its state before the cutover.
+ *
+ * Test hook: KM_ROLLBACK_CRASH_AFTER=<step> (assess, unfence, reset) makes
+ * the process _exit(137) right after that step's fact is committed, as
+ * kill -9 would.  Not for production use.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "rollback.h"
+
+typedef struct ev_ctx_s {
+	cli_t *cli;
+	const char *crash_after; /* the test hook, or NULL */
+} ev_ctx_t;
+
+static void on_event(void *opaque, const json_t *ev)
+{
+	ev_ctx_t *ctx = opaque;
+	const char *step = cli_jstr(ev, "step"), *state = cli_jstr(ev, "state");
+
+	if (ctx->cli->json) {
+		json_dumpf(ev, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+		fputc('\n', stdout);
+	} else if (!strcmp(state, "start")) {
+		printf("  %-8s ...\n", step);
+	} else if (!strcmp(state, "would")) {
+		char *s = json_dumps(json_object_get(ev, "evidence"), JSON_COMPACT | JSON_SORT_KEYS);
+		printf("  %-8s would: %s\n", step, s ? s : "-");
+		free(s);
+	} else {
+		printf("  %-8s %s", step, state);
+		if (json_object_get(ev, "fact_id"))
+			printf(" (journal fact %lld)", cli_jint(ev, "fact_id"));
+		if (json_is_string(json_object_get(ev, "reason")))
+			printf(": %s", cli_jstr(ev, "reason"));
+		printf("\n");
+	}
+	fflush(stdout);
+	if (ctx->crash_after && !strcmp(ctx->crash_after, step) && !strcmp(state, "done"))
+		_exit(137);
+}
+
+int cmd_rollback(cli_t *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {CLI_COMMON_OPTS,
+					     {"wave", required_argument, NULL, 'w'},
+					     {"dry-run", no_argument, NULL, 'n'},
+					     {NULL, 0, NULL, 0}};
+	km_rollback_conf_t conf = {0};
+	ev_ctx_t ctx = {.cli = cli, .crash_after = getenv("KM_ROLLBACK_CRASH_AFTER")};
+	json_t *res = NULL;
+	char *args = NULL;
+	km_err_t err;
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "w:", opts, NULL)) != -1) {
+		if (cli_common_opt(cli, c))
+			continue;
+		if (c == 'w')
+			conf.wave = optarg;
+		else if (c == 'n')
+			conf.dry_run = true;
+		else
+			return cli_usage(cli, "unknown option");
+	}
+	if (optind < argc)
+		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
+	if (!conf.wave)
+		return cli_usage(cli, "--wave is required: name the wave to roll back");
+	if ((rc = cli_ready(cli)))
+		return rc;
+	if (!km_plan_wave(cli->plan, conf.wave))
+		return cli_usage(cli, "no wave '%s' in the plan's cutover.waves: name one of them",
+				 conf.wave);
+	args = cli_args_string(argc, argv);
+	conf.plan = cli->plan;
+	conf.jr = cli->jr;
+	conf.ks = cli->ks;
+	conf.tgt = &cli->tgt;
+	conf.args = args;
+	conf.event_cb = on_event;
+	conf.opaque = &ctx;
+	if (!cli->json)
+		printf("Rollback of wave '%s' of migration '%s'%s\n", conf.wave, cli->plan->migration,
+		       conf.dry_run ? " (dry run: nothing changes, nothing is journaled)" : "");
+	err = km_rollback_run(&conf, &res, cli->errstr, sizeof(cli->errstr));
+	if (err) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	rc = 0;
+	const char *result = cli_jstr(res, "result");
+	if (cli->json) {
+		json_object_set_new(res, "event", json_string("result"));
+		json_dumpf(res, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+		fputc('\n', stdout);
+	} else if (!strcmp(result, "nothing")) {
+		printf("Nothing to roll back: wave '%s' has no cutover step journaled since its "
+		       "last rollback.\n",
+		       conf.wave);
+	} else if (!strcmp(result, "would")) {
+		printf("Dry run: the steps above would run; nothing changed.\n");
+	} else {
+		printf("Wave '%s' is back to its state before the cutover: the source is "
+		       "authoritative and takes writes again.\nThe next `kmigrate cutover --wave "
+		       "%s` starts at its gate.\nEvidence: run %lld in %s\n",
+		       conf.wave, conf.wave, cli_jint(res, "run_id"), cli->plan->journal);
+	}
+done:
+	free(args);
+	json_decref(res);
+	return rc;
+}
