@@ -276,27 +276,43 @@ static km_err_t do_fence(ctx_t *x)
 		/* A crash after the plan was journaled: apply THAT plan.  A fresh
 		 * plan on a half-fenced topic could not know what was there
 		 * before, and its inverse would be wrong. */
-		plan = json_incref(json_object_get(json_object_get(x->fence_fact, "body"), "plan"));
+		plan = json_incref(json_object_get(x->fence_fact, "body"));
 	} else {
 		names = km_calloc(json_array_size(x->topics) + 1, sizeof(*names));
 		json_array_foreach(x->topics, i, t)
 			names[n++] = json_string_value(json_object_get(t, "topic"));
-		if ((err = km_fence_plan(c->ks, names, n, NULL, 0, NULL, 0, "config", NULL, &plan,
-					 x->errstr, x->errstr_size))) {
+		if (c->plan->cutover.fence == KM_PLAN_FENCE_ACL) {
+			/* The writers come from the latest source inventory,
+			 * checked against the ACLs now (lib/fence.c). */
+			json_t *inv = NULL;
+			if (!(err = km_journal_snapshot_get(c->jr, "inventory", "source", 0, &inv,
+							    NULL, x->errstr, x->errstr_size)))
+				err = km_fence_acl_cutover_plan(c->ks, c->plan, c->wave, names, n,
+								inv, &ev, x->errstr,
+								x->errstr_size);
+			json_decref(inv);
+			if (err == KM_ERR_NOT_FOUND)
+				err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
+						"no source inventory in the journal: the ACL fence's "
+						"writers are unknown (run `kmigrate inventory`)");
+		} else if (!(err = km_fence_plan(c->ks, names, n, NULL, 0, NULL, 0, "config", NULL,
+						 &plan, x->errstr, x->errstr_size)) &&
+			   !(err = km_fence_inverse(plan, &inverse, x->errstr, x->errstr_size))) {
+			ev = json_pack("{s:O, s:O}", "plan", plan, "inverse", inverse);
+		}
+		if (err) {
 			if (err == KM_ERR_NOGO)
 				emit(x, "fence", "nogo", 0, NULL, x->errstr);
 			goto done;
 		}
-		if ((err = km_fence_inverse(plan, &inverse, x->errstr, x->errstr_size)))
-			goto done;
+		json_decref(plan);
+		plan = json_incref(ev);
 		if (c->dry_run) {
-			ev = json_pack("{s:O, s:O}", "plan", plan, "inverse", inverse);
 			emit(x, "fence", "would", 0, ev, NULL);
 			goto done;
 		}
 		/* The plan and its exact inverse go to the journal before the
 		 * cluster changes: a crash from here on can always be undone. */
-		ev = json_pack("{s:O, s:O}", "plan", plan, "inverse", inverse);
 		char subj[300];
 		json_int_t id = 0;
 		snprintf(subj, sizeof(subj), "wave:%s", c->wave);
@@ -316,10 +332,10 @@ static km_err_t do_fence(ctx_t *x)
 		goto done;
 	}
 	emit(x, "fence", "start", 0, NULL, NULL);
-	if ((err = km_fence_apply(c->ks, plan, NULL, x->errstr, x->errstr_size)))
+	/* plan is the journaled document: {plan, inverse, ...}. */
+	if ((err = km_fence_doc_apply(c->ks, plan, x->errstr, x->errstr_size)))
 		goto done;
-	const km_kafka_endpoint_t *as[1] = {c->src};
-	err = km_fence_prove(c->ks, c->src, plan, as, 1, 0, &proof, x->errstr, x->errstr_size);
+	err = km_fence_doc_prove(c->ks, c->src, c->plan, plan, &proof, x->errstr, x->errstr_size);
 	if (err == KM_ERR_NOGO) {
 		/* The fence stays applied (its inverse is journaled): a source
 		 * that may or may not take writes is not handed back silently. */
@@ -333,7 +349,9 @@ static km_err_t do_fence(ctx_t *x)
 	}
 	if (err)
 		goto done;
-	ev = json_pack("{s:s, s:O}", "kind", "config", "proof", proof);
+	ev = json_pack("{s:s, s:O, s:O?}", "kind", km_plan_fence_str(c->plan->cutover.fence),
+		       "proof", proof, "super_users_cover",
+		       json_object_get(plan, "super_users_cover"));
 	err = step_done(x, "fence", ev);
 done:
 	free(names);
@@ -815,15 +833,16 @@ km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *e
 				conf->wave);
 		goto done;
 	}
-	if (conf->plan->cutover.fence != KM_PLAN_FENCE_CONFIG &&
-	    conf->plan->cutover.fence != KM_PLAN_FENCE_EXTERNAL) {
+	if (conf->plan->cutover.fence == KM_PLAN_FENCE_UNDECLARED) {
 		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
-				"cutover.fence '%s' is not supported by cutover yet: declare "
-				"`fence: config` (no authorizer) or `fence: external` with a "
-				"fence_owner",
-				km_plan_fence_str(conf->plan->cutover.fence));
+				"cutover.fence is not declared: declare `fence: acl`, `config` or "
+				"`external` with a fence_owner");
 		goto done;
 	}
+	/* What the ACL fence needs the plan to declare, before any step. */
+	if (conf->plan->cutover.fence == KM_PLAN_FENCE_ACL &&
+	    (err = km_fence_acl_declared(conf->plan, errstr, errstr_size)))
+		goto done;
 	if ((err = load_done(&x, conf->wave, &x.done, &x.fence_fact)))
 		goto done;
 	/* A rollback of this attempt has begun: it alone may go on (a

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "plan.h"
 #include "util.h"
 
 #define MMB "max.message.bytes"
@@ -1409,5 +1410,387 @@ done:
 	json_decref(reads);
 	json_decref(parts);
 	json_decref(failures);
+	return err;
+}
+
+/* ---- cutover's ACL fence: writers, declarations, cover --------------- */
+
+/* The writers the ACL bindings acls (DescribeAcls rows) let write any of
+ * topics: holders of an ALLOW WRITE or ALL that covers one (LITERAL,
+ * PREFIXED, the wildcard *), into principals (a JSON array of strings,
+ * each once), and the transactional ids their ALLOW WRITE/ALL
+ * TRANSACTIONAL_ID bindings name, into txns.  why gets one line per
+ * finding.  @returns KM_ERR_NOGO for a transactional-id binding this fence
+ * cannot deny (PREFIXED: the ids under it are unknown). */
+static km_err_t writers_of(const json_t *acls, const char *const *topics, size_t ntopics,
+			   json_t *principals, json_t *txns, json_t *why, char *errstr,
+			   size_t errstr_size)
+{
+	json_t *b;
+	size_t i;
+
+	json_array_foreach(acls, i, b) {
+		const char *op = jstr(b, "operation"), *rt = jstr(b, "resource_type");
+		if (!rt || strcmp(rt, "TOPIC") || strcmp(jstr(b, "permission"), "ALLOW") ||
+		    (strcmp(op, "WRITE") && strcmp(op, "ALL")))
+			continue;
+		for (size_t j = 0; j < ntopics; j++) {
+			if (!acl_covers(b, topics[j]))
+				continue;
+			if (!str_in(principals, jstr(b, "principal"))) {
+				json_array_append_new(principals, json_string(jstr(b, "principal")));
+				json_array_append_new(
+					why, json_pack("{s:s, s:s, s:O}", "principal",
+						       jstr(b, "principal"), "from", "acl", "acl", b));
+			}
+			break;
+		}
+	}
+	json_array_foreach(acls, i, b) {
+		const char *op = jstr(b, "operation"), *rt = jstr(b, "resource_type");
+		if (!rt || strcmp(rt, "TRANSACTIONAL_ID") || strcmp(jstr(b, "permission"), "ALLOW") ||
+		    (strcmp(op, "WRITE") && strcmp(op, "ALL")) ||
+		    !str_in(principals, jstr(b, "principal")))
+			continue;
+		if (strcmp(jstr(b, "pattern_type"), "LITERAL"))
+			return km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+					 "writer '%s' may use every transactional id prefixed '%s' "
+					 "(a %s ACL): the ACL fence denies exact transactional ids "
+					 "only, so an open transaction under that prefix could commit "
+					 "after the fence (grant LITERAL transactional ids, or use "
+					 "cutover.fence: external)",
+					 jstr(b, "principal"), jstr(b, "name"), jstr(b, "pattern_type"));
+		if (!str_in(txns, jstr(b, "name"))) {
+			json_array_append_new(txns, json_string(jstr(b, "name")));
+			json_array_append_new(why, json_pack("{s:s, s:s, s:O}", "transactional_id",
+							     jstr(b, "name"), "from", "acl", "acl",
+							     b));
+		}
+	}
+	return KM_ERR_OK;
+}
+
+km_err_t km_fence_writers(km_kafka_t *ks, const json_t *snapshot_acls, const char *const *topics,
+			  size_t ntopics, const char *const *declared, size_t ndeclared,
+			  const char *const *declared_txns, size_t ndeclared_txns,
+			  json_t **writersp, char *errstr, size_t errstr_size)
+{
+	json_t *now = NULL, *txn_now = NULL, *sp = json_array(), *st = json_array(),
+	       *cp = json_array(), *ct = json_array(), *why = json_array(), *scratch = json_array(), *p;
+	km_err_t err;
+	size_t i;
+
+	*writersp = NULL;
+	if (!json_is_array(snapshot_acls)) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				"the source inventory in the journal has no ACL list (%s), so the "
+				"writers to fence are unknown (run `kmigrate inventory` with a "
+				"principal that may describe ACLs)",
+				jstr(snapshot_acls, "not_inventoried") ? jstr(snapshot_acls, "not_inventoried")
+								       : "missing");
+		goto done;
+	}
+	/* The ACLs now, not only the snapshot's: a binding added since then
+	 * may let a writer in that no one reviewed. */
+	if ((err = describe_acls(ks, RD_KAFKA_RESOURCE_TOPIC, &now, errstr, errstr_size)) ||
+	    (err = describe_acls(ks, RD_KAFKA_RESOURCE_TRANSACTIONAL_ID, &txn_now, errstr,
+				 errstr_size)))
+		goto done;
+	json_array_extend(now, txn_now);
+	if ((err = writers_of(snapshot_acls, topics, ntopics, sp, st, why, errstr, errstr_size)) ||
+	    (err = writers_of(now, topics, ntopics, cp, ct, scratch, errstr, errstr_size)))
+		goto done;
+	json_array_foreach(cp, i, p) if (!str_in(sp, json_string_value(p))) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				"'%s' may write a fenced topic by an ACL the inventory snapshot does "
+				"not have (added since): an unreviewed writer is unknown; review it, "
+				"then re-run `kmigrate inventory` (or remove the ACL)",
+				json_string_value(p));
+		goto done;
+	}
+	json_array_foreach(ct, i, p) if (!str_in(st, json_string_value(p))) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				"transactional id '%s' of a writer was granted by an ACL the "
+				"inventory snapshot does not have (added since): review it, then "
+				"re-run `kmigrate inventory` (or remove the ACL)",
+				json_string_value(p));
+		goto done;
+	}
+	for (i = 0; i < ndeclared; i++)
+		if (!str_in(sp, declared[i])) {
+			json_array_append_new(sp, json_string(declared[i]));
+			json_array_append_new(why, json_pack("{s:s, s:s}", "principal", declared[i],
+							     "from", "plan"));
+		}
+	for (i = 0; i < ndeclared_txns; i++)
+		if (!str_in(st, declared_txns[i])) {
+			json_array_append_new(st, json_string(declared_txns[i]));
+			json_array_append_new(why, json_pack("{s:s, s:s}", "transactional_id",
+							     declared_txns[i], "from", "plan"));
+		}
+	*writersp = json_pack("{s:O, s:O, s:O}", "principals", sp, "txn_ids", st, "found", why);
+done:
+	json_decref(now);
+	json_decref(txn_now);
+	json_decref(sp);
+	json_decref(st);
+	json_decref(cp);
+	json_decref(ct);
+	json_decref(why);
+	json_decref(scratch);
+	return err;
+}
+
+km_err_t km_fence_acl_declared(const km_plan_t *plan, char *errstr, size_t errstr_size)
+{
+	const km_plan_cutover_t *co = &plan->cutover;
+	const km_plan_fence_probe_t *pr = &co->fence_probe;
+
+	if (!co->super_users_set)
+		return km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				 "cutover.fence is acl but the plan declares no cutover.super_users "
+				 "(brokers hide super.users, and ACLs do not bind super users): add "
+				 "`cutover.super_users: [User:admin, ...]` ([] when there is none)");
+	if (co->super_users_cnt && co->super_users_fence == KM_PLAN_SUPER_FENCE_UNDECLARED)
+		return km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				 "cutover.fence is acl and super users are declared, but nothing "
+				 "fences them (ACLs do not bind super users): add "
+				 "`cutover.super_users_fence: config` or `external` (with "
+				 "super_users_fence_owner)");
+	if (co->super_users_fence == KM_PLAN_SUPER_FENCE_EXTERNAL && !co->super_users_fence_owner &&
+	    !co->fence_owner)
+		return km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				 "cutover.super_users_fence is external but no one owns it: add "
+				 "`cutover.super_users_fence_owner`");
+	if (!pr->principal)
+		return km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				 "cutover.fence is acl but the plan declares no cutover.fence_probe, "
+				 "so the fence cannot be proven by a fenced principal's canary: add "
+				 "`cutover.fence_probe: {principal: User:NAME, username: NAME, "
+				 "password_env: VAR}`");
+	if (plan->source.security_protocol != KM_PLAN_SEC_SASL_PLAINTEXT &&
+	    plan->source.security_protocol != KM_PLAN_SEC_SASL_SSL)
+		return km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				 "the ACL fence's proof logs in as cutover.fence_probe with SASL, "
+				 "but the source's security_protocol is %s: declare the source's "
+				 "SASL settings, or use cutover.fence: config or external",
+				 km_plan_secproto_str(plan->source.security_protocol));
+	if (strncmp(pr->principal, "User:", 5) || strcmp(pr->principal + 5, pr->username))
+		return km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				 "cutover.fence_probe.principal '%s' is not User:%s, the principal "
+				 "SASL username '%s' logs in as: make them agree",
+				 pr->principal, pr->username, pr->username);
+	return KM_ERR_OK;
+}
+
+km_err_t km_fence_acl_cutover_plan(km_kafka_t *ks, const km_plan_t *plan, const char *wave,
+				   const char *const *topics, size_t ntopics,
+				   const json_t *inventory, json_t **docp, char *errstr,
+				   size_t errstr_size)
+{
+	const km_plan_cutover_t *co = &plan->cutover;
+	const km_plan_wave_t *w = km_plan_wave(plan, wave);
+	const char **dp = km_calloc(w ? w->producers_cnt + 1 : 1, sizeof(*dp)),
+		   **dt = km_calloc(w ? w->producers_cnt + 1 : 1, sizeof(*dt)), **pv = NULL,
+		   **tv = NULL;
+	size_t ndp = 0, ndt = 0, np, nt, i;
+	json_t *writers = NULL, *aplan = NULL, *inv = NULL, *cover = NULL, *cplan = NULL,
+	       *cinv = NULL;
+	km_fence_facts_t facts = {(const char *const *)co->super_users, co->super_users_cnt,
+				  co->allow_everyone_if_no_acl_found == KM_PLAN_YES    ? 1
+				  : co->allow_everyone_if_no_acl_found == KM_PLAN_NO ? 0
+											: -1};
+	km_err_t err;
+
+	*docp = NULL;
+	if (!co->super_users_set)
+		facts.super_users = NULL;
+	else if (!facts.super_users)
+		facts.super_users = (const char *const *)dp; /* declared: none */
+	if ((err = km_fence_acl_declared(plan, errstr, errstr_size)))
+		goto done;
+	/* The wave's declared producers: their principal and transactional
+	 * id.  A transactional one without its id is unknown. */
+	for (i = 0; w && i < w->producers_cnt; i++) {
+		for (size_t j = 0; j < plan->producers_cnt; j++) {
+			const km_plan_producer_t *p = &plan->producers[j];
+			if (strcmp(p->name, w->producers[i].name))
+				continue;
+			if (p->principal)
+				dp[ndp++] = p->principal;
+			if (p->transactional_id)
+				dt[ndt++] = p->transactional_id;
+			else if (p->transactions == KM_PLAN_YES) {
+				err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+						"producer '%s' of wave '%s' is transactional but "
+						"declares no transactional_id, which the ACL fence "
+						"must deny: add producers[].transactional_id",
+						p->name, wave);
+				goto done;
+			}
+		}
+	}
+	if ((err = km_fence_writers(ks, json_object_get(inventory, "acls"), topics, ntopics, dp,
+				    ndp, dt, ndt, &writers, errstr, errstr_size)))
+		goto done;
+	json_t *jp = json_object_get(writers, "principals"), *jt = json_object_get(writers, "txn_ids");
+	np = json_array_size(jp);
+	nt = json_array_size(jt);
+	pv = km_calloc(np + 1, sizeof(*pv));
+	tv = km_calloc(nt + 1, sizeof(*tv));
+	for (i = 0; i < np; i++)
+		pv[i] = json_string_value(json_array_get(jp, i));
+	for (i = 0; i < nt; i++)
+		tv[i] = json_string_value(json_array_get(jt, i));
+	/* The probe's canary proves something only if its principal could
+	 * write before: one the ACLs never let write is refused anyway. */
+	if (!str_in(jp, co->fence_probe.principal)) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				"cutover.fence_probe '%s' has no ALLOW WRITE on the wave's topics, so "
+				"its canary would be refused with or without the fence: grant it "
+				"WRITE on them, or name a principal that writes them",
+				co->fence_probe.principal);
+		goto done;
+	}
+	if ((err = km_fence_plan(ks, topics, ntopics, pv, np, tv, nt, "acl", &facts, &aplan, errstr,
+				 errstr_size)) ||
+	    (err = km_fence_inverse(aplan, &inv, errstr, errstr_size)))
+		goto done;
+	if (str_in(json_object_get(aplan, "super_users"), co->fence_probe.principal)) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				"cutover.fence_probe '%s' is a super user: ACLs do not bind it, so its "
+				"canary proves nothing; name a principal that is not",
+				co->fence_probe.principal);
+		goto done;
+	}
+	/* Super users bypass ACLs: a declared one is covered by the config
+	 * fence (which binds them) or by its external owner. */
+	if (co->super_users_cnt && co->super_users_fence == KM_PLAN_SUPER_FENCE_CONFIG) {
+		if ((err = km_fence_plan(ks, topics, ntopics, NULL, 0, tv, nt, "config", NULL, &cplan,
+					 errstr, errstr_size))) {
+			if (err == KM_ERR_NOGO) {
+				char *why = km_strdup(errstr);
+				km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+					  "the super users cannot be covered by the config fence: %s "
+					  "(declare cutover.super_users_fence: external with its owner)",
+					  why);
+				free(why);
+			}
+			goto done;
+		}
+		if ((err = km_fence_inverse(cplan, &cinv, errstr, errstr_size)))
+			goto done;
+		cover = json_pack("{s:s, s:O, s:O}", "kind", "config", "plan", cplan, "inverse", cinv);
+	} else if (co->super_users_cnt) {
+		cover = json_pack("{s:s, s:s, s:s}", "kind", "external", "owner",
+				  co->super_users_fence_owner ? co->super_users_fence_owner
+							      : co->fence_owner,
+				  "responsibility",
+				  "ACLs do not bind super users: the owner stops their writes to the "
+				  "wave's source topics; kmigrate proves it only by the drain's quiet "
+				  "check");
+	}
+	*docp = json_pack("{s:s, s:O, s:O, s:O, s:O?, s:s}", "kind", "acl", "plan", aplan,
+			  "inverse", inv, "writers", writers, "super_users_cover", cover, "probe",
+			  co->fence_probe.principal);
+done:
+	free(dp);
+	free(dt);
+	free(pv);
+	free(tv);
+	json_decref(writers);
+	json_decref(aplan);
+	json_decref(inv);
+	json_decref(cover);
+	json_decref(cplan);
+	json_decref(cinv);
+	return err;
+}
+
+static const json_t *config_cover(const json_t *doc)
+{
+	const json_t *c = json_object_get(doc, "super_users_cover");
+	return jstr(c, "kind") && !strcmp(jstr(c, "kind"), "config") ? json_object_get(c, "plan")
+								   : NULL;
+}
+
+km_err_t km_fence_doc_apply(km_kafka_t *ks, const json_t *doc, char *errstr, size_t errstr_size)
+{
+	km_err_t err = km_fence_apply(ks, json_object_get(doc, "plan"), NULL, errstr, errstr_size);
+	if (!err && config_cover(doc))
+		err = km_fence_apply(ks, config_cover(doc), NULL, errstr, errstr_size);
+	return err;
+}
+
+km_err_t km_fence_doc_undo(km_kafka_t *ks, const json_t *doc, json_t **evidencep, char *errstr,
+			   size_t errstr_size)
+{
+	const json_t *cover = json_object_get(doc, "super_users_cover");
+	json_t *e1 = NULL, *e2 = NULL;
+	km_err_t err;
+
+	*evidencep = NULL;
+	/* The cover (a config fence on the same topics) goes first: the
+	 * principals it binds are super users, who never depended on the ACLs
+	 * the main inverse restores. */
+	if (config_cover(doc) &&
+	    ((err = km_fence_undo(ks, json_object_get(cover, "inverse"), errstr, errstr_size)) ||
+	     (err = km_fence_wait_restored(ks, config_cover(doc), 0, &e2, errstr, errstr_size))))
+		goto done;
+	if ((err = km_fence_undo(ks, json_object_get(doc, "inverse"), errstr, errstr_size)) ||
+	    (err = km_fence_wait_restored(ks, json_object_get(doc, "plan"), 0, &e1, errstr,
+					  errstr_size)))
+		goto done;
+	*evidencep = json_pack("{s:O, s:O?}", "fence", e1, "super_users_cover", e2);
+done:
+	json_decref(e1);
+	json_decref(e2);
+	return err;
+}
+
+km_err_t km_fence_doc_prove(km_kafka_t *ks, const km_kafka_endpoint_t *ks_ep,
+			    const km_plan_t *plan, const json_t *doc, json_t **proofp,
+			    char *errstr, size_t errstr_size)
+{
+	const json_t *fp = json_object_get(doc, "plan");
+	const km_kafka_endpoint_t *as[1] = {ks_ep};
+	km_kafka_endpoint_t probe;
+	json_t *p1 = NULL, *p2 = NULL;
+	km_err_t err;
+
+	*proofp = NULL;
+	probe = *ks_ep;
+	probe.password = NULL;
+	probe.props = NULL;
+	if (!strcmp(jstr(fp, "kind"), "acl")) {
+		/* The canaries go as the probe: a principal the fence denies,
+		 * logging in like kmigrate's own (same listener and CA). */
+		const km_plan_fence_probe_t *pr = &plan->cutover.fence_probe;
+		const char *pw = pr->password_env ? getenv(pr->password_env) : NULL;
+		if ((err = km_fence_acl_declared(plan, errstr, errstr_size)))
+			return err;
+		if (!pw || !*pw)
+			return km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+					 "environment variable '%s' with cutover.fence_probe's "
+					 "password is not set: export it (the fence stays applied; "
+					 "re-run the cutover to prove it)",
+					 pr->password_env);
+		probe.username = pr->username;
+		probe.password = km_strdup(pw);
+		probe.props = ks_ep->props;
+		as[0] = &probe;
+	}
+	err = km_fence_prove(ks, ks_ep, fp, as, 1, 0, &p1, errstr, errstr_size);
+	if (!err && config_cover(doc))
+		err = km_fence_prove(ks, ks_ep, config_cover(doc), (const km_kafka_endpoint_t *[]){ks_ep},
+				     1, 0, &p2, errstr, errstr_size);
+	if (p2)
+		*proofp = json_pack("{s:o, s:o}", "fence", p1, "super_users_cover", p2);
+	else
+		*proofp = p1;
+	if (probe.password) {
+		memset(probe.password, 0, strlen(probe.password));
+		free(probe.password);
+	}
 	return err;
 }

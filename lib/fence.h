@@ -124,4 +124,67 @@ km_err_t km_fence_undo(km_kafka_t *ks, const json_t *inverse, char *errstr,
 km_err_t km_fence_wait_restored(km_kafka_t *ks, const json_t *plan, int timeout_ms,
 				json_t **evidencep, char *errstr, size_t errstr_size);
 
+/* ---- cutover's ACL fence (cutover.fence: acl) ---------------------------- */
+
+struct km_plan_s;
+
+/* The writers of topics[0..ntopics-1]: every principal holding an ALLOW
+ * WRITE or ALL that covers one of them (LITERAL, PREFIXED, the wildcard *)
+ * in snapshot_acls (the "acls" of the latest source inventory), the
+ * LITERAL transactional ids those principals may WRITE, and the declared
+ * ones (the plan's producers).  The ACLs are re-read from ks now: a
+ * principal or transactional id they let write that the snapshot does not
+ * is KM_ERR_NOGO (an unreviewed writer is unknown), as are an ACL list the
+ * inventory could not read and a PREFIXED transactional-id ALLOW (the ids
+ * under it cannot be denied one by one).  Changes nothing.
+ * @returns {"principals": [...], "txn_ids": [...], "found": [{principal |
+ * transactional_id, "from": "acl" | "plan", "acl"?}]} in *writersp. */
+km_err_t km_fence_writers(km_kafka_t *ks, const json_t *snapshot_acls, const char *const *topics,
+			  size_t ntopics, const char *const *declared, size_t ndeclared,
+			  const char *const *declared_txns, size_t ndeclared_txns,
+			  json_t **writersp, char *errstr, size_t errstr_size);
+
+/* Whether the plan declares what the ACL fence needs: cutover.super_users,
+ * a super_users_fence when there are any (external: with an owner),
+ * cutover.fence_probe (principal = User:<username>), and a SASL source.
+ * @returns KM_ERR_NOGO naming the key to add. */
+km_err_t km_fence_acl_declared(const struct km_plan_s *plan, char *errstr, size_t errstr_size);
+
+/* Plans cutover's ACL fence of wave's topics (the gate's list) from the
+ * plan and inventory (the latest source inventory snapshot): the writers
+ * (km_fence_writers, with the wave's producers' principal and
+ * transactional_id), km_fence_plan("acl") with the declared facts, its
+ * inverse, and the super users' cover: the config fence on the same topics
+ * (refused, KM_ERR_NOGO, when a transactional id writes them) or the
+ * external owner.  The probe must be among the writers and not a super
+ * user.  Changes nothing.
+ * @returns the document to journal in *docp: {"kind": "acl", "plan",
+ * "inverse", "writers", "super_users_cover"?: {"kind": "config", "plan",
+ * "inverse"} | {"kind": "external", "owner"}, "probe"}. */
+km_err_t km_fence_acl_cutover_plan(km_kafka_t *ks, const struct km_plan_s *plan,
+				   const char *wave, const char *const *topics, size_t ntopics,
+				   const json_t *inventory, json_t **docp, char *errstr,
+				   size_t errstr_size);
+
+/* Applies a cutover fence document ({"plan", "inverse", ...}; the ACL one
+ * above or a config one): the plan, then the config cover if any. */
+km_err_t km_fence_doc_apply(km_kafka_t *ks, const json_t *doc, char *errstr,
+			    size_t errstr_size);
+
+/* Undoes a cutover fence document: the super users' config cover's
+ * journaled inverse, then the fence's, each read back until it is as it was
+ * before (km_fence_wait_restored).  Idempotent.  @returns the read-backs
+ * in *evidencep ({"fence", "super_users_cover"?}); KM_ERR_NOGO when one
+ * does not read back as it was. */
+km_err_t km_fence_doc_undo(km_kafka_t *ks, const json_t *doc, json_t **evidencep, char *errstr,
+			   size_t errstr_size);
+
+/* Proves a cutover fence document: an ACL plan with canaries as
+ * cutover.fence_probe (its password from the environment now), a config
+ * plan and the config cover as ks_ep.  @returns as km_fence_prove(); the
+ * proof ({"fence", "super_users_cover"} with a cover) in *proofp. */
+km_err_t km_fence_doc_prove(km_kafka_t *ks, const km_kafka_endpoint_t *ks_ep,
+			    const struct km_plan_s *plan, const json_t *doc, json_t **proofp,
+			    char *errstr, size_t errstr_size);
+
 #endif

@@ -61,6 +61,7 @@ _Static_assert(sizeof(km_plan_restart_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(km_plan_tri_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(km_plan_isolation_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(km_plan_fence_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(km_plan_super_fence_t) == sizeof(int), "enum size");
 
 /*
  * Enum tables: the spelling in the plan and the value.  The first row of
@@ -104,6 +105,12 @@ static const enumval_t restart_vals[] = {
 	{"latest", KM_PLAN_RESTART_LATEST},
 	{"timestamp", KM_PLAN_RESTART_TIMESTAMP},
 	{NULL, 0}};
+/* cutover.super_users_fence */
+static const enumval_t super_fence_vals[] = {
+	{"config", KM_PLAN_SUPER_FENCE_CONFIG},
+	{"external", KM_PLAN_SUPER_FENCE_EXTERNAL},
+	{NULL, 0}};
+
 /* cutover.fence; "undeclared" (the zero value) cannot be written. */
 static const enumval_t fence_vals[] = {{"acl", KM_PLAN_FENCE_ACL},
 				       {"config", KM_PLAN_FENCE_CONFIG},
@@ -1437,6 +1444,20 @@ static km_err_t check_env_name(ctx_t *cx, const yaml_node_t *val,
 	return KM_ERR_OK;
 }
 
+/* A Kafka principal as ACLs name it: "Type:name" (User:alice). */
+static km_err_t check_principal(ctx_t *cx, const yaml_node_t *val,
+				const char *s, const char *path)
+{
+	const char *colon = strchr(s, ':');
+
+	if (!colon || colon == s || !colon[1])
+		return perr(cx, npos(val),
+			    "invalid principal '%s' in '%s': write it as Kafka "
+			    "does, e.g. User:alice",
+			    q(cx, s), q(cx, path));
+	return KM_ERR_OK;
+}
+
 static km_err_t check_sasl_mechanism(ctx_t *cx, const yaml_node_t *val,
 				     const char *s, const char *path)
 {
@@ -1923,6 +1944,9 @@ static const field_t producer_fields[] = {
 	LST(km_plan_producer_t, "topics", T_STRLIST, topics),
 	FLD(km_plan_producer_t, "owner", T_STR, owner),
 	FLD(km_plan_producer_t, "validation", T_STR, validation),
+	FLD(km_plan_producer_t, "principal", T_STR, principal,
+	    .check = check_principal),
+	FLD(km_plan_producer_t, "transactional_id", T_STR, transactional_id),
 };
 static const schema_t producer_schema = {
 	"a producer",          sizeof(km_plan_producer_t), producer_fields,
@@ -2100,12 +2124,29 @@ static const schema_t wave_schema = {"a cutover wave", sizeof(km_plan_wave_t),
 				     wave_fields, NFIELDS(wave_fields), NULL,
 				     check_wave};
 
+/* cutover.fence_probe */
+static const field_t probe_fields[] = {
+	FLD(km_plan_fence_probe_t, "principal", T_STR, principal, .flags = F_REQ,
+	    .check = check_principal),
+	FLD(km_plan_fence_probe_t, "username", T_STR, username, .flags = F_REQ),
+	FLD(km_plan_fence_probe_t, "password_env", T_STR, password_env,
+	    .flags = F_REQ, .check = check_env_name),
+	{.key = "password",
+	 .type = T_FORBIDDEN,
+	 .why = "never write a password into the plan; use password_env",
+	 .instead = "'password_env'"},
+};
+static const schema_t probe_schema = {"cutover.fence_probe",
+				      sizeof(km_plan_fence_probe_t), probe_fields,
+				      NFIELDS(probe_fields), NULL, NULL};
+
 /* cutover: */
 static void init_cutover(void *obj)
 {
 	km_plan_cutover_t *c = obj;
 	c->fence = KM_PLAN_FENCE_UNDECLARED;
 	c->quiet_period = 10;
+	c->allow_everyone_if_no_acl_found = KM_PLAN_UNSET;
 }
 
 static const field_t cutover_fields[] = {
@@ -2114,10 +2155,38 @@ static const field_t cutover_fields[] = {
 	FLD(km_plan_cutover_t, "fence_owner", T_STR, fence_owner),
 	FLD(km_plan_cutover_t, "quiet_period", T_DUR, quiet_period, .min = 1,
 	    .max = 86400),
+	LST(km_plan_cutover_t, "super_users", T_STRLIST, super_users,
+	    .check = check_principal),
+	FLD(km_plan_cutover_t, "allow_everyone_if_no_acl_found", T_TRI,
+	    allow_everyone_if_no_acl_found),
+	FLD(km_plan_cutover_t, "super_users_fence", T_ENUM, super_users_fence,
+	    .ev = super_fence_vals),
+	FLD(km_plan_cutover_t, "super_users_fence_owner", T_STR,
+	    super_users_fence_owner),
+	FLD(km_plan_cutover_t, "fence_probe", T_MAP, fence_probe,
+	    .sub = &probe_schema),
 };
+static const schema_t cutover_schema;
+
+static km_err_t check_cutover(ctx_t *cx, const yaml_node_t *map, void *obj,
+			      yaml_node_t *const *keys,
+			      yaml_node_t *const *vals, const char *path)
+{
+	km_plan_cutover_t *c = obj;
+
+	(void)cx;
+	(void)map;
+	(void)vals;
+	(void)path;
+	/* `super_users: []` is a declaration (none); an absent key is
+	 * unknown. */
+	c->super_users_set = by_key(&cutover_schema, keys, "super_users") != NULL;
+	return KM_ERR_OK;
+}
+
 static const schema_t cutover_schema = {
 	"cutover", sizeof(km_plan_cutover_t), cutover_fields,
-	NFIELDS(cutover_fields), init_cutover, NULL};
+	NFIELDS(cutover_fields), init_cutover, check_cutover};
 
 /* The top level. */
 static const field_t plan_fields[] = {
@@ -2809,6 +2878,12 @@ const char *km_plan_naming_mode_str(km_plan_naming_mode_t mode)
 const char *km_plan_restart_str(km_plan_restart_t restart)
 {
 	return enum_name(restart_vals, (int)restart);
+}
+
+const char *km_plan_super_fence_str(km_plan_super_fence_t f)
+{
+	return f == KM_PLAN_SUPER_FENCE_UNDECLARED ? "undeclared"
+						   : enum_name(super_fence_vals, (int)f);
 }
 
 const char *km_plan_fence_str(km_plan_fence_t fence)

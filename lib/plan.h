@@ -184,6 +184,10 @@ typedef struct km_plan_producer_s {
 	size_t topics_cnt;
 	char *owner;      /* or NULL */
 	char *validation; /* how to validate after cutover, or NULL */
+	/* What the ACL fence denies for it (cutover.fence: acl); NULL when
+	 * undeclared: the source's ACLs still name its principal. */
+	char *principal;        /* "User:orders-app" */
+	char *transactional_id; /* its transactional.id */
 } km_plan_producer_t;
 
 /* How a consumer reads transactional topics (its isolation.level).  Java's
@@ -273,6 +277,23 @@ typedef enum {
 	KM_PLAN_FENCE_EXTERNAL        /* someone else's (network, proxy, ...) */
 } km_plan_fence_t;
 
+/* How the ACL fence's super users are fenced (`cutover.super_users_fence`). */
+typedef enum {
+	KM_PLAN_SUPER_FENCE_UNDECLARED = 0,
+	KM_PLAN_SUPER_FENCE_CONFIG,  /* the config fence on the same topics too */
+	KM_PLAN_SUPER_FENCE_EXTERNAL /* the owner's (super users stopped, ...) */
+} km_plan_super_fence_t;
+
+/* `cutover.fence_probe`: the credentials of a principal the ACL fence
+ * denies, for the proof's canary produce (the password from an environment
+ * variable, never in the plan). */
+typedef struct km_plan_fence_probe_s {
+	km_plan_pos_t pos;
+	char *principal;    /* "User:probe" */
+	char *username;     /* its SASL username */
+	char *password_env; /* the variable holding its password */
+} km_plan_fence_probe_t;
+
 /* `cutover:` -- how write authority moves to the target. */
 typedef struct km_plan_cutover_s {
 	km_plan_pos_t pos;
@@ -281,6 +302,20 @@ typedef struct km_plan_cutover_s {
 	km_plan_fence_t fence; /* no default */
 	char *fence_owner;     /* who owns (and, if external, applies) it */
 	int64_t quiet_period;  /* seconds the source must stay still; 10 */
+	/* ---- the ACL fence (cutover.fence: acl; docs/plan.md) ---- */
+	/* Kafka's brokers hide super.users and allow.everyone.if.no.acl.found
+	 * (DescribeConfigs reports them as sensitive): the plan declares them.
+	 * super_users_set tells `super_users: []` (declared: none) from an
+	 * absent key (unknown). */
+	char **super_users; /* "User:admin", ... */
+	size_t super_users_cnt;
+	bool super_users_set;
+	km_plan_tri_t allow_everyone_if_no_acl_found; /* unset: unknown */
+	/* ACLs do not bind super users: who stops their writes.  Undeclared
+	 * with super users declared is NO-GO. */
+	km_plan_super_fence_t super_users_fence;
+	char *super_users_fence_owner; /* for external; default fence_owner */
+	km_plan_fence_probe_t fence_probe; /* principal NULL: undeclared */
 } km_plan_cutover_t;
 
 /* `replication:` -- how replicate copies; all optional. */
@@ -421,6 +456,8 @@ const char *km_plan_naming_mode_str(km_plan_naming_mode_t mode);
 const char *km_plan_restart_str(km_plan_restart_t restart);
 /* "acl", "config", "external" or "undeclared". */
 const char *km_plan_fence_str(km_plan_fence_t fence);
+/* "config", "external" or "undeclared". */
+const char *km_plan_super_fence_str(km_plan_super_fence_t f);
 /* The wave named name, or NULL. */
 const km_plan_wave_t *km_plan_wave(const km_plan_t *plan, const char *name);
 /* Whether in-scope topic `topic` belongs to wave w: named by it, or w is an

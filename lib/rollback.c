@@ -227,11 +227,10 @@ static km_err_t do_unfence(rctx_t *x)
 		goto done;
 	}
 	emit(x, "unfence", "start", 0, NULL, NULL);
-	/* The journaled inverse, never one computed now: only the plan taken
-	 * before the fence knows what was there. */
-	if ((err = km_fence_undo(c->ks, inverse, x->errstr, x->errstr_size)))
-		goto done;
-	err = km_fence_wait_restored(c->ks, plan, 0, &check, x->errstr, x->errstr_size);
+	/* The journaled inverses (the fence's and its super-user cover's),
+	 * never ones computed now: only the plan taken before the fence knows
+	 * what was there. */
+	err = km_fence_doc_undo(c->ks, body, &check, x->errstr, x->errstr_size);
 	if (err == KM_ERR_NOGO)
 		emit(x, "unfence", "nogo", 0, NULL, x->errstr);
 	if (err)

@@ -1020,6 +1020,8 @@ struct tk_writer_s {
 	pthread_cond_t cond;
 	int stop;
 	tk_writer_stats_t st;
+	char *prefix;  /* value prefix ("w-" by default) */
+	json_t *acked; /* [{partition, offset, value}] in ack order */
 };
 
 static void writer_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -1034,6 +1036,11 @@ static void writer_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	} else {
 		w->st.acked++;
 		w->st.last_ack_offset = m->offset;
+		if (w->acked)
+			json_array_append_new(w->acked,
+					      json_pack("{s:i, s:I, s:s%}", "partition", m->partition,
+							"offset", (json_int_t)m->offset, "value",
+							(const char *)m->payload, m->len));
 	}
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
@@ -1050,7 +1057,7 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		if (stop)
 			break;
-		snprintf(val, sizeof(val), "w-%lld", (long long)seq);
+		snprintf(val, sizeof(val), "%s%lld", w->prefix ? w->prefix : "w-", (long long)seq);
 		if (!rd_kafka_producev(w->rk, RD_KAFKA_V_TOPIC(w->topic),
 				       RD_KAFKA_V_VALUE(val, strlen(val)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 				       RD_KAFKA_V_END)) {
@@ -1063,7 +1070,8 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-tk_writer_t *tk_writer_start(const tk_cluster_t *c, const char *topic, const char **props)
+static tk_writer_t *writer_start(const tk_cluster_t *c, const char *topic, const char **props,
+				 const char *prefix)
 {
 	tk_writer_t *w = calloc(1, sizeof(*w));
 	rd_kafka_conf_t *cf = conf(c);
@@ -1080,12 +1088,21 @@ tk_writer_t *tk_writer_start(const tk_cluster_t *c, const char *topic, const cha
 	if (!(w->rk = rd_kafka_new(RD_KAFKA_PRODUCER, cf, err, sizeof(err))))
 		tk_fail("writer producer: %s", err);
 	w->topic = strdup(topic);
+	if (prefix) {
+		w->prefix = strdup(prefix);
+		w->acked = json_array();
+	}
 	w->st.last_ack_offset = -1;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	if (pthread_create(&w->thr, NULL, writer_main, w))
 		tk_fail("writer thread: %s", strerror(errno));
 	return w;
+}
+
+tk_writer_t *tk_writer_start(const tk_cluster_t *c, const char *topic, const char **props)
+{
+	return writer_start(c, topic, props, NULL);
 }
 
 void tk_writer_stats(tk_writer_t *w, tk_writer_stats_t *st)
@@ -1129,6 +1146,8 @@ void tk_writer_stop(tk_writer_t *w)
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 	free(w->topic);
+	free(w->prefix);
+	json_decref(w->acked);
 	free(w);
 }
 
@@ -1151,4 +1170,153 @@ void tk_writer_assert_fenced(tk_writer_t *w, const tk_cluster_t *c, const char *
 	if (tk_total_hwm(c, topic) != hwm1)
 		tk_fail("'%s' took records while fenced: high watermarks %lld -> %lld", topic,
 			(long long)hwm1, (long long)tk_total_hwm(c, topic));
+}
+
+tk_writer_t *tk_writer_start_prefix(const tk_cluster_t *c, const char *topic, const char **props,
+				    const char *prefix)
+{
+	return writer_start(c, topic, props, prefix);
+}
+
+json_t *tk_writer_acked(tk_writer_t *w)
+{
+	json_t *out;
+
+	pthread_mutex_lock(&w->lock);
+	out = w->acked ? json_deep_copy(w->acked) : json_array();
+	pthread_mutex_unlock(&w->lock);
+	return out;
+}
+
+json_t *tk_read_values(const tk_cluster_t *c, const char *topic, int partition)
+{
+	rd_kafka_conf_t *cf = conf(c);
+	rd_kafka_t *rk;
+	char err[256];
+	int64_t lo, hi, deadline = now_ms() + 120000;
+	json_t *out = json_array();
+
+	set(cf, "group.id", "tk-values");
+	set(cf, "enable.auto.commit", "false");
+	set(cf, "enable.partition.eof", "true");
+	set(cf, "isolation.level", "read_committed");
+	if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, cf, err, sizeof(err))))
+		tk_fail("consumer: %s", err);
+	if (rd_kafka_query_watermark_offsets(rk, topic, partition, &lo, &hi, 10000))
+		tk_fail("watermarks of %s[%d]", topic, partition);
+	if (hi > lo) {
+		rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(tp, topic, partition)->offset = RD_KAFKA_OFFSET_BEGINNING;
+		rd_kafka_assign(rk, tp);
+		rd_kafka_topic_partition_list_destroy(tp);
+		for (;;) {
+			rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+			if (now_ms() > deadline)
+				tk_fail("reading %s[%d] did not reach its end", topic, partition);
+			if (!m)
+				continue;
+			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+				rd_kafka_message_destroy(m);
+				break;
+			}
+			if (m->err)
+				tk_fail("reading %s[%d]: %s", topic, partition, rd_kafka_message_errstr(m));
+			json_array_append_new(out, m->payload ? json_stringn(m->payload, m->len)
+							      : json_null());
+			rd_kafka_message_destroy(m);
+		}
+	}
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	return out;
+}
+
+void tk_acl_delete(const tk_cluster_t *c, rd_kafka_ResourceType_t rt, const char *name,
+		   rd_kafka_ResourcePatternType_t pt, const char *principal, const char *host,
+		   rd_kafka_AclOperation_t op, rd_kafka_AclPermissionType_t perm)
+{
+	rd_kafka_t *rk = tk_admin(c);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	char err[256];
+	rd_kafka_AclBindingFilter_t *f = rd_kafka_AclBindingFilter_new(rt, name, pt, principal, host,
+								       op, perm, err, sizeof(err));
+	const rd_kafka_DeleteAcls_result_response_t **res;
+	size_t n;
+
+	if (!f)
+		tk_fail("acl filter: %s", err);
+	rd_kafka_DeleteAcls(rk, &f, 1, NULL, q);
+	rd_kafka_event_t *ev = wait_ev(q, "DeleteAcls");
+	res = rd_kafka_DeleteAcls_result_responses(rd_kafka_event_DeleteAcls_result(ev), &n);
+	for (size_t i = 0; i < n; i++)
+		if (rd_kafka_DeleteAcls_result_response_error(res[i]))
+			tk_fail("DeleteAcls: %s", rd_kafka_error_string(
+							 rd_kafka_DeleteAcls_result_response_error(res[i])));
+	rd_kafka_event_destroy(ev);
+	rd_kafka_AclBinding_destroy(f);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+}
+
+void tk_scram_user(const tk_cluster_t *c, const char *user, const char *password)
+{
+	rd_kafka_t *rk = tk_admin(c);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_UserScramCredentialAlteration_t *a = rd_kafka_UserScramCredentialUpsertion_new(
+		user, RD_KAFKA_SCRAM_MECHANISM_SHA_512, 4096, (const unsigned char *)password,
+		strlen(password), NULL, 0);
+	size_t n;
+
+	rd_kafka_AlterUserScramCredentials(rk, &a, 1, NULL, q);
+	rd_kafka_event_t *ev = wait_ev(q, "AlterUserScramCredentials");
+	const rd_kafka_AlterUserScramCredentials_result_response_t **res =
+		rd_kafka_AlterUserScramCredentials_result_responses(
+			rd_kafka_event_AlterUserScramCredentials_result(ev), &n);
+	for (size_t i = 0; i < n; i++) {
+		const rd_kafka_error_t *e = rd_kafka_AlterUserScramCredentials_result_response_error(res[i]);
+		if (e && rd_kafka_error_code(e))
+			tk_fail("AlterUserScramCredentials of '%s': %s", user, rd_kafka_error_string(e));
+	}
+	rd_kafka_event_destroy(ev);
+	rd_kafka_UserScramCredentialAlteration_destroy(a);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+}
+
+void tk_cluster_as(tk_cluster_t *out, const tk_cluster_t *c, const char *user, const char *password)
+{
+	*out = *c;
+	for (int i = 0; out->props[i]; i += 2) {
+		if (!strcmp(out->props[i], "sasl.username"))
+			out->props[i + 1] = user;
+		if (!strcmp(out->props[i], "sasl.password"))
+			out->props[i + 1] = password;
+	}
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char *tk_acl_lines(const tk_cluster_t *c)
+{
+	json_t *acls = tk_acls(c), *a;
+	size_t n = json_array_size(acls), i, len = 1;
+	char **rows = calloc(n + 1, sizeof(*rows)), *out;
+
+	json_array_foreach(acls, i, a) {
+		rows[i] = json_dumps(a, JSON_SORT_KEYS | JSON_COMPACT);
+		len += strlen(rows[i]) + 1;
+	}
+	qsort(rows, n, sizeof(*rows), cmp_line);
+	out = calloc(1, len);
+	for (i = 0; i < n; i++) {
+		strcat(out, rows[i]);
+		strcat(out, "\n");
+		free(rows[i]);
+	}
+	free(rows);
+	json_decref(acls);
+	return out;
 }

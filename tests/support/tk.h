@@ -203,4 +203,32 @@ void tk_writer_stop(tk_writer_t *w);
 void tk_writer_assert_fenced(tk_writer_t *w, const tk_cluster_t *c, const char *topic,
 			     rd_kafka_resp_err_t want, int timeout_ms);
 
+/* A writer as tk_writer_start() whose values are "<prefix><seq>" and which
+ * keeps every acknowledged record: tk_writer_acked() @returns a new array
+ * of {"partition", "offset", "value"} in acknowledgement order. */
+tk_writer_t *tk_writer_start_prefix(const tk_cluster_t *c, const char *topic, const char **props,
+				    const char *prefix);
+json_t *tk_writer_acked(tk_writer_t *w);
+
+/* The values (strings, null for tombstones) of topic[partition] from the
+ * beginning to its end, read_committed: @returns a new JSON array. */
+json_t *tk_read_values(const tk_cluster_t *c, const char *topic, int partition);
+
+/* Deletes the ACL bindings that match exactly (DeleteAcls). */
+void tk_acl_delete(const tk_cluster_t *c, rd_kafka_ResourceType_t rt, const char *name,
+		   rd_kafka_ResourcePatternType_t pt, const char *principal, const char *host,
+		   rd_kafka_AclOperation_t op, rd_kafka_AclPermissionType_t perm);
+
+/* Creates (or resets) a SCRAM-SHA-512 user on c (AlterUserScramCredentials). */
+void tk_scram_user(const tk_cluster_t *c, const char *user, const char *password);
+
+/* *out = c logging in as user/password (SASL clusters); the strings are
+ * borrowed. */
+void tk_cluster_as(tk_cluster_t *out, const tk_cluster_t *c, const char *user,
+		   const char *password);
+
+/* Every ACL binding of c, one sorted JSON line each (DescribeAcls promises
+ * no order), for comparing ACL sets: an owned string. */
+char *tk_acl_lines(const tk_cluster_t *c);
+
 #endif
