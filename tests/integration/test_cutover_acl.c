@@ -60,17 +60,22 @@ static char *write_plan(const char *name, const char *acl)
 		"consumers:\n  - {name: reader-a, group: %s, isolation_level: read_committed, "
 		"owner: team-a, validation: \"reads on the target\", client: librdkafka, "
 		"client_version: 2.8.0}\n"
-		"producers:\n  - {name: app, principal: \"User:app\", transactional_id: %s, "
-		"idempotence: true, transactions: true, topics: [%s, %s], owner: team-a, "
+		/* One principal, two producers, one per wave: a producer moves
+		 * with the wave of the topics it writes (the gate says so). */
+		"producers:\n  - {name: app-a, principal: \"User:app\", idempotence: true, "
+		"transactions: false, topics: [%s], owner: team-a, "
+		"validation: \"writes on the target\", client: librdkafka, client_version: 2.8.0}\n"
+		"  - {name: app-b, principal: \"User:app\", transactional_id: %s, "
+		"idempotence: true, transactions: true, topics: [%s], owner: team-a, "
 		"validation: \"writes on the target\", client: librdkafka, client_version: 2.8.0}\n"
 		"gates:\n  max_lag_records: 1000000\n"
 		"cutover:\n  fence: acl\n  fence_owner: platform\n  quiet_period: 1s\n%s"
 		"  waves:\n"
 		"    - {name: canary, topics: [%s], groups: [%s], consumers: [reader-a], "
-		"producers: [app], owner: team-a}\n"
-		"    - {name: rest, all: true}\n",
+		"producers: [app-a], owner: team-a}\n"
+		"    - {name: rest, all: true, producers: [app-b], owner: team-a}\n",
 		(int)getpid(), src.bootstrap, getenv("KM_TEST_SECURE39_CA"), tgt.bootstrap, A, B, G, G,
-		TX, A, B, acl, A, G);
+		A, TX, B, acl, A, G);
 	char *p = tk_write_file(dir, name, text);
 	free(text);
 	return p;
