@@ -18,6 +18,7 @@
 #include "cutover.h"
 #include "fence.h"
 #include "gate.h"
+#include "guard.h"
 #include "mapstore.h"
 #include "offsets.h"
 #include "util.h"
@@ -730,7 +731,7 @@ static km_err_t do_authority(ctx_t *x)
 {
 	const km_cutover_conf_t *c = x->c;
 	char topic[KM_MAPSTORE_NAME_MAX];
-	json_t *recs = NULL, *ev = NULL, *mine = json_object(), *t;
+	json_t *recs = NULL, *ev = NULL, *mine = json_object(), *t, *lifted;
 	size_t i;
 	km_err_t err;
 
@@ -774,7 +775,12 @@ static km_err_t do_authority(ctx_t *x)
 		}
 		json_object_set(mine, st, r);
 	}
-	ev = json_pack("{s:s, s:O}", "topic", topic, "records", mine);
+	/* The target guard (lib/guard.h) goes once the target is the
+	 * authority, before the fact: a crash between is lifted again. */
+	if ((err = km_guard_lift(c->kt, c->plan, c->jr, x->topics, &lifted, x->errstr,
+				 x->errstr_size)))
+		goto done;
+	ev = json_pack("{s:s, s:O, s:o}", "topic", topic, "records", mine, "guard_lifted", lifted);
 	err = step_done(x, "authority", ev);
 done:
 	json_decref(recs);

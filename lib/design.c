@@ -714,13 +714,15 @@ km_err_t km_design_apply(km_kafka_t *k, const json_t *actions,
 			return km_seterr(errstr, errstr_size, KM_ERR_FINDINGS,
 					 "stopped before '%s': %s", jstr(a, "subject"),
 					 jstr(a, "reason"));
-		if (!strcmp(op, "manual"))
+		/* Work for people, and what the target guard cannot do
+		 * (lib/guard.h), are reported, never applied. */
+		if (!strcmp(op, "manual") || !strcmp(op, "guard-finding"))
 			continue;
 		if (!strcmp(op, "create-topic"))
 			err = create_topic(k, a, errstr, errstr_size);
 		else if (!strcmp(op, "alter-configs"))
 			err = alter_configs(k, a, errstr, errstr_size);
-		else if (!strcmp(op, "create-acl"))
+		else if (!strcmp(op, "create-acl") || !strcmp(op, "create-guard"))
 			err = create_acl(k, a, errstr, errstr_size);
 		else
 			KM_BUG("unknown design action '%s'", op);

@@ -50,7 +50,9 @@ typedef km_err_t (*km_design_applied_cb)(void *opaque, const json_t *action,
 /* Applies actions in order on the target behind k.  Stops at the first
  * "blocked" action (KM_ERR_FINDINGS) or failed request; every action before
  * it is fully applied and reported through cb.  "manual" actions are
- * skipped (they are for people).  *appliedp counts applied actions. */
+ * skipped (they are for people), and so are "guard-finding" actions;
+ * "create-guard" actions (lib/guard.h) are created like "create-acl".
+ * *appliedp counts applied actions. */
 km_err_t km_design_apply(km_kafka_t *k, const json_t *actions,
 			 km_design_applied_cb cb, void *opaque, int *appliedp,
 			 char *errstr, size_t errstr_size);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guard.h"
 #include "mapstore.h"
 #include "util.h"
 
@@ -25,6 +26,9 @@ typedef struct gpart_s {
 	int partition;
 	int64_t hwm;  /* source high watermark, -1 unknown */
 	int64_t next; /* committed progress on the target, -1 none */
+	int64_t tnext; /* target offset after the last copied record, -1 none */
+	int64_t tlso;  /* the target partition's last stable offset, read before
+			* the progress; -1 when the target topic could not be read */
 } gpart_t;
 
 typedef struct gctx_s {
@@ -171,7 +175,7 @@ static km_err_t load_topics(gctx_t *g)
 		g->parts = km_realloc(g->parts, (g->nparts + (size_t)n + 1) * sizeof(*g->parts));
 		for (int p = 0; p < n; p++)
 			g->parts[g->nparts++] = (gpart_t){
-				json_string_value(json_object_get(t, "topic")), p, -1, -1};
+				json_string_value(json_object_get(t, "topic")), p, -1, -1, -1, -1};
 	}
 	qsort(g->parts, g->nparts, sizeof(*g->parts), cmp_topic);
 
@@ -204,6 +208,30 @@ static char *name_list(const json_t *names, size_t max)
 	return km_sb_detach(&sb);
 }
 
+/* The last stable offset of the target partition of every wave partition,
+ * one ListOffsets per topic; a topic that fails (not created yet, not
+ * readable) keeps tlso -1 and is unknown to replication.no_foreign. */
+static void target_lsos(gctx_t *g)
+{
+	size_t i = 0;
+
+	while (i < g->nparts) {
+		size_t j = i;
+		char *tt = km_plan_target_topic(g->plan, g->parts[i].topic);
+		rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(4);
+		char e[512];
+
+		for (; j < g->nparts && !strcmp(g->parts[j].topic, g->parts[i].topic); j++)
+			rd_kafka_topic_partition_list_add(tps, tt, g->parts[j].partition);
+		if (!km_kafka_list_offsets(g->kt, tps, KM_KAFKA_LSO, e, sizeof(e)))
+			for (int k = 0; k < tps->cnt; k++)
+				g->parts[i + (size_t)k].tlso = tps->elems[k].offset;
+		rd_kafka_topic_partition_list_destroy(tps);
+		free(tt);
+		i = j;
+	}
+}
+
 /* Source high watermarks and the replicator's committed progress of every
  * partition of the wave, read once per evaluation. */
 static km_err_t load_live(gctx_t *g, bool *no_statep)
@@ -220,6 +248,11 @@ static km_err_t load_live(gctx_t *g, bool *no_statep)
 		if ((err = km_kafka_watermarks(g->ks, g->parts[i].topic, g->parts[i].partition, &lo,
 					       &g->parts[i].hwm, g->errstr, g->errstr_size)))
 			return err;
+	/* The target's committed ends BEFORE the progress: every record
+	 * committed by then had its progress committed in the same
+	 * transaction, so the progress read after covers it, and a committed
+	 * record past it is not kmigrate's (replication.no_foreign). */
+	target_lsos(g);
 	km_mapstore_names(g->plan->migration, NULL, &names);
 	err = km_mapstore_read_progress_all(km_kafka_endpoint(g->kt), names.progress, &ms,
 					    g->errstr, g->errstr_size);
@@ -234,6 +267,7 @@ static km_err_t load_live(gctx_t *g, bool *no_statep)
 		const km_mapstore_progress_t *p =
 			km_mapstore_progress(ms, g->parts[i].topic, g->parts[i].partition);
 		g->parts[i].next = p ? p->next : -1;
+		g->parts[i].tnext = p ? p->tgt_next : -1;
 	}
 	km_mapstore_destroy(ms);
 	g->live_done = true;
@@ -493,6 +527,199 @@ static bool subject_in_wave(const gctx_t *g, const char *subj)
 	return wave_topic(g, topic);
 }
 
+static bool str_in(const json_t *arr, const char *s)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(arr, i, e)
+		if (!strcmp(json_string_value(e), s))
+			return true;
+	return false;
+}
+
+/* No foreign record on the target: every committed record of a wave
+ * partition's target partition is one kmigrate copied.  kmigrate's
+ * transaction that copies up to target offset tnext-1 commits a marker at
+ * tnext, so a target whose committed end (LSO, read before the progress)
+ * is at most tnext+1 (0 before anything was copied) holds nothing else:
+ * checked on Kafka 4.3 (docs/internals/gates.md).  A partition past that
+ * is read read_committed from tnext up to its LSO: records of aborted
+ * kmigrate transactions (a replicator killed mid-transaction) are not
+ * returned, so the first record returned below the LSO is foreign.  Open
+ * transactions stay above the LSO, so a live replicator is never
+ * mistaken for another writer.  *foreignp: [{"topic", "target_topic",
+ * "partition", "end", "kmigrate_end", "first"}]; *unknownp: partitions
+ * that could not be judged. */
+static km_err_t foreign_records(gctx_t *g, const json_t *cut_over, json_t *foreign,
+				json_t *unknown, size_t *checkedp)
+{
+	const char *props[] = {"group.id", "kmigrate-gate-foreign", "enable.auto.commit", "false",
+			       "isolation.level", "read_committed", "auto.offset.reset", "error",
+			       "enable.partition.eof", "true", NULL};
+	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(4);
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *c = NULL;
+	char rerr[512];
+	int left = 0;
+	km_err_t err = KM_ERR_OK;
+
+	*checkedp = 0;
+	for (size_t i = 0; i < g->nparts; i++) {
+		gpart_t *p = &g->parts[i];
+		int64_t start = p->tnext < 0 ? 0 : p->tnext;
+
+		if (str_in(cut_over, p->topic))
+			continue; /* the target is the authority: its writes are the history */
+		(*checkedp)++;
+		if (p->tlso < 0) {
+			json_array_append_new(unknown, json_sprintf("%s[%d]", p->topic, p->partition));
+			continue;
+		}
+		if (p->tlso <= (p->tnext < 0 ? 0 : p->tnext + 1))
+			continue;
+		char *tt = km_plan_target_topic(g->plan, p->topic);
+		rd_kafka_topic_partition_t *e = rd_kafka_topic_partition_list_add(tp, tt, p->partition);
+		e->offset = start;
+		e->opaque = p;
+		free(tt);
+		left++;
+	}
+	if (!left)
+		goto done;
+	if ((err = km_kafka_conf_new(km_kafka_endpoint(g->kt), props, &conf, g->errstr,
+				     g->errstr_size)))
+		goto done;
+	if (!(c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
+		rd_kafka_conf_destroy(conf);
+		err = km_seterr(g->errstr, g->errstr_size, KM_ERR_KAFKA,
+				"cannot create a consumer on the target: %s", rerr);
+		goto done;
+	}
+	rd_kafka_poll_set_consumer(c);
+	if (rd_kafka_assign(c, tp)) {
+		err = km_seterr(g->errstr, g->errstr_size, KM_ERR_KAFKA,
+				"cannot assign the target partitions to check for foreign records");
+		goto done;
+	}
+	int64_t deadline = km_mono_ms() + KM_KAFKA_TIMEOUT_MS;
+	while (left > 0 && km_mono_ms() < deadline) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+		rd_kafka_topic_partition_t *e;
+
+		if (!m)
+			continue;
+		e = m->rkt ? rd_kafka_topic_partition_list_find(tp, rd_kafka_topic_name(m->rkt),
+								m->partition)
+			   : NULL;
+		if (e && e->opaque && (!m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)) {
+			gpart_t *p = e->opaque;
+			if (!m->err && m->offset < p->tlso)
+				json_array_append_new(
+					foreign,
+					json_pack("{s:s, s:s, s:i, s:I, s:I, s:I}", "topic", p->topic,
+						  "target_topic", e->topic, "partition", p->partition,
+						  "end", (json_int_t)p->tlso, "kmigrate_end",
+						  (json_int_t)(p->tnext < 0 ? 0 : p->tnext), "first",
+						  (json_int_t)m->offset));
+			e->opaque = NULL;
+			left--;
+		}
+		rd_kafka_message_destroy(m);
+	}
+	for (int k = 0; k < tp->cnt; k++)
+		if (tp->elems[k].opaque)
+			json_array_append_new(unknown,
+					      json_sprintf("%s[%d]", ((gpart_t *)tp->elems[k].opaque)->topic,
+							   tp->elems[k].partition));
+done:
+	if (c) {
+		rd_kafka_consumer_close(c);
+		rd_kafka_destroy(c);
+	}
+	for (int k = 0; k < tp->cnt; k++)
+		tp->elems[k].opaque = NULL;
+	rd_kafka_topic_partition_list_destroy(tp);
+	return err;
+}
+
+/* replication.guard and replication.no_foreign: the split-brain guards
+ * (issue 10 item 4) on the wave's target topics not yet cut over. */
+static km_err_t gate_split_brain(gctx_t *g)
+{
+	json_t *rep = NULL, *foreign = json_array(), *unknown = json_array(), *m;
+	char *r = NULL, *list = NULL;
+	size_t checked = 0;
+	km_err_t err;
+
+	if ((err = km_guard_check(g->kt, g->plan, g->topics, &rep, g->errstr, g->errstr_size)))
+		goto done;
+	m = json_object_get(rep, "missing");
+	if (!json_is_true(json_object_get(rep, "authorizer")))
+		/* Known, said, not unknown: without an authorizer nothing on
+		 * the target can refuse a write, and no_foreign below is what
+		 * proves nobody wrote. */
+		r = km_asprintf("not guarded (a finding): %s: nothing refuses another writer "
+				"before cutover; replication.no_foreign proves none wrote",
+				json_string_value(json_object_get(rep, "why")));
+	else if (json_array_size(json_object_get(rep, "findings")))
+		r = km_strdup(json_string_value(json_array_get(json_object_get(rep, "findings"), 0)));
+	else if (json_array_size(m))
+		r = km_asprintf("%s may write target topic '%s' before its cutover%s: run "
+				"`kmigrate apply` (it adds the guard's DENY WRITE)",
+				json_string_value(json_object_get(json_array_get(m, 0), "principal")),
+				json_string_value(json_object_get(json_array_get(m, 0), "topic")),
+				json_array_size(m) > 1 ? " (and more)" : "");
+	criterion(g, "replication.guard",
+		  "target topics read-only for all but kmigrate until cutover (DENY WRITE)",
+		  json_pack("{s:O, s:O, s:O, s:O, s:O}", "authorizer",
+			    json_object_get(rep, "authorizer"), "principal",
+			    json_object_get(rep, "principal"), "guarded",
+			    json_object_get(rep, "guarded"), "missing", m, "cut_over",
+			    json_object_get(rep, "cut_over")),
+		  live(g), g->owner,
+		  !json_is_true(json_object_get(rep, "authorizer")) ||
+			  (!json_array_size(json_object_get(rep, "findings")) && !json_array_size(m)),
+		  r);
+	free(r);
+	r = NULL;
+
+	if ((err = foreign_records(g, json_object_get(rep, "cut_over"), foreign, unknown,
+				   &checked)))
+		goto done;
+	if (json_array_size(foreign)) {
+		json_t *f = json_array_get(foreign, 0);
+		r = km_asprintf(
+			"foreign record(s) on target topic '%s' partition %lld: end %lld, kmigrate "
+			"wrote up to %lld (first foreign record at offset %lld)%s: a split brain in "
+			"the making: stop that writer (`kmigrate apply` guards the target topics "
+			"where the target has an authorizer), then delete the target topic and "
+			"replicate it again",
+			json_string_value(json_object_get(f, "target_topic")),
+			(long long)json_integer_value(json_object_get(f, "partition")),
+			(long long)json_integer_value(json_object_get(f, "end")),
+			(long long)json_integer_value(json_object_get(f, "kmigrate_end")),
+			(long long)json_integer_value(json_object_get(f, "first")),
+			json_array_size(foreign) > 1 ? " (and more partitions)" : "");
+	} else if (json_array_size(unknown)) {
+		list = name_list(unknown, 3);
+		r = km_asprintf("unknown: the target partitions of %s could not be read (run "
+				"`kmigrate apply` if their topics are missing)",
+				list);
+	}
+	criterion(g, "replication.no_foreign",
+		  "0 records on the target that kmigrate did not write",
+		  json_pack("{s:I, s:O}", "partitions", (json_int_t)checked, "foreign", foreign),
+		  live(g), g->owner, !json_array_size(foreign) && !json_array_size(unknown), r);
+done:
+	free(r);
+	free(list);
+	json_decref(rep);
+	json_decref(foreign);
+	json_decref(unknown);
+	return err;
+}
+
 static km_err_t gate_replication(gctx_t *g)
 {
 	json_t *run = NULL, *facts = NULL, *losses = NULL, *f, *open = json_array();
@@ -560,6 +787,8 @@ static km_err_t gate_replication(gctx_t *g)
 			  age < 0 ? NULL : json_integer(age / 1000), live(g), g->owner,
 			  age >= 0 && age <= g->plan->gates.max_lag_seconds * 1000, r);
 	}
+	if ((err = gate_split_brain(g)))
+		goto done;
 
 	/* No loss, no topic the replicator could not see, no partition-count
 	 * mismatch.  A loss never heals (the records are gone), so a loss

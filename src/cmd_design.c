@@ -14,7 +14,9 @@
 
 #include "common.h"
 #include "design.h"
+#include "guard.h"
 #include "inventory.h"
+#include "mapstore.h"
 
 
 static const json_t *design_topic(const json_t *design, const char *target)
@@ -89,6 +91,18 @@ static void print_delta(const json_t *design, const json_t *actions, int verbose
 				       cli_jstr(c, "name"));
 	}
 
+	/* The split-brain guard (lib/guard.h): the target topics stay
+	 * read-only for everyone but kmigrate until their wave's cutover. */
+	printf("\nGuard (target topics read-only for all but kmigrate until cutover)\n");
+	json_array_foreach(actions, i, a) {
+		const char *op = cli_jstr(a, "op");
+		if (!strcmp(op, "create-guard"))
+			printf("  + guard DENY WRITE on '%s' for %s\n", cli_jstr(a, "topic"),
+			       cli_jstr(a, "principal"));
+		else if (!strcmp(op, "guard-finding"))
+			printf("  ! guard: %s\n", cli_jstr(a, "reason"));
+	}
+
 	printf("\nManual items (for people; API cannot do them)\n");
 	json_array_foreach(actions, i, a)
 		if (!strcmp(cli_jstr(a, "op"), "manual"))
@@ -101,16 +115,20 @@ static void print_delta(const json_t *design, const json_t *actions, int verbose
 		json_array_foreach(json_object_get(design, "warnings"), i, c)
 			printf("  - %s\n", json_string_value(c));
 	}
-	printf("\nPlan: %zu to create, %zu to change, %zu ACLs to create, %zu blocked, %zu manual.\n",
+	printf("\nPlan: %zu to create, %zu to change, %zu ACLs to create, %zu guards to create, "
+	       "%zu blocked, %zu manual, %zu guard findings.\n",
 	       km_design_count(actions, "create-topic"), km_design_count(actions, "alter-configs"),
-	       km_design_count(actions, "create-acl"), km_design_count(actions, "blocked"),
-	       km_design_count(actions, "manual"));
+	       km_design_count(actions, "create-acl"), km_design_count(actions, "create-guard"),
+	       km_design_count(actions, "blocked"), km_design_count(actions, "manual"),
+	       km_design_count(actions, "guard-finding"));
 }
 
 /* Inventories one side without sampling (the design needs configs, not
- * records). */
+ * records).  For the target, *authp (when given) gets the migration's
+ * authority records (an empty object before any cutover): the guard is not
+ * put back on a topic already cut over. */
 static int take(cli_t *cli, const km_plan_t *plan, const char *role, bool all,
-		json_t **invp)
+		json_t **invp, json_t **authp)
 {
 	km_inventory_opts_t o;
 	km_kafka_t *k = NULL;
@@ -126,8 +144,32 @@ static int take(cli_t *cli, const km_plan_t *plan, const char *role, bool all,
 	if ((rc = cli_open_cluster(cli, plan, role, KM_KAFKA_F_APIVERSIONS, &k)))
 		return rc;
 	err = km_inventory_take(k, plan, &o, invp, cli->errstr, sizeof(cli->errstr));
+	if (!err && authp) {
+		char topic[KM_MAPSTORE_NAME_MAX];
+
+		km_mapstore_authority_topic(plan->migration, topic, sizeof(topic));
+		err = km_mapstore_read_authority(km_kafka_endpoint(k), topic, authp, cli->errstr,
+						 sizeof(cli->errstr));
+		if (err == KM_ERR_NOT_FOUND) {
+			*authp = json_object();
+			err = KM_ERR_OK;
+		}
+	}
 	km_kafka_close(k);
 	return err ? cli_fail(cli, err) : 0;
+}
+
+/* What apply does: the guard first, so that no copied ALLOW WRITE is ever
+ * in force on a target topic without its DENY, then the design's delta. */
+static json_t *delta(const km_plan_t *plan, const json_t *design, const json_t *tgt,
+		     const json_t *auth)
+{
+	json_t *actions = km_guard_actions(plan, design, tgt, auth);
+	json_t *rest = km_design_delta(design, tgt);
+
+	json_array_extend(actions, rest);
+	json_decref(rest);
+	return actions;
 }
 
 static int parse_common(cli_t *cli, int argc, char **argv, int *dry_run)
@@ -164,7 +206,8 @@ static km_err_t journal_actions(km_journal_t *jr, int64_t run_id, const char *ki
 		char *subj = km_asprintf("%s %s", op, cli_jstr(a, "subject"));
 		err = km_journal_fact(jr, run_id, kind, subj,
 				      !strcmp(op, "blocked") ? "NO-GO"
-				      : !strcmp(op, "manual") ? "FINDING"
+				      : !strcmp(op, "manual") || !strcmp(op, "guard-finding")
+					      ? "FINDING"
 							       : "INFO",
 				      a, errstr, errstr_size);
 		free(subj);
@@ -188,7 +231,7 @@ int cmd_plan(cli_t *cli, int argc, char **argv)
 {
 	km_plan_t *plan;
 	km_journal_t *jr;
-	json_t *src = NULL, *tgt = NULL, *design = NULL, *actions = NULL;
+	json_t *src = NULL, *tgt = NULL, *design = NULL, *actions = NULL, *auth = NULL;
 	int64_t run_id = 0, snap = 0;
 	char *args = NULL;
 	km_err_t err;
@@ -197,14 +240,14 @@ int cmd_plan(cli_t *cli, int argc, char **argv)
 	if ((rc = parse_common(cli, argc, argv, NULL)) || (rc = cli_ready(cli)))
 		return rc;
 	plan = cli->plan;
-	if ((rc = take(cli, plan, "source", false, &src)) ||
-	    (rc = take(cli, plan, "target", true, &tgt)))
+	if ((rc = take(cli, plan, "source", false, &src, NULL)) ||
+	    (rc = take(cli, plan, "target", true, &tgt, &auth)))
 		goto done;
 	if ((err = km_design_build(plan, src, tgt, &design, cli->errstr, sizeof(cli->errstr)))) {
 		rc = cli_fail(cli, err);
 		goto done;
 	}
-	actions = km_design_delta(design, tgt);
+	actions = delta(plan, design, tgt, auth);
 	if ((rc = cli_journal(cli)))
 		goto done;
 	jr = cli->jr;
@@ -241,6 +284,7 @@ done:
 	json_decref(design);
 	json_decref(src);
 	json_decref(tgt);
+	json_decref(auth);
 	return rc;
 }
 
@@ -295,6 +339,7 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 	km_journal_t *jr;
 	km_kafka_t *k = NULL;
 	json_t *design = NULL, *tgt = NULL, *actions = NULL, *after = NULL, *left = NULL;
+	json_t *auth = NULL;
 	int dry_run = 0, rc, napplied = 0;
 	int64_t run_id = 0, ts = 0;
 	char *args = NULL, when[40];
@@ -316,9 +361,9 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 		rc = cli_fail(cli, err);
 		goto done;
 	}
-	if ((rc = take(cli, plan, "target", true, &tgt)))
+	if ((rc = take(cli, plan, "target", true, &tgt, &auth)))
 		goto done;
-	actions = km_design_delta(design, tgt);
+	actions = delta(plan, design, tgt, auth);
 	km_iso8601(ts, when, sizeof(when));
 
 	if (dry_run) {
@@ -342,7 +387,8 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 	}
 	size_t todo = km_design_count(actions, "create-topic") +
 		      km_design_count(actions, "alter-configs") +
-		      km_design_count(actions, "create-acl");
+		      km_design_count(actions, "create-acl") +
+		      km_design_count(actions, "create-guard");
 	if (!cli->json)
 		printf("Applying the design saved at %s to %s: %zu change(s)\n", when,
 		       plan->target.bootstrap, todo);
@@ -368,13 +414,15 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 		json_decref(tgt);
 		json_decref(after);
 		json_decref(left);
-		tgt = NULL;
-		if ((rc = take(cli, plan, "target", true, &tgt)))
+		json_decref(auth);
+		tgt = auth = NULL;
+		if ((rc = take(cli, plan, "target", true, &tgt, &auth)))
 			goto end_run;
-		after = km_design_delta(design, tgt);
+		after = delta(plan, design, tgt, auth);
 		left = json_array();
 		json_array_foreach(after, i, a)
-			if (strcmp(cli_jstr(a, "op"), "manual"))
+			if (strcmp(cli_jstr(a, "op"), "manual") &&
+			    strcmp(cli_jstr(a, "op"), "guard-finding"))
 				json_array_append(left, a);
 		if (!json_array_size(left) || km_mono_ms() > deadline)
 			break;
@@ -415,6 +463,7 @@ done:
 	json_decref(actions);
 	json_decref(design);
 	json_decref(tgt);
+	json_decref(auth);
 	km_kafka_close(k);
 	return rc;
 }

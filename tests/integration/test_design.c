@@ -187,6 +187,14 @@ static void test_apply_matches_effective_configs_and_acls(void **state)
 				 json_string_value(json_object_get(a, "principal")), mapped);
 		expected++;
 	}
+	/* apply's target guard (lib/guard.h): u1's copied ALLOW WRITE on
+	 * mig.d.orders is held by a DENY WRITE until the topic is cut over. */
+	json_t *guard = json_pack("{s:s, s:s, s:s, s:s}", "principal", "User:u1", "host", "*",
+				  "operation", "WRITE", "permission", "DENY");
+	if (!acl_in(tacls, "TOPIC", "LITERAL", "mig.d.orders", guard))
+		fail_msg("the guard DENY WRITE for User:u1 on mig.d.orders is missing");
+	json_decref(guard);
+	expected++;
 	/* The design carries the estate's non-topic ACLs too (group, cluster,
 	 * transactional ids are not scoped): every target ACL is accounted for. */
 	assert_int_equal(json_array_size(tacls), expected);
