@@ -1105,3 +1105,12 @@ void tk_writer_assert_fenced(tk_writer_t *w, const tk_cluster_t *c, const char *
 		tk_fail("'%s' took records while fenced: high watermarks %lld -> %lld", topic,
 			(long long)hwm1, (long long)tk_total_hwm(c, topic));
 }
+
+void tk_produce_one(const tk_cluster_t *c, const char *topic, const char *text)
+{
+	rd_kafka_t *p = tk_producer(c, NULL);
+	tk_msg_t m = {.key = text, .value = text, .partition = 0};
+	tk_produce(p, topic, &m);
+	tk_flush(p);
+	rd_kafka_destroy(p);
+}

@@ -201,4 +201,8 @@ void tk_writer_stop(tk_writer_t *w);
 void tk_writer_assert_fenced(tk_writer_t *w, const tk_cluster_t *c, const char *topic,
 			     rd_kafka_resp_err_t want, int timeout_ms);
 
+/* Produces one record (key = value = text) to topic[0] on c and waits for
+ * its acknowledgement. */
+void tk_produce_one(const tk_cluster_t *c, const char *topic, const char *text);
+
 #endif
