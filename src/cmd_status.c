@@ -262,12 +262,16 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 	t = table_new(5, "WAVE", "TOPICS", "LAST STEP", "AT", "COMPLETE");
 	json_array_foreach(waves, i, r) {
 		char *when = jtime(r, "last_step_at");
-		char *names = json_dumps(json_object_get(r, "topics"), JSON_COMPACT);
-		table_row(t, cli_jstr(r, "wave"), names,
+		km_sb_t names = KM_SB_INIT;
+		json_t *n;
+		size_t k;
+		json_array_foreach(json_object_get(r, "topics"), k, n)
+			km_sb_printf(&names, "%s%s", k ? ", " : "", json_string_value(n));
+		table_row(t, cli_jstr(r, "wave"), names.len ? km_sb_str(&names) : "-",
 			  json_is_string(json_object_get(r, "last_step")) ? cli_jstr(r, "last_step")
 									: "-",
 			  when, cli_jbool(r, "complete") ? "yes" : "no");
-		free(names);
+		km_sb_free(&names);
 		free(when);
 	}
 	printf("\nCutover waves (steps from the journal)\n");

@@ -330,8 +330,11 @@ static void test_lock(void **state)
 	kill(first, SIGKILL);
 	tk_wait_exit(first, WAIT_MS);
 	repl = start_replicator();
+	int64_t t0 = tk_mono_ms();
 	assert_int_equal(km(&out, &err, "cutover", "-p", plan, "--wave", "w1", "--json", NULL),
 			 0);
+	fprintf(stderr, "the run after kill -9 took the lock and finished the wave in %lld ms\n",
+		(long long)(tk_mono_ms() - t0));
 	assert_non_null(strstr(out, "\"step\":\"authority\""));
 	free(out);
 	free(err);
