@@ -260,8 +260,19 @@ km_err_t km_lock_acquire(const km_kafka_endpoint_t *tgt, const char *migration, 
 	int64_t join_deadline = km_mono_ms() + JOIN_TIMEOUT_MS, next_describe = 0;
 	while (!l->held) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(l->c, POLL_MS);
+		rd_kafka_resp_err_t me = m ? m->err : RD_KAFKA_RESP_ERR_NO_ERROR;
 		if (m)
 			rd_kafka_message_destroy(m);
+		/* A refused join never ends: say which grant is missing. */
+		if (me == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ||
+		    me == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+			err = km_seterr(errstr, errstr_size, KM_ERR_AUTHZ,
+					"joining the cutover lock group '%s' on the target: %s (grant "
+					"READ and DESCRIBE on GROUP and TOPIC '__kmigrate.' PREFIXED "
+					"to kmigrate's principal)",
+					l->group, rd_kafka_err2str(me));
+			goto done;
+		}
 		if (l->held)
 			break;
 		if (km_mono_ms() >= next_describe) {
