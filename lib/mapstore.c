@@ -582,6 +582,37 @@ km_err_t km_mapstore_read_authority(const km_kafka_endpoint_t *tgt, const char *
 	return err;
 }
 
+km_err_t km_mapstore_load_authority(const char *migration, const km_kafka_endpoint_t *tgt,
+				    json_t **recordsp, char *errstr, size_t errstr_size)
+{
+	char topic[KM_MAPSTORE_NAME_MAX];
+	km_kafka_t *kt = NULL;
+	km_err_t err;
+
+	*recordsp = NULL;
+	if ((err = km_kafka_open(tgt, 0, &kt, errstr, errstr_size)))
+		return err;
+	km_mapstore_authority_topic(migration, topic, sizeof(topic));
+	err = km_mapstore_read_authority(km_kafka_endpoint(kt), topic, recordsp, errstr,
+					 errstr_size);
+	km_kafka_close(kt);
+	/* No topic: no cutover wrote a record yet, which is a known answer
+	 * (source), unlike a read that failed. */
+	if (err == KM_ERR_NOT_FOUND) {
+		*recordsp = json_object();
+		err = KM_ERR_OK;
+	}
+	return err;
+}
+
+const json_t *km_mapstore_authority_target(const json_t *records, const char *topic)
+{
+	const json_t *r = json_object_get(records, topic);
+	const char *a = json_string_value(json_object_get(r, "authority"));
+
+	return a && !strcmp(a, "target") ? r : NULL;
+}
+
 km_err_t km_mapstore_read_progress_all(const km_kafka_endpoint_t *tgt, const char *t_progress,
 				       km_mapstore_t **msp, char *errstr, size_t errstr_size)
 {

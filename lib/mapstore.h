@@ -109,6 +109,18 @@ km_err_t km_mapstore_authority_decode(const void *val, size_t len, km_mapstore_a
  * decode. */
 km_err_t km_mapstore_read_authority(const km_kafka_endpoint_t *tgt, const char *t_authority,
 				    json_t **recordsp, char *errstr, size_t errstr_size);
+/* The authority records of a migration as every kmigrate process reads
+ * them: opens the target first (a reachability proof, so that an
+ * unreachable target or a wrong password is named as such), then reads
+ * __kmigrate.<migration>.authority to its end.  A migration whose authority
+ * topic does not exist yet has no record: *recordsp = {} (every topic's
+ * authority is the source).  Any other failure is an error and *recordsp
+ * NULL: a caller never reads "could not tell" as "source". */
+km_err_t km_mapstore_load_authority(const char *migration, const km_kafka_endpoint_t *tgt,
+				    json_t **recordsp, char *errstr, size_t errstr_size);
+/* The latest record of topic in records (borrowed), or NULL when its
+ * authority is the source: no record, or a record saying "source". */
+const json_t *km_mapstore_authority_target(const json_t *records, const char *topic);
 
 /* What a reader read: per source partition, its offset map and/or its
  * progress.  Read-only once returned; may be shared by threads. */

@@ -38,6 +38,7 @@ typedef struct part_s {
 	int64_t pending_next; /* next after the open transaction */
 	int64_t hwm;      /* source high watermark seen at start */
 	bool caught_up;
+	bool excluded;    /* its authority is the target: never copied again */
 	km_offrun_builder_t rb;
 	int64_t last_tgt; /* for the open txn's runs */
 } part_t;
@@ -62,6 +63,13 @@ typedef struct task_s {
 	int nslots;
 	int64_t txn_max_bytes; /* the task's share of the budget held by a transaction */
 	bool in_txn;
+	int excl_gen;     /* the exclusions this task has applied (r->excl_gen) */
+	bool reassign;    /* an exclusion was applied: drop its partitions */
+	/* Held by the task's thread from its last look at the exclusions to
+	 * the end of commit_transaction; the main thread takes it once after
+	 * publishing an exclusion, so that from then on no commit of this
+	 * task can carry the excluded topic (see authority_check()). */
+	pthread_mutex_t commit_lock;
 	/* Shared between threads -- the task's own, the main thread (group,
 	 * progress line) and librdkafka's (error callback) -- so atomics:
 	 * set once, read anywhere, no lock needed, and no torn or cached
@@ -104,6 +112,15 @@ typedef struct repl_s {
 	/* Source partitions in scope: (topic, partition, hwm). */
 	struct srcp { char *topic; int partition; int64_t lo, hi; char *topic_id; } *sp;
 	int nsp;
+	/* Topics whose write authority is the target (the target's authority
+	 * topic, lib/mapstore.h): excluded for the rest of the run.  The list
+	 * only grows; excluded/nexcluded under r->lock, excl_gen bumped with
+	 * each addition so that tasks notice without the lock. */
+	char **excluded;
+	int nexcluded;
+	atomic_int excl_gen;
+	char authority_topic[KM_MAPSTORE_NAME_MAX];
+	int64_t authority_ok_ms; /* last successful read (main thread) */
 } repl_t;
 
 static void emit(repl_t *r, json_t *ev)
@@ -133,6 +150,43 @@ static km_err_t fail(repl_t *r, km_err_t err, const char *fmt, ...)
 	emit(r, json_pack("{s:s, s:s, s:s}", "event", "error", "code", km_err_name(err),
 			  "message", r->errstr));
 	return err;
+}
+
+/* Whether topic is excluded; the caller holds r->lock. */
+static bool is_excluded(const repl_t *r, const char *topic)
+{
+	for (int i = 0; i < r->nexcluded; i++)
+		if (!strcmp(r->excluded[i], topic))
+			return true;
+	return false;
+}
+
+/* Applies the exclusions published since the task last looked: their
+ * parts are never fetched, copied or committed again (their progress stays
+ * the last one committed, which the cutover's drain read) and count as
+ * caught up.  @returns true when a part of this task was newly excluded.
+ * @locality the task's thread */
+static bool task_apply_exclusions(repl_t *r, task_t *t)
+{
+	bool changed = false;
+	int gen = atomic_load(&r->excl_gen);
+
+	if (gen == t->excl_gen)
+		return false;
+	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&t->lock);
+	for (int i = 0; i < t->nparts; i++)
+		if (!t->parts[i].excluded && is_excluded(r, t->parts[i].topic)) {
+			t->parts[i].excluded = true;
+			t->parts[i].caught_up = true;
+			changed = true;
+		}
+	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&r->lock);
+	t->excl_gen = gen;
+	if (changed)
+		t->reassign = true;
+	return changed;
 }
 
 static rd_kafka_t *client(repl_t *r, const km_kafka_endpoint_t *ep, rd_kafka_type_t type,
@@ -475,6 +529,7 @@ static void task_destroy(task_t *t)
 	free(t->parts);
 	free(t->slots);
 	pthread_mutex_destroy(&t->lock);
+	pthread_mutex_destroy(&t->commit_lock);
 	free(t);
 }
 
@@ -484,8 +539,11 @@ static km_err_t assign_source(repl_t *r, task_t *t)
 	rd_kafka_resp_err_t rerr;
 
 	drop_batch(t);
+	t->reassign = false;
 	for (int i = 0; i < t->nparts; i++) {
 		t->parts[i].pending_next = t->parts[i].next;
+		if (t->parts[i].excluded)
+			continue; /* its authority is the target: not fetched */
 		rd_kafka_topic_partition_list_add(tp, t->parts[i].topic, t->parts[i].partition)->offset =
 			t->parts[i].next;
 	}
@@ -679,6 +737,10 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	}
 	if (load_progress(r, t))
 		return r->err;
+	/* Topics already cut over are left alone from the start: neither
+	 * copied nor checked (their retention or identity no longer matters
+	 * to this migration's copy). */
+	task_apply_exclusions(r, t);
 	/* A partition never copied starts at the source's log start.  A
 	 * partition whose progress fell below the log start lost records to
 	 * retention before they were copied: say so, never skip. */
@@ -690,6 +752,9 @@ static km_err_t task_init(repl_t *r, task_t *t)
 				lo = r->sp[j].lo;
 				hi = r->sp[j].hi;
 			}
+		p->rkt_tgt = rd_kafka_topic_new(t->p, p->tgt_topic, NULL);
+		if (p->excluded)
+			continue;
 		if (p->next >= 0 && p->progress_topic_id && p->topic_id &&
 		    strcmp(p->progress_topic_id, p->topic_id))
 			return recreated(r, p, p->progress_topic_id, p->topic_id);
@@ -708,7 +773,6 @@ static km_err_t task_init(repl_t *r, task_t *t)
 		}
 		if (p->next >= hi)
 			p->caught_up = true;
-		p->rkt_tgt = rd_kafka_topic_new(t->p, p->tgt_topic, NULL);
 	}
 	snprintf(cgroup, sizeof(cgroup), "kmigrate.%s.source-reader", r->plan->migration);
 	const char *cprops[] = {"group.id", cgroup, "enable.auto.commit", "false",
@@ -881,6 +945,35 @@ static void throttle(repl_t *r, int64_t bytes)
 	}
 }
 
+/* commit_transaction with its retries; *committed tells whether it
+ * happened (otherwise txn_error() aborted and rewound, or the task was
+ * fenced). */
+static km_err_t commit_txn(repl_t *r, task_t *t, int n, bool *committed)
+{
+	rd_kafka_error_t *e;
+
+	if ((e = rd_kafka_commit_transaction(t->p, 60000))) {
+		if (rd_kafka_error_txn_requires_abort(e) || !rd_kafka_error_is_retriable(e))
+			return txn_error(r, t, n, e, "commit_transaction");
+		/* Retriable: the commit may or may not have happened; retry
+		 * the commit itself, which is idempotent. */
+		rd_kafka_error_destroy(e);
+		for (int k = 0; k < RETRIES; k++) {
+			if (!(e = rd_kafka_commit_transaction(t->p, 60000)))
+				break;
+			if (!rd_kafka_error_is_retriable(e))
+				return txn_error(r, t, n, e, "commit_transaction");
+			rd_kafka_error_destroy(e);
+		}
+		if (e) {
+			e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__TIMED_OUT, "commit retries exhausted");
+			return txn_error(r, t, n, e, "commit_transaction");
+		}
+	}
+	*committed = true;
+	return KM_ERR_OK;
+}
+
 static km_err_t task_step(repl_t *r, task_t *t)
 {
 	int64_t deadline = km_mono_ms() + r->opts->txn_max_ms;
@@ -890,6 +983,11 @@ static km_err_t task_step(repl_t *r, task_t *t)
 	char key[KM_MAPSTORE_KEY_MAX], val[KM_MAPSTORE_VALUE_MAX];
 	km_offrun_t run;
 
+	/* Between transactions: exclusions published since the last one
+	 * take effect before anything more is fetched. */
+	task_apply_exclusions(r, t);
+	if (t->reassign && assign_source(r, t))
+		return r->err;
 	while (n < t->nslots && bytes < t->txn_max_bytes) {
 		int64_t left = deadline - km_mono_ms();
 		rd_kafka_message_t *m;
@@ -972,7 +1070,7 @@ static km_err_t task_step(repl_t *r, task_t *t)
 			}
 			continue; /* transient: librdkafka retries */
 		}
-		if (!(p = part_of(t, m))) {
+		if (!(p = part_of(t, m)) || p->excluded) {
 			rd_kafka_message_destroy(m);
 			continue;
 		}
@@ -1070,24 +1168,35 @@ static km_err_t task_step(repl_t *r, task_t *t)
 				return abort_and_rewind(r, t, n, "queueing progress");
 		}
 	}
-	if ((e = rd_kafka_commit_transaction(t->p, 60000))) {
-		if (rd_kafka_error_txn_requires_abort(e) || !rd_kafka_error_is_retriable(e))
-			return txn_error(r, t, n, e, "commit_transaction");
-		/* Retriable: the commit may or may not have happened; retry
-		 * the commit itself, which is idempotent. */
-		rd_kafka_error_destroy(e);
-		for (int k = 0; k < RETRIES; k++) {
-			if (!(e = rd_kafka_commit_transaction(t->p, 60000)))
-				break;
-			if (!rd_kafka_error_is_retriable(e))
-				return txn_error(r, t, n, e, "commit_transaction");
-			rd_kafka_error_destroy(e);
-		}
-		if (e) {
-			e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__TIMED_OUT, "commit retries exhausted");
-			return txn_error(r, t, n, e, "commit_transaction");
+	/* The last look at the exclusions before the commit, under
+	 * t->commit_lock: an exclusion published before this point is seen
+	 * here, one published after it waits (authority_check()) until the
+	 * commit is over -- it is decided only then.  A transaction holding
+	 * records of a topic just excluded is aborted, not committed: its
+	 * authority is the target, whose applications may already write the
+	 * new history, and source records appended now would be stale data
+	 * interleaved into it (the source is fenced by then, so a record
+	 * arriving is exactly one that should not exist).  The abort costs
+	 * only a re-copy of the other topics' records of the batch; their
+	 * progress stays where the last commit left it. */
+	pthread_mutex_lock(&t->commit_lock);
+	if (task_apply_exclusions(r, t)) {
+		const char *gone = NULL;
+		for (i = 0; i < n && !gone; i++)
+			if (t->slots[i].part->excluded)
+				gone = t->slots[i].part->topic;
+		if (gone) {
+			char why[400];
+			snprintf(why, sizeof(why), "the authority of '%s' moved to the target", gone);
+			pthread_mutex_unlock(&t->commit_lock);
+			return abort_and_rewind(r, t, n, why);
 		}
 	}
+	bool committed = false;
+	km_err_t cerr = commit_txn(r, t, n, &committed);
+	pthread_mutex_unlock(&t->commit_lock);
+	if (!committed)
+		return cerr;
 	t->in_txn = false;
 	pthread_mutex_lock(&t->lock);
 	for (i = 0; i < t->nparts; i++) {
@@ -1117,9 +1226,11 @@ static task_t *task_spawn(repl_t *r, int id)
 	t->id = id;
 	t->r = r;
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->commit_lock, NULL);
 	if (pthread_create(&t->th, NULL, task_main, t)) {
 		fail(r, KM_ERR_BUG, "task %d: cannot start a thread", id);
 		pthread_mutex_destroy(&t->lock);
+		pthread_mutex_destroy(&t->commit_lock);
 		free(t);
 		return NULL;
 	}
@@ -1305,6 +1416,97 @@ static int scope_changed(repl_t *r, km_kafka_t *ks)
 	return rc;
 }
 
+/* ---- authority ------------------------------------------------------------- */
+
+#define AUTHORITY_CHECK_MS 2000
+/* How long the authority may stay unreadable (a target that does not
+ * answer) before the run stops: past it, a topic may have been cut over
+ * unseen, and copying it on would be a guess. */
+#define AUTHORITY_STALE_MS 60000
+
+/* Reads the target's authority topic and excludes every in-scope topic
+ * whose authority is the target and that is not excluded yet.  The
+ * exclusion is decided in two moves: published (under r->lock, excl_gen
+ * bumped), then a barrier -- every running task's commit_lock taken and
+ * released once -- after which no task can commit a record of the topic:
+ * a commit in flight finished before the barrier, every later one looks at
+ * the exclusions first under the same lock (task_step).  Only then is it
+ * said (event "excluded", journaled by the command).
+ * @returns 1 when every in-scope topic is excluded (nothing left to copy),
+ * 0 otherwise, -1 on failure (r->err set).  @locality the main thread */
+static int authority_check(repl_t *r, bool first)
+{
+	json_t *recs = NULL;
+	const char **added = NULL;
+	const json_t **recs_added = NULL;
+	int nadded = 0, all = 1;
+	char e[1024];
+	km_err_t err;
+
+	err = km_mapstore_read_authority(r->tgt, r->authority_topic, &recs, e, sizeof(e));
+	if (err == KM_ERR_NOT_FOUND) { /* no cutover wrote any record yet */
+		recs = json_object();
+		err = KM_ERR_OK;
+	}
+	if (err) {
+		/* At start, or a record that does not decode, or a refusal:
+		 * the run cannot know what it may copy. */
+		if (first || err == KM_ERR_BUG || err == KM_ERR_AUTHZ || err == KM_ERR_AUTH ||
+		    km_mono_ms() - r->authority_ok_ms > AUTHORITY_STALE_MS) {
+			fail(r, err,
+			     "cannot read the topics' write authority from '%s' on the target: %s "
+			     "(replication stops rather than copy a topic that may be cut over; "
+			     "run it again once the target answers)",
+			     r->authority_topic, e);
+			return -1;
+		}
+		return 0; /* a blip: the last known exclusions hold, try again */
+	}
+	r->authority_ok_ms = km_mono_ms();
+	added = km_calloc((size_t)r->nsp + 1, sizeof(*added));
+	recs_added = km_calloc((size_t)r->nsp + 1, sizeof(*recs_added));
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < r->nsp; i++) {
+		const char *topic = r->sp[i].topic;
+		const json_t *a = km_mapstore_authority_target(recs, topic);
+		bool dup = false;
+		if (!a) {
+			all = 0;
+			continue;
+		}
+		for (int k = 0; k < nadded; k++)
+			dup |= !strcmp(added[k], topic);
+		if (dup || is_excluded(r, topic))
+			continue;
+		r->excluded = km_realloc(r->excluded, (size_t)(r->nexcluded + 1) * sizeof(*r->excluded));
+		r->excluded[r->nexcluded++] = km_strdup(topic);
+		recs_added[nadded] = a;
+		added[nadded++] = topic;
+	}
+	if (nadded) {
+		atomic_fetch_add(&r->excl_gen, 1);
+		r->stats->excluded = r->nexcluded;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (nadded)
+		for (int k = 0; k < r->ntasks && k < MAX_TASKS; k++)
+			if (r->tasks[k]) {
+				pthread_mutex_lock(&r->tasks[k]->commit_lock);
+				pthread_mutex_unlock(&r->tasks[k]->commit_lock);
+			}
+	for (int k = 0; k < nadded; k++)
+		emit(r, json_pack("{s:s, s:s, s:O, s:O, s:O, s:s}", "event", "excluded", "topic",
+				  added[k], "wave", json_object_get(recs_added[k], "wave"), "at",
+				  json_object_get(recs_added[k], "at"), "run_id",
+				  json_object_get(recs_added[k], "run_id"), "reason",
+				  "its write authority is the target (cut over): nothing more is "
+				  "copied or committed for it"));
+	free(added);
+	free(recs_added);
+	json_decref(recs);
+	return all && r->nsp > 0;
+}
+
 #define SCOPE_CHECK_MS 3000
 
 km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
@@ -1329,14 +1531,29 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	r.errstr = errstr;
 	r.errstr_size = errstr_size;
 	km_mapstore_names(plan->migration, NULL, &r.names);
+	km_mapstore_authority_topic(plan->migration, r.authority_topic, sizeof(r.authority_topic));
 
 	if ((err = km_kafka_open(src, 0, &ks, msg, sizeof(msg))) ||
 	    (err = km_kafka_open(tgt, 0, &kt, msg, sizeof(msg)))) {
 		fail(&r, err, "%s", msg);
 		goto done;
 	}
-	if (discover(&r, ks, kt) || ensure_internal_topics(&r, kt))
+	if (discover(&r, ks, kt))
 		goto done;
+	/* A topic cut over (its authority is the target) is never copied
+	 * again: it would put stale source data into the new history.  Every
+	 * one of them: nothing to do, and that is a success. */
+	int nothing = authority_check(&r, true);
+	if (nothing < 0)
+		goto done;
+	if (nothing) {
+		stats->nothing_left = true;
+		emit(&r, json_pack("{s:s, s:i}", "event", "nothing-left", "topics", r.nexcluded));
+		goto done;
+	}
+	if (ensure_internal_topics(&r, kt))
+		goto done;
+	int64_t next_authority_check = km_mono_ms() + AUTHORITY_CHECK_MS;
 	/* ks stays open: the main loop watches the scope's partitions. */
 	snprintf(group, sizeof(group), "kmigrate.%s.replicators", plan->migration);
 	/* classic: the client's roundrobin assignor, and a session of 10 s
@@ -1415,6 +1632,21 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 				break;
 			next_scope_check = km_mono_ms() + SCOPE_CHECK_MS;
 		}
+		/* The replicator keeps running through a cutover (the next
+		 * waves need it): a topic cut over meanwhile is excluded, and
+		 * once every topic is, the run is done. */
+		if (km_mono_ms() >= next_authority_check) {
+			int left = authority_check(&r, false);
+			if (left < 0)
+				break;
+			if (left) {
+				stats->nothing_left = true;
+				emit(&r, json_pack("{s:s, s:i}", "event", "nothing-left", "topics",
+						   r.nexcluded));
+				break;
+			}
+			next_authority_check = km_mono_ms() + AUTHORITY_CHECK_MS;
+		}
 		/* Caught up only with every partition of the scope covered,
 		 * as the source says now. */
 		if (opts->until_caught_up && owned == r.ntasks && caught == owned &&
@@ -1454,6 +1686,9 @@ done:
 		free(r.sp[i].topic_id);
 	}
 	free(r.sp);
+	for (int i = 0; i < r.nexcluded; i++)
+		free(r.excluded[i]);
+	free(r.excluded);
 	km_kafka_close(ks);
 	km_kafka_close(kt);
 	pthread_mutex_destroy(&r.lock);

@@ -81,10 +81,24 @@ typedef struct km_repl_stats_s {
 	int64_t aborts;
 	int partitions;       /* owned at the end */
 	int caught_up;        /* of those, caught up */
+	int excluded;         /* in-scope topics excluded: authority is the target */
+	bool nothing_left;    /* every in-scope topic is excluded: the run ended */
 } km_repl_stats_t;
 
-/* Runs the replicator until stopped, caught up (opts->until_caught_up) or
- * a failure.  src/tgt carry the secrets for the clients it creates. */
+/* Runs the replicator until stopped, caught up (opts->until_caught_up),
+ * nothing left to copy (every in-scope topic's authority is the target:
+ * stats->nothing_left, KM_ERR_OK) or a failure.  src/tgt carry the secrets
+ * for the clients it creates.
+ *
+ * Authority: the target's __kmigrate.<m>.authority (lib/mapstore.h) is
+ * read at start and every 2 s.  A topic whose authority is the target is
+ * excluded for the rest of the run -- its partitions no longer fetched,
+ * copied or committed, its progress left as last committed (what the
+ * cutover's drain read) -- with one "excluded" event {topic, wave, at,
+ * run_id, reason}; a transaction holding records of it when it is
+ * excluded is aborted, never committed.  Then, when every in-scope topic
+ * is excluded, a "nothing-left" event.  An authority that cannot be read at
+ * start, or for 60 s while running, stops the run (never a guess). */
 km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 			  const km_kafka_endpoint_t *tgt, const km_repl_opts_t *opts,
 			  km_repl_stats_t *stats, char *errstr, size_t errstr_size);

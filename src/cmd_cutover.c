@@ -16,6 +16,7 @@
 
 #include "common.h"
 #include "cutover.h"
+#include "lock.h"
 
 typedef struct ev_ctx_s {
 	cli_t *cli;
@@ -64,13 +65,15 @@ int cmd_cutover(cli_t *cli, int argc, char **argv)
 					     {"wave", required_argument, NULL, 'w'},
 					     {"dry-run", no_argument, NULL, 'n'},
 					     {"drain-timeout", required_argument, NULL, 'T'},
+					     {"lock-wait", required_argument, NULL, 'L'},
 					     {NULL, 0, NULL, 0}};
 	km_cutover_conf_t conf = {0};
 	ev_ctx_t ctx = {.cli = cli, .crash_after = getenv("KM_CUTOVER_CRASH_AFTER")};
 	json_t *res = NULL;
 	char *args = NULL, *end;
+	km_lock_t *lock = NULL;
 	km_err_t err;
-	int c, rc;
+	int c, rc, lock_wait_ms = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "w:", opts, NULL)) != -1) {
@@ -86,6 +89,12 @@ int cmd_cutover(cli_t *cli, int argc, char **argv)
 				return cli_usage(cli, "--drain-timeout '%s': give seconds, 1 to 86400",
 						 optarg);
 			conf.drain_timeout_ms = (int)v * 1000;
+		} else if (c == 'L') {
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 0 || v > 3600)
+				return cli_usage(cli, "--lock-wait '%s': give seconds, 0 to 3600",
+						 optarg);
+			lock_wait_ms = v ? (int)v * 1000 : 1;
 		} else
 			return cli_usage(cli, "unknown option");
 	}
@@ -112,7 +121,20 @@ int cmd_cutover(cli_t *cli, int argc, char **argv)
 	if (!cli->json)
 		printf("Cutover of wave '%s' of migration '%s'%s\n", conf.wave, cli->plan->migration,
 		       conf.dry_run ? " (dry run: nothing changes, nothing is journaled)" : "");
+	/* One cutover of the migration at a time, from any host (lib/lock.h);
+	 * a lost lock sets cli_stop, so that the run stops at its next wait. */
+	if (!conf.dry_run &&
+	    (err = km_lock_acquire(&cli->tgt, cli->plan->migration, conf.wave, lock_wait_ms,
+				   &cli_stop, &lock, cli->errstr, sizeof(cli->errstr)))) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
 	err = km_cutover_run(&conf, &res, cli->errstr, sizeof(cli->errstr));
+	if (err && km_lock_lost(lock))
+		snprintf(cli->errstr, sizeof(cli->errstr),
+			 "the cutover lock of migration '%s' was lost (the target dropped this "
+			 "process from its group): stopped; re-run the cutover",
+			 cli->plan->migration);
 	if (err) {
 		rc = cli_fail(cli, err);
 		goto done;
@@ -132,6 +154,7 @@ int cmd_cutover(cli_t *cli, int argc, char **argv)
 		       conf.wave, cli_jint(res, "run_id"), cli->plan->journal);
 	}
 done:
+	km_lock_release(lock);
 	free(args);
 	json_decref(res);
 	return rc;

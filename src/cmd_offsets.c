@@ -148,6 +148,13 @@ static void print_table(const json_t *groups, int committed)
 		}
 		table_print(t, stdout, "  ");
 		table_destroy(t);
+		json_array_foreach(json_object_get(g, "cut_over"), j, r) {
+			char when[40];
+			km_iso8601(cli_jint(r, "at"), when, sizeof(when));
+			printf("  CUT OVER: topic '%s' (wave '%s', %s): the group consumes on the "
+			       "target now; --commit refuses this group\n",
+			       cli_jstr(r, "topic"), cli_jstr(r, "wave"), when);
+		}
 		if (json_is_string(json_object_get(g, "finding")))
 			printf("  FINDING: group %s: %s\n", cli_jstr(g, "group"), cli_jstr(g, "finding"));
 	}
@@ -173,6 +180,54 @@ static void progress_cb(void *opaque, const char *what, size_t done, size_t tota
 	pst->shown = true;
 	fprintf(stderr, "\rkmigrate offsets: %s: %zu/%zu reads", what, done, total);
 	fflush(stderr);
+}
+
+/* Marks each group's rows whose topic's write authority is the target
+ * (its wave is cut over: lib/mapstore.h, the target's authority topic):
+ * row "cut_over": {wave, at}, and the group's "cut_over" list, one entry
+ * per topic.  Read from the target, never from this host's journal: a
+ * cutover run on another host counts the same. */
+static km_err_t mark_cut_over(const km_plan_t *plan, km_kafka_t *kt, json_t *groups, char *errstr,
+			      size_t errstr_size)
+{
+	char topic[KM_MAPSTORE_NAME_MAX];
+	json_t *recs = NULL, *g, *r;
+	km_err_t err;
+	size_t i, j;
+
+	km_mapstore_authority_topic(plan->migration, topic, sizeof(topic));
+	err = km_mapstore_read_authority(km_kafka_endpoint(kt), topic, &recs, errstr, errstr_size);
+	if (err == KM_ERR_NOT_FOUND) /* no cutover yet: every authority is the source */
+		return KM_ERR_OK;
+	if (err)
+		return err;
+	json_array_foreach(groups, i, g) {
+		json_t *list = json_array();
+		json_array_foreach(json_object_get(g, "partitions"), j, r) {
+			const char *t = json_string_value(json_object_get(r, "topic"));
+			const json_t *a = km_mapstore_authority_target(recs, t);
+			json_t *e;
+			size_t k;
+			bool seen = false;
+			if (!a)
+				continue;
+			json_object_set_new(r, "cut_over",
+					    json_pack("{s:O, s:O}", "wave", json_object_get(a, "wave"),
+						      "at", json_object_get(a, "at")));
+			json_array_foreach(list, k, e)
+				seen |= !strcmp(json_string_value(json_object_get(e, "topic")), t);
+			if (!seen)
+				json_array_append_new(
+					list, json_pack("{s:s, s:O, s:O}", "topic", t, "wave",
+							json_object_get(a, "wave"), "at",
+							json_object_get(a, "at")));
+		}
+		if (json_array_size(list))
+			json_object_set(g, "cut_over", list);
+		json_decref(list);
+	}
+	json_decref(recs);
+	return KM_ERR_OK;
 }
 
 int cmd_offsets(cli_t *cli, int argc, char **argv)
@@ -221,6 +276,10 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 	err = km_offsets_translate(plan, ks, kt, &oopts, &groups, cli->errstr, sizeof(cli->errstr));
 	if (pst.shown)
 		fputc('\n', stderr);
+	/* Before anything is committed or journaled: a group is refused
+	 * whole when any topic it would commit is cut over. */
+	if (!err)
+		err = mark_cut_over(plan, kt, groups, cli->errstr, sizeof(cli->errstr));
 	if (err) {
 		rc = cli_fail(cli, err);
 		goto done;
@@ -267,8 +326,23 @@ int cmd_offsets(cli_t *cli, int argc, char **argv)
 	if (commit) {
 		json_array_foreach(groups, i, g) {
 			char subj[300], cerr[1024];
+			json_t *co = json_array_get(json_object_get(g, "cut_over"), 0);
 			snprintf(subj, sizeof(subj), "group:%s", cli_jstr(g, "group"));
-			err = km_offsets_commit(kt, g, cerr, sizeof(cerr));
+			if (co) {
+				/* Its wave is cut over: the group consumes on the
+				 * target now, and committing the translation of its
+				 * old source position would rewind it. */
+				char when[40];
+				km_iso8601(cli_jint(co, "at"), when, sizeof(when));
+				snprintf(cerr, sizeof(cerr),
+					 "group '%s' not committed: topic '%s' is cut over to the "
+					 "target (wave '%s', %s), so the group consumes there now "
+					 "and a translated commit would rewind it; nothing committed",
+					 cli_jstr(g, "group"), cli_jstr(co, "topic"),
+					 cli_jstr(co, "wave"), when);
+				err = KM_ERR_NOGO;
+			} else
+				err = km_offsets_commit(kt, g, cerr, sizeof(cerr));
 			json_object_set_new(g, "committed", json_boolean(!err));
 			if (err) {
 				refused++;

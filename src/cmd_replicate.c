@@ -77,6 +77,14 @@ static void on_event(void *opaque, json_t *ev)
 			cli_jint(ev, "tasks_owned"),
 			cli_jint(ev, "tasks"),
 			ctx->tty ? "   " : "\n");
+	} else if (!strcmp(kind, "excluded")) {
+		/* Once per topic (the engine says it once). */
+		char when[40];
+		km_iso8601(cli_jint(ev, "at"), when, sizeof(when));
+		fprintf(stderr,
+			"%skmigrate replicate: topic '%s' excluded: its write authority is the "
+			"target since %s (wave '%s'); nothing more is copied or committed for it\n",
+			ctx->tty ? "\n" : "", cli_jstr(ev, "topic"), when, cli_jstr(ev, "wave"));
 	} else if (!strcmp(kind, "task") || !strcmp(kind, "abort") || !strcmp(kind, "start")) {
 		char *s = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
 		if (ctx->cli->verbose)
@@ -94,6 +102,14 @@ static void on_event(void *opaque, json_t *ev)
 		snprintf(subj, sizeof(subj), "topic:%s",
 			 cli_jstr(ev, "subject"));
 		km_journal_fact(ctx->jr, ctx->run_id, fkind, subj, "NO-GO", ev, err, sizeof(err));
+	}
+	/* An exclusion is evidence too: from then on this run copies nothing
+	 * of the topic (not a NO-GO: the topic is cut over). */
+	if (!strcmp(kind, "excluded") && !journal_open(ctx)) {
+		char subj[400];
+		snprintf(subj, sizeof(subj), "topic:%s", cli_jstr(ev, "topic"));
+		km_journal_fact(ctx->jr, ctx->run_id, "replicate.excluded", subj, "EXCLUDED", ev, err,
+				sizeof(err));
 	}
 	/* A loss is a NO-GO fact the moment it is known. */
 	if (!strcmp(kind, "loss") && !journal_open(ctx)) {
@@ -291,14 +307,19 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 	}
 	if (err)
 		rc = cli_fail(cli, err);
+	else if (stats.nothing_left && !cli->json)
+		printf("Nothing left to copy: every in-scope topic's write authority is the target "
+		       "(%d topics cut over); replicated %lld records before that\n",
+		       stats.excluded, (long long)stats.records);
 	else if (!cli->json)
 		printf("Replicated %lld records (%.1f MB) in %lld transactions; %d/%d partitions "
 		       "caught up%s\n",
 		       (long long)stats.records, (double)stats.bytes / 1e6,
 		       (long long)stats.transactions, stats.caught_up, stats.partitions,
 		       cli_stop ? " (stopped)" : "");
-	snprintf(summary, sizeof(summary), "%lld records, %lld transactions, %lld aborts",
-		 (long long)stats.records, (long long)stats.transactions, (long long)stats.aborts);
+	snprintf(summary, sizeof(summary), "%lld records, %lld transactions, %lld aborts%s",
+		 (long long)stats.records, (long long)stats.transactions, (long long)stats.aborts,
+		 stats.nothing_left ? "; nothing left to copy (every topic cut over)" : "");
 	if (ctx.jr)
 		km_journal_run_end(ctx.jr, ctx.run_id, rc, summary, cli->errstr,
 				   sizeof(cli->errstr));

@@ -1,10 +1,20 @@
 /*
- * cmd_status.c -- `kmigrate status`: what the journal knows, at a glance.
- * Never contacts a cluster.
+ * cmd_status.c -- `kmigrate status`: what the journal knows, at a glance,
+ * and each topic's write authority as the target says it.
+ *
+ * The journal part never contacts a cluster.  The authority of a topic is
+ * read from the target's __kmigrate.<m>.authority (lib/mapstore.h): that
+ * record, not this host's journal, is what every kmigrate process obeys, so
+ * status shows it and, separately, what the journal says.  When the target
+ * cannot be read the authority is "unknown", never guessed from the
+ * journal, and status exits 3 after printing everything else.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "common.h"
+#include "cutover.h"
+#include "mapstore.h"
 
 static char *jtime(json_t *o, const char *k)
 {
@@ -17,12 +27,148 @@ static char *jtime(json_t *o, const char *k)
 	return km_strdup(buf);
 }
 
+/* Appends topic to list unless it is there already. */
+static void add_topic(json_t *list, const char *topic)
+{
+	json_t *t;
+	size_t i;
+
+	json_array_foreach(list, i, t)
+		if (!strcmp(json_string_value(t), topic))
+			return;
+	json_array_append_new(list, json_string(topic));
+}
+
+/* Per wave of the plan: its topics (the gate's, once journaled: what the
+ * cutover judged; before that the plan's names and, for an `all` wave, the
+ * designed topics it covers), its steps journaled (facts cutover.step,
+ * every run) and the last one in step order. */
+static km_err_t waves_of(const km_plan_t *plan, km_journal_t *jr, const json_t *design,
+			 json_t **wavesp, char *errstr, size_t errstr_size)
+{
+	json_t *facts = NULL, *waves = json_array(), *f, *t;
+	km_err_t err;
+	size_t i, j;
+
+	*wavesp = NULL;
+	if ((err = km_journal_facts(jr, 0, "cutover.step", &facts, errstr, errstr_size))) {
+		json_decref(waves);
+		return err;
+	}
+	for (j = 0; j < plan->cutover.waves_cnt; j++) {
+		const km_plan_wave_t *w = &plan->cutover.waves[j];
+		json_t *topics = json_array(), *done = json_object(), *gate = NULL, *last = NULL;
+		char prefix[400];
+		const char *last_step = NULL;
+
+		snprintf(prefix, sizeof(prefix), "wave:%s step:", w->name);
+		json_array_foreach(facts, i, f) {
+			const char *s = json_string_value(json_object_get(f, "subject"));
+			if (s && !strncmp(s, prefix, strlen(prefix)) &&
+			    !json_object_get(done, s + strlen(prefix)))
+				json_object_set(done, s + strlen(prefix), f);
+		}
+		if ((gate = json_object_get(done, "gate")))
+			json_array_foreach(json_object_get(json_object_get(gate, "body"), "topics"),
+					   i, t)
+				add_topic(topics, json_string_value(json_object_get(t, "topic")));
+		else {
+			for (i = 0; i < w->topics_cnt; i++)
+				add_topic(topics, w->topics[i].name);
+			json_array_foreach(design, i, t)
+				if (w->all && km_plan_wave_has_topic(plan, w, json_string_value(t)))
+					add_topic(topics, json_string_value(t));
+		}
+		json_t *steps = json_array();
+		for (int s = 0; km_cutover_steps[s]; s++)
+			if ((f = json_object_get(done, km_cutover_steps[s]))) {
+				json_array_append_new(steps, json_string(km_cutover_steps[s]));
+				last_step = km_cutover_steps[s];
+				last = f;
+			}
+		json_array_append_new(
+			waves,
+			json_pack("{s:s, s:o, s:b, s:o, s:s?, s:O?, s:O?, s:b}", "wave", w->name,
+				  "topics", topics, "all", w->all, "steps_done", steps, "last_step",
+				  last_step, "last_step_at", last ? json_object_get(last, "ts_ms") : NULL,
+				  "last_step_fact", last ? json_object_get(last, "id") : NULL,
+				  "complete", json_object_get(done, KM_CUTOVER_LAST_STEP) != NULL));
+		json_decref(done);
+	}
+	json_decref(facts);
+	*wavesp = waves;
+	return KM_ERR_OK;
+}
+
+/* Per in-scope topic (designed, named by a wave, or holding an authority
+ * record): its wave, its authority as the target says (records NULL:
+ * "unknown") and what the journal says (its wave's authority step). */
+static json_t *authority_of(const km_plan_t *plan, const json_t *design, const json_t *waves,
+			    const json_t *records)
+{
+	json_t *names = json_array(), *rows = json_array(), *t, *w;
+	const char *k;
+	json_t *v;
+	size_t i, j;
+
+	json_array_foreach(design, i, t)
+		add_topic(names, json_string_value(t));
+	json_array_foreach(waves, i, w)
+		json_array_foreach(json_object_get(w, "topics"), j, t)
+			add_topic(names, json_string_value(t));
+	json_object_foreach((json_t *)records, k, v)
+		if (km_plan_topic_in_scope(plan, k))
+			add_topic(names, k);
+	json_array_foreach(names, i, t) {
+		const char *topic = json_string_value(t), *wave = NULL, *journal = "source";
+		const json_t *rec = records ? km_mapstore_authority_target(records, topic) : NULL;
+		json_array_foreach(waves, j, w) {
+			json_t *wt;
+			size_t n;
+			json_array_foreach(json_object_get(w, "topics"), n, wt)
+				if (!wave && !strcmp(json_string_value(wt), topic)) {
+					wave = json_string_value(json_object_get(w, "wave"));
+					if (json_is_true(json_object_get(w, "complete")))
+						journal = "target";
+				}
+		}
+		json_array_append_new(
+			rows, json_pack("{s:s, s:s?, s:s, s:O?, s:s}", "topic", topic, "wave", wave,
+					"authority",
+					!records ? "unknown" : rec ? "target" : "source", "record",
+					rec, "journal_says", journal));
+	}
+	json_decref(names);
+	return rows;
+}
+
+/* The authority records from the target, or NULL with *why set. */
+static json_t *read_authority(const km_plan_t *plan, char *why, size_t why_size)
+{
+	km_kafka_endpoint_t tgt = {0};
+	json_t *recs = NULL;
+	char e[1024];
+	km_err_t err;
+
+	if (!(err = km_kafka_endpoint_from_plan(&plan->target, &tgt, e, sizeof(e))))
+		err = km_mapstore_load_authority(plan->migration, &tgt, &recs, e, sizeof(e));
+	km_kafka_endpoint_clear(&tgt);
+	if (err)
+		snprintf(why, why_size, "%s: %s",
+			 err == KM_ERR_UNREACHABLE || err == KM_ERR_TIMEOUT
+				 ? "target unreachable"
+				 : "cannot read the authority on the target",
+			 e);
+	return recs;
+}
+
 int cmd_status(cli_t *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {CLI_COMMON_OPTS, {NULL, 0, NULL, 0}};
 	km_plan_t *plan;
 	km_journal_t *jr;
-	json_t *sum = NULL, *r;
+	json_t *sum = NULL, *r, *design = NULL, *waves = NULL, *records = NULL;
+	char why[1200], atopic[KM_MAPSTORE_NAME_MAX];
 	int c, rc;
 	size_t i;
 	km_err_t err;
@@ -42,6 +188,23 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 		goto done;
 	}
 	json_object_set_new(sum, "migration", json_string(plan->migration));
+	if ((rc = cli_design_topics(cli, &design)))
+		goto done;
+	if ((err = waves_of(plan, jr, design, &waves, cli->errstr, sizeof(cli->errstr)))) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	records = read_authority(plan, why, sizeof(why));
+	km_mapstore_authority_topic(plan->migration, atopic, sizeof(atopic));
+	json_object_set_new(sum, "waves", json_incref(waves));
+	json_object_set_new(sum, "authority",
+			    json_pack("{s:s, s:s?, s:o}", "topic", atopic, "error",
+				      records ? NULL : why, "topics",
+				      authority_of(plan, design, waves, records)));
+	/* Everything is printed; an authority that could not be read is
+	 * still a failure of the command (exit 3), so that no script reads
+	 * "unknown" as "source". */
+	rc = records ? 0 : km_err_exit_code(KM_ERR_UNREACHABLE);
 	if (cli->json) {
 		cli_print_json(sum);
 		goto done;
@@ -95,7 +258,48 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 	       json_array_size(json_object_get(sum, "open_findings")));
 	json_array_foreach(json_object_get(sum, "open_findings"), i, r)
 		printf("  %s  %s\n", cli_jstr(r, "kind"), cli_jstr(r, "subject"));
+
+	t = table_new(5, "WAVE", "TOPICS", "LAST STEP", "AT", "COMPLETE");
+	json_array_foreach(waves, i, r) {
+		char *when = jtime(r, "last_step_at");
+		km_sb_t names = KM_SB_INIT;
+		json_t *n;
+		size_t k;
+		json_array_foreach(json_object_get(r, "topics"), k, n)
+			km_sb_printf(&names, "%s%s", k ? ", " : "", json_string_value(n));
+		table_row(t, cli_jstr(r, "wave"), names.len ? km_sb_str(&names) : "-",
+			  json_is_string(json_object_get(r, "last_step")) ? cli_jstr(r, "last_step")
+									: "-",
+			  when, cli_jbool(r, "complete") ? "yes" : "no");
+		km_sb_free(&names);
+		free(when);
+	}
+	printf("\nCutover waves (steps from the journal)\n");
+	if (json_array_size(waves))
+		table_print(t, stdout, "  ");
+	else
+		printf("  none declared (cutover.waves)\n");
+	table_destroy(t);
+
+	if (records)
+		printf("\nAuthority per topic (from '%s' on the target)\n", atopic);
+	else
+		printf("\nAuthority per topic: unknown (%s)\n", why);
+	t = table_new(5, "TOPIC", "WAVE", "AUTHORITY", "SINCE", "JOURNAL SAYS");
+	json_array_foreach(json_object_get(json_object_get(sum, "authority"), "topics"), i, r) {
+		json_t *rec = json_object_get(r, "record");
+		char *when = rec ? jtime(rec, "at") : km_strdup("-");
+		table_row(t, cli_jstr(r, "topic"),
+			  json_is_string(json_object_get(r, "wave")) ? cli_jstr(r, "wave") : "-",
+			  cli_jstr(r, "authority"), when, cli_jstr(r, "journal_says"));
+		free(when);
+	}
+	table_print(t, stdout, "  ");
+	table_destroy(t);
 done:
+	json_decref(records);
+	json_decref(waves);
+	json_decref(design);
 	json_decref(sum);
 	return rc;
 }

@@ -153,9 +153,12 @@ static const cmd_t commands[] = {
 	 "replication).  --dry-run shows what each step would change.\n"
 	 "Exit 0 when rolled back (or nothing to roll back), 1 NO-GO.\n"},
 	{"status", cmd_status, CLI_NEED_PLAN | CLI_NEED_JOURNAL, "-p PLAN",
-	 "show what the journal knows so far",
+	 "show what the journal knows so far, and each topic's authority",
 	 "Prints the journal's commands and their last results, the snapshots\n"
-	 "it holds and the open findings.  Never contacts a cluster.\n"},
+	 "it holds, the open findings, each cutover wave's last journaled step,\n"
+	 "and each topic's write authority as the target's authority topic says\n"
+	 "(the only cluster it contacts).  Exit 3 when the target cannot be read:\n"
+	 "the authority is then printed as unknown, never guessed.\n"},
 };
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
 

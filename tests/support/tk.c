@@ -1319,4 +1319,12 @@ char *tk_acl_lines(const tk_cluster_t *c)
 	free(rows);
 	json_decref(acls);
 	return out;
+
+void tk_produce_one(const tk_cluster_t *c, const char *topic, const char *text)
+{
+	rd_kafka_t *p = tk_producer(c, NULL);
+	tk_msg_t m = {.key = text, .value = text, .partition = 0};
+	tk_produce(p, topic, &m);
+	tk_flush(p);
+	rd_kafka_destroy(p);
 }

@@ -231,4 +231,8 @@ void tk_cluster_as(tk_cluster_t *out, const tk_cluster_t *c, const char *user,
  * no order), for comparing ACL sets: an owned string. */
 char *tk_acl_lines(const tk_cluster_t *c);
 
+/* Produces one record (key = value = text) to topic[0] on c and waits for
+ * its acknowledgement. */
+void tk_produce_one(const tk_cluster_t *c, const char *topic, const char *text);
+
 #endif
