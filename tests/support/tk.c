@@ -1319,6 +1319,7 @@ char *tk_acl_lines(const tk_cluster_t *c)
 	free(rows);
 	json_decref(acls);
 	return out;
+}
 
 void tk_produce_one(const tk_cluster_t *c, const char *topic, const char *text)
 {
