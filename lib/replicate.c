@@ -36,6 +36,13 @@ typedef struct part_s {
 	rd_kafka_topic_t *rkt_tgt; /* producer topic handle */
 	int64_t next;     /* next source offset to copy (committed) */
 	int64_t pending_next; /* next after the open transaction */
+	int64_t tgt_next; /* target offset after the last copied record
+			   * (committed; from progress), -1 before any */
+	/* pending_next moved past entries that are not records to copy
+	 * (transaction markers, aborted records) with nothing copied: its
+	 * progress is written by the next transaction all the same. */
+	bool skip;
+	int64_t pending_tgt_next; /* tgt_next after the open transaction */
 	int64_t hwm;      /* source high watermark seen at start */
 	bool caught_up;
 	bool excluded;    /* its authority is the target: never copied again */
@@ -456,6 +463,7 @@ static km_err_t load_progress(repl_t *r, task_t *t)
 		if (!pr)
 			continue;
 		p->next = pr->next;
+		p->tgt_next = pr->tgt_next;
 		free(p->progress_topic_id);
 		p->progress_topic_id = pr->topic_id[0] ? km_strdup(pr->topic_id) : NULL;
 	}
@@ -542,6 +550,7 @@ static km_err_t assign_source(repl_t *r, task_t *t)
 	t->reassign = false;
 	for (int i = 0; i < t->nparts; i++) {
 		t->parts[i].pending_next = t->parts[i].next;
+		t->parts[i].skip = false;
 		if (t->parts[i].excluded)
 			continue; /* its authority is the target: not fetched */
 		rd_kafka_topic_partition_list_add(tp, t->parts[i].topic, t->parts[i].partition)->offset =
@@ -672,6 +681,8 @@ static km_err_t task_init(repl_t *r, task_t *t)
 		p->partition = r->sp[i].partition;
 		p->hwm = r->sp[i].hi;
 		p->next = -1;
+		p->tgt_next = -1;
+		p->pending_tgt_next = -1;
 		p->topic_id = km_strdup(r->sp[i].topic_id);
 	}
 	snprintf(txid, sizeof(txid), "kmigrate.%s.task.%d", r->plan->migration, id);
@@ -1010,6 +1021,16 @@ static km_err_t task_step(repl_t *r, task_t *t)
 				p->caught_up = true;
 				pthread_mutex_unlock(&t->lock);
 			}
+			/* The end is past the last record read: what lies between
+			 * (read_committed) are transaction markers and aborted
+			 * records, nothing to copy.  Progress must say so, or a
+			 * partition whose last entries are markers looks behind
+			 * forever (the cutover's drain and the gate's lag compare
+			 * progress with the high watermark). */
+			if (p && !p->excluded && m->offset > p->pending_next) {
+				p->pending_next = m->offset;
+				p->skip = true;
+			}
 			rd_kafka_message_destroy(m);
 			if (n == 0) {
 				bool all = true;
@@ -1112,11 +1133,23 @@ static km_err_t task_step(repl_t *r, task_t *t)
 		if (n % 256 == 0)
 			rd_kafka_poll(t->p, 0); /* delivery reports, now and then */
 	}
-	if (n == 0)
-		return KM_ERR_OK;
+	if (n == 0) {
+		/* No record, but maybe an end moved past markers: a
+		 * transaction with that progress alone. */
+		bool any = false;
+		for (i = 0; i < t->nparts && !any; i++)
+			any = t->parts[i].skip && !t->parts[i].excluded;
+		if (!any)
+			return KM_ERR_OK;
+		if (!t->in_txn) {
+			if ((e = rd_kafka_begin_transaction(t->p)))
+				return txn_error(r, t, n, e, "begin_transaction");
+			t->in_txn = true;
+		}
+	}
 
 	/* Every record's target offset, from the delivery reports. */
-	if (rd_kafka_flush(t->p, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (n && rd_kafka_flush(t->p, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return abort_and_rewind(r, t, n, "flush timed out");
 	for (i = 0; i < n; i++) {
 		if (t->slots[i].err) {
@@ -1154,13 +1187,19 @@ static km_err_t task_step(repl_t *r, task_t *t)
 	}
 	for (i = 0; i < t->nparts; i++) {
 		part_t *p = &t->parts[i];
-		if (km_offrun_finish(&p->rb, &run)) {
-			km_mapstore_progress_t pr = {p->pending_next, run.tgt_first + run.count, ""};
+		bool copied = km_offrun_finish(&p->rb, &run);
+		if (copied || (p->skip && !p->excluded)) {
+			km_mapstore_progress_t pr = {
+				p->pending_next,
+				copied ? run.tgt_first + run.count : (p->tgt_next > 0 ? p->tgt_next : 0),
+				""};
 			snprintf(pr.topic_id, sizeof(pr.topic_id), "%s", p->topic_id ? p->topic_id : "");
-			if (km_mapstore_key_encode(p->topic, p->partition, key, sizeof(key)) < 0 ||
-			    km_mapstore_run_encode(&run, val, sizeof(val)) < 0)
+			p->pending_tgt_next = pr.tgt_next;
+			if (km_mapstore_key_encode(p->topic, p->partition, key, sizeof(key)) < 0)
+				KM_BUG("cannot encode the key of '%s'", p->topic);
+			if (copied && km_mapstore_run_encode(&run, val, sizeof(val)) < 0)
 				KM_BUG("cannot encode the offset map of '%s'", p->topic);
-			if (put_bookkeeping(t, r->names.offmap, key, val))
+			if (copied && put_bookkeeping(t, r->names.offmap, key, val))
 				return abort_and_rewind(r, t, n, "queueing the offset map");
 			if (km_mapstore_progress_encode(&pr, val, sizeof(val)) < 0)
 				KM_BUG("cannot encode the progress of '%s'", p->topic);
@@ -1201,7 +1240,10 @@ static km_err_t task_step(repl_t *r, task_t *t)
 	pthread_mutex_lock(&t->lock);
 	for (i = 0; i < t->nparts; i++) {
 		part_t *p = &t->parts[i];
+		if (p->next != p->pending_next || p->skip)
+			p->tgt_next = p->pending_tgt_next;
 		p->next = p->pending_next;
+		p->skip = false;
 		if (p->next >= p->hwm)
 			p->caught_up = true;
 	}

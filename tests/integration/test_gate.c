@@ -250,6 +250,41 @@ static void test_nogo_lag(void **state)
 
 /* A stray record on the target's rest-wave topic: validate counts it, the
  * rest wave's validation is NO-GO, the canary's stays GO. */
+/* A partition whose last entries are a transaction's marker (commit) and
+ * an aborted transaction with its marker: nothing there is left to copy,
+ * so the replicator's committed progress must reach the high watermark
+ * (the cutover's drain waits for exactly that) and the lag is 0. */
+static void test_trailing_markers_no_lag(void **state)
+{
+	int rc;
+	char txid[64];
+	(void)state;
+
+	snprintf(txid, sizeof(txid), "gate-tx-%d", (int)getpid());
+	rd_kafka_t *p = tk_producer(&src, txid);
+	rd_kafka_error_t *e;
+	for (int round = 0; round < 2; round++) {
+		if ((e = rd_kafka_begin_transaction(p)))
+			fail_msg("begin_transaction: %s", rd_kafka_error_string(e));
+		for (int i = 0; i < 3; i++) {
+			tk_msg_t m = {.key = "tx", .value = round ? "aborted" : "committed",
+				      .partition = 0};
+			tk_produce(p, B, &m);
+		}
+		tk_flush(p); /* written, then committed or aborted */
+		e = round ? rd_kafka_abort_transaction(p, 30000)
+			  : rd_kafka_commit_transaction(p, 30000);
+		if (e)
+			fail_msg("end transaction: %s", rd_kafka_error_string(e));
+	}
+	rd_kafka_destroy(p);
+	tk_catch_up(plan, 120000, NULL);
+	json_t *rep = gate_json(plan, "replication", NULL, &rc);
+	assert_crit(rep, "replication.lag_records", "GO", NULL);
+	assert_int_equal(rc, 0);
+	json_decref(rep);
+}
+
 static void test_nogo_validation_mismatch(void **state)
 {
 	int rc;
@@ -519,6 +554,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_go),
 		cmocka_unit_test(test_nogo_lag),
+		cmocka_unit_test(test_trailing_markers_no_lag),
 		cmocka_unit_test(test_nogo_validation_mismatch),
 		cmocka_unit_test(test_nogo_undeclared_group),
 		cmocka_unit_test(test_nogo_stale),
