@@ -49,7 +49,11 @@ char *km_guard_principal(const km_plan_t *plan)
 
 	/* PLAIN and SCRAM authenticate the principal User:<username> with
 	 * Kafka's default principal builder; OAUTHBEARER's principal is the
-	 * token's subject, and TLS's the certificate's DN: not in the plan. */
+	 * token's subject, and TLS's the certificate's DN: not in the plan.
+	 * A PLAINTEXT listener authenticates nobody: every client there is
+	 * User:ANONYMOUS, kmigrate included. */
+	if (c->security_protocol == KM_PLAN_SEC_PLAINTEXT)
+		return km_strdup("User:ANONYMOUS");
 	if (!c->username || !c->sasl_mechanism ||
 	    (strcmp(c->sasl_mechanism, "PLAIN") && strncmp(c->sasl_mechanism, "SCRAM-", 6)))
 		return NULL;
