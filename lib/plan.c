@@ -2106,6 +2106,7 @@ static void init_cutover(void *obj)
 	km_plan_cutover_t *c = obj;
 	c->fence = KM_PLAN_FENCE_UNDECLARED;
 	c->quiet_period = 10;
+	c->verify_window = 30;
 }
 
 static const field_t cutover_fields[] = {
@@ -2113,6 +2114,8 @@ static const field_t cutover_fields[] = {
 	FLD(km_plan_cutover_t, "fence", T_ENUM, fence, .ev = fence_vals),
 	FLD(km_plan_cutover_t, "fence_owner", T_STR, fence_owner),
 	FLD(km_plan_cutover_t, "quiet_period", T_DUR, quiet_period, .min = 1,
+	    .max = 86400),
+	FLD(km_plan_cutover_t, "verify_window", T_DUR, verify_window, .min = 1,
 	    .max = 86400),
 };
 static const schema_t cutover_schema = {

@@ -281,6 +281,8 @@ typedef struct km_plan_cutover_s {
 	km_plan_fence_t fence; /* no default */
 	char *fence_owner;     /* who owns (and, if external, applies) it */
 	int64_t quiet_period;  /* seconds the source must stay still; 10 */
+	/* Seconds `cutover --verify` watches the wave after the switch; 30. */
+	int64_t verify_window;
 } km_plan_cutover_t;
 
 /* `replication:` -- how replicate copies; all optional. */
