@@ -39,27 +39,27 @@ static void print_switch(const char *wave, const json_t *e)
 	json_t *r, *t;
 	size_t i, j;
 
-	printf("         kmigrate redeploys nothing: each owner moves their client now.\n");
-	printf("         new bootstrap: %s\n", or_none(e, "bootstrap"));
+	printf("            kmigrate redeploys nothing: each owner moves their client now.\n");
+	printf("            new bootstrap: %s\n", or_none(e, "bootstrap"));
 	json_array_foreach(json_object_get(e, "topics"), i, r)
-		printf("         topic %s -> %s\n", cli_jstr(r, "topic"), cli_jstr(r, "target_topic"));
+		printf("            topic %s -> %s\n", cli_jstr(r, "topic"), cli_jstr(r, "target_topic"));
 	json_array_foreach(json_object_get(e, "producers"), i, r) {
-		printf("         producer %s (owner %s): write to", cli_jstr(r, "name"),
+		printf("            producer %s (owner %s): write to", cli_jstr(r, "name"),
 		       or_none(r, "owner"));
 		json_array_foreach(json_object_get(r, "target_topics"), j, t)
 			printf(" %s", json_string_value(t));
 		printf(" on the new bootstrap; validate: %s\n", or_none(r, "validation"));
 	}
 	json_array_foreach(json_object_get(e, "consumers"), i, r)
-		printf("         consumer %s (group %s, owner %s): read from the new bootstrap, "
+		printf("            consumer %s (group %s, owner %s): read from the new bootstrap, "
 		       "resuming at the committed positions; validate: %s\n",
 		       cli_jstr(r, "name"), or_none(r, "group"), or_none(r, "owner"),
 		       or_none(r, "validation"));
 	json_array_foreach(json_object_get(e, "groups"), i, r)
-		printf("         group %s (owner %s, restart %s): committed on the target by the "
+		printf("            group %s (owner %s, restart %s): committed on the target by the "
 		       "offsets step\n",
 		       cli_jstr(r, "group"), or_none(r, "owner"), or_none(r, "restart"));
-	printf("         then: kmigrate cutover --wave %s --verify\n", wave);
+	printf("            then: kmigrate cutover --wave %s --verify\n", wave);
 }
 
 static void print_verify(const json_t *e)
@@ -68,9 +68,27 @@ static void print_verify(const json_t *e)
 	size_t i;
 
 	json_array_foreach(json_object_get(e, "checks"), i, c) {
-		printf("         %-5s %s", cli_jstr(c, "verdict"), cli_jstr(c, "check"));
-		if (json_is_string(json_object_get(c, "reason")))
-			printf(": %s", cli_jstr(c, "reason"));
+		const char *name = cli_jstr(c, "check");
+		json_t *m = json_object_get(c, "measured"), *r;
+		size_t j;
+
+		printf("            %-5s %-16s", cli_jstr(c, "verdict"), name);
+		if (json_is_string(json_object_get(c, "reason"))) {
+			printf(" %s\n", cli_jstr(c, "reason"));
+			continue;
+		}
+		/* What was seen, in a few words: the evidence is in the journal. */
+		if (!strcmp(name, "target_writes"))
+			json_array_foreach(m, j, r)
+				printf(" %s +%lld", cli_jstr(r, "target_topic"), cli_jint(r, "new_records"));
+		else if (!strcmp(name, "groups_consume") || !strcmp(name, "groups_lag"))
+			json_array_foreach(m, j, r)
+				printf(" %s (lag %lld -> %lld)", cli_jstr(r, "group"), cli_jint(r, "lag_first"),
+				       cli_jint(r, "lag_last"));
+		else if (!strcmp(name, "source_fenced"))
+			printf(" %zu partition(s) at their drained high watermarks", json_array_size(m));
+		else if (!strcmp(name, "no_stale_writes"))
+			printf(" no record accepted by the source since the drain");
 		printf("\n");
 	}
 }
@@ -88,18 +106,28 @@ static void on_event(void *opaque, const json_t *ev)
 		fputc('\n', stdout);
 		fflush(stdout);
 	} else if (!strcmp(kind, "journaled")) {
-		printf("  %-6s plan and inverse journaled (fact %lld)\n", "fence",
+		printf("  %-9s plan and inverse journaled (fact %lld)\n", "fence",
 		       cli_jint(ev, "fact_id"));
 	} else if (!strcmp(kind, "recorded")) {
-		printf("  %-6s records written to the target and read back\n", "authority");
+		printf("  %-9s records written to the target and read back\n", "authority");
 	} else if (!strcmp(state, "start")) {
-		printf("  %-6s ...\n", step);
+		printf("  %-9s ...\n", step);
+	} else if (!strcmp(state, "would") && !strcmp(step, "gate")) {
+		/* The gate's report is long: `kmigrate gate` prints it whole. */
+		json_t *e = json_object_get(ev, "evidence");
+		printf("  %-9s would: gate cutover is %s (%zu criteria; `kmigrate gate cutover --wave "
+		       "%s` shows them)\n",
+		       step, cli_jstr(e, "verdict"), json_array_size(json_object_get(e, "criteria")),
+		       cli_jstr(ev, "wave"));
+	} else if (!strcmp(state, "would") && !strcmp(step, "switch")) {
+		printf("  %-9s would give these instructions:\n", step);
+		print_switch(cli_jstr(ev, "wave"), json_object_get(ev, "evidence"));
 	} else if (!strcmp(state, "would")) {
 		char *s = json_dumps(json_object_get(ev, "evidence"), JSON_COMPACT | JSON_SORT_KEYS);
-		printf("  %-6s would: %s\n", step, s ? s : "-");
+		printf("  %-9s would: %s\n", step, s ? s : "-");
 		free(s);
 	} else {
-		printf("  %-6s %s", step, state);
+		printf("  %-9s %s", step, state);
 		if (json_object_get(ev, "fact_id"))
 			printf(" (journal fact %lld)", cli_jint(ev, "fact_id"));
 		if (json_is_string(json_object_get(ev, "reason")) && strcmp(step, "verify"))
