@@ -1002,20 +1002,21 @@ static void check(json_t *checks, const char *name, bool ok, json_t *measured, c
 						ok ? NULL : why));
 }
 
-/* Lag of a group grows over the window when its smallest lag in the last
- * third is above its largest in the first third: a consumer that stopped
- * falls behind steadily, one that keeps up dips back between commits. */
-static bool lag_grows(const int64_t *lag, size_t n)
+/* Whether a group's lag grew over the window on some partition: its lag at
+ * the end is above its lag at the start AND it did not even consume up to
+ * where the partition ended when the window began.  A consumer that keeps
+ * up passes whatever the jitter of its commits (it consumed everything that
+ * was there at the start); one that stopped, or falls behind its producers,
+ * fails. */
+static bool lag_grows(const json_t *positions)
 {
-	if (n < 3)
-		return false;
-	size_t third = n / 3;
-	int64_t first_max = lag[0], last_min = lag[n - 1];
-	for (size_t i = 0; i < third; i++)
-		first_max = lag[i] > first_max ? lag[i] : first_max;
-	for (size_t i = n - third; i < n; i++)
-		last_min = lag[i] < last_min ? lag[i] : last_min;
-	return last_min > first_max;
+	json_t *r;
+	size_t i;
+	json_array_foreach(positions, i, r)
+		if (jint(r, "lag_last") > jint(r, "lag_first") &&
+		    jint(r, "committed_last") < jint(r, "hwm_first"))
+			return true;
+	return false;
 }
 
 km_err_t km_cutover_verify(const km_cutover_conf_t *conf, json_t **resultp, char *errstr,
@@ -1090,9 +1091,18 @@ km_err_t km_cutover_verify(const km_cutover_conf_t *conf, json_t **resultp, char
 				int64_t cm = json_object_get(r, "committed") ? jint(r, "committed") : -1;
 				int64_t h = hwm_now(tw, json_string_value(json_object_get(r, "target_topic")),
 						    jint(r, "partition"));
+				/* Without a commit the group is where the offsets step
+				 * put it. */
+				int64_t at = cm >= 0 ? cm : jint(r, "target_offset");
 				if (cm > jint(r, "target_offset"))
 					json_object_set_new(r, "advanced_to", json_integer(cm));
-				lag += h - (cm >= 0 ? cm : jint(r, "target_offset"));
+				if (!samples) {
+					json_object_set_new(r, "hwm_first", json_integer(h));
+					json_object_set_new(r, "lag_first", json_integer(h - at));
+				}
+				json_object_set_new(r, "committed_last", json_integer(at));
+				json_object_set_new(r, "lag_last", json_integer(h - at));
+				lag += h - at;
 			}
 			lags[i] = km_realloc(lags[i], (samples + 1) * sizeof(**lags));
 			lags[i][samples] = lag;
@@ -1140,7 +1150,7 @@ km_err_t km_cutover_verify(const km_cutover_conf_t *conf, json_t **resultp, char
 			adv = adv || json_object_get(r, "advanced_to");
 		if (!adv)
 			json_array_append_new(still, json_string(gid));
-		if (lag_grows(lags[i], samples))
+		if (lag_grows(json_object_get(g, "positions")))
 			json_array_append_new(grow, json_string(gid));
 		json_array_append_new(gm, json_pack("{s:s, s:b, s:I, s:I, s:O}", "group", gid,
 						    "consumed", adv, "lag_first",

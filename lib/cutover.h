@@ -116,7 +116,9 @@ km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *e
  *   target_writes    every wave topic's target HWMs moved past the switch's;
  *   groups_consume   every wave group committed on the target past the
  *                    positions the offsets step committed;
- *   groups_lag       no group's lag on the target grew over the window;
+ *   groups_lag       no group's lag on the target grew over the window (on
+ *                    a partition: more lag at the end than at the start,
+ *                    and not consumed up to where it ended at the start);
  *   source_fenced    the source's HWMs stayed the drain's (every sample);
  *   no_stale_writes  the same, per partition, with the records let through.
  * The verdict is journaled (fact "cutover.step", subject "wave:<W>

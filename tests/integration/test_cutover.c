@@ -591,7 +591,7 @@ static void test_go_with_crashes(void **state)
 		poll(NULL, 0, 200);
 	assert_true(tk_committed(&tgt, G, A, part) > from);
 	/* GO while the stale writer keeps knocking on the source. */
-	assert_int_equal(cutover(plan, "canary", "--verify --verify-window 3", NULL, &evs), 0);
+	assert_int_equal(cutover(plan, "canary", "--verify --verify-window 5", NULL, &evs), 0);
 	assert_string_equal(state_of(evs, "verify"), "go");
 	assert_string_equal(check_verdict(evs, "groups_lag"), "GO");
 	json_decref(evs);
