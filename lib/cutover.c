@@ -33,6 +33,9 @@ typedef struct cpart_s {
 	const char *topic; /* borrowed from ctx->topics */
 	int partition;
 	int64_t hwm, lso, next;
+	/* [next, hwm) holds nothing a read_committed reader gets (markers,
+	 * aborted records): nothing there is left to copy. */
+	bool tail_empty;
 } cpart_t;
 
 typedef struct ctx_s {
@@ -364,6 +367,104 @@ static km_err_t read_progress(ctx_t *x, cpart_t *ps, size_t n)
 	return KM_ERR_OK;
 }
 
+/* For each partition whose replicated progress stops short of its HWM:
+ * whether [next, hwm) on the source holds any record a read_committed
+ * reader gets.  The replicator's committed progress moves with the records
+ * it copies, so it never passes a log's trailing control records (the
+ * commit marker that ends every transaction) or aborted records: such a
+ * tail is copied in full though `next` < HWM.  Data there is really not
+ * copied yet. */
+static km_err_t read_tails(ctx_t *x, cpart_t *ps, size_t n)
+{
+	/* A group id only because librdkafka's assign needs one: nothing
+	 * joins or commits. */
+	const char *extra[] = {"group.id", "kmigrate-drain", "enable.partition.eof", "true",
+			       "isolation.level", "read_committed", "enable.auto.commit", "false",
+			       NULL};
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n + 1);
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *rk = NULL;
+	bool *open = km_calloc(n + 1, sizeof(*open)); /* probed, no answer yet */
+	char rerr[512];
+	size_t i, left = 0;
+	km_err_t err = KM_ERR_OK;
+
+	for (i = 0; i < n; i++) {
+		ps[i].tail_empty = false;
+		if (ps[i].next >= 0 && ps[i].next < ps[i].hwm) {
+			rd_kafka_topic_partition_list_add(l, ps[i].topic, ps[i].partition)->offset =
+				ps[i].next;
+			open[i] = true;
+			left++;
+		}
+	}
+	if (!left)
+		goto done;
+	if ((err = km_kafka_conf_new(x->c->src, extra, &conf, x->errstr, x->errstr_size)))
+		goto done;
+	if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
+		rd_kafka_conf_destroy(conf);
+		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_KAFKA,
+				"cannot create the drain's reader on the source: %s", rerr);
+		goto done;
+	}
+	rd_kafka_poll_set_consumer(rk);
+	rd_kafka_resp_err_t aerr = rd_kafka_assign(rk, l);
+	if (aerr) {
+		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_KAFKA,
+				"cannot assign the drain's reader on the source: %s",
+				rd_kafka_err2str(aerr));
+		goto done;
+	}
+	int64_t deadline = km_mono_ms() + KM_KAFKA_TIMEOUT_MS;
+	while (left > 0) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+		if (km_mono_ms() > deadline) {
+			if (m)
+				rd_kafka_message_destroy(m);
+			err = km_seterr(x->errstr, x->errstr_size, KM_ERR_TIMEOUT,
+					"reading the source's uncopied tail of wave '%s' did not reach "
+					"its end in %d ms (re-run to resume at the drain)",
+					x->c->wave, KM_KAFKA_TIMEOUT_MS);
+			goto done;
+		}
+		if (!m)
+			continue;
+		for (i = 0; i < n; i++) {
+			cpart_t *p = &ps[i];
+			if (!open[i] || !m->rkt || strcmp(rd_kafka_topic_name(m->rkt), p->topic) ||
+			    m->partition != p->partition)
+				continue;
+			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->offset >= p->hwm) {
+				/* The end, and no record before it: only markers
+				 * and aborted records lay there. */
+				p->tail_empty = true;
+				open[i] = false;
+				left--;
+			} else if (!m->err && m->offset < p->hwm) {
+				/* A record the replicator has yet to copy. */
+				open[i] = false;
+				left--;
+			} else if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+				err = km_seterr(x->errstr, x->errstr_size, KM_ERR_KAFKA,
+						"reading '%s'[%d] on the source failed: %s", p->topic,
+						p->partition, rd_kafka_message_errstr(m));
+			}
+		}
+		rd_kafka_message_destroy(m);
+		if (err)
+			goto done;
+	}
+done:
+	free(open);
+	if (rk) {
+		rd_kafka_consumer_close(rk);
+		rd_kafka_destroy(rk);
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	return err;
+}
+
 static km_err_t do_drain(ctx_t *x)
 {
 	const km_cutover_conf_t *c = x->c;
@@ -381,7 +482,7 @@ static km_err_t do_drain(ctx_t *x)
 		ps = km_realloc(ps, (n + (size_t)np + 1) * sizeof(*ps));
 		for (int p = 0; p < np; p++)
 			ps[n++] = (cpart_t){json_string_value(json_object_get(t, "topic")), p, -1, -1,
-					    -1};
+					    -1, false};
 	}
 	prev = km_calloc(n + 1, sizeof(*prev));
 	if (c->dry_run) {
@@ -409,11 +510,11 @@ static km_err_t do_drain(ctx_t *x)
 		} else if (open) {
 			waiting = "open transactions to end (LSO < HWM)";
 		} else if (km_mono_ms() - still_since >= quiet_ms) {
-			if ((err = read_progress(x, ps, n)))
+			if ((err = read_progress(x, ps, n)) || (err = read_tails(x, ps, n)))
 				goto done;
 			bool copied = true;
 			for (i = 0; i < n; i++)
-				copied = copied && ps[i].next >= ps[i].hwm;
+				copied = copied && (ps[i].next >= ps[i].hwm || ps[i].tail_empty);
 			if (copied)
 				break;
 			waiting = "the replicator's committed progress to reach the high "
@@ -431,11 +532,14 @@ static km_err_t do_drain(ctx_t *x)
 	}
 	json_t *parts = json_array();
 	for (i = 0; i < n; i++)
-		json_array_append_new(parts, json_pack("{s:s, s:i, s:I, s:I, s:I}", "topic",
+		json_array_append_new(parts, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I}", "topic",
 						       ps[i].topic, "partition", ps[i].partition,
 						       "hwm", (json_int_t)ps[i].hwm, "lso",
 						       (json_int_t)ps[i].lso, "replicated",
-						       (json_int_t)ps[i].next));
+						       (json_int_t)ps[i].next, "tail_without_data",
+						       (json_int_t)(ps[i].tail_empty
+									    ? ps[i].hwm - ps[i].next
+									    : 0)));
 	ev = json_pack("{s:o, s:I}", "partitions", parts, "quiet_period_s",
 		       (json_int_t)c->plan->cutover.quiet_period);
 	err = step_done(x, "drain", ev);

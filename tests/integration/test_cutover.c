@@ -6,8 +6,9 @@
  * fence is `config` (the test clusters' authorizer source is plaintext with
  * ANONYMOUS a super user: an ACL fence could not be proven there, and
  * cutover does not build the acl fence yet).  Target: the 4.3 target.  One
- * estate for the file: topic A (2 partitions) in wave canary, topic B in
- * wave rest.  Every command a migration runs before cutover runs first (as
+ * estate for the file: topic A (2 partitions) in wave canary, topics B
+ * and C in wave rest (C's log ends with a transaction's commit marker when
+ * the rest wave drains).  Every command a migration runs before cutover runs first (as
  * test_gate.c does), then a replicator runs in the background for the rest
  * of the file, and real idempotent acks=all writers write A and B
  * continuously.
@@ -16,7 +17,7 @@
  * clusters untouched and journal no step, and --verify before the switch
  * is exit 1; then both waves with a crash (KM_CUTOVER_CRASH_AFTER, the
  * command's test hook) at every step in turn (canary: gate, fence-plan,
- * fence, offsets, authority-record, authority, switch; rest: drain,
+ * fence, offsets, authority-record, authority, switch; rest: gate, drain,
  * validate), a refusal at offsets while the group has a live member on the
  * target, and a final validation NO-GO on a stray target record (the fence
  * stays; a plan accepting one mismatch resumes there).  The re-runs
@@ -48,7 +49,7 @@
 #define WAIT_MS 60000
 
 static tk_cluster_t src, tgt;
-static char A[64], B[64], G[64];
+static char A[64], B[64], C[64], G[64];
 static char *plan, *dir, *journal, *replog;
 static pid_t repl;
 static tk_writer_t *wa, *wb;
@@ -59,7 +60,7 @@ static char *write_plan(const char *name, const char *gates)
 		"migration: it-cutover-%d\n"
 		"source:\n  bootstrap: %s\n  owner: platform\n"
 		"target:\n  bootstrap: %s\n  owner: platform\n"
-		"topics:\n  include: [\"^%s$\", \"^%s$\"]\n"
+		"topics:\n  include: [\"^%s$\", \"^%s$\", \"^%s$\"]\n"
 		"  rules:\n    - {match: \".*\", owner: qa}\n"
 		"consumer_groups:\n  - {id: %s, restart: translated, owner: team-a, chosen_by: qa}\n"
 		"consumers:\n  - {name: reader-a, group: %s, isolation_level: read_committed, "
@@ -76,7 +77,7 @@ static char *write_plan(const char *name, const char *gates)
 		"    - {name: canary, topics: [%s], groups: [%s], consumers: [reader-a], "
 		"producers: [writer-a], owner: team-a}\n"
 		"    - {name: rest, all: true, producers: [writer-b]}\n",
-		(int)getpid(), src.bootstrap, tgt.bootstrap, A, B, G, G, A, B, gates, A, G);
+		(int)getpid(), src.bootstrap, tgt.bootstrap, A, B, C, G, G, A, B, gates, A, G);
 	char *p = tk_write_file(dir, name, text);
 	free(text);
 	return p;
@@ -226,6 +227,27 @@ static void produce_one(const tk_cluster_t *c, const char *topic, const char *te
 	rd_kafka_destroy(p);
 }
 
+/* n records to topic[0] on the source in one committed transaction. */
+static void commit_txn(const char *topic, int n)
+{
+	char txn[80];
+	snprintf(txn, sizeof(txn), "it-cutover-%d", (int)getpid());
+	int64_t end = tk_total_hwm(&src, topic) + n + 1, deadline = tk_mono_ms() + WAIT_MS;
+	rd_kafka_t *tp = tk_producer(&src, txn);
+	assert_null(rd_kafka_begin_transaction(tp));
+	for (int i = 0; i < n; i++) {
+		tk_msg_t m = {.key = "k", .value = "txn", .partition = 0};
+		tk_produce(tp, topic, &m);
+	}
+	assert_null(rd_kafka_commit_transaction(tp, WAIT_MS));
+	rd_kafka_destroy(tp);
+	/* The commit returns before the coordinator writes the marker: wait
+	 * for it (until then the transaction is open on the partition). */
+	while (tk_total_hwm(&src, topic) < end && tk_mono_ms() < deadline)
+		poll(NULL, 0, 100);
+	assert_int_equal(tk_total_hwm(&src, topic), end);
+}
+
 static void hwms(int64_t out[4])
 {
 	out[0] = tk_total_hwm(&src, A);
@@ -242,9 +264,12 @@ static int setup(void **state)
 	tk_cluster_from_env(&tgt, "KM_TEST_TARGET");
 	snprintf(A, sizeof(A), "co-%d.a", id);
 	snprintf(B, sizeof(B), "co-%d.b", id);
+	snprintf(C, sizeof(C), "co-%d.c", id);
 	snprintf(G, sizeof(G), "g-cutover-%d", id);
 	tk_create_topic(&src, A, 2, NULL);
 	tk_create_topic(&src, B, 1, NULL);
+	tk_create_topic(&src, C, 1, NULL);
+	produce_one(&src, C, "plain");
 	rd_kafka_t *p = tk_producer(&src, NULL);
 	for (int i = 0; i < 20; i++) {
 		tk_msg_t m = {.key = "k", .value = "seed", .partition = i % 2};
@@ -600,8 +625,16 @@ static void test_go_with_crashes(void **state)
 	/* The rest wave (its predecessor is complete) up to the drain; then a
 	 * stray record on the target makes the final validation NO-GO: exit
 	 * 1, the step not journaled, the source stays fenced. */
-	assert_int_equal(cutover(plan, "rest", NULL, "drain", &evs), 137);
+	assert_int_equal(cutover(plan, "rest", NULL, "gate", &evs), 137);
 	assert_string_equal(state_of(evs, "gate"), "done");
+	json_decref(evs);
+	/* After the gate, C takes a committed transaction: its log now ends
+	 * with the commit marker, which the replicator's committed progress
+	 * never passes (it moves with the records it copies).  The drain
+	 * completes all the same: nothing is left to copy there. */
+	commit_txn(C, 3);
+	assert_int_equal(cutover(plan, "rest", "--drain-timeout 30", "drain", &evs), 137);
+	assert_string_equal(state_of(evs, "gate"), "already-done");
 	assert_string_equal(state_of(evs, "fence"), "done");
 	assert_string_equal(state_of(evs, "drain"), "done");
 	json_decref(evs);
@@ -633,13 +666,15 @@ static void test_go_with_crashes(void **state)
 	json_decref(evs);
 	tk_writer_assert_fenced(wb, &src, B, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, WAIT_MS);
 	assert_int_equal(facts("cutover.step", "wave:rest"), 7);
-	/* One record per wave topic, and the canary's two. */
-	assert_int_equal(tk_total_hwm(&tgt, atopic), 3);
+	/* One record per wave topic (B, C), and the canary's two. */
+	assert_int_equal(tk_total_hwm(&tgt, atopic), 4);
 	assert_int_equal(facts("cutover.fence", "wave:rest"), 1);
 
 	tk_writer_repoint(wb, &tgt);
 	tk_writer_stats(wb, &sb);
 	assert_true(tk_writer_wait(wb, sb.acked + 20, 0, WAIT_MS));
+	/* C's producer (transactional, occasional) writes once, on the target. */
+	produce_one(&tgt, C, "after");
 	assert_int_equal(cutover(lenient, "rest", "--verify --verify-window 2", NULL, &evs), 0);
 	assert_string_equal(state_of(evs, "verify"), "go");
 	json_decref(evs);

@@ -1010,9 +1010,9 @@ struct tk_writer_s {
 	bool halted;    /* the thread joined and the producer flushed */
 };
 
-/* Stops sending and waits for every record in flight to end (acknowledged
- * or failed); idempotent. */
-static void writer_halt(tk_writer_t *w)
+/* Stops sending and waits up to timeout_ms for every record in flight to
+ * end (acknowledged or failed); idempotent. */
+static void writer_halt(tk_writer_t *w, int timeout_ms)
 {
 	if (w->halted)
 		return;
@@ -1020,7 +1020,7 @@ static void writer_halt(tk_writer_t *w)
 	w->stop = 1;
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thr, NULL);
-	rd_kafka_flush(w->rk, 30000);
+	rd_kafka_flush(w->rk, timeout_ms);
 	w->halted = true;
 }
 
@@ -1114,7 +1114,7 @@ void tk_writer_repoint(tk_writer_t *w, const tk_cluster_t *c)
 {
 	/* What the old cluster still holds in flight ends here, acknowledged
 	 * or failed (a fenced source refuses it at once). */
-	writer_halt(w);
+	writer_halt(w, 30000);
 	rd_kafka_destroy(w->rk);
 	w->rk = writer_producer(w, c);
 	w->stop = 0;
@@ -1155,7 +1155,7 @@ bool tk_writer_wait(tk_writer_t *w, int64_t acked, int64_t failed, int timeout_m
 
 void tk_writer_stop(tk_writer_t *w)
 {
-	writer_halt(w);
+	writer_halt(w, 10000);
 	rd_kafka_destroy(w->rk);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
@@ -1235,8 +1235,9 @@ void tk_writer_assert_acked_once(tk_writer_t *w, const tk_cluster_t *c, const ch
 	size_t *ns, total = 0;
 	int np;
 
-	/* Every acknowledgement is in before the reader looks. */
-	writer_halt(w);
+	/* Every acknowledgement is in before the reader looks (a record ends
+	 * within message.timeout.ms, 30 s). */
+	writer_halt(w, 35000);
 	writer_read(c, topic, &seqs, &ns, &np);
 	pthread_mutex_lock(&w->lock);
 	int64_t max = 0;
