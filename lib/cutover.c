@@ -24,8 +24,8 @@
 #include "util.h"
 #include "validate.h"
 
-const char *const km_cutover_steps[] = {"gate",    "fence",     "drain", "validate",
-					"offsets", "authority", NULL};
+const char *const km_cutover_steps[] = {"gate",    "fence",     "drain",  "validate",
+					"offsets", "authority", "switch", NULL};
 
 #define DRAIN_TIMEOUT_MS 300000
 #define POLL_MS 500
@@ -34,6 +34,9 @@ typedef struct cpart_s {
 	const char *topic; /* borrowed from ctx->topics */
 	int partition;
 	int64_t hwm, lso, next;
+	/* [next, hwm) holds nothing a read_committed reader gets (markers,
+	 * aborted records): nothing there is left to copy. */
+	bool tail_empty;
 } cpart_t;
 
 typedef struct ctx_s {
@@ -409,6 +412,104 @@ static km_err_t read_progress(ctx_t *x, cpart_t *ps, size_t n)
 	return KM_ERR_OK;
 }
 
+/* For each partition whose replicated progress stops short of its HWM:
+ * whether [next, hwm) on the source holds any record a read_committed
+ * reader gets.  The replicator's committed progress moves with the records
+ * it copies, so it never passes a log's trailing control records (the
+ * commit marker that ends every transaction) or aborted records: such a
+ * tail is copied in full though `next` < HWM.  Data there is really not
+ * copied yet. */
+static km_err_t read_tails(ctx_t *x, cpart_t *ps, size_t n)
+{
+	/* A group id only because librdkafka's assign needs one: nothing
+	 * joins or commits. */
+	const char *extra[] = {"group.id", "kmigrate-drain", "enable.partition.eof", "true",
+			       "isolation.level", "read_committed", "enable.auto.commit", "false",
+			       NULL};
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n + 1);
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *rk = NULL;
+	bool *open = km_calloc(n + 1, sizeof(*open)); /* probed, no answer yet */
+	char rerr[512];
+	size_t i, left = 0;
+	km_err_t err = KM_ERR_OK;
+
+	for (i = 0; i < n; i++) {
+		ps[i].tail_empty = false;
+		if (ps[i].next >= 0 && ps[i].next < ps[i].hwm) {
+			rd_kafka_topic_partition_list_add(l, ps[i].topic, ps[i].partition)->offset =
+				ps[i].next;
+			open[i] = true;
+			left++;
+		}
+	}
+	if (!left)
+		goto done;
+	if ((err = km_kafka_conf_new(x->c->src, extra, &conf, x->errstr, x->errstr_size)))
+		goto done;
+	if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
+		rd_kafka_conf_destroy(conf);
+		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_KAFKA,
+				"cannot create the drain's reader on the source: %s", rerr);
+		goto done;
+	}
+	rd_kafka_poll_set_consumer(rk);
+	rd_kafka_resp_err_t aerr = rd_kafka_assign(rk, l);
+	if (aerr) {
+		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_KAFKA,
+				"cannot assign the drain's reader on the source: %s",
+				rd_kafka_err2str(aerr));
+		goto done;
+	}
+	int64_t deadline = km_mono_ms() + KM_KAFKA_TIMEOUT_MS;
+	while (left > 0) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+		if (km_mono_ms() > deadline) {
+			if (m)
+				rd_kafka_message_destroy(m);
+			err = km_seterr(x->errstr, x->errstr_size, KM_ERR_TIMEOUT,
+					"reading the source's uncopied tail of wave '%s' did not reach "
+					"its end in %d ms (re-run to resume at the drain)",
+					x->c->wave, KM_KAFKA_TIMEOUT_MS);
+			goto done;
+		}
+		if (!m)
+			continue;
+		for (i = 0; i < n; i++) {
+			cpart_t *p = &ps[i];
+			if (!open[i] || !m->rkt || strcmp(rd_kafka_topic_name(m->rkt), p->topic) ||
+			    m->partition != p->partition)
+				continue;
+			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->offset >= p->hwm) {
+				/* The end, and no record before it: only markers
+				 * and aborted records lay there. */
+				p->tail_empty = true;
+				open[i] = false;
+				left--;
+			} else if (!m->err && m->offset < p->hwm) {
+				/* A record the replicator has yet to copy. */
+				open[i] = false;
+				left--;
+			} else if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+				err = km_seterr(x->errstr, x->errstr_size, KM_ERR_KAFKA,
+						"reading '%s'[%d] on the source failed: %s", p->topic,
+						p->partition, rd_kafka_message_errstr(m));
+			}
+		}
+		rd_kafka_message_destroy(m);
+		if (err)
+			goto done;
+	}
+done:
+	free(open);
+	if (rk) {
+		rd_kafka_consumer_close(rk);
+		rd_kafka_destroy(rk);
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	return err;
+}
+
 static km_err_t do_drain(ctx_t *x)
 {
 	const km_cutover_conf_t *c = x->c;
@@ -426,7 +527,7 @@ static km_err_t do_drain(ctx_t *x)
 		ps = km_realloc(ps, (n + (size_t)np + 1) * sizeof(*ps));
 		for (int p = 0; p < np; p++)
 			ps[n++] = (cpart_t){json_string_value(json_object_get(t, "topic")), p, -1, -1,
-					    -1};
+					    -1, false};
 	}
 	prev = km_calloc(n + 1, sizeof(*prev));
 	if (c->dry_run) {
@@ -454,11 +555,11 @@ static km_err_t do_drain(ctx_t *x)
 		} else if (open) {
 			waiting = "open transactions to end (LSO < HWM)";
 		} else if (km_mono_ms() - still_since >= quiet_ms) {
-			if ((err = read_progress(x, ps, n)))
+			if ((err = read_progress(x, ps, n)) || (err = read_tails(x, ps, n)))
 				goto done;
 			bool copied = true;
 			for (i = 0; i < n; i++)
-				copied = copied && ps[i].next >= ps[i].hwm;
+				copied = copied && (ps[i].next >= ps[i].hwm || ps[i].tail_empty);
 			if (copied)
 				break;
 			waiting = "the replicator's committed progress to reach the high "
@@ -476,11 +577,14 @@ static km_err_t do_drain(ctx_t *x)
 	}
 	json_t *parts = json_array();
 	for (i = 0; i < n; i++)
-		json_array_append_new(parts, json_pack("{s:s, s:i, s:I, s:I, s:I}", "topic",
+		json_array_append_new(parts, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I}", "topic",
 						       ps[i].topic, "partition", ps[i].partition,
 						       "hwm", (json_int_t)ps[i].hwm, "lso",
 						       (json_int_t)ps[i].lso, "replicated",
-						       (json_int_t)ps[i].next));
+						       (json_int_t)ps[i].next, "tail_without_data",
+						       (json_int_t)(ps[i].tail_empty
+									    ? ps[i].hwm - ps[i].next
+									    : 0)));
 	ev = json_pack("{s:o, s:I}", "partitions", parts, "quiet_period_s",
 		       (json_int_t)c->plan->cutover.quiet_period);
 	err = step_done(x, "drain", ev);
@@ -723,6 +827,18 @@ static km_err_t produce_authority(ctx_t *x, const char *topic, int64_t at)
 	return err;
 }
 
+/* The authority records are on the target and read back, their fact not
+ * journaled yet: the moment a crash leaves the records without the step
+ * (the test hook's "authority-record"). */
+static void emit_recorded(ctx_t *x, const char *what, const json_t *evidence)
+{
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:O}", "event", "recorded", "wave", x->c->wave,
+			       "what", what, "evidence", (json_t *)evidence);
+	if (x->c->event_cb)
+		x->c->event_cb(x->c->opaque, ev);
+	json_decref(ev);
+}
+
 /* Authority -> target, first on the target (where every kmigrate process
  * reads it), then in the journal: a crash between the two leaves the step
  * unjournaled, and the re-run writes the same key again (the latest record
@@ -781,6 +897,7 @@ static km_err_t do_authority(ctx_t *x)
 				 x->errstr_size)))
 		goto done;
 	ev = json_pack("{s:s, s:O, s:o}", "topic", topic, "records", mine, "guard_lifted", lifted);
+	emit_recorded(x, "authority-record", ev);
 	err = step_done(x, "authority", ev);
 done:
 	json_decref(recs);
@@ -819,6 +936,507 @@ static km_err_t rollback_begun(ctx_t *x)
 		}
 	}
 	json_decref(facts);
+	return err;
+}
+
+/* ---- switch ---------------------------------------------------------------------- */
+
+/* The wave's partitions on the target (target names through the plan's
+ * naming) with their high watermarks now: the baseline `--verify` compares
+ * the target's writes against.  [{"topic", "target_topic", "partition",
+ * "hwm"}], a new array. */
+static km_err_t target_hwms(ctx_t *x, json_t **outp)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+	json_t *out = json_array(), *t;
+	size_t i;
+	km_err_t err;
+
+	json_array_foreach(x->topics, i, t) {
+		const char *st = json_string_value(json_object_get(t, "topic"));
+		char *tt = km_plan_target_topic(x->c->plan, st);
+		int np = (int)json_integer_value(json_object_get(t, "partitions"));
+		for (int p = 0; p < np; p++) {
+			rd_kafka_topic_partition_list_add(l, tt, p);
+			json_array_append_new(out, json_pack("{s:s, s:s, s:i, s:I}", "topic", st,
+							     "target_topic", tt, "partition", p,
+							     "hwm", (json_int_t)-1));
+		}
+		free(tt);
+	}
+	if (!(err = km_kafka_list_offsets(x->c->kt, l, KM_KAFKA_HWM, x->errstr, x->errstr_size)))
+		for (int k = 0; k < l->cnt; k++)
+			json_object_set_new(json_array_get(out, (size_t)k), "hwm",
+					    json_integer(l->elems[k].offset));
+	rd_kafka_topic_partition_list_destroy(l);
+	if (err)
+		json_decref(out);
+	else
+		*outp = out;
+	return err;
+}
+
+static const km_plan_producer_t *plan_producer(const km_plan_t *plan, const char *name)
+{
+	for (size_t i = 0; i < plan->producers_cnt; i++)
+		if (!strcmp(plan->producers[i].name, name))
+			return &plan->producers[i];
+	return NULL;
+}
+
+static const km_plan_consumer_t *plan_consumer(const km_plan_t *plan, const char *name)
+{
+	for (size_t i = 0; i < plan->consumers_cnt; i++)
+		if (!strcmp(plan->consumers[i].name, name))
+			return &plan->consumers[i];
+	return NULL;
+}
+
+static const km_plan_group_t *plan_group(const km_plan_t *plan, const char *id)
+{
+	for (size_t i = 0; i < plan->groups_cnt; i++)
+		if (!strcmp(plan->groups[i].id, id))
+			return &plan->groups[i];
+	return NULL;
+}
+
+/* The switch instructions: who moves which client to which bootstrap and
+ * topics, and how each checks it worked.  kmigrate redeploys nothing: the
+ * instructions are the evidence that the owners were told, and the target
+ * HWMs taken here are what `--verify` measures the switch against. */
+static km_err_t do_switch(ctx_t *x)
+{
+	const km_cutover_conf_t *c = x->c;
+	const km_plan_wave_t *w = km_plan_wave(c->plan, c->wave);
+	json_t *topics = json_array(), *prods = json_array(), *cons = json_array(),
+	       *groups = json_array(), *hwms = NULL, *ev = NULL, *t;
+	char *missing = NULL;
+	size_t i;
+	km_err_t err = KM_ERR_OK;
+
+	json_array_foreach(x->topics, i, t) {
+		const char *st = json_string_value(json_object_get(t, "topic"));
+		char *tt = km_plan_target_topic(c->plan, st);
+		json_array_append_new(topics, json_pack("{s:s, s:s}", "topic", st, "target_topic", tt));
+		free(tt);
+	}
+	for (i = 0; i < w->producers_cnt; i++) {
+		const km_plan_producer_t *p = plan_producer(c->plan, w->producers[i].name);
+		json_t *pt = json_array();
+		for (size_t k = 0; p && k < p->topics_cnt; k++) {
+			if (!km_plan_wave_has_topic(c->plan, w, p->topics[k]))
+				continue;
+			char *tt = km_plan_target_topic(c->plan, p->topics[k]);
+			json_array_append_new(pt, json_string(tt));
+			free(tt);
+		}
+		json_array_append_new(prods, json_pack("{s:s, s:s?, s:s?, s:o}", "name",
+						       w->producers[i].name, "owner",
+						       p ? p->owner : NULL, "validation",
+						       p ? p->validation : NULL, "target_topics", pt));
+		if (!missing && (!p || !p->owner || !p->validation))
+			missing = km_asprintf("producer '%s' has no %s", w->producers[i].name,
+					      p && p->owner ? "validation method" : "owner");
+	}
+	for (i = 0; i < w->consumers_cnt; i++) {
+		const km_plan_consumer_t *p = plan_consumer(c->plan, w->consumers[i].name);
+		json_array_append_new(cons, json_pack("{s:s, s:s?, s:s?, s:s?}", "name",
+						      w->consumers[i].name, "group",
+						      p ? p->group : NULL, "owner", p ? p->owner : NULL,
+						      "validation", p ? p->validation : NULL));
+		if (!missing && (!p || !p->owner || !p->validation))
+			missing = km_asprintf("consumer '%s' has no %s", w->consumers[i].name,
+					      p && p->owner ? "validation method" : "owner");
+	}
+	for (i = 0; i < w->groups_cnt; i++) {
+		const km_plan_group_t *g = plan_group(c->plan, w->groups[i].name);
+		json_array_append_new(groups, json_pack("{s:s, s:s?, s:s?}", "group",
+							w->groups[i].name, "owner",
+							g ? g->owner : NULL, "restart",
+							g ? km_plan_restart_str(g->restart) : NULL));
+	}
+	ev = json_pack("{s:s, s:O, s:O, s:O, s:O, s:s}", "bootstrap", c->plan->target.bootstrap,
+		       "topics", topics, "producers", prods, "consumers", cons, "groups", groups,
+		       "redeploy", "kmigrate redeploys nothing: each owner re-points their client "
+				   "at the new bootstrap and target topics, then checks it by its "
+				   "validation method");
+	if (missing) {
+		/* The gate says NO-GO for this already (the inventory's
+		 * findings); an instruction without someone to carry it out is
+		 * unknown, never a pass. */
+		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
+				"cannot give the switch instructions of wave '%s': %s (declare it "
+				"in the plan, then re-run the cutover)",
+				c->wave, missing);
+		emit(x, "switch", "nogo", 0, ev, x->errstr);
+		goto done;
+	}
+	if (c->dry_run) {
+		emit(x, "switch", "would", 0, ev, NULL);
+		goto done;
+	}
+	if ((err = target_hwms(x, &hwms)))
+		goto done;
+	json_object_set(ev, "target_hwms", hwms);
+	err = step_done(x, "switch", ev);
+done:
+	free(missing);
+	json_decref(topics);
+	json_decref(prods);
+	json_decref(cons);
+	json_decref(groups);
+	json_decref(hwms);
+	json_decref(ev);
+	return err;
+}
+
+/* ---- verify ---------------------------------------------------------------------- */
+
+/* The committed offsets of group gid on the target (ListConsumerGroupOffsets
+ * of every partition), written into rows[i].committed (-1: none) for the
+ * rows' target_topic/partition. */
+static km_err_t group_committed(ctx_t *x, const char *gid, json_t *rows)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+	rd_kafka_ListConsumerGroupOffsets_t *req;
+	rd_kafka_event_t *ev = NULL;
+	km_kafka_call_t call;
+	json_t *r;
+	size_t i, n;
+	km_err_t err;
+
+	json_array_foreach(rows, i, r)
+		rd_kafka_topic_partition_list_add(
+			l, json_string_value(json_object_get(r, "target_topic")),
+			(int32_t)json_integer_value(json_object_get(r, "partition")));
+	req = rd_kafka_ListConsumerGroupOffsets_new(gid, l);
+	km_kafka_call_begin(x->c->kt, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, 0, &call);
+	rd_kafka_ListConsumerGroupOffsets(km_kafka_rk(x->c->kt), &req, 1, call.options, call.q);
+	err = km_kafka_call_wait(x->c->kt, &call, RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT,
+				 "ListConsumerGroupOffsets", &ev, x->errstr, x->errstr_size);
+	if (!err) {
+		const rd_kafka_group_result_t **gr = rd_kafka_ListConsumerGroupOffsets_result_groups(
+			rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
+		for (size_t g = 0; g < n && !err; g++) {
+			const rd_kafka_error_t *ge = rd_kafka_group_result_error(gr[g]);
+			const rd_kafka_topic_partition_list_t *tps = rd_kafka_group_result_partitions(gr[g]);
+			if (ge) {
+				err = km_kafka_err(x->c->kt, rd_kafka_error_code(ge),
+						   "ListConsumerGroupOffsets", rd_kafka_error_string(ge),
+						   x->errstr, x->errstr_size);
+				break;
+			}
+			json_array_foreach(rows, i, r)
+				for (int k = 0; tps && k < tps->cnt; k++)
+					if (!strcmp(tps->elems[k].topic,
+						    json_string_value(json_object_get(r, "target_topic"))) &&
+					    tps->elems[k].partition ==
+						    json_integer_value(json_object_get(r, "partition")))
+						json_object_set_new(r, "committed",
+								    json_integer(tps->elems[k].offset >= 0
+											 ? tps->elems[k].offset
+											 : -1));
+		}
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_ListConsumerGroupOffsets_destroy(req);
+	rd_kafka_topic_partition_list_destroy(l);
+	return err;
+}
+
+/* HWMs of rows (key: "target_topic" or "topic") on k into rows[i].now. */
+static km_err_t rows_hwms(ctx_t *x, km_kafka_t *k, json_t *rows, const char *key)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+	json_t *r;
+	size_t i;
+	km_err_t err;
+
+	json_array_foreach(rows, i, r)
+		rd_kafka_topic_partition_list_add(
+			l, json_string_value(json_object_get(r, key)),
+			(int32_t)json_integer_value(json_object_get(r, "partition")));
+	if (!(err = km_kafka_list_offsets(k, l, KM_KAFKA_HWM, x->errstr, x->errstr_size)))
+		json_array_foreach(rows, i, r)
+			json_object_set_new(r, "now", json_integer(l->elems[i].offset));
+	rd_kafka_topic_partition_list_destroy(l);
+	return err;
+}
+
+static int64_t jint(const json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+/* The target HWM now of target_topic[partition] among the switch rows. */
+static int64_t hwm_now(const json_t *tw, const char *tt, int64_t p)
+{
+	json_t *r;
+	size_t i;
+	json_array_foreach(tw, i, r)
+		if (!strcmp(json_string_value(json_object_get(r, "target_topic")), tt) &&
+		    jint(r, "partition") == p)
+			return jint(r, "now");
+	return -1;
+}
+
+static void check(json_t *checks, const char *name, bool ok, json_t *measured, const char *why)
+{
+	json_array_append_new(checks, json_pack("{s:s, s:s, s:o, s:s?}", "check", name, "verdict",
+						ok ? "GO" : "NO-GO", "measured",
+						measured ? measured : json_null(), "reason",
+						ok ? NULL : why));
+}
+
+/* Whether a group's lag grew over the window on some partition: its lag at
+ * the end is above its lag at the start AND it did not even consume up to
+ * where the partition ended when the window began.  A consumer that keeps
+ * up passes whatever the jitter of its commits (it consumed everything that
+ * was there at the start); one that stopped, or falls behind its producers,
+ * fails. */
+static bool lag_grows(const json_t *positions)
+{
+	json_t *r;
+	size_t i;
+	json_array_foreach(positions, i, r)
+		if (jint(r, "lag_last") > jint(r, "lag_first") &&
+		    jint(r, "committed_last") < jint(r, "hwm_first"))
+			return true;
+	return false;
+}
+
+km_err_t km_cutover_verify(const km_cutover_conf_t *conf, json_t **resultp, char *errstr,
+			   size_t errstr_size)
+{
+	ctx_t x = {.c = conf, .steps = json_array(), .errstr = errstr,
+		   .errstr_size = errstr_size};
+	const char *next = NULL;
+	json_t *tw = NULL, *sw = NULL, *gs = NULL, *checks = json_array(), *ev = NULL, *r, *g;
+	int64_t window = conf->verify_window_ms > 0 ? conf->verify_window_ms
+						   : conf->plan->cutover.verify_window * 1000;
+	int64_t **lags = NULL;
+	size_t i, j, samples = 0, ng = 0;
+	km_err_t err;
+
+	if (resultp)
+		*resultp = NULL;
+	if (!km_plan_wave(conf->plan, conf->wave)) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_INVALID_ARG,
+				"no wave '%s' in the plan's cutover.waves: name one of them",
+				conf->wave);
+		goto done;
+	}
+	if ((err = load_done(&x, conf->wave, &x.done, NULL)))
+		goto done;
+	for (int s = 0; km_cutover_steps[s] && !next; s++)
+		if (!json_object_get(x.done, km_cutover_steps[s]))
+			next = km_cutover_steps[s];
+	if (next) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				"wave '%s' is not switched yet: step '%s' is next (run `kmigrate "
+				"cutover --wave %s` first; --verify checks a wave after its switch)",
+				conf->wave, next, conf->wave);
+		emit(&x, "verify", "nogo", 0, NULL, errstr);
+		goto done;
+	}
+	json_t *body = json_object_get(json_object_get(x.done, "switch"), "body");
+	tw = json_deep_copy(json_object_get(body, "target_hwms"));
+	/* The source must still end where the drain left it. */
+	sw = json_deep_copy(json_object_get(json_object_get(json_object_get(x.done, "drain"), "body"),
+					    "partitions"));
+	gs = json_deep_copy(json_object_get(json_object_get(json_object_get(x.done, "offsets"), "body"),
+					    "groups"));
+	ng = json_array_size(gs);
+	lags = km_calloc(ng + 1, sizeof(*lags));
+	json_array_foreach(tw, i, r)
+		json_object_set_new(r, "max", json_integer(-1));
+	json_array_foreach(sw, i, r)
+		json_object_set_new(r, "max", json_integer(-1));
+	emit(&x, "verify", "start", 0, NULL, NULL);
+
+	/* Watch the whole window: the source must stay still for all of it and
+	 * a group's lag is judged on its course, not one sample. */
+	int64_t until = km_mono_ms() + window;
+	for (;;) {
+		if ((err = rows_hwms(&x, conf->kt, tw, "target_topic")) ||
+		    (err = rows_hwms(&x, conf->ks, sw, "topic")))
+			goto done;
+		json_array_foreach(tw, i, r)
+			if (jint(r, "now") > jint(r, "max"))
+				json_object_set(r, "max", json_object_get(r, "now"));
+		json_array_foreach(sw, i, r)
+			if (jint(r, "now") != jint(r, "hwm") && jint(r, "now") > jint(r, "max"))
+				json_object_set(r, "max", json_object_get(r, "now"));
+		json_array_foreach(gs, i, g) {
+			json_t *pos = json_object_get(g, "positions");
+			int64_t lag = 0;
+			if ((err = group_committed(&x, json_string_value(json_object_get(g, "group")),
+						   pos)))
+				goto done;
+			json_array_foreach(pos, j, r) {
+				int64_t cm = json_object_get(r, "committed") ? jint(r, "committed") : -1;
+				int64_t h = hwm_now(tw, json_string_value(json_object_get(r, "target_topic")),
+						    jint(r, "partition"));
+				/* Without a commit the group is where the offsets step
+				 * put it. */
+				int64_t at = cm >= 0 ? cm : jint(r, "target_offset");
+				if (cm > jint(r, "target_offset"))
+					json_object_set_new(r, "advanced_to", json_integer(cm));
+				if (!samples) {
+					json_object_set_new(r, "hwm_first", json_integer(h));
+					json_object_set_new(r, "lag_first", json_integer(h - at));
+				}
+				json_object_set_new(r, "committed_last", json_integer(at));
+				json_object_set_new(r, "lag_last", json_integer(h - at));
+				lag += h - at;
+			}
+			lags[i] = km_realloc(lags[i], (samples + 1) * sizeof(**lags));
+			lags[i][samples] = lag;
+		}
+		samples++;
+		if (km_mono_ms() >= until || (conf->stop && *conf->stop))
+			break;
+		poll(NULL, 0, POLL_MS);
+	}
+
+	/* target_writes: each wave topic's end moved past the switch's. */
+	json_t *m = json_array(), *idle = json_array();
+	json_t *tt_of = json_object();
+	json_array_foreach(tw, i, r) {
+		const char *st = json_string_value(json_object_get(r, "topic"));
+		json_t *e = json_object_get(tt_of, st);
+		if (!e) {
+			e = json_pack("{s:s, s:O, s:I}", "topic", st, "target_topic",
+				      json_object_get(r, "target_topic"), "new_records", (json_int_t)0);
+			json_object_set_new(tt_of, st, e);
+			json_array_append(m, e);
+		}
+		json_object_set_new(e, "new_records",
+				    json_integer(jint(e, "new_records") + jint(r, "max") - jint(r, "hwm")));
+	}
+	json_array_foreach(m, i, r)
+		if (jint(r, "new_records") <= 0)
+			json_array_append(idle, json_object_get(r, "target_topic"));
+	char *list = json_dumps(idle, JSON_COMPACT);
+	char *why = km_asprintf("no new record on the target's %s since the switch: the wave's "
+				"producers do not write to the target yet",
+				list);
+	check(checks, "target_writes", !json_array_size(idle), m, why);
+	free(list);
+	free(why);
+	json_decref(idle);
+	json_decref(tt_of);
+
+	/* groups_consume and groups_lag, per group. */
+	json_t *still = json_array(), *grow = json_array(), *gm = json_array();
+	json_array_foreach(gs, i, g) {
+		const char *gid = json_string_value(json_object_get(g, "group"));
+		bool adv = false;
+		json_array_foreach(json_object_get(g, "positions"), j, r)
+			adv = adv || json_object_get(r, "advanced_to");
+		if (!adv)
+			json_array_append_new(still, json_string(gid));
+		if (lag_grows(json_object_get(g, "positions")))
+			json_array_append_new(grow, json_string(gid));
+		json_array_append_new(gm, json_pack("{s:s, s:b, s:I, s:I, s:O}", "group", gid,
+						    "consumed", adv, "lag_first",
+						    (json_int_t)lags[i][0], "lag_last",
+						    (json_int_t)lags[i][samples - 1], "positions",
+						    json_object_get(g, "positions")));
+	}
+	list = json_dumps(still, JSON_COMPACT);
+	why = km_asprintf("group(s) %s committed nothing on the target past the positions the "
+			  "offsets step committed: they do not consume on the target yet",
+			  list);
+	check(checks, "groups_consume", !json_array_size(still), json_incref(gm), why);
+	free(list);
+	free(why);
+	list = json_dumps(grow, JSON_COMPACT);
+	why = km_asprintf("the lag of group(s) %s on the target grew over the window", list);
+	check(checks, "groups_lag", !json_array_size(grow), gm, why);
+	free(list);
+	free(why);
+	json_decref(still);
+	json_decref(grow);
+
+	/* source_fenced / no_stale_writes: the source's ends are the drain's. */
+	json_t *got = json_array(), *sm = json_array();
+	json_array_foreach(sw, i, r) {
+		int64_t over = jint(r, "max") >= 0 ? jint(r, "max") - jint(r, "hwm") : 0;
+		json_array_append_new(sm, json_pack("{s:O, s:O, s:I, s:I}", "topic",
+						    json_object_get(r, "topic"), "partition",
+						    json_object_get(r, "partition"), "drained_hwm",
+						    (json_int_t)jint(r, "hwm"), "hwm",
+						    (json_int_t)jint(r, "now")));
+		if (jint(r, "max") >= 0)
+			json_array_append_new(
+				got, json_pack("{s:O, s:O, s:I}", "topic", json_object_get(r, "topic"),
+					       "partition", json_object_get(r, "partition"),
+					       "records_after_drain", (json_int_t)over));
+	}
+	list = json_dumps(got, JSON_COMPACT);
+	why = km_asprintf("the source's high watermarks moved off the drained ones %s: the source "
+			  "is not fenced",
+			  list);
+	check(checks, "source_fenced", !json_array_size(got), sm, why);
+	free(why);
+	why = km_asprintf("a stale producer wrote to the source after the drain: %s", list);
+	check(checks, "no_stale_writes", !json_array_size(got), got, why);
+	free(list);
+	free(why);
+
+	/* The verdict and the evidence, journaled (a repeatable check: one
+	 * fact per run of --verify). */
+	bool go = true;
+	json_t *names = json_array(), *c;
+	json_array_foreach(checks, i, c)
+		if (strcmp(json_string_value(json_object_get(c, "verdict")), "GO")) {
+			go = false;
+			json_array_append(names, json_object_get(c, "check"));
+		}
+	ev = json_pack("{s:s, s:I, s:I, s:O}", "verdict", go ? "GO" : "NO-GO", "window_s",
+		       (json_int_t)(window / 1000), "samples", (json_int_t)samples, "checks", checks);
+	char subj[400];
+	json_int_t id = 0;
+	snprintf(subj, sizeof(subj), "wave:%s step:verify", conf->wave);
+	if ((err = journal_fact(&x, "cutover.step", subj, go ? "GO" : "NO-GO", ev, &id))) {
+		json_decref(names);
+		goto done;
+	}
+	if (!go) {
+		char *nl = json_dumps(names, JSON_COMPACT);
+		const char *first = NULL;
+		json_array_foreach(checks, i, c)
+			if (!first && strcmp(json_string_value(json_object_get(c, "verdict")), "GO"))
+				first = json_string_value(json_object_get(c, "reason"));
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				"post-cutover checks of wave '%s' are NO-GO: %s failed; %s (fix, then "
+				"re-run --verify)",
+				conf->wave, nl ? nl : "?", first ? first : "?");
+		free(nl);
+	}
+	json_decref(names);
+	emit(&x, "verify", go ? "go" : "nogo", id, ev, go ? NULL : errstr);
+done:
+	if (x.run_id) {
+		char e2[256];
+		km_journal_run_end(conf->jr, x.run_id, km_err_exit_code(err),
+				   err ? "NO-GO" : "GO", e2, sizeof(e2));
+	}
+	if (resultp)
+		*resultp = json_pack("{s:s, s:O, s:I, s:O?}", "wave", conf->wave, "steps", x.steps,
+				     "run_id", (json_int_t)x.run_id, "verify", ev);
+	for (i = 0; lags && i < ng; i++)
+		free(lags[i]);
+	free(lags);
+	json_decref(tw);
+	json_decref(sw);
+	json_decref(gs);
+	json_decref(checks);
+	json_decref(ev);
+	json_decref(x.steps);
+	json_decref(x.done);
 	return err;
 }
 
@@ -865,8 +1483,10 @@ km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *e
 		const char *step = km_cutover_steps[s];
 		json_t *f = json_object_get(x.done, step);
 		if (f) {
+			/* The switch instructions are shown again on every run:
+			 * whoever re-runs a finished wave is told what to do. */
 			emit(&x, step, "already-done", json_integer_value(json_object_get(f, "id")),
-			     NULL, NULL);
+			     !strcmp(step, "switch") ? json_object_get(f, "body") : NULL, NULL);
 			continue;
 		}
 		err = !strcmp(step, "gate")       ? do_gate(&x)
@@ -874,7 +1494,8 @@ km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *e
 		      : !strcmp(step, "drain")    ? do_drain(&x)
 		      : !strcmp(step, "validate") ? do_validate(&x)
 		      : !strcmp(step, "offsets")  ? do_offsets(&x)
-						  : do_authority(&x);
+		      : !strcmp(step, "authority") ? do_authority(&x)
+						  : do_switch(&x);
 		if (err)
 			break;
 	}

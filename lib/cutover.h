@@ -32,12 +32,20 @@
  *          (idempotent, acks=all) to the compacted __kmigrate.<m>.authority
  *          on the target (lib/mapstore.h) and read back, BEFORE the step
  *          fact: a crash between the two is repaired by the re-run, which
- *          writes the same keys again.
+ *          writes the same keys again;
+ *   switch the switch instructions: the wave's producers, consumers and
+ *          groups with their owners and validation methods, the target's
+ *          bootstrap and the target topic names (the plan's naming), and
+ *          the target's high watermarks at that moment (what --verify
+ *          measures the target's new writes from).  kmigrate redeploys
+ *          nothing.  A listed client without an owner or a validation
+ *          method is NO-GO (the gate says so first).
  *
  * A run resumes at the first step without a fact and never does a done step
  * again.  A wave is complete when its last step (KM_CUTOVER_LAST_STEP) is
- * journaled.  Not built yet: switch instructions, --verify, the ACL fence
- * (cutover says NO-GO for `fence: acl` before it changes anything).
+ * journaled.  km_cutover_verify() is the post-cutover check (`--verify`):
+ * repeatable, not a step a later wave waits for.  Not built yet: the ACL
+ * fence (cutover says NO-GO for `fence: acl` before it changes anything).
  *
  * What this module does not do: print, exit, or take the migration's
  * cutover lock (not built yet).  Events go through the callback.
@@ -59,7 +67,7 @@
 
 /* The steps built so far, in order, NULL-terminated; static storage. */
 extern const char *const km_cutover_steps[];
-#define KM_CUTOVER_LAST_STEP "authority"
+#define KM_CUTOVER_LAST_STEP "switch"
 
 typedef struct km_cutover_conf_s {
 	const km_plan_t *plan;
@@ -73,12 +81,18 @@ typedef struct km_cutover_conf_s {
 	const char *args;               /* the command line, for the run row */
 	bool dry_run;                   /* read only: journal nothing, change nothing */
 	int drain_timeout_ms;           /* <= 0: 300 s */
+	int64_t verify_window_ms;       /* km_cutover_verify; <= 0: cutover.verify_window */
 	volatile sig_atomic_t *stop;    /* set: stop waiting, KM_ERR_TIMEOUT; may be NULL */
 	/* Events, each a borrowed object:
 	 *   {"event": "step", "wave", "step", "state": "done" | "already-done" |
 	 *    "would" | "nogo" | "start", "fact_id"?, "evidence"?, "reason"?}
 	 *   {"event": "journaled", "wave", "what": "fence-plan", "fact_id"}
-	 * A "done" or "journaled" event is sent after its fact is committed. */
+	 *   {"event": "recorded", "wave", "what": "authority-record", "evidence"}
+	 *     (the authority records are on the target and read back; the
+	 *     step's fact is not journaled yet)
+	 * A "done" or "journaled" event is sent after its fact is committed.
+	 * km_cutover_verify sends "step" events with step "verify" and state
+	 * "start", then "go" or "nogo" with the evidence. */
 	void (*event_cb)(void *opaque, const json_t *ev);
 	void *opaque;
 } km_cutover_conf_t;
@@ -111,5 +125,27 @@ km_err_t km_cutover_load(km_journal_t *jr, const char *w, json_t **donep, json_t
  * of the current attempt (and of its rollback) are those after it. */
 km_err_t km_cutover_reset_id(km_journal_t *jr, const char *w, json_int_t *idp, char *errstr,
 			     size_t errstr_size);
+
+/*
+ * The post-cutover checks of a switched wave (`cutover --verify`), over the
+ * window (conf->verify_window_ms, else the plan's cutover.verify_window),
+ * polling every 500 ms:
+ *   target_writes    every wave topic's target HWMs moved past the switch's;
+ *   groups_consume   every wave group committed on the target past the
+ *                    positions the offsets step committed;
+ *   groups_lag       no group's lag on the target grew over the window (on
+ *                    a partition: more lag at the end than at the start,
+ *                    and not consumed up to where it ended at the start);
+ *   source_fenced    the source's HWMs stayed the drain's (every sample);
+ *   no_stale_writes  the same, per partition, with the records let through.
+ * The verdict is journaled (fact "cutover.step", subject "wave:<W>
+ * step:verify", GO or NO-GO, the checks as evidence) on every call.
+ * @returns KM_ERR_OK for GO; KM_ERR_NOGO naming the failed checks, or
+ * naming the next step when the wave is not switched yet (nothing
+ * journaled then); KM_ERR_INVALID_ARG for an unknown wave.  *resultp (may
+ * be NULL) receives {"wave", "steps", "run_id", "verify"}.
+ */
+km_err_t km_cutover_verify(const km_cutover_conf_t *conf, json_t **resultp, char *errstr,
+			   size_t errstr_size);
 
 #endif

@@ -2147,6 +2147,7 @@ static void init_cutover(void *obj)
 	c->fence = KM_PLAN_FENCE_UNDECLARED;
 	c->quiet_period = 10;
 	c->allow_everyone_if_no_acl_found = KM_PLAN_UNSET;
+	c->verify_window = 30;
 }
 
 static const field_t cutover_fields[] = {
@@ -2165,6 +2166,8 @@ static const field_t cutover_fields[] = {
 	    super_users_fence_owner),
 	FLD(km_plan_cutover_t, "fence_probe", T_MAP, fence_probe,
 	    .sub = &probe_schema),
+	FLD(km_plan_cutover_t, "verify_window", T_DUR, verify_window, .min = 1,
+	    .max = 86400),
 };
 static const schema_t cutover_schema;
 

@@ -316,6 +316,8 @@ typedef struct km_plan_cutover_s {
 	km_plan_super_fence_t super_users_fence;
 	char *super_users_fence_owner; /* for external; default fence_owner */
 	km_plan_fence_probe_t fence_probe; /* principal NULL: undeclared */
+	/* Seconds `cutover --verify` watches the wave after the switch; 30. */
+	int64_t verify_window;
 } km_plan_cutover_t;
 
 /* `replication:` -- how replicate copies; all optional. */

@@ -8,10 +8,19 @@ km=$top/build/kmigrate
 kc=$top/tests/cluster/kafka-cluster
 demo=$top/demo
 seed_pid=
+repl_pid=
+bg_pids=
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*" | sed "s|$top/||g"; "$@"; }
-cleanup() { [ -n "$seed_pid" ] && kill "$seed_pid" 2>/dev/null && wait "$seed_pid" 2>/dev/null; true; }
+# Every background process the demo started stops with it (the clusters
+# stay, by design).
+cleanup() {
+	for p in $bg_pids $repl_pid $seed_pid; do
+		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
+	true
+}
 trap cleanup EXIT
 
 step "Starting two fresh local clusters: source Kafka 3.9 on 19092, target Kafka 4.3 on 29092"
@@ -75,25 +84,38 @@ run "$km" validate -p migration.yaml || echo "(exit $?)"
 step "kmigrate offsets: translate every group's committed offsets, each proven by reading both clusters"
 run "$km" offsets -p migration.yaml || echo "(exit $?)"
 
+step "kmigrate replicate in the background: it keeps copying while the waves are cut over (log: demo/replicate.log)"
+"$km" replicate -p migration.yaml >"$demo/replicate.log" 2>&1 &
+repl_pid=$!
+echo "replicator pid $repl_pid"
+
 step "kmigrate gate: the cutover gate of the canary wave, each criterion with its threshold, evidence and owner (unknown = NO-GO)"
 run "$km" gate -p migration.yaml cutover --wave canary || echo "(exit $?)"
 
-step "kmigrate offsets --commit: every group moves to the target"
-run "$km" offsets -p migration.yaml --commit | tail -3
+step "kmigrate cutover --verify before the cutover: nothing to verify yet (exit 1 names the next step)"
+run "$km" cutover -p migration.yaml --wave canary --verify || echo "(exit $?)"
 
-step "kmigrate offsets --commit while a billing consumer (kcat) is already on the target: refused"
-kcat -b 127.0.0.1:29092 -G billing orders -q -o stored >/dev/null 2>&1 &
-kcat_pid=$!
-refused=
-for _ in $(seq 1 60); do
-	if ! "$km" offsets -p migration.yaml --commit --group billing >/dev/null 2>"$demo/refusal.txt"; then
-		refused=1
-		break
-	fi
-	sleep 0.5
+step "kmigrate cutover --wave canary: gate, fence (config: ANONYMOUS is a super user on this source, so no ACL can fence it, and the canary has no transactional producer), drain, validate, offsets, authority, switch"
+run "$km" cutover -p migration.yaml --wave canary --dry-run | sed -n '1,3p;/switch/,$p'
+echo "..."
+run "$km" cutover -p migration.yaml --wave canary
+
+step "A stale checkout-api instance still pointed at the source: refused at once (non-retriable)"
+echo stale | kcat -b 127.0.0.1:19092 -P -t orders -X message.timeout.ms=5000 2>&1 | sed -n 1,2p || true
+
+step "The owners switch: checkout-api writes to the target, billing and analytics consume there"
+for i in 1 2 3 4 5; do echo "order-after-cutover-$i"; done |
+	kcat -b 127.0.0.1:29092 -P -t orders -X enable.idempotence=true -X acks=all
+for g in billing analytics; do
+	kcat -b 127.0.0.1:29092 -G "$g" orders -q -o stored -X auto.commit.interval.ms=200 >/dev/null 2>&1 &
+	bg_pids="$bg_pids $!"
 done
-kill "$kcat_pid" 2>/dev/null; wait "$kcat_pid" 2>/dev/null || true
-[ -n "$refused" ] && cat "$demo/refusal.txt" || echo "(the consumer never joined within 30 s)"
+echo "5 orders produced on the target; billing and analytics consumers running on the target"
+
+step "kmigrate cutover --verify: the target takes writes, the groups consume there, the source stays fenced"
+run "$km" cutover -p migration.yaml --wave canary --verify || echo "(exit $?)"
+for p in $bg_pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+bg_pids=
 
 step "kmigrate status: what the journal knows"
 run "$km" status -p migration.yaml

@@ -124,20 +124,26 @@ static const cmd_t commands[] = {
 	{"cutover", cmd_cutover,
 	 CLI_NEED_PLAN | CLI_NEED_JOURNAL | CLI_NEED_SOURCE | CLI_NEED_TARGET | CLI_NEED_STOP |
 		 CLI_NEED_ENDPOINTS,
-	 "-p PLAN --wave W [--dry-run] [--drain-timeout S]",
-	 "cut a wave over: gate, fence the source, drain (first steps; resumable)",
-	 "Runs, or resumes after a crash, the first steps of wave W's cutover, each\n"
-	 "journaled as fact cutover.step with its evidence before the next starts:\n"
+	 "-p PLAN --wave W [--dry-run] [--drain-timeout S] | --verify [--verify-window S]",
+	 "cut a wave over: gate, fence, drain, validate, offsets, authority, switch",
+	 "Runs, or resumes after a crash, wave W's cutover, each step journaled\n"
+	 "as fact cutover.step with its evidence before the next starts:\n"
 	 "gate: `gate cutover` for the wave is GO and every earlier wave is\n"
 	 "complete; fence: the wave's source topics refuse writes (cutover.fence\n"
 	 "config: max.message.bytes=0, plan and exact inverse journaled before it\n"
 	 "is applied, then proven by canary produces; external: its owner's);\n"
 	 "drain: LSO = HWM on every partition, HWMs still for\n"
 	 "cutover.quiet_period, and the running replicator's committed progress\n"
-	 "at them (--drain-timeout, default 300 s).  A re-run skips done steps.\n"
-	 "Not built yet: final validation, offsets, authority, switch, --verify,\n"
-	 "the acl fence.  --dry-run shows what each step would change.\n"
-	 "Exit 0 when the steps built so far are done, 1 NO-GO.\n"},
+	 "at them (--drain-timeout, default 300 s); validate: the wave's topics,\n"
+	 "full; offsets: the wave's groups committed on the target; authority:\n"
+	 "authority = target recorded on the target; switch: the instructions\n"
+	 "for each client's owner (new bootstrap, target topics, validation).\n"
+	 "A re-run skips done steps.  --verify, after the switch, watches the\n"
+	 "wave for --verify-window S (default cutover.verify_window, 30 s): the\n"
+	 "target takes writes, the groups consume there without growing lag, the\n"
+	 "source stays at its drained ends.  --dry-run shows what each step would\n"
+	 "change.  Exit 0 done (--verify: GO), 1 NO-GO, 2 usage, 3 cluster or\n"
+	 "journal error.\n"},
 	{"rollback", cmd_rollback,
 	 CLI_NEED_PLAN | CLI_NEED_JOURNAL | CLI_NEED_SOURCE | CLI_NEED_ENDPOINTS,
 	 "-p PLAN --wave W [--dry-run]",

@@ -350,8 +350,23 @@ static void on_term(int sig)
 	member_stop = 1;
 }
 
+static pid_t member_start(const tk_cluster_t *c, const char *group, const char *topic,
+			  const char *client_id, bool commit);
+
 pid_t tk_member_start(const tk_cluster_t *c, const char *group,
 		      const char *topic, const char *client_id)
+{
+	return member_start(c, group, topic, client_id, false);
+}
+
+pid_t tk_member_start_committing(const tk_cluster_t *c, const char *group, const char *topic,
+				 const char *client_id)
+{
+	return member_start(c, group, topic, client_id, true);
+}
+
+static pid_t member_start(const tk_cluster_t *c, const char *group, const char *topic,
+			  const char *client_id, bool commit)
 {
 	int fds[2];
 	pid_t pid;
@@ -375,7 +390,9 @@ pid_t tk_member_start(const tk_cluster_t *c, const char *group,
 		close(fds[0]);
 		set(cf, "group.id", group);
 		set(cf, "client.id", client_id);
-		set(cf, "enable.auto.commit", "false");
+		set(cf, "enable.auto.commit", commit ? "true" : "false");
+		if (commit)
+			set(cf, "auto.commit.interval.ms", "500");
 		set(cf, "auto.offset.reset", "earliest");
 		if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, cf, err, sizeof(err))))
 			_exit(2);
@@ -695,15 +712,16 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 
 static void digest_into(tk_digests_t *out, const rd_kafka_message_t *m);
 
-void tk_digest_partition(const tk_cluster_t *c, const char *topic, int partition,
-			 bool committed, tk_digests_t *out)
+/* Reads topic[partition] on c from the beginning to its end (read_committed
+ * or read_uncommitted), handing each record to cb. */
+static void read_partition(const tk_cluster_t *c, const char *topic, int partition, bool committed,
+			   void (*cb)(void *opaque, const rd_kafka_message_t *m), void *opaque)
 {
 	rd_kafka_conf_t *cf = conf(c);
 	rd_kafka_t *rk;
 	char err[256];
 	int64_t lo, hi, deadline = now_ms() + 120000;
 
-	memset(out, 0, sizeof(*out));
 	set(cf, "group.id", "tk-digest");
 	set(cf, "enable.auto.commit", "false");
 	set(cf, "enable.partition.eof", "true");
@@ -729,12 +747,24 @@ void tk_digest_partition(const tk_cluster_t *c, const char *topic, int partition
 			}
 			if (m->err)
 				tk_fail("reading %s[%d]: %s", topic, partition, rd_kafka_message_errstr(m));
-			digest_into(out, m);
+			cb(opaque, m);
 			rd_kafka_message_destroy(m);
 		}
 	}
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
+}
+
+static void digest_cb(void *opaque, const rd_kafka_message_t *m)
+{
+	digest_into(opaque, m);
+}
+
+void tk_digest_partition(const tk_cluster_t *c, const char *topic, int partition,
+			 bool committed, tk_digests_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	read_partition(c, topic, partition, committed, digest_cb, out);
 }
 
 void tk_digests_free(tk_digests_t *d)
@@ -1020,9 +1050,26 @@ struct tk_writer_s {
 	pthread_cond_t cond;
 	int stop;
 	tk_writer_stats_t st;
-	char *prefix;  /* value prefix ("w-" by default) */
-	json_t *acked; /* [{partition, offset, value}] in ack order */
+	int64_t seq;    /* the next record's number, across re-points */
+	char **props;   /* the caller's extra properties, for a re-point */
+	int64_t *acked; /* the numbers of the acknowledged records */
+	size_t nacked, capacked;
+	bool halted;    /* the thread joined and the producer flushed */
 };
+
+/* Stops sending and waits up to timeout_ms for every record in flight to
+ * end (acknowledged or failed); idempotent. */
+static void writer_halt(tk_writer_t *w, int timeout_ms)
+{
+	if (w->halted)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = 1;
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thr, NULL);
+	rd_kafka_flush(w->rk, timeout_ms);
+	w->halted = true;
+}
 
 static void writer_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -1036,11 +1083,11 @@ static void writer_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	} else {
 		w->st.acked++;
 		w->st.last_ack_offset = m->offset;
-		if (w->acked)
-			json_array_append_new(w->acked,
-					      json_pack("{s:i, s:I, s:s%}", "partition", m->partition,
-							"offset", (json_int_t)m->offset, "value",
-							(const char *)m->payload, m->len));
+		if (w->nacked == w->capacked) {
+			w->capacked = w->capacked ? 2 * w->capacked : 256;
+			w->acked = realloc(w->acked, w->capacked * sizeof(*w->acked));
+		}
+		w->acked[w->nacked++] = (int64_t)(intptr_t)m->_private;
 	}
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
@@ -1051,15 +1098,16 @@ static void *writer_main(void *arg)
 	tk_writer_t *w = arg;
 	char val[64];
 
-	for (int64_t seq = 0;; seq++) {
+	for (;; w->seq++) {
 		pthread_mutex_lock(&w->lock);
 		int stop = w->stop;
 		pthread_mutex_unlock(&w->lock);
 		if (stop)
 			break;
-		snprintf(val, sizeof(val), "%s%lld", w->prefix ? w->prefix : "w-", (long long)seq);
+		snprintf(val, sizeof(val), "w-%lld", (long long)w->seq);
 		if (!rd_kafka_producev(w->rk, RD_KAFKA_V_TOPIC(w->topic),
 				       RD_KAFKA_V_VALUE(val, strlen(val)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				       RD_KAFKA_V_OPAQUE((void *)(intptr_t)w->seq),
 				       RD_KAFKA_V_END)) {
 			pthread_mutex_lock(&w->lock);
 			w->st.sent++;
@@ -1070,28 +1118,37 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-static tk_writer_t *writer_start(const tk_cluster_t *c, const char *topic, const char **props,
-				 const char *prefix)
+static rd_kafka_t *writer_producer(tk_writer_t *w, const tk_cluster_t *c)
 {
-	tk_writer_t *w = calloc(1, sizeof(*w));
 	rd_kafka_conf_t *cf = conf(c);
+	rd_kafka_t *rk;
 	char err[256];
 
 	set(cf, "enable.idempotence", "true");
 	set(cf, "acks", "all");
 	set(cf, "linger.ms", "5");
 	set(cf, "message.timeout.ms", "30000");
-	for (const char **p = props; p && p[0]; p += 2)
+	for (char **p = w->props; p && p[0]; p += 2)
 		set(cf, p[0], p[1]);
 	rd_kafka_conf_set_dr_msg_cb(cf, writer_dr);
 	rd_kafka_conf_set_opaque(cf, w);
-	if (!(w->rk = rd_kafka_new(RD_KAFKA_PRODUCER, cf, err, sizeof(err))))
+	if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, cf, err, sizeof(err))))
 		tk_fail("writer producer: %s", err);
+	return rk;
+}
+
+tk_writer_t *tk_writer_start(const tk_cluster_t *c, const char *topic, const char **props)
+{
+	tk_writer_t *w = calloc(1, sizeof(*w));
+	size_t n = 0;
+
+	while (props && props[n])
+		n++;
+	w->props = calloc(n + 1, sizeof(*w->props));
+	for (size_t i = 0; i < n; i++)
+		w->props[i] = strdup(props[i]);
+	w->rk = writer_producer(w, c);
 	w->topic = strdup(topic);
-	if (prefix) {
-		w->prefix = strdup(prefix);
-		w->acked = json_array();
-	}
 	w->st.last_ack_offset = -1;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
@@ -1100,9 +1157,17 @@ static tk_writer_t *writer_start(const tk_cluster_t *c, const char *topic, const
 	return w;
 }
 
-tk_writer_t *tk_writer_start(const tk_cluster_t *c, const char *topic, const char **props)
+void tk_writer_repoint(tk_writer_t *w, const tk_cluster_t *c)
 {
-	return writer_start(c, topic, props, NULL);
+	/* What the old cluster still holds in flight ends here, acknowledged
+	 * or failed (a fenced source refuses it at once). */
+	writer_halt(w, 30000);
+	rd_kafka_destroy(w->rk);
+	w->rk = writer_producer(w, c);
+	w->stop = 0;
+	w->halted = false;
+	if (pthread_create(&w->thr, NULL, writer_main, w))
+		tk_fail("writer thread: %s", strerror(errno));
 }
 
 void tk_writer_stats(tk_writer_t *w, tk_writer_stats_t *st)
@@ -1137,17 +1202,15 @@ bool tk_writer_wait(tk_writer_t *w, int64_t acked, int64_t failed, int timeout_m
 
 void tk_writer_stop(tk_writer_t *w)
 {
-	pthread_mutex_lock(&w->lock);
-	w->stop = 1;
-	pthread_mutex_unlock(&w->lock);
-	pthread_join(w->thr, NULL);
-	rd_kafka_flush(w->rk, 10000);
+	writer_halt(w, 10000);
 	rd_kafka_destroy(w->rk);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
+	for (char **p = w->props; p && *p; p++)
+		free(*p);
+	free(w->props);
+	free(w->acked);
 	free(w->topic);
-	free(w->prefix);
-	json_decref(w->acked);
 	free(w);
 }
 
@@ -1172,63 +1235,91 @@ void tk_writer_assert_fenced(tk_writer_t *w, const tk_cluster_t *c, const char *
 			(long long)hwm1, (long long)tk_total_hwm(c, topic));
 }
 
-tk_writer_t *tk_writer_start_prefix(const tk_cluster_t *c, const char *topic, const char **props,
-				    const char *prefix)
+typedef struct seqs_s {
+	int64_t *v;
+	size_t n, cap;
+} seqs_t;
+
+/* The writer's record number of m ("w-<seq>"), appended to the seqs_t;
+ * other records (a test's own) are not the writer's and are skipped. */
+static void seq_cb(void *opaque, const rd_kafka_message_t *m)
 {
-	return writer_start(c, topic, props, prefix);
-}
+	seqs_t *s = opaque;
+	char v[64];
+	long long seq;
 
-json_t *tk_writer_acked(tk_writer_t *w)
-{
-	json_t *out;
-
-	pthread_mutex_lock(&w->lock);
-	out = w->acked ? json_deep_copy(w->acked) : json_array();
-	pthread_mutex_unlock(&w->lock);
-	return out;
-}
-
-json_t *tk_read_values(const tk_cluster_t *c, const char *topic, int partition)
-{
-	rd_kafka_conf_t *cf = conf(c);
-	rd_kafka_t *rk;
-	char err[256];
-	int64_t lo, hi, deadline = now_ms() + 120000;
-	json_t *out = json_array();
-
-	set(cf, "group.id", "tk-values");
-	set(cf, "enable.auto.commit", "false");
-	set(cf, "enable.partition.eof", "true");
-	set(cf, "isolation.level", "read_committed");
-	if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, cf, err, sizeof(err))))
-		tk_fail("consumer: %s", err);
-	if (rd_kafka_query_watermark_offsets(rk, topic, partition, &lo, &hi, 10000))
-		tk_fail("watermarks of %s[%d]", topic, partition);
-	if (hi > lo) {
-		rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
-		rd_kafka_topic_partition_list_add(tp, topic, partition)->offset = RD_KAFKA_OFFSET_BEGINNING;
-		rd_kafka_assign(rk, tp);
-		rd_kafka_topic_partition_list_destroy(tp);
-		for (;;) {
-			rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-			if (now_ms() > deadline)
-				tk_fail("reading %s[%d] did not reach its end", topic, partition);
-			if (!m)
-				continue;
-			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-				rd_kafka_message_destroy(m);
-				break;
-			}
-			if (m->err)
-				tk_fail("reading %s[%d]: %s", topic, partition, rd_kafka_message_errstr(m));
-			json_array_append_new(out, m->payload ? json_stringn(m->payload, m->len)
-							      : json_null());
-			rd_kafka_message_destroy(m);
-		}
+	snprintf(v, sizeof(v), "%.*s", (int)(m->len < 63 ? m->len : 63),
+		 m->payload ? (const char *)m->payload : "");
+	if (sscanf(v, "w-%lld", &seq) != 1)
+		return;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 256;
+		s->v = realloc(s->v, s->cap * sizeof(*s->v));
 	}
-	rd_kafka_consumer_close(rk);
-	rd_kafka_destroy(rk);
-	return out;
+	s->v[s->n++] = seq;
+}
+
+/* Every partition of topic on c, read_committed from the beginning to its
+ * end: the writer's record numbers in each partition, in log order. */
+static void writer_read(const tk_cluster_t *c, const char *topic, int64_t ***seqs, size_t **ns,
+			int *np)
+{
+	int parts = tk_partitions(c, topic);
+	*seqs = calloc((size_t)parts, sizeof(**seqs));
+	*ns = calloc((size_t)parts, sizeof(**ns));
+	*np = parts;
+	for (int p = 0; p < parts; p++) {
+		seqs_t s = {0};
+		read_partition(c, topic, p, true, seq_cb, &s);
+		(*seqs)[p] = s.v;
+		(*ns)[p] = s.n;
+	}
+}
+
+void tk_writer_assert_acked_once(tk_writer_t *w, const tk_cluster_t *c, const char *topic)
+{
+	int64_t **seqs;
+	size_t *ns, total = 0;
+	int np;
+
+	/* Every acknowledgement is in before the reader looks (a record ends
+	 * within message.timeout.ms, 30 s). */
+	writer_halt(w, 35000);
+	writer_read(c, topic, &seqs, &ns, &np);
+	pthread_mutex_lock(&w->lock);
+	int64_t max = 0;
+	for (int p = 0; p < np; p++)
+		for (size_t i = 0; i < ns[p]; i++)
+			max = seqs[p][i] > max ? seqs[p][i] : max;
+	for (size_t i = 0; i < w->nacked; i++)
+		max = w->acked[i] > max ? w->acked[i] : max;
+	unsigned char *seen = calloc((size_t)max + 1, 1);
+	for (int p = 0; p < np; p++)
+		for (size_t i = 0; i < ns[p]; i++) {
+			int64_t s = seqs[p][i];
+			if (s < 0)
+				tk_fail("'%s'[%d] holds w-%lld, which the writer never sent", topic, p,
+					(long long)s);
+			if (seen[s]++)
+				tk_fail("'%s' holds w-%lld twice", topic, (long long)s);
+			/* The writer's order, per partition: what one producer
+			 * sent to one partition stays in its send order. */
+			if (i && seqs[p][i - 1] > s)
+				tk_fail("'%s'[%d] holds w-%lld after w-%lld: out of order", topic, p,
+					(long long)s, (long long)seqs[p][i - 1]);
+			total++;
+		}
+	for (size_t i = 0; i < w->nacked; i++)
+		if (!seen[w->acked[i]])
+			tk_fail("w-%lld was acknowledged but is not on '%s' (%zu of the writer's "
+				"records are there)",
+				(long long)w->acked[i], topic, total);
+	pthread_mutex_unlock(&w->lock);
+	free(seen);
+	for (int p = 0; p < np; p++)
+		free(seqs[p]);
+	free(seqs);
+	free(ns);
 }
 
 void tk_acl_delete(const tk_cluster_t *c, rd_kafka_ResourceType_t rt, const char *name,

@@ -76,6 +76,10 @@ void tk_commit(const tk_cluster_t *c, const char *group, const char *topic,
 pid_t tk_member_start(const tk_cluster_t *c, const char *group,
 		      const char *topic, const char *client_id);
 void tk_member_stop(pid_t pid);
+/* The same member, consuming and committing what it read (auto commit
+ * every 500 ms): an application that consumes on the cluster. */
+pid_t tk_member_start_committing(const tk_cluster_t *c, const char *group, const char *topic,
+				 const char *client_id);
 
 /* DescribeConfigs of a topic: @returns a new JSON object name -> value
  * (null for unset/sensitive). */
@@ -197,22 +201,22 @@ void tk_writer_stats(tk_writer_t *w, tk_writer_stats_t *st);
  * (totals) were reported; @returns true when they were. */
 bool tk_writer_wait(tk_writer_t *w, int64_t acked, int64_t failed, int timeout_ms);
 void tk_writer_stop(tk_writer_t *w);
+/* Re-points the writer at cluster c (the same topic name), as an
+ * application's bootstrap change would: the old producer's in-flight
+ * records end (acknowledged or failed), a new idempotent producer goes on
+ * with the next record number. */
+void tk_writer_repoint(tk_writer_t *w, const tk_cluster_t *c);
+/* Stops the writer's sending (its records in flight end first; call
+ * tk_writer_stop() after), then an independent reader of topic on c
+ * (read_committed, every partition) asserts: every record the writer was told was acknowledged (on any
+ * cluster it wrote to) is there exactly once, no record of the writer is
+ * there twice, and each partition holds them in send order. */
+void tk_writer_assert_acked_once(tk_writer_t *w, const tk_cluster_t *c, const char *topic);
 /* Asserts that a fence holds against the live writer w: within timeout_ms
  * it reports at least 10 more failures, the last one `want`, while no
  * more record is acknowledged and topic's high watermarks on c stay. */
 void tk_writer_assert_fenced(tk_writer_t *w, const tk_cluster_t *c, const char *topic,
 			     rd_kafka_resp_err_t want, int timeout_ms);
-
-/* A writer as tk_writer_start() whose values are "<prefix><seq>" and which
- * keeps every acknowledged record: tk_writer_acked() @returns a new array
- * of {"partition", "offset", "value"} in acknowledgement order. */
-tk_writer_t *tk_writer_start_prefix(const tk_cluster_t *c, const char *topic, const char **props,
-				    const char *prefix);
-json_t *tk_writer_acked(tk_writer_t *w);
-
-/* The values (strings, null for tombstones) of topic[partition] from the
- * beginning to its end, read_committed: @returns a new JSON array. */
-json_t *tk_read_values(const tk_cluster_t *c, const char *topic, int partition);
 
 /* Deletes the ACL bindings that match exactly (DeleteAcls). */
 void tk_acl_delete(const tk_cluster_t *c, rd_kafka_ResourceType_t rt, const char *name,
