@@ -41,32 +41,27 @@ static void add_topic(json_t *list, const char *topic)
 
 /* Per wave of the plan: its topics (the gate's, once journaled: what the
  * cutover judged; before that the plan's names and, for an `all` wave, the
- * designed topics it covers), its steps journaled (facts cutover.step,
- * every run) and the last one in step order. */
+ * designed topics it covers), the steps of its current cutover attempt
+ * (km_cutover_load) and the last one in step order. */
 static km_err_t waves_of(const km_plan_t *plan, km_journal_t *jr, const json_t *design,
 			 json_t **wavesp, char *errstr, size_t errstr_size)
 {
-	json_t *facts = NULL, *waves = json_array(), *f, *t;
+	json_t *waves = json_array(), *f, *t;
 	km_err_t err;
 	size_t i, j;
 
 	*wavesp = NULL;
-	if ((err = km_journal_facts(jr, 0, "cutover.step", &facts, errstr, errstr_size))) {
-		json_decref(waves);
-		return err;
-	}
 	for (j = 0; j < plan->cutover.waves_cnt; j++) {
 		const km_plan_wave_t *w = &plan->cutover.waves[j];
-		json_t *topics = json_array(), *done = json_object(), *gate = NULL, *last = NULL;
-		char prefix[400];
+		json_t *topics = json_array(), *done = NULL, *gate = NULL, *last = NULL;
 		const char *last_step = NULL;
 
-		snprintf(prefix, sizeof(prefix), "wave:%s step:", w->name);
-		json_array_foreach(facts, i, f) {
-			const char *s = json_string_value(json_object_get(f, "subject"));
-			if (s && !strncmp(s, prefix, strlen(prefix)) &&
-			    !json_object_get(done, s + strlen(prefix)))
-				json_object_set(done, s + strlen(prefix), f);
+		/* The current attempt: a rollback's cutover.reset closes the
+		 * facts before it (lib/cutover.h). */
+		if ((err = km_cutover_load(jr, w->name, &done, NULL, errstr, errstr_size))) {
+			json_decref(topics);
+			json_decref(waves);
+			return err;
 		}
 		if ((gate = json_object_get(done, "gate")))
 			json_array_foreach(json_object_get(json_object_get(gate, "body"), "topics"),
@@ -95,7 +90,6 @@ static km_err_t waves_of(const km_plan_t *plan, km_journal_t *jr, const json_t *
 				  "complete", json_object_get(done, KM_CUTOVER_LAST_STEP) != NULL));
 		json_decref(done);
 	}
-	json_decref(facts);
 	*wavesp = waves;
 	return KM_ERR_OK;
 }

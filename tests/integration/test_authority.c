@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cutover.h"
 #include "journal.h"
 #include "tk.h"
 #include "util.h"
@@ -356,7 +357,7 @@ static void test_status_after(void **state)
 	json_t *st = tk_json(out);
 	free(out);
 	json_t *w1 = wave_row(st, "w1");
-	assert_string_equal(jstr(w1, "last_step"), "authority");
+	assert_string_equal(jstr(w1, "last_step"), KM_CUTOVER_LAST_STEP);
 	assert_true(json_is_true(json_object_get(w1, "complete")));
 	assert_false(json_is_true(json_object_get(wave_row(st, "w2"), "complete")));
 	json_t *ra = auth_row(st, A);
