@@ -43,6 +43,7 @@ typedef struct part_s {
 	 * progress is written by the next transaction all the same. */
 	bool skip;
 	int64_t pending_tgt_next; /* tgt_next after the open transaction */
+	bool recorded;    /* a progress record exists (loaded or committed) */
 	int64_t hwm;      /* source high watermark seen at start */
 	bool caught_up;
 	bool excluded;    /* its authority is the target: never copied again */
@@ -464,6 +465,7 @@ static km_err_t load_progress(repl_t *r, task_t *t)
 			continue;
 		p->next = pr->next;
 		p->tgt_next = pr->tgt_next;
+		p->recorded = true;
 		free(p->progress_topic_id);
 		p->progress_topic_id = pr->topic_id[0] ? km_strdup(pr->topic_id) : NULL;
 	}
@@ -1027,7 +1029,11 @@ static km_err_t task_step(repl_t *r, task_t *t)
 			 * partition whose last entries are markers looks behind
 			 * forever (the cutover's drain and the gate's lag compare
 			 * progress with the high watermark). */
-			if (p && !p->excluded && m->offset > p->pending_next) {
+			/* An empty partition gets its first progress the same
+			 * way: nothing to copy is a position too, and without it
+			 * the partition's lag is unknown forever. */
+			if (p && !p->excluded &&
+			    (m->offset > p->pending_next || (!p->recorded && m->offset >= 0))) {
 				p->pending_next = m->offset;
 				p->skip = true;
 			}
@@ -1242,6 +1248,8 @@ static km_err_t task_step(repl_t *r, task_t *t)
 		part_t *p = &t->parts[i];
 		if (p->next != p->pending_next || p->skip)
 			p->tgt_next = p->pending_tgt_next;
+		if (p->skip || p->next != p->pending_next)
+			p->recorded = true;
 		p->next = p->pending_next;
 		p->skip = false;
 		if (p->next >= p->hwm)
