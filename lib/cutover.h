@@ -10,8 +10,10 @@
  *   gate   gate "cutover" for the wave is GO (km_gate_eval), and every
  *          earlier wave in plan order is complete;
  *   fence  the wave's source topics refuse writes: the plan's cutover.fence
- *          (config: lib/fence.h; external: its owner is responsible, proven
- *          by the drain's quiet check alone).  The fence plan and its exact
+ *          (acl or config: lib/fence.h, the acl fence's writers from the
+ *          source inventory checked against the ACLs now; external: its
+ *          owner is responsible, proven by the drain's quiet check alone).
+ *          The fence plan and its exact
  *          inverse are journaled (fact "cutover.fence", subject "wave:<W>")
  *          before km_fence_apply() changes anything; a resumed run applies
  *          the journaled plan, never a fresh one; the proof is the step's
@@ -32,7 +34,8 @@
  *          (idempotent, acks=all) to the compacted __kmigrate.<m>.authority
  *          on the target (lib/mapstore.h) and read back, BEFORE the step
  *          fact: a crash between the two is repaired by the re-run, which
- *          writes the same keys again;
+ *          writes the same keys again; the wave's target guard (lib/guard.h)
+ *          is lifted between the read-back and the fact;
  *   switch the switch instructions: the wave's producers, consumers and
  *          groups with their owners and validation methods, the target's
  *          bootstrap and the target topic names (the plan's naming), and
@@ -44,11 +47,12 @@
  * A run resumes at the first step without a fact and never does a done step
  * again.  A wave is complete when its last step (KM_CUTOVER_LAST_STEP) is
  * journaled.  km_cutover_verify() is the post-cutover check (`--verify`):
- * repeatable, not a step a later wave waits for.  Not built yet: the ACL
- * fence (cutover says NO-GO for `fence: acl` before it changes anything).
+ * repeatable, not a step a later wave waits for.  A run refuses while a
+ * rollback of the wave's attempt has begun (lib/rollback.h).
  *
  * What this module does not do: print, exit, or take the migration's
- * cutover lock (not built yet).  Events go through the callback.
+ * cutover lock (src/cmd_cutover.c takes it, lib/lock.h).  Events go
+ * through the callback.
  *
  * @locality the calling thread; blocks on both clusters.
  */

@@ -1195,6 +1195,21 @@ done:
 /* Reads every partition from its log start with read_committed as ep, up
  * to its end or READ_MAX_RECORDS records; records per partition whether
  * the read got there. */
+/* Releases what a proof's reader (an assign()ed consumer) held; each may
+ * be NULL. */
+static void reader_close(rd_kafka_topic_partition_list_t *l, rd_kafka_t *rk,
+			 rd_kafka_conf_t *conf)
+{
+	if (l)
+		rd_kafka_topic_partition_list_destroy(l);
+	if (rk) {
+		rd_kafka_consumer_close(rk);
+		rd_kafka_destroy(rk);
+	}
+	if (conf)
+		rd_kafka_conf_destroy(conf);
+}
+
 static km_err_t read_check(const km_kafka_endpoint_t *ep, tp_t *tps, size_t n, int timeout_ms,
 			   json_t *rows, json_t *failures, char *errstr, size_t errstr_size)
 {
@@ -1272,16 +1287,68 @@ static km_err_t read_check(const km_kafka_endpoint_t *ep, tp_t *tps, size_t n, i
 					     (long long)count[i], timeout_ms));
 	}
 done:
-	if (l)
-		rd_kafka_topic_partition_list_destroy(l);
-	if (rk) {
-		rd_kafka_consumer_close(rk);
-		rd_kafka_destroy(rk);
-	}
-	if (conf)
-		rd_kafka_conf_destroy(conf);
+	reader_close(l, rk, conf);
 	free(count);
 	free(end);
+	return err;
+}
+
+/* How many records (read_uncommitted: aborted ones count too) lie in
+ * [from, to) of topic[partition], read as ep; transaction markers are not
+ * records (a consumer never sees them).  A high watermark that moved while
+ * fenced by markers alone -- the coordinator aborting a transaction at its
+ * timeout, or completing one it had begun -- is no write that got through.
+ * -1 in *countp when the range could not be read in timeout_ms. */
+static km_err_t data_between(const km_kafka_endpoint_t *ep, const char *topic, int partition,
+			     int64_t from, int64_t to, int timeout_ms, int64_t *countp,
+			     char *errstr, size_t errstr_size)
+{
+	const char *extra[] = {"group.id", "kmigrate-fence-proof", "enable.auto.commit", "false",
+			       "isolation.level", "read_uncommitted", "enable.partition.eof", "true",
+			       "fetch.wait.max.ms", "10", NULL};
+	rd_kafka_topic_partition_list_t *l = NULL;
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *rk = NULL;
+	char rerr[512];
+	int64_t t0 = km_mono_ms(), n = 0;
+	bool done = false;
+	km_err_t err;
+
+	*countp = -1;
+	if ((err = km_kafka_conf_new(ep, extra, &conf, errstr, errstr_size)))
+		goto out;
+	if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
+				"cannot create the fence's range reader for '%s': %s", ep->bootstrap,
+				rerr);
+		goto out;
+	}
+	conf = NULL;
+	rd_kafka_poll_set_consumer(rk);
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = from;
+	if (rd_kafka_assign(rk, l)) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
+				"cannot assign '%s'[%d] to the fence's range reader", topic, partition);
+		goto out;
+	}
+	while (!done && km_mono_ms() - t0 < timeout_ms) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+		if (!m)
+			continue;
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			done = m->offset >= to;
+		else if (!m->err) {
+			if (m->offset < to)
+				n++;
+			done = m->offset + 1 >= to;
+		}
+		rd_kafka_message_destroy(m);
+	}
+	if (done)
+		*countp = n;
+out:
+	reader_close(l, rk, conf);
 	return err;
 }
 
@@ -1376,12 +1443,23 @@ km_err_t km_fence_prove(km_kafka_t *ks, const km_kafka_endpoint_t *ks_ep, const 
 						       "hwm_before", (json_int_t)hwm0[i], "hwm_after",
 						       (json_int_t)tps[i].hwm, "lso_after",
 						       (json_int_t)tps[i].lso));
-		if (tps[i].hwm != hwm0[i])
-			json_array_append_new(failures,
-					      json_sprintf("'%s'[%d]'s high watermark moved from "
-							   "%lld to %lld while fenced",
-							   tps[i].topic, tps[i].partition,
-							   (long long)hwm0[i], (long long)tps[i].hwm));
+		if (tps[i].hwm != hwm0[i]) {
+			int64_t data = -1;
+			if ((err = data_between(ks_ep, tps[i].topic, tps[i].partition, hwm0[i],
+						tps[i].hwm, timeout_ms, &data, errstr, errstr_size)))
+				goto done;
+			json_object_set_new(json_array_get(parts, json_array_size(parts) - 1),
+					    "records_while_fenced", json_integer(data));
+			if (data != 0)
+				json_array_append_new(
+					failures,
+					json_sprintf("'%s'[%d]'s high watermark moved from %lld to "
+						     "%lld while fenced (%s)",
+						     tps[i].topic, tps[i].partition, (long long)hwm0[i],
+						     (long long)tps[i].hwm,
+						     data > 0 ? "records were appended"
+							      : "the range could not be read"));
+		}
 		/* Under the config fence an open transaction can never end. */
 		if (!acl && tps[i].lso < tps[i].hwm)
 			json_array_append_new(

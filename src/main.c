@@ -124,21 +124,27 @@ static const cmd_t commands[] = {
 	{"cutover", cmd_cutover,
 	 CLI_NEED_PLAN | CLI_NEED_JOURNAL | CLI_NEED_SOURCE | CLI_NEED_TARGET | CLI_NEED_STOP |
 		 CLI_NEED_ENDPOINTS,
-	 "-p PLAN --wave W [--dry-run] [--drain-timeout S] | --verify [--verify-window S]",
+	 "-p PLAN --wave W [--dry-run] [--drain-timeout S] [--lock-wait S] | --verify\n"
+	 "       [--verify-window S]",
 	 "cut a wave over: gate, fence, drain, validate, offsets, authority, switch",
 	 "Runs, or resumes after a crash, wave W's cutover, each step journaled\n"
 	 "as fact cutover.step with its evidence before the next starts:\n"
 	 "gate: `gate cutover` for the wave is GO and every earlier wave is\n"
 	 "complete; fence: the wave's source topics refuse writes (cutover.fence\n"
-	 "config: max.message.bytes=0, plan and exact inverse journaled before it\n"
-	 "is applied, then proven by canary produces; external: its owner's);\n"
+	 "acl: DENY WRITE for the writers the inventory's ACLs show, super users\n"
+	 "covered by the config fence or an external owner; config:\n"
+	 "max.message.bytes=0; plan and exact inverse journaled before it is\n"
+	 "applied, then proven by canary produces; external: its owner's);\n"
 	 "drain: LSO = HWM on every partition, HWMs still for\n"
 	 "cutover.quiet_period, and the running replicator's committed progress\n"
 	 "at them (--drain-timeout, default 300 s); validate: the wave's topics,\n"
 	 "full; offsets: the wave's groups committed on the target; authority:\n"
-	 "authority = target recorded on the target; switch: the instructions\n"
+	 "authority = target recorded on the target, the target guard lifted;\n"
+	 "switch: the instructions\n"
 	 "for each client's owner (new bootstrap, target topics, validation).\n"
-	 "A re-run skips done steps.  --verify, after the switch, watches the\n"
+	 "A re-run skips done steps.  One cutover per migration at a time (a\n"
+	 "lock on the target, waited for --lock-wait S, default 15).  --verify,\n"
+	 "after the switch, watches the\n"
 	 "wave for --verify-window S (default cutover.verify_window, 30 s): the\n"
 	 "target takes writes, the groups consume there without growing lag, the\n"
 	 "source stays at its drained ends.  --dry-run shows what each step would\n"
