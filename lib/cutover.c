@@ -285,6 +285,21 @@ static km_err_t do_fence(ctx_t *x)
 		names = km_calloc(json_array_size(x->topics) + 1, sizeof(*names));
 		json_array_foreach(x->topics, i, t)
 			names[n++] = json_string_value(json_object_get(t, "topic"));
+		/* The config fence refuses transaction markers: the wave's
+		 * transactional producers (the plan's) make it a refusal, named
+		 * by their transactional.id, else by the producer's name (the
+		 * gate says NO-GO first; this holds if the plan changed since). */
+		const char *txns[64];
+		size_t ntxns = 0;
+		for (size_t k = 0; k < c->plan->producers_cnt && ntxns < 64; k++) {
+			const km_plan_producer_t *pp = &c->plan->producers[k];
+			bool writes = false;
+			for (size_t m = 0; m < pp->topics_cnt && !writes; m++)
+				for (size_t q = 0; q < n && !writes; q++)
+					writes = !strcmp(pp->topics[m], names[q]);
+			if (writes && pp->transactions == KM_PLAN_YES)
+				txns[ntxns++] = pp->transactional_id ? pp->transactional_id : pp->name;
+		}
 		if (c->plan->cutover.fence == KM_PLAN_FENCE_ACL) {
 			/* The writers come from the latest source inventory,
 			 * checked against the ACLs now (lib/fence.c). */
@@ -299,8 +314,8 @@ static km_err_t do_fence(ctx_t *x)
 				err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
 						"no source inventory in the journal: the ACL fence's "
 						"writers are unknown (run `kmigrate inventory`)");
-		} else if (!(err = km_fence_plan(c->ks, names, n, NULL, 0, NULL, 0, "config", NULL,
-						 &plan, x->errstr, x->errstr_size)) &&
+		} else if (!(err = km_fence_plan(c->ks, names, n, NULL, 0, txns, ntxns, "config",
+						 NULL, &plan, x->errstr, x->errstr_size)) &&
 			   !(err = km_fence_inverse(plan, &inverse, x->errstr, x->errstr_size))) {
 			ev = json_pack("{s:O, s:O}", "plan", plan, "inverse", inverse);
 		}

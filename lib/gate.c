@@ -1152,6 +1152,33 @@ static km_err_t gate_rollback(gctx_t *g)
 	else if (co->fence == KM_PLAN_FENCE_EXTERNAL && !co->fence_owner)
 		r = km_strdup("cutover.fence is external but no cutover.fence_owner applies it: "
 			      "declare one");
+	else if (co->fence == KM_PLAN_FENCE_CONFIG) {
+		/* max.message.bytes=0 refuses transaction markers too: a
+		 * transaction open when the fence lands could never end (its
+		 * partitions' last stable offset stuck until a broker restart),
+		 * so a wave a transactional producer writes cannot take it. */
+		const km_plan_producer_t *tp = NULL;
+		const char *tt = NULL;
+		for (size_t k = 0; k < g->plan->producers_cnt && !tp; k++) {
+			const km_plan_producer_t *p = &g->plan->producers[k];
+			if (p->transactions != KM_PLAN_YES)
+				continue;
+			for (size_t m = 0; m < p->topics_cnt && !tp; m++)
+				json_array_foreach(g->topics, i, t)
+					if (!strcmp(json_string_value(json_object_get(t, "topic")),
+						    p->topics[m])) {
+						tp = p;
+						tt = p->topics[m];
+						break;
+					}
+		}
+		if (tp)
+			r = km_asprintf("cutover.fence is config but producer '%s' writes '%s' in "
+					"transactions: max.message.bytes=0 refuses transaction "
+					"markers, so a transaction open at the fence could never end; "
+					"declare cutover.fence: acl or external",
+					tp->name, tt);
+	}
 	criterion(g, "rollback.fence", "cutover.fence declared",
 		  json_string(km_plan_fence_str(co->fence)), evidence(NULL, NULL, 0, "plan"),
 		  co->fence_owner ? co->fence_owner : g->owner, !r, r);

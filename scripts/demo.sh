@@ -117,6 +117,9 @@ run "$km" cutover -p migration.yaml --wave canary --verify || echo "(exit $?)"
 for p in $bg_pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
 bg_pids=
 
+step "kmigrate gate: the next wave, all (its payments topic has a transactional producer: the config fence cannot hold it, the gate says what is missing)"
+run "$km" gate -p migration.yaml cutover --wave all | sed -n '/NO-GO /p;/^Verdict/p' || true
+
 step "kmigrate status: what the journal knows"
 run "$km" status -p migration.yaml
 

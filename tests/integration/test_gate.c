@@ -462,6 +462,37 @@ static void test_nogo_producer_idempotence_undeclared(void **state)
 	free(undeclared), free(declared), free(p1), free(p2), free(p3);
 }
 
+/* The config fence with a transactional producer in the wave: NO-GO (its
+ * transaction markers would be refused, a transaction open at the fence
+ * could never end); the same producer without transactions: GO. */
+static void test_nogo_config_fence_transactional(void **state)
+{
+	int rc;
+	(void)state;
+
+	char *p0 = write_plan("cfg.yaml", "", "  fence: config\n  fence_owner: platform\n");
+	char *text = tk_read_file(p0, NULL);
+	char *prod = km_asprintf("producers:\n  - {name: writer-a, topics: [%s], owner: team-a, "
+				 "validation: \"writes on the target\", idempotence: true, "
+				 "transactions: %%s}\ncutover:\n",
+				 A);
+	char *tx = km_asprintf(prod, "true"), *notx = km_asprintf(prod, "false");
+	char *t1 = replace(text, "consumers: [reader-a], owner:",
+			   "consumers: [reader-a], producers: [writer-a], owner:");
+	char *t2 = replace(t1, "cutover:\n", tx), *t3 = replace(t1, "cutover:\n", notx);
+	char *p1 = tk_write_file(dir, "cfg-tx.yaml", t2), *p2 = tk_write_file(dir, "cfg-notx.yaml", t3);
+	json_t *rep = gate_json(p1, "rollback-ready", "canary", &rc);
+	assert_int_equal(rc, 1);
+	assert_crit(rep, "rollback.fence", "NO-GO", "refuses transaction markers");
+	assert_crit(rep, "rollback.fence", "NO-GO", "writer-a");
+	json_decref(rep);
+	rep = gate_json(p2, "rollback-ready", "canary", &rc);
+	assert_crit(rep, "rollback.fence", "GO", NULL);
+	json_decref(rep);
+	free(p0), free(text), free(prod), free(tx), free(notx), free(t1), free(t2), free(t3);
+	free(p1), free(p2);
+}
+
 /* rollback-ready: the source principal may READ the wave's topic but not
  * WRITE it, so rollback could not copy the target's records back: NO-GO
  * naming the topic and the fix, nothing changed; granting WRITE makes the
@@ -560,6 +591,7 @@ int main(void)
 		cmocka_unit_test(test_nogo_stale),
 		cmocka_unit_test(test_nogo_no_fence),
 		cmocka_unit_test(test_nogo_producer_idempotence_undeclared),
+		cmocka_unit_test(test_nogo_config_fence_transactional),
 		cmocka_unit_test(test_nogo_rollback_write),
 		cmocka_unit_test(test_unreachable_journals_nothing),
 		cmocka_unit_test(test_bad_args),
