@@ -1097,6 +1097,13 @@ static km_err_t task_step(repl_t *r, task_t *t)
 			}
 			continue; /* transient: librdkafka retries */
 		}
+		/* An exclusion published while this batch fills takes effect
+		 * before the record is produced, not only at the commit: a
+		 * record of a cut-over topic must not even be appended (then
+		 * aborted) to a target its applications now write, where a
+		 * read_uncommitted consumer would see it. */
+		if (atomic_load(&r->excl_gen) != t->excl_gen)
+			task_apply_exclusions(r, t);
 		if (!(p = part_of(t, m)) || p->excluded) {
 			rd_kafka_message_destroy(m);
 			continue;

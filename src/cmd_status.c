@@ -39,6 +39,63 @@ static void add_topic(json_t *list, const char *topic)
 	json_array_append_new(list, json_string(topic));
 }
 
+/* What a rollback of wave w could do now, from the journal (issue 11):
+ * {"fence": {"source": kind | "none", "fact"?, "target": "none"},
+ *  "possible": bool, "why": "...", "in_progress": bool}. */
+static km_err_t rollback_of(km_journal_t *jr, const char *w, const json_t *done,
+			    const json_t *fence, json_t **outp, char *errstr, size_t errstr_size)
+{
+	json_t *facts = NULL, *f;
+	json_int_t after = 0;
+	char prefix[400];
+	bool begun = false, unfenced = false;
+	size_t i;
+	km_err_t err;
+
+	snprintf(prefix, sizeof(prefix), "wave:%s step:", w);
+	if ((err = km_cutover_reset_id(jr, w, &after, errstr, errstr_size)) ||
+	    (err = km_journal_facts(jr, 0, "rollback.step", &facts, errstr, errstr_size)))
+		return err;
+	json_array_foreach(facts, i, f) {
+		const char *s = json_string_value(json_object_get(f, "subject"));
+		if (json_integer_value(json_object_get(f, "id")) > after && s &&
+		    !strncmp(s, prefix, strlen(prefix))) {
+			begun = true;
+			unfenced = unfenced || !strcmp(s + strlen(prefix), "unfence");
+		}
+	}
+	json_decref(facts);
+	const json_t *fb = json_object_get(fence, "body");
+	const char *kind = json_string_value(json_object_get(json_object_get(fb, "plan"), "kind"));
+	const json_t *fs = json_object_get(json_object_get(done, "fence"), "body");
+	const char *fkind = json_string_value(json_object_get(fs, "kind"));
+	json_t *fj = json_pack("{s:s, s:s}", "source",
+			       unfenced ? "none (undone by the rollback)"
+			       : kind	? kind
+			       : fkind	? fkind
+					: "none",
+			       "target", "none");
+	if (fence && !unfenced)
+		json_object_set(fj, "fact", json_object_get(fence, "id"));
+	const char *why;
+	bool possible = false;
+	if (!json_object_size((json_t *)done) && !fence)
+		why = "nothing to roll back: no cutover step of this attempt is journaled";
+	else if (json_object_get(done, "authority"))
+		why = "not yet possible: the authority moved to the target, and rolling back "
+		      "then needs the reverse replication of issue 11, not built into "
+		      "`kmigrate rollback` yet";
+	else {
+		possible = true;
+		why = begun ? "in progress: re-run `kmigrate rollback --wave` to finish it"
+			    : "possible: the source is still authoritative; `kmigrate rollback "
+			      "--wave` undoes the fence";
+	}
+	*outp = json_pack("{s:o, s:b, s:s, s:b}", "fence", fj, "possible", possible, "why", why,
+			  "in_progress", begun);
+	return KM_ERR_OK;
+}
+
 /* Per wave of the plan: its topics (the gate's, once journaled: what the
  * cutover judged; before that the plan's names and, for an `all` wave, the
  * designed topics it covers), the steps of its current cutover attempt
@@ -53,12 +110,17 @@ static km_err_t waves_of(const km_plan_t *plan, km_journal_t *jr, const json_t *
 	*wavesp = NULL;
 	for (j = 0; j < plan->cutover.waves_cnt; j++) {
 		const km_plan_wave_t *w = &plan->cutover.waves[j];
-		json_t *topics = json_array(), *done = NULL, *gate = NULL, *last = NULL;
+		json_t *topics = json_array(), *done = NULL, *gate = NULL, *last = NULL,
+		       *fence = NULL;
 		const char *last_step = NULL;
+		json_t *rb = NULL;
 
 		/* The current attempt: a rollback's cutover.reset closes the
 		 * facts before it (lib/cutover.h). */
-		if ((err = km_cutover_load(jr, w->name, &done, NULL, errstr, errstr_size))) {
+		if ((err = km_cutover_load(jr, w->name, &done, &fence, errstr, errstr_size)) ||
+		    (err = rollback_of(jr, w->name, done, fence, &rb, errstr, errstr_size))) {
+			json_decref(done);
+			json_decref(fence);
 			json_decref(topics);
 			json_decref(waves);
 			return err;
@@ -83,12 +145,15 @@ static km_err_t waves_of(const km_plan_t *plan, km_journal_t *jr, const json_t *
 			}
 		json_array_append_new(
 			waves,
-			json_pack("{s:s, s:o, s:b, s:o, s:s?, s:O?, s:O?, s:b}", "wave", w->name,
-				  "topics", topics, "all", w->all, "steps_done", steps, "last_step",
-				  last_step, "last_step_at", last ? json_object_get(last, "ts_ms") : NULL,
-				  "last_step_fact", last ? json_object_get(last, "id") : NULL,
-				  "complete", json_object_get(done, KM_CUTOVER_LAST_STEP) != NULL));
+			json_pack("{s:s, s:o, s:b, s:o, s:s?, s:O?, s:O?, s:b, s:b, s:o}", "wave",
+				  w->name, "topics", topics, "all", w->all, "steps_done", steps,
+				  "last_step", last_step, "last_step_at",
+				  last ? json_object_get(last, "ts_ms") : NULL, "last_step_fact",
+				  last ? json_object_get(last, "id") : NULL, "complete",
+				  json_object_get(done, KM_CUTOVER_LAST_STEP) != NULL, "authority_moved",
+				  json_object_get(done, "authority") != NULL, "rollback", rb));
 		json_decref(done);
+		json_decref(fence);
 	}
 	*wavesp = waves;
 	return KM_ERR_OK;
@@ -122,7 +187,7 @@ static json_t *authority_of(const km_plan_t *plan, const json_t *design, const j
 			json_array_foreach(json_object_get(w, "topics"), n, wt)
 				if (!wave && !strcmp(json_string_value(wt), topic)) {
 					wave = json_string_value(json_object_get(w, "wave"));
-					if (json_is_true(json_object_get(w, "complete")))
+					if (json_is_true(json_object_get(w, "authority_moved")))
 						journal = "target";
 				}
 		}
@@ -190,6 +255,31 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 	}
 	records = read_authority(plan, why, sizeof(why));
 	km_mapstore_authority_topic(plan->migration, atopic, sizeof(atopic));
+	/* The target's authority records are what every process agrees on: a
+	 * wave topic whose record says target makes the rollback the reverse
+	 * one, whatever this host's journal says; unreadable is unknown. */
+	json_t *w;
+	json_array_foreach(waves, i, w) {
+		json_t *rb = json_object_get(w, "rollback"), *t;
+		size_t k;
+		bool moved = false;
+		json_array_foreach(json_object_get(w, "topics"), k, t)
+			moved = moved || (records && km_mapstore_authority_target(
+							     records, json_string_value(t)));
+		if (!records && json_is_true(json_object_get(rb, "possible"))) {
+			json_object_set_new(rb, "possible", json_false());
+			json_object_set_new(rb, "why", json_string("unknown: the target's authority "
+								   "records could not be read"));
+		} else if (moved && json_is_true(json_object_get(rb, "possible"))) {
+			json_object_set_new(rb, "possible", json_false());
+			json_object_set_new(
+				rb, "why",
+				json_string("not yet possible: the target's authority records say "
+					    "target for this wave, and rolling back then needs the "
+					    "reverse replication of issue 11, not built into "
+					    "`kmigrate rollback` yet"));
+		}
+	}
 	json_object_set_new(sum, "waves", json_incref(waves));
 	json_object_set_new(sum, "authority",
 			    json_pack("{s:s, s:s?, s:o}", "topic", atopic, "error",
@@ -253,7 +343,8 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 	json_array_foreach(json_object_get(sum, "open_findings"), i, r)
 		printf("  %s  %s\n", cli_jstr(r, "kind"), cli_jstr(r, "subject"));
 
-	t = table_new(5, "WAVE", "TOPICS", "LAST STEP", "AT", "COMPLETE");
+	t = table_new(7, "WAVE", "TOPICS", "LAST STEP", "AT", "COMPLETE", "SOURCE FENCE",
+		      "ROLLBACK");
 	json_array_foreach(waves, i, r) {
 		char *when = jtime(r, "last_step_at");
 		km_sb_t names = KM_SB_INIT;
@@ -264,7 +355,9 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 		table_row(t, cli_jstr(r, "wave"), names.len ? km_sb_str(&names) : "-",
 			  json_is_string(json_object_get(r, "last_step")) ? cli_jstr(r, "last_step")
 									: "-",
-			  when, cli_jbool(r, "complete") ? "yes" : "no");
+			  when, cli_jbool(r, "complete") ? "yes" : "no",
+			  cli_jstr(json_object_get(json_object_get(r, "rollback"), "fence"), "source"),
+			  cli_jstr(json_object_get(r, "rollback"), "why"));
 		km_sb_free(&names);
 		free(when);
 	}

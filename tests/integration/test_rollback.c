@@ -194,6 +194,37 @@ static void produce_ok(const char *topic, const char *text)
 	rd_kafka_destroy(p);
 }
 
+/* `status --json`'s rollback object of wave canary (owned). */
+static json_t *status_rollback(void)
+{
+	const char *argv[] = {tk_kmigrate(), "status", "-p", plan, "--json", NULL};
+	char *out, *err;
+	json_t *w, *rb = NULL;
+	size_t i;
+	assert_int_equal(tk_run(&out, &err, argv), 0);
+	json_t *st = tk_json(out);
+	json_array_foreach(json_object_get(st, "waves"), i, w)
+		if (!strcmp(json_string_value(json_object_get(w, "wave")), "canary"))
+			rb = json_incref(json_object_get(w, "rollback"));
+	json_decref(st);
+	free(out);
+	free(err);
+	assert_non_null(rb);
+	return rb;
+}
+
+static void assert_status(bool possible, const char *why, const char *source_fence)
+{
+	json_t *rb = status_rollback();
+	const char *w = json_string_value(json_object_get(rb, "why"));
+	const char *f = json_string_value(json_object_get(json_object_get(rb, "fence"), "source"));
+	if (json_is_true(json_object_get(rb, "possible")) != possible || !w || !strstr(w, why) ||
+	    !f || strncmp(f, source_fence, strlen(source_fence)))
+		fail_msg("status: want possible=%d why~'%s' source fence '%s', got %s", possible,
+			 why, source_fence, json_dumps(rb, JSON_COMPACT));
+	json_decref(rb);
+}
+
 static int setup(void **state)
 {
 	int id = (int)getpid();
@@ -250,6 +281,7 @@ static void test_rollback_before_authority(void **state)
 	assert_null(state_of(evs, "validate"));
 	json_decref(evs);
 	assert_fenced();
+	assert_status(true, "possible: the source is still authoritative", "config");
 
 	/* A dry run changes nothing and journals nothing. */
 	assert_int_equal(run("rollback", "--dry-run", NULL, NULL, NULL, &evs), 0);
@@ -277,6 +309,7 @@ static void test_rollback_before_authority(void **state)
 	assert_int_equal(facts("rollback.step", "wave:canary step:reset"), 1);
 	assert_int_equal(facts("cutover.reset", "wave:canary"), 1);
 	assert_configs_restored();
+	assert_status(false, "nothing to roll back", "none");
 	produce_ok(A, "after-rollback");
 	produce_ok(B, "after-rollback");
 
@@ -339,6 +372,7 @@ static void test_refused_after_authority(void **state)
 	tk_flush(p);
 	rd_kafka_destroy(p);
 
+	assert_status(false, "authority records say target", "config");
 	int before = facts("rollback.step", "wave:canary");
 	assert_int_equal(rollback(NULL, &evs), 1);
 	assert_string_equal(state_of(evs, "assess"), "nogo");
