@@ -1124,7 +1124,13 @@ static km_err_t task_step(repl_t *r, task_t *t)
 		if (!m)
 			continue;
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			if ((p = part_of(t, m)) && m->offset >= p->hwm) {
+			/* Caught up means committed up to the end: the end
+			 * reached with records of it still in the open
+			 * transaction is not, or --until-caught-up stopped the
+			 * run, said "done" with the last transaction's records
+			 * uncounted and committed them on the way out (the
+			 * commit below sets caught_up once they are). */
+			if ((p = part_of(t, m)) && m->offset >= p->hwm && p->next >= p->hwm) {
 				pthread_mutex_lock(&t->lock);
 				p->caught_up = true;
 				pthread_mutex_unlock(&t->lock);
