@@ -1872,3 +1872,32 @@ km_err_t km_fence_doc_prove(km_kafka_t *ks, const km_kafka_endpoint_t *ks_ep,
 	}
 	return err;
 }
+
+km_err_t km_fence_config_fenced(km_kafka_t *ks, const char *const *topics, size_t n,
+				char **fencedp, char *errstr, size_t errstr_size)
+{
+	json_t *cfgs = NULL;
+	km_err_t err;
+
+	*fencedp = NULL;
+	if ((err = describe_configs(ks, RD_KAFKA_RESOURCE_TOPIC, topics, n, &cfgs, errstr,
+				    errstr_size)))
+		return err;
+	for (size_t i = 0; i < n && !*fencedp; i++) {
+		const char *v = jstr(json_object_get(json_object_get(cfgs, topics[i]), MMB), "value");
+		int64_t mmb;
+		/* A value the broker did not report is unknown, never "not
+		 * fenced": say so. */
+		if (!v || km_parse_i64(v, &mmb)) {
+			err = km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
+					"DescribeConfigs of topic '%s' gave no max.message.bytes: "
+					"whether it is fenced is unknown (try again)",
+					topics[i]);
+			break;
+		}
+		if (mmb < 68)
+			*fencedp = km_strdup(topics[i]);
+	}
+	json_decref(cfgs);
+	return err;
+}

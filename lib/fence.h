@@ -187,4 +187,11 @@ km_err_t km_fence_doc_prove(km_kafka_t *ks, const km_kafka_endpoint_t *ks_ep,
 			    const struct km_plan_s *plan, const json_t *doc, json_t **proofp,
 			    char *errstr, size_t errstr_size);
 
+/* The first of topics[0..n-1] whose max.message.bytes on ks refuses every
+ * record batch now (below 68: the config fence), in *fencedp (owned), NULL
+ * when none does: kmigrate's own writes (the reverse copy) are refused by
+ * it too, whatever the principal. */
+km_err_t km_fence_config_fenced(km_kafka_t *ks, const char *const *topics, size_t n,
+				char **fencedp, char *errstr, size_t errstr_size);
+
 #endif

@@ -636,8 +636,9 @@ km_err_t km_mapstore_open(const char *migration, const char *direction,
 	km_kafka_close(kt);
 	if (err == KM_ERR_NOT_FOUND)
 		return km_seterr(errstr, errstr_size, KM_ERR_NOT_FOUND,
-				 "no replication state for migration '%s' on the target (run "
-				 "`kmigrate replicate` first)",
-				 migration);
+				 "no %sreplication state for migration '%s' on the %s (run "
+				 "`kmigrate replicate%s` first)",
+				 direction && *direction ? "reverse " : "", migration, tgt->role,
+				 direction && *direction ? " --reverse --wave W" : "");
 	return err;
 }

@@ -135,7 +135,8 @@ km_err_t km_mapstore_read_offmaps(const km_kafka_endpoint_t *tgt, const char *t_
 				  km_mapstore_t **msp, char *errstr, size_t errstr_size);
 
 /* The offset map of a migration (direction as in km_mapstore_names), read
- * whole from the target after proving it reachable, so that a wrong
+ * whole from tgt -- the cluster holding that direction's state: the target
+ * forward, the source for "reverse" -- after proving it reachable, so that a wrong
  * password is named as such and not as a missing map.  KM_ERR_NOT_FOUND
  * with "run `kmigrate replicate` first" when the migration has no
  * replication state.  Otherwise as km_mapstore_read_offmaps(). */

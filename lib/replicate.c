@@ -96,7 +96,12 @@ typedef struct task_s {
 
 typedef struct repl_s {
 	const km_plan_t *plan;
+	/* src is the cluster read, tgt the cluster written (data and
+	 * bookkeeping): the source and the target forward, the target and
+	 * the source in reverse (opts->direction), so that one engine serves
+	 * both directions. */
 	const km_kafka_endpoint_t *src, *tgt;
+	bool reverse;
 	const km_repl_opts_t *opts;
 	km_repl_stats_t *stats;
 	km_mapstore_names_t names; /* the internal topics (lib/mapstore.h) */
@@ -167,6 +172,39 @@ static bool is_excluded(const repl_t *r, const char *topic)
 		if (!strcmp(r->excluded[i], topic))
 			return true;
 	return false;
+}
+
+/* Whether topic (a name on the cluster read) is copied by this run: in the
+ * plan's scope forward; in reverse, the target name of a topic given a
+ * start. */
+static bool in_scope(const repl_t *r, const char *topic)
+{
+	if (!r->reverse)
+		return km_plan_topic_in_scope(r->plan, topic);
+	for (int i = 0; i < r->opts->n_start; i++) {
+		char *tt = km_plan_target_topic(r->plan, r->opts->start[i].topic);
+		bool same = !strcmp(tt, topic);
+		free(tt);
+		if (same)
+			return true;
+	}
+	return false;
+}
+
+/* The name on the cluster written of topic, a name on the cluster read
+ * (owned): the plan's naming forward, its inverse in reverse. */
+static char *write_topic(const repl_t *r, const char *topic)
+{
+	if (!r->reverse)
+		return km_plan_target_topic(r->plan, topic);
+	for (int i = 0; i < r->opts->n_start; i++) {
+		char *tt = km_plan_target_topic(r->plan, r->opts->start[i].topic);
+		bool same = !strcmp(tt, topic);
+		free(tt);
+		if (same)
+			return km_strdup(r->opts->start[i].topic);
+	}
+	KM_BUG("reverse: '%s' is not the target topic of a topic to copy back", topic);
 }
 
 /* Applies the exclusions published since the task last looked: their
@@ -378,7 +416,7 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 		char *tname;
 		int tparts = -1;
 
-		if (!km_plan_topic_in_scope(r->plan, t->topic))
+		if (!in_scope(r, t->topic))
 			continue;
 		/* A topic in scope that the source lists with an error was
 		 * skipped here, silently, and never copied: say what it is. */
@@ -387,22 +425,23 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 				   t->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
 					   ? KM_ERR_AUTHZ
 					   : KM_ERR_KAFKA,
-				   "source topic '%s' is in scope but its metadata says: %s%s", t->topic,
+				   "%s topic '%s' is in scope but its metadata says: %s%s", r->src->role,
+				   t->topic,
 				   rd_kafka_err2str(t->err),
 				   t->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
 					   ? " (grant DESCRIBE and READ on the topic to the source user)"
 					   : " (try again once the source cluster is healthy)");
 			break;
 		}
-		tname = km_plan_target_topic(r->plan, t->topic);
+		tname = write_topic(r, t->topic);
 		for (int j = 0; j < tmd->topic_cnt; j++)
 			if (!strcmp(tmd->topics[j].topic, tname) && !tmd->topics[j].err)
 				tparts = tmd->topics[j].partition_cnt;
 		if (tparts < 0)
 			err = fail(r, KM_ERR_NOT_FOUND,
-				   "target topic '%s' (for source '%s') does not exist: run "
+				   "%s topic '%s' (for %s '%s') does not exist: run "
 				   "`kmigrate plan` and `kmigrate apply` first",
-				   tname, t->topic);
+				   r->tgt->role, tname, r->src->role, t->topic);
 		else if (tparts != t->partition_cnt) {
 			emit(r, json_pack("{s:s, s:s, s:s, s:i, s:i}", "event", "nogo", "kind",
 					  "partitions", "subject", t->topic, "source_partitions",
@@ -426,8 +465,23 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 			r->nsp++;
 		}
 	}
-	if (!err)
+	if (!err && !r->reverse)
 		err = design_topics_seen(r, md);
+	/* Reverse: every topic to copy back must be there on the target (a
+	 * missing one would be left out silently). */
+	for (int i = 0; !err && r->reverse && i < r->opts->n_start; i++) {
+		char *tt = km_plan_target_topic(r->plan, r->opts->start[i].topic);
+		bool seen = false;
+		for (int j = 0; j < r->nsp && !seen; j++)
+			seen = !strcmp(r->sp[j].topic, tt);
+		if (!seen)
+			err = fail(r, KM_ERR_NOT_FOUND,
+				   "target topic '%s' (of source '%s') is not visible on the target: "
+				   "nothing of it could be copied back (grant DESCRIBE and READ on it "
+				   "to the target user)",
+				   tt, r->opts->start[i].topic);
+		free(tt);
+	}
 	if (!err && !r->nsp)
 		err = fail(r, KM_ERR_NOT_FOUND,
 			   "no source topic in the plan's scope is visible to the source user%s%s%s: "
@@ -663,6 +717,48 @@ static km_err_t recreated(repl_t *r, const part_t *p, const char *was, const cha
 		    p->topic, was, now);
 }
 
+/* Reverse: where a partition never copied back starts -- its start point
+ * (the target's high watermark at the switch).  A start below the target's
+ * log start means records written after the switch were deleted before
+ * they were copied back: loud loss, never a skip.  A start beyond the end
+ * means the target partition is not the one switched (recreated or
+ * truncated): stop, never guess.  @locality the task's thread */
+static km_err_t reverse_start(repl_t *r, part_t *p, int64_t lo, int64_t hi)
+{
+	const km_repl_start_t *st = NULL;
+
+	for (int i = 0; i < r->opts->n_start && !st; i++)
+		if (!strcmp(r->opts->start[i].topic, p->tgt_topic) &&
+		    r->opts->start[i].partition == p->partition)
+			st = &r->opts->start[i];
+	if (!st)
+		return fail(r, KM_ERR_NOGO,
+			    "target '%s'[%d] has no switch point for source '%s': it is not a "
+			    "partition the wave's switch recorded, so nothing of it is copied back "
+			    "(was a partition added on the target after the switch?)",
+			    p->topic, p->partition, p->tgt_topic);
+	if (st->offset < lo) {
+		emit(r, json_pack("{s:s, s:s, s:i, s:I, s:I, s:I}", "event", "loss", "topic",
+				  p->topic, "partition", p->partition, "next",
+				  (json_int_t)st->offset, "log_start", (json_int_t)lo, "lost",
+				  (json_int_t)(lo - st->offset)));
+		return fail(r, KM_ERR_NOGO,
+			    "target '%s'[%d]: %lld records written after the switch (offsets "
+			    "%lld..%lld) were deleted before they were copied back: data lost, the "
+			    "reverse copy stops",
+			    p->topic, p->partition, (long long)(lo - st->offset),
+			    (long long)st->offset, (long long)lo - 1);
+	}
+	if (st->offset > hi)
+		return fail(r, KM_ERR_NOGO,
+			    "target '%s'[%d] ends at %lld, before its switch point %lld: it is not "
+			    "the partition that was switched (deleted and recreated?), the reverse "
+			    "copy stops",
+			    p->topic, p->partition, (long long)hi, (long long)st->offset);
+	p->next = st->offset;
+	return KM_ERR_OK;
+}
+
 /* Makes t ready to copy: fences the task's previous owner, loads its
  * progress, checks for records lost to retention, assigns the source.
  * @locality the task's thread */
@@ -679,7 +775,7 @@ static km_err_t task_init(repl_t *r, task_t *t)
 		part_t *p = &t->parts[t->nparts++];
 		memset(p, 0, sizeof(*p));
 		p->topic = km_strdup(r->sp[i].topic);
-		p->tgt_topic = km_plan_target_topic(r->plan, r->sp[i].topic);
+		p->tgt_topic = write_topic(r, r->sp[i].topic);
 		p->partition = r->sp[i].partition;
 		p->hwm = r->sp[i].hi;
 		p->next = -1;
@@ -687,7 +783,10 @@ static km_err_t task_init(repl_t *r, task_t *t)
 		p->pending_tgt_next = -1;
 		p->topic_id = km_strdup(r->sp[i].topic_id);
 	}
-	snprintf(txid, sizeof(txid), "kmigrate.%s.task.%d", r->plan->migration, id);
+	/* Reverse: ids of its own, so that the two directions never fence
+	 * each other's tasks. */
+	snprintf(txid, sizeof(txid), r->reverse ? "kmigrate.%s.rtask.%d" : "kmigrate.%s.task.%d",
+		 r->plan->migration, id);
 	snprintf(linger, sizeof(linger), "%d", 5);
 	/* Memory is bounded by configuration, not by topic size: the
 	 * process budget (max_buffer_bytes) is shared by its tasks.  Of a
@@ -771,23 +870,30 @@ static km_err_t task_init(repl_t *r, task_t *t)
 		if (p->next >= 0 && p->progress_topic_id && p->topic_id &&
 		    strcmp(p->progress_topic_id, p->topic_id))
 			return recreated(r, p, p->progress_topic_id, p->topic_id);
-		if (p->next < 0) {
+		if (p->next < 0 && r->reverse) {
+			/* Reverse: the records after the switch point are the new
+			 * history; what is before it came from the source. */
+			if (reverse_start(r, p, lo, hi))
+				return r->err;
+		} else if (p->next < 0) {
 			p->next = lo;
 		} else if (p->next < lo) {
 			emit(r, json_pack("{s:s, s:s, s:i, s:I, s:I, s:I}", "event", "loss", "topic",
 					  p->topic, "partition", p->partition, "next", (json_int_t)p->next,
 					  "log_start", (json_int_t)lo, "lost", (json_int_t)(lo - p->next)));
 			fail(r, KM_ERR_NOGO,
-			     "source '%s'[%d]: %lld records (offsets %lld..%lld) were deleted by "
+			     "%s '%s'[%d]: %lld records (offsets %lld..%lld) were deleted by "
 			     "retention before they were copied: data lost, replication stops",
-			     p->topic, p->partition, (long long)(lo - p->next), (long long)p->next,
-			     (long long)lo - 1);
+			     r->src->role, p->topic, p->partition, (long long)(lo - p->next),
+			     (long long)p->next, (long long)lo - 1);
 			return r->err;
 		}
 		if (p->next >= hi)
 			p->caught_up = true;
 	}
-	snprintf(cgroup, sizeof(cgroup), "kmigrate.%s.source-reader", r->plan->migration);
+	snprintf(cgroup, sizeof(cgroup),
+		 r->reverse ? "kmigrate.%s.reverse-reader" : "kmigrate.%s.source-reader",
+		 r->plan->migration);
 	const char *cprops[] = {"group.id", cgroup, "enable.auto.commit", "false",
 				"enable.auto.offset.store", "false", "isolation.level", "read_committed",
 				"auto.offset.reset", "error", "enable.partition.eof", "true",
@@ -1018,7 +1124,13 @@ static km_err_t task_step(repl_t *r, task_t *t)
 		if (!m)
 			continue;
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			if ((p = part_of(t, m)) && m->offset >= p->hwm) {
+			/* Caught up means committed up to the end: the end
+			 * reached with records of it still in the open
+			 * transaction is not, or --until-caught-up stopped the
+			 * run, said "done" with the last transaction's records
+			 * uncounted and committed them on the way out (the
+			 * commit below sets caught_up once they are). */
+			if ((p = part_of(t, m)) && m->offset >= p->hwm && p->next >= p->hwm) {
 				pthread_mutex_lock(&t->lock);
 				p->caught_up = true;
 				pthread_mutex_unlock(&t->lock);
@@ -1077,10 +1189,10 @@ static km_err_t task_step(repl_t *r, task_t *t)
 						  p ? p->topic : "?", "partition", p ? p->partition : -1,
 						  "next", (json_int_t)(p ? p->pending_next : -1)));
 				return fail(r, KM_ERR_NOGO,
-					    "source '%s'[%d]: the next offset to copy (%lld) is no longer "
+					    "%s '%s'[%d]: the next offset to copy (%lld) is no longer "
 					    "in the log (%s): records were deleted by retention before "
 					    "they were copied, replication stops",
-					    p ? p->topic : "?", p ? p->partition : -1,
+					    r->src->role, p ? p->topic : "?", p ? p->partition : -1,
 					    (long long)(p ? p->pending_next : -1), msg);
 			}
 			if (merr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
@@ -1445,7 +1557,7 @@ static int scope_changed(repl_t *r, km_kafka_t *ks)
 	for (int i = 0; i < md->topic_cnt && !rc; i++) {
 		const struct rd_kafka_metadata_topic *t = &md->topics[i];
 		int had = 0;
-		if (t->err || !km_plan_topic_in_scope(r->plan, t->topic))
+		if (t->err || !in_scope(r, t->topic))
 			continue;
 		for (int j = 0; j < r->nsp; j++)
 			had += !strcmp(r->sp[j].topic, t->topic);
@@ -1581,17 +1693,21 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	memset(stats, 0, sizeof(*stats));
 	pthread_mutex_init(&r.lock, NULL);
 	r.plan = plan;
-	r.src = src;
-	r.tgt = tgt;
+	r.reverse = opts->direction && *opts->direction;
+	if (r.reverse && (strcmp(opts->direction, "reverse") || opts->n_start < 1))
+		KM_BUG("direction '%s' with %d start points", opts->direction, opts->n_start);
+	/* Reverse: read the target, write the source (see repl_t). */
+	r.src = r.reverse ? tgt : src;
+	r.tgt = r.reverse ? src : tgt;
 	r.opts = opts;
 	r.stats = stats;
 	r.errstr = errstr;
 	r.errstr_size = errstr_size;
-	km_mapstore_names(plan->migration, NULL, &r.names);
+	km_mapstore_names(plan->migration, r.reverse ? "reverse" : NULL, &r.names);
 	km_mapstore_authority_topic(plan->migration, r.authority_topic, sizeof(r.authority_topic));
 
-	if ((err = km_kafka_open(src, 0, &ks, msg, sizeof(msg))) ||
-	    (err = km_kafka_open(tgt, 0, &kt, msg, sizeof(msg)))) {
+	if ((err = km_kafka_open(r.src, 0, &ks, msg, sizeof(msg))) ||
+	    (err = km_kafka_open(r.tgt, 0, &kt, msg, sizeof(msg)))) {
 		fail(&r, err, "%s", msg);
 		goto done;
 	}
@@ -1600,7 +1716,9 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	/* A topic cut over (its authority is the target) is never copied
 	 * again: it would put stale source data into the new history.  Every
 	 * one of them: nothing to do, and that is a success. */
-	int nothing = authority_check(&r, true);
+	/* The reverse copy is what gives a cut-over topic back: the
+	 * authority does not exclude it. */
+	int nothing = r.reverse ? 0 : authority_check(&r, true);
 	if (nothing < 0)
 		goto done;
 	if (nothing) {
@@ -1612,7 +1730,9 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 		goto done;
 	int64_t next_authority_check = km_mono_ms() + AUTHORITY_CHECK_MS;
 	/* ks stays open: the main loop watches the scope's partitions. */
-	snprintf(group, sizeof(group), "kmigrate.%s.replicators", plan->migration);
+	snprintf(group, sizeof(group),
+		 r.reverse ? "kmigrate.%s.reverse-replicators" : "kmigrate.%s.replicators",
+		 plan->migration);
 	/* classic: the client's roundrobin assignor, and a session of 10 s
 	 * (how long a dead process keeps its tasks).  consumer (KIP-848):
 	 * the broker assigns and owns the session timeout
@@ -1639,7 +1759,7 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	gprops[ng] = NULL;
 	rd_kafka_conf_t *conf;
 	char rerr[512];
-	if ((err = km_kafka_conf_new(tgt, gprops, &conf, msg, sizeof(msg)))) {
+	if ((err = km_kafka_conf_new(r.tgt, gprops, &conf, msg, sizeof(msg)))) {
 		fail(&r, err, "%s", msg);
 		goto done;
 	}
@@ -1656,9 +1776,10 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	rd_kafka_topic_partition_list_add(sub, r.names.tasks, RD_KAFKA_PARTITION_UA);
 	rd_kafka_subscribe(r.group, sub);
 	rd_kafka_topic_partition_list_destroy(sub);
-	emit(&r, json_pack("{s:s, s:i, s:i, s:s, s:s?, s:s}", "event", "start", "tasks", r.ntasks,
-			   "partitions", r.nsp, "group", group, "instance", opts->instance_id,
-			   "group_protocol", kip848 ? "consumer" : "classic"));
+	emit(&r, json_pack("{s:s, s:i, s:i, s:s, s:s?, s:s, s:s}", "event", "start", "tasks",
+			   r.ntasks, "partitions", r.nsp, "group", group, "instance",
+			   opts->instance_id, "group_protocol", kip848 ? "consumer" : "classic",
+			   "direction", r.reverse ? "reverse" : "forward"));
 
 	while (!r.err && !(opts->stop && *opts->stop)) {
 		int owned = 0, caught = 0;
@@ -1692,7 +1813,7 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 		/* The replicator keeps running through a cutover (the next
 		 * waves need it): a topic cut over meanwhile is excluded, and
 		 * once every topic is, the run is done. */
-		if (km_mono_ms() >= next_authority_check) {
+		if (!r.reverse && km_mono_ms() >= next_authority_check) {
 			int left = authority_check(&r, false);
 			if (left < 0)
 				break;

@@ -25,6 +25,15 @@
  * The layout of that state on the target -- topic names, record formats,
  * the readers -- is lib/mapstore.h's; this module writes what it encodes.
  *
+ * The reverse direction (opts->direction "reverse") is the same engine with
+ * the clusters' roles swapped: it reads the target and writes the source,
+ * and its state lives on the source (the cluster it writes: data and
+ * bookkeeping commit in one transaction) in __kmigrate.<m>.reverse.*,
+ * keyed by the TARGET topic's name (the side whose offsets the map's "s"
+ * are).  Only the wave's topics given in opts->start are copied, each
+ * partition from its start offset (the target's high watermark at the
+ * wave's switch): what the applications wrote on the target since.
+ *
  * This module never prints; it reports through the event callback.
  */
 #ifndef KM_REPLICATE_H
@@ -40,7 +49,28 @@
 #include "offmap.h"
 #include "plan.h"
 
+/* Where the reverse copy of one partition starts (opts->start). */
+typedef struct km_repl_start_s {
+	const char *topic;  /* the SOURCE topic, the plan's name (borrowed) */
+	int partition;
+	int64_t offset;     /* the first TARGET offset to copy back: the
+			     * target's high watermark at the wave's switch */
+} km_repl_start_t;
+
 typedef struct km_repl_opts_s {
+	/* NULL (or "") copies source -> target, the plan's scope.  "reverse"
+	 * copies the target topics of opts->start's topics back onto their
+	 * source topics (rollback after the authority moved): read on the
+	 * target (read_committed), written on the source with the bookkeeping
+	 * on the source (__kmigrate.<m>.reverse.*, transactional ids
+	 * kmigrate.<m>.rtask.<k>, groups kmigrate.<m>.reverse-*), each
+	 * partition from its start, never from the log start, and never
+	 * excluded by the authority (that check is the forward path's). */
+	const char *direction;
+	/* reverse: every partition of the topics to copy back, with its
+	 * start (borrowed).  A target partition without one is an error. */
+	const km_repl_start_t *start;
+	int n_start;
 	int tasks;               /* T when the tasks topic is created; 0 = auto */
 	bool until_caught_up;    /* return once every partition reached the
 				  * source high watermark seen at start */

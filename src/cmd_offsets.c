@@ -5,7 +5,7 @@
  *                                       translated position proven by reading
  *   kmigrate offsets -p PLAN --commit   also commit it to the target groups
  *                                       (refused while a group has members)
- *   kmigrate offsets map -p PLAN --topic T --partition P
+ *   kmigrate offsets map -p PLAN --topic T --partition P [--reverse]
  *                                       the exact offset map (debug view)
  */
 #include <stdlib.h>
@@ -17,13 +17,17 @@
 #include "mapstore.h"
 
 /* `kmigrate offsets map --topic T --partition P`: the exact offset map of a
- * source partition, one line per run. */
+ * source partition, one line per run.  --reverse: the reverse copy's map
+ * (lib/replicate.h), read from the source, of TARGET topic T: a target
+ * offset written after the switch -> the source offset it was copied to. */
 static int offsets_map(cli_t *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {CLI_COMMON_OPTS,
 					     {"topic", required_argument, NULL, 't'},
 					     {"partition", required_argument, NULL, 'P'},
+					     {"reverse", no_argument, NULL, 'r'},
 					     {NULL, 0, NULL, 0}};
+	int reverse = 0;
 	const char *topic = NULL;
 	int64_t partition = -1;
 	km_mapstore_t *ms = NULL;
@@ -37,6 +41,8 @@ static int offsets_map(cli_t *cli, int argc, char **argv)
 			continue;
 		if (c == 't')
 			topic = optarg;
+		else if (c == 'r')
+			reverse = 1;
 		else if (c == 'P' && !km_parse_i64(optarg, &partition) && partition >= 0)
 			;
 		else
@@ -48,7 +54,8 @@ static int offsets_map(cli_t *cli, int argc, char **argv)
 	cli->needs = CLI_NEED_PLAN | CLI_NEED_ENDPOINTS;
 	if ((rc = cli_ready(cli)))
 		return rc;
-	if ((err = km_mapstore_open(cli->plan->migration, NULL, &cli->tgt, &ms, cli->errstr,
+	if ((err = km_mapstore_open(cli->plan->migration, reverse ? "reverse" : NULL,
+				    reverse ? &cli->src : &cli->tgt, &ms, cli->errstr,
 				    sizeof(cli->errstr)))) {
 		rc = cli_fail(cli, err);
 		goto done;
@@ -61,15 +68,18 @@ static int offsets_map(cli_t *cli, int argc, char **argv)
 							      (json_int_t)mp->runs[i].src_first, "tgt_first",
 							      (json_int_t)mp->runs[i].tgt_first, "count",
 							      (json_int_t)mp->runs[i].count));
-		json_t *out = json_pack("{s:s, s:I, s:I, s:o}", "topic", topic, "partition",
+		json_t *out = json_pack("{s:s, s:I, s:I, s:o, s:s}", "topic", topic, "partition",
 					(json_int_t)partition, "records",
-					(json_int_t)km_offmap_records(mp), "runs", runs);
+					(json_int_t)km_offmap_records(mp), "runs", runs,
+					"direction", reverse ? "reverse" : "forward");
 		cli_print_json(out);
 		json_decref(out);
 	} else {
-		printf("Offset map of '%s'[%lld]: %zu runs, %lld records\n", topic,
-		       (long long)partition, mp->cnt, (long long)km_offmap_records(mp));
-		table_t *t = table_new(4, "SOURCE", "TARGET", "COUNT", "SOURCE LAST");
+		printf("%s offset map of '%s'[%lld]: %zu runs, %lld records\n",
+		       reverse ? "Reverse" : "Offset", topic, (long long)partition, mp->cnt,
+		       (long long)km_offmap_records(mp));
+		table_t *t = reverse ? table_new(4, "TARGET", "SOURCE", "COUNT", "TARGET LAST")
+				     : table_new(4, "SOURCE", "TARGET", "COUNT", "SOURCE LAST");
 		for (size_t i = 0; i < mp->cnt; i++) {
 			char a[32], b[32], n[32], l[32];
 			snprintf(a, sizeof(a), "%lld", (long long)mp->runs[i].src_first);

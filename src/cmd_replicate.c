@@ -6,6 +6,12 @@
  * --until-caught-up, until every in-scope partition reached the source high
  * watermark seen at start.  A progress line goes to a terminal; --json
  * prints the engine's events as JSON lines.
+ *
+ * --reverse --wave W copies what was written on the target since wave W's
+ * switch back onto the source topics (the engine's reverse direction): the
+ * start points are the target high watermarks the cutover's switch step
+ * journaled; refused until that step is journaled, and while a fence
+ * refuses kmigrate's own writes on the source.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +22,8 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "cutover.h"
+#include "fence.h"
 #include "replicate.h"
 
 typedef struct ev_ctx_s {
@@ -27,6 +35,8 @@ typedef struct ev_ctx_s {
 	int tty;
 	km_err_t jerr;     /* opening the journal failed: the run stops */
 	char jerrstr[512];
+	const char *wave;  /* --reverse: the wave copied back */
+	json_t *switch_hwms; /* --reverse: its start points (the switch's) */
 } ev_ctx_t;
 
 /* The journal is opened, and the run begun, only once the engine did work
@@ -91,8 +101,16 @@ static void on_event(void *opaque, json_t *ev)
 			fprintf(stderr, "%s%s\n", ctx->tty ? "\n" : "", s);
 		free(s);
 	}
-	if (!strcmp(kind, "start"))
-		journal_open(ctx);
+	if (!strcmp(kind, "start") && !journal_open(ctx) && ctx->wave) {
+		/* The reverse copy's start points are evidence: what it took as
+		 * the beginning of the target's new history. */
+		char subj[400];
+		json_t *body = json_pack("{s:s, s:O}", "wave", ctx->wave, "start", ctx->switch_hwms);
+		snprintf(subj, sizeof(subj), "wave:%s", ctx->wave);
+		km_journal_fact(ctx->jr, ctx->run_id, "replicate.reverse", subj, "INFO", body, err,
+				sizeof(err));
+		json_decref(body);
+	}
 	/* A NO-GO found by the engine (a topic of the design it cannot see,
 	 * a partition count that changed) is a fact the moment it is known. */
 	if (!strcmp(kind, "nogo") && !journal_open(ctx)) {
@@ -175,6 +193,117 @@ static int instance_lock(cli_t *cli, const km_plan_t *plan, const char *given, c
 	return cli_fail(cli, KM_ERR_CONFLICT);
 }
 
+/* --reverse --wave W: the start points from the journal (wave W's switch
+ * step: the target's high watermarks when the applications moved) and the
+ * check that the source takes kmigrate's writes.  Reads only.  @returns 0
+ * with *startp (ctx->switch_hwms borrowed by it) and *np. */
+static int reverse_prepare(cli_t *cli, ev_ctx_t *ctx, km_repl_start_t **startp, int *np)
+{
+	const km_plan_t *plan = cli->plan;
+	km_journal_t *jr = NULL;
+	km_kafka_t *ks = NULL;
+	json_t *done = NULL, *fence = NULL, *r;
+	const char **names = NULL;
+	char *fenced = NULL;
+	size_t i, nn = 0;
+	km_err_t err;
+	int rc = 0;
+
+	*startp = NULL;
+	*np = 0;
+	if (!km_plan_wave(plan, ctx->wave)) {
+		snprintf(cli->errstr, sizeof(cli->errstr),
+			 "no wave '%s' in the plan's cutover.waves: name one of them", ctx->wave);
+		return cli_fail(cli, KM_ERR_INVALID_ARG);
+	}
+	if ((rc = cli_open_journal(cli, plan, 0, &jr)))
+		return rc;
+	if ((err = km_cutover_load(jr, ctx->wave, &done, &fence, cli->errstr,
+				   sizeof(cli->errstr)))) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	ctx->switch_hwms = json_incref(json_object_get(
+		json_object_get(json_object_get(done, KM_CUTOVER_LAST_STEP), "body"), "target_hwms"));
+	if (!json_array_size(ctx->switch_hwms)) {
+		snprintf(cli->errstr, sizeof(cli->errstr),
+			 "wave '%s' has no journaled switch step: the target's new history has no "
+			 "start, so nothing can be copied back (run `kmigrate cutover --wave %s` to "
+			 "its switch first; before it, `kmigrate rollback` only undoes the fence)",
+			 ctx->wave, ctx->wave);
+		rc = cli_fail(cli, KM_ERR_NOGO);
+		goto done;
+	}
+	*startp = km_calloc(json_array_size(ctx->switch_hwms), sizeof(**startp));
+	names = km_calloc(json_array_size(ctx->switch_hwms), sizeof(*names));
+	json_array_foreach(ctx->switch_hwms, i, r) {
+		km_repl_start_t *s = &(*startp)[(*np)++];
+		s->topic = json_string_value(json_object_get(r, "topic"));
+		s->partition = (int)json_integer_value(json_object_get(r, "partition"));
+		s->offset = json_integer_value(json_object_get(r, "hwm"));
+		if (!s->topic || s->offset < 0) {
+			snprintf(cli->errstr, sizeof(cli->errstr),
+				 "wave '%s': the switch step's target_hwms entry %zu is not a topic, "
+				 "partition and high watermark: the journal is damaged, look at it",
+				 ctx->wave, i);
+			rc = cli_fail(cli, KM_ERR_BUG);
+			goto done;
+		}
+		if (!nn || strcmp(names[nn - 1], s->topic))
+			names[nn++] = s->topic;
+	}
+	/* The source fence: the config fence refuses every produce, kmigrate's
+	 * too; the ACL fence refuses the principals it denies, kmigrate's when
+	 * it is also one of the wave's producers.  Lifting a fence is the
+	 * rollback's decision, never a side effect of copying. */
+	char principal[300];
+	snprintf(principal, sizeof(principal), "User:%s",
+		 cli->src.username ? cli->src.username : "ANONYMOUS");
+	json_array_foreach(json_object_get(json_object_get(json_object_get(fence, "body"), "plan"),
+					   "add"),
+			   i, r) {
+		const char *perm = json_string_value(json_object_get(r, "permission"));
+		const char *pr = json_string_value(json_object_get(r, "principal"));
+		if (perm && pr && !strcmp(perm, "DENY") && !strcmp(pr, principal)) {
+			snprintf(cli->errstr, sizeof(cli->errstr),
+				 "the ACL fence of wave '%s' denies '%s' on '%s', and kmigrate writes "
+				 "the source as '%s': lift that DENY first (kmigrate does not lift a "
+				 "fence to copy back)",
+				 ctx->wave, json_string_value(json_object_get(r, "name")), principal,
+				 principal);
+			rc = cli_fail(cli, KM_ERR_NOGO);
+			goto done;
+		}
+	}
+	if ((rc = cli_open_cluster(cli, plan, "source", 0, &ks)))
+		goto done;
+	if ((err = km_fence_config_fenced(ks, names, nn, &fenced, cli->errstr,
+					  sizeof(cli->errstr)))) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	if (fenced) {
+		snprintf(cli->errstr, sizeof(cli->errstr),
+			 "source topic '%s' is fenced by config (max.message.bytes refuses every "
+			 "record, kmigrate's too): the config fence must be lifted first, then run "
+			 "`kmigrate replicate --reverse --wave %s` again",
+			 fenced, ctx->wave);
+		rc = cli_fail(cli, KM_ERR_NOGO);
+	}
+done:
+	free(fenced);
+	free(names);
+	km_kafka_close(ks);
+	json_decref(done);
+	json_decref(fence);
+	km_journal_close(jr);
+	if (rc) {
+		free(*startp);
+		*startp = NULL;
+	}
+	return rc;
+}
+
 int cmd_replicate(cli_t *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -188,7 +317,11 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		{"instance", required_argument, NULL, 'I'},
 		{"no-instance", no_argument, NULL, 'N'},
 		{"group-protocol", required_argument, NULL, 'G'},
+		{"reverse", no_argument, NULL, 'r'},
+		{"wave", required_argument, NULL, 'W'},
 		{NULL, 0, NULL, 0}};
+	km_repl_start_t *start = NULL;
+	int reverse = 0;
 	km_repl_opts_t ropts;
 	km_repl_stats_t stats;
 	km_plan_t *plan;
@@ -247,6 +380,8 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 			instance = optarg;
 			break;
 		case 'N': no_instance = 1; break;
+		case 'r': reverse = 1; break;
+		case 'W': ctx.wave = optarg; break;
 		case 'G':
 			if (strcmp(optarg, "classic") && strcmp(optarg, "consumer"))
 				return cli_usage(cli, "--group-protocol takes classic or consumer");
@@ -259,6 +394,10 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
 	if (instance && no_instance)
 		return cli_usage(cli, "--instance and --no-instance exclude each other");
+	if (reverse != (ctx.wave != NULL))
+		return cli_usage(cli, "--reverse and --wave go together: `kmigrate replicate "
+				      "--reverse --wave W` copies back what wave W's target got "
+				      "since its switch");
 	if ((rc = cli_ready(cli)))
 		return rc;
 	plan = cli->plan;
@@ -273,7 +412,14 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		ropts.max_buffer_bytes = (int64_t)plan->replication.max_buffer_mb * 1024 * 1024;
 	if (plan->replication.txn_max_ms && !txn_ms_set)
 		ropts.txn_max_ms = plan->replication.txn_max_ms;
-	if ((rc = cli_design_topics(cli, &design)))
+	if (reverse) {
+		/* The topics are the wave's, not the plan's scope: no design
+		 * check (the engine checks each is there on the target). */
+		if ((rc = reverse_prepare(cli, &ctx, &start, &ropts.n_start)))
+			goto done;
+		ropts.direction = "reverse";
+		ropts.start = start;
+	} else if ((rc = cli_design_topics(cli, &design)))
 		goto done;
 	if (design) {
 		json_t *t;
@@ -326,6 +472,8 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 done:
 	if (lock_fd >= 0)
 		close(lock_fd);
+	free(start);
+	json_decref(ctx.switch_hwms);
 	free(dtopics);
 	json_decref(design);
 	free(args);

@@ -66,7 +66,8 @@ static const cmd_t commands[] = {
 	{"replicate", cmd_replicate,
 	 CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_ENDPOINTS | CLI_NEED_STOP,
 	 "-p PLAN [--until-caught-up] [--tasks N] [--max-bytes-per-sec B] [--max-buffer-mb M]\n"
-	 "       [--instance ID | --no-instance] [--group-protocol classic|consumer]",
+	 "       [--instance ID | --no-instance] [--group-protocol classic|consumer]\n"
+	 "       [--reverse --wave W]",
 	 "exactly-once copy with an exact offset map; run N of them to scale out",
 	 "Copies the in-scope topics to the target, same partition numbers, keys,\n"
 	 "values, headers, timestamps and tombstones byte for byte; aborted source\n"
@@ -80,9 +81,11 @@ static const cmd_t commands[] = {
 	 "a vanished topic, a partition-count mismatch or missing ACLs.\n"
 	 "Each process joins with a group.instance.id (--instance, default\n"
 	 "<hostname>-<n>, n the lowest free on this host), so one restarted after\n"
-	 "a crash gets its tasks back at once; --max-bytes-per-sec is per process.\n"},
+	 "a crash gets its tasks back at once; --max-bytes-per-sec is per process.\n"
+	 "--reverse --wave W copies what the target got since wave W's switch back\n"
+	 "onto the source topics, exactly once, its map and state on the source.\n"},
 	{"offsets", cmd_offsets, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_SOURCE | CLI_NEED_TARGET,
-	 "-p PLAN [--commit] [--group G] | map -p PLAN --topic T --partition P",
+	 "-p PLAN [--commit] [--group G] | map -p PLAN --topic T --partition P [--reverse]",
 	 "translate consumer-group offsets, prove them by reading, commit them",
 	 "For every consumer group in scope (declared in the plan or found on the\n"
 	 "source), translates each committed source offset c to the target offset\n"

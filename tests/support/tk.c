@@ -912,7 +912,9 @@ void tk_set_topic_config(const tk_cluster_t *c, const char *topic, const char *n
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
 	rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
 	rd_kafka_error_t *e = rd_kafka_ConfigResource_add_incremental_config(
-		res, name, RD_KAFKA_ALTER_CONFIG_OP_TYPE_SET, value);
+		res, name,
+		value ? RD_KAFKA_ALTER_CONFIG_OP_TYPE_SET : RD_KAFKA_ALTER_CONFIG_OP_TYPE_DELETE,
+		value);
 	size_t n;
 
 	if (e)
@@ -1419,4 +1421,47 @@ void tk_produce_one(const tk_cluster_t *c, const char *topic, const char *text)
 	tk_produce(p, topic, &m);
 	tk_flush(p);
 	rd_kafka_destroy(p);
+}
+
+
+int tk_kmv(char **outp, char **errp, ...)
+{
+	const char *argv[32] = {tk_kmigrate()};
+	char *out, *err;
+	va_list ap;
+	int n = 1;
+
+	va_start(ap, errp);
+	for (const char *a; n < 31 && (a = va_arg(ap, const char *));)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	int rc = tk_run(&out, &err, argv);
+	fprintf(stderr, "kmigrate %s: exit %d%s%s", argv[1], rc, *err ? ": " : "\n", err);
+	if (outp)
+		*outp = out;
+	else
+		free(out);
+	if (errp)
+		*errp = err;
+	else
+		free(err);
+	return rc;
+}
+
+void tk_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+void tk_ready_for_cutover(const char *plan)
+{
+	tk_km(plan, "inventory", NULL, NULL, 1, NULL); /* the "no authorizer" finding */
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	tk_km(plan, "check", NULL, NULL, 0, NULL);
+	tk_catch_up(plan, 120000, NULL);
+	tk_km(plan, "validate", NULL, NULL, 0, NULL);
+	tk_km(plan, "offsets", NULL, NULL, 0, NULL);
 }

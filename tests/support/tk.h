@@ -132,7 +132,8 @@ void tk_group_read(const tk_cluster_t *c, const char *group, const char *topic, 
 /* Committed offset of group on topic[partition], -1 when none. */
 int64_t tk_committed(const tk_cluster_t *c, const char *group, const char *topic, int partition);
 
-/* Sets one topic config (IncrementalAlterConfigs SET). */
+/* Sets one topic config (IncrementalAlterConfigs SET); value NULL deletes
+ * the topic's override (DELETE: the broker's value again). */
 void tk_set_topic_config(const tk_cluster_t *c, const char *topic, const char *name,
 			 const char *value);
 
@@ -238,5 +239,17 @@ char *tk_acl_lines(const tk_cluster_t *c);
 /* Produces one record (key = value = text) to topic[0] on c and waits for
  * its acknowledgement. */
 void tk_produce_one(const tk_cluster_t *c, const char *topic, const char *text);
+
+/* Runs kmigrate with the arguments (NULL ends them) and logs its exit and
+ * stderr; @returns the exit status.  *outp / *errp receive stdout / stderr
+ * (owned) when given. */
+int tk_kmv(char **outp, char **errp, ...);
+
+void tk_sleep_ms(int ms);
+
+/* Every command a migration runs before its cutover, on a plan with a
+ * source without authorizer (inventory exits 1: that finding): inventory,
+ * plan, apply, check, replicate --until-caught-up, validate, offsets. */
+void tk_ready_for_cutover(const char *plan);
 
 #endif
