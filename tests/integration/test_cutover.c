@@ -82,96 +82,35 @@ static char *write_plan(const char *name, const char *gates)
 	free(text);
 	return p;
 }
-
-/* Runs `kmigrate cutover -p p --wave w --json [extra]` with the crash
- * hook set to crash (NULL: unset); @returns the exit status, *evsp (if
- * given) the JSON lines as an array. */
+/* Runs `kmigrate cutover -p p --wave w --json [extra]` (extra: options
+ * separated by spaces) with the crash hook set to crash (NULL: unset);
+ * @returns the exit status, *evsp (if given) the JSON lines. */
 static int cutover(const char *p, const char *w, const char *extra, const char *crash,
 		   json_t **evsp)
 {
 	const char *argv[12] = {tk_kmigrate(), "cutover", "-p", p, "--wave", w, "--json"};
-	char *out, *err, *ex = extra ? km_strdup(extra) : NULL, *sv = NULL;
+	char *ex = extra ? km_strdup(extra) : NULL, *sv = NULL;
 	int a = 7;
-	/* extra: options separated by spaces. */
 	for (char *t = ex ? strtok_r(ex, " ", &sv) : NULL; t && a < 11; t = strtok_r(NULL, " ", &sv))
 		argv[a++] = t;
-	if (crash)
-		setenv("KM_CUTOVER_CRASH_AFTER", crash, 1);
-	int rc = tk_run(&out, &err, argv);
-	unsetenv("KM_CUTOVER_CRASH_AFTER");
-	json_t *evs = json_array();
-	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
-		json_t *j = json_loads(line, 0, NULL);
-		if (j)
-			json_array_append_new(evs, j);
-	}
-	fprintf(stderr, "cutover --wave %s%s%s: exit %d%s%s\n", w, crash ? " crash after " : "",
-		crash ? crash : "", rc, *err ? ": " : "", err);
-	free(out);
-	free(err);
+	int rc = tk_km_events(evsp, "KM_CUTOVER_CRASH_AFTER", crash, argv);
 	free(ex);
-	if (evsp)
-		*evsp = evs;
-	else
-		json_decref(evs);
 	return rc;
 }
-
-/* The state a step event reported for step, or NULL. */
 static const char *state_of(const json_t *evs, const char *step)
 {
-	const char *st = NULL;
-	json_t *e;
-	size_t i;
-	json_array_foreach(evs, i, e) {
-		const char *s = json_string_value(json_object_get(e, "step"));
-		const char *x = json_string_value(json_object_get(e, "state"));
-		if (s && !strcmp(s, step) && x && strcmp(x, "start"))
-			st = x;
-	}
-	return st;
+	return tk_event_state(evs, step);
 }
-
-/* How many facts of kind the journal holds whose subject starts with
- * prefix. */
 static int facts(const char *kind, const char *prefix)
 {
-	km_journal_t *jr = NULL;
-	json_t *fs = NULL, *f;
-	char errstr[512];
-	size_t i;
-	int n = 0;
-
-	if (km_journal_open(journal, 0, &jr, errstr, sizeof(errstr)) ||
-	    km_journal_facts(jr, 0, kind, &fs, errstr, sizeof(errstr)))
-		fail_msg("journal %s: %s", journal, errstr);
-	json_array_foreach(fs, i, f)
-		if (!strncmp(json_string_value(json_object_get(f, "subject")), prefix,
-			     strlen(prefix)))
-			n++;
-	json_decref(fs);
-	km_journal_close(jr);
-	return n;
+	return tk_journal_count(journal, kind, prefix);
 }
-
 /* The body of the step fact of wave/step (a new reference), or NULL. */
 static json_t *step_body(const char *wave, const char *step)
 {
-	km_journal_t *jr = NULL;
-	json_t *fs = NULL, *f, *body = NULL;
-	char errstr[512], subj[200];
-	size_t i;
-
+	char subj[200];
 	snprintf(subj, sizeof(subj), "wave:%s step:%s", wave, step);
-	if (km_journal_open(journal, 0, &jr, errstr, sizeof(errstr)) ||
-	    km_journal_facts(jr, 0, "cutover.step", &fs, errstr, sizeof(errstr)))
-		fail_msg("journal %s: %s", journal, errstr);
-	json_array_foreach(fs, i, f)
-		if (!body && !strcmp(json_string_value(json_object_get(f, "subject")), subj))
-			body = json_incref(json_object_get(f, "body"));
-	json_decref(fs);
-	km_journal_close(jr);
-	return body;
+	return tk_journal_body(journal, "cutover.step", subj);
 }
 
 /* The group G, reading A on the target from the positions cutover

@@ -121,59 +121,17 @@ static char *write_plan(const char *name, const char *acl)
 static int cutover(const char *p, const char *w, const char *crash, json_t **evsp)
 {
 	const char *argv[] = {tk_kmigrate(), "cutover", "-p", p, "--wave", w, "--json", NULL};
-	char *out, *err;
-	if (crash)
-		setenv("KM_CUTOVER_CRASH_AFTER", crash, 1);
-	int rc = tk_run(&out, &err, argv);
-	unsetenv("KM_CUTOVER_CRASH_AFTER");
-	json_t *evs = json_array();
-	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
-		json_t *j = json_loads(line, 0, NULL);
-		if (j)
-			json_array_append_new(evs, j);
-	}
-	fprintf(stderr, "cutover --wave %s%s%s: exit %d%s%s\n", w, crash ? " crash after " : "",
-		crash ? crash : "", rc, *err ? ": " : "", err);
-	free(out);
-	free(err);
-	if (evsp)
-		*evsp = evs;
-	else
-		json_decref(evs);
-	return rc;
+	return tk_km_events(evsp, "KM_CUTOVER_CRASH_AFTER", crash, argv);
 }
 
 static const char *state_of(const json_t *evs, const char *step)
 {
-	const char *st = NULL;
-	json_t *e;
-	size_t i;
-	json_array_foreach(evs, i, e) {
-		const char *s = json_string_value(json_object_get(e, "step"));
-		const char *x = json_string_value(json_object_get(e, "state"));
-		if (s && !strcmp(s, step) && x && strcmp(x, "start"))
-			st = x;
-	}
-	return st;
+	return tk_event_state(evs, step);
 }
-
 /* The body of the first fact of kind with subject subj (new reference). */
 static json_t *fact_body(const char *kind, const char *subj)
 {
-	km_journal_t *jr = NULL;
-	json_t *fs = NULL, *f, *body = NULL;
-	char errstr[512];
-	size_t i;
-
-	if (km_journal_open(journal, 0, &jr, errstr, sizeof(errstr)) ||
-	    km_journal_facts(jr, 0, kind, &fs, errstr, sizeof(errstr)))
-		fail_msg("journal %s: %s", journal, errstr);
-	json_array_foreach(fs, i, f)
-		if (!body && !strcmp(json_string_value(json_object_get(f, "subject")), subj))
-			body = json_incref(json_object_get(f, "body"));
-	json_decref(fs);
-	km_journal_close(jr);
-	return body;
+	return tk_journal_body(journal, kind, subj);
 }
 
 static void assert_acls_untouched(void)

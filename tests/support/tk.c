@@ -2,6 +2,7 @@
 #define _XOPEN_SOURCE 700
 #include "tk.h"
 #include "util.h"
+#include "journal.h"
 #include "kafka.h"
 
 #include <errno.h>
@@ -1464,4 +1465,83 @@ void tk_ready_for_cutover(const char *plan)
 	tk_catch_up(plan, 120000, NULL);
 	tk_km(plan, "validate", NULL, NULL, 0, NULL);
 	tk_km(plan, "offsets", NULL, NULL, 0, NULL);
+}
+
+int tk_km_events(json_t **evsp, const char *env, const char *val, const char *const argv[])
+{
+	char *out, *err;
+	if (env && val)
+		setenv(env, val, 1);
+	int rc = tk_run(&out, &err, argv);
+	if (env && val)
+		unsetenv(env);
+	json_t *evs = json_array();
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+		json_t *j = json_loads(line, 0, NULL);
+		if (j)
+			json_array_append_new(evs, j);
+	}
+	fprintf(stderr, "%s", argv[1]);
+	for (int i = 2; argv[i]; i++)
+		if (strcmp(argv[i], "--json") && strcmp(argv[i], "-p") && (i < 2 || strcmp(argv[i - 1], "-p")))
+			fprintf(stderr, " %s", argv[i]);
+	fprintf(stderr, "%s%s: exit %d%s%s\n", val ? " with " : "", val ? val : "", rc,
+		*err ? ": " : "", err);
+	free(out);
+	free(err);
+	if (evsp)
+		*evsp = evs;
+	else
+		json_decref(evs);
+	return rc;
+}
+
+const char *tk_event_state(const json_t *evs, const char *step)
+{
+	const char *st = NULL;
+	json_t *e;
+	size_t i;
+	json_array_foreach(evs, i, e) {
+		const char *s = json_string_value(json_object_get(e, "step"));
+		const char *x = json_string_value(json_object_get(e, "state"));
+		if (s && !strcmp(s, step) && x && strcmp(x, "start"))
+			st = x;
+	}
+	return st;
+}
+
+/* The facts of kind in journal (the caller decrefs). */
+static json_t *journal_facts(const char *journal, const char *kind)
+{
+	km_journal_t *jr = NULL;
+	json_t *fs = NULL;
+	char errstr[512];
+
+	if (km_journal_open(journal, 0, &jr, errstr, sizeof(errstr)) ||
+	    km_journal_facts(jr, 0, kind, &fs, errstr, sizeof(errstr)))
+		tk_fail("journal %s: %s", journal, errstr);
+	km_journal_close(jr);
+	return fs;
+}
+
+int tk_journal_count(const char *journal, const char *kind, const char *prefix)
+{
+	json_t *fs = journal_facts(journal, kind), *f;
+	size_t i;
+	int n = 0;
+	json_array_foreach(fs, i, f)
+		n += !strncmp(json_string_value(json_object_get(f, "subject")), prefix, strlen(prefix));
+	json_decref(fs);
+	return n;
+}
+
+json_t *tk_journal_body(const char *journal, const char *kind, const char *subject)
+{
+	json_t *fs = journal_facts(journal, kind), *f, *body = NULL;
+	size_t i;
+	json_array_foreach(fs, i, f)
+		if (!body && !strcmp(json_string_value(json_object_get(f, "subject")), subject))
+			body = json_incref(json_object_get(f, "body"));
+	json_decref(fs);
+	return body;
 }

@@ -252,4 +252,20 @@ void tk_sleep_ms(int ms);
  * plan, apply, check, replicate --until-caught-up, validate, offsets. */
 void tk_ready_for_cutover(const char *plan);
 
+/* Runs argv (argv[0] = tk_kmigrate(), with --json) with env=val set
+ * during the run when both are given (a test hook such as
+ * KM_CUTOVER_CRASH_AFTER), prints the command and its exit on stderr, and
+ * @returns its exit status; *evsp (if given) gets its JSON lines as an
+ * array (owned). */
+int tk_km_events(json_t **evsp, const char *env, const char *val, const char *const argv[]);
+/* The last state other than "start" that a step event of evs reported
+ * for step ({"event": "step", "step", "state"}), or NULL. */
+const char *tk_event_state(const json_t *evs, const char *step);
+/* How many facts of kind the journal at path holds whose subject starts
+ * with prefix. */
+int tk_journal_count(const char *journal, const char *kind, const char *prefix);
+/* The body of the first fact of kind whose subject is subject (a new
+ * reference), or NULL. */
+json_t *tk_journal_body(const char *journal, const char *kind, const char *subject);
+
 #endif
