@@ -372,7 +372,9 @@ static void test_replicate_excludes(void **state)
 	(void)state;
 
 	assert_true(wait_events(replog, "excluded", A, WAIT_MS));
-	assert_int_equal(facts("replicate.excluded", km_asprintf("topic:%s", A)), 1);
+	char *subj = km_asprintf("topic:%s", A);
+	assert_int_equal(facts("replicate.excluded", subj), 1);
+	free(subj);
 	int64_t ta = tk_total_hwm(&tgt, A), tb = tk_total_hwm(&tgt, B);
 	/* Lift the fence on A (as a rollback would) and write to it. */
 	tk_set_topic_config(&src, A, "max.message.bytes", "1048588");
