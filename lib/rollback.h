@@ -42,6 +42,7 @@
 #include "journal.h"
 #include "kafka.h"
 #include "plan.h"
+#include "replicate.h"
 
 /* The steps, in order, NULL-terminated; static storage. */
 extern const char *const km_rollback_steps[];
@@ -50,10 +51,14 @@ typedef struct km_rollback_conf_s {
 	const km_plan_t *plan;
 	km_journal_t *jr;
 	km_kafka_t *ks;                 /* connected source (borrowed) */
+	km_kafka_t *kt;                 /* connected target (borrowed) */
+	const km_kafka_endpoint_t *src; /* the source endpoint, with its secrets */
 	const km_kafka_endpoint_t *tgt; /* the target endpoint: its authority topic */
 	const char *wave;
 	const char *args; /* the command line, for the run row */
 	bool dry_run;     /* read only: journal nothing, change nothing */
+	int drain_timeout_ms;        /* drain-target's bound; <= 0: 300 s */
+	volatile sig_atomic_t *stop; /* set by a signal handler: stop waiting */
 	/* Events, as cutover's: {"event": "step", "wave", "step", "state":
 	 * "start" | "done" | "already-done" | "would" | "nogo", "fact_id"?,
 	 * "evidence"?, "reason"?}; a "done" event follows its commit. */
@@ -73,5 +78,22 @@ typedef struct km_rollback_conf_s {
  */
 km_err_t km_rollback_run(const km_rollback_conf_t *conf, json_t **resultp, char *errstr,
 			 size_t errstr_size);
+
+/*
+ * The reverse copy's start points for wave W (`replicate --reverse` and
+ * the rollback's reverse step): the target high watermarks the current
+ * cutover attempt's switch step journaled (target_hwms), one per wave
+ * partition.  KM_ERR_NOGO while no switch is journaled.  The source must
+ * take kmigrate's writes: when src_principal ("User:x") is given, a
+ * journaled ACL fence that DENYs it is KM_ERR_NOGO (the rollback, which
+ * lifts the fence itself first, passes NULL); when ks is given, a wave
+ * topic fenced by config on the source is KM_ERR_NOGO.  Reads only.
+ * @returns *hwmsp (new reference: the journaled target_hwms), *startp
+ * (km_free'd by the caller; its topics borrowed from *hwmsp) and *np.
+ */
+km_err_t km_rollback_reverse_starts(km_journal_t *jr, km_kafka_t *ks, const km_plan_t *plan,
+				    const char *wave, const char *src_principal, json_t **hwmsp,
+				    km_repl_start_t **startp, int *np, char *errstr,
+				    size_t errstr_size);
 
 #endif

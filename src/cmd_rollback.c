@@ -3,7 +3,7 @@
  * wave's rollback (lib/rollback.h), print each step, exit 0 when the wave
  * is back to its state before the cutover.
  *
- * Test hook: KM_ROLLBACK_CRASH_AFTER=<step> (assess, unfence, reset) makes
+ * Test hook: KM_ROLLBACK_CRASH_AFTER=<step> (any of km_rollback_steps) makes
  * the process _exit(137) right after that step's fact is committed, as
  * kill -9 would.  Not for production use.
  */
@@ -28,18 +28,39 @@ static void on_event(void *opaque, const json_t *ev)
 		json_dumpf(ev, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 		fputc('\n', stdout);
 	} else if (!strcmp(state, "start")) {
-		printf("  %-8s ...\n", step);
+		printf("  %-16s ...\n", step);
 	} else if (!strcmp(state, "would")) {
 		char *s = json_dumps(json_object_get(ev, "evidence"), JSON_COMPACT | JSON_SORT_KEYS);
-		printf("  %-8s would: %s\n", step, s ? s : "-");
+		printf("  %-16s would: %s\n", step, s ? s : "-");
 		free(s);
 	} else {
-		printf("  %-8s %s", step, state);
+		printf("  %-16s %s", step, state);
 		if (json_object_get(ev, "fact_id"))
 			printf(" (journal fact %lld)", cli_jint(ev, "fact_id"));
 		if (json_is_string(json_object_get(ev, "reason")))
 			printf(": %s", cli_jstr(ev, "reason"));
 		printf("\n");
+		const json_t *sb =
+			json_object_get(json_object_get(ev, "evidence"), "switch_back");
+		if (sb && !strcmp(state, "done")) {
+			const json_t *c;
+			size_t i;
+			printf("  Switch back to the source (bootstrap %s):\n",
+			       cli_jstr(sb, "bootstrap"));
+			json_array_foreach(json_object_get(sb, "producers"), i, c)
+				printf("    producer %s (owner %s): write the source topics again\n",
+				       cli_jstr(c, "name"),
+				       json_is_string(json_object_get(c, "owner"))
+					       ? cli_jstr(c, "owner") : "undeclared");
+			json_array_foreach(json_object_get(sb, "consumers"), i, c)
+				printf("    consumer %s (group %s, owner %s): read the source; the "
+				       "group resumes where offsets-back committed it\n",
+				       cli_jstr(c, "name"),
+				       json_is_string(json_object_get(c, "group")) ? cli_jstr(c, "group")
+										  : "-",
+				       json_is_string(json_object_get(c, "owner")) ? cli_jstr(c, "owner")
+										  : "undeclared");
+		}
 	}
 	fflush(stdout);
 	if (ctx->crash_after && !strcmp(ctx->crash_after, step) && !strcmp(state, "done"))
@@ -51,6 +72,7 @@ int cmd_rollback(cli_t *cli, int argc, char **argv)
 	static const struct option opts[] = {CLI_COMMON_OPTS,
 					     {"wave", required_argument, NULL, 'w'},
 					     {"dry-run", no_argument, NULL, 'n'},
+					     {"drain-timeout", required_argument, NULL, 'D'},
 					     {NULL, 0, NULL, 0}};
 	km_rollback_conf_t conf = {0};
 	ev_ctx_t ctx = {.cli = cli, .crash_after = getenv("KM_ROLLBACK_CRASH_AFTER")};
@@ -67,6 +89,13 @@ int cmd_rollback(cli_t *cli, int argc, char **argv)
 			conf.wave = optarg;
 		else if (c == 'n')
 			conf.dry_run = true;
+		else if (c == 'D') {
+			int64_t v;
+			if (km_parse_i64(optarg, &v) || v < 1 || v > 86400)
+				return cli_usage(cli, "--drain-timeout takes 1..86400 seconds, not '%s'",
+						 optarg);
+			conf.drain_timeout_ms = (int)v * 1000;
+		}
 		else
 			return cli_usage(cli, "unknown option");
 	}
@@ -83,7 +112,10 @@ int cmd_rollback(cli_t *cli, int argc, char **argv)
 	conf.plan = cli->plan;
 	conf.jr = cli->jr;
 	conf.ks = cli->ks;
+	conf.kt = cli->kt;
+	conf.src = &cli->src;
 	conf.tgt = &cli->tgt;
+	conf.stop = &cli_stop;
 	conf.args = args;
 	conf.event_cb = on_event;
 	conf.opaque = &ctx;
