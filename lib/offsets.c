@@ -1141,10 +1141,10 @@ km_err_t km_offsets_translate_back(const km_plan_t *plan, km_kafka_t *ks, km_kaf
 		json_object_set_new(c, "status", json_string(ok ? "translated" : "proof-failed"));
 		json_object_set_new(
 			c, "proof",
-			json_pack("{s:s, s:I, s:s, s:I, s:o, s:o, s:b}", "source", a->state == PR_END ? "end" : "record",
-				  (json_int_t)a->off, "target",
-				  b->state == PR_END ? "end" : "record", (json_int_t)b->off,
-				  "source_digest",
+			json_pack("{s:s, s:I, s:s, s:I, s:o, s:o, s:b}", "source",
+				  a->state == PR_END ? "end" : "record", "source_offset",
+				  (json_int_t)a->off, "target", b->state == PR_END ? "end" : "record",
+				  "target_offset", (json_int_t)b->off, "source_digest",
 				  json_sprintf("%016llx", (unsigned long long)a->digest),
 				  "target_digest",
 				  json_sprintf("%016llx", (unsigned long long)b->digest), "match",

@@ -32,6 +32,7 @@ static const char *const path_before[] = {"assess", "unfence", "reset", NULL};
 
 #define DRAIN_TIMEOUT_MS 300000
 #define POLL_MS 500
+#define MEMBERS_WAIT_MS 60000
 
 typedef struct rctx_s {
 	const km_rollback_conf_t *c;
@@ -932,9 +933,17 @@ static km_err_t do_authority_source(rctx_t *x)
 	}
 	emit(x, "authority-source", "start", 0, NULL, NULL);
 	snprintf(group, sizeof(group), "kmigrate.%s.replicators", c->plan->migration);
-	if ((err = km_offsets_group_members(c->kt, group, &members, clients, sizeof(clients),
-					    x->errstr, x->errstr_size)))
-		goto done;
+	/* A replicator that just ended may still be listed until the group's
+	 * session timeout drops it (10 s classic, 45 s KIP-848): waited for,
+	 * a live one is refused. */
+	for (int64_t until = km_mono_ms() + MEMBERS_WAIT_MS;;) {
+		if ((err = km_offsets_group_members(c->kt, group, &members, clients,
+						    sizeof(clients), x->errstr, x->errstr_size)))
+			goto done;
+		if (!members || km_mono_ms() > until || (c->stop && *c->stop))
+			break;
+		poll(NULL, 0, POLL_MS * 2);
+	}
 	if (members > 0) {
 		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
 				"a forward replicator is running (group '%s' on the target has %d "

@@ -67,6 +67,18 @@ static void on_event(void *opaque, const json_t *ev)
 		_exit(137);
 }
 
+/* Whether the run took the path after the authority moved. */
+static bool after_path(const json_t *res)
+{
+	const json_t *r;
+	size_t i;
+
+	json_array_foreach(json_object_get(res, "steps"), i, r)
+		if (!strcmp(cli_jstr(r, "step"), "reverse"))
+			return true;
+	return false;
+}
+
 int cmd_rollback(cli_t *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {CLI_COMMON_OPTS,
@@ -139,6 +151,12 @@ int cmd_rollback(cli_t *cli, int argc, char **argv)
 		       conf.wave);
 	} else if (!strcmp(result, "would")) {
 		printf("Dry run: the steps above would run; nothing changed.\n");
+	} else if (after_path(res)) {
+		printf("Wave '%s' is rolled back: the source is authoritative again and holds "
+		       "what the target got since the switch; its groups are committed there. "
+		       "The target stays fenced.\nThe next `kmigrate cutover --wave %s` starts at "
+		       "its gate.\nEvidence: run %lld in %s\n",
+		       conf.wave, conf.wave, cli_jint(res, "run_id"), cli->plan->journal);
 	} else {
 		printf("Wave '%s' is back to its state before the cutover: the source is "
 		       "authoritative and takes writes again.\nThe next `kmigrate cutover --wave "
