@@ -3,14 +3,20 @@
  * (`kmigrate rollback --wave W`, issue 11) as a resumable, journaled step
  * machine, like lib/cutover.h.
  *
- * Built so far: the rollback of a cutover that stopped BEFORE the wave's
- * authority moved (the fence applied, then a drain timeout, a validation
+ * Two paths, chosen by assess.  AFTER the authority moved (a record on
+ * the target's authority topic says target, or the authority step is
+ * journaled): fence-target (the plan's fence on the wave's target topics,
+ * its plan journaled as "rollback.fence" first), drain-target, unfence
+ * (the source), reverse (the reverse engine in-process, then no foreign
+ * record on the source), offsets-back (km_offsets_translate_back, committed
+ * on the source), authority-source, reset (with the switch-back
+ * instructions); docs/internals/rollback.md.  BEFORE it: the rollback of
+ * a cutover that stopped BEFORE the wave's authority moved (the fence applied, then a drain timeout, a validation
  * NO-GO or an operator's decision).  The source never stopped being
  * authoritative, so undoing the fence exactly is the whole rollback:
  *
  *   assess   reads the wave's cutover attempt (km_cutover_load) and the
- *            target's authority topic; refuses when any wave topic's
- *            authority is the target (the reverse path, not built yet);
+ *            target's authority topic, and picks the path;
  *   unfence  applies the journaled inverse of the journaled fence plan
  *            (km_fence_undo) and reads the cluster back until it is as it
  *            was before the fence (km_fence_wait_restored); an external
@@ -70,8 +76,9 @@ typedef struct km_rollback_conf_s {
  * Runs (or resumes) the wave's rollback.
  * @returns KM_ERR_OK when the wave is back to its state before the cutover
  * (or there was nothing to roll back: no cutover step journaled, result
- * "nothing"); KM_ERR_NOGO when the authority already moved (not built yet)
- * or the fence did not read back as it was; KM_ERR_INVALID_ARG for an
+ * "nothing"); KM_ERR_NOGO when a step cannot be done safely (named: the
+ * fence did not read back as it was, a foreign record on the source, a
+ * live group member or forward replicator, ...); KM_ERR_INVALID_ARG for an
  * unknown wave; cluster and journal errors as they come.  *resultp (may be
  * NULL) receives {"wave", "steps": [{"step", "state"}], "run_id",
  * "result": "rolled-back" | "nothing" | "would"}.
