@@ -860,6 +860,186 @@ static void authority_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
 		*first = m->err;
 }
 
+/* ---- the round trip: the forward map told what the source got back ------------- */
+
+/* The partition count of topic on k (the forward tasks topic: T). */
+static km_err_t partition_count(rctx_t *x, km_kafka_t *k, const char *topic, int *np)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(km_kafka_rk(k), topic, NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t e = rd_kafka_metadata(km_kafka_rk(k), 0, rkt, &md, KM_KAFKA_TIMEOUT_MS);
+	km_err_t err = KM_ERR_OK;
+
+	*np = 0;
+	if (e || !md || md->topic_cnt != 1 || md->topics[0].err || !md->topics[0].partition_cnt)
+		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_KAFKA,
+				"cannot read the partitions of '%s' on the target: %s (re-run the "
+				"rollback)",
+				topic,
+				rd_kafka_err2str(e ? e : md && md->topic_cnt ? md->topics[0].err
+									  : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+	else
+		*np = md->topics[0].partition_cnt;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	return err;
+}
+
+/* One transaction as forward task k (its transactional id: a dead task's
+ * open transaction is aborted, and no live one exists: the caller checked
+ * the replicators' group is empty) holding recs [{"topic", "partition",
+ * "key", "value"}] on the forward bookkeeping topics. */
+static km_err_t commit_as_task(rctx_t *x, int k, const json_t *recs)
+{
+	char txid[600], rerr[512];
+	const char *extra[] = {"transactional.id", txid, "enable.idempotence", "true", "acks", "all",
+			       NULL};
+	rd_kafka_resp_err_t derr = RD_KAFKA_RESP_ERR_NO_ERROR;
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *rk = NULL;
+	rd_kafka_error_t *e = NULL;
+	json_t *r;
+	size_t i;
+	km_err_t err;
+
+	snprintf(txid, sizeof(txid), "kmigrate.%s.task.%d", x->c->plan->migration, k);
+	if ((err = km_kafka_conf_new(x->c->tgt, extra, &conf, x->errstr, x->errstr_size)))
+		return err;
+	rd_kafka_conf_set_dr_msg_cb(conf, authority_dr);
+	rd_kafka_conf_set_opaque(conf, &derr);
+	if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof(rerr)))) {
+		rd_kafka_conf_destroy(conf);
+		return km_seterr(x->errstr, x->errstr_size, KM_ERR_KAFKA,
+				 "cannot create the forward bookkeeping producer on the target: %s",
+				 rerr);
+	}
+	if ((e = rd_kafka_init_transactions(rk, 60000)) || (e = rd_kafka_begin_transaction(rk)))
+		goto done;
+	json_array_foreach(recs, i, r) {
+		const char *key = json_string_value(json_object_get(r, "key"));
+		const char *val = json_string_value(json_object_get(r, "value"));
+		rd_kafka_resp_err_t perr = rd_kafka_producev(
+			rk, RD_KAFKA_V_TOPIC(json_string_value(json_object_get(r, "topic"))),
+			RD_KAFKA_V_PARTITION(k), RD_KAFKA_V_KEY(key, strlen(key)),
+			RD_KAFKA_V_VALUE((void *)val, strlen(val)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			RD_KAFKA_V_END);
+		if (perr && !derr)
+			derr = perr;
+	}
+	if (!derr && rd_kafka_flush(rk, 60000))
+		derr = RD_KAFKA_RESP_ERR__TIMED_OUT;
+	if (!derr)
+		e = rd_kafka_commit_transaction(rk, 60000);
+done:
+	if (e || derr)
+		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_KAFKA,
+				"writing the forward map of wave '%s' as task %d on the target "
+				"failed: %s (nothing of it is committed; re-run the rollback)",
+				x->c->wave, k, e ? rd_kafka_error_string(e) : rd_kafka_err2str(derr));
+	if (e)
+		rd_kafka_error_destroy(e);
+	rd_kafka_destroy(rk);
+	return err;
+}
+
+/* Before the authority goes back to the source: the forward map and
+ * progress on the target record the records the reverse copy appended to
+ * the source as already present on the target at the offsets they were
+ * copied from (the inverse of the reverse runs), so that the forward
+ * replicator, when it copies the wave's topics again, starts after them
+ * and offset translation stays exact across the trip.  Idempotent: runs
+ * the forward map already holds (source offsets below its last run's end)
+ * are not written again. */
+static km_err_t forward_round_trip(rctx_t *x, json_t **evp)
+{
+	const km_rollback_conf_t *c = x->c;
+	km_mapstore_names_t fn;
+	km_mapstore_t *fwd = NULL, *prog = NULL, *rev = NULL;
+	json_t *bytask = json_object(), *ev = json_array(), *r;
+	char key[KM_MAPSTORE_KEY_MAX], val[KM_MAPSTORE_VALUE_MAX], kb[32];
+	int ntasks = 0;
+	size_t i;
+	km_err_t err;
+
+	*evp = NULL;
+	km_mapstore_names(c->plan->migration, NULL, &fn);
+	if ((err = km_mapstore_open(c->plan->migration, NULL, c->tgt, &fwd, x->errstr,
+				    x->errstr_size)) ||
+	    (err = km_mapstore_read_progress_all(c->tgt, fn.progress, &prog, x->errstr,
+						 x->errstr_size)) ||
+	    (err = km_mapstore_open(c->plan->migration, "reverse", c->src, &rev, x->errstr,
+				    x->errstr_size)) ||
+	    (err = partition_count(x, c->kt, fn.tasks, &ntasks)))
+		goto done;
+	json_array_foreach(switch_parts(x), i, r) {
+		const char *st = json_string_value(json_object_get(r, "topic"));
+		const char *tt = json_string_value(json_object_get(r, "target_topic"));
+		int p = (int)json_integer_value(json_object_get(r, "partition"));
+		const km_offmap_t *rm = km_mapstore_offmap(rev, tt, p);
+		const km_offmap_t *fm = km_mapstore_offmap(fwd, st, p);
+		const km_mapstore_progress_t *pr = km_mapstore_progress(prog, st, p);
+		int64_t fend = fm && fm->cnt ? fm->runs[fm->cnt - 1].src_first +
+						       fm->runs[fm->cnt - 1].count
+					     : 0;
+		int written = 0;
+		if (!rm || !rm->cnt)
+			continue;
+		snprintf(kb, sizeof(kb), "%d", km_mapstore_task_of(st, p, ntasks));
+		json_t *recs = json_object_get(bytask, kb);
+		if (!recs)
+			json_object_set_new(bytask, kb, recs = json_array());
+		km_mapstore_key_encode(st, p, key, sizeof(key));
+		for (size_t k = 0; k < rm->cnt; k++) {
+			/* Reverse run: target offsets src_first.. -> source
+			 * offsets tgt_first..; forward: the other way. */
+			km_offrun_t fr = {.src_first = rm->runs[k].tgt_first,
+					  .tgt_first = rm->runs[k].src_first,
+					  .count = rm->runs[k].count};
+			if (fr.src_first < fend)
+				continue; /* written by an earlier run of this step */
+			if (km_mapstore_run_encode(&fr, val, sizeof(val)) < 0) {
+				err = km_seterr(x->errstr, x->errstr_size, KM_ERR_BUG,
+						"cannot encode a forward run of '%s'[%d]", st, p);
+				goto done;
+			}
+			json_array_append_new(recs, json_pack("{s:s, s:s, s:s}", "topic", fn.offmap,
+							      "key", key, "value", val));
+			written++;
+		}
+		if (!written)
+			continue;
+		const km_offrun_t *last = &rm->runs[rm->cnt - 1];
+		km_mapstore_progress_t np = {.next = last->tgt_first + last->count,
+					     .tgt_next = last->src_first + last->count};
+		snprintf(np.topic_id, sizeof(np.topic_id), "%s", pr ? pr->topic_id : "");
+		if (km_mapstore_progress_encode(&np, val, sizeof(val)) < 0) {
+			err = km_seterr(x->errstr, x->errstr_size, KM_ERR_BUG,
+					"cannot encode the forward progress of '%s'[%d]", st, p);
+			goto done;
+		}
+		json_array_append_new(recs, json_pack("{s:s, s:s, s:s}", "topic", fn.progress, "key",
+						      key, "value", val));
+		json_array_append_new(ev, json_pack("{s:s, s:i, s:i, s:I, s:I}", "topic", st,
+						    "partition", p, "runs", written, "next",
+						    (json_int_t)np.next, "tgt_next",
+						    (json_int_t)np.tgt_next));
+	}
+	const char *kk;
+	json_t *recs;
+	json_object_foreach(bytask, kk, recs)
+		if (json_array_size(recs) && (err = commit_as_task(x, atoi(kk), recs)))
+			goto done;
+	*evp = json_incref(ev);
+done:
+	km_mapstore_destroy(fwd);
+	km_mapstore_destroy(prog);
+	km_mapstore_destroy(rev);
+	json_decref(bytask);
+	json_decref(ev);
+	return err;
+}
+
 /* {"authority":"source"} for each wave topic on the target's authority
  * topic (idempotent, acks=all), every acknowledgement waited for. */
 static km_err_t produce_source_authority(rctx_t *x, const char *topic, const json_t *topics)
@@ -920,6 +1100,7 @@ static km_err_t do_authority_source(rctx_t *x)
 	const km_rollback_conf_t *c = x->c;
 	char topic[KM_MAPSTORE_NAME_MAX], group[400], clients[1024];
 	json_t *topics = wave_topics(x), *recs = NULL, *mine = json_object(), *ev = NULL, *t;
+	json_t *fwd_written = NULL;
 	int members = 0;
 	size_t i;
 	km_err_t err = KM_ERR_OK;
@@ -963,6 +1144,8 @@ static km_err_t do_authority_source(rctx_t *x)
 		km_journal_rollback(c->jr);
 		goto done;
 	}
+	if ((err = forward_round_trip(x, &fwd_written)))
+		goto done;
 	if ((err = produce_source_authority(x, topic, topics)) ||
 	    (err = km_mapstore_read_authority(c->tgt, topic, &recs, x->errstr, x->errstr_size)))
 		goto done;
@@ -981,9 +1164,11 @@ static km_err_t do_authority_source(rctx_t *x)
 		}
 		json_object_set(mine, st, r);
 	}
-	ev = json_pack("{s:s, s:O}", "topic", topic, "records", mine);
+	ev = json_pack("{s:s, s:O, s:O}", "topic", topic, "records", mine, "forward_map_written",
+		       fwd_written);
 	err = step_done(x, "authority-source", ev, false);
 done:
+	json_decref(fwd_written);
 	json_decref(topics);
 	json_decref(recs);
 	json_decref(mine);
