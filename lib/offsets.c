@@ -932,8 +932,8 @@ done:
 
 /* ---- commit ---------------------------------------------------------------------- */
 
-static km_err_t target_members(km_kafka_t *kt, const char *gid, int *membersp, char *clients,
-			       size_t csize, char *errstr, size_t errstr_size)
+km_err_t km_offsets_group_members(km_kafka_t *kt, const char *gid, int *membersp, char *clients,
+				  size_t csize, char *errstr, size_t errstr_size)
 {
 	km_kafka_call_t call;
 	rd_kafka_event_t *ev = NULL;
@@ -987,13 +987,15 @@ km_err_t km_offsets_commit(km_kafka_t *kt, const json_t *group, char *errstr, si
 				 "group '%s' has partitions that are not translatable yet (replication "
 				 "behind or proof failed): nothing committed; run replicate, then retry",
 				 gid);
-	if ((err = target_members(kt, gid, &members, clients, sizeof(clients), errstr, errstr_size)))
+	if ((err = km_offsets_group_members(kt, gid, &members, clients, sizeof(clients), errstr,
+					    errstr_size)))
 		return err;
+	/* The cluster's role: the rollback commits on the source with this. */
 	if (members > 0)
 		return km_seterr(errstr, errstr_size, KM_ERR_NOGO,
-				 "target group '%s' has %d active member(s) (%s): committing under "
+				 "%s group '%s' has %d active member(s) (%s): committing under "
 				 "them would be overwritten or skip records; stop them, then retry",
-				 gid, members, clients);
+				 km_kafka_endpoint(kt)->role, gid, members, clients);
 	tps = rd_kafka_topic_partition_list_new(8);
 	json_array_foreach(json_object_get(group, "partitions"), i, row)
 		rd_kafka_topic_partition_list_add(
@@ -1025,5 +1027,139 @@ km_err_t km_offsets_commit(km_kafka_t *kt, const json_t *group, char *errstr, si
 		rd_kafka_event_destroy(ev);
 	rd_kafka_AlterConsumerGroupOffsets_destroy(a);
 	rd_kafka_topic_partition_list_destroy(tps);
+	return err;
+}
+
+/* ---- back to the source (the rollback after the authority moved) --------------- */
+
+/* The source offset of the first record whose forward copy lies at or
+ * after target offset c and before the switch point sw, or -1: the
+ * inverse of the forward map (runs sorted by source offset, and so by
+ * target offset: the copy keeps the order). */
+static int64_t forward_inverse(const km_offmap_t *m, int64_t c, int64_t sw)
+{
+	for (size_t i = 0; m && i < m->cnt; i++) {
+		const km_offrun_t *r = &m->runs[i];
+		if (r->tgt_first >= sw)
+			break;
+		if (r->tgt_first + r->count > c)
+			return r->src_first + (c > r->tgt_first ? c - r->tgt_first : 0);
+	}
+	return -1;
+}
+
+km_err_t km_offsets_translate_back(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *kt,
+				   const char *group, const json_t *parts, json_t **groupp,
+				   char *errstr, size_t errstr_size)
+{
+	reader_t rd[NSIDES] = {{.ep = km_kafka_endpoint(ks)}, {.ep = km_kafka_endpoint(kt)}};
+	km_mapstore_t *fwd = NULL, *rev = NULL;
+	rd_kafka_topic_partition_list_t *ends = NULL;
+	json_t *ids = json_pack("[s]", group), *offs = NULL, *rows = json_array(), *pt, *c;
+	probe_t *pr = NULL;
+	progress_t pg = {0};
+	size_t i, j, np = 0, u = 0;
+	bool all = true;
+	km_err_t err;
+
+	*groupp = NULL;
+	if ((err = committed_offsets(kt, ids, &offs, errstr, errstr_size)) ||
+	    (err = km_mapstore_open(plan->migration, NULL, km_kafka_endpoint(kt), &fwd, errstr,
+				    errstr_size)) ||
+	    (err = km_mapstore_open(plan->migration, "reverse", km_kafka_endpoint(ks), &rev,
+				    errstr, errstr_size)))
+		goto done;
+	/* The source's end, for a group past every copied record. */
+	ends = rd_kafka_topic_partition_list_new(8);
+	json_array_foreach(parts, i, pt)
+		rd_kafka_topic_partition_list_add(ends, json_string_value(json_object_get(pt, "topic")),
+						  (int32_t)json_integer_value(
+							  json_object_get(pt, "partition")));
+	if ((err = km_kafka_list_offsets(ks, ends, KM_KAFKA_LSO, errstr, errstr_size)))
+		goto done;
+	pr = km_calloc(json_array_size(parts) * 2 + 1, sizeof(*pr));
+	json_array_foreach(parts, i, pt) {
+		const char *st = json_string_value(json_object_get(pt, "topic"));
+		const char *tt = json_string_value(json_object_get(pt, "target_topic"));
+		int p = (int)json_integer_value(json_object_get(pt, "partition"));
+		int64_t sw = json_integer_value(json_object_get(pt, "switch_hwm")), at = -1, s = -1;
+		const char *via = NULL;
+		json_array_foreach(json_object_get(offs, group), j, c)
+			if (!strcmp(json_string_value(json_object_get(c, "topic")), tt) &&
+			    json_integer_value(json_object_get(c, "partition")) == p)
+				at = json_integer_value(json_object_get(c, "committed"));
+		if (at < 0) {
+			/* No position on the target: the source keeps its own
+			 * (what the group committed there before the cutover). */
+			json_array_append_new(rows, json_pack("{s:s, s:s, s:i, s:s}", "topic", st,
+							      "target_topic", tt, "partition", p,
+							      "status", "no-commit"));
+			continue;
+		}
+		/* Before the switch point: a copy the forward replicator made,
+		 * back through the inverse of its map.  At or after it (or
+		 * past the last forward copy): a record the applications wrote
+		 * on the target, through the reverse map.  Past both: the end. */
+		if (at < sw && (s = forward_inverse(km_mapstore_offmap(fwd, st, p), at, sw)) >= 0)
+			via = "forward-inverse";
+		else if (!km_offmap_translate(km_mapstore_offmap(rev, tt, p), at < sw ? sw : at, &s))
+			via = "reverse";
+		else {
+			s = ends->elems[i].offset;
+			via = "end";
+		}
+		json_array_append_new(rows, json_pack("{s:s, s:s, s:i, s:I, s:I, s:s}", "topic", st,
+						      "target_topic", tt, "partition", p,
+						      "committed", (json_int_t)at, "source_offset",
+						      (json_int_t)s, "via", via));
+		pr[np++] = (probe_t){.side = SRC, .topic = st, .partition = p, .from = s};
+		pr[np++] = (probe_t){.side = TGT, .topic = tt, .partition = p, .from = at};
+	}
+	/* The proof: the first record a read_committed consumer gets from the
+	 * target position and from the source position are the same record
+	 * (digests), or both sides are at their end. */
+	if (np && (err = read_unique(rd, pr, np, &u, &pg, errstr, errstr_size)))
+		goto done;
+	json_array_foreach(rows, i, c) {
+		if (!json_object_get(c, "via"))
+			continue;
+		probe_t ks_ = {.side = SRC,
+			       .topic = json_string_value(json_object_get(c, "topic")),
+			       .partition = (int)json_integer_value(json_object_get(c, "partition")),
+			       .from = json_integer_value(json_object_get(c, "source_offset"))};
+		probe_t kt_ = {.side = TGT,
+			       .topic = json_string_value(json_object_get(c, "target_topic")),
+			       .partition = ks_.partition,
+			       .from = json_integer_value(json_object_get(c, "committed"))};
+		probe_t *a = bsearch(&ks_, pr, u, sizeof(*pr), probe_cmp);
+		probe_t *b = bsearch(&kt_, pr, u, sizeof(*pr), probe_cmp);
+		if (!a || !b)
+			KM_BUG("offsets: a proof read was not answered");
+		bool ok = (a->state == PR_END && b->state == PR_END) ||
+			  (a->state == PR_RECORD && b->state == PR_RECORD && a->digest == b->digest);
+		all = all && ok;
+		json_object_set_new(c, "status", json_string(ok ? "translated" : "proof-failed"));
+		json_object_set_new(
+			c, "proof",
+			json_pack("{s:s, s:I, s:s, s:I, s:o, s:o, s:b}", "source",
+				  a->state == PR_END ? "end" : "record", "source_offset",
+				  (json_int_t)a->off, "target", b->state == PR_END ? "end" : "record",
+				  "target_offset", (json_int_t)b->off, "source_digest",
+				  json_sprintf("%016llx", (unsigned long long)a->digest),
+				  "target_digest",
+				  json_sprintf("%016llx", (unsigned long long)b->digest), "match",
+				  ok));
+	}
+	*groupp = json_pack("{s:s, s:O, s:b}", "group", group, "partitions", rows, "translatable",
+			    all);
+done:
+	free(pr);
+	if (ends)
+		rd_kafka_topic_partition_list_destroy(ends);
+	km_mapstore_destroy(fwd);
+	km_mapstore_destroy(rev);
+	json_decref(ids);
+	json_decref(offs);
+	json_decref(rows);
 	return err;
 }

@@ -55,4 +55,27 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 km_err_t km_offsets_commit(km_kafka_t *kt, const json_t *group, char *errstr,
 			   size_t errstr_size);
 
+/* The members of group gid on k now (DescribeConsumerGroups): their count
+ * in *membersp and "client@host, ..." in clients. */
+km_err_t km_offsets_group_members(km_kafka_t *k, const char *gid, int *membersp, char *clients,
+				  size_t csize, char *errstr, size_t errstr_size);
+
+/* The rollback's translation of group's committed TARGET positions back
+ * to the source (lib/rollback.h, offsets-back).  parts: the wave's
+ * partitions [{"topic" (source), "target_topic", "partition",
+ * "switch_hwm"}].  A target position before the switch point maps through
+ * the inverse of the forward map (the source offset of the first record
+ * whose copy lies at or after it), one at or after it through the reverse
+ * map (target offset -> new source offset, read on the source), one past
+ * every copied record to the source's end.  Each is proven by reading the
+ * first committed record at both positions (same digest, or both at their
+ * end).  A partition the group has no target commit on is "no-commit".
+ * @returns {"group", "partitions": [{"topic", "target_topic", "partition",
+ * "committed", "source_offset", "via": "forward-inverse" | "reverse" |
+ * "end", "status": "translated" | "proof-failed" | "no-commit", "proof"}],
+ * "translatable"} in *groupp. */
+km_err_t km_offsets_translate_back(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *kt,
+				   const char *group, const json_t *parts, json_t **groupp,
+				   char *errstr, size_t errstr_size);
+
 #endif

@@ -3,14 +3,20 @@
  * (`kmigrate rollback --wave W`, issue 11) as a resumable, journaled step
  * machine, like lib/cutover.h.
  *
- * Built so far: the rollback of a cutover that stopped BEFORE the wave's
- * authority moved (the fence applied, then a drain timeout, a validation
+ * Two paths, chosen by assess.  AFTER the authority moved (a record on
+ * the target's authority topic says target, or the authority step is
+ * journaled): fence-target (the plan's fence on the wave's target topics,
+ * its plan journaled as "rollback.fence" first), drain-target, unfence
+ * (the source), reverse (the reverse engine in-process, then no foreign
+ * record on the source), offsets-back (km_offsets_translate_back, committed
+ * on the source), authority-source, reset (with the switch-back
+ * instructions); docs/internals/rollback.md.  BEFORE it: the rollback of
+ * a cutover that stopped BEFORE the wave's authority moved (the fence applied, then a drain timeout, a validation
  * NO-GO or an operator's decision).  The source never stopped being
  * authoritative, so undoing the fence exactly is the whole rollback:
  *
  *   assess   reads the wave's cutover attempt (km_cutover_load) and the
- *            target's authority topic; refuses when any wave topic's
- *            authority is the target (the reverse path, not built yet);
+ *            target's authority topic, and picks the path;
  *   unfence  applies the journaled inverse of the journaled fence plan
  *            (km_fence_undo) and reads the cluster back until it is as it
  *            was before the fence (km_fence_wait_restored); an external
@@ -42,6 +48,7 @@
 #include "journal.h"
 #include "kafka.h"
 #include "plan.h"
+#include "replicate.h"
 
 /* The steps, in order, NULL-terminated; static storage. */
 extern const char *const km_rollback_steps[];
@@ -50,10 +57,14 @@ typedef struct km_rollback_conf_s {
 	const km_plan_t *plan;
 	km_journal_t *jr;
 	km_kafka_t *ks;                 /* connected source (borrowed) */
+	km_kafka_t *kt;                 /* connected target (borrowed) */
+	const km_kafka_endpoint_t *src; /* the source endpoint, with its secrets */
 	const km_kafka_endpoint_t *tgt; /* the target endpoint: its authority topic */
 	const char *wave;
 	const char *args; /* the command line, for the run row */
 	bool dry_run;     /* read only: journal nothing, change nothing */
+	int drain_timeout_ms;        /* drain-target's bound; <= 0: 300 s */
+	volatile sig_atomic_t *stop; /* set by a signal handler: stop waiting */
 	/* Events, as cutover's: {"event": "step", "wave", "step", "state":
 	 * "start" | "done" | "already-done" | "would" | "nogo", "fact_id"?,
 	 * "evidence"?, "reason"?}; a "done" event follows its commit. */
@@ -65,13 +76,31 @@ typedef struct km_rollback_conf_s {
  * Runs (or resumes) the wave's rollback.
  * @returns KM_ERR_OK when the wave is back to its state before the cutover
  * (or there was nothing to roll back: no cutover step journaled, result
- * "nothing"); KM_ERR_NOGO when the authority already moved (not built yet)
- * or the fence did not read back as it was; KM_ERR_INVALID_ARG for an
+ * "nothing"); KM_ERR_NOGO when a step cannot be done safely (named: the
+ * fence did not read back as it was, a foreign record on the source, a
+ * live group member or forward replicator, ...); KM_ERR_INVALID_ARG for an
  * unknown wave; cluster and journal errors as they come.  *resultp (may be
  * NULL) receives {"wave", "steps": [{"step", "state"}], "run_id",
  * "result": "rolled-back" | "nothing" | "would"}.
  */
 km_err_t km_rollback_run(const km_rollback_conf_t *conf, json_t **resultp, char *errstr,
 			 size_t errstr_size);
+
+/*
+ * The reverse copy's start points for wave W (`replicate --reverse` and
+ * the rollback's reverse step): the target high watermarks the current
+ * cutover attempt's switch step journaled (target_hwms), one per wave
+ * partition.  KM_ERR_NOGO while no switch is journaled.  The source must
+ * take kmigrate's writes: when src_principal ("User:x") is given, a
+ * journaled ACL fence that DENYs it is KM_ERR_NOGO (the rollback, which
+ * lifts the fence itself first, passes NULL); when ks is given, a wave
+ * topic fenced by config on the source is KM_ERR_NOGO.  Reads only.
+ * @returns *hwmsp (new reference: the journaled target_hwms), *startp
+ * (km_free'd by the caller; its topics borrowed from *hwmsp) and *np.
+ */
+km_err_t km_rollback_reverse_starts(km_journal_t *jr, km_kafka_t *ks, const km_plan_t *plan,
+				    const char *wave, const char *src_principal, json_t **hwmsp,
+				    km_repl_start_t **startp, int *np, char *errstr,
+				    size_t errstr_size);
 
 #endif

@@ -25,6 +25,7 @@
 #include "cutover.h"
 #include "fence.h"
 #include "replicate.h"
+#include "rollback.h"
 
 typedef struct ev_ctx_s {
 	cli_t *cli;
@@ -194,113 +195,37 @@ static int instance_lock(cli_t *cli, const km_plan_t *plan, const char *given, c
 }
 
 /* --reverse --wave W: the start points from the journal (wave W's switch
- * step: the target's high watermarks when the applications moved) and the
- * check that the source takes kmigrate's writes.  Reads only.  @returns 0
- * with *startp (ctx->switch_hwms borrowed by it) and *np. */
+ * step), and the check that the source takes kmigrate's writes
+ * (km_rollback_reverse_starts, shared with the rollback).  Reads only.
+ * @returns 0 with *startp (ctx->switch_hwms borrowed by it) and *np. */
 static int reverse_prepare(cli_t *cli, ev_ctx_t *ctx, km_repl_start_t **startp, int *np)
 {
-	const km_plan_t *plan = cli->plan;
 	km_journal_t *jr = NULL;
 	km_kafka_t *ks = NULL;
-	json_t *done = NULL, *fence = NULL, *r;
-	const char **names = NULL;
-	char *fenced = NULL;
-	size_t i, nn = 0;
+	char principal[300];
 	km_err_t err;
-	int rc = 0;
+	int rc;
 
 	*startp = NULL;
 	*np = 0;
-	if (!km_plan_wave(plan, ctx->wave)) {
+	if (!km_plan_wave(cli->plan, ctx->wave)) {
 		snprintf(cli->errstr, sizeof(cli->errstr),
 			 "no wave '%s' in the plan's cutover.waves: name one of them", ctx->wave);
 		return cli_fail(cli, KM_ERR_INVALID_ARG);
 	}
-	if ((rc = cli_open_journal(cli, plan, 0, &jr)))
+	if ((rc = cli_open_journal(cli, cli->plan, 0, &jr)))
 		return rc;
-	if ((err = km_cutover_load(jr, ctx->wave, &done, &fence, cli->errstr,
-				   sizeof(cli->errstr)))) {
-		rc = cli_fail(cli, err);
+	if ((rc = cli_open_cluster(cli, cli->plan, "source", 0, &ks)))
 		goto done;
-	}
-	ctx->switch_hwms = json_incref(json_object_get(
-		json_object_get(json_object_get(done, KM_CUTOVER_LAST_STEP), "body"), "target_hwms"));
-	if (!json_array_size(ctx->switch_hwms)) {
-		snprintf(cli->errstr, sizeof(cli->errstr),
-			 "wave '%s' has no journaled switch step: the target's new history has no "
-			 "start, so nothing can be copied back (run `kmigrate cutover --wave %s` to "
-			 "its switch first; before it, `kmigrate rollback` only undoes the fence)",
-			 ctx->wave, ctx->wave);
-		rc = cli_fail(cli, KM_ERR_NOGO);
-		goto done;
-	}
-	*startp = km_calloc(json_array_size(ctx->switch_hwms), sizeof(**startp));
-	names = km_calloc(json_array_size(ctx->switch_hwms), sizeof(*names));
-	json_array_foreach(ctx->switch_hwms, i, r) {
-		km_repl_start_t *s = &(*startp)[(*np)++];
-		s->topic = json_string_value(json_object_get(r, "topic"));
-		s->partition = (int)json_integer_value(json_object_get(r, "partition"));
-		s->offset = json_integer_value(json_object_get(r, "hwm"));
-		if (!s->topic || s->offset < 0) {
-			snprintf(cli->errstr, sizeof(cli->errstr),
-				 "wave '%s': the switch step's target_hwms entry %zu is not a topic, "
-				 "partition and high watermark: the journal is damaged, look at it",
-				 ctx->wave, i);
-			rc = cli_fail(cli, KM_ERR_BUG);
-			goto done;
-		}
-		if (!nn || strcmp(names[nn - 1], s->topic))
-			names[nn++] = s->topic;
-	}
-	/* The source fence: the config fence refuses every produce, kmigrate's
-	 * too; the ACL fence refuses the principals it denies, kmigrate's when
-	 * it is also one of the wave's producers.  Lifting a fence is the
-	 * rollback's decision, never a side effect of copying. */
-	char principal[300];
 	snprintf(principal, sizeof(principal), "User:%s",
 		 cli->src.username ? cli->src.username : "ANONYMOUS");
-	json_array_foreach(json_object_get(json_object_get(json_object_get(fence, "body"), "plan"),
-					   "add"),
-			   i, r) {
-		const char *perm = json_string_value(json_object_get(r, "permission"));
-		const char *pr = json_string_value(json_object_get(r, "principal"));
-		if (perm && pr && !strcmp(perm, "DENY") && !strcmp(pr, principal)) {
-			snprintf(cli->errstr, sizeof(cli->errstr),
-				 "the ACL fence of wave '%s' denies '%s' on '%s', and kmigrate writes "
-				 "the source as '%s': lift that DENY first (kmigrate does not lift a "
-				 "fence to copy back)",
-				 ctx->wave, json_string_value(json_object_get(r, "name")), principal,
-				 principal);
-			rc = cli_fail(cli, KM_ERR_NOGO);
-			goto done;
-		}
-	}
-	if ((rc = cli_open_cluster(cli, plan, "source", 0, &ks)))
-		goto done;
-	if ((err = km_fence_config_fenced(ks, names, nn, &fenced, cli->errstr,
-					  sizeof(cli->errstr)))) {
+	if ((err = km_rollback_reverse_starts(jr, ks, cli->plan, ctx->wave, principal,
+					      &ctx->switch_hwms, startp, np, cli->errstr,
+					      sizeof(cli->errstr))))
 		rc = cli_fail(cli, err);
-		goto done;
-	}
-	if (fenced) {
-		snprintf(cli->errstr, sizeof(cli->errstr),
-			 "source topic '%s' is fenced by config (max.message.bytes refuses every "
-			 "record, kmigrate's too): the config fence must be lifted first, then run "
-			 "`kmigrate replicate --reverse --wave %s` again",
-			 fenced, ctx->wave);
-		rc = cli_fail(cli, KM_ERR_NOGO);
-	}
 done:
-	free(fenced);
-	free(names);
 	km_kafka_close(ks);
-	json_decref(done);
-	json_decref(fence);
 	km_journal_close(jr);
-	if (rc) {
-		free(*startp);
-		*startp = NULL;
-	}
 	return rc;
 }
 

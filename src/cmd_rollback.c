@@ -3,7 +3,7 @@
  * wave's rollback (lib/rollback.h), print each step, exit 0 when the wave
  * is back to its state before the cutover.
  *
- * Test hook: KM_ROLLBACK_CRASH_AFTER=<step> (assess, unfence, reset) makes
+ * Test hook: KM_ROLLBACK_CRASH_AFTER=<step> (any of km_rollback_steps) makes
  * the process _exit(137) right after that step's fact is committed, as
  * kill -9 would.  Not for production use.
  */
@@ -28,22 +28,55 @@ static void on_event(void *opaque, const json_t *ev)
 		json_dumpf(ev, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 		fputc('\n', stdout);
 	} else if (!strcmp(state, "start")) {
-		printf("  %-8s ...\n", step);
+		printf("  %-16s ...\n", step);
 	} else if (!strcmp(state, "would")) {
 		char *s = json_dumps(json_object_get(ev, "evidence"), JSON_COMPACT | JSON_SORT_KEYS);
-		printf("  %-8s would: %s\n", step, s ? s : "-");
+		printf("  %-16s would: %s\n", step, s ? s : "-");
 		free(s);
 	} else {
-		printf("  %-8s %s", step, state);
+		printf("  %-16s %s", step, state);
 		if (json_object_get(ev, "fact_id"))
 			printf(" (journal fact %lld)", cli_jint(ev, "fact_id"));
 		if (json_is_string(json_object_get(ev, "reason")))
 			printf(": %s", cli_jstr(ev, "reason"));
 		printf("\n");
+		const json_t *sb =
+			json_object_get(json_object_get(ev, "evidence"), "switch_back");
+		if (sb && !strcmp(state, "done")) {
+			const json_t *c;
+			size_t i;
+			printf("  Switch back to the source (bootstrap %s):\n",
+			       cli_jstr(sb, "bootstrap"));
+			json_array_foreach(json_object_get(sb, "producers"), i, c)
+				printf("    producer %s (owner %s): write the source topics again\n",
+				       cli_jstr(c, "name"),
+				       json_is_string(json_object_get(c, "owner"))
+					       ? cli_jstr(c, "owner") : "undeclared");
+			json_array_foreach(json_object_get(sb, "consumers"), i, c)
+				printf("    consumer %s (group %s, owner %s): read the source; the "
+				       "group resumes where offsets-back committed it\n",
+				       cli_jstr(c, "name"),
+				       json_is_string(json_object_get(c, "group")) ? cli_jstr(c, "group")
+										  : "-",
+				       json_is_string(json_object_get(c, "owner")) ? cli_jstr(c, "owner")
+										  : "undeclared");
+		}
 	}
 	fflush(stdout);
 	if (ctx->crash_after && !strcmp(ctx->crash_after, step) && !strcmp(state, "done"))
 		_exit(137);
+}
+
+/* Whether the run took the path after the authority moved. */
+static bool after_path(const json_t *res)
+{
+	const json_t *r;
+	size_t i;
+
+	json_array_foreach(json_object_get(res, "steps"), i, r)
+		if (!strcmp(cli_jstr(r, "step"), "reverse"))
+			return true;
+	return false;
 }
 
 int cmd_rollback(cli_t *cli, int argc, char **argv)
@@ -51,6 +84,7 @@ int cmd_rollback(cli_t *cli, int argc, char **argv)
 	static const struct option opts[] = {CLI_COMMON_OPTS,
 					     {"wave", required_argument, NULL, 'w'},
 					     {"dry-run", no_argument, NULL, 'n'},
+					     {"drain-timeout", required_argument, NULL, 'D'},
 					     {NULL, 0, NULL, 0}};
 	km_rollback_conf_t conf = {0};
 	ev_ctx_t ctx = {.cli = cli, .crash_after = getenv("KM_ROLLBACK_CRASH_AFTER")};
@@ -67,6 +101,13 @@ int cmd_rollback(cli_t *cli, int argc, char **argv)
 			conf.wave = optarg;
 		else if (c == 'n')
 			conf.dry_run = true;
+		else if (c == 'D') {
+			int64_t v;
+			if (km_parse_i64(optarg, &v) || v < 1 || v > 86400)
+				return cli_usage(cli, "--drain-timeout takes 1..86400 seconds, not '%s'",
+						 optarg);
+			conf.drain_timeout_ms = (int)v * 1000;
+		}
 		else
 			return cli_usage(cli, "unknown option");
 	}
@@ -83,7 +124,10 @@ int cmd_rollback(cli_t *cli, int argc, char **argv)
 	conf.plan = cli->plan;
 	conf.jr = cli->jr;
 	conf.ks = cli->ks;
+	conf.kt = cli->kt;
+	conf.src = &cli->src;
 	conf.tgt = &cli->tgt;
+	conf.stop = &cli_stop;
 	conf.args = args;
 	conf.event_cb = on_event;
 	conf.opaque = &ctx;
@@ -107,6 +151,12 @@ int cmd_rollback(cli_t *cli, int argc, char **argv)
 		       conf.wave);
 	} else if (!strcmp(result, "would")) {
 		printf("Dry run: the steps above would run; nothing changed.\n");
+	} else if (after_path(res)) {
+		printf("Wave '%s' is rolled back: the source is authoritative again and holds "
+		       "what the target got since the switch; its groups are committed there. "
+		       "The target stays fenced.\nThe next `kmigrate cutover --wave %s` starts at "
+		       "its gate.\nEvidence: run %lld in %s\n",
+		       conf.wave, conf.wave, cli_jint(res, "run_id"), cli->plan->journal);
 	} else {
 		printf("Wave '%s' is back to its state before the cutover: the source is "
 		       "authoritative and takes writes again.\nThe next `kmigrate cutover --wave "

@@ -154,8 +154,9 @@ static const cmd_t commands[] = {
 	 "change.  Exit 0 done (--verify: GO), 1 NO-GO, 2 usage, 3 cluster or\n"
 	 "journal error.\n"},
 	{"rollback", cmd_rollback,
-	 CLI_NEED_PLAN | CLI_NEED_JOURNAL | CLI_NEED_SOURCE | CLI_NEED_ENDPOINTS,
-	 "-p PLAN --wave W [--dry-run]",
+	 CLI_NEED_PLAN | CLI_NEED_JOURNAL | CLI_NEED_SOURCE | CLI_NEED_TARGET | CLI_NEED_STOP |
+		 CLI_NEED_ENDPOINTS,
+	 "-p PLAN --wave W [--dry-run] [--drain-timeout S]",
 	 "return a wave's write authority to the source (resumable)",
 	 "Rolls back wave W's cutover, each step journaled as fact rollback.step\n"
 	 "before the next starts; a re-run after a crash resumes.  assess: the\n"
@@ -164,8 +165,13 @@ static const cmd_t commands[] = {
 	 "applied and the source read back until its ACLs or configs are as they\n"
 	 "were (an external fence is its owner's to lift); reset: the cutover\n"
 	 "attempt is closed, and the next `cutover --wave W` starts at its gate.\n"
-	 "Not built yet: the rollback after the authority moved (reverse\n"
-	 "replication).  --dry-run shows what each step would change.\n"
+	 "After the authority moved: assess, fence-target (the target's wave\n"
+	 "topics fenced, plan journaled first), drain-target, unfence (the\n"
+	 "source), reverse (what the target got since the switch copied back,\n"
+	 "the source checked for foreign records), offsets-back (groups\n"
+	 "translated back, proven, committed on the source), authority-source,\n"
+	 "reset (with the switch-back instructions).  Refused while a forward\n"
+	 "replicator runs.  --dry-run shows what each step would change.\n"
 	 "Exit 0 when rolled back (or nothing to roll back), 1 NO-GO.\n"},
 	{"status", cmd_status, CLI_NEED_PLAN | CLI_NEED_JOURNAL, "-p PLAN",
 	 "show what the journal knows so far, and each topic's authority",
