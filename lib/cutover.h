@@ -152,4 +152,13 @@ km_err_t km_cutover_reset_id(km_journal_t *jr, const char *w, json_int_t *idp, c
 km_err_t km_cutover_verify(const km_cutover_conf_t *conf, json_t **resultp, char *errstr,
 			   size_t errstr_size);
 
+/* Writes {"authority": authority, "wave", "at": now, "run_id"} for each
+ * topic of topics (names, or the gate's {"topic"} rows) to the compacted
+ * authority topic atopic on the target (idempotent, acks=all) and waits
+ * for every acknowledgement: cutover's authority step (target) and
+ * rollback's (source). */
+km_err_t km_cutover_write_authority(const km_kafka_endpoint_t *tgt, const char *atopic,
+				   const char *authority, const char *wave, int64_t run_id,
+				   const json_t *topics, char *errstr, size_t errstr_size);
+
 #endif

@@ -1040,55 +1040,6 @@ done:
 	return err;
 }
 
-/* {"authority":"source"} for each wave topic on the target's authority
- * topic (idempotent, acks=all), every acknowledgement waited for. */
-static km_err_t produce_source_authority(rctx_t *x, const char *topic, const json_t *topics)
-{
-	const char *extra[] = {"enable.idempotence", "true", "acks", "all", "linger.ms", "0",
-			       "message.timeout.ms", "30000", NULL};
-	rd_kafka_resp_err_t derr = RD_KAFKA_RESP_ERR_NO_ERROR;
-	rd_kafka_conf_t *conf = NULL;
-	rd_kafka_t *rk = NULL;
-	km_mapstore_authority_t a = {.authority = "source", .at = km_now_ms(),
-				     .run_id = x->run_id};
-	char rerr[512], val[KM_MAPSTORE_AUTHORITY_MAX];
-	json_t *t;
-	size_t i;
-	km_err_t err;
-
-	snprintf(a.wave, sizeof(a.wave), "%s", x->c->wave);
-	if (km_mapstore_authority_encode(&a, val, sizeof(val)) < 0)
-		return km_seterr(x->errstr, x->errstr_size, KM_ERR_BUG,
-				 "cannot encode the authority record of wave '%s'", x->c->wave);
-	if ((err = km_kafka_conf_new(x->c->tgt, extra, &conf, x->errstr, x->errstr_size)))
-		return err;
-	rd_kafka_conf_set_dr_msg_cb(conf, authority_dr);
-	rd_kafka_conf_set_opaque(conf, &derr);
-	if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof(rerr)))) {
-		rd_kafka_conf_destroy(conf);
-		return km_seterr(x->errstr, x->errstr_size, KM_ERR_KAFKA,
-				 "cannot create the authority producer on the target: %s", rerr);
-	}
-	json_array_foreach(topics, i, t) {
-		const char *st = json_string_value(t);
-		rd_kafka_resp_err_t perr = rd_kafka_producev(
-			rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
-			RD_KAFKA_V_KEY(st, strlen(st)), RD_KAFKA_V_VALUE(val, strlen(val)),
-			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-		if (perr && !derr)
-			derr = perr;
-	}
-	if (rd_kafka_flush(rk, 60000) && !derr)
-		derr = RD_KAFKA_RESP_ERR__TIMED_OUT;
-	if (derr)
-		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_KAFKA,
-				"writing the authority records of wave '%s' to '%s' on the target "
-				"failed: %s (re-run the rollback to write them again)",
-				x->c->wave, topic, rd_kafka_err2str(derr));
-	rd_kafka_destroy(rk);
-	return err;
-}
-
 /* Authority -> source.  The forward replicator reads these records and
  * would copy the wave's topics again from its last progress: the records
  * the reverse copy appended to the source would reach the target a second
@@ -1146,7 +1097,8 @@ static km_err_t do_authority_source(rctx_t *x)
 	}
 	if ((err = forward_round_trip(x, &fwd_written)))
 		goto done;
-	if ((err = produce_source_authority(x, topic, topics)) ||
+	if ((err = km_cutover_write_authority(c->tgt, topic, "source", c->wave, x->run_id,
+						topics, x->errstr, x->errstr_size)) ||
 	    (err = km_mapstore_read_authority(c->tgt, topic, &recs, x->errstr, x->errstr_size)))
 		goto done;
 	json_array_foreach(topics, i, t) {

@@ -65,6 +65,25 @@ static km_err_t rollback_of(km_journal_t *jr, const char *w, const json_t *done,
 		}
 	}
 	json_decref(facts);
+	/* The target's fence: the latest rollback.fence of the wave, any
+	 * attempt (a rollback after the authority moved leaves the target
+	 * fenced; the next cutover re-plans it). */
+	json_t *tf = NULL;
+	snprintf(prefix, sizeof(prefix), "wave:%s", w);
+	if ((err = km_journal_facts(jr, 0, "rollback.fence", &facts, errstr, errstr_size)))
+		return err;
+	json_array_foreach(facts, i, f)
+		if (!strcmp(json_string_value(json_object_get(f, "subject")), prefix))
+			tf = f;
+	char tfence[120];
+	snprintf(tfence, sizeof(tfence), "%s (fact %lld)",
+		 tf ? json_string_value(json_object_get(
+			      json_object_get(json_object_get(tf, "body"), "plan"), "kind"))
+		    : "none",
+		 tf ? (long long)json_integer_value(json_object_get(tf, "id")) : 0LL);
+	if (!tf)
+		snprintf(tfence, sizeof(tfence), "none");
+	json_decref(facts);
 	const json_t *fb = json_object_get(fence, "body");
 	const char *kind = json_string_value(json_object_get(json_object_get(fb, "plan"), "kind"));
 	const json_t *fs = json_object_get(json_object_get(done, "fence"), "body");
@@ -74,18 +93,20 @@ static km_err_t rollback_of(km_journal_t *jr, const char *w, const json_t *done,
 			       : kind	? kind
 			       : fkind	? fkind
 					: "none",
-			       "target", "none");
+			       "target", tfence);
 	if (fence && !unfenced)
 		json_object_set(fj, "fact", json_object_get(fence, "id"));
 	const char *why;
 	bool possible = false;
 	if (!json_object_size((json_t *)done) && !fence)
 		why = "nothing to roll back: no cutover step of this attempt is journaled";
-	else if (json_object_get(done, "authority"))
-		why = "not yet possible: the authority moved to the target, and rolling back "
-		      "then needs the reverse replication of issue 11, not built into "
-		      "`kmigrate rollback` yet";
-	else {
+	else if (json_object_get(done, "authority")) {
+		possible = true;
+		why = begun ? "in progress: re-run `kmigrate rollback --wave` to finish it"
+			    : "possible, the reverse path: the authority moved to the target; "
+			      "`kmigrate rollback --wave` fences the target, copies its new records "
+			      "back, moves the groups and the authority back to the source";
+	} else {
 		possible = true;
 		why = begun ? "in progress: re-run `kmigrate rollback --wave` to finish it"
 			    : "possible: the source is still authoritative; `kmigrate rollback "
@@ -270,14 +291,15 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 			json_object_set_new(rb, "possible", json_false());
 			json_object_set_new(rb, "why", json_string("unknown: the target's authority "
 								   "records could not be read"));
-		} else if (moved && json_is_true(json_object_get(rb, "possible"))) {
+		} else if (moved && !json_is_true(json_object_get(w, "authority_moved"))) {
+			/* The records say target but this journal has no authority
+			 * step: rollback refuses (it needs the switch point). */
 			json_object_set_new(rb, "possible", json_false());
 			json_object_set_new(
 				rb, "why",
-				json_string("not yet possible: the target's authority records say "
-					    "target for this wave, and rolling back then needs the "
-					    "reverse replication of issue 11, not built into "
-					    "`kmigrate rollback` yet"));
+				json_string("not possible from this journal: the target's authority "
+					    "records say target for this wave, but this journal has "
+					    "no authority step (run rollback where the cutover ran)"));
 		}
 	}
 	json_object_set_new(sum, "waves", json_incref(waves));

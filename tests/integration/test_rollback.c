@@ -63,7 +63,6 @@ static char *write_plan(void)
 	free(text);
 	return p;
 }
-
 /* Runs `kmigrate CMD -p plan --wave canary --json [extra]` with env var
  * crash_var set to crash (NULL: unset); @returns the exit status, *evsp
  * the JSON lines as an array. */
@@ -72,24 +71,7 @@ static int run(const char *cmd, const char *extra, const char *extra2, const cha
 {
 	const char *argv[] = {tk_kmigrate(), cmd, "-p", plan, "--wave", "canary", "--json",
 			      extra, extra2, NULL};
-	char *out, *err;
-	if (crash)
-		setenv(crash_var, crash, 1);
-	int rc = tk_run(&out, &err, argv);
-	if (crash)
-		unsetenv(crash_var);
-	json_t *evs = json_array();
-	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
-		json_t *j = json_loads(line, 0, NULL);
-		if (j)
-			json_array_append_new(evs, j);
-	}
-	fprintf(stderr, "%s%s%s: exit %d%s%s\n", cmd, crash ? " crash after " : "",
-		crash ? crash : "", rc, *err ? ": " : "", err);
-	free(out);
-	free(err);
-	*evsp = evs;
-	return rc;
+	return tk_km_events(evsp, crash_var, crash, argv);
 }
 
 static int rollback(const char *crash, json_t **evsp)
@@ -102,20 +84,9 @@ static int cutover_to_drain(json_t **evsp)
 {
 	return run("cutover", "--drain-timeout", "3", NULL, NULL, evsp);
 }
-
-/* The state the last non-start event of step reported, or NULL. */
 static const char *state_of(const json_t *evs, const char *step)
 {
-	const char *st = NULL;
-	json_t *e;
-	size_t i;
-	json_array_foreach(evs, i, e) {
-		const char *s = json_string_value(json_object_get(e, "step"));
-		const char *x = json_string_value(json_object_get(e, "state"));
-		if (s && !strcmp(s, step) && x && strcmp(x, "start"))
-			st = x;
-	}
-	return st;
+	return tk_event_state(evs, step);
 }
 
 static const char *result_of(const json_t *evs)
@@ -127,26 +98,10 @@ static const char *result_of(const json_t *evs)
 			return json_string_value(json_object_get(e, "result"));
 	return NULL;
 }
-
 /* How many facts of kind whose subject starts with prefix. */
 static int facts(const char *kind, const char *prefix)
 {
-	km_journal_t *jr = NULL;
-	json_t *fs = NULL, *f;
-	char errstr[512];
-	size_t i;
-	int n = 0;
-
-	if (km_journal_open(journal, 0, &jr, errstr, sizeof(errstr)) ||
-	    km_journal_facts(jr, 0, kind, &fs, errstr, sizeof(errstr)))
-		fail_msg("journal %s: %s", journal, errstr);
-	json_array_foreach(fs, i, f)
-		if (!strncmp(json_string_value(json_object_get(f, "subject")), prefix,
-			     strlen(prefix)))
-			n++;
-	json_decref(fs);
-	km_journal_close(jr);
-	return n;
+	return tk_journal_count(journal, kind, prefix);
 }
 
 static const char *mmb(const tk_cluster_t *c, const char *topic, char *buf, size_t size)

@@ -68,25 +68,10 @@ static char *write_plan(void)
 	free(text);
 	return p;
 }
-
 /* How many facts of kind with subject starting with prefix. */
 static int facts(const char *kind, const char *prefix)
 {
-	km_journal_t *jr = NULL;
-	json_t *fs = NULL, *f;
-	char errstr[512];
-	size_t i;
-	int n = 0;
-
-	if (km_journal_open(journal, 0, &jr, errstr, sizeof(errstr)) ||
-	    km_journal_facts(jr, 0, kind, &fs, errstr, sizeof(errstr)))
-		fail_msg("journal %s: %s", journal, errstr);
-	json_array_foreach(fs, i, f)
-		n += !strncmp(json_string_value(json_object_get(f, "subject")), prefix,
-			      strlen(prefix));
-	json_decref(fs);
-	km_journal_close(jr);
-	return n;
+	return tk_journal_count(journal, kind, prefix);
 }
 
 /* n records to every partition of A on c in one transaction, committed
@@ -111,44 +96,18 @@ static void write_txn(const tk_cluster_t *c, const char *tag, int n, bool commit
 		fail_msg("end transaction: %s", rd_kafka_error_string(e));
 	rd_kafka_destroy(p);
 }
-
 /* Runs `kmigrate rollback --wave w1 --json` (crash: the step after which
  * it dies, NULL: none); @returns its exit status, *evsp its events. */
 static int rollback(const char *crash, json_t **evsp)
 {
 	const char *argv[] = {tk_kmigrate(), "rollback", "-p", plan, "--wave", "w1", "--json",
 			      NULL};
-	char *out, *err;
-	if (crash)
-		setenv("KM_ROLLBACK_CRASH_AFTER", crash, 1);
-	int rc = tk_run(&out, &err, argv);
-	unsetenv("KM_ROLLBACK_CRASH_AFTER");
-	fprintf(stderr, "rollback%s%s: exit %d %s\n%s\n", crash ? " crash after " : "",
-		crash ? crash : "", rc, err, out);
-	json_t *evs = json_array();
-	for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) {
-		json_t *j = json_loads(l, 0, NULL);
-		if (j)
-			json_array_append_new(evs, j);
-	}
-	free(out);
-	free(err);
-	*evsp = evs;
-	return rc;
+	return tk_km_events(evsp, "KM_ROLLBACK_CRASH_AFTER", crash, argv);
 }
 
 static const char *state_of(const json_t *evs, const char *step)
 {
-	const char *st = NULL;
-	json_t *e;
-	size_t i;
-	json_array_foreach(evs, i, e) {
-		const char *s = json_string_value(json_object_get(e, "step"));
-		const char *x = json_string_value(json_object_get(e, "state"));
-		if (s && !strcmp(s, step) && x && strcmp(x, "start"))
-			st = x;
-	}
-	return st;
+	return tk_event_state(evs, step);
 }
 
 /* The index of the first record at or after offset off in d (d.n when
