@@ -120,6 +120,16 @@ bg_pids=
 step "kmigrate gate: the next wave, all (its payments topic has a transactional producer: the config fence cannot hold it, the gate says what is missing)"
 run "$km" gate -p migration.yaml cutover --wave all | sed -n '/NO-GO /p;/^Verdict/p' || true
 
+step "Something is wrong after all: roll the canary wave back (the replicator stops first: the rollback gives the authority back and tells the forward map what the source gets back)"
+kill "$repl_pid" 2>/dev/null; wait "$repl_pid" 2>/dev/null || true
+repl_pid=
+run "$km" rollback -p migration.yaml --wave canary || echo "(exit $?)"
+
+step "The orders written on the target after the cutover are on the source now, after its own, each once"
+kcat -b 127.0.0.1:19092 -C -t orders -e -q -X isolation.level=read_committed -f '  %p:%o %s\n' | grep order-after-cutover || true
+echo "a stale producer on the target:"
+echo stale | kcat -b 127.0.0.1:29092 -P -t orders -X message.timeout.ms=5000 2>&1 | sed -n 1,2p || true
+
 step "kmigrate status: what the journal knows"
 run "$km" status -p migration.yaml
 

@@ -365,8 +365,8 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 	json_array_foreach(json_object_get(sum, "open_findings"), i, r)
 		printf("  %s  %s\n", cli_jstr(r, "kind"), cli_jstr(r, "subject"));
 
-	t = table_new(7, "WAVE", "TOPICS", "LAST STEP", "AT", "COMPLETE", "SOURCE FENCE",
-		      "ROLLBACK");
+	t = table_new(8, "WAVE", "TOPICS", "LAST STEP", "AT", "COMPLETE", "SOURCE FENCE",
+		      "TARGET FENCE", "ROLLBACK");
 	json_array_foreach(waves, i, r) {
 		char *when = jtime(r, "last_step_at");
 		km_sb_t names = KM_SB_INIT;
@@ -379,6 +379,7 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 									: "-",
 			  when, cli_jbool(r, "complete") ? "yes" : "no",
 			  cli_jstr(json_object_get(json_object_get(r, "rollback"), "fence"), "source"),
+			  cli_jstr(json_object_get(json_object_get(r, "rollback"), "fence"), "target"),
 			  cli_jstr(json_object_get(r, "rollback"), "why"));
 		km_sb_free(&names);
 		free(when);
