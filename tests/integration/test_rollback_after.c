@@ -13,7 +13,7 @@
  *   - the group consumed part of the post-cutover records of partition 0
  *     on the target (committed there past the switch); partition 1 stays
  *     where the cutover committed it (before the switch point);
- *   - `rollback --wave w1`, killed after fence-target and after reverse,
+ *   - `rollback --wave w1`, killed after each step from fence-target to authority-source,
  *     re-run to the end while the writer keeps trying to write the target;
  *   - then: an independent reader finds each source partition equal to the
  *     target's committed records (pre-cutover records, then the target's
@@ -200,8 +200,9 @@ static void test_rollback_after_authority(void **state)
 	int64_t c1 = tk_committed(&tgt, G, A, 1);
 	assert_true(c1 >= 0);
 
-	/* The rollback, killed after fence-target and after reverse, while
-	 * the writer keeps trying to write the target. */
+	/* The rollback, killed after each step in turn (kill -9's moment: the
+	 * step's fact committed), while the writer keeps trying to write the
+	 * target; each re-run resumes at the next step. */
 	assert_int_equal(rollback("fence-target", &evs), 137);
 	assert_string_equal(state_of(evs, "assess"), "done");
 	assert_string_equal(state_of(evs, "fence-target"), "done");
@@ -209,17 +210,18 @@ static void test_rollback_after_authority(void **state)
 	assert_int_equal(facts("rollback.fence", "wave:w1"), 1);
 	tk_writer_assert_fenced(w, &tgt, A, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, WAIT_MS);
 
-	assert_int_equal(rollback("reverse", &evs), 137);
-	assert_string_equal(state_of(evs, "fence-target"), "already-done");
-	assert_string_equal(state_of(evs, "drain-target"), "done");
-	assert_string_equal(state_of(evs, "unfence"), "done");
-	assert_string_equal(state_of(evs, "reverse"), "done");
-	json_decref(evs);
+	const char *crashes[] = {"drain-target", "unfence", "reverse", "offsets-back",
+				 "authority-source"};
+	for (size_t k = 0; k < sizeof(crashes) / sizeof(crashes[0]); k++) {
+		assert_int_equal(rollback(crashes[k], &evs), 137);
+		assert_string_equal(state_of(evs, k ? crashes[k - 1] : "fence-target"),
+				    "already-done");
+		assert_string_equal(state_of(evs, crashes[k]), "done");
+		json_decref(evs);
+	}
 
 	assert_int_equal(rollback(NULL, &evs), 0);
-	assert_string_equal(state_of(evs, "reverse"), "already-done");
-	assert_string_equal(state_of(evs, "offsets-back"), "done");
-	assert_string_equal(state_of(evs, "authority-source"), "done");
+	assert_string_equal(state_of(evs, "authority-source"), "already-done");
 	assert_string_equal(state_of(evs, "reset"), "done");
 	json_decref(evs);
 	const char *steps[] = {"assess",  "fence-target", "drain-target",     "unfence",
