@@ -1481,9 +1481,10 @@ int tk_km_events(json_t **evsp, const char *env, const char *val, const char *co
 		if (j)
 			json_array_append_new(evs, j);
 	}
+	/* The command as a reader of the log wants it: no plan path, no --json. */
 	fprintf(stderr, "%s", argv[1]);
 	for (int i = 2; argv[i]; i++)
-		if (strcmp(argv[i], "--json") && strcmp(argv[i], "-p") && (i < 2 || strcmp(argv[i - 1], "-p")))
+		if (strcmp(argv[i], "--json") && strcmp(argv[i], "-p") && strcmp(argv[i - 1], "-p"))
 			fprintf(stderr, " %s", argv[i]);
 	fprintf(stderr, "%s%s: exit %d%s%s\n", val ? " with " : "", val ? val : "", rc,
 		*err ? ": " : "", err);
