@@ -352,17 +352,9 @@ static km_err_t do_fence(ctx_t *x)
 	}
 	emit(x, "fence", "start", 0, NULL, NULL);
 	/* plan is the journaled document: {plan, inverse, ...}. */
-	if ((err = km_fence_doc_apply(c->ks, plan, x->errstr, x->errstr_size)))
-		goto done;
-	err = km_fence_doc_prove(c->ks, c->src, c->plan, plan, &proof, x->errstr, x->errstr_size);
+	err = km_fence_doc_enforce(c->ks, c->src, c->plan, plan, "fence", &proof, x->errstr,
+				   x->errstr_size);
 	if (err == KM_ERR_NOGO) {
-		/* The fence stays applied (its inverse is journaled): a source
-		 * that may or may not take writes is not handed back silently. */
-		char *why = km_asprintf("fence not proven: %s (the fence stays applied; its "
-					"inverse is in the journal)",
-					x->errstr);
-		snprintf(x->errstr, x->errstr_size, "%s", why);
-		free(why);
 		emit(x, "fence", "nogo", 0, proof, x->errstr);
 		goto done;
 	}

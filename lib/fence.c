@@ -1826,6 +1826,28 @@ done:
 	return err;
 }
 
+km_err_t km_fence_doc_enforce(km_kafka_t *k, const km_kafka_endpoint_t *ep,
+			      const km_plan_t *plan, const json_t *doc, const char *what,
+			      json_t **proofp, char *errstr, size_t errstr_size)
+{
+	km_err_t err;
+
+	*proofp = NULL;
+	if ((err = km_fence_doc_apply(k, doc, errstr, errstr_size)))
+		return err;
+	err = km_fence_doc_prove(k, ep, plan, doc, proofp, errstr, errstr_size);
+	if (err == KM_ERR_NOGO) {
+		/* The fence stays applied (its inverse is journaled): a cluster
+		 * that may or may not take writes is not handed back silently. */
+		char *why = km_asprintf("%s not proven: %s (the fence stays applied; its inverse "
+					"is in the journal)",
+					what, errstr);
+		snprintf(errstr, errstr_size, "%s", why);
+		free(why);
+	}
+	return err;
+}
+
 km_err_t km_fence_doc_prove(km_kafka_t *ks, const km_kafka_endpoint_t *ks_ep,
 			    const km_plan_t *plan, const json_t *doc, json_t **proofp,
 			    char *errstr, size_t errstr_size)

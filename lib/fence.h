@@ -179,6 +179,14 @@ km_err_t km_fence_doc_apply(km_kafka_t *ks, const json_t *doc, char *errstr,
 km_err_t km_fence_doc_undo(km_kafka_t *ks, const json_t *doc, json_t **evidencep, char *errstr,
 			   size_t errstr_size);
 
+/* km_fence_doc_apply() then km_fence_doc_prove() on k, as a fence step
+ * does: a proof that fails is KM_ERR_NOGO with errstr "<what> not proven:
+ * <why> (the fence stays applied; its inverse is in the journal)", the
+ * fence left in place.  *proofp (new reference) when the proof ran. */
+km_err_t km_fence_doc_enforce(km_kafka_t *k, const km_kafka_endpoint_t *ep,
+			      const struct km_plan_s *plan, const json_t *doc, const char *what,
+			      json_t **proofp, char *errstr, size_t errstr_size);
+
 /* Proves a cutover fence document: an ACL plan with canaries as
  * cutover.fence_probe (its password from the environment now), a config
  * plan and the config cover as ks_ep.  @returns as km_fence_prove(); the

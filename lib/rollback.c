@@ -435,15 +435,9 @@ static km_err_t do_fence_target(rctx_t *x)
 		goto done;
 	}
 	emit(x, "fence-target", "start", 0, NULL, NULL);
-	if ((err = km_fence_doc_apply(c->kt, doc, x->errstr, x->errstr_size)))
-		goto done;
-	err = km_fence_doc_prove(c->kt, c->tgt, c->plan, doc, &proof, x->errstr, x->errstr_size);
+	err = km_fence_doc_enforce(c->kt, c->tgt, c->plan, doc, "target fence", &proof, x->errstr,
+				   x->errstr_size);
 	if (err == KM_ERR_NOGO) {
-		char *why = km_asprintf("target fence not proven: %s (the fence stays applied; "
-					"its inverse is in the journal)",
-					x->errstr);
-		snprintf(x->errstr, x->errstr_size, "%s", why);
-		free(why);
 		emit(x, "fence-target", "nogo", 0, proof, x->errstr);
 		goto done;
 	}
