@@ -2,8 +2,9 @@
  * test_rollback_after.c -- `kmigrate rollback` of a wave whose authority
  * moved to the target (issue 11), on real clusters.
  *
- * Source: the `plain` cluster (Kafka 4.3, no authorizer: the config
- * fence); target: the 4.3 target.  Topic A (2 partitions, PRE records
+ * Source: the `source` cluster (Kafka 3.9, the version the issue names;
+ * its authorizer lets every plaintext client, ANONYMOUS, be a super user,
+ * so the fence is the config fence); target: the 4.3 target.  Topic A (2 partitions, PRE records
  * each) in wave w1 with group G.  Every command a migration runs before
  * cutover runs in setup.  One case, in order:
  *   - a writer writes A on the source while the replicator runs; the wave
@@ -124,7 +125,7 @@ static int setup(void **state)
 {
 	int id = (int)getpid();
 	(void)state;
-	tk_cluster_from_env(&src, "KM_TEST_PLAIN");
+	tk_cluster_from_env(&src, "KM_TEST_SOURCE");
 	tk_cluster_from_env(&tgt, "KM_TEST_TARGET");
 	snprintf(A, sizeof(A), "rba-%d.a", id);
 	snprintf(G, sizeof(G), "g-rba-%d", id);

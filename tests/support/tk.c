@@ -1458,7 +1458,15 @@ void tk_sleep_ms(int ms)
 
 void tk_ready_for_cutover(const char *plan)
 {
-	tk_km(plan, "inventory", NULL, NULL, 1, NULL); /* the "no authorizer" finding */
+	/* Exit 1 is findings (on a source without an authorizer: "ACLs cannot
+	 * fence"), which do not stop the migration here; anything else does. */
+	const char *argv[] = {tk_kmigrate(), "inventory", "-p", plan, NULL};
+	char *out, *err;
+	int rc = tk_run(&out, &err, argv);
+	if (rc != 0 && rc != 1)
+		tk_fail("inventory: exit %d: %s", rc, err);
+	free(out);
+	free(err);
 	tk_km(plan, "plan", NULL, NULL, 0, NULL);
 	tk_km(plan, "apply", NULL, NULL, 0, NULL);
 	tk_km(plan, "check", NULL, NULL, 0, NULL);
