@@ -50,10 +50,11 @@ typedef struct ctx_s {
 	size_t errstr_size;
 } ctx_t;
 
-static void emit(ctx_t *x, const char *step, const char *state, json_int_t fact_id,
-		 const json_t *evidence, const char *reason)
+void km_step_event(const char *wave, json_t *rows, void (*cb)(void *, const json_t *),
+		   void *opaque, const char *step, const char *state, json_int_t fact_id,
+		   const json_t *evidence, const char *reason)
 {
-	json_t *ev = json_pack("{s:s, s:s, s:s, s:s}", "event", "step", "wave", x->c->wave, "step",
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:s}", "event", "step", "wave", wave, "step",
 			       step, "state", state);
 	if (fact_id)
 		json_object_set_new(ev, "fact_id", json_integer(fact_id));
@@ -62,10 +63,17 @@ static void emit(ctx_t *x, const char *step, const char *state, json_int_t fact_
 	if (reason)
 		json_object_set_new(ev, "reason", json_string(reason));
 	if (strcmp(state, "start"))
-		json_array_append_new(x->steps, json_pack("{s:s, s:s}", "step", step, "state", state));
-	if (x->c->event_cb)
-		x->c->event_cb(x->c->opaque, ev);
+		json_array_append_new(rows, json_pack("{s:s, s:s}", "step", step, "state", state));
+	if (cb)
+		cb(opaque, ev);
 	json_decref(ev);
+}
+
+static void emit(ctx_t *x, const char *step, const char *state, json_int_t fact_id,
+		 const json_t *evidence, const char *reason)
+{
+	km_step_event(x->c->wave, x->steps, x->c->event_cb, x->c->opaque, step, state, fact_id,
+		      evidence, reason);
 }
 
 /* The run row is written with the first fact, so that a refusal before any

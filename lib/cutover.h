@@ -161,4 +161,12 @@ km_err_t km_cutover_write_authority(const km_kafka_endpoint_t *tgt, const char *
 				   const char *authority, const char *wave, int64_t run_id,
 				   const json_t *topics, char *errstr, size_t errstr_size);
 
+/* Sends a step event {"event": "step", "wave", "step", "state",
+ * "fact_id"?, "evidence"?, "reason"?} to cb (may be NULL) and, unless state
+ * is "start", appends {"step", "state"} to rows: the events of cutover's
+ * and rollback's step machines (lib/rollback.c). */
+void km_step_event(const char *wave, json_t *rows, void (*cb)(void *, const json_t *),
+		   void *opaque, const char *step, const char *state, json_int_t fact_id,
+		   const json_t *evidence, const char *reason);
+
 #endif

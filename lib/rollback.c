@@ -51,19 +51,8 @@ typedef struct rctx_s {
 static void emit(rctx_t *x, const char *step, const char *state, json_int_t fact_id,
 		 const json_t *evidence, const char *reason)
 {
-	json_t *ev = json_pack("{s:s, s:s, s:s, s:s}", "event", "step", "wave", x->c->wave, "step",
-			       step, "state", state);
-	if (fact_id)
-		json_object_set_new(ev, "fact_id", json_integer(fact_id));
-	if (evidence)
-		json_object_set(ev, "evidence", (json_t *)evidence);
-	if (reason)
-		json_object_set_new(ev, "reason", json_string(reason));
-	if (strcmp(state, "start"))
-		json_array_append_new(x->steps, json_pack("{s:s, s:s}", "step", step, "state", state));
-	if (x->c->event_cb)
-		x->c->event_cb(x->c->opaque, ev);
-	json_decref(ev);
+	km_step_event(x->c->wave, x->steps, x->c->event_cb, x->c->opaque, step, state, fact_id,
+		      evidence, reason);
 }
 
 /* The step fact, and for the reset step the wave's "cutover.reset", in
