@@ -711,15 +711,20 @@ static void test_aborted_on_target(void **state)
 	tk_create_topic(&src, topic, 1, NULL);
 	tk_create_topic(&tgt, topic, 1, NULL);
 	rd_kafka_t *ps = tk_producer(&src, NULL), *pt = tk_producer(&tgt, txn);
-	rec_t r[4] = {{"a", "1", "x", 1000}, {"b", "2", "x", 1001}, {"c", "3", "x", 1002},
-		      {"d", "4", "x", 1003}};
+	/* Recent timestamps: a record stamped in 1970 rolls its segment at
+	 * the next append and is then deleted by time retention whenever the
+	 * broker's retention check runs (every 5 minutes), which made this
+	 * case fail at random with every mapped record "expired". */
+	int64_t ts = (int64_t)time(NULL) * 1000 - 60000;
+	rec_t r[4] = {{"a", "1", "x", ts}, {"b", "2", "x", ts + 1}, {"c", "3", "x", ts + 2},
+		      {"d", "4", "x", ts + 3}};
 	for (int i = 0; i < 4; i++)
 		put(ps, topic, &r[i]);
 	for (int t = 0; t < 4; t++) {
 		rd_kafka_error_t *e = rd_kafka_begin_transaction(pt);
 		if (e)
 			fail_msg("begin: %s", rd_kafka_error_string(e));
-		rec_t junk[2] = {{"junk", "aborted", "x", 5}, {"junk", "aborted", "x", 6}};
+		rec_t junk[2] = {{"junk", "aborted", "x", ts + 5}, {"junk", "aborted", "x", ts + 6}};
 		for (int i = 0; i < 2; i++)
 			put(pt, topic, t % 2 ? &junk[i] : &r[t + i]);
 		e = t % 2 ? rd_kafka_abort_transaction(pt, 30000) : rd_kafka_commit_transaction(pt, 30000);
