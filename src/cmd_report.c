@@ -127,15 +127,17 @@ int cmd_report(cli_t *cli, int argc, char **argv)
 		cli->needs = cli->plan_path != default_plan ? CLI_NEED_PLAN : 0;
 		if ((rc = cli_ready(cli)))
 			return rc;
-		if ((err = km_journal_open(journal, 0, &own_jr, cli->errstr,
-					   sizeof(cli->errstr)))) {
-			if (err == KM_ERR_NOT_FOUND)
-				snprintf(cli->errstr, sizeof(cli->errstr),
-					 "journal '%s' does not exist (give --journal the path of "
-					 "a migration's kmigrate.db)",
-					 journal);
-			return cli_fail(cli, err);
+		/* Said before the journal module's own message, which would
+		 * point at the plan's journal: key, not at this option. */
+		if (access(journal, F_OK) != 0) {
+			snprintf(cli->errstr, sizeof(cli->errstr),
+				 "journal '%s' does not exist (give --journal the path of a "
+				 "migration's kmigrate.db)",
+				 journal);
+			return cli_fail(cli, KM_ERR_IO);
 		}
+		if ((err = km_journal_open(journal, 0, &own_jr, cli->errstr, sizeof(cli->errstr))))
+			return cli_fail(cli, err);
 		jr = own_jr;
 	} else {
 		cli->needs = CLI_NEED_PLAN | CLI_NEED_JOURNAL;
