@@ -468,6 +468,15 @@ km_err_t km_journal_facts(km_journal_t *jr, int64_t run_id, const char *kind, js
 	return err;
 }
 
+km_err_t km_journal_runs(km_journal_t *jr, json_t **runsp, char *errstr, size_t errstr_size)
+{
+	*runsp = NULL;
+	return rows(jr,
+		    "SELECT id, command, args, started_ms, ended_ms, exit_code, summary "
+		    "FROM runs ORDER BY id",
+		    runsp, errstr, errstr_size);
+}
+
 km_err_t km_journal_summary(km_journal_t *jr, json_t **outp, char *errstr,
 			    size_t errstr_size)
 {

@@ -91,6 +91,10 @@ km_err_t km_journal_last_run(km_journal_t *jr, const char *command, int ended_on
 km_err_t km_journal_facts(km_journal_t *jr, int64_t run_id, const char *kind, json_t **factsp,
 			  char *errstr, size_t errstr_size);
 
+/* Every run, oldest first: *runsp is a new array of the objects
+ * km_journal_last_run() returns (the report's run log). */
+km_err_t km_journal_runs(km_journal_t *jr, json_t **runsp, char *errstr, size_t errstr_size);
+
 /* Summarises what the journal knows: schema version, runs, the latest fact
  * per kind and subject, snapshots.  @returns a new JSON object in *outp. */
 km_err_t km_journal_summary(km_journal_t *jr, json_t **outp, char *errstr,

@@ -138,4 +138,8 @@ run "$km" inventory -p /nonexistent.yaml || echo "(exit $?)"
 printf 'migration: demo\nsource:\n  bootstrap: 127.0.0.1:1\ntarget:\n  bootstrap: 127.0.0.1:29092\n' >unreachable.yaml
 run "$km" inventory -p unreachable.yaml || echo "(exit $?)"
 
+step "kmigrate report: the whole migration's evidence as one HTML file (from the journal alone; it loads nothing when opened)"
+run "$km" report -p migration.yaml -o report.html
+echo "The report is $demo/report.html (open it in any browser, offline)"
+
 step "Done. The clusters keep running; stop them with: tests/cluster/kafka-cluster stop-all"

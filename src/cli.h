@@ -127,5 +127,6 @@ int cmd_init(cli_t *cli, int argc, char **argv);
 int cmd_inventory(cli_t *cli, int argc, char **argv);
 int cmd_status(cli_t *cli, int argc, char **argv);
 int cmd_validate(cli_t *cli, int argc, char **argv);
+int cmd_report(cli_t *cli, int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@
 #include "guard.h"
 #include "inventory.h"
 #include "mapstore.h"
+#include "report.h"
 
 
 static const json_t *design_topic(const json_t *design, const char *target)
@@ -194,6 +195,19 @@ static int parse_common(cli_t *cli, int argc, char **argv, int *dry_run)
 	return 0;
 }
 
+/* The plan's owners and promises, so that `kmigrate report` needs the
+ * journal only (lib/report.h). */
+static km_err_t journal_plan(km_journal_t *jr, int64_t run_id, const km_plan_t *plan,
+			     char *errstr, size_t errstr_size)
+{
+	json_t *p = km_report_plan_json(plan);
+	km_err_t err = km_journal_snapshot_put(jr, run_id, KM_REPORT_PLAN_SNAPSHOT_KIND,
+					       KM_REPORT_PLAN_SNAPSHOT_SCOPE, p, NULL, errstr,
+					       errstr_size);
+	json_decref(p);
+	return err;
+}
+
 static km_err_t journal_actions(km_journal_t *jr, int64_t run_id, const char *kind,
 				const json_t *actions, char *errstr, size_t errstr_size)
 {
@@ -261,6 +275,7 @@ int cmd_plan(cli_t *cli, int argc, char **argv)
 					   cli->errstr, sizeof(cli->errstr))) ||
 	    (err = journal_actions(jr, run_id, "plan.action", actions, cli->errstr,
 				   sizeof(cli->errstr))) ||
+	    (err = journal_plan(jr, run_id, plan, cli->errstr, sizeof(cli->errstr))) ||
 	    (err = km_journal_run_end(jr, run_id, rc, rc ? "blocked" : "reviewable", cli->errstr,
 				      sizeof(cli->errstr))) ||
 	    (err = km_journal_commit(jr, cli->errstr, sizeof(cli->errstr)))) {

@@ -25,6 +25,7 @@
 #include "cutover.h"
 #include "fence.h"
 #include "replicate.h"
+#include "report.h"
 #include "rollback.h"
 
 typedef struct ev_ctx_s {
@@ -38,6 +39,10 @@ typedef struct ev_ctx_s {
 	char jerrstr[512];
 	const char *wave;  /* --reverse: the wave copied back */
 	json_t *switch_hwms; /* --reverse: its start points (the switch's) */
+	/* Progress samples for the report's charts (lib/report.h): the first,
+	 * one per KM_REPORT_PROGRESS_EVERY_MS, and the last of the run. */
+	json_t *last_progress;   /* the latest sample not journaled yet */
+	int64_t progress_at;     /* when the last sample was journaled (mono ms) */
 } ev_ctx_t;
 
 /* The journal is opened, and the run begun, only once the engine did work
@@ -62,6 +67,27 @@ static int journal_open(ev_ctx_t *ctx)
 		return -1;
 	}
 	return 0;
+}
+
+/* Journals the latest progress sample (a failure to journal a sample does
+ * not stop the copy: the sample is a chart point, not a verdict). */
+static void journal_progress(ev_ctx_t *ctx, int64_t now)
+{
+	char err[512];
+	json_t *body;
+
+	if (!ctx->last_progress || !ctx->jr)
+		return;
+	body = json_deep_copy(ctx->last_progress);
+	json_object_del(body, "event");
+	json_object_set_new(body, "direction", json_string(ctx->wave ? "reverse" : "forward"));
+	km_journal_fact(ctx->jr, ctx->run_id, KM_REPORT_PROGRESS_KIND,
+			ctx->wave ? "direction:reverse" : "direction:forward", "INFO", body, err,
+			sizeof(err));
+	json_decref(body);
+	json_decref(ctx->last_progress);
+	ctx->last_progress = NULL;
+	ctx->progress_at = now;
 }
 
 static void on_event(void *opaque, json_t *ev)
@@ -101,6 +127,15 @@ static void on_event(void *opaque, json_t *ev)
 		if (ctx->cli->verbose)
 			fprintf(stderr, "%s%s\n", ctx->tty ? "\n" : "", s);
 		free(s);
+	}
+	/* Throughput and lag over time are evidence the report charts;
+	 * downsampled so that a week of replication stays small. */
+	if (!strcmp(kind, "progress") && !journal_open(ctx)) {
+		int64_t now = km_mono_ms();
+		json_decref(ctx->last_progress);
+		ctx->last_progress = json_incref(ev);
+		if (!ctx->progress_at || now - ctx->progress_at >= KM_REPORT_PROGRESS_EVERY_MS)
+			journal_progress(ctx, now);
 	}
 	if (!strcmp(kind, "start") && !journal_open(ctx) && ctx->wave) {
 		/* The reverse copy's start points are evidence: what it took as
@@ -391,14 +426,17 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 	snprintf(summary, sizeof(summary), "%lld records, %lld transactions, %lld aborts%s",
 		 (long long)stats.records, (long long)stats.transactions, (long long)stats.aborts,
 		 stats.nothing_left ? "; nothing left to copy (every topic cut over)" : "");
-	if (ctx.jr)
+	if (ctx.jr) {
+		journal_progress(&ctx, km_mono_ms()); /* the run's last sample */
 		km_journal_run_end(ctx.jr, ctx.run_id, rc, summary, cli->errstr,
 				   sizeof(cli->errstr));
+	}
 done:
 	if (lock_fd >= 0)
 		close(lock_fd);
 	free(start);
 	json_decref(ctx.switch_hwms);
+	json_decref(ctx.last_progress);
 	free(dtopics);
 	json_decref(design);
 	free(args);

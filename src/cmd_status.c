@@ -15,6 +15,7 @@
 #include "common.h"
 #include "cutover.h"
 #include "mapstore.h"
+#include "report.h"
 
 static char *jtime(json_t *o, const char *k)
 {
@@ -242,12 +243,99 @@ static json_t *read_authority(const km_plan_t *plan, char *why, size_t why_size)
 	return recs;
 }
 
+/* The one-screen summary (lib/report.h: phase, last verdicts, lag, from
+ * the journal) with each wave's authority as the target's records say:
+ * "target" or "source" when all its topics agree, "mixed" otherwise,
+ * "unknown" when the records could not be read. */
+static km_err_t summary_of(km_journal_t *jr, const json_t *waves, const json_t *records,
+			   json_t **outp, char *errstr, size_t errstr_size)
+{
+	json_t *sum = NULL, *w, *t, *auth = json_array();
+	km_err_t err;
+	size_t i, k;
+
+	if ((err = km_report_summary(jr, &sum, errstr, errstr_size))) {
+		json_decref(auth);
+		return err;
+	}
+	json_array_foreach(waves, i, w) {
+		size_t n = json_array_size(json_object_get(w, "topics")), moved = 0;
+		json_array_foreach(json_object_get(w, "topics"), k, t)
+			if (records && km_mapstore_authority_target(records, json_string_value(t)))
+				moved++;
+		json_array_append_new(
+			auth, json_pack("{s:s, s:s, s:I, s:I, s:s, s:O?, s:O?}", "wave",
+					cli_jstr(w, "wave"), "authority",
+					!records	     ? "unknown"
+					: n && moved == n    ? "target"
+					: moved == 0	     ? "source"
+							     : "mixed",
+					"topics", (json_int_t)n, "topics_on_target", (json_int_t)moved,
+					"journal_says",
+					json_is_true(json_object_get(w, "authority_moved")) ? "target"
+											     : "source",
+					"last_step", json_object_get(w, "last_step"), "last_step_at",
+					json_object_get(w, "last_step_at")));
+	}
+	json_object_set_new(sum, "authority", auth);
+	*outp = sum;
+	return KM_ERR_OK;
+}
+
+/* One line per item under a label of the summary block. */
+#define LABEL(first, name) printf("  %-11s", (first) ? (name) : "")
+
+static void print_summary(const json_t *s)
+{
+	const json_t *ph = json_object_get(s, "phase"), *lag = json_object_get(s, "lag"), *x;
+	char *at = jtime((json_t *)ph, "at");
+	size_t i;
+
+	printf("\nSummary\n");
+	LABEL(1, "Phase");
+	printf("%s: %s (%s)\n", cli_jstr(ph, "name"), cli_jstr(ph, "detail"), at);
+	free(at);
+	json_array_foreach(json_object_get(s, "authority"), i, x) {
+		LABEL(i == 0, "Authority");
+		printf("wave %s: %s (%lld/%lld topics on the target; the journal says %s)\n",
+		       cli_jstr(x, "wave"), cli_jstr(x, "authority"), cli_jint(x, "topics_on_target"),
+		       cli_jint(x, "topics"), cli_jstr(x, "journal_says"));
+	}
+	if (!json_array_size(json_object_get(s, "authority"))) {
+		LABEL(1, "Authority");
+		printf("no wave declared (cutover.waves)\n");
+	}
+	json_array_foreach(json_object_get(s, "last_verdicts"), i, x) {
+		char *when = jtime((json_t *)x, "ts_ms");
+		LABEL(i == 0, "Verdicts");
+		printf("%-6s %s %s (%s)\n", cli_jstr(x, "verdict"), cli_jstr(x, "kind"),
+		       cli_jstr(x, "subject"), when);
+		free(when);
+	}
+	if (!json_array_size(json_object_get(s, "last_verdicts"))) {
+		LABEL(1, "Verdicts");
+		printf("none journaled yet\n");
+	}
+	LABEL(1, "Lag");
+	if (json_is_object(lag)) {
+		char *when = jtime((json_t *)lag, "ts_ms");
+		printf("%lld records, %lld/%lld partitions caught up (last sample %s, replicate "
+		       "run %lld)\n",
+		       cli_jint(lag, "records"), cli_jint(lag, "caught_up"), cli_jint(lag, "partitions"),
+		       when, cli_jint(lag, "run_id"));
+		free(when);
+	} else
+		printf("unknown: no progress sample journaled (`kmigrate replicate` journals them)\n");
+	LABEL(1, "Findings");
+	printf("%lld open\n", cli_jint(s, "open_findings"));
+}
+
 int cmd_status(cli_t *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {CLI_COMMON_OPTS, {NULL, 0, NULL, 0}};
 	km_plan_t *plan;
 	km_journal_t *jr;
-	json_t *sum = NULL, *r, *design = NULL, *waves = NULL, *records = NULL;
+	json_t *sum = NULL, *r, *design = NULL, *waves = NULL, *records = NULL, *brief = NULL;
 	char why[1200], atopic[KM_MAPSTORE_NAME_MAX];
 	int c, rc;
 	size_t i;
@@ -307,6 +395,11 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 			    json_pack("{s:s, s:s?, s:o}", "topic", atopic, "error",
 				      records ? NULL : why, "topics",
 				      authority_of(plan, design, waves, records)));
+	if ((err = summary_of(jr, waves, records, &brief, cli->errstr, sizeof(cli->errstr)))) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	json_object_set(sum, "summary", brief);
 	/* Everything is printed; an authority that could not be read is
 	 * still a failure of the command (exit 3), so that no script reads
 	 * "unknown" as "source". */
@@ -318,6 +411,7 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 	printf("Migration '%s', journal %s (schema %lld)\n", plan->migration,
 	       plan->journal,
 	       cli_jint(sum, "schema_version"));
+	print_summary(brief);
 	table_t *t = table_new(4, "COMMAND", "RUNS", "LAST RUN", "LAST EXIT");
 	json_array_foreach(json_object_get(sum, "commands"), i, r) {
 		char *when = jtime(r, "last_ms");
@@ -407,6 +501,7 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 	table_print(t, stdout, "  ");
 	table_destroy(t);
 done:
+	json_decref(brief);
 	json_decref(records);
 	json_decref(waves);
 	json_decref(design);

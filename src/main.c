@@ -180,6 +180,18 @@ static const cmd_t commands[] = {
 	 "and each topic's write authority as the target's authority topic says\n"
 	 "(the only cluster it contacts).  Exit 3 when the target cannot be read:\n"
 	 "the authority is then printed as unknown, never guessed.\n"},
+	{"report", cmd_report, 0, "-p PLAN -o FILE [--journal FILE]",
+	 "write the journal's evidence as one self-contained HTML file",
+	 "Renders the journal alone as one HTML page an auditor reads top to\n"
+	 "bottom: the plan and its owners, the inventory with risk classes, the\n"
+	 "design diff and what apply changed, every gate verdict with its\n"
+	 "criteria and evidence, replication throughput and lag over time (inline\n"
+	 "SVG), validation with the first mismatches, the offset translation\n"
+	 "table with its proofs, cutover and rollback steps, open findings, and\n"
+	 "every other journaled fact.  No cluster is contacted; the page loads\n"
+	 "nothing from the network.  --journal FILE reads a journal copied\n"
+	 "elsewhere, without the plan.  -o - writes to stdout.\n"
+	 "Exit 0 when written, 2 usage, 3 journal or file error.\n"},
 };
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
 
