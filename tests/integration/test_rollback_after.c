@@ -301,7 +301,33 @@ static void test_round_trip(void **state)
 	}
 	tk_flush(p);
 	rd_kafka_destroy(p);
-	tk_set_topic_config(&tgt, A, "max.message.bytes", NULL);
+	/* The forward copy refuses the fenced target up front, naming the
+	 * topic, the wave and the way back. */
+	char *err = NULL;
+	assert_int_not_equal(
+		tk_kmv(NULL, &err, "replicate", "-p", plan, "--until-caught-up", NULL), 0);
+	assert_non_null(strstr(err, A));
+	assert_non_null(strstr(err, "wave 'w1'"));
+	assert_non_null(strstr(err, "--release-target"));
+	free(err);
+	/* --release-target lifts the rollback's config fence from its
+	 * journaled inverse (no override before: none after); twice is
+	 * nothing the second time. */
+	char *out = NULL;
+	assert_int_equal(tk_kmv(&out, NULL, "rollback", "-p", plan, "--wave", "w1",
+				"--release-target", "--json", NULL),
+			 0);
+	assert_non_null(strstr(out, "\"result\":\"released\""));
+	free(out);
+	assert_int_equal(facts("rollback.fence-lifted", "wave:w1"), 1);
+	json_t *cfg = tk_topic_configs(&tgt, A);
+	assert_string_not_equal(json_string_value(json_object_get(cfg, "max.message.bytes")), "0");
+	json_decref(cfg);
+	assert_int_equal(tk_kmv(&out, NULL, "rollback", "-p", plan, "--wave", "w1",
+				"--release-target", "--json", NULL),
+			 0);
+	assert_non_null(strstr(out, "\"result\":\"nothing\""));
+	free(out);
 	tk_catch_up(plan, WAIT_MS, NULL);
 	for (int part = 0; part < PARTS; part++) {
 		tk_digests_t ds, dt;
@@ -318,6 +344,10 @@ static void test_round_trip(void **state)
 	}
 	tk_km(plan, "offsets", NULL, NULL, 0, NULL);
 	assert_int_equal(tk_kmv(NULL, NULL, "cutover", "-p", plan, "--wave", "w1", NULL), 0);
+	/* The cutover's authority step closed what the rollback left on the
+	 * target: nothing open any more. */
+	assert_int_equal(facts("rollback.fence-lifted", "wave:w1"),
+			 1 + facts("rollback.guard", "wave:w1"));
 }
 
 int main(void)
