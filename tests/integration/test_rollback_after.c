@@ -14,7 +14,7 @@
  *   - the group consumed part of the post-cutover records of partition 0
  *     on the target (committed there past the switch); partition 1 stays
  *     where the cutover committed it (before the switch point);
- *   - `rollback --wave w1`, killed after each step from fence-target to authority-source,
+ *   - `rollback --wave w1`, killed after each step from assess to authority-source,
  *     re-run to the end while the writer keeps trying to write the target;
  *   - then: an independent reader finds each source partition equal to the
  *     target's committed records (pre-cutover records, then the target's
@@ -204,8 +204,13 @@ static void test_rollback_after_authority(void **state)
 	/* The rollback, killed after each step in turn (kill -9's moment: the
 	 * step's fact committed), while the writer keeps trying to write the
 	 * target; each re-run resumes at the next step. */
-	assert_int_equal(rollback("fence-target", &evs), 137);
+	assert_int_equal(rollback("assess", &evs), 137);
 	assert_string_equal(state_of(evs, "assess"), "done");
+	assert_null(state_of(evs, "fence-target"));
+	json_decref(evs);
+	assert_int_equal(facts("rollback.fence", "wave:w1"), 0);
+	assert_int_equal(rollback("fence-target", &evs), 137);
+	assert_string_equal(state_of(evs, "assess"), "already-done");
 	assert_string_equal(state_of(evs, "fence-target"), "done");
 	json_decref(evs);
 	assert_int_equal(facts("rollback.fence", "wave:w1"), 1);
