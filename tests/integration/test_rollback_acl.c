@@ -109,6 +109,25 @@ static int rollback(json_t **evsp)
 	return tk_km_events(evsp, NULL, NULL, argv);
 }
 
+/* status's target fence of wave w1 ("acl (fact N)", "none", ...). */
+static char *status_target_fence(void)
+{
+	char *out = NULL;
+	json_t *w;
+	size_t i;
+	char *f = NULL;
+	assert_int_equal(tk_kmv(&out, NULL, "status", "-p", plan, "--json", NULL), 0);
+	json_t *st = tk_json(out);
+	json_array_foreach(json_object_get(st, "waves"), i, w)
+		if (!strcmp(json_string_value(json_object_get(w, "wave")), "w1"))
+			f = km_strdup(json_string_value(json_object_get(
+				json_object_get(json_object_get(w, "rollback"), "fence"), "target")));
+	json_decref(st);
+	free(out);
+	assert_non_null(f);
+	return f;
+}
+
 static void assert_same_records(void)
 {
 	for (int p = 0; p < 2; p++) {
@@ -255,6 +274,9 @@ static void test_after_authority(void **state)
 		}
 	assert_int_equal(denies, 2);
 	json_decref(acls);
+	char *tf = status_target_fence();
+	assert_true(!strncmp(tf, "acl (fact ", 10));
+	free(tf);
 	/* A stale app producer on the target fails fast. */
 	tk_writer_t *stale = tk_writer_start(&app_tgt, A, NULL);
 	tk_writer_assert_fenced(stale, &tgt, A, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
@@ -281,6 +303,9 @@ static void test_after_authority(void **state)
 	assert_int_equal(cutover(NULL, &evs), 0);
 	json_decref(evs);
 	assert_int_equal(tk_journal_count(journal, "rollback.fence-lifted", "wave:w1"), 1);
+	tf = status_target_fence();
+	assert_string_equal(tf, "none");
+	free(tf);
 	tk_produce_one(&app_tgt, A, "on-target-again");
 	free(replog);
 }
