@@ -174,8 +174,20 @@ int cmd_rollback(cli_t *cli, int argc, char **argv)
 		json_dumpf(res, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 		fputc('\n', stdout);
 	} else if (conf.release_target) {
-		printf("Wave '%s': the rollback's target fence is %s.\n", conf.wave,
-		       !strcmp(result, "released") ? "released" : result);
+		if (!strcmp(result, "nothing"))
+			printf("Wave '%s': no config fence of a rollback on the target (an ACL fence "
+			       "leaves kmigrate out; the next cutover lifts it).\n",
+			       conf.wave);
+		else if (!strcmp(result, "would"))
+			printf("Dry run: the step above would run; nothing changed.\n");
+		else
+			printf("Wave '%s': the rollback's config fence of the target is released; "
+			       "the forward copy can run again.\n",
+			       conf.wave);
+		/* A finding, like before the first cutover on such a target. */
+		if (json_is_string(json_object_get(res, "unguarded")))
+			printf("Finding: the target topics are unguarded: %s\n",
+			       cli_jstr(res, "unguarded"));
 	} else if (!strcmp(result, "nothing")) {
 		printf("Nothing to roll back: wave '%s' has no cutover step journaled since its "
 		       "last rollback.\n",
