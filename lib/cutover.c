@@ -21,6 +21,7 @@
 #include "guard.h"
 #include "mapstore.h"
 #include "offsets.h"
+#include "rollback.h"
 #include "util.h"
 #include "validate.h"
 
@@ -857,6 +858,8 @@ static void emit_recorded(ctx_t *x, const char *what, const json_t *evidence)
 	json_decref(ev);
 }
 
+static km_err_t lift_rollback_fences(ctx_t *x, json_t **liftedp);
+
 /* Authority -> target, first on the target (where every kmigrate process
  * reads it), then in the journal: a crash between the two leaves the step
  * unjournaled, and the re-run writes the same key again (the latest record
@@ -865,7 +868,7 @@ static km_err_t do_authority(ctx_t *x)
 {
 	const km_cutover_conf_t *c = x->c;
 	char topic[KM_MAPSTORE_NAME_MAX];
-	json_t *recs = NULL, *ev = NULL, *mine = json_object(), *t, *lifted;
+	json_t *recs = NULL, *ev = NULL, *mine = json_object(), *t, *lifted, *tf_lifted = NULL;
 	size_t i;
 	km_err_t err;
 
@@ -915,13 +918,55 @@ static km_err_t do_authority(ctx_t *x)
 	if ((err = km_guard_lift(c->kt, c->plan, c->jr, x->topics, &lifted, x->errstr,
 				 x->errstr_size)))
 		goto done;
-	ev = json_pack("{s:s, s:O, s:o}", "topic", topic, "records", mine, "guard_lifted", lifted);
+	if ((err = lift_rollback_fences(x, &tf_lifted))) {
+		json_decref(lifted);
+		goto done;
+	}
+	ev = json_pack("{s:s, s:O, s:o, s:o}", "topic", topic, "records", mine, "guard_lifted",
+		       lifted, "rollback_fences_lifted", tf_lifted);
 	emit_recorded(x, "authority-record", ev);
 	err = step_done(x, "authority", ev);
 done:
 	json_decref(recs);
 	json_decref(mine);
 	json_decref(ev);
+	return err;
+}
+
+/* The target fences a rollback of the wave left (its "rollback.fence",
+ * and the guard `rollback --release-target` put back, "rollback.guard"):
+ * the target is the authority now, its applications must write it.  Each
+ * is undone from its journaled inverse, then closed with a
+ * "rollback.fence-lifted" fact; a crash between undoes it again
+ * (idempotent).  *liftedp: a new array of the evidence. */
+static km_err_t lift_rollback_fences(ctx_t *x, json_t **liftedp)
+{
+	json_t *fences = NULL, *lifted = json_array(), *f, *ev = NULL;
+	char subj[400];
+	km_err_t err;
+	size_t i;
+
+	*liftedp = NULL;
+	snprintf(subj, sizeof(subj), "wave:%s", x->c->wave);
+	if ((err = km_rollback_target_fences(x->c->jr, x->c->wave, &fences, x->errstr,
+					     x->errstr_size)))
+		goto done;
+	json_array_foreach(fences, i, f) {
+		if ((err = km_rollback_target_fence_undo(x->c->kt, f, &ev, x->errstr,
+							 x->errstr_size)))
+			goto done;
+		json_object_set_new(ev, "by", json_string("cutover"));
+		if ((err = journal_fact(x, KM_ROLLBACK_FENCE_LIFTED, subj, "INFO", ev, NULL)))
+			goto done;
+		json_array_append_new(lifted, ev);
+		ev = NULL;
+	}
+	*liftedp = lifted;
+	lifted = NULL;
+done:
+	json_decref(ev);
+	json_decref(fences);
+	json_decref(lifted);
 	return err;
 }
 

@@ -547,6 +547,53 @@ done:
 	return err;
 }
 
+/* The DENY-only ACL fence (the rollback's target fence): one DENY WRITE
+ * (TOPIC, LITERAL, topic, host *) per {"topic", "principal"} of denies,
+ * the caller's list (lib/guard.c's computation); nothing removed, so the
+ * inverse deletes exactly the DENYs added.  A DENY already there is not
+ * ours to undo; a known super user cannot be fenced by ACLs (named in
+ * "not_fenceable", the caller's NO-GO). */
+static km_err_t plan_deny(km_kafka_t *ks, const json_t *denies, const json_t *super,
+			  json_t *plan, char *errstr, size_t errstr_size)
+{
+	json_t *acls = NULL, *add = json_array(), *present = json_array(), *pr = json_array(),
+	       *nf = json_array(), *d;
+	km_err_t err;
+	size_t i;
+
+	if ((err = describe_acls(ks, RD_KAFKA_RESOURCE_TOPIC, &acls, errstr, errstr_size)))
+		goto done;
+	json_array_foreach(denies, i, d) {
+		const char *p = jstr(d, "principal"), *t = jstr(d, "topic");
+		json_t *a;
+
+		if (super && str_in(super, p)) {
+			json_array_append_new(
+				nf, json_pack("{s:s, s:s}", "principal", p, "reason",
+					      "super user (super.users): ACLs do not bind it"));
+			continue;
+		}
+		a = acl_json(RD_KAFKA_RESOURCE_TOPIC, t, RD_KAFKA_RESOURCE_PATTERN_LITERAL, p, "*",
+			     RD_KAFKA_ACL_OPERATION_WRITE, RD_KAFKA_ACL_PERMISSION_TYPE_DENY);
+		json_array_append_new(acl_in(acls, a) ? present : add, a);
+		if (!str_in(pr, p))
+			json_array_append_new(pr, json_string(p));
+	}
+	json_object_set(plan, "principals", pr);
+	json_object_set(plan, "not_fenceable", nf);
+	json_object_set_new(plan, "remove", json_array());
+	json_object_set_new(plan, "kept", json_array());
+	json_object_set(plan, "add", add);
+	json_object_set(plan, "already_present", present);
+done:
+	json_decref(acls);
+	json_decref(add);
+	json_decref(present);
+	json_decref(pr);
+	json_decref(nf);
+	return err;
+}
+
 static km_err_t plan_config(km_kafka_t *ks, const char *const *topics, size_t ntopics,
 			    const char *const *txn_ids, size_t ntxn, json_t *plan, char *errstr,
 			    size_t errstr_size)
@@ -597,11 +644,48 @@ done:
 	return err;
 }
 
+static km_err_t plan_fence(km_kafka_t *ks, const char *const *topics, size_t ntopics,
+			   const char *const *principals, size_t nprincipals,
+			   const char *const *txn_ids, size_t ntxn_ids, const char *kind,
+			   const km_fence_facts_t *facts, const json_t *denies, json_t **planp,
+			   char *errstr, size_t errstr_size);
+
 km_err_t km_fence_plan(km_kafka_t *ks, const char *const *topics, size_t ntopics,
 		       const char *const *principals, size_t nprincipals,
 		       const char *const *txn_ids, size_t ntxn_ids, const char *kind,
 		       const km_fence_facts_t *facts, json_t **planp, char *errstr,
 		       size_t errstr_size)
+{
+	return plan_fence(ks, topics, ntopics, principals, nprincipals, txn_ids, ntxn_ids, kind,
+			  facts, NULL, planp, errstr, errstr_size);
+}
+
+km_err_t km_fence_plan_denies(km_kafka_t *ks, const json_t *denies, const km_fence_facts_t *facts,
+			      json_t **planp, char *errstr, size_t errstr_size)
+{
+	const char **topics = km_calloc(json_array_size(denies) + 1, sizeof(*topics));
+	size_t n = 0, i, j;
+	json_t *d;
+	km_err_t err;
+
+	json_array_foreach(denies, i, d) {
+		const char *t = jstr(d, "topic");
+		for (j = 0; j < n && strcmp(topics[j], t); j++)
+			;
+		if (j == n)
+			topics[n++] = t;
+	}
+	err = plan_fence(ks, topics, n, NULL, 0, NULL, 0, "acl", facts, denies, planp, errstr,
+			 errstr_size);
+	free(topics);
+	return err;
+}
+
+static km_err_t plan_fence(km_kafka_t *ks, const char *const *topics, size_t ntopics,
+			   const char *const *principals, size_t nprincipals,
+			   const char *const *txn_ids, size_t ntxn_ids, const char *kind,
+			   const km_fence_facts_t *facts, const json_t *denies, json_t **planp,
+			   char *errstr, size_t errstr_size)
 {
 	json_t *all = NULL, *brokers = NULL, *super = NULL, *plan = NULL, *pin = json_array(),
 	       *tarr = json_array();
@@ -692,7 +776,9 @@ km_err_t km_fence_plan(km_kafka_t *ks, const char *const *topics, size_t ntopics
 			 "allow_everyone_from", ae_from, "authorizer", authorizer, "warnings");
 	for (size_t i = 0; i < ntxn_ids; i++)
 		json_array_append_new(json_object_get(plan, "txn_ids"), json_string(txn_ids[i]));
-	if (acl)
+	if (acl && denies)
+		err = plan_deny(ks, denies, super, plan, errstr, errstr_size);
+	else if (acl)
 		err = plan_acl(ks, topics, ntopics, all, super, allow_everyone, pin, txn_ids,
 			       ntxn_ids, plan, errstr, errstr_size);
 	else
@@ -1661,6 +1747,36 @@ km_err_t km_fence_acl_declared(const km_plan_t *plan, char *errstr, size_t errst
 	return KM_ERR_OK;
 }
 
+/* The probe's declaration for a fence on cluster c (the target's fence of
+ * a rollback): a cutover.fence_probe whose principal is User:<username>,
+ * and a SASL cluster to log it in on. */
+static km_err_t probe_declared_on(const km_plan_t *plan, const km_plan_cluster_t *c,
+				  const char *role, char *errstr, size_t errstr_size)
+{
+	const km_plan_fence_probe_t *pr = &plan->cutover.fence_probe;
+
+	if (!pr->principal || !pr->username)
+		return km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				 "cutover.fence is acl but the plan declares no cutover.fence_probe, "
+				 "so the %s fence cannot be proven by a fenced principal's canary: "
+				 "add `cutover.fence_probe: {principal: User:NAME, username: NAME, "
+				 "password_env: VAR}`",
+				 role);
+	if (c->security_protocol != KM_PLAN_SEC_SASL_PLAINTEXT &&
+	    c->security_protocol != KM_PLAN_SEC_SASL_SSL)
+		return km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				 "the ACL fence's proof logs in as cutover.fence_probe with SASL, "
+				 "but the %s's security_protocol is %s: declare the %s's SASL "
+				 "settings, or use cutover.fence: config or external",
+				 role, km_plan_secproto_str(c->security_protocol), role);
+	if (strncmp(pr->principal, "User:", 5) || strcmp(pr->principal + 5, pr->username))
+		return km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				 "cutover.fence_probe.principal '%s' is not User:%s, the principal "
+				 "SASL username '%s' logs in as: make them agree",
+				 pr->principal, pr->username, pr->username);
+	return KM_ERR_OK;
+}
+
 km_err_t km_fence_acl_cutover_plan(km_kafka_t *ks, const km_plan_t *plan, const char *wave,
 				   const char *const *topics, size_t ntopics,
 				   const json_t *inventory, json_t **docp, char *errstr,
@@ -1867,7 +1983,14 @@ km_err_t km_fence_doc_prove(km_kafka_t *ks, const km_kafka_endpoint_t *ks_ep,
 		 * logging in like kmigrate's own (same listener and CA). */
 		const km_plan_fence_probe_t *pr = &plan->cutover.fence_probe;
 		const char *pw = pr->password_env ? getenv(pr->password_env) : NULL;
-		if ((err = km_fence_acl_declared(plan, errstr, errstr_size)))
+		const char *cl = jstr(doc, "cluster");
+		/* The rollback's target fence logs its probe in on the target:
+		 * the target's SASL, not the source's, is what it needs. */
+		if (cl && !strcmp(cl, "target")) {
+			if ((err = probe_declared_on(plan, &plan->target, "target", errstr,
+						     errstr_size)))
+				return err;
+		} else if ((err = km_fence_acl_declared(plan, errstr, errstr_size)))
 			return err;
 		if (!pw || !*pw)
 			return km_seterr(errstr, errstr_size, KM_ERR_NOGO,

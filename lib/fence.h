@@ -79,6 +79,17 @@ km_err_t km_fence_plan(km_kafka_t *ks, const char *const *topics, size_t ntopics
 		       const char *const *txn_ids, size_t ntxn_ids, const char *kind,
 		       const km_fence_facts_t *facts, json_t **planp, char *errstr, size_t errstr_size);
 
+/* Plans the DENY-only ACL fence: one DENY WRITE (TOPIC, LITERAL, topic,
+ * host *) per {"topic", "principal"} of denies, nothing removed (the
+ * rollback's target fence: the writers come from lib/guard.h's
+ * computation, kmigrate's own principal left out, so kmigrate keeps
+ * writing).  A plan of kind "acl" like km_fence_plan's: inverse, apply,
+ * prove and undo take it as they are.  A declared or reported super user
+ * among the principals is listed in "not_fenceable" (the caller's NO-GO).
+ * Changes nothing.  @returns the plan in *planp (new reference). */
+km_err_t km_fence_plan_denies(km_kafka_t *ks, const json_t *denies, const km_fence_facts_t *facts,
+			      json_t **planp, char *errstr, size_t errstr_size);
+
 /* The exact inverse of plan, computed from the plan alone (no cluster), so
  * that it can be journaled before km_fence_apply() changes anything.
  * @returns a new reference in *inversep. */

@@ -388,6 +388,44 @@ done:
 	return err;
 }
 
+km_err_t km_guard_writers(km_kafka_t *kt, const km_plan_t *plan, const json_t *targets,
+			  json_t **deniesp, char *errstr, size_t errstr_size)
+{
+	json_t *acls = NULL, *pairs = json_array(), *res = NULL, *denies = NULL, *e, *g;
+	char *why = NULL, *me = km_guard_principal(plan);
+	bool has = false;
+	size_t i;
+	km_err_t err;
+
+	*deniesp = NULL;
+	if ((err = read_authorizer(kt, &has, &why, errstr, errstr_size)) ||
+	    (has && (err = read_topic_acls(kt, &acls, errstr, errstr_size))))
+		goto done;
+	/* The guard's computation on the target names themselves, with no
+	 * authority records: the caller fences whatever the authority says. */
+	json_array_foreach(targets, i, e)
+		json_array_append_new(pairs, json_pack("{s:O, s:O}", "source", e, "target", e));
+	res = compute(pairs, acls, why, NULL, me);
+	if (json_array_size(json_object_get(res, "findings"))) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO, "%s",
+				jstr(json_array_get(json_object_get(res, "findings"), 0), "reason"));
+		goto done;
+	}
+	denies = json_array();
+	json_array_foreach(json_object_get(res, "guards"), i, g)
+		json_array_append_new(denies, json_pack("{s:O, s:O}", "topic",
+							json_object_get(g, "topic"), "principal",
+							json_object_get(g, "principal")));
+	*deniesp = denies;
+done:
+	json_decref(res);
+	json_decref(pairs);
+	json_decref(acls);
+	free(why);
+	free(me);
+	return err;
+}
+
 /* ---- lift -------------------------------------------------------------------- */
 
 km_err_t km_guard_lift(km_kafka_t *kt, const km_plan_t *plan, km_journal_t *jr,

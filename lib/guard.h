@@ -72,6 +72,19 @@ km_err_t km_guard_check(km_kafka_t *kt, const km_plan_t *plan, const json_t *top
 			json_t **reportp, char *errstr, size_t errstr_size);
 
 /*
+ * The guard's computation, live, for target topic names `targets` (a JSON
+ * array): every principal that the target's ACLs (DescribeAcls now) let
+ * write one of them, kmigrate's own excepted, whatever the authority
+ * records say.  The rollback's ACL fence of the target denies exactly
+ * these (lib/rollback.c, fence-target).  Changes nothing.
+ * @returns in *deniesp a new [{"topic", "principal"}]; KM_ERR_NOGO with
+ * the first finding (no authorizer, an ALLOW WRITE for User:*, kmigrate's
+ * principal unknown) and its fix.
+ */
+km_err_t km_guard_writers(km_kafka_t *kt, const km_plan_t *plan, const json_t *targets,
+			  json_t **deniesp, char *errstr, size_t errstr_size);
+
+/*
  * Lifts the guard of source topics `topics` ([{"topic"}] or [names]): the
  * DENY WRITE bindings that apply created for their target topics (facts
  * apply.change "create-guard ..." in jr) are deleted on the target.

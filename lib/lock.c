@@ -156,10 +156,14 @@ static void *keeper(void *arg)
 
 static km_err_t refuse(const char *migration, const view_t *v, char *errstr, size_t errstr_size)
 {
+	/* The holder's client.id starts with "kmigrate-<command> ": a
+	 * rollback holds the same lock as a cutover (they must never run at
+	 * once), and the refusal names which one runs. */
+	const char *what = !strncmp(v->holder, "kmigrate-rollback ", 18) ? "rollback" : "cutover";
 	return km_seterr(errstr, errstr_size, KM_ERR_NOGO,
-			 "cutover of migration '%s' is already running (held by %s): wait for it "
+			 "%s of migration '%s' is already running (held by %s): wait for it "
 			 "or stop it",
-			 migration, v->holder[0] ? v->holder : "another process");
+			 what, migration, v->holder[0] ? v->holder : "another process");
 }
 
 static km_err_t create_topic(km_lock_t *l, char *errstr, size_t errstr_size)
@@ -217,6 +221,15 @@ km_err_t km_lock_acquire(const km_kafka_endpoint_t *tgt, const char *migration, 
 			 int wait_ms, volatile sig_atomic_t *lost_flag, km_lock_t **lockp,
 			 char *errstr, size_t errstr_size)
 {
+	return km_lock_acquire_for(tgt, migration, "cutover", wave, wait_ms, lost_flag, lockp,
+				   errstr, errstr_size);
+}
+
+km_err_t km_lock_acquire_for(const km_kafka_endpoint_t *tgt, const char *migration,
+			     const char *command, const char *wave, int wait_ms,
+			     volatile sig_atomic_t *lost_flag, km_lock_t **lockp, char *errstr,
+			     size_t errstr_size)
+{
 	km_lock_t *l = km_calloc(1, sizeof(*l));
 	char host[256], since[40];
 	view_t v;
@@ -232,8 +245,8 @@ km_err_t km_lock_acquire(const km_kafka_endpoint_t *tgt, const char *migration, 
 	km_iso8601(km_now_ms(), since, sizeof(since));
 	snprintf(l->topic, sizeof(l->topic), "__kmigrate.%s.lock", migration);
 	snprintf(l->group, sizeof(l->group), "__kmigrate.%s.cutover-lock", migration);
-	snprintf(l->client_id, sizeof(l->client_id), "kmigrate-cutover host=%s pid=%ld wave=%s since=%s",
-		 host, (long)getpid(), wave, since);
+	snprintf(l->client_id, sizeof(l->client_id), "kmigrate-%s host=%s pid=%ld wave=%s since=%s",
+		 command, host, (long)getpid(), wave, since);
 	if ((err = km_kafka_open(tgt, 0, &l->kt, errstr, errstr_size)) ||
 	    (err = create_topic(l, errstr, errstr_size)))
 		goto done;

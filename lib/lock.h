@@ -56,6 +56,16 @@ km_err_t km_lock_acquire(const km_kafka_endpoint_t *tgt, const char *migration, 
 			 int wait_ms, volatile sig_atomic_t *lost_flag, km_lock_t **lockp,
 			 char *errstr, size_t errstr_size);
 
+/* km_lock_acquire() for command ("cutover", "rollback"), named in the
+ * holder's client.id ("kmigrate-<command> host=..."): `rollback` takes the
+ * same lock, so a cutover and a rollback, or two rollbacks, of one
+ * migration never run at once; the refusal names the command holding it
+ * ("rollback of migration 'm' is already running (held by ...)"). */
+km_err_t km_lock_acquire_for(const km_kafka_endpoint_t *tgt, const char *migration,
+			     const char *command, const char *wave, int wait_ms,
+			     volatile sig_atomic_t *lost_flag, km_lock_t **lockp, char *errstr,
+			     size_t errstr_size);
+
 /* Whether the lock was lost while held (the broker dropped the member). */
 bool km_lock_lost(const km_lock_t *lock);
 

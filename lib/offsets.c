@@ -435,6 +435,12 @@ static const km_plan_group_t *plan_group(const km_plan_t *plan, const char *id)
 typedef struct prow_s {
 	json_t *row; /* borrowed: an element of its group's partitions */
 	const km_offmap_t *m;
+	/* The rollback's proof back (km_offsets_translate_back): target
+	 * offsets at or after sw hold records the applications wrote there,
+	 * which the reverse map rev (target offset -> source offset) copied
+	 * back; before sw, forward copies (m).  NULL rev: the forward proof. */
+	const km_offmap_t *rev;
+	int64_t sw;
 	const char *topic, *ttopic;
 	int p;
 	int64_t c, t;
@@ -476,6 +482,33 @@ static void row_proof(prow_t *r, bool ok, const char *reason)
 	r->st = ST_DONE;
 }
 
+/* The source offset of the record at target offset t, -1 when t holds
+ * none of the rows' maps: a forward copy, or (the proof back) from the
+ * switch point on, a record the reverse copy wrote to the source. */
+static int64_t row_source_of(const prow_t *r, int64_t t)
+{
+	int64_t s;
+
+	if (r->rev && t >= r->sw)
+		return !km_offmap_translate(r->rev, t, &s) && km_offmap_source_of(r->rev, s) == t
+			       ? s
+			       : -1;
+	return km_offmap_source_of(r->m, t);
+}
+
+/* The target offset of the record whose counterpart is source record s,
+ * -1 when none: its forward copy, or (the proof back) the target record
+ * the reverse copy wrote to s. */
+static int64_t row_target_of(const prow_t *r, int64_t s)
+{
+	int64_t t;
+
+	if (!km_offmap_translate(r->m, s, &t) && km_offmap_source_of(r->m, t) == s &&
+	    (!r->rev || t < r->sw))
+		return t;
+	return r->rev ? km_offmap_source_of(r->rev, s) : -1;
+}
+
 /* The proof of a translated position t = translate(c).  A consumer reads
  * the first record that survives at or after its position, and the two
  * clusters compact independently (the target as eagerly as the source:
@@ -491,7 +524,10 @@ static void row_proof(prow_t *r, bool ok, const char *reason)
  * the copy of s.  Either walk only skips records absent on the other side,
  * so what both consumers read from the first common record on is proven;
  * a source record that was never copied, or a target record that is not
- * a copy, fails the proof. */
+ * a copy, fails the proof.  The proof back to the source (a rollback)
+ * walks the same way, with "map" the pair of maps (row_source_of,
+ * row_target_of): the forward copies before the switch point, the
+ * reverse copies after it. */
 static void step_prove(prow_t *r)
 {
 	int rs = r->res[SRC], rt = r->res[TGT];
@@ -511,7 +547,7 @@ static void step_prove(prow_t *r)
 						   "the source has");
 		return;
 	}
-	if ((fs = km_offmap_source_of(r->m, to)) < 0) {
+	if ((fs = row_source_of(r, to)) < 0) {
 		row_proof(r, false, "the target record is not a copy of a source record");
 		return;
 	}
@@ -524,21 +560,14 @@ static void step_prove(prow_t *r)
 		row_proof(r, false, "no record common to both sides within the walk's bound");
 		return;
 	}
-	if (fs > so) {
-		/* The copy of s lies before u and is gone on the target. */
-		if (km_offmap_translate(r->m, so, &x) || km_offmap_source_of(r->m, x) != so) {
-			row_proof(r, false, "a source record after the position was never copied");
-			return;
-		}
-		row_ask(r, SRC, fs);
-	} else {
-		/* The source compacted away the record copied to u. */
-		if (km_offmap_translate(r->m, so, &x) || km_offmap_source_of(r->m, x) != so) {
-			row_proof(r, false, "a source record after the position was never copied");
-			return;
-		}
-		row_ask(r, TGT, x);
+	if ((x = row_target_of(r, so)) < 0) {
+		row_proof(r, false, "a source record after the position was never copied");
+		return;
 	}
+	if (fs > so)
+		row_ask(r, SRC, fs); /* the copy of s lies before u, gone on the target */
+	else
+		row_ask(r, TGT, x); /* the source compacted away the record copied to u */
 }
 
 /* Decides what a row's last results mean: done, or the next asks. */
@@ -616,13 +645,13 @@ static void row_start(prow_t *r)
 
 /* Runs every row to its verdict: each pass gathers the rows' asks
  * (identical ones read once), reads them all, and steps the rows. */
-static km_err_t prove_rows(prow_t *rows, size_t n, reader_t rd[NSIDES], progress_t *pg,
-			   char *errstr, size_t errstr_size)
+static km_err_t prove_rows(prow_t *rows, size_t n, bool started, reader_t rd[NSIDES],
+			   progress_t *pg, char *errstr, size_t errstr_size)
 {
 	probe_t *pr = km_calloc(n * 2 + 1, sizeof(*pr));
 	km_err_t err = KM_ERR_OK;
 
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n && !started; i++)
 		row_start(&rows[i]);
 	for (;;) {
 		size_t np = 0, u = 0;
@@ -873,7 +902,7 @@ km_err_t km_offsets_translate(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t 
 				only);
 		goto done;
 	}
-	if ((err = prove_rows(prows, nprows, rd, &prog, errstr, errstr_size)) ||
+	if ((err = prove_rows(prows, nprows, false, rd, &prog, errstr, errstr_size)) ||
 	    (err = exposure(prows, nprows, rd, &prog, errstr, errstr_size)))
 		goto done;
 	json_array_foreach(out, i, id) {
@@ -1056,9 +1085,10 @@ km_err_t km_offsets_translate_back(const km_plan_t *plan, km_kafka_t *ks, km_kaf
 	km_mapstore_t *fwd = NULL, *rev = NULL;
 	rd_kafka_topic_partition_list_t *ends = NULL;
 	json_t *ids = json_pack("[s]", group), *offs = NULL, *rows = json_array(), *pt, *c;
-	probe_t *pr = NULL;
+	static const km_offmap_t none = {0};
+	prow_t *pr = NULL;
 	progress_t pg = {0};
-	size_t i, j, np = 0, u = 0;
+	size_t i, j, np = 0;
 	bool all = true;
 	km_err_t err;
 
@@ -1112,44 +1142,27 @@ km_err_t km_offsets_translate_back(const km_plan_t *plan, km_kafka_t *ks, km_kaf
 						      "target_topic", tt, "partition", p,
 						      "committed", (json_int_t)at, "source_offset",
 						      (json_int_t)s, "via", via));
-		pr[np++] = (probe_t){.side = SRC, .topic = st, .partition = p, .from = s};
-		pr[np++] = (probe_t){.side = TGT, .topic = tt, .partition = p, .from = at};
+		const km_offmap_t *fm = km_mapstore_offmap(fwd, st, p),
+				  *rm = km_mapstore_offmap(rev, tt, p);
+		pr[np++] = (prow_t){.m = fm ? fm : &none, .rev = rm ? rm : &none, .sw = sw,
+				    .topic = st, .ttopic = tt, .p = p, .c = s, .t = at,
+				    .st = ST_PROVE, .want = {s, at}};
 	}
-	/* The proof: the first record a read_committed consumer gets from the
-	 * target position and from the source position are the same record
-	 * (digests), or both sides are at their end. */
-	if (np && (err = read_unique(rd, pr, np, &u, &pg, errstr, errstr_size)))
+	/* The proof, as the forward one (step_prove): from the target position
+	 * and from the source position, both sides walk to the first record
+	 * that survives on both (either may have compacted; a position at a
+	 * transaction marker or aborted records reads on to the next committed
+	 * record), which must be counterparts with equal digests, or both
+	 * sides are at their end. */
+	for (i = j = 0; i < json_array_size(rows); i++)
+		if (json_object_get(json_array_get(rows, i), "via"))
+			pr[j++].row = json_array_get(rows, i);
+	if (np && (err = prove_rows(pr, np, true, rd, &pg, errstr, errstr_size)))
 		goto done;
-	json_array_foreach(rows, i, c) {
-		if (!json_object_get(c, "via"))
-			continue;
-		probe_t ks_ = {.side = SRC,
-			       .topic = json_string_value(json_object_get(c, "topic")),
-			       .partition = (int)json_integer_value(json_object_get(c, "partition")),
-			       .from = json_integer_value(json_object_get(c, "source_offset"))};
-		probe_t kt_ = {.side = TGT,
-			       .topic = json_string_value(json_object_get(c, "target_topic")),
-			       .partition = ks_.partition,
-			       .from = json_integer_value(json_object_get(c, "committed"))};
-		probe_t *a = bsearch(&ks_, pr, u, sizeof(*pr), probe_cmp);
-		probe_t *b = bsearch(&kt_, pr, u, sizeof(*pr), probe_cmp);
-		if (!a || !b)
-			KM_BUG("offsets: a proof read was not answered");
-		bool ok = (a->state == PR_END && b->state == PR_END) ||
-			  (a->state == PR_RECORD && b->state == PR_RECORD && a->digest == b->digest);
-		all = all && ok;
-		json_object_set_new(c, "status", json_string(ok ? "translated" : "proof-failed"));
-		json_object_set_new(
-			c, "proof",
-			json_pack("{s:s, s:I, s:s, s:I, s:o, s:o, s:b}", "source",
-				  a->state == PR_END ? "end" : "record", "source_offset",
-				  (json_int_t)a->off, "target", b->state == PR_END ? "end" : "record",
-				  "target_offset", (json_int_t)b->off, "source_digest",
-				  json_sprintf("%016llx", (unsigned long long)a->digest),
-				  "target_digest",
-				  json_sprintf("%016llx", (unsigned long long)b->digest), "match",
-				  ok));
-	}
+	json_array_foreach(rows, i, c)
+		if (json_object_get(c, "via"))
+			all = all && !strcmp(json_string_value(json_object_get(c, "status")),
+					     "translated");
 	*groupp = json_pack("{s:s, s:O, s:b}", "group", group, "partitions", rows, "translatable",
 			    all);
 done:

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fence.h"
 #include "mapstore.h"
 #include "util.h"
 
@@ -1676,6 +1677,52 @@ static int authority_check(repl_t *r, bool first)
 	return all && r->nsp > 0;
 }
 
+/* A target topic a rollback fenced by config (max.message.bytes=0 refuses
+ * kmigrate's writes too; lib/rollback.h) is refused up front, named, with
+ * its way back, rather than failing on MSG_SIZE_TOO_LARGE mid-copy.
+ * @returns -1 (failed, r->errstr set) or 0. */
+static int refuse_fenced_target(repl_t *r, km_kafka_t *kt)
+{
+	char **names = km_calloc((size_t)r->nsp + 1, sizeof(*names)), *fenced = NULL, e[512];
+	const char **srcs = km_calloc((size_t)r->nsp + 1, sizeof(*srcs));
+	int n = 0, rc = 0;
+	km_err_t err;
+
+	/* r->sp holds partitions: each topic once (DescribeConfigs refuses a
+	 * resource named twice). */
+	for (int i = 0; i < r->nsp; i++)
+		if (!is_excluded(r, r->sp[i].topic) &&
+		    (!n || strcmp(srcs[n - 1], r->sp[i].topic))) {
+			srcs[n] = r->sp[i].topic;
+			names[n++] = km_plan_target_topic(r->plan, r->sp[i].topic);
+		}
+	if (n && (err = km_fence_config_fenced(kt, (const char *const *)names, (size_t)n, &fenced,
+					       e, sizeof(e)))) {
+		fail(r, err, "%s", e);
+		rc = -1;
+	} else if (fenced) {
+		const char *wave = "?", *src = fenced;
+		for (int i = 0; i < n; i++)
+			if (!strcmp(names[i], fenced))
+				src = srcs[i];
+		for (size_t w = 0; w < r->plan->cutover.waves_cnt; w++)
+			if (km_plan_wave_has_topic(r->plan, &r->plan->cutover.waves[w], src))
+				wave = r->plan->cutover.waves[w].name;
+		fail(r, KM_ERR_NOGO,
+		     "target topic '%s' of wave '%s' carries a rollback's config fence "
+		     "(max.message.bytes=0 refuses kmigrate's copy too): run `kmigrate rollback -p "
+		     "PLAN --wave %s --release-target` first",
+		     fenced, wave, wave);
+		rc = -1;
+	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(srcs);
+	free(fenced);
+	return rc;
+}
+
 #define SCOPE_CHECK_MS 3000
 
 km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
@@ -1726,6 +1773,8 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 		emit(&r, json_pack("{s:s, s:i}", "event", "nothing-left", "topics", r.nexcluded));
 		goto done;
 	}
+	if (!r.reverse && refuse_fenced_target(&r, kt))
+		goto done;
 	if (ensure_internal_topics(&r, kt))
 		goto done;
 	int64_t next_authority_check = km_mono_ms() + AUTHORITY_CHECK_MS;

@@ -18,6 +18,7 @@
 
 #include "cutover.h"
 #include "fence.h"
+#include "guard.h"
 #include "mapstore.h"
 #include "offsets.h"
 #include "rollback.h"
@@ -343,6 +344,71 @@ static km_err_t journal_one(rctx_t *x, const char *kind, const json_t *body, jso
 
 /* ---- fence-target ---------------------------------------------------------------- */
 
+/* The ACL fence of the target (cutover.fence: acl): one DENY WRITE per
+ * principal that the target's ACLs, read now, let write the wave's target
+ * topics, kmigrate's own excepted -- the guard's computation
+ * (km_guard_writers) -- so that kmigrate's forward copy can write them
+ * again after the rollback: the target is back to its guarded state of
+ * before the cutover.  What cannot be fenced so is NO-GO, nothing changed:
+ * no authorizer, an ALLOW WRITE for User:*, kmigrate's principal unknown,
+ * a super user among the writers, a probe that does not write them (its
+ * canary would prove nothing). */
+static km_err_t acl_target_plan(rctx_t *x, const char **names, size_t n, json_t **planp)
+{
+	const km_rollback_conf_t *c = x->c;
+	const char *probe = c->plan->cutover.fence_probe.principal;
+	json_t *targets = json_array(), *denies = NULL, *nf, *pr;
+	km_err_t err;
+	size_t i;
+
+	*planp = NULL;
+	for (i = 0; i < n; i++)
+		json_array_append_new(targets, json_string(names[i]));
+	if ((err = km_guard_writers(c->kt, c->plan, targets, &denies, x->errstr,
+				    x->errstr_size)))
+		goto done;
+	if (!json_array_size(denies)) {
+		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
+				"wave '%s': no principal but kmigrate's may write the wave's target "
+				"topics, so cutover.fence_probe '%s' cannot prove a fence there: "
+				"grant it WRITE on them on the target; nothing changed",
+				c->wave, probe ? probe : "(none declared)");
+		goto done;
+	}
+	if ((err = km_fence_plan_denies(c->kt, denies, NULL, planp, x->errstr, x->errstr_size)))
+		goto done;
+	nf = json_object_get(*planp, "not_fenceable");
+	pr = json_object_get(*planp, "principals");
+	if (json_array_size(nf)) {
+		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
+				"wave '%s': '%s' writes the target topics and is a super user of "
+				"the target, which ACLs do not bind: use cutover.fence: config or "
+				"external for the rollback; nothing changed",
+				c->wave,
+				json_string_value(json_object_get(json_array_get(nf, 0), "principal")));
+		goto done;
+	}
+	bool has = false;
+	json_array_foreach(pr, i, nf)
+		has = has || (probe && !strcmp(json_string_value(nf), probe));
+	if (!has) {
+		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
+				"wave '%s': cutover.fence_probe '%s' has no ALLOW WRITE on the wave's "
+				"target topics, so its canary would prove nothing about the target "
+				"fence: grant it WRITE on them on the target; nothing changed",
+				c->wave, probe ? probe : "(none declared)");
+		goto done;
+	}
+done:
+	if (err) {
+		json_decref(*planp);
+		*planp = NULL;
+	}
+	json_decref(targets);
+	json_decref(denies);
+	return err;
+}
+
 /* The target now takes the wave's writes; the reverse copy must read a
  * history that no longer grows, so the target's wave topics are fenced
  * with the same module as the source was, the plan journaled before it
@@ -367,18 +433,6 @@ static km_err_t do_fence_target(rctx_t *x)
 			err = step_done(x, "fence-target", ev, false);
 		goto done;
 	}
-	if (c->plan->cutover.fence == KM_PLAN_FENCE_ACL) {
-		/* The ACL fence needs the target's writers from an inventory
-		 * of the target's ACLs, which kmigrate does not take. */
-		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
-				"wave '%s': fencing the target with ACLs (cutover.fence: acl) is "
-				"not built: the target's writers are not inventoried; set "
-				"cutover.fence to config or external for the rollback; nothing "
-				"changed",
-				c->wave);
-		emit(x, "fence-target", "nogo", 0, NULL, x->errstr);
-		goto done;
-	}
 	if (x->rfence) {
 		/* A crash after the plan was journaled: apply THAT plan (a
 		 * fresh one on a fenced topic cannot know what was there). */
@@ -400,8 +454,10 @@ static km_err_t do_fence_target(rctx_t *x)
 			if (writes && pp->transactions == KM_PLAN_YES)
 				txns[ntxns++] = pp->transactional_id ? pp->transactional_id : pp->name;
 		}
-		if ((err = km_fence_plan(c->kt, names, n, NULL, 0, txns, ntxns, "config", NULL, &plan,
-					 x->errstr, x->errstr_size)) ||
+		if ((err = c->plan->cutover.fence == KM_PLAN_FENCE_ACL
+				   ? acl_target_plan(x, names, n, &plan)
+				   : km_fence_plan(c->kt, names, n, NULL, 0, txns, ntxns, "config",
+						   NULL, &plan, x->errstr, x->errstr_size)) ||
 		    (err = km_fence_inverse(plan, &inverse, x->errstr, x->errstr_size))) {
 			if (err == KM_ERR_NOGO)
 				emit(x, "fence-target", "nogo", 0, NULL, x->errstr);
@@ -432,8 +488,9 @@ static km_err_t do_fence_target(rctx_t *x)
 	}
 	if (err)
 		goto done;
-	ev = json_pack("{s:s, s:O, s:O, s:O}", "kind", "config", "fence_fact",
-		       json_object_get(x->rfence, "id"), "inverse",
+	ev = json_pack("{s:s, s:O, s:O, s:O}", "kind",
+		       json_string_value(json_object_get(json_object_get(doc, "plan"), "kind")),
+		       "fence_fact", json_object_get(x->rfence, "id"), "inverse",
 		       json_object_get(doc, "inverse"), "proof", proof);
 	err = step_done(x, "fence-target", ev, false);
 done:
@@ -1352,5 +1409,241 @@ done:
 	} else {
 		*hwmsp = hwms;
 	}
+	return err;
+}
+
+/* ---- the target fence after the rollback ------------------------------------------ */
+
+km_err_t km_rollback_target_fences(km_journal_t *jr, const char *wave, json_t **fencesp,
+				   char *errstr, size_t errstr_size)
+{
+	static const char *const kinds[] = {"rollback.fence", "rollback.guard", NULL};
+	json_t *lifted = NULL, *facts = NULL, *open = json_array(), *f, *l;
+	char subj[400];
+	km_err_t err;
+	size_t i, j;
+
+	*fencesp = NULL;
+	snprintf(subj, sizeof(subj), "wave:%s", wave);
+	if ((err = km_journal_facts(jr, 0, KM_ROLLBACK_FENCE_LIFTED, &lifted, errstr, errstr_size)))
+		goto done;
+	for (int k = 0; kinds[k]; k++) {
+		if ((err = km_journal_facts(jr, 0, kinds[k], &facts, errstr, errstr_size)))
+			goto done;
+		json_array_foreach(facts, i, f) {
+			const char *s = json_string_value(json_object_get(f, "subject"));
+			json_int_t id = json_integer_value(json_object_get(f, "id"));
+			bool gone = false;
+			if (!s || strcmp(s, subj))
+				continue;
+			json_array_foreach(lifted, j, l)
+				gone = gone || json_integer_value(json_object_get(
+						       json_object_get(l, "body"), "fence_fact")) == id;
+			if (!gone) {
+				json_object_set_new(f, "kind", json_string(kinds[k]));
+				json_array_append(open, f);
+			}
+		}
+		json_decref(facts);
+		facts = NULL;
+	}
+	*fencesp = open;
+	open = NULL;
+done:
+	json_decref(lifted);
+	json_decref(facts);
+	json_decref(open);
+	return err;
+}
+
+km_err_t km_rollback_target_fence_undo(km_kafka_t *kt, const json_t *fence, json_t **evidencep,
+				       char *errstr, size_t errstr_size)
+{
+	const json_t *doc = json_object_get(fence, "body");
+	json_t *check = NULL;
+	km_err_t err;
+
+	*evidencep = NULL;
+	/* The journaled inverse, never one computed now: only the plan taken
+	 * before the fence knows what was there. */
+	if ((err = km_fence_doc_undo(kt, doc, &check, errstr, errstr_size)))
+		return err;
+	*evidencep = json_pack(
+		"{s:O, s:O, s:s?, s:O, s:o}", "fence_fact", json_object_get(fence, "id"), "fact_kind",
+		json_object_get(fence, "kind"), "kind",
+		json_string_value(json_object_get(json_object_get(doc, "plan"), "kind")), "inverse",
+		json_object_get(doc, "inverse"), "restored", check);
+	return KM_ERR_OK;
+}
+
+/* Puts the guard back on the wave's target topics (the DENY-only ACL plan
+ * of km_guard_writers' principals), journaled as "rollback.guard" before it
+ * is applied, so that the next cutover's authority step lifts it like the
+ * rollback's own fence.  *guardp: the journaled fact ({"id", "body"}), or
+ * NULL and *findingp (owned) when the target cannot be guarded. */
+static km_err_t guard_back(rctx_t *x, const json_t *fences, json_t **guardp, char **findingp)
+{
+	const km_rollback_conf_t *c = x->c;
+	const char **names = NULL;
+	json_t *targets = json_array(), *denies = NULL, *plan = NULL, *inv = NULL, *doc = NULL, *f;
+	size_t n = 0, i;
+	km_err_t err;
+
+	*guardp = NULL;
+	*findingp = NULL;
+	json_array_foreach(fences, i, f)
+		if (!strcmp(json_string_value(json_object_get(f, "kind")), "rollback.guard")) {
+			*guardp = json_incref(f); /* a crash after it was journaled */
+			doc = json_incref(json_object_get(f, "body"));
+			goto apply;
+		}
+	names = target_names(x, &n);
+	for (i = 0; i < n; i++)
+		json_array_append_new(targets, json_string(names[i]));
+	err = km_guard_writers(c->kt, c->plan, targets, &denies, x->errstr, x->errstr_size);
+	if (err == KM_ERR_NOGO) {
+		/* No authorizer, User:*, kmigrate's principal unknown: as
+		 * before the first cutover, a finding, not a refusal. */
+		*findingp = km_strdup(x->errstr);
+		x->errstr[0] = '\0';
+		err = KM_ERR_OK;
+		goto done;
+	}
+	if (!err && !json_array_size(denies)) {
+		/* Nobody but kmigrate may write the target topics: the
+		 * target's ACLs are the guard already. */
+		*findingp = NULL;
+		goto done;
+	}
+	if (err || (err = km_fence_plan_denies(c->kt, denies, NULL, &plan, x->errstr,
+					       x->errstr_size)) ||
+	    (err = km_fence_inverse(plan, &inv, x->errstr, x->errstr_size)))
+		goto done;
+	doc = json_pack("{s:O, s:O, s:s, s:s}", "plan", plan, "inverse", inv, "cluster", "target",
+			"role", "guard");
+	json_int_t id = 0;
+	if ((err = journal_one(x, "rollback.guard", doc, &id)))
+		goto done;
+	*guardp = json_pack("{s:I, s:O, s:s}", "id", id, "body", doc, "kind", "rollback.guard");
+apply:
+	/* The guard is applied (the DENYs exist) before the config fence
+	 * goes: the target is never open to a stale producer in between. */
+	err = km_fence_doc_apply(c->kt, doc, x->errstr, x->errstr_size);
+done:
+	free(names);
+	json_decref(targets);
+	json_decref(denies);
+	json_decref(plan);
+	json_decref(inv);
+	json_decref(doc);
+	return err;
+}
+
+km_err_t km_rollback_release_target(const km_rollback_conf_t *conf, json_t **resultp,
+				    char *errstr, size_t errstr_size)
+{
+	rctx_t x = {.c = conf, .steps = json_array(), .errstr = errstr,
+		    .errstr_size = errstr_size};
+	json_t *fences = NULL, *cfg = NULL, *guard = NULL, *ev = NULL, *restored = NULL, *f;
+	char *finding = NULL;
+	const char *result = "released";
+	km_err_t err;
+	size_t i;
+
+	if (resultp)
+		*resultp = NULL;
+	if (!km_plan_wave(conf->plan, conf->wave)) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_INVALID_ARG,
+				"no wave '%s' in the plan's cutover.waves: name one of them",
+				conf->wave);
+		goto done;
+	}
+	if ((err = km_rollback_target_fences(conf->jr, conf->wave, &fences, errstr, errstr_size)))
+		goto done;
+	json_array_foreach(fences, i, f)
+		if (!strcmp(json_string_value(json_object_get(f, "kind")), "rollback.fence") &&
+		    !strcmp(json_string_value(json_object_get(
+				    json_object_get(json_object_get(f, "body"), "plan"), "kind")),
+			    "config"))
+			cfg = f;
+	if (!cfg) {
+		/* Nothing of the rollback's refuses kmigrate's writes: an ACL
+		 * fence leaves kmigrate's principal out, and the next cutover
+		 * lifts it at its authority step. */
+		result = "nothing";
+		goto done;
+	}
+	/* The rollback's reset step writes "cutover.reset" with its own
+	 * fact: one after the fence says the rollback that fenced is done. */
+	json_int_t reset_id = 0;
+	if ((err = km_cutover_reset_id(conf->jr, conf->wave, &reset_id, errstr, errstr_size)))
+		goto done;
+	if (reset_id < json_integer_value(json_object_get(cfg, "id"))) {
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				"the rollback of wave '%s' is not finished (no reset step after its "
+				"target fence, journal fact %lld): finish it with `kmigrate rollback "
+				"--wave %s`, then release the target; nothing changed",
+				conf->wave, (long long)json_integer_value(json_object_get(cfg, "id")),
+				conf->wave);
+		goto done;
+	}
+	/* The switch step's partitions name the target topics. */
+	json_t *fence_fact = NULL;
+	if ((err = km_cutover_load(conf->jr, conf->wave, &x.cut, &fence_fact, errstr,
+				   errstr_size)))
+		goto done;
+	json_decref(fence_fact);
+	if (!json_array_size(switch_parts(&x))) {
+		/* The attempt was closed by the reset: the target topics come
+		 * from the fence plan itself. */
+		json_t *rows = json_array(), *t;
+		json_array_foreach(json_object_get(json_object_get(json_object_get(cfg, "body"),
+								   "plan"),
+						   "topics"),
+				   i, t)
+			json_array_append_new(rows, json_pack("{s:O}", "target_topic",
+							      json_object_get(t, "topic")));
+		json_decref(x.cut);
+		x.cut = json_pack("{s:{s:{s:o}}}", KM_CUTOVER_LAST_STEP, "body", "target_hwms", rows);
+	}
+	if (conf->dry_run) {
+		ev = json_pack("{s:O, s:O, s:s}", "fence_fact", json_object_get(cfg, "id"), "inverse",
+			       json_object_get(json_object_get(cfg, "body"), "inverse"), "would",
+			       "put the guard back where the target has an authorizer, then undo "
+			       "the config fence from its journaled inverse");
+		emit(&x, "release-target", "would", 0, ev, NULL);
+		result = "would";
+		goto done;
+	}
+	emit(&x, "release-target", "start", 0, NULL, NULL);
+	if ((err = guard_back(&x, fences, &guard, &finding)) ||
+	    (err = km_rollback_target_fence_undo(conf->kt, cfg, &restored, errstr, errstr_size)))
+		goto done;
+	json_object_set_new(restored, "by", json_string("release-target"));
+	if (guard)
+		json_object_set(restored, "guard_fact", json_object_get(guard, "id"));
+	if (finding)
+		json_object_set_new(restored, "unguarded", json_string(finding));
+	json_int_t id = 0;
+	if ((err = journal_one(&x, KM_ROLLBACK_FENCE_LIFTED, restored, &id)))
+		goto done;
+	emit(&x, "release-target", "done", id, restored, NULL);
+done:
+	if (x.run_id) {
+		char e2[256];
+		km_journal_run_end(conf->jr, x.run_id, km_err_exit_code(err),
+				   err ? "stopped" : "done", e2, sizeof(e2));
+	}
+	if (resultp)
+		*resultp = json_pack("{s:s, s:O, s:I, s:s, s:s?}", "wave", conf->wave, "steps",
+				     x.steps, "run_id", (json_int_t)x.run_id, "result", result,
+				     "unguarded", finding);
+	free(finding);
+	json_decref(fences);
+	json_decref(guard);
+	json_decref(ev);
+	json_decref(restored);
+	json_decref(x.steps);
+	json_decref(x.cut);
 	return err;
 }

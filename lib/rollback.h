@@ -64,6 +64,7 @@ typedef struct km_rollback_conf_s {
 	const char *args; /* the command line, for the run row */
 	bool dry_run;     /* read only: journal nothing, change nothing */
 	int drain_timeout_ms;        /* drain-target's bound; <= 0: 300 s */
+	bool release_target;         /* the command's --release-target (the CLI's choice) */
 	volatile sig_atomic_t *stop; /* set by a signal handler: stop waiting */
 	/* Events, as cutover's: {"event": "step", "wave", "step", "state":
 	 * "start" | "done" | "already-done" | "would" | "nogo", "fact_id"?,
@@ -102,5 +103,49 @@ km_err_t km_rollback_reverse_starts(km_journal_t *jr, km_kafka_t *ks, const km_p
 				    const char *wave, const char *src_principal, json_t **hwmsp,
 				    km_repl_start_t **startp, int *np, char *errstr,
 				    size_t errstr_size);
+
+/* The fact that closes a rollback's target fence ("rollback.fence") or
+ * guard ("rollback.guard"): {"fence_fact": id, "by": "cutover" |
+ * "release-target", "inverse", "restored"}, subject "wave:<W>". */
+#define KM_ROLLBACK_FENCE_LIFTED "rollback.fence-lifted"
+
+/*
+ * The wave's open target fences: every "rollback.fence" and
+ * "rollback.guard" fact of the wave (whatever the attempt) that no
+ * KM_ROLLBACK_FENCE_LIFTED fact closes, oldest first.  Reads the journal.
+ * @returns *fencesp, a new array of facts {"id", "subject", "body": the
+ * fence document {"plan", "inverse", "cluster": "target"}, "kind": the
+ * fact kind}.
+ */
+km_err_t km_rollback_target_fences(km_journal_t *jr, const char *wave, json_t **fencesp,
+				   char *errstr, size_t errstr_size);
+
+/*
+ * Undoes one open target fence (a fact of km_rollback_target_fences) on
+ * the target kt from its journaled inverse and reads it back
+ * (km_fence_doc_undo).  Idempotent.  The caller journals
+ * KM_ROLLBACK_FENCE_LIFTED with *evidencep (new: {"fence_fact", "fact_kind",
+ * "kind", "inverse", "restored"}) after it: a crash between is undone again.
+ * The cutover's authority step lifts every open one (lib/cutover.c).
+ */
+km_err_t km_rollback_target_fence_undo(km_kafka_t *kt, const json_t *fence, json_t **evidencep,
+				       char *errstr, size_t errstr_size);
+
+/*
+ * `kmigrate rollback --wave W --release-target`: after a completed
+ * rollback, lifts the target's config fence (max.message.bytes=0, which
+ * refuses kmigrate's forward copy too) from its journaled inverse.  Where
+ * the target has an authorizer, the guard goes back first (a
+ * "rollback.guard" fact, lifted by the next cutover's authority step), so
+ * the target is never open to stale producers; without one, the target is
+ * reported unguarded ("unguarded": why, in *resultp).  An ACL fence (it
+ * leaves kmigrate's principal out) or no fence: result "nothing".  A
+ * rollback not finished: KM_ERR_NOGO.  Resumable: a re-run after a crash
+ * re-applies the journaled guard and re-undoes the fence.
+ * @returns *resultp {"wave", "steps", "run_id", "result": "released" |
+ * "nothing" | "would", "unguarded"?}.
+ */
+km_err_t km_rollback_release_target(const km_rollback_conf_t *conf, json_t **resultp,
+				    char *errstr, size_t errstr_size);
 
 #endif

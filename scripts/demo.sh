@@ -130,6 +130,13 @@ kcat -b 127.0.0.1:19092 -C -t orders -e -q -X isolation.level=read_committed -f 
 echo "a stale producer on the target:"
 echo stale | kcat -b 127.0.0.1:29092 -P -t orders -X message.timeout.ms=5000 2>&1 | sed -n 1,2p || true
 
+step "The way back: --release-target lifts the rollback's config fence of the target (it refuses kmigrate's copy too), the forward copy resumes after what the rollback appended, and the canary wave cuts over again"
+run "$km" rollback -p migration.yaml --wave canary --release-target || echo "(exit $?)"
+run "$km" replicate -p migration.yaml --until-caught-up || echo "(exit $?)"
+run "$km" validate -p migration.yaml || echo "(exit $?)"
+run "$km" offsets -p migration.yaml || echo "(exit $?)"
+run "$km" cutover -p migration.yaml --wave canary || echo "(exit $?)"
+
 step "kmigrate status: what the journal knows"
 run "$km" status -p migration.yaml
 

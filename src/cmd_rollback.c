@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "lock.h"
 #include "rollback.h"
 
 typedef struct ev_ctx_s {
@@ -85,13 +86,16 @@ int cmd_rollback(cli_t *cli, int argc, char **argv)
 					     {"wave", required_argument, NULL, 'w'},
 					     {"dry-run", no_argument, NULL, 'n'},
 					     {"drain-timeout", required_argument, NULL, 'D'},
+					     {"lock-wait", required_argument, NULL, 'L'},
+					     {"release-target", no_argument, NULL, 'R'},
 					     {NULL, 0, NULL, 0}};
 	km_rollback_conf_t conf = {0};
 	ev_ctx_t ctx = {.cli = cli, .crash_after = getenv("KM_ROLLBACK_CRASH_AFTER")};
 	json_t *res = NULL;
 	char *args = NULL;
+	km_lock_t *lock = NULL;
 	km_err_t err;
-	int c, rc;
+	int c, rc, lock_wait_ms = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "w:", opts, NULL)) != -1) {
@@ -107,8 +111,15 @@ int cmd_rollback(cli_t *cli, int argc, char **argv)
 				return cli_usage(cli, "--drain-timeout takes 1..86400 seconds, not '%s'",
 						 optarg);
 			conf.drain_timeout_ms = (int)v * 1000;
-		}
-		else
+		} else if (c == 'L') {
+			int64_t v;
+			if (km_parse_i64(optarg, &v) || v < 0 || v > 3600)
+				return cli_usage(cli, "--lock-wait '%s': give seconds, 0 to 3600",
+						 optarg);
+			lock_wait_ms = v ? (int)v * 1000 : 1;
+		} else if (c == 'R') {
+			conf.release_target = true;
+		} else
 			return cli_usage(cli, "unknown option");
 	}
 	if (optind < argc)
@@ -134,7 +145,24 @@ int cmd_rollback(cli_t *cli, int argc, char **argv)
 	if (!cli->json)
 		printf("Rollback of wave '%s' of migration '%s'%s\n", conf.wave, cli->plan->migration,
 		       conf.dry_run ? " (dry run: nothing changes, nothing is journaled)" : "");
-	err = km_rollback_run(&conf, &res, cli->errstr, sizeof(cli->errstr));
+	/* The cutover lock (lib/lock.h): a cutover and a rollback, or two
+	 * rollbacks, of the migration never run at once; a lost lock sets
+	 * cli_stop, so that the run stops at its next wait. */
+	if (!conf.dry_run &&
+	    (err = km_lock_acquire_for(&cli->tgt, cli->plan->migration, "rollback", conf.wave,
+				       lock_wait_ms, &cli_stop, &lock, cli->errstr,
+				       sizeof(cli->errstr)))) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	err = conf.release_target
+		      ? km_rollback_release_target(&conf, &res, cli->errstr, sizeof(cli->errstr))
+		      : km_rollback_run(&conf, &res, cli->errstr, sizeof(cli->errstr));
+	if (err && km_lock_lost(lock))
+		snprintf(cli->errstr, sizeof(cli->errstr),
+			 "the cutover lock of migration '%s' was lost (the target dropped this "
+			 "process from its group): stopped; re-run the rollback",
+			 cli->plan->migration);
 	if (err) {
 		rc = cli_fail(cli, err);
 		goto done;
@@ -145,6 +173,21 @@ int cmd_rollback(cli_t *cli, int argc, char **argv)
 		json_object_set_new(res, "event", json_string("result"));
 		json_dumpf(res, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 		fputc('\n', stdout);
+	} else if (conf.release_target) {
+		if (!strcmp(result, "nothing"))
+			printf("Wave '%s': no config fence of a rollback on the target (an ACL fence "
+			       "leaves kmigrate out; the next cutover lifts it).\n",
+			       conf.wave);
+		else if (!strcmp(result, "would"))
+			printf("Dry run: the step above would run; nothing changed.\n");
+		else
+			printf("Wave '%s': the rollback's config fence of the target is released; "
+			       "the forward copy can run again.\n",
+			       conf.wave);
+		/* A finding, like before the first cutover on such a target. */
+		if (json_is_string(json_object_get(res, "unguarded")))
+			printf("Finding: the target topics are unguarded: %s\n",
+			       cli_jstr(res, "unguarded"));
 	} else if (!strcmp(result, "nothing")) {
 		printf("Nothing to roll back: wave '%s' has no cutover step journaled since its "
 		       "last rollback.\n",
@@ -164,6 +207,7 @@ int cmd_rollback(cli_t *cli, int argc, char **argv)
 		       conf.wave, conf.wave, cli_jint(res, "run_id"), cli->plan->journal);
 	}
 done:
+	km_lock_release(lock);
 	free(args);
 	json_decref(res);
 	return rc;

@@ -16,6 +16,7 @@
 #include "cutover.h"
 #include "mapstore.h"
 #include "report.h"
+#include "rollback.h"
 
 static char *jtime(json_t *o, const char *k)
 {
@@ -66,21 +67,20 @@ static km_err_t rollback_of(km_journal_t *jr, const char *w, const json_t *done,
 		}
 	}
 	json_decref(facts);
-	/* The target's fence: the latest rollback.fence of the wave, any
-	 * attempt (a rollback after the authority moved leaves the target
-	 * fenced; the next cutover re-plans it). */
+	/* The target's fence: the latest open one a rollback left (its
+	 * fence, or the guard --release-target put back), any attempt; the
+	 * next cutover's authority step lifts them (lib/rollback.h). */
 	json_t *tf = NULL;
-	snprintf(prefix, sizeof(prefix), "wave:%s", w);
-	if ((err = km_journal_facts(jr, 0, "rollback.fence", &facts, errstr, errstr_size)))
+	if ((err = km_rollback_target_fences(jr, w, &facts, errstr, errstr_size)))
 		return err;
-	json_array_foreach(facts, i, f)
-		if (!strcmp(json_string_value(json_object_get(f, "subject")), prefix))
-			tf = f;
+	tf = json_array_get(facts, json_array_size(facts) - 1);
 	char tfence[120];
 	snprintf(tfence, sizeof(tfence), "%s (fact %lld)",
-		 tf ? json_string_value(json_object_get(
-			      json_object_get(json_object_get(tf, "body"), "plan"), "kind"))
-		    : "none",
+		 !tf ? "none"
+		 : !strcmp(json_string_value(json_object_get(tf, "kind")), "rollback.guard")
+			 ? "guard"
+			 : json_string_value(json_object_get(
+				   json_object_get(json_object_get(tf, "body"), "plan"), "kind")),
 		 tf ? (long long)json_integer_value(json_object_get(tf, "id")) : 0LL);
 	if (!tf)
 		snprintf(tfence, sizeof(tfence), "none");

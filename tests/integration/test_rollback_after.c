@@ -14,7 +14,7 @@
  *   - the group consumed part of the post-cutover records of partition 0
  *     on the target (committed there past the switch); partition 1 stays
  *     where the cutover committed it (before the switch point);
- *   - `rollback --wave w1`, killed after each step from fence-target to authority-source,
+ *   - `rollback --wave w1`, killed after each step from assess to authority-source,
  *     re-run to the end while the writer keeps trying to write the target;
  *   - then: an independent reader finds each source partition equal to the
  *     target's committed records (pre-cutover records, then the target's
@@ -204,8 +204,13 @@ static void test_rollback_after_authority(void **state)
 	/* The rollback, killed after each step in turn (kill -9's moment: the
 	 * step's fact committed), while the writer keeps trying to write the
 	 * target; each re-run resumes at the next step. */
-	assert_int_equal(rollback("fence-target", &evs), 137);
+	assert_int_equal(rollback("assess", &evs), 137);
 	assert_string_equal(state_of(evs, "assess"), "done");
+	assert_null(state_of(evs, "fence-target"));
+	json_decref(evs);
+	assert_int_equal(facts("rollback.fence", "wave:w1"), 0);
+	assert_int_equal(rollback("fence-target", &evs), 137);
+	assert_string_equal(state_of(evs, "assess"), "already-done");
 	assert_string_equal(state_of(evs, "fence-target"), "done");
 	json_decref(evs);
 	assert_int_equal(facts("rollback.fence", "wave:w1"), 1);
@@ -301,7 +306,33 @@ static void test_round_trip(void **state)
 	}
 	tk_flush(p);
 	rd_kafka_destroy(p);
-	tk_set_topic_config(&tgt, A, "max.message.bytes", NULL);
+	/* The forward copy refuses the fenced target up front, naming the
+	 * topic, the wave and the way back. */
+	char *err = NULL;
+	assert_int_not_equal(
+		tk_kmv(NULL, &err, "replicate", "-p", plan, "--until-caught-up", NULL), 0);
+	assert_non_null(strstr(err, A));
+	assert_non_null(strstr(err, "wave 'w1'"));
+	assert_non_null(strstr(err, "--release-target"));
+	free(err);
+	/* --release-target lifts the rollback's config fence from its
+	 * journaled inverse (no override before: none after); twice is
+	 * nothing the second time. */
+	char *out = NULL;
+	assert_int_equal(tk_kmv(&out, NULL, "rollback", "-p", plan, "--wave", "w1",
+				"--release-target", "--json", NULL),
+			 0);
+	assert_non_null(strstr(out, "\"result\":\"released\""));
+	free(out);
+	assert_int_equal(facts("rollback.fence-lifted", "wave:w1"), 1);
+	json_t *cfg = tk_topic_configs(&tgt, A);
+	assert_string_not_equal(json_string_value(json_object_get(cfg, "max.message.bytes")), "0");
+	json_decref(cfg);
+	assert_int_equal(tk_kmv(&out, NULL, "rollback", "-p", plan, "--wave", "w1",
+				"--release-target", "--json", NULL),
+			 0);
+	assert_non_null(strstr(out, "\"result\":\"nothing\""));
+	free(out);
 	tk_catch_up(plan, WAIT_MS, NULL);
 	for (int part = 0; part < PARTS; part++) {
 		tk_digests_t ds, dt;
@@ -318,6 +349,10 @@ static void test_round_trip(void **state)
 	}
 	tk_km(plan, "offsets", NULL, NULL, 0, NULL);
 	assert_int_equal(tk_kmv(NULL, NULL, "cutover", "-p", plan, "--wave", "w1", NULL), 0);
+	/* The cutover's authority step closed what the rollback left on the
+	 * target: nothing open any more. */
+	assert_int_equal(facts("rollback.fence-lifted", "wave:w1"),
+			 1 + facts("rollback.guard", "wave:w1"));
 }
 
 int main(void)
