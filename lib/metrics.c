@@ -202,6 +202,54 @@ bool km_metrics_get(km_metrics_t *m, const char *name, double *vp, ...)
 	return found;
 }
 
+/* Whether rendered labels hold k="v" (v escaped as rendered). */
+static bool has_label(const char *labels, const char *k, const char *v)
+{
+	km_sb_t want = KM_SB_INIT;
+	bool found = false;
+
+	km_sb_printf(&want, "%s=\"", k);
+	for (const char *c = v; *c; c++) {
+		if (*c == '\\' || *c == '"')
+			km_sb_add(&want, "\\", 1);
+		if (*c == '\n')
+			km_sb_puts(&want, "\\n");
+		else
+			km_sb_add(&want, c, 1);
+	}
+	km_sb_puts(&want, "\"");
+	for (const char *p = labels; (p = strstr(p, km_sb_str(&want))); p++) {
+		char before = p == labels ? '\0' : p[-1];
+		char after = p[want.len];
+		if ((before == '{' || before == ',') && (after == ',' || after == '}')) {
+			found = true;
+			break;
+		}
+	}
+	km_sb_free(&want);
+	return found;
+}
+
+size_t km_metrics_max(km_metrics_t *m, const char *name, const char *const *filter, size_t n,
+		      double *vp)
+{
+	size_t i = family_index(m, name), hits = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (size_t j = 0; j < m->fam[i].n; j++) {
+		const series_t *s = &m->fam[i].s[j];
+		bool ok = !isnan(s->v);
+		for (size_t k = 0; ok && k < n; k++)
+			ok = has_label(s->labels, filter[2 * k], filter[2 * k + 1]);
+		if (!ok)
+			continue;
+		if (!hits++ || s->v > *vp)
+			*vp = s->v;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return hits;
+}
+
 static void put_value(km_sb_t *sb, double v)
 {
 	if (isnan(v))

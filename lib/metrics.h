@@ -71,6 +71,12 @@ void km_metrics_clear(km_metrics_t *m, const char *name);
 /* @returns whether the series exists, its value in *vp. */
 bool km_metrics_get(km_metrics_t *m, const char *name, double *vp, ...);
 
+/* The largest value among name's series whose labels include every pair
+ * of filter (n pairs: filter[2i] = filter[2i+1]; NaN values are skipped).
+ * @returns the number of matching series; *vp is set when > 0. */
+size_t km_metrics_max(km_metrics_t *m, const char *name, const char *const *filter, size_t n,
+		      double *vp);
+
 /* @returns the registry in the text exposition format (owned; free()). */
 char *km_metrics_render(km_metrics_t *m);
 
