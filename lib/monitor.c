@@ -591,6 +591,11 @@ static json_t *trigger_eval(km_monitor_t *mon, trig_t *tr, int64_t now_ms)
 			  sizeof(why))) {
 		unknown = true;
 	}
+	/* Prometheus may answer NaN: no number is no value. */
+	if (!unknown && isnan(v)) {
+		unknown = true;
+		snprintf(why, sizeof(why), "the value is NaN");
+	}
 	bool holds = unknown || km_plan_op_holds(t->op, v, t->threshold);
 	if (!holds) {
 		tr->pending_since = 0;

@@ -2150,6 +2150,10 @@ static km_err_t check_metrics_addr(ctx_t *cx, const yaml_node_t *val, const char
 static const field_t monitoring_fields[] = {
 	FLD(km_plan_monitoring_t, "metrics_addr", T_STR, metrics_addr,
 	    .check = check_metrics_addr),
+	FLD(km_plan_monitoring_t, "replicate_metrics_addr", T_STR, replicate_metrics_addr,
+	    .check = check_metrics_addr),
+	FLD(km_plan_monitoring_t, "cutover_metrics_addr", T_STR, cutover_metrics_addr,
+	    .check = check_metrics_addr),
 	FLD(km_plan_monitoring_t, "interval", T_DUR, interval, .min = 1, .max = 3600),
 	FLD(km_plan_monitoring_t, "prometheus_url", T_STR, prometheus_url,
 	    .check = check_url),

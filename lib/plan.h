@@ -373,7 +373,11 @@ typedef struct km_plan_rollback_s {
 /* `monitoring:` -- metrics and the monitor; all optional. */
 typedef struct km_plan_monitoring_s {
 	km_plan_pos_t pos;
-	char *metrics_addr;   /* "HOST:PORT" served by long-running commands */
+	/* "HOST:PORT" each command serves /metrics on, one per command so
+	 * that they can run side by side on one host (a flag wins). */
+	char *metrics_addr;           /* monitor */
+	char *replicate_metrics_addr; /* replicate */
+	char *cutover_metrics_addr;   /* cutover */
 	int64_t interval;     /* monitor's sampling interval, seconds; 10 */
 	char *prometheus_url; /* the team's Prometheus, for PromQL triggers */
 } km_plan_monitoring_t;

@@ -179,7 +179,7 @@ int cmd_monitor(cli_t *cli, int argc, char **argv)
 		interval_s = cli->plan->monitoring.interval;
 	/* The metrics are the monitor's working memory (triggers read them):
 	 * a registry even when nothing serves it. */
-	if ((rc = cli_metrics_start(cli, metrics_addr, &metrics, &msrv)))
+	if ((rc = cli_metrics_start(cli, metrics_addr, cli->plan->monitoring.metrics_addr, &metrics, &msrv)))
 		goto done;
 	if (!metrics)
 		metrics = km_metrics_new();

@@ -336,7 +336,7 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 	if ((rc = cli_ready(cli)))
 		return rc;
 	plan = cli->plan;
-	if ((rc = cli_metrics_start(cli, metrics_addr, &metrics, &msrv)))
+	if ((rc = cli_metrics_start(cli, metrics_addr, cli->plan->monitoring.replicate_metrics_addr, &metrics, &msrv)))
 		return rc;
 	ropts.metrics = metrics;
 	/* Flags win over the plan's replication: section. */

@@ -201,10 +201,10 @@ void cli_release(cli_t *cli)
 	cli->plan = NULL;
 }
 
-int cli_metrics_start(cli_t *cli, const char *flag_addr, km_metrics_t **mp,
-		      km_metrics_server_t **srvp)
+int cli_metrics_start(cli_t *cli, const char *flag_addr, const char *plan_addr,
+		      km_metrics_t **mp, km_metrics_server_t **srvp)
 {
-	const char *addr = flag_addr ? flag_addr : cli->plan ? cli->plan->monitoring.metrics_addr : NULL;
+	const char *addr = flag_addr ? flag_addr : plan_addr;
 	km_err_t err;
 
 	*mp = NULL;

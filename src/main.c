@@ -84,7 +84,7 @@ static const cmd_t commands[] = {
 	 "a crash gets its tasks back at once; --max-bytes-per-sec is per process.\n"
 	 "--reverse --wave W copies what the target got since wave W's switch back\n"
 	 "onto the source topics, exactly once, its map and state on the source.\n"
-	 "--metrics-addr (or monitoring.metrics_addr) serves /metrics in the\n"
+	 "--metrics-addr (or monitoring.replicate_metrics_addr) serves /metrics in the\n"
 	 "Prometheus format: lag per partition, records, bytes, transactions,\n"
 	 "errors by code, tasks owned (docs/metrics.md).\n"},
 	{"offsets", cmd_offsets, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_SOURCE | CLI_NEED_TARGET,
@@ -131,7 +131,7 @@ static const cmd_t commands[] = {
 	 CLI_NEED_PLAN | CLI_NEED_JOURNAL | CLI_NEED_SOURCE | CLI_NEED_TARGET | CLI_NEED_STOP |
 		 CLI_NEED_ENDPOINTS,
 	 "-p PLAN --wave W [--dry-run] [--drain-timeout S] [--lock-wait S] | --verify\n"
-	 "       [--verify-window S]",
+	 "       [--verify-window S] [--metrics-addr HOST:PORT]",
 	 "cut a wave over: gate, fence, drain, validate, offsets, authority, switch",
 	 "Runs, or resumes after a crash, wave W's cutover, each step journaled\n"
 	 "as fact cutover.step with its evidence before the next starts:\n"
@@ -154,7 +154,9 @@ static const cmd_t commands[] = {
 	 "wave for --verify-window S (default cutover.verify_window, 30 s): the\n"
 	 "target takes writes, the groups consume there without growing lag, the\n"
 	 "source stays at its drained ends.  --dry-run shows what each step would\n"
-	 "change.  Exit 0 done (--verify: GO), 1 NO-GO, 2 usage, 3 cluster or\n"
+	 "change.  --metrics-addr (or monitoring.cutover_metrics_addr) serves each step's\n"
+	 "state on /metrics (kmigrate_cutover_step_done).\n"
+	 "Exit 0 done (--verify: GO), 1 NO-GO, 2 usage, 3 cluster or\n"
 	 "journal error.\n"},
 	{"rollback", cmd_rollback,
 	 CLI_NEED_PLAN | CLI_NEED_JOURNAL | CLI_NEED_SOURCE | CLI_NEED_TARGET | CLI_NEED_STOP |
