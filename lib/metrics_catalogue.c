@@ -18,8 +18,8 @@ const km_metric_def_t km_metrics_catalogue[] = {
 	 "offset to copy.",
 	 true},
 	{"kmigrate_replication_lag_seconds", KM_METRIC_GAUGE, "direction,topic,partition",
-	 "Upper bound of the age of the oldest record not yet copied: now minus the timestamp "
-	 "of the last copied record, 0 when caught up.",
+	 "Upper bound of the age of the oldest record not yet copied: the time since the "
+	 "partition's lag was last 0 (NaN until it has been seen at 0; 0 when caught up).",
 	 false},
 	{"kmigrate_replication_records_total", KM_METRIC_COUNTER, "direction",
 	 "Records copied and committed by this process.", false},
