@@ -135,6 +135,38 @@ static void test_documented(void **state)
 	km_sb_free(&sb);
 }
 
+/* The shipped dashboard uses only names the catalogue has. */
+static void test_dashboard_names(void **state)
+{
+	const char *self = __FILE__, *tail = "tests/unit/test_metrics.c";
+	char path[PATH_MAX], name[128];
+	size_t n = strlen(self) - strlen(tail), len;
+	int seen = 0;
+	(void)state;
+
+	snprintf(path, sizeof(path), "%.*sexamples/grafana-dashboard.json", (int)n, self);
+	FILE *fp = fopen(path, "r");
+	assert_non_null(fp);
+	km_sb_t sb = KM_SB_INIT;
+	char buf[4096];
+	size_t r;
+	while ((r = fread(buf, 1, sizeof(buf), fp)) > 0)
+		km_sb_add(&sb, buf, r);
+	fclose(fp);
+	for (const char *p = km_sb_str(&sb); (p = strstr(p, "kmigrate_")); p += len) {
+		len = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+		if (len >= sizeof(name))
+			fail_msg("name too long in the dashboard");
+		memcpy(name, p, len);
+		name[len] = '\0';
+		if (!km_metrics_def(name))
+			fail_msg("the dashboard uses '%s', which is not in the catalogue", name);
+		seen++;
+	}
+	assert_true(seen > 10);
+	km_sb_free(&sb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -142,6 +174,7 @@ int main(void)
 		cmocka_unit_test(test_max),
 		cmocka_unit_test(test_addr),
 		cmocka_unit_test(test_documented),
+		cmocka_unit_test(test_dashboard_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
