@@ -13,6 +13,8 @@
  *   - a trigger on a target group's lag (nothing consumes) fires within its
  *     for: plus one interval, is journaled, and --exit-on-trigger exits 4;
  *   - a trigger whose condition clears before its for: does not fire;
+ *   - a group of a cut-over wave still consuming on the source is a stale
+ *     reader, shown with its owner and journaled;
  *   - --emit-rules passes `promtool check rules`;
  *   - bad input: an unparsable trigger, an unknown metric, a PromQL trigger
  *     without a Prometheus URL (exit 2), a port in use (exit 3): one line.
@@ -33,11 +35,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cutover.h"
+#include "mapstore.h"
 #include "tk.h"
 #include "util.h"
 
 static tk_cluster_t src, tgt;
-static char T_REPL[64], T_LAG[64], T_CLEAR[64], GROUP[64];
+static char T_REPL[64], T_LAG[64], T_CLEAR[64], T_STALE[64], GROUP[64], GROUP2[64];
 static int port_base;
 static pid_t prom_pid = -1;
 static char *prom_dir;
@@ -221,6 +225,8 @@ static int group_setup(void **state)
 	snprintf(T_LAG, sizeof(T_LAG), "mon-%d.lag", id);
 	snprintf(T_CLEAR, sizeof(T_CLEAR), "mon-%d.clear", id);
 	snprintf(GROUP, sizeof(GROUP), "mon-%d.group", id);
+	snprintf(T_STALE, sizeof(T_STALE), "mon-%d.stale", id);
+	snprintf(GROUP2, sizeof(GROUP2), "mon-%d.stale-group", id);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	/* prometheus is stopped even when a case fails: the group teardown,
 	 * and at exit or on a fatal signal. */
@@ -495,6 +501,54 @@ static void test_trigger_clears_before_for(void **state)
 	free(plan);
 }
 
+/* A wave whose authority moved to the target, one of its groups still
+ * with a member on the source: a stale reader, with its owner, journaled. */
+static void test_stale_reader(void **state)
+{
+	(void)state;
+	char extra[800], atopic[300], e[512];
+	snprintf(extra, sizeof(extra),
+		 "consumer_groups:\n  - {id: %s, owner: team-b}\n"
+		 "cutover:\n  waves:\n    - {name: w1, topics: ['%s'], groups: ['%s']}\n",
+		 GROUP2, T_STALE, GROUP2);
+	char *plan = make_plan("mon-stale", T_STALE, extra);
+	char *journal = journal_of(plan);
+	char mig[128];
+	snprintf(mig, sizeof(mig), "mon-stale-%d", (int)getpid());
+	tk_create_topic(&src, T_STALE, 1, NULL);
+	tk_create_topic(&tgt, T_STALE, 1, NULL);
+	/* The authority record a cutover's authority step writes. */
+	km_mapstore_authority_topic(mig, atopic, sizeof(atopic));
+	const char *compact[] = {"cleanup.policy", "compact", NULL};
+	tk_create_topic(&tgt, atopic, 1, compact);
+	km_kafka_endpoint_t ep = {.role = "target", .bootstrap = tgt.bootstrap};
+	json_t *topics = json_pack("[s]", T_STALE);
+	TK_ASSERT(!km_cutover_write_authority(&ep, atopic, "target", "w1", 1, topics, e, sizeof(e)),
+		  "%s", e);
+	json_decref(topics);
+	pid_t member = tk_member_start(&src, GROUP2, T_STALE, "stale-client");
+
+	char *out = NULL, *err = NULL;
+	const char *argv[] = {tk_kmigrate(), "monitor", "-p", plan, "--once", "--json", NULL};
+	int rc = tk_run(&out, &err, argv);
+	tk_member_stop(member);
+	TK_ASSERT(rc == 0, "monitor --once: exit %d: %s", rc, err);
+	json_t *s = tk_json(out);
+	json_t *st = json_array_get(json_object_get(s, "stale_readers"), 0);
+	TK_ASSERT(st, "no stale reader in %s", out);
+	assert_string_equal(json_string_value(json_object_get(st, "group")), GROUP2);
+	assert_string_equal(json_string_value(json_object_get(st, "wave")), "w1");
+	assert_string_equal(json_string_value(json_object_get(st, "owner")), "team-b");
+	assert_int_equal(json_integer_value(json_object_get(st, "members")), 1);
+	assert_non_null(strstr(json_string_value(json_object_get(st, "clients")), "stale-client"));
+	json_decref(s);
+	assert_int_equal(tk_journal_count(journal, "monitor.stale-reader", "group:"), 1);
+	free(out);
+	free(err);
+	free(journal);
+	free(plan);
+}
+
 static void test_emit_rules(void **state)
 {
 	(void)state;
@@ -566,6 +620,7 @@ int main(void)
 		cmocka_unit_test(test_emit_rules),
 		cmocka_unit_test(test_trigger_fires),
 		cmocka_unit_test(test_trigger_clears_before_for),
+		cmocka_unit_test(test_stale_reader),
 		cmocka_unit_test(test_replicate_metrics_and_prometheus),
 	};
 	if (getenv("TK_ONLY"))
