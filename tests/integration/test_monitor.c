@@ -122,6 +122,23 @@ static double metric_sum(const char *text, const char *name, int *nseries, ...)
 	return n ? sum : -1;
 }
 
+/* `promtool check metrics` accepts the exposition text. */
+static void promtool_check_metrics(const char *text)
+{
+	char *dir = tk_tmpdir("monitor-scrape");
+	char *mf = tk_write_file(dir, "scrape.txt", text);
+	char cmd[900];
+	snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s' 2>&1", mf);
+	const char *sh[] = {"/bin/sh", "-c", cmd, NULL};
+	char *pout = NULL, *perr = NULL;
+	int prc = tk_run(&pout, &perr, sh);
+	TK_ASSERT(prc == 0, "promtool check metrics: exit %d: %s", prc, pout);
+	free(pout);
+	free(perr);
+	free(mf);
+	free(dir);
+}
+
 /* ---- prometheus ------------------------------------------------------------------ */
 
 static void prom_stop(void)
@@ -290,18 +307,7 @@ static void test_replicate_metrics_and_prometheus(void **state)
 	assert_true(metric_sum(text, "kmigrate_replication_transactions_total", &n,
 			       "committed", NULL) >= 1);
 
-	/* promtool accepts the exposition. */
-	char *mf = tk_write_file(prom_dir ? prom_dir : tk_tmpdir("monitor-scrape"), "scrape.txt",
-				 text);
-	char cmd[900];
-	snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s' 2>&1", mf);
-	const char *sh[] = {"/bin/sh", "-c", cmd, NULL};
-	char *pout = NULL, *perr = NULL;
-	int prc = tk_run(&pout, &perr, sh);
-	TK_ASSERT(prc == 0, "promtool check metrics: exit %d: %s", prc, pout);
-	free(pout);
-	free(perr);
-	free(mf);
+	promtool_check_metrics(text);
 
 	/* Prometheus scrapes it; its HTTP API returns the lag series. */
 	prom_start();
@@ -471,7 +477,10 @@ static void test_trigger_clears_before_for(void **state)
 	char *journal = journal_of(plan);
 	char log[600];
 	snprintf(log, sizeof(log), "%s.monitor.log", plan);
-	const char *argv[] = {tk_kmigrate(), "monitor", "-p", plan, "--json", NULL};
+	char addr[64];
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port(1));
+	const char *argv[] = {tk_kmigrate(), "monitor", "-p", plan, "--json", "--metrics-addr",
+			      addr, NULL};
 	pid_t mp = tk_spawn(argv, log);
 	/* Pending first ... */
 	bool pending = false, inactive = false;
@@ -481,6 +490,17 @@ static void test_trigger_clears_before_for(void **state)
 		free(l);
 	}
 	TK_ASSERT(pending, "the trigger never became pending (log %s)", log);
+	/* monitor's /metrics says so too, with the group's lag on the target. */
+	char *text = scrape(port(1));
+	TK_ASSERT(text, "no scrape of monitor on port %d", port(1));
+	int n;
+	assert_true(metric_sum(text, "kmigrate_trigger_pending", &n, "target-lag", NULL) == 1);
+	assert_true(metric_sum(text, "kmigrate_consumer_group_lag_records", &n, "cluster=\"target\"",
+			       GROUP, T_CLEAR, NULL) == 20);
+	assert_true(metric_sum(text, "kmigrate_topic_authority", &n, T_CLEAR,
+			       "authority=\"source\"", NULL) == 1);
+	promtool_check_metrics(text);
+	free(text);
 	/* ... then the group consumes up to the end: the condition clears. */
 	tk_commit(&tgt, GROUP, T_CLEAR, 0, 20);
 	for (int i = 0; i < 600 && !inactive; i++, tk_sleep_ms(100)) {
