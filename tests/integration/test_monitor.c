@@ -402,19 +402,25 @@ static void lagging_group(const char *topic)
 	tk_commit(&tgt, GROUP, topic, 0, 0);
 }
 
-static char *trigger_plan(const char *name, const char *topic, const char *for_s)
+static char *trigger_plan_ex(const char *name, const char *topic, const char *for_s,
+			     const char *rollback_extra)
 {
-	char extra[800];
+	char extra[900];
 	snprintf(extra, sizeof(extra),
 		 "consumer_groups:\n  - {id: %s, owner: team-a}\n"
 		 "cutover:\n  waves:\n    - {name: w1, topics: ['%s'], groups: ['%s']}\n"
 		 "monitoring: {interval: 1s}\n"
-		 "rollback:\n  triggers:\n"
+		 "rollback:\n%s  triggers:\n"
 		 "    - {name: target-lag, metric: kmigrate_consumer_group_lag_records,\n"
 		 "       labels: {cluster: target, group: %s}, threshold: 5, for: %s, wave: w1,\n"
 		 "       owner: team-a}\n",
-		 GROUP, topic, GROUP, GROUP, for_s);
+		 GROUP, topic, GROUP, rollback_extra, GROUP, for_s);
 	return make_plan(name, topic, extra);
+}
+
+static char *trigger_plan(const char *name, const char *topic, const char *for_s)
+{
+	return trigger_plan_ex(name, topic, for_s, "");
 }
 
 static void test_trigger_fires(void **state)
@@ -463,6 +469,29 @@ static void test_trigger_fires(void **state)
 	assert_true(json_array_size(json_object_get(body, "evidence")) >= 1);
 	json_decref(body);
 	assert_true(tk_journal_count(journal, "monitor.sample", "") >= 3);
+	free(out);
+	free(err);
+	free(journal);
+	free(plan);
+}
+
+/* rollback.automatic: the firing runs the wave's rollback (here there is
+ * no cutover attempt to undo: the engine says "nothing"), journaled. */
+static void test_automatic_rollback(void **state)
+{
+	(void)state;
+	char *plan = trigger_plan_ex("mon-auto", T_LAG, "0s", "  automatic: true\n");
+	char *journal = journal_of(plan);
+	const char *argv[] = {tk_kmigrate(), "monitor", "-p", plan, "--exit-on-trigger", NULL};
+	char *out = NULL, *err = NULL;
+	int rc = tk_run(&out, &err, argv);
+	TK_ASSERT(rc == 4, "monitor: exit %d, want 4: %s", rc, err);
+	TK_ASSERT(strstr(out, "automatic rollback of wave 'w1' done"), "stdout: %s", out);
+	json_t *body = tk_journal_body(journal, "monitor.rollback", "wave:w1");
+	TK_ASSERT(body, "no monitor.rollback fact");
+	assert_string_equal(json_string_value(json_object_get(body, "result")), "nothing");
+	json_decref(body);
+	assert_int_equal(tk_journal_count(journal, "monitor.trigger", "trigger:target-lag"), 1);
 	free(out);
 	free(err);
 	free(journal);
@@ -639,6 +668,7 @@ int main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_emit_rules),
 		cmocka_unit_test(test_trigger_fires),
+		cmocka_unit_test(test_automatic_rollback),
 		cmocka_unit_test(test_trigger_clears_before_for),
 		cmocka_unit_test(test_stale_reader),
 		cmocka_unit_test(test_replicate_metrics_and_prometheus),
