@@ -31,6 +31,19 @@
 #define PROM_TIMEOUT_MS 5000
 #define METADATA_TIMEOUT_MS 10000
 
+/* A consumer handle per (cluster, group), kept for the monitor's life: it
+ * never subscribes (no join, no rebalance of the application's group), it
+ * only asks the group's coordinator for the committed offsets.
+ *
+ * Not the admin API's ListConsumerGroupOffsets: librdkafka 2.8 dereferences
+ * a NULL consumer group when that call's OffsetFetch answers
+ * NOT_COORDINATOR on an admin (producer) handle -- a SIGSEGV seen here on
+ * freshly started clusters, librdkafka issue #5040. */
+typedef struct gconsumer_s {
+	char *key; /* "cluster/group" */
+	rd_kafka_t *rk;
+} gconsumer_t;
+
 typedef struct trig_s {
 	const km_plan_trigger_t *t;
 	int64_t pending_since; /* 0: inactive */
@@ -46,6 +59,8 @@ struct km_monitor_s {
 	json_t *prev_hwm; /* {"source": {topic: sum}, "target": {...}} */
 	int64_t prev_ms;
 	int64_t next_gates_ms;
+	struct gconsumer_s *gc;
+	size_t ngc;
 };
 
 km_monitor_t *km_monitor_new(const km_monitor_conf_t *conf)
@@ -71,6 +86,12 @@ void km_monitor_destroy(km_monitor_t *mon)
 		json_decref(mon->trig[i].evidence);
 	free(mon->trig);
 	json_decref(mon->prev_hwm);
+	for (size_t i = 0; i < mon->ngc; i++) {
+		rd_kafka_consumer_close(mon->gc[i].rk);
+		rd_kafka_destroy(mon->gc[i].rk);
+		free(mon->gc[i].key);
+	}
+	free(mon->gc);
 	free(mon);
 }
 
@@ -219,44 +240,63 @@ static json_t *plan_groups(const km_plan_t *plan)
 	return groups;
 }
 
-/* The committed offsets of group gid on k: *listp (destroy it). */
-static km_err_t group_offsets(km_kafka_t *k, const char *gid,
+static rd_kafka_t *group_consumer(km_monitor_t *mon, km_kafka_t *k, const char *cluster,
+				  const char *gid, char *errstr, size_t errstr_size)
+{
+	char key[600], rerr[512];
+	rd_kafka_conf_t *conf;
+	const char *props[] = {"group.id", gid, "enable.auto.commit", "false", NULL};
+
+	snprintf(key, sizeof(key), "%s/%s", cluster, gid);
+	for (size_t i = 0; i < mon->ngc; i++)
+		if (!strcmp(mon->gc[i].key, key))
+			return mon->gc[i].rk;
+	if (km_kafka_conf_new(km_kafka_endpoint(k), props, &conf, errstr, errstr_size))
+		return NULL;
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr));
+	if (!rk) {
+		rd_kafka_conf_destroy(conf);
+		snprintf(errstr, errstr_size, "cannot create a consumer for group '%.200s' on the %s: %.200s",
+			 gid, cluster, rerr);
+		return NULL;
+	}
+	mon->gc = km_realloc(mon->gc, (mon->ngc + 1) * sizeof(*mon->gc));
+	mon->gc[mon->ngc].key = km_strdup(key);
+	mon->gc[mon->ngc].rk = rk;
+	mon->ngc++;
+	return rk;
+}
+
+/* The committed offsets of group gid on one cluster for every partition
+ * of hwms: *listp (destroy it); an offset < 0 is "none committed". */
+static km_err_t group_offsets(km_monitor_t *mon, km_kafka_t *k, const char *cluster,
+			      const char *gid, const json_t *hwms,
 			      rd_kafka_topic_partition_list_t **listp, char *errstr,
 			      size_t errstr_size)
 {
-	rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(gid, NULL);
-	rd_kafka_event_t *ev = NULL;
-	km_kafka_call_t call;
-	km_err_t err;
-	size_t n;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+	rd_kafka_resp_err_t rerr;
+	const char *topic;
+	json_t *a;
+	rd_kafka_t *rk;
 
 	*listp = NULL;
-	km_kafka_call_begin(k, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, 0, &call);
-	rd_kafka_ListConsumerGroupOffsets(km_kafka_rk(k), &req, 1, call.options, call.q);
-	err = km_kafka_call_wait(k, &call, RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT,
-				 "ListConsumerGroupOffsets", &ev, errstr, errstr_size);
-	if (!err) {
-		const rd_kafka_group_result_t **gr = rd_kafka_ListConsumerGroupOffsets_result_groups(
-			rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
-		if (n < 1) {
-			snprintf(errstr, errstr_size,
-				 "ListConsumerGroupOffsets of '%s' returned no group", gid);
-			err = KM_ERR_KAFKA;
-		} else if (rd_kafka_group_result_error(gr[0])) {
-			const rd_kafka_error_t *ge = rd_kafka_group_result_error(gr[0]);
-			err = km_kafka_err(k, rd_kafka_error_code(ge), "ListConsumerGroupOffsets",
-					   rd_kafka_error_string(ge), errstr, errstr_size);
-		} else if (rd_kafka_group_result_partitions(gr[0])) {
-			*listp = rd_kafka_topic_partition_list_copy(
-				rd_kafka_group_result_partitions(gr[0]));
-		} else {
-			*listp = rd_kafka_topic_partition_list_new(0);
-		}
+	if (!(rk = group_consumer(mon, k, cluster, gid, errstr, errstr_size))) {
+		rd_kafka_topic_partition_list_destroy(l);
+		return KM_ERR_KAFKA;
 	}
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	rd_kafka_ListConsumerGroupOffsets_destroy(req);
-	return err;
+	json_object_foreach((json_t *)hwms, topic, a)
+		for (size_t p = 0; p < json_array_size(a); p++)
+			rd_kafka_topic_partition_list_add(l, topic, (int32_t)p);
+	if (l->cnt && (rerr = rd_kafka_committed(rk, l, KM_KAFKA_TIMEOUT_MS))) {
+		rd_kafka_topic_partition_list_destroy(l);
+		snprintf(errstr, errstr_size,
+			 "the committed offsets of group '%s' on the %s cluster '%s': %s", gid,
+			 cluster, km_kafka_endpoint(k)->bootstrap, rd_kafka_err2str(rerr));
+		return KM_ERR_KAFKA;
+	}
+	*listp = l;
+	return KM_ERR_OK;
 }
 
 /* kmigrate_consumer_group_lag_records of every plan group on one cluster,
@@ -272,14 +312,14 @@ static void group_lags(km_monitor_t *mon, const char *cluster, km_kafka_t *k,
 	json_object_foreach((json_t *)groups, gid, g) {
 		rd_kafka_topic_partition_list_t *l = NULL;
 		json_t *per = json_object();
-		if (group_offsets(k, gid, &l, e, sizeof(e))) {
+		if (group_offsets(mon, k, cluster, gid, hwms, &l, e, sizeof(e))) {
 			sample_error(errors, m, cluster, "group lag", e);
 			json_decref(per);
 			continue;
 		}
 		for (int i = 0; i < l->cnt; i++) {
 			int64_t hwm = hwm_of(hwms, l->elems[i].topic, l->elems[i].partition);
-			if (hwm < 0 || l->elems[i].offset < 0)
+			if (hwm < 0 || l->elems[i].offset < 0 || l->elems[i].err)
 				continue;
 			json_t *v = json_object_get(per, l->elems[i].topic);
 			int64_t lag = hwm > l->elems[i].offset ? hwm - l->elems[i].offset : 0;
