@@ -230,7 +230,8 @@ static void usage(FILE *fp)
 		"\nCommon options: -p/--plan FILE (default ./migration.yaml), "
 		"--json, -v/--verbose\n"
 		"Exit codes: 0 ok/GO, 1 NO-GO or findings, 2 usage or plan "
-		"error, 3 cluster or IO failure.\n"
+		"error, 3 cluster or IO failure,\n"
+		"4 a rollback trigger fired (monitor --exit-on-trigger).\n"
 		"See `kmigrate help COMMAND`.\n");
 }
 
