@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "metrics.h"
 #include "util.h"
 
 /* Regexes are compiled by the C library, whose compile time and memory grow
@@ -62,6 +63,7 @@ _Static_assert(sizeof(km_plan_tri_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(km_plan_isolation_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(km_plan_fence_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(km_plan_super_fence_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(km_plan_op_t) == sizeof(int), "enum size");
 
 /*
  * Enum tables: the spelling in the plan and the value.  The first row of
@@ -116,6 +118,11 @@ static const enumval_t fence_vals[] = {{"acl", KM_PLAN_FENCE_ACL},
 				       {"config", KM_PLAN_FENCE_CONFIG},
 				       {"external", KM_PLAN_FENCE_EXTERNAL},
 				       {NULL, 0}};
+/* rollback.triggers[].op: PromQL's comparison operators. */
+static const enumval_t op_vals[] = {{">", KM_PLAN_OP_GT}, {">=", KM_PLAN_OP_GE},
+				    {"<", KM_PLAN_OP_LT}, {"<=", KM_PLAN_OP_LE},
+				    {"==", KM_PLAN_OP_EQ}, {"!=", KM_PLAN_OP_NE},
+				    {NULL, 0}};
 /* librdkafka's sasl.mechanism spellings (upper case). */
 static const char *const sasl_mechanisms[] = {"SCRAM-SHA-512", "SCRAM-SHA-256",
 					      "PLAIN", NULL};
@@ -241,10 +248,10 @@ static void index_path(char *buf, size_t size, const char *path, size_t i)
  * case-insensitive.  Long strings are never close to a key name. */
 static size_t edit_distance(const char *a, const char *b)
 {
-	unsigned char d[33][33];
+	unsigned char d[65][65]; /* metric names run to 45 characters */
 	size_t la = strlen(a), lb = strlen(b), i, j;
 
-	if (la > 32 || lb > 32)
+	if (la > 64 || lb > 64)
 		return SIZE_MAX;
 	for (i = 0; i <= la; i++)
 		d[i][0] = (unsigned char)i;
@@ -2040,20 +2047,120 @@ static const schema_t gates_schema = {"gates", sizeof(km_plan_gates_t),
 				      init_gates, check_gates};
 
 /* rollback: */
+
+/* A trigger's built-in metric must be one `monitor` measures (lib/metrics.h's
+ * catalogue): an unknown name would never have a value, and a trigger that
+ * can never fire is a silent pass. */
+static km_err_t check_trigger_metric(ctx_t *cx, const yaml_node_t *val, const char *s,
+				     const char *path)
+{
+	const km_metric_def_t *d = km_metrics_def(s), *e;
+	const char *best = NULL;
+	size_t bestd = SIZE_MAX;
+
+	if (d && d->trigger)
+		return KM_ERR_OK;
+	for (e = km_metrics_catalogue; e->name; e++)
+		if (e->trigger)
+			suggest(s, e->name, &best, &bestd);
+	return perr(cx, npos(val),
+		    "unknown metric '%s' for '%s': a trigger watches one of kmigrate's own "
+		    "metrics (docs/metrics.md)%s%s%s, or a PromQL 'query' instead",
+		    q(cx, s), q(cx, path), best ? " (did you mean '" : "", best ? best : "",
+		    best ? "'?)" : "");
+}
+
 static const field_t trigger_fields[] = {
 	FLD(km_plan_trigger_t, "name", T_STR, name, .flags = F_REQ),
-	FLD(km_plan_trigger_t, "metric", T_STR, metric, .flags = F_REQ),
+	FLD(km_plan_trigger_t, "metric", T_STR, metric, .check = check_trigger_metric),
+	LST(km_plan_trigger_t, "labels", T_KV, labels),
+	FLD(km_plan_trigger_t, "query", T_STR, query),
+	FLD(km_plan_trigger_t, "op", T_ENUM, op, .ev = op_vals),
 	FLD(km_plan_trigger_t, "threshold", T_DBL, threshold, .flags = F_REQ),
+	FLD(km_plan_trigger_t, "for", T_DUR, for_s, .min = 0, .max = 86400),
+	FLD(km_plan_trigger_t, "wave", T_STR, wave),
 	FLD(km_plan_trigger_t, "owner", T_STR, owner),
 };
+static const schema_t trigger_schema;
+
+static km_err_t check_trigger(ctx_t *cx, const yaml_node_t *map, void *obj,
+			      yaml_node_t *const *keys, yaml_node_t *const *vals,
+			      const char *path)
+{
+	km_plan_trigger_t *t = obj;
+	const km_metric_def_t *d;
+
+	(void)keys;
+	if (!t->metric == !t->query)
+		return perr(cx, npos(map),
+			    "'%s' needs exactly one of 'metric' (one of kmigrate's own, "
+			    "docs/metrics.md) or 'query' (PromQL against "
+			    "monitoring.prometheus_url)",
+			    path);
+	if (t->labels_cnt && !t->metric)
+		return perr(cx, npos(by_key(&trigger_schema, vals, "labels")),
+			    "'%s.labels' filters a built-in 'metric': put the selector "
+			    "inside the PromQL 'query' instead",
+			    path);
+	d = t->metric ? km_metrics_def(t->metric) : NULL;
+	for (size_t i = 0; d && i < t->labels_cnt; i++) {
+		const char *k = t->labels[i].key, *ls = d->labels;
+		size_t kl = strlen(k);
+		bool ok = false;
+		for (; *ls; ls += strcspn(ls, ",") + (ls[strcspn(ls, ",")] == ',')) {
+			if (!strncmp(ls, k, kl) && (ls[kl] == ',' || !ls[kl]))
+				ok = true;
+		}
+		if (!ok)
+			return perr(cx, t->labels[i].pos,
+				    "unknown label '%s' in '%s.labels': '%s' has the labels %s",
+				    q(cx, k), path, t->metric, *d->labels ? d->labels : "(none)");
+	}
+	return KM_ERR_OK;
+}
+
 static const schema_t trigger_schema = {
 	"a rollback trigger", sizeof(km_plan_trigger_t), trigger_fields,
-	NFIELDS(trigger_fields), NULL, NULL};
+	NFIELDS(trigger_fields), NULL, check_trigger};
 
 static const field_t rollback_fields[] = {
 	LST(km_plan_rollback_t, "triggers", T_LIST, triggers,
 	    .sub = &trigger_schema),
+	FLD(km_plan_rollback_t, "automatic", T_BOOL, automatic),
 };
+
+/* monitoring: */
+static void init_monitoring(void *obj)
+{
+	km_plan_monitoring_t *m = obj;
+	m->interval = 10;
+}
+
+static km_err_t check_metrics_addr(ctx_t *cx, const yaml_node_t *val, const char *s,
+				   const char *path)
+{
+	if (km_metrics_addr_check(s))
+		return perr(cx, npos(val),
+			    "invalid address '%s' for '%s': write HOST:PORT, e.g. "
+			    "127.0.0.1:9464",
+			    q(cx, s), q(cx, path));
+	return KM_ERR_OK;
+}
+
+static const field_t monitoring_fields[] = {
+	FLD(km_plan_monitoring_t, "metrics_addr", T_STR, metrics_addr,
+	    .check = check_metrics_addr),
+	FLD(km_plan_monitoring_t, "replicate_metrics_addr", T_STR, replicate_metrics_addr,
+	    .check = check_metrics_addr),
+	FLD(km_plan_monitoring_t, "cutover_metrics_addr", T_STR, cutover_metrics_addr,
+	    .check = check_metrics_addr),
+	FLD(km_plan_monitoring_t, "interval", T_DUR, interval, .min = 1, .max = 3600),
+	FLD(km_plan_monitoring_t, "prometheus_url", T_STR, prometheus_url,
+	    .check = check_url),
+};
+static const schema_t monitoring_schema = {
+	"monitoring", sizeof(km_plan_monitoring_t), monitoring_fields,
+	NFIELDS(monitoring_fields), init_monitoring, NULL};
 static const schema_t rollback_schema = {
 	"rollback", sizeof(km_plan_rollback_t), rollback_fields,
 	NFIELDS(rollback_fields), NULL, NULL};
@@ -2219,6 +2326,7 @@ static const field_t plan_fields[] = {
 	FLD(km_plan_t, "replication", T_MAP, replication,
 	    .sub = &replication_schema),
 	FLD(km_plan_t, "cutover", T_MAP, cutover, .sub = &cutover_schema),
+	FLD(km_plan_t, "monitoring", T_MAP, monitoring, .sub = &monitoring_schema),
 };
 static const schema_t plan_schema = {"the plan", sizeof(km_plan_t),
 				     plan_fields, NFIELDS(plan_fields), NULL,
@@ -2405,6 +2513,25 @@ static km_err_t finish(ctx_t *cx, km_plan_t *plan)
 				"trigger name", "rollback.triggers")))
 		return err;
 #undef UNIQUE
+	for (size_t i = 0; i < plan->rollback.triggers_cnt; i++) {
+		const km_plan_trigger_t *t = &plan->rollback.triggers[i];
+		if (t->query && !plan->monitoring.prometheus_url)
+			return perr(cx, t->pos,
+				    "trigger '%s' has a PromQL 'query' but the plan has no "
+				    "'monitoring.prometheus_url': set it to your Prometheus "
+				    "(e.g. http://prometheus:9090)",
+				    q(cx, t->name));
+		if (t->wave && !km_plan_wave(plan, t->wave))
+			return perr(cx, t->pos,
+				    "trigger '%s' names wave '%s', which 'cutover.waves' does "
+				    "not declare: fix the name",
+				    q(cx, t->name), q(cx, t->wave));
+		if (plan->rollback.automatic && !t->wave)
+			return perr(cx, t->pos,
+				    "trigger '%s' has no 'wave' but 'rollback.automatic' is "
+				    "true: name the wave it rolls back",
+				    q(cx, t->name));
+	}
 
 	/* Copying a cluster onto itself under the same names would feed the
 	 * replicator its own output. */
@@ -2945,4 +3072,24 @@ const char *km_plan_group_restart_str(const km_plan_group_t *group, char *buf,
 		snprintf(buf, size, "%s", km_plan_restart_str(group->restart));
 	}
 	return buf;
+}
+
+const char *km_plan_op_str(km_plan_op_t op)
+{
+	return enum_name(op_vals, (int)op);
+}
+
+bool km_plan_op_holds(km_plan_op_t op, double v, double threshold)
+{
+	if (isnan(v))
+		return false;
+	switch (op) {
+	case KM_PLAN_OP_GT: return v > threshold;
+	case KM_PLAN_OP_GE: return v >= threshold;
+	case KM_PLAN_OP_LT: return v < threshold;
+	case KM_PLAN_OP_LE: return v <= threshold;
+	case KM_PLAN_OP_EQ: return v == threshold;
+	case KM_PLAN_OP_NE: return v != threshold;
+	}
+	return false;
 }

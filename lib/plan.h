@@ -330,11 +330,34 @@ typedef struct km_plan_replication_s {
 	int txn_max_ms;            /* 0 = default */
 } km_plan_replication_t;
 
+/* A trigger's comparison (`op`), as PromQL writes it. */
+typedef enum {
+	KM_PLAN_OP_GT = 0, /* ">" (the default) */
+	KM_PLAN_OP_GE,
+	KM_PLAN_OP_LT,
+	KM_PLAN_OP_LE,
+	KM_PLAN_OP_EQ,
+	KM_PLAN_OP_NE
+} km_plan_op_t;
+
+/* One rollback trigger (`rollback.triggers[]`): a value, compared with a
+ * threshold, that must hold for `for` seconds before it fires (as a
+ * Prometheus alerting rule).  The value is exactly one of: a metric
+ * kmigrate measures itself (`metric`, a name of lib/metrics.h's catalogue
+ * marked for triggers, checked at load time; the largest value among its
+ * series that match `labels`), or a PromQL expression (`query`) evaluated
+ * against monitoring.prometheus_url (required then). */
 typedef struct km_plan_trigger_s {
 	km_plan_pos_t pos;
 	char *name;
-	char *metric;
+	char *metric;         /* or NULL */
+	km_plan_kv_t *labels; /* label filter of metric; in file order */
+	size_t labels_cnt;
+	char *query;          /* or NULL */
+	km_plan_op_t op;
 	double threshold;
+	int64_t for_s;        /* `for:` seconds, default 0 */
+	char *wave;           /* the wave it rolls back, or NULL */
 	char *owner; /* or NULL */
 } km_plan_trigger_t;
 
@@ -342,7 +365,27 @@ typedef struct km_plan_rollback_s {
 	km_plan_pos_t pos;
 	km_plan_trigger_t *triggers;
 	size_t triggers_cnt;
+	/* `monitor` runs the wave's rollback itself when a trigger fires
+	 * (default false: it prints the command to run). */
+	bool automatic;
 } km_plan_rollback_t;
+
+/* `monitoring:` -- metrics and the monitor; all optional. */
+typedef struct km_plan_monitoring_s {
+	km_plan_pos_t pos;
+	/* "HOST:PORT" each command serves /metrics on, one per command so
+	 * that they can run side by side on one host (a flag wins). */
+	char *metrics_addr;           /* monitor */
+	char *replicate_metrics_addr; /* replicate */
+	char *cutover_metrics_addr;   /* cutover */
+	int64_t interval;     /* monitor's sampling interval, seconds; 10 */
+	char *prometheus_url; /* the team's Prometheus, for PromQL triggers */
+} km_plan_monitoring_t;
+
+/* ">", ">=", ... */
+const char *km_plan_op_str(km_plan_op_t op);
+/* @returns whether v op threshold holds (NaN: false). */
+bool km_plan_op_holds(km_plan_op_t op, double v, double threshold);
 
 /* The loaded plan.  Public and read-only: fields are filled by
  * km_plan_load()/km_plan_parse() and released by km_plan_destroy(). */
@@ -374,6 +417,7 @@ typedef struct km_plan_s {
 	km_plan_rollback_t rollback;
 	km_plan_replication_t replication;
 	km_plan_cutover_t cutover;
+	km_plan_monitoring_t monitoring;
 } km_plan_t;
 
 /*

@@ -1,6 +1,7 @@
 #include "replicate.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -50,6 +51,9 @@ typedef struct part_s {
 	bool excluded;    /* its authority is the target: never copied again */
 	km_offrun_builder_t rb;
 	int64_t last_tgt; /* for the open txn's runs */
+	/* Metrics, main thread only: when its lag was last seen at 0
+	 * (0: never), the bound of kmigrate_replication_lag_seconds. */
+	int64_t zero_lag_ms;
 } part_t;
 
 typedef struct slot_s {
@@ -144,6 +148,19 @@ static void emit(repl_t *r, json_t *ev)
 		r->opts->event_cb(r->opts->opaque, ev);
 	pthread_mutex_unlock(&r->lock);
 	json_decref(ev);
+}
+
+/* The metrics hooks: one call per transaction or error, none per record
+ * (docs/metrics.md).  A no-op without opts->metrics. */
+static const char *direction(const repl_t *r)
+{
+	return r->reverse ? "reverse" : "forward";
+}
+
+static void metric_error(repl_t *r, const char *op, rd_kafka_resp_err_t code)
+{
+	km_metrics_add(r->opts->metrics, "kmigrate_replication_errors_total", 1, "direction",
+		       direction(r), "op", op, "code", rd_kafka_err2name(code), NULL);
 }
 
 static km_err_t fail(repl_t *r, km_err_t err, const char *fmt, ...)
@@ -984,6 +1001,8 @@ static km_err_t abort_and_rewind(repl_t *r, task_t *t, int n, const char *why)
 	pthread_mutex_lock(&r->lock);
 	r->stats->aborts++;
 	pthread_mutex_unlock(&r->lock);
+	km_metrics_add(r->opts->metrics, "kmigrate_replication_transactions_total", 1, "direction",
+		       direction(r), "result", "aborted", NULL);
 	emit(r, json_pack("{s:s, s:i, s:s}", "event", "abort", "task", t->id, "reason", why));
 	for (int i = 0; i < t->nparts; i++)
 		memset(&t->parts[i].rb, 0, sizeof(t->parts[i].rb));
@@ -996,6 +1015,7 @@ static km_err_t txn_error(repl_t *r, task_t *t, int n, rd_kafka_error_t *e, cons
 	km_err_t err;
 
 	snprintf(why, sizeof(why), "%s: %s", what, rd_kafka_error_string(e));
+	metric_error(r, "transaction", rd_kafka_error_code(e));
 	if (rd_kafka_error_is_fatal(e) ||
 	    rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__FENCED ||
 	    rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_PRODUCER_FENCED) {
@@ -1163,6 +1183,7 @@ static km_err_t task_step(repl_t *r, task_t *t)
 		if (m->err) {
 			rd_kafka_resp_err_t merr = m->err;
 			char msg[512];
+			metric_error(r, "fetch", merr);
 			snprintf(msg, sizeof(msg), "%s", rd_kafka_message_errstr(m));
 			p = m->rkt ? part_of(t, m) : NULL;
 			rd_kafka_message_destroy(m);
@@ -1281,6 +1302,7 @@ static km_err_t task_step(repl_t *r, task_t *t)
 		if (t->slots[i].err) {
 			char why[300];
 			rd_kafka_resp_err_t de = t->slots[i].err;
+			metric_error(r, "produce", de);
 			if (de == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
 				release_slots(t, n);
 				return fail(r, KM_ERR_AUTHZ,
@@ -1382,6 +1404,14 @@ static km_err_t task_step(repl_t *r, task_t *t)
 	r->stats->bytes += bytes;
 	r->stats->transactions++;
 	pthread_mutex_unlock(&r->lock);
+	if (r->opts->metrics) {
+		km_metrics_add(r->opts->metrics, "kmigrate_replication_records_total", (double)n,
+			       "direction", direction(r), NULL);
+		km_metrics_add(r->opts->metrics, "kmigrate_replication_bytes_total", (double)bytes,
+			       "direction", direction(r), NULL);
+		km_metrics_add(r->opts->metrics, "kmigrate_replication_transactions_total", 1,
+			       "direction", direction(r), "result", "committed", NULL);
+	}
 
 	throttle(r, bytes);
 	return KM_ERR_OK;
@@ -1498,6 +1528,35 @@ static void group_error_cb(rd_kafka_t *rk, int err, const char *reason, void *op
 		group_failed(opaque, rk);
 }
 
+/* One partition's lag for the metrics, against the source's high watermark
+ * now (the consumer's cached one, from its last fetch: no request), not the
+ * one seen at start that the progress line's "caught up" uses.  Lag in
+ * seconds is bounded from above by the time since the lag was last seen at
+ * 0 -- every record not yet copied was written after that -- and unknown
+ * (NaN) until it has been seen at 0 once: the record timestamps that would
+ * say more are not looked at per record.  @locality main thread, t->lock held */
+static void part_metrics(repl_t *r, task_t *t, part_t *p, int64_t now)
+{
+	int64_t lo = -1, hi = -1, lag;
+	char part[16];
+
+	if (rd_kafka_get_watermark_offsets(t->c, p->topic, p->partition, &lo, &hi) ||
+	    hi < 0)
+		hi = p->hwm;
+	lag = hi > p->next ? hi - p->next : 0;
+	if (!lag)
+		p->zero_lag_ms = km_now_ms();
+	snprintf(part, sizeof(part), "%d", p->partition);
+	km_metrics_set(r->opts->metrics, "kmigrate_replication_lag_records", (double)lag,
+		       "direction", direction(r), "topic", p->topic, "partition", part, NULL);
+	km_metrics_set(r->opts->metrics, "kmigrate_replication_lag_seconds",
+		       !lag		 ? 0.0
+		       : p->zero_lag_ms ? (double)(km_now_ms() - p->zero_lag_ms) / 1000.0
+					: NAN,
+		       "direction", direction(r), "topic", p->topic, "partition", part, NULL);
+	(void)now;
+}
+
 static void progress_event(repl_t *r, int64_t *last_ms, int64_t *last_records, int64_t *last_bytes,
 			   bool force)
 {
@@ -1507,6 +1566,12 @@ static void progress_event(repl_t *r, int64_t *last_ms, int64_t *last_records, i
 
 	if (!force && now - *last_ms < 1000)
 		return;
+	if (r->opts->metrics) {
+		/* Re-measured from scratch: a partition this process no longer
+		 * owns must not stay at its last lag. */
+		km_metrics_clear(r->opts->metrics, "kmigrate_replication_lag_records");
+		km_metrics_clear(r->opts->metrics, "kmigrate_replication_lag_seconds");
+	}
 	for (int k = 0; k < r->ntasks; k++) {
 		task_t *t = r->tasks[k];
 		if (!t || t->dead || !t->ready)
@@ -1518,6 +1583,8 @@ static void progress_event(repl_t *r, int64_t *last_ms, int64_t *last_records, i
 			caught += t->parts[i].caught_up;
 			if (!t->parts[i].caught_up && t->parts[i].hwm > t->parts[i].next)
 				lag += t->parts[i].hwm - t->parts[i].next;
+			if (r->opts->metrics)
+				part_metrics(r, t, &t->parts[i], now);
 		}
 		pthread_mutex_unlock(&t->lock);
 	}
@@ -1538,6 +1605,12 @@ static void progress_event(repl_t *r, int64_t *last_ms, int64_t *last_records, i
 	r->stats->partitions = parts;
 	r->stats->caught_up = caught;
 	pthread_mutex_unlock(&r->lock);
+	km_metrics_set(r->opts->metrics, "kmigrate_replication_tasks_owned", owned, "direction",
+		       direction(r), NULL);
+	km_metrics_set(r->opts->metrics, "kmigrate_replication_tasks", r->ntasks, "direction",
+		       direction(r), NULL);
+	km_metrics_set(r->opts->metrics, "kmigrate_replication_partitions_caught_up", caught,
+		       "direction", direction(r), NULL);
 	emit(r, ev);
 }
 

@@ -46,6 +46,7 @@
 
 #include "err.h"
 #include "kafka.h"
+#include "metrics.h"
 #include "offmap.h"
 #include "plan.h"
 
@@ -100,6 +101,10 @@ typedef struct km_repl_opts_s {
 	 * Called on the replicating thread; must not block long. */
 	void (*event_cb)(void *opaque, json_t *ev);
 	void *opaque;
+	/* Where the engine's kmigrate_replication_* metrics go (borrowed; NULL:
+	 * none).  Updated once per transaction and once per progress tick,
+	 * never per record (docs/metrics.md). */
+	km_metrics_t *metrics;
 } km_repl_opts_t;
 
 void km_repl_opts_init(km_repl_opts_t *opts);

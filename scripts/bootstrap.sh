@@ -20,7 +20,7 @@ pkgs=(build-essential cmake pkg-config libyaml-dev libjansson-dev libsqlite3-dev
       libxxhash-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev
       libssl-dev libsasl2-dev libzstd-dev liblz4-dev zlib1g-dev
       kcat clang openssl default-jdk-headless maven dpkg-dev
-      chromium)
+      chromium prometheus)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 

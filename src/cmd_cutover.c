@@ -26,6 +26,7 @@
 typedef struct ev_ctx_s {
 	cli_t *cli;
 	const char *crash_after; /* the test hook, or NULL */
+	km_metrics_t *metrics;   /* --metrics-addr, or NULL */
 } ev_ctx_t;
 
 static const char *or_none(const json_t *o, const char *k)
@@ -102,6 +103,10 @@ static void on_event(void *opaque, const json_t *ev)
 	const char *step = named ? cli_jstr(ev, "what") : cli_jstr(ev, "step");
 	const char *state = named ? "" : cli_jstr(ev, "state");
 
+	if (!named && (!strcmp(state, "start") || !strcmp(state, "done") ||
+		       !strcmp(state, "already-done")))
+		km_metrics_set(ctx->metrics, "kmigrate_cutover_step_done", strcmp(state, "start") != 0,
+			       "wave", cli_jstr(ev, "wave"), "step", step, NULL);
 	if (ctx->cli->json) {
 		json_dumpf(ev, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 		fputc('\n', stdout);
@@ -156,7 +161,10 @@ int cmd_cutover(cli_t *cli, int argc, char **argv)
 					     {"lock-wait", required_argument, NULL, 'L'},
 					     {"verify", no_argument, NULL, 'V'},
 					     {"verify-window", required_argument, NULL, 'W'},
+					     {"metrics-addr", required_argument, NULL, 'X'},
 					     {NULL, 0, NULL, 0}};
+	const char *metrics_addr = NULL;
+	km_metrics_server_t *msrv = NULL;
 	km_cutover_conf_t conf = {0};
 	ev_ctx_t ctx = {.cli = cli, .crash_after = getenv("KM_CUTOVER_CRASH_AFTER")};
 	json_t *res = NULL;
@@ -194,6 +202,11 @@ int cmd_cutover(cli_t *cli, int argc, char **argv)
 				return cli_usage(cli, "--verify-window '%s': give seconds, 1 to 86400",
 						 optarg);
 			conf.verify_window_ms = (int64_t)v * 1000;
+		} else if (c == 'X') {
+			if (km_metrics_addr_check(optarg))
+				return cli_usage(cli, "--metrics-addr takes HOST:PORT, not '%s'",
+						 optarg);
+			metrics_addr = optarg;
 		} else
 			return cli_usage(cli, "unknown option");
 	}
@@ -211,6 +224,8 @@ int cmd_cutover(cli_t *cli, int argc, char **argv)
 	if (!km_plan_wave(cli->plan, conf.wave))
 		return cli_usage(cli, "no wave '%s' in the plan's cutover.waves: name one of them",
 				 conf.wave);
+	if ((rc = cli_metrics_start(cli, metrics_addr, cli->plan->monitoring.cutover_metrics_addr, &ctx.metrics, &msrv)))
+		return rc;
 	args = cli_args_string(argc, argv);
 	conf.plan = cli->plan;
 	conf.jr = cli->jr;
@@ -268,6 +283,7 @@ int cmd_cutover(cli_t *cli, int argc, char **argv)
 		       conf.wave, conf.wave, cli_jint(res, "run_id"), cli->plan->journal);
 	}
 done:
+	cli_metrics_stop(ctx.metrics, msrv);
 	km_lock_release(lock);
 	free(args);
 	json_decref(res);

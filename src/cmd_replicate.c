@@ -279,8 +279,12 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		{"group-protocol", required_argument, NULL, 'G'},
 		{"reverse", no_argument, NULL, 'r'},
 		{"wave", required_argument, NULL, 'W'},
+		{"metrics-addr", required_argument, NULL, 'X'},
 		{NULL, 0, NULL, 0}};
 	km_repl_start_t *start = NULL;
+	const char *metrics_addr = NULL;
+	km_metrics_t *metrics = NULL;
+	km_metrics_server_t *msrv = NULL;
 	int reverse = 0;
 	km_repl_opts_t ropts;
 	km_repl_stats_t stats;
@@ -342,6 +346,12 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 		case 'N': no_instance = 1; break;
 		case 'r': reverse = 1; break;
 		case 'W': ctx.wave = optarg; break;
+		case 'X':
+			if (km_metrics_addr_check(optarg))
+				return cli_usage(cli, "--metrics-addr takes HOST:PORT, not '%s'",
+						 optarg);
+			metrics_addr = optarg;
+			break;
 		case 'G':
 			if (strcmp(optarg, "classic") && strcmp(optarg, "consumer"))
 				return cli_usage(cli, "--group-protocol takes classic or consumer");
@@ -361,6 +371,9 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 	if ((rc = cli_ready(cli)))
 		return rc;
 	plan = cli->plan;
+	if ((rc = cli_metrics_start(cli, metrics_addr, cli->plan->monitoring.replicate_metrics_addr, &metrics, &msrv)))
+		return rc;
+	ropts.metrics = metrics;
 	/* Flags win over the plan's replication: section. */
 	if (ropts.tasks < 0)
 		ropts.tasks = plan->replication.tasks;
@@ -432,6 +445,7 @@ int cmd_replicate(cli_t *cli, int argc, char **argv)
 				   sizeof(cli->errstr));
 	}
 done:
+	cli_metrics_stop(metrics, msrv);
 	if (lock_fd >= 0)
 		close(lock_fd);
 	free(start);

@@ -200,3 +200,28 @@ void cli_release(cli_t *cli)
 	cli->ks = cli->kt = NULL;
 	cli->plan = NULL;
 }
+
+int cli_metrics_start(cli_t *cli, const char *flag_addr, const char *plan_addr,
+		      km_metrics_t **mp, km_metrics_server_t **srvp)
+{
+	const char *addr = flag_addr ? flag_addr : plan_addr;
+	km_err_t err;
+
+	*mp = NULL;
+	*srvp = NULL;
+	if (!addr)
+		return 0;
+	*mp = km_metrics_new();
+	if ((err = km_metrics_serve(*mp, addr, srvp, cli->errstr, sizeof(cli->errstr)))) {
+		km_metrics_destroy(*mp);
+		*mp = NULL;
+		return cli_fail(cli, err);
+	}
+	return 0;
+}
+
+void cli_metrics_stop(km_metrics_t *m, km_metrics_server_t *srv)
+{
+	km_metrics_serve_stop(srv);
+	km_metrics_destroy(m);
+}

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "journal.h"
 #include "kafka.h"
+#include "metrics.h"
 #include "plan.h"
 #include "util.h"
 
@@ -37,5 +38,15 @@ int cli_design_topics(cli_t *cli, json_t **topicsp);
 /* @returns the arguments joined with spaces (owned); never secrets, since
  * secrets are never given on the command line. */
 char *cli_args_string(int argc, char **argv);
+
+/* --metrics-addr HOST:PORT (flag_addr), else the plan's monitoring key
+ * for the command (plan_addr, may be NULL): a new registry in *mp served on
+ * /metrics (*srvp),
+ * bound now, so that a port in use fails before the command's work (one
+ * line, exit 3).  Neither given: *mp and *srvp NULL, @returns 0.  Release
+ * with cli_metrics_stop(). */
+int cli_metrics_start(cli_t *cli, const char *flag_addr, const char *plan_addr,
+		      km_metrics_t **mp, km_metrics_server_t **srvp);
+void cli_metrics_stop(km_metrics_t *m, km_metrics_server_t *srv);
 
 #endif

@@ -67,7 +67,7 @@ static const cmd_t commands[] = {
 	 CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_ENDPOINTS | CLI_NEED_STOP,
 	 "-p PLAN [--until-caught-up] [--tasks N] [--max-bytes-per-sec B] [--max-buffer-mb M]\n"
 	 "       [--instance ID | --no-instance] [--group-protocol classic|consumer]\n"
-	 "       [--reverse --wave W]",
+	 "       [--reverse --wave W] [--metrics-addr HOST:PORT]",
 	 "exactly-once copy with an exact offset map; run N of them to scale out",
 	 "Copies the in-scope topics to the target, same partition numbers, keys,\n"
 	 "values, headers, timestamps and tombstones byte for byte; aborted source\n"
@@ -83,7 +83,10 @@ static const cmd_t commands[] = {
 	 "<hostname>-<n>, n the lowest free on this host), so one restarted after\n"
 	 "a crash gets its tasks back at once; --max-bytes-per-sec is per process.\n"
 	 "--reverse --wave W copies what the target got since wave W's switch back\n"
-	 "onto the source topics, exactly once, its map and state on the source.\n"},
+	 "onto the source topics, exactly once, its map and state on the source.\n"
+	 "--metrics-addr (or monitoring.replicate_metrics_addr) serves /metrics in the\n"
+	 "Prometheus format: lag per partition, records, bytes, transactions,\n"
+	 "errors by code, tasks owned (docs/metrics.md).\n"},
 	{"offsets", cmd_offsets, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_SOURCE | CLI_NEED_TARGET,
 	 "-p PLAN [--commit] [--group G] | map -p PLAN --topic T --partition P [--reverse]",
 	 "translate consumer-group offsets, prove them by reading, commit them",
@@ -128,7 +131,7 @@ static const cmd_t commands[] = {
 	 CLI_NEED_PLAN | CLI_NEED_JOURNAL | CLI_NEED_SOURCE | CLI_NEED_TARGET | CLI_NEED_STOP |
 		 CLI_NEED_ENDPOINTS,
 	 "-p PLAN --wave W [--dry-run] [--drain-timeout S] [--lock-wait S] | --verify\n"
-	 "       [--verify-window S]",
+	 "       [--verify-window S] [--metrics-addr HOST:PORT]",
 	 "cut a wave over: gate, fence, drain, validate, offsets, authority, switch",
 	 "Runs, or resumes after a crash, wave W's cutover, each step journaled\n"
 	 "as fact cutover.step with its evidence before the next starts:\n"
@@ -151,7 +154,9 @@ static const cmd_t commands[] = {
 	 "wave for --verify-window S (default cutover.verify_window, 30 s): the\n"
 	 "target takes writes, the groups consume there without growing lag, the\n"
 	 "source stays at its drained ends.  --dry-run shows what each step would\n"
-	 "change.  Exit 0 done (--verify: GO), 1 NO-GO, 2 usage, 3 cluster or\n"
+	 "change.  --metrics-addr (or monitoring.cutover_metrics_addr) serves each step's\n"
+	 "state on /metrics (kmigrate_cutover_step_done).\n"
+	 "Exit 0 done (--verify: GO), 1 NO-GO, 2 usage, 3 cluster or\n"
 	 "journal error.\n"},
 	{"rollback", cmd_rollback,
 	 CLI_NEED_PLAN | CLI_NEED_JOURNAL | CLI_NEED_SOURCE | CLI_NEED_TARGET | CLI_NEED_STOP |
@@ -192,6 +197,27 @@ static const cmd_t commands[] = {
 	 "nothing from the network.  --journal FILE reads a journal copied\n"
 	 "elsewhere, without the plan.  -o - writes to stdout.\n"
 	 "Exit 0 when written, 2 usage, 3 journal or file error.\n"},
+	{"monitor", cmd_monitor,
+	 CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_SOURCE | CLI_NEED_TARGET | CLI_NEED_STOP |
+		 CLI_NEED_ENDPOINTS,
+	 "-p PLAN [--metrics-addr HOST:PORT] [--interval S] [--exit-on-trigger] [--once]\n"
+	 "       | --emit-rules",
+	 "watch both clusters, serve /metrics, evaluate the rollback triggers",
+	 "Samples both clusters every monitoring.interval (--interval, default\n"
+	 "10 s): the plan's groups' lag on source and target, each topic's high\n"
+	 "watermark growth on both, the replication lag from the committed\n"
+	 "progress, each topic's authority and fence, each gate's verdict, and\n"
+	 "the stale readers (a cut-over wave's groups still consuming from the\n"
+	 "source, with owners).  Serves them on /metrics (--metrics-addr or\n"
+	 "monitoring.metrics_addr; docs/metrics.md).  Evaluates\n"
+	 "rollback.triggers as alerting rules (value, comparison, for:); an\n"
+	 "unknown value counts as the condition holding.  A firing is journaled\n"
+	 "with its evidence and printed with the rollback command; with\n"
+	 "rollback.automatic the wave's rollback runs here.  Samples are\n"
+	 "journaled as evidence, downsampled.  --once takes one sample.\n"
+	 "--emit-rules prints the triggers as Prometheus alerting rules.\n"
+	 "Exit 0 when stopped, 4 when a trigger fired with --exit-on-trigger,\n"
+	 "2 plan or usage error, 3 cluster or IO failure (a port in use).\n"},
 };
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
 
@@ -216,7 +242,8 @@ static void usage(FILE *fp)
 		"\nCommon options: -p/--plan FILE (default ./migration.yaml), "
 		"--json, -v/--verbose\n"
 		"Exit codes: 0 ok/GO, 1 NO-GO or findings, 2 usage or plan "
-		"error, 3 cluster or IO failure.\n"
+		"error, 3 cluster or IO failure,\n"
+		"4 a rollback trigger fired (monitor --exit-on-trigger).\n"
 		"See `kmigrate help COMMAND`.\n");
 }
 

@@ -154,10 +154,10 @@ static const char full_plan[] =
 	"rollback:\n"                                             /* 84 */
 	"  triggers:\n"                                           /* 85 */
 	"    - name: errors\n"                                    /* 86 */
-	"      metric: billing.errors_per_second\n"               /* 87 */
+	"      metric: kmigrate_consumer_group_lag_records\n"     /* 87 */
 	"      threshold: 5\n"                                    /* 88 */
 	"      owner: team-billing\n"                             /* 89 */
-	"    - {name: latency, metric: p99_ms, threshold: 2.5e2}\n"; /* 90 */
+	"    - {name: latency, metric: kmigrate_stale_readers, threshold: 2.5e2}\n"; /* 90 */
 
 static void test_full_plan(void **state)
 {
@@ -331,12 +331,14 @@ static void test_full_plan(void **state)
 	assert_int_equal(plan->rollback.triggers_cnt, 2);
 	assert_string_equal(plan->rollback.triggers[0].name, "errors");
 	assert_string_equal(plan->rollback.triggers[0].metric,
-			    "billing.errors_per_second");
+			    "kmigrate_consumer_group_lag_records");
+	assert_int_equal(plan->rollback.triggers[0].op, KM_PLAN_OP_GT);
+	assert_int_equal(plan->monitoring.interval, 10);
 	assert_true(plan->rollback.triggers[0].threshold == 5.0);
 	assert_string_equal(plan->rollback.triggers[0].owner, "team-billing");
 	assert_int_equal(plan->rollback.triggers[0].pos.line, 86);
 	assert_string_equal(plan->rollback.triggers[1].name, "latency");
-	assert_string_equal(plan->rollback.triggers[1].metric, "p99_ms");
+	assert_string_equal(plan->rollback.triggers[1].metric, "kmigrate_stale_readers");
 	assert_true(plan->rollback.triggers[1].threshold == 250.0);
 	assert_null(plan->rollback.triggers[1].owner);
 
@@ -520,9 +522,47 @@ static const errcase_t errcases[] = {
 	{"missing_trigger_threshold", NULL,
 	 "rollback:\n"
 	 "  triggers:\n"
-	 "    - {name: t, metric: m}\n",
+	 "    - {name: t, metric: kmigrate_stale_readers}\n",
 	 "plan.yaml:8:7: missing required key 'threshold' in "
 	 "'rollback.triggers[0]'"},
+	{"trigger_unknown_metric", NULL,
+	 "rollback:\n"
+	 "  triggers:\n"
+	 "    - {name: t, metric: kmigrate_consumer_grup_lag_records, threshold: 1}\n",
+	 "plan.yaml:8:25: unknown metric 'kmigrate_consumer_grup_lag_records' for "
+	 "'rollback.triggers[0].metric': a trigger watches one of kmigrate's own metrics "
+	 "(docs/metrics.md) (did you mean 'kmigrate_consumer_group_lag_records'?), or a "
+	 "PromQL 'query' instead"},
+	{"trigger_query_without_prometheus", NULL,
+	 "rollback:\n"
+	 "  triggers:\n"
+	 "    - {name: t, query: 'sum(up)', threshold: 1}\n",
+	 "plan.yaml:8:7: trigger 't' has a PromQL 'query' but the plan has no "
+	 "'monitoring.prometheus_url': set it to your Prometheus (e.g. http://prometheus:9090)"},
+	{"trigger_metric_and_query", NULL,
+	 "monitoring: {prometheus_url: 'http://p:9090'}\n"
+	 "rollback:\n"
+	 "  triggers:\n"
+	 "    - {name: t, query: 'sum(up)', metric: kmigrate_stale_readers, threshold: 1}\n",
+	 "plan.yaml:9:7: 'rollback.triggers[0]' needs exactly one of 'metric' (one of "
+	 "kmigrate's own, docs/metrics.md) or 'query' (PromQL against "
+	 "monitoring.prometheus_url)"},
+	{"trigger_bad_op", NULL,
+	 "rollback:\n"
+	 "  triggers:\n"
+	 "    - {name: t, metric: kmigrate_stale_readers, op: '=>', threshold: 1}\n",
+	 "plan.yaml:8:53: invalid value '=>' for 'rollback.triggers[0].op': expected >, >=, "
+	 "<, <=, == or != (did you mean '>'?)"},
+	{"trigger_bad_label", NULL,
+	 "rollback:\n"
+	 "  triggers:\n"
+	 "    - {name: t, metric: kmigrate_stale_readers, labels: {grop: g}, threshold: 1}\n",
+	 "plan.yaml:8:58: unknown label 'grop' in 'rollback.triggers[0].labels': "
+	 "'kmigrate_stale_readers' has the labels wave"},
+	{"metrics_addr_bad", NULL,
+	 "monitoring: {metrics_addr: 'localhost'}\n",
+	 "plan.yaml:6:28: invalid address 'localhost' for 'monitoring.metrics_addr': write "
+	 "HOST:PORT, e.g. 127.0.0.1:9464"},
 	{"null_for_required_mapping", "migration: m1\nsource:\ntarget: {}\n",
 	 NULL, "plan.yaml:2:8: expected a mapping for 'source', got nothing"},
 	{"bad_enum", NULL,
