@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "lock.h"
 #include "monitor.h"
 #include "rollback.h"
 
@@ -50,6 +51,7 @@ static void on_rollback_event(void *opaque, const json_t *ev)
 static int auto_rollback(cli_t *cli, const char *wave, const char *args, int64_t run_id)
 {
 	km_rollback_conf_t conf = {0};
+	km_lock_t *lock = NULL;
 	json_t *res = NULL, *body;
 	km_err_t err;
 	char e[512], subj[300];
@@ -65,7 +67,19 @@ static int auto_rollback(cli_t *cli, const char *wave, const char *args, int64_t
 	conf.stop = &cli_stop;
 	conf.event_cb = on_rollback_event;
 	conf.opaque = cli;
-	err = km_rollback_run(&conf, &res, cli->errstr, sizeof(cli->errstr));
+	/* The cutover lock, as `kmigrate rollback` takes it: an automatic
+	 * rollback never runs beside a cutover or another rollback (two
+	 * monitors of one migration, or an operator's own rollback). */
+	if (!(err = km_lock_acquire_for(&cli->tgt, cli->plan->migration, "monitor-rollback", wave, 0,
+					&cli_stop, &lock, cli->errstr, sizeof(cli->errstr)))) {
+		err = km_rollback_run(&conf, &res, cli->errstr, sizeof(cli->errstr));
+		if (err && km_lock_lost(lock))
+			snprintf(cli->errstr, sizeof(cli->errstr),
+				 "the cutover lock of migration '%s' was lost during the automatic "
+				 "rollback: stopped; run `kmigrate rollback -p PLAN --wave %s`",
+				 cli->plan->migration, wave);
+		km_lock_release(lock);
+	}
 	body = json_pack("{s:s, s:s, s:s?, s:O?}", "wave", wave, "result",
 			 err ? "failed" : cli_jstr(res, "result"), "error",
 			 err ? cli->errstr : NULL, "rollback", res);
