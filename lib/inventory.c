@@ -1243,6 +1243,10 @@ static void classify(const km_plan_t *plan, const char *name, json_t *topic,
 			unsampled++;
 			continue;
 		}
+		/* A tail the budget cut short was not read to its end: what
+		 * it did not reach is as unknown as a partition not read. */
+		if (json_is_false(json_object_get(s, "complete")))
+			unsampled++;
 		if (json_integer_value(json_object_get(s, "records")) > 0)
 			nread++;
 		gaps += json_integer_value(json_object_get(s, "offset_gaps"));
@@ -1261,7 +1265,7 @@ static void classify(const km_plan_t *plan, const char *name, json_t *topic,
 	 * not read: "false" would be a pass the inventory cannot vouch for. */
 	if (!gaps && unsampled) {
 		char u[160];
-		snprintf(u, sizeof(u), "unknown: %zu of %zu partitions not sampled",
+		snprintf(u, sizeof(u), "unknown: %zu of %zu partitions not sampled to their end",
 			 unsampled, json_array_size(json_object_get(topic, "partitions")));
 		json_object_set_new(topic, "transactional_markers", json_string(u));
 		if (!nread)

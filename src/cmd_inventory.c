@@ -338,6 +338,7 @@ int cmd_inventory(cli_t *cli, int argc, char **argv)
 		{"no-sample", no_argument, NULL, 'N'},
 		{"sample", required_argument, NULL, 's'},
 		{"sample-partitions", required_argument, NULL, 'S'},
+		{"sample-budget", required_argument, NULL, 'B'},
 		{NULL, 0, NULL, 0}};
 	km_inventory_opts_t iopts;
 	km_plan_t *plan;
@@ -374,6 +375,12 @@ int cmd_inventory(cli_t *cli, int argc, char **argv)
 						 "count 0..1000000 (0 = all), not '%s'",
 						 optarg);
 			iopts.sample_partitions = (int)v;
+			break;
+		case 'B':
+			if (km_parse_i64(optarg, &v) || v < 1 || v > 3600000)
+				return cli_usage(cli, "--sample-budget takes milliseconds "
+						 "1..3600000, not '%s'", optarg);
+			iopts.sample_timeout_ms = (int)v;
 			break;
 		default: return cli_usage(cli, "unknown option");
 		}

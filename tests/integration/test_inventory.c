@@ -482,6 +482,36 @@ static void test_sampling_cap(void **state)
 	free(out);
 	free(err);
 
+	/* A budget too short to read anything: every tail is cut short,
+	 * said per partition and in the summary, and no topic claims "no
+	 * transactional records" (the old code said false for 399 of 400
+	 * topics whose tails it had not read to the end). */
+	const char *argv5[] = {tk_kmigrate(), "inventory", "-p", path, "--json",
+			       "--sample", "10", "--sample-budget", "1", NULL};
+	rc = tk_run(&out, &err, argv5);
+	assert_true(rc == 0 || rc == 1);
+	doc = tk_json(out);
+	inv = json_object_get(doc, "inventory");
+	smp = json_object_get(inv, "sampling");
+	assert_int_equal(json_integer_value(json_object_get(smp, "incomplete")), 12);
+	assert_non_null(strstr(json_string_value(json_array_get(
+					json_object_get(smp, "not_sampled_reasons"), 0)),
+			       "budget of 1 ms ran out"));
+	for (int n = 0; n < 6; n++) {
+		t = topic(inv, topics[n]);
+		json_array_foreach(json_object_get(t, "partitions"), i, o)
+			assert_non_null(strstr(json_string_value(json_object_get(
+						       json_object_get(o, "sample"), "incomplete")),
+					       "ran out"));
+		const char *tm = json_string_value(json_object_get(t, "transactional_markers"));
+		if (!tm || !strstr(tm, "unknown"))
+			fail_msg("%s: transactional_markers should be unknown after a cut-short sample",
+				 topics[n]);
+	}
+	json_decref(doc);
+	free(out);
+	free(err);
+
 	/* A bad cap is a usage error naming the flag. */
 	const char *argv4[] = {tk_kmigrate(), "inventory", "-p", path,
 			       "--sample-partitions", "-3", NULL};
