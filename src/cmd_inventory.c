@@ -125,6 +125,28 @@ static void print_topics(json_t *inv, int verbose)
 	}
 }
 
+/* What the tail sampling read and what it did not: a partial sample is
+ * never shown as a whole one. */
+static void print_sampling(json_t *inv)
+{
+	json_t *s = json_object_get(inv, "sampling"), *r;
+	size_t i;
+
+	if (!cli_jbool(s, "enabled")) {
+		printf("\nTail sampling: off (--no-sample): transactional records "
+		       "and record sizes not looked at\n");
+		return;
+	}
+	printf("\nTail sampling: %lld of %lld"
+	       " partitions with records sampled (last %lld"
+	       " records each, %lld read to the end), %lld not sampled, in %lld ms\n",
+	       cli_jint(s, "sampled"), cli_jint(s, "partitions_with_records"),
+	       cli_jint(s, "records_per_partition"), cli_jint(s, "complete"),
+	       cli_jint(s, "not_sampled"), cli_jint(s, "elapsed_ms"));
+	json_array_foreach(json_object_get(s, "not_sampled_reasons"), i, r)
+		printf("  not sampled: %s\n", json_string_value(r));
+}
+
 static void print_acls(json_t *inv)
 {
 	json_t *acls = json_object_get(inv, "acls"), *a;
@@ -315,6 +337,8 @@ int cmd_inventory(cli_t *cli, int argc, char **argv)
 		{"diff", no_argument, NULL, 'd'},
 		{"no-sample", no_argument, NULL, 'N'},
 		{"sample", required_argument, NULL, 's'},
+		{"sample-partitions", required_argument, NULL, 'S'},
+		{"sample-budget", required_argument, NULL, 'B'},
 		{NULL, 0, NULL, 0}};
 	km_inventory_opts_t iopts;
 	km_plan_t *plan;
@@ -344,6 +368,19 @@ int cmd_inventory(cli_t *cli, int argc, char **argv)
 				return cli_usage(cli, "--sample takes a record count "
 						 "0..100000, not '%s'", optarg);
 			iopts.sample_records = (int)v;
+			break;
+		case 'S':
+			if (km_parse_i64(optarg, &v) || v < 0 || v > 1000000)
+				return cli_usage(cli, "--sample-partitions takes a partition "
+						 "count 0..1000000 (0 = all), not '%s'",
+						 optarg);
+			iopts.sample_partitions = (int)v;
+			break;
+		case 'B':
+			if (km_parse_i64(optarg, &v) || v < 1 || v > 3600000)
+				return cli_usage(cli, "--sample-budget takes milliseconds "
+						 "1..3600000, not '%s'", optarg);
+			iopts.sample_timeout_ms = (int)v;
 			break;
 		default: return cli_usage(cli, "unknown option");
 		}
@@ -399,6 +436,7 @@ int cmd_inventory(cli_t *cli, int argc, char **argv)
 		       plan->migration);
 		print_brokers(inv, cli->verbose);
 		print_topics(inv, cli->verbose);
+		print_sampling(inv);
 		print_acls(inv);
 		print_groups(inv);
 		print_users_quotas(inv);

@@ -22,7 +22,8 @@ static const cmd_t commands[] = {
 	 "plan commented.  Without -o the plan goes to stdout.  An existing file\n"
 	 "is never overwritten.\n"},
 	{"inventory", cmd_inventory, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH,
-	 "-p PLAN [--cluster source|target] [--diff] [--no-sample]",
+	 "-p PLAN [--cluster source|target] [--diff] [--no-sample] [--sample N]\n"
+	 "       [--sample-partitions N] [--sample-budget MS]",
 	 "discover the estate: topics, configs, ACLs, groups, users, quotas, risk",
 	 "Reads the cluster (the source by default) and prints cluster id,\n"
 	 "brokers and their API version ranges, the topics in scope with their\n"
@@ -33,6 +34,11 @@ static const cmd_t commands[] = {
 	 "method is a finding.  Each topic gets a migration risk class with its\n"
 	 "reasons.  The snapshot is saved in the journal; --diff compares it with\n"
 	 "the previous snapshot of the same cluster.\n"
+	 "The tail of each partition is sampled (--sample N records, default 200)\n"
+	 "for transaction markers and record sizes, at most --sample-partitions\n"
+	 "partitions (default 1000, 0 = all), round-robin over the topics; the\n"
+	 "others are listed as not sampled, with why; --sample-budget bounds the\n"
+	 "whole read (default 20000 ms).\n"
 	 "Exit 0 when nothing needs attention, 1 when there are findings.\n"},
 	{"check", cmd_check, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH | CLI_NEED_STOP,
 	 "-p PLAN [--topic-bytes N] [--timeout S]",
