@@ -15,6 +15,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "connect.h"
 #include "cutover.h"
 #include "fence.h"
 #include "gate.h"
@@ -24,8 +25,8 @@
 #include "util.h"
 #include "validate.h"
 
-const char *const km_cutover_steps[] = {"gate",    "fence",     "drain",  "validate",
-					"offsets", "authority", "switch", NULL};
+const char *const km_cutover_steps[] = {"gate",    "fence",     "drain",      "validate",
+					"offsets", "authority", "connectors", "switch", NULL};
 
 #define DRAIN_TIMEOUT_MS 300000
 #define POLL_MS 500
@@ -1459,6 +1460,30 @@ done:
 	return err;
 }
 
+/* The wave's Kafka Connect connectors move (lib/connect.h): after the
+ * authority, so that a source connector resumed on the target may write;
+ * the evidence is both connectors' states at every phase. */
+static km_err_t do_connectors(ctx_t *x)
+{
+	const km_cutover_conf_t *c = x->c;
+	json_t *ev = NULL;
+	km_err_t err;
+
+	if (!c->dry_run)
+		emit(x, "connectors", "start", 0, NULL, NULL);
+	err = km_connect_cutover(c->plan, c->ks, c->kt, c->wave, c->dry_run,
+				 c->connector_stop_timeout_ms,
+				 &ev, x->errstr, x->errstr_size);
+	if (err == KM_ERR_NOGO)
+		emit(x, "connectors", "nogo", 0, NULL, x->errstr);
+	else if (!err && c->dry_run)
+		emit(x, "connectors", "would", 0, ev, NULL);
+	else if (!err)
+		err = step_done(x, "connectors", ev);
+	json_decref(ev);
+	return err;
+}
+
 /* ---- the machine ----------------------------------------------------------------- */
 
 km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *errstr,
@@ -1514,6 +1539,7 @@ km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *e
 		      : !strcmp(step, "validate") ? do_validate(&x)
 		      : !strcmp(step, "offsets")  ? do_offsets(&x)
 		      : !strcmp(step, "authority") ? do_authority(&x)
+		      : !strcmp(step, "connectors") ? do_connectors(&x)
 						  : do_switch(&x);
 		if (err)
 			break;

@@ -85,6 +85,7 @@ typedef struct km_cutover_conf_s {
 	const char *args;               /* the command line, for the run row */
 	bool dry_run;                   /* read only: journal nothing, change nothing */
 	int drain_timeout_ms;           /* <= 0: 300 s */
+	int connector_stop_timeout_ms;  /* a connector's stop (lib/connect.h); <= 0: 60 s */
 	int64_t verify_window_ms;       /* km_cutover_verify; <= 0: cutover.verify_window */
 	volatile sig_atomic_t *stop;    /* set: stop waiting, KM_ERR_TIMEOUT; may be NULL */
 	/* Events, each a borrowed object:

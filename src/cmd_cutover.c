@@ -14,6 +14,8 @@
  * inverse are journaled and nothing is applied yet; "authority-record" the
  * moment the authority records are on the target and read back, their
  * fact not journaled yet.  Not for production use.
+ * KM_CONNECT_STOP_TIMEOUT_MS=<ms> shortens the wait for a source connector
+ * to stop (60 s), so that a test can see the NO-GO of one that does not.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +161,8 @@ int cmd_cutover(cli_t *cli, int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	km_cutover_conf_t conf = {0};
 	ev_ctx_t ctx = {.cli = cli, .crash_after = getenv("KM_CUTOVER_CRASH_AFTER")};
+	if (getenv("KM_CONNECT_STOP_TIMEOUT_MS"))
+		conf.connector_stop_timeout_ms = atoi(getenv("KM_CONNECT_STOP_TIMEOUT_MS"));
 	json_t *res = NULL;
 	char *args = NULL, *end;
 	km_lock_t *lock = NULL;
