@@ -966,9 +966,46 @@ done:
 	return err;
 }
 
+/* Before the fence: a source connector is one of the wave's producers.
+ * Stopped gracefully, it commits the positions of every record the source
+ * acknowledged; fenced while running, it would fail with records in
+ * flight and positions that may lag what was written. */
+static km_err_t stop_early(km_connect_t *sc, km_connect_t *tc, const char *name,
+			   const json_t *info, bool dry_run, int timeout_ms, json_t *out,
+			   char *errstr, size_t errstr_size)
+{
+	const char *type = json_string_value(json_object_get(info, "type"));
+	json_t *phases = json_array(), *offs = NULL;
+	char ss[32], ts[32];
+	km_err_t err;
+
+	if (!type || strcmp(type, "source")) {
+		json_decref(phases);
+		return KM_ERR_OK; /* sinks move after the authority */
+	}
+	if ((err = record(sc, tc, name, phases, "before", NULL, ss, ts, errstr, errstr_size)))
+		goto done;
+	if (dry_run) {
+		json_array_append_new(phases, json_pack("{s:s, s:s}", "phase", "would", "what",
+							"stop the source connector before the fence"));
+	} else if ((err = stop_source(sc, name, timeout_ms, &offs, errstr, errstr_size)) ||
+		   (err = record(sc, tc, name, phases, "source-stopped",
+				 json_pack("{s:O}", "source_offsets", offs), ss, ts, errstr,
+				 errstr_size))) {
+		goto done;
+	}
+	json_array_append_new(out, json_pack("{s:s, s:s, s:o}", "name", name, "type", type,
+					     "phases", phases));
+	phases = NULL;
+done:
+	json_decref(phases);
+	json_decref(offs);
+	return err;
+}
+
 km_err_t km_connect_cutover(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *kt, const char *wn,
-			    bool dry_run, int stop_timeout_ms, json_t **evidencep, char *errstr,
-			    size_t errstr_size)
+			    bool stop_sources, bool dry_run, int stop_timeout_ms, json_t **evidencep,
+			    char *errstr, size_t errstr_size)
 {
 	const km_plan_wave_t *w = km_plan_wave(plan, wn);
 	km_connect_t *sc = NULL, *tc = NULL;
@@ -1011,8 +1048,15 @@ km_err_t km_connect_cutover(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *k
 		json_decref(ts);
 		if (err)
 			goto done;
-		if (in && (err = cut_one(plan, ks, kt, w, sc, tc, name, info, dry_run,
-					 stop_timeout_ms, out, errstr, errstr_size)))
+		if (!in)
+			continue;
+		if (stop_sources)
+			err = stop_early(sc, tc, name, info, dry_run, stop_timeout_ms, out, errstr,
+					 errstr_size);
+		else
+			err = cut_one(plan, ks, kt, w, sc, tc, name, info, dry_run,
+				      stop_timeout_ms, out, errstr, errstr_size);
+		if (err)
 			goto done;
 	}
 ok:

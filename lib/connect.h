@@ -118,6 +118,10 @@ km_err_t km_connect_design_check(const json_t *saved, const json_t *live, char *
 				 size_t errstr_size);
 
 /* The connector cutover of wave w (see above); dry_run only reads.
+ * stop_sources: only stop the wave's SOURCE connectors (cutover's
+ * stop-connectors step, before the fence: they are producers of the
+ * wave's topics, and a graceful stop commits the positions of every
+ * acknowledged record); otherwise the whole move above.
  * ks/kt: connected clusters (the sink translation reads both).
  * @returns KM_ERR_OK with {"connectors": [{"name", "type", "phases": [{"phase",
  * "source_state", "target_state", ...}], "offsets"}]} in *evidencep;
@@ -125,7 +129,7 @@ km_err_t km_connect_design_check(const json_t *saved, const json_t *live, char *
  * is not STOPPED before its offsets are written, or a sink's group is not
  * translatable. */
 km_err_t km_connect_cutover(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *kt, const char *w,
-			    bool dry_run, int stop_timeout_ms, json_t **evidencep, char *errstr,
-			    size_t errstr_size);
+			    bool stop_sources, bool dry_run, int stop_timeout_ms, json_t **evidencep,
+			    char *errstr, size_t errstr_size);
 
 #endif

@@ -25,8 +25,10 @@
 #include "util.h"
 #include "validate.h"
 
-const char *const km_cutover_steps[] = {"gate",    "fence",     "drain",      "validate",
-					"offsets", "authority", "connectors", "switch", NULL};
+const char *const km_cutover_steps[] = {"gate",	   "stop-connectors", "fence",
+					"drain",   "validate",	      "offsets",
+					"authority", "connectors",    "switch",
+					NULL};
 
 #define DRAIN_TIMEOUT_MS 300000
 #define POLL_MS 500
@@ -1460,26 +1462,28 @@ done:
 	return err;
 }
 
-/* The wave's Kafka Connect connectors move (lib/connect.h): after the
- * authority, so that a source connector resumed on the target may write;
- * the evidence is both connectors' states at every phase. */
-static km_err_t do_connectors(ctx_t *x)
+/* The wave's Kafka Connect connectors (lib/connect.h): its source
+ * connectors stop before the fence (stop-connectors: they are producers),
+ * and all move after the authority (connectors: a source connector
+ * resumed on the target writes there); the evidence is both connectors'
+ * states at every phase. */
+static km_err_t do_connectors(ctx_t *x, const char *step)
 {
 	const km_cutover_conf_t *c = x->c;
 	json_t *ev = NULL;
 	km_err_t err;
 
 	if (!c->dry_run)
-		emit(x, "connectors", "start", 0, NULL, NULL);
-	err = km_connect_cutover(c->plan, c->ks, c->kt, c->wave, c->dry_run,
-				 c->connector_stop_timeout_ms,
-				 &ev, x->errstr, x->errstr_size);
+		emit(x, step, "start", 0, NULL, NULL);
+	err = km_connect_cutover(c->plan, c->ks, c->kt, c->wave, !strcmp(step, "stop-connectors"),
+				 c->dry_run, c->connector_stop_timeout_ms, &ev, x->errstr,
+				 x->errstr_size);
 	if (err == KM_ERR_NOGO)
-		emit(x, "connectors", "nogo", 0, NULL, x->errstr);
+		emit(x, step, "nogo", 0, NULL, x->errstr);
 	else if (!err && c->dry_run)
-		emit(x, "connectors", "would", 0, ev, NULL);
+		emit(x, step, "would", 0, ev, NULL);
 	else if (!err)
-		err = step_done(x, "connectors", ev);
+		err = step_done(x, step, ev);
 	json_decref(ev);
 	return err;
 }
@@ -1539,7 +1543,8 @@ km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *e
 		      : !strcmp(step, "validate") ? do_validate(&x)
 		      : !strcmp(step, "offsets")  ? do_offsets(&x)
 		      : !strcmp(step, "authority") ? do_authority(&x)
-		      : !strcmp(step, "connectors") ? do_connectors(&x)
+		      : !strcmp(step, "connectors") || !strcmp(step, "stop-connectors")
+			      ? do_connectors(&x, step)
 						  : do_switch(&x);
 		if (err)
 			break;

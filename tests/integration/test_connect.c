@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,9 +42,12 @@
 #define WAIT_MS 120000
 
 static tk_cluster_t src, tgt;
-static char T[64], T2[64], SINK[64], SINK2[64], WS[64], WT[64];
+static char T[64], T2[64], TS[64], SINK[64], SINK2[64], SRC[64], WS[64], WT[64];
 static char surl[64], turl[64];
-static char *dir, *plan, *journal, *replog, *file, *file2;
+static char *dir, *plan, *journal, *replog, *file, *file2, *infile;
+static pthread_t appender;
+static volatile int appending;
+static int lines_appended;
 static pid_t repl;
 static tk_writer_t *w;
 static int workers_up;
@@ -119,6 +123,30 @@ static void create_sink(const char *name, const char *topic, const char *path)
 				   "consumer.override.ssl.key.password", "hunter2")));
 }
 
+/* The application whose file a FileStreamSource reads: a line about
+ * every 20 ms. */
+static void *append_lines(void *arg)
+{
+	(void)arg;
+	while (appending) {
+		FILE *f = fopen(infile, "a");
+		TK_ASSERT(f, "cannot append to %s", infile);
+		fprintf(f, "line-%d\n", lines_appended++);
+		fclose(f);
+		tk_sleep_ms(20);
+	}
+	return NULL;
+}
+
+static void create_source(const char *name, const char *topic, const char *path)
+{
+	json_decref(rest(surl, "POST", "/connectors",
+			 json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "name", name, "config",
+				   "connector.class",
+				   "org.apache.kafka.connect.file.FileStreamSourceConnector",
+				   "tasks.max", "1", "file", path, "topic", topic)));
+}
+
 static size_t file_lines(const char *path, json_t **linesp)
 {
 	size_t len = 0, n = 0;
@@ -155,7 +183,7 @@ static char *write_plan(const char *name, const char *surl_, const char *extra)
 		"migration: it-connect-%d\n"
 		"source:\n  bootstrap: %s\n  owner: platform\n  connect_url: %s\n"
 		"target:\n  bootstrap: %s\n  owner: platform\n  connect_url: %s\n"
-		"topics:\n  include: [\"^%s$\", \"^%s$\"]\n"
+		"topics:\n  include: [\"^%s$\", \"^%s$\", \"^%s$\"]\n"
 		"  rules:\n    - {match: \".*\", owner: qa, duplicates: none}\n"
 		"consumer_groups:\n"
 		"  - {id: connect-%s, restart: translated, owner: data, chosen_by: qa}\n"
@@ -165,16 +193,18 @@ static char *write_plan(const char *name, const char *surl_, const char *extra)
 		"owner: data, idempotent: no, validation: \"every record once in the file\"}\n"
 		"  - {name: %s, class: FileStreamSink, side_effects: \"appends lines to a file\", "
 		"owner: data, idempotent: no, validation: \"every record once in the file\"}\n"
+		"  - {name: %s, class: FileStreamSource, side_effects: \"none: reads a file\", "
+		"owner: data, validation: \"every line once in the topic\"}\n"
 		"producers:\n"
 		"  - {name: writer, topics: [%s], idempotence: yes, transactions: no, owner: app, "
 		"validation: \"acks on the target\", client: librdkafka, client_version: 2.8.0}\n"
 		"gates:\n  max_lag_records: 1000000\n"
 		"cutover:\n  fence: config\n  fence_owner: platform\n  quiet_period: 1s\n"
 		"  waves:\n"
-		"    - {name: files, topics: [%s], producers: [writer], owner: data}\n"
+		"    - {name: files, topics: [%s, %s], producers: [writer], owner: data}\n"
 		"    - {name: rest, all: true, owner: data}\n%s",
-		(int)getpid(), src.bootstrap, surl_, tgt.bootstrap, turl, T, T2, SINK, SINK2, SINK,
-		SINK2, T, T, extra ? extra : "");
+		(int)getpid(), src.bootstrap, surl_, tgt.bootstrap, turl, T, T2, TS, SINK, SINK2, SINK,
+		SINK2, SRC, T, T, TS, extra ? extra : "");
 	char *p = tk_write_file(dir, name, text);
 	free(text);
 	return p;
@@ -191,6 +221,8 @@ static int setup(void **state)
 	snprintf(T2, sizeof(T2), "cn-%d.audit", id);
 	snprintf(SINK, sizeof(SINK), "file-sink-%d", id);
 	snprintf(SINK2, sizeof(SINK2), "audit-sink-%d", id);
+	snprintf(TS, sizeof(TS), "cn-%d.lines", id);
+	snprintf(SRC, sizeof(SRC), "file-source-%d", id);
 	snprintf(WS, sizeof(WS), "src-%d", id);
 	snprintf(WT, sizeof(WT), "tgt-%d", id);
 	snprintf(surl, sizeof(surl), "http://127.0.0.1:%d", 18083 + po);
@@ -200,8 +232,10 @@ static int setup(void **state)
 	replog = km_asprintf("%s/replicate.log", dir);
 	file = km_asprintf("%s/orders.txt", dir);
 	file2 = km_asprintf("%s/audit.txt", dir);
+	infile = km_asprintf("%s/lines.txt", dir);
 	tk_create_topic(&src, T, 1, NULL);
 	tk_create_topic(&src, T2, 1, NULL);
+	tk_create_topic(&src, TS, 1, NULL);
 	atexit(stop_workers);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
@@ -217,6 +251,10 @@ static int teardown(void **state)
 	(void)state;
 	if (w)
 		tk_writer_stop(w);
+	if (appending) {
+		appending = 0;
+		pthread_join(appender, NULL);
+	}
 	if (repl > 0) {
 		kill(repl, SIGTERM);
 		tk_wait_exit(repl, WAIT_MS);
@@ -263,6 +301,9 @@ static void test_sink_cutover(void **state)
 	create_sink(SINK, T, file);
 	create_sink(SINK2, T2, file2);
 	tk_produce_one(&src, T2, "audit-1");
+	appending = 1;
+	assert_int_equal(pthread_create(&appender, NULL, append_lines, NULL), 0);
+	create_source(SRC, TS, infile);
 	w = tk_writer_start(&src, T, NULL);
 	assert_true(tk_writer_wait(w, 30, 0, WAIT_MS));
 	wait_lines(file, 10);
@@ -335,13 +376,45 @@ static void test_sink_cutover(void **state)
 	json_decref(vals);
 	json_decref(lines);
 
+	/* The FileStreamSource: the target topic holds every line of the
+	 * file once, in order (the source's copied, then the target's). */
+	appending = 0;
+	pthread_join(appender, NULL);
+	int64_t end = tk_mono_ms() + WAIT_MS;
+	for (;;) {
+		vals = tk_values(&tgt, TS, 0);
+		if ((int)json_array_size(vals) >= lines_appended)
+			break;
+		TK_ASSERT(tk_mono_ms() < end, "%s on the target has %zu records, the file %d lines",
+			  TS, json_array_size(vals), lines_appended);
+		json_decref(vals);
+		tk_sleep_ms(500);
+	}
+	tk_sleep_ms(2000); /* nothing more may come */
+	json_decref(vals);
+	vals = tk_values(&tgt, TS, 0);
+	assert_int_equal((int)json_array_size(vals), lines_appended);
+	for (int i = 0; i < lines_appended; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "line-%d", i);
+		if (strcmp(json_string_value(json_array_get(vals, (size_t)i)), want))
+			tk_fail("record %d of %s on the target is '%s', want '%s'", i, TS,
+				json_string_value(json_array_get(vals, (size_t)i)), want);
+	}
+	json_decref(vals);
+	assert_int_equal(tk_journal_count(journal, "cutover.step", "wave:files step:stop-connectors"), 1);
+
 	/* The journaled proof: both states at every phase, never both
 	 * RUNNING; the offsets written on the target were translated. */
 	json_t *b = tk_journal_body(journal, "cutover.step", "wave:files step:connectors");
 	assert_non_null(b);
-	json_t *cc = json_array_get(json_object_get(b, "connectors"), 0), *ph;
+	json_t *cc = NULL, *ph, *x;
 	size_t i;
-	assert_string_equal(json_string_value(json_object_get(cc, "name")), SINK);
+	json_array_foreach(json_object_get(b, "connectors"), i, x)
+		if (!strcmp(json_string_value(json_object_get(x, "name")), SINK))
+			cc = x;
+	assert_non_null(cc);
+	assert_int_equal(json_array_size(json_object_get(b, "connectors")), 2);
 	int seen = 0;
 	json_array_foreach(json_object_get(cc, "phases"), i, ph)
 	{
