@@ -307,6 +307,43 @@ static json_t *config_topics(const json_t *cfg)
 	return out;
 }
 
+/* The topics a connector uses: its config's, and (KIP-558) those it has
+ * really used -- a source connector that derives its topic names (a
+ * prefix, a router) names none in its config.  A worker that cannot tell
+ * adds nothing: the caller decides what an empty answer means. */
+static json_t *connector_topics(km_connect_t *c, const char *name, const json_t *cfg)
+{
+	json_t *topics = config_topics(cfg), *tp = NULL, *x, *y;
+	char *p = path_of("/connectors/%s/topics%s", name, NULL), e[256];
+	size_t i, k;
+
+	if (!km_connect_call(c, "GET", p, NULL, &tp, e, sizeof(e)))
+		json_array_foreach(json_object_get(json_object_get(tp, name), "topics"), i, x)
+		{
+			bool seen = false;
+			json_array_foreach(topics, k, y) seen = seen || json_equal(x, y);
+			if (!seen)
+				json_array_append(topics, x);
+		}
+	free(p);
+	json_decref(tp);
+	return topics;
+}
+
+/* KM_ERR_NOGO for a connector whose topics cannot be told: it cannot be
+ * placed in the scope or a wave, and unknown is never "not ours". */
+static km_err_t topics_known(const char *name, const json_t *topics, char *errstr,
+			     size_t errstr_size)
+{
+	if (json_array_size(topics))
+		return KM_ERR_OK;
+	return km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+			 "connector '%s' on the source Connect names no topic in its config and "
+			 "has used none (KIP-558): kmigrate cannot tell whether it moves; give it "
+			 "a `topics`/`topic` config or run it once, or delete it if unused",
+			 name);
+}
+
 static const km_plan_connector_t *plan_connector(const km_plan_t *plan, const char *name)
 {
 	for (size_t i = 0; i < plan->connectors_cnt; i++)
@@ -361,9 +398,9 @@ km_err_t km_connect_inventory(km_connect_t *c, const km_plan_t *plan, json_t **o
 	json_object_foreach(all, name, e)
 	{
 		json_t *info = json_object_get(e, "info"), *st = json_object_get(e, "status");
-		json_t *cfg = json_object_get(info, "config"), *tp = NULL, *offs = NULL, *t;
+		json_t *cfg = json_object_get(info, "config"), *offs = NULL, *t;
 		const char *type = json_string_value(json_object_get(info, "type"));
-		char oerr[512] = "", *p;
+		char oerr[512] = "";
 		size_t i;
 
 		json_t *tasks = json_array();
@@ -371,25 +408,7 @@ km_err_t km_connect_inventory(km_connect_t *c, const km_plan_t *plan, json_t **o
 			json_array_append_new(tasks,
 					      json_pack("{s:O?, s:O?}", "id", json_object_get(t, "id"),
 							"state", json_object_get(t, "state")));
-		/* KIP-558: the topics the connector really used; its config's
-		 * topics too (a STOPPED connector has used none yet). */
-		json_t *topics = config_topics(cfg);
-		p = path_of("/connectors/%s/topics%s", name, NULL);
-		if (!km_connect_call(c, "GET", p, NULL, &tp, oerr, sizeof(oerr))) {
-			json_t *x;
-			json_array_foreach(json_object_get(json_object_get(tp, name), "topics"), i, x)
-			{
-				bool seen = false;
-				json_t *y;
-				size_t k;
-				json_array_foreach(topics, k, y) seen = seen || json_equal(x, y);
-				if (!seen)
-					json_array_append(topics, x);
-			}
-		}
-		free(p);
-		json_decref(tp);
-		oerr[0] = 0;
+		json_t *topics = connector_topics(c, name, cfg);
 		get_offsets(c, name, &offs, oerr, sizeof(oerr));
 		json_t *row = json_pack(
 			"{s:s, s:O?, s:s?, s:o, s:O?, s:o, s:o, s:O?}", "name", name, "class",
@@ -583,11 +602,14 @@ km_err_t km_connect_design(const km_plan_t *plan, json_t **outp, char *errstr,
 	json_object_foreach(all, name, e)
 	{
 		json_t *cfg = json_object_get(json_object_get(e, "info"), "config");
-		json_t *ts = config_topics(cfg), *t, *d = NULL;
+		json_t *ts = connector_topics(c, name, cfg), *t, *d = NULL;
 		bool in = false;
 		size_t i;
 		json_array_foreach(ts, i, t) in = in || km_plan_topic_in_scope(plan, json_string_value(t));
+		err = topics_known(name, ts, errstr, errstr_size);
 		json_decref(ts);
+		if (err)
+			goto done;
 		if (!in)
 			continue;
 		if ((err = km_connect_target_config(plan, name, cfg, &d, errstr, errstr_size)))
@@ -966,6 +988,21 @@ done:
 	return err;
 }
 
+/* Both workers, and the source's connectors with their configs. */
+static km_err_t open_both(const km_plan_t *plan, km_connect_t **scp, km_connect_t **tcp,
+			  json_t **allp, char *errstr, size_t errstr_size)
+{
+	km_err_t err;
+
+	if ((err = km_connect_open(plan->source.connect_url, "source.connect_url", 0, scp, errstr,
+				   errstr_size)) ||
+	    (err = km_connect_open(plan->target.connect_url, "target.connect_url", 0, tcp, errstr,
+				   errstr_size)))
+		return err;
+	return km_connect_call(*scp, "GET", "/connectors?expand=info", NULL, allp, errstr,
+			       errstr_size);
+}
+
 /* Before the fence: a source connector is one of the wave's producers.
  * Stopped gracefully, it commits the positions of every record the source
  * acknowledged; fenced while running, it would fail with records in
@@ -979,13 +1016,26 @@ static km_err_t stop_early(km_connect_t *sc, km_connect_t *tc, const char *name,
 	char ss[32], ts[32];
 	km_err_t err;
 
-	if (!type || strcmp(type, "source")) {
-		json_decref(phases);
-		return KM_ERR_OK; /* sinks move after the authority */
-	}
-	if ((err = record(sc, tc, name, phases, "before", NULL, ss, ts, errstr, errstr_size)))
+	/* Every connector of the wave: its target twin exists and is
+	 * STOPPED now, before the fence -- found missing after the
+	 * authority, the wave would be stuck half cut over. */
+	err = record(sc, tc, name, phases, "before", NULL, ss, ts, errstr, errstr_size);
+	if (err == KM_ERR_NOT_FOUND)
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				"connector '%s' does not exist on the target Connect: run `kmigrate "
+				"apply` (it creates it STOPPED), then re-run the cutover",
+				name);
+	if (!err && strcmp(ts, "STOPPED"))
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				"connector '%s' is %s on the target Connect before its cutover: "
+				"stop it there (PUT /connectors/%s/stop) and check its side effects "
+				"for duplicates, then re-run the cutover",
+				name, ts, name);
+	if (err)
 		goto done;
-	if (dry_run) {
+	if (!type || strcmp(type, "source")) {
+		/* sinks stop and move after the authority */
+	} else if (dry_run) {
 		json_array_append_new(phases, json_pack("{s:s, s:s}", "phase", "would", "what",
 							"stop the source connector before the fence"));
 	} else if ((err = stop_source(sc, name, timeout_ms, &offs, errstr, errstr_size)) ||
@@ -994,7 +1044,7 @@ static km_err_t stop_early(km_connect_t *sc, km_connect_t *tc, const char *name,
 				 errstr_size))) {
 		goto done;
 	}
-	json_array_append_new(out, json_pack("{s:s, s:s, s:o}", "name", name, "type", type,
+	json_array_append_new(out, json_pack("{s:s, s:s?, s:o}", "name", name, "type", type,
 					     "phases", phases));
 	phases = NULL;
 done:
@@ -1026,24 +1076,21 @@ km_err_t km_connect_cutover(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *k
 				"wave's connectors have nowhere to move; add target.connect_url");
 		goto done;
 	}
-	if ((err = km_connect_open(plan->source.connect_url, "source.connect_url", 0, &sc, errstr,
-				   errstr_size)) ||
-	    (err = km_connect_open(plan->target.connect_url, "target.connect_url", 0, &tc, errstr,
-				   errstr_size)) ||
-	    (err = km_connect_call(sc, "GET", "/connectors?expand=info", NULL, &all, errstr,
-				   errstr_size)))
+	if ((err = open_both(plan, &sc, &tc, &all, errstr, errstr_size)))
 		goto done;
 	json_object_foreach(all, name, e)
 	{
 		json_t *info = json_object_get(e, "info");
-		json_t *ts = config_topics(json_object_get(info, "config")), *t;
+		json_t *ts = connector_topics(sc, name, json_object_get(info, "config")), *t;
 		size_t i, in = 0;
 		json_array_foreach(ts, i, t) in += km_plan_wave_has_topic(plan, w, json_string_value(t));
-		if (in && in < json_array_size(ts))
-			/* stopping it would stop topics of another wave too */
+		err = topics_known(name, ts, errstr, errstr_size);
+		if (!err && in && in < json_array_size(ts))
+			/* stopping it would stop topics outside the wave too */
 			err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
-					"connector '%s' uses topics of wave '%s' and of other waves: "
-					"it can only move with all of them; put its topics in one wave",
+					"connector '%s' uses topics of wave '%s' and topics outside "
+					"it: it can only move with all of them; put its topics in one "
+					"wave",
 					name, wn);
 		json_decref(ts);
 		if (err)
@@ -1113,5 +1160,83 @@ km_err_t km_connect_design_check(const json_t *saved, const json_t *live, char *
 				"has %zu: run `kmigrate plan` again and review it",
 				json_array_size(m), json_array_size(saved));
 	json_decref(m);
+	return err;
+}
+
+/* ---- rollback before the authority moved --------------------------------------------- */
+
+km_err_t km_connect_resume_sources(const km_plan_t *plan, const char *wn, bool dry_run,
+				   json_t **evidencep, char *errstr, size_t errstr_size)
+{
+	const km_plan_wave_t *w = km_plan_wave(plan, wn);
+	km_connect_t *sc = NULL, *tc = NULL;
+	json_t *all = NULL, *out = json_array(), *e;
+	const char *name;
+	km_err_t err = KM_ERR_OK;
+
+	*evidencep = NULL;
+	if (!w)
+		return km_seterr(errstr, errstr_size, KM_ERR_INVALID_ARG, "no wave '%s'", wn);
+	if (!plan->source.connect_url || !plan->target.connect_url)
+		goto ok;
+	if ((err = open_both(plan, &sc, &tc, &all, errstr, errstr_size)))
+		goto done;
+	json_object_foreach(all, name, e)
+	{
+		json_t *info = json_object_get(e, "info"), *phases, *ts;
+		const char *type = json_string_value(json_object_get(info, "type"));
+		char ss[32], tt[32], *p;
+		size_t i, in = 0;
+		json_t *t;
+
+		if (!type || strcmp(type, "source"))
+			continue;
+		ts = connector_topics(sc, name, json_object_get(info, "config"));
+		json_array_foreach(ts, i, t) in += km_plan_wave_has_topic(plan, w, json_string_value(t));
+		json_decref(ts);
+		if (!in)
+			continue;
+		phases = json_array();
+		if ((err = record(sc, tc, name, phases, "before", NULL, ss, tt, errstr, errstr_size))) {
+			json_decref(phases);
+			goto done;
+		}
+		/* Before the authority moved the target twin never ran; one
+		 * running now must not get a second writer beside it. */
+		if (strcmp(tt, "STOPPED")) {
+			json_decref(phases);
+			err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+					"connector '%s' is %s on the target Connect: the source one "
+					"stays STOPPED (both would run); stop the target one, then "
+					"re-run the rollback",
+					name, tt);
+			goto done;
+		}
+		if (!dry_run && strcmp(ss, "RUNNING")) {
+			p = path_of("/connectors/%s/resume%s", name, NULL);
+			err = km_connect_call(sc, "PUT", p, NULL, NULL, errstr, errstr_size);
+			free(p);
+			if (!err)
+				err = wait_state(sc, name, "RUNNING", STOP_TIMEOUT_MS, errstr,
+						 errstr_size);
+			if (!err)
+				err = record(sc, tc, name, phases, "source-resumed", NULL, ss, tt,
+					     errstr, errstr_size);
+			if (err) {
+				json_decref(phases);
+				goto done;
+			}
+		}
+		json_array_append_new(out, json_pack("{s:s, s:s, s:o}", "name", name, "type", type,
+						     "phases", phases));
+	}
+ok:
+	*evidencep = json_pack("{s:o}", "connectors", out);
+	out = NULL;
+done:
+	json_decref(all);
+	json_decref(out);
+	km_connect_close(sc);
+	km_connect_close(tc);
 	return err;
 }

@@ -132,4 +132,11 @@ km_err_t km_connect_cutover(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *k
 			    bool stop_sources, bool dry_run, int stop_timeout_ms, json_t **evidencep,
 			    char *errstr, size_t errstr_size);
 
+/* The rollback of wave w before its authority moved (lib/rollback.c,
+ * reset): the wave's source connectors that the cutover's stop-connectors
+ * step stopped run again on the source -- refused (NOGO) for one whose
+ * target twin is not STOPPED.  Both states recorded as in the cutover. */
+km_err_t km_connect_resume_sources(const km_plan_t *plan, const char *w, bool dry_run,
+				   json_t **evidencep, char *errstr, size_t errstr_size);
+
 #endif

@@ -6,8 +6,9 @@
  * `--verify` runs the post-cutover checks of a switched wave instead
  * (km_cutover_verify): exit 0 GO, 1 NO-GO naming each failed check.
  *
- * Test hook: KM_CUTOVER_CRASH_AFTER=<step> (gate, fence-plan, fence, drain,
- * validate, offsets, authority-record, authority, switch)
+ * Test hook: KM_CUTOVER_CRASH_AFTER=<step> (gate, stop-connectors,
+ * fence-plan, fence, drain, validate, offsets, authority-record, authority,
+ * connectors, switch)
  * makes the process _exit(137) right after that step's fact is committed,
  * as kill -9 would, so that the tests can prove a re-run resumes there and
  * does no step twice.  "fence-plan" is the moment the fence plan and its

@@ -42,9 +42,10 @@
 #define WAIT_MS 120000
 
 static tk_cluster_t src, tgt;
-static char T[64], T2[64], TS[64], SINK[64], SINK2[64], SRC[64], WS[64], WT[64];
+static char T[64], T2[64], TS[64], TR[64], SINK[64], SINK2[64], SRC[64], RSRC[64], WS[64],
+	WT[64];
 static char surl[64], turl[64];
-static char *dir, *plan, *journal, *replog, *file, *file2, *infile;
+static char *dir, *plan, *journal, *replog, *file, *file2, *infile, *rfile;
 static pthread_t appender;
 static volatile int appending;
 static int lines_appended;
@@ -138,6 +139,44 @@ static void *append_lines(void *arg)
 	return NULL;
 }
 
+static void append_to(const char *path, int from, int to)
+{
+	FILE *f = fopen(path, "a");
+	TK_ASSERT(f, "cannot append to %s", path);
+	for (int i = from; i < to; i++)
+		fprintf(f, "late-%d\n", i);
+	fclose(f);
+}
+
+/* The values of topic[0] on c are late-0 .. late-<n-1>, once each, in
+ * order, within WAIT_MS. */
+static void assert_lines_once(const tk_cluster_t *c, const char *topic, const char *prefix, int n)
+{
+	int64_t end = tk_mono_ms() + WAIT_MS;
+	json_t *vals;
+	for (;;) {
+		vals = tk_values(c, topic, 0);
+		if ((int)json_array_size(vals) >= n)
+			break;
+		TK_ASSERT(tk_mono_ms() < end, "%s has %zu records, want %d", topic,
+			  json_array_size(vals), n);
+		json_decref(vals);
+		tk_sleep_ms(500);
+	}
+	tk_sleep_ms(2000); /* nothing more may come */
+	json_decref(vals);
+	vals = tk_values(c, topic, 0);
+	assert_int_equal((int)json_array_size(vals), n);
+	for (int i = 0; i < n; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "%s-%d", prefix, i);
+		if (strcmp(json_string_value(json_array_get(vals, (size_t)i)), want))
+			tk_fail("record %d of %s is '%s', want '%s'", i, topic,
+				json_string_value(json_array_get(vals, (size_t)i)), want);
+	}
+	json_decref(vals);
+}
+
 static void create_source(const char *name, const char *topic, const char *path)
 {
 	json_decref(rest(surl, "POST", "/connectors",
@@ -183,7 +222,7 @@ static char *write_plan(const char *name, const char *surl_, const char *extra)
 		"migration: it-connect-%d\n"
 		"source:\n  bootstrap: %s\n  owner: platform\n  connect_url: %s\n"
 		"target:\n  bootstrap: %s\n  owner: platform\n  connect_url: %s\n"
-		"topics:\n  include: [\"^%s$\", \"^%s$\", \"^%s$\"]\n"
+		"topics:\n  include: [\"^%s$\", \"^%s$\", \"^%s$\", \"^%s$\"]\n"
 		"  rules:\n    - {match: \".*\", owner: qa, duplicates: none}\n"
 		"consumer_groups:\n"
 		"  - {id: connect-%s, restart: translated, owner: data, chosen_by: qa}\n"
@@ -195,6 +234,8 @@ static char *write_plan(const char *name, const char *surl_, const char *extra)
 		"owner: data, idempotent: no, validation: \"every record once in the file\"}\n"
 		"  - {name: %s, class: FileStreamSource, side_effects: \"none: reads a file\", "
 		"owner: data, validation: \"every line once in the topic\"}\n"
+		"  - {name: %s, class: FileStreamSource, side_effects: \"none: reads a file\", "
+		"owner: data, validation: \"every line once in the topic\"}\n"
 		"producers:\n"
 		"  - {name: writer, topics: [%s], idempotence: yes, transactions: no, owner: app, "
 		"validation: \"acks on the target\", client: librdkafka, client_version: 2.8.0}\n"
@@ -202,9 +243,10 @@ static char *write_plan(const char *name, const char *surl_, const char *extra)
 		"cutover:\n  fence: config\n  fence_owner: platform\n  quiet_period: 1s\n"
 		"  waves:\n"
 		"    - {name: files, topics: [%s, %s], producers: [writer], owner: data}\n"
+		"    - {name: late, topics: [%s], owner: data}\n"
 		"    - {name: rest, all: true, owner: data}\n%s",
-		(int)getpid(), src.bootstrap, surl_, tgt.bootstrap, turl, T, T2, TS, SINK, SINK2, SINK,
-		SINK2, SRC, T, T, TS, extra ? extra : "");
+		(int)getpid(), src.bootstrap, surl_, tgt.bootstrap, turl, T, T2, TS, TR, SINK, SINK2,
+		SINK, SINK2, SRC, RSRC, T, T, TS, TR, extra ? extra : "");
 	char *p = tk_write_file(dir, name, text);
 	free(text);
 	return p;
@@ -223,6 +265,8 @@ static int setup(void **state)
 	snprintf(SINK2, sizeof(SINK2), "audit-sink-%d", id);
 	snprintf(TS, sizeof(TS), "cn-%d.lines", id);
 	snprintf(SRC, sizeof(SRC), "file-source-%d", id);
+	snprintf(TR, sizeof(TR), "cn-%d.late", id);
+	snprintf(RSRC, sizeof(RSRC), "late-source-%d", id);
 	snprintf(WS, sizeof(WS), "src-%d", id);
 	snprintf(WT, sizeof(WT), "tgt-%d", id);
 	snprintf(surl, sizeof(surl), "http://127.0.0.1:%d", 18083 + po);
@@ -233,9 +277,11 @@ static int setup(void **state)
 	file = km_asprintf("%s/orders.txt", dir);
 	file2 = km_asprintf("%s/audit.txt", dir);
 	infile = km_asprintf("%s/lines.txt", dir);
+	rfile = km_asprintf("%s/late.txt", dir);
 	tk_create_topic(&src, T, 1, NULL);
 	tk_create_topic(&src, T2, 1, NULL);
 	tk_create_topic(&src, TS, 1, NULL);
+	tk_create_topic(&src, TR, 1, NULL);
 	atexit(stop_workers);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
@@ -304,6 +350,8 @@ static void test_sink_cutover(void **state)
 	appending = 1;
 	assert_int_equal(pthread_create(&appender, NULL, append_lines, NULL), 0);
 	create_source(SRC, TS, infile);
+	append_to(rfile, 0, 5);
+	create_source(RSRC, TR, rfile);
 	w = tk_writer_start(&src, T, NULL);
 	assert_true(tk_writer_wait(w, 30, 0, WAIT_MS));
 	wait_lines(file, 10);
@@ -380,28 +428,7 @@ static void test_sink_cutover(void **state)
 	 * file once, in order (the source's copied, then the target's). */
 	appending = 0;
 	pthread_join(appender, NULL);
-	int64_t end = tk_mono_ms() + WAIT_MS;
-	for (;;) {
-		vals = tk_values(&tgt, TS, 0);
-		if ((int)json_array_size(vals) >= lines_appended)
-			break;
-		TK_ASSERT(tk_mono_ms() < end, "%s on the target has %zu records, the file %d lines",
-			  TS, json_array_size(vals), lines_appended);
-		json_decref(vals);
-		tk_sleep_ms(500);
-	}
-	tk_sleep_ms(2000); /* nothing more may come */
-	json_decref(vals);
-	vals = tk_values(&tgt, TS, 0);
-	assert_int_equal((int)json_array_size(vals), lines_appended);
-	for (int i = 0; i < lines_appended; i++) {
-		char want[32];
-		snprintf(want, sizeof(want), "line-%d", i);
-		if (strcmp(json_string_value(json_array_get(vals, (size_t)i)), want))
-			tk_fail("record %d of %s on the target is '%s', want '%s'", i, TS,
-				json_string_value(json_array_get(vals, (size_t)i)), want);
-	}
-	json_decref(vals);
+	assert_lines_once(&tgt, TS, "line", lines_appended);
 	assert_int_equal(tk_journal_count(journal, "cutover.step", "wave:files step:stop-connectors"), 1);
 
 	/* The journaled proof: both states at every phase, never both
@@ -437,6 +464,39 @@ static void test_sink_cutover(void **state)
 	json_decref(b);
 }
 
+/* A rollback before the authority moved: the late wave's source connector,
+ * stopped by the cutover's stop-connectors step, runs again on the source
+ * (the target twin STOPPED); the next cutover moves it, and the target
+ * topic holds every line of its file once, in order. */
+static void test_rollback_before(void **state)
+{
+	json_t *evs;
+	(void)state;
+	const char *cut[] = {tk_kmigrate(), "cutover", "-p", plan, "--wave", "late", "--json", NULL};
+	const char *rb[] = {tk_kmigrate(), "rollback", "-p", plan, "--wave", "late", "--json", NULL};
+
+	assert_lines_once(&src, TR, "late", 5);
+	assert_int_equal(tk_km_events(&evs, "KM_CUTOVER_CRASH_AFTER", "stop-connectors", cut), 137);
+	json_decref(evs);
+	assert_string_equal(cstate(surl, RSRC), "STOPPED");
+	assert_string_equal(cstate(turl, RSRC), "STOPPED");
+	assert_int_equal(tk_km_events(&evs, NULL, NULL, rb), 0);
+	assert_string_equal(tk_event_state(evs, "reset"), "done");
+	json_decref(evs);
+	assert_string_equal(cstate(surl, RSRC), "RUNNING");
+	assert_string_equal(cstate(turl, RSRC), "STOPPED");
+	append_to(rfile, 5, 10); /* read on the source again */
+	assert_lines_once(&src, TR, "late", 10);
+
+	assert_int_equal(tk_km_events(&evs, NULL, NULL, cut), 0);
+	assert_string_equal(tk_event_state(evs, "connectors"), "done");
+	json_decref(evs);
+	assert_string_equal(cstate(surl, RSRC), "STOPPED");
+	assert_string_equal(cstate(turl, RSRC), "RUNNING");
+	append_to(rfile, 10, 15); /* read on the target from where the source stopped */
+	assert_lines_once(&tgt, TR, "late", 15);
+}
+
 /* The rest wave's sink does not stop within the (shortened) deadline:
  * NO-GO, the step not journaled, the target connector still STOPPED. */
 static void test_no_stop_nogo(void **state)
@@ -467,6 +527,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_sink_cutover),
+		cmocka_unit_test(test_rollback_before),
 		cmocka_unit_test(test_no_stop_nogo),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
