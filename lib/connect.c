@@ -820,7 +820,12 @@ static km_err_t sink_positions(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t
 		const char *st = json_string_value(json_object_get(row, "status"));
 		if (!km_plan_wave_has_topic(plan, w, json_string_value(json_object_get(row, "topic"))))
 			continue;
-		if (!st || strcmp(st, "translated")) {
+		/* a declared restart policy (earliest, latest, timestamp) is
+		 * the owner's choice, resolved on the target by lib/offsets */
+		bool ok = st && (!strcmp(st, "translated") ||
+				 (!strcmp(st, "policy") &&
+				  json_is_integer(json_object_get(row, "target_offset"))));
+		if (!ok) {
 			err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
 					"sink connector '%s' (group '%s'): '%s'[%" JSON_INTEGER_FORMAT
 					"] is %s, not translated: nothing written; see `kmigrate "
