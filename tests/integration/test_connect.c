@@ -79,6 +79,14 @@ static void stop_workers(void)
 	worker("stop", WT, NULL, 0, NULL);
 }
 
+/* A step's last state, failing cleanly when the step never reported. */
+static void assert_state(const json_t *evs, const char *step, const char *want)
+{
+	const char *st = tk_event_state(evs, step);
+	TK_ASSERT(st && !strcmp(st, want), "step %s: %s, want %s", step, st ? st : "(no event)",
+		  want);
+}
+
 static void on_signal(int sig)
 {
 	stop_workers();
@@ -407,13 +415,13 @@ static void test_sink_cutover(void **state)
 
 	const char *cut[] = {tk_kmigrate(), "cutover", "-p", plan, "--wave", "files", "--json", NULL};
 	assert_int_equal(tk_km_events(&evs, "KM_CUTOVER_CRASH_AFTER", "connectors", cut), 137);
-	assert_string_equal(tk_event_state(evs, "connectors"), "done");
+	assert_state(evs, "connectors", "done");
 	json_decref(evs);
 	assert_string_equal(cstate(surl, SINK), "STOPPED");
 	assert_string_equal(cstate(turl, SINK), "RUNNING");
 	assert_int_equal(tk_km_events(&evs, NULL, NULL, cut), 0);
-	assert_string_equal(tk_event_state(evs, "connectors"), "already-done");
-	assert_string_equal(tk_event_state(evs, "switch"), "done");
+	assert_state(evs, "connectors", "already-done");
+	assert_state(evs, "switch", "done");
 	json_decref(evs);
 
 	/* The application moves to the target and goes on. */
@@ -495,7 +503,7 @@ static void test_rollback_before(void **state)
 	assert_string_equal(cstate(surl, RSRC), "STOPPED");
 	assert_string_equal(cstate(turl, RSRC), "STOPPED");
 	assert_int_equal(tk_km_events(&evs, NULL, NULL, rb), 0);
-	assert_string_equal(tk_event_state(evs, "reset"), "done");
+	assert_state(evs, "reset", "done");
 	json_decref(evs);
 	assert_string_equal(cstate(surl, RSRC), "RUNNING");
 	assert_string_equal(cstate(turl, RSRC), "STOPPED");
@@ -503,7 +511,7 @@ static void test_rollback_before(void **state)
 	assert_lines_once(&src, TR, "late", 10);
 
 	assert_int_equal(tk_km_events(&evs, NULL, NULL, cut), 0);
-	assert_string_equal(tk_event_state(evs, "connectors"), "done");
+	assert_state(evs, "connectors", "done");
 	json_decref(evs);
 	assert_string_equal(cstate(surl, RSRC), "STOPPED");
 	assert_string_equal(cstate(turl, RSRC), "RUNNING");
@@ -519,7 +527,7 @@ static void test_no_stop_nogo(void **state)
 	(void)state;
 	const char *cut[] = {tk_kmigrate(), "cutover", "-p", plan, "--wave", "rest", "--json", NULL};
 	assert_int_equal(tk_km_events(&evs, "KM_CONNECT_STOP_TIMEOUT_MS", "1", cut), 1);
-	assert_string_equal(tk_event_state(evs, "connectors"), "nogo");
+	assert_state(evs, "connectors", "nogo");
 	assert_null(tk_event_state(evs, "switch"));
 	json_decref(evs);
 	assert_int_equal(tk_journal_count(journal, "cutover.step", "wave:rest step:connectors"), 0);
@@ -530,7 +538,7 @@ static void test_no_stop_nogo(void **state)
 	json_decref(o);
 	/* A re-run with the normal deadline completes the wave. */
 	assert_int_equal(tk_km_events(&evs, NULL, NULL, cut), 0);
-	assert_string_equal(tk_event_state(evs, "connectors"), "done");
+	assert_state(evs, "connectors", "done");
 	json_decref(evs);
 	assert_string_equal(cstate(turl, SINK2), "RUNNING");
 	free(p);
