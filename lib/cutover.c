@@ -15,6 +15,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "connect.h"
 #include "cutover.h"
 #include "fence.h"
 #include "gate.h"
@@ -25,8 +26,10 @@
 #include "util.h"
 #include "validate.h"
 
-const char *const km_cutover_steps[] = {"gate",    "fence",     "drain",  "validate",
-					"offsets", "authority", "switch", NULL};
+const char *const km_cutover_steps[] = {"gate",	   "stop-connectors", "fence",
+					"drain",   "validate",	      "offsets",
+					"authority", "connectors",    "switch",
+					NULL};
 
 #define DRAIN_TIMEOUT_MS 300000
 #define POLL_MS 500
@@ -1504,6 +1507,32 @@ done:
 	return err;
 }
 
+/* The wave's Kafka Connect connectors (lib/connect.h): its source
+ * connectors stop before the fence (stop-connectors: they are producers),
+ * and all move after the authority (connectors: a source connector
+ * resumed on the target writes there); the evidence is both connectors'
+ * states at every phase. */
+static km_err_t do_connectors(ctx_t *x, const char *step)
+{
+	const km_cutover_conf_t *c = x->c;
+	json_t *ev = NULL;
+	km_err_t err;
+
+	if (!c->dry_run)
+		emit(x, step, "start", 0, NULL, NULL);
+	err = km_connect_cutover(c->plan, c->ks, c->kt, c->wave, !strcmp(step, "stop-connectors"),
+				 c->dry_run, c->connector_stop_timeout_ms, &ev, x->errstr,
+				 x->errstr_size);
+	if (err == KM_ERR_NOGO)
+		emit(x, step, "nogo", 0, NULL, x->errstr);
+	else if (!err && c->dry_run)
+		emit(x, step, "would", 0, ev, NULL);
+	else if (!err)
+		err = step_done(x, step, ev);
+	json_decref(ev);
+	return err;
+}
+
 /* ---- the machine ----------------------------------------------------------------- */
 
 km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *errstr,
@@ -1559,6 +1588,8 @@ km_err_t km_cutover_run(const km_cutover_conf_t *conf, json_t **resultp, char *e
 		      : !strcmp(step, "validate") ? do_validate(&x)
 		      : !strcmp(step, "offsets")  ? do_offsets(&x)
 		      : !strcmp(step, "authority") ? do_authority(&x)
+		      : !strcmp(step, "connectors") || !strcmp(step, "stop-connectors")
+			      ? do_connectors(&x, step)
 						  : do_switch(&x);
 		if (err)
 			break;

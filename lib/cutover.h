@@ -9,6 +9,9 @@
  *
  *   gate   gate "cutover" for the wave is GO (km_gate_eval), and every
  *          earlier wave in plan order is complete;
+ *   stop-connectors  the wave's Kafka Connect source connectors stopped
+ *          gracefully, their offsets stable (lib/connect.h): they are
+ *          producers of the wave's topics;
  *   fence  the wave's source topics refuse writes: the plan's cutover.fence
  *          (acl or config: lib/fence.h, the acl fence's writers from the
  *          source inventory checked against the ACLs now; external: its
@@ -36,6 +39,11 @@
  *          fact: a crash between the two is repaired by the re-run, which
  *          writes the same keys again; the wave's target guard (lib/guard.h)
  *          is lifted between the read-back and the fact;
+ *   connectors  each of the wave's connectors moved (lib/connect.h):
+ *          source stopped, target (STOPPED since apply) given the
+ *          position (a sink's group translated, a source's copied),
+ *          source checked still STOPPED, target resumed; both states
+ *          journaled at every phase;
  *   switch the switch instructions: the wave's producers, consumers and
  *          groups with their owners and validation methods, the target's
  *          bootstrap and the target topic names (the plan's naming), and
@@ -85,6 +93,7 @@ typedef struct km_cutover_conf_s {
 	const char *args;               /* the command line, for the run row */
 	bool dry_run;                   /* read only: journal nothing, change nothing */
 	int drain_timeout_ms;           /* <= 0: 300 s */
+	int connector_stop_timeout_ms;  /* a connector's stop (lib/connect.h); <= 0: 60 s */
 	int64_t verify_window_ms;       /* km_cutover_verify; <= 0: cutover.verify_window */
 	volatile sig_atomic_t *stop;    /* set: stop waiting, KM_ERR_TIMEOUT; may be NULL */
 	/* Events, each a borrowed object:

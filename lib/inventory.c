@@ -1,3 +1,4 @@
+#include "connect.h"
 #include "inventory.h"
 
 #include <inttypes.h>
@@ -1454,6 +1455,23 @@ km_err_t km_inventory_take(km_kafka_t *k, const km_plan_t *plan,
 				"not declared in the plan: restart policy unknown",
 				"add it to consumer_groups with restart: and owner:");
 		}
+	}
+	/* Kafka Connect's connectors are part of the source estate
+	 * (lib/connect.h); an unreachable worker fails the inventory. */
+	if (!strcmp(opts->scope, "source") && plan->source.connect_url) {
+		km_connect_t *cc = NULL;
+		json_t *ci = NULL, *cf;
+		if ((err = km_connect_open(plan->source.connect_url, "source.connect_url", 0, &cc,
+					   errstr, errstr_size)))
+			goto fail;
+		err = km_connect_inventory(cc, plan, &ci, errstr, errstr_size);
+		km_connect_close(cc);
+		if (err)
+			goto fail;
+		cf = km_connect_findings(plan, ci);
+		json_array_extend(findings, cf);
+		json_decref(cf);
+		json_object_set_new(inv, "connect", ci);
 	}
 	if (!strcmp(opts->scope, "source"))
 		json_object_set_new(inv, "declared", merge_declared(plan, findings));

@@ -1974,16 +1974,23 @@ static const schema_t consumer_schema = {
 	NFIELDS(consumer_fields), NULL, NULL};
 
 /* connectors[] */
+static void init_connector(void *obj)
+{
+	((km_plan_connector_t *)obj)->idempotent = KM_PLAN_UNSET;
+}
+
 static const field_t connector_fields[] = {
 	FLD(km_plan_connector_t, "name", T_STR, name, .flags = F_REQ),
 	FLD(km_plan_connector_t, "class", T_STR, class_name),
 	FLD(km_plan_connector_t, "side_effects", T_STR, side_effects),
 	FLD(km_plan_connector_t, "owner", T_STR, owner),
 	FLD(km_plan_connector_t, "validation", T_STR, validation),
+	FLD(km_plan_connector_t, "idempotent", T_TRI, idempotent),
+	FLD(km_plan_connector_t, "group", T_STR, group),
 };
 static const schema_t connector_schema = {
 	"a connector", sizeof(km_plan_connector_t), connector_fields,
-	NFIELDS(connector_fields), NULL, NULL};
+	NFIELDS(connector_fields), init_connector, NULL};
 
 /* dashboards[], alerts[], runbooks[] */
 static const field_t artifact_fields[] = {

@@ -217,6 +217,12 @@ typedef struct km_plan_connector_s {
 	char *side_effects;
 	char *owner;
 	char *validation;
+	/* Whether re-delivering a record has no further effect downstream
+	 * (`idempotent: yes/no`); unset is not "yes" (lib/connect.h). */
+	km_plan_tri_t idempotent;
+	/* The sink's consumer group when it is not connect-<name>
+	 * (`consumer.override.group.id`), or NULL. */
+	char *group;
 } km_plan_connector_t;
 
 /* Dashboards, alerts and runbooks: things outside Kafka that still point at

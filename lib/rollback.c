@@ -17,6 +17,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "cutover.h"
+#include "connect.h"
 #include "fence.h"
 #include "guard.h"
 #include "mapstore.h"
@@ -1233,6 +1234,21 @@ static km_err_t do_reset(rctx_t *x)
 											  "body"),
 									  "inverse"))
 					      : json_pack("{s:s}", "kind", "external"));
+	}
+	/* The wave's source connectors the cutover stopped run again on the
+	 * source (lib/connect.h); after the authority moved, not built. */
+	if (!x->moved && json_object_get(x->cut, "stop-connectors")) {
+		json_t *cev = NULL;
+		err = km_connect_resume_sources(x->c->plan, x->c->wave, x->c->dry_run, &cev,
+						x->errstr, x->errstr_size);
+		if (err == KM_ERR_NOGO)
+			emit(x, "reset", "nogo", 0, NULL, x->errstr);
+		if (err) {
+			json_decref(ev);
+			return err;
+		}
+		json_object_set_new(ev, "connectors", json_incref(json_object_get(cev, "connectors")));
+		json_decref(cev);
 	}
 	if (x->c->dry_run)
 		emit(x, "reset", "would", 0, ev, NULL);

@@ -6,14 +6,17 @@
  * `--verify` runs the post-cutover checks of a switched wave instead
  * (km_cutover_verify): exit 0 GO, 1 NO-GO naming each failed check.
  *
- * Test hook: KM_CUTOVER_CRASH_AFTER=<step> (gate, fence-plan, fence, drain,
- * validate, offsets, authority-record, authority, switch)
+ * Test hook: KM_CUTOVER_CRASH_AFTER=<step> (gate, stop-connectors,
+ * fence-plan, fence, drain, validate, offsets, authority-record, authority,
+ * connectors, switch)
  * makes the process _exit(137) right after that step's fact is committed,
  * as kill -9 would, so that the tests can prove a re-run resumes there and
  * does no step twice.  "fence-plan" is the moment the fence plan and its
  * inverse are journaled and nothing is applied yet; "authority-record" the
  * moment the authority records are on the target and read back, their
  * fact not journaled yet.  Not for production use.
+ * KM_CONNECT_STOP_TIMEOUT_MS=<ms> shortens the wait for a source connector
+ * to stop (60 s), so that a test can see the NO-GO of one that does not.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +170,8 @@ int cmd_cutover(cli_t *cli, int argc, char **argv)
 	km_metrics_server_t *msrv = NULL;
 	km_cutover_conf_t conf = {0};
 	ev_ctx_t ctx = {.cli = cli, .crash_after = getenv("KM_CUTOVER_CRASH_AFTER")};
+	if (getenv("KM_CONNECT_STOP_TIMEOUT_MS"))
+		conf.connector_stop_timeout_ms = atoi(getenv("KM_CONNECT_STOP_TIMEOUT_MS"));
 	json_t *res = NULL;
 	char *args = NULL, *end;
 	km_lock_t *lock = NULL;

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "common.h"
+#include "connect.h"
 #include "design.h"
 #include "guard.h"
 #include "inventory.h"
@@ -241,6 +242,66 @@ static size_t unowned_manual(const json_t *actions)
 	return n;
 }
 
+/* The target connectors of the design: created STOPPED by apply. */
+static void print_connectors(const json_t *conns)
+{
+	json_t *d, *c;
+	size_t i, j;
+
+	json_array_foreach(conns, i, d) {
+		printf("  connector %s: created STOPPED on the target Connect by apply\n",
+		       cli_jstr(d, "name"));
+		json_array_foreach(json_object_get(d, "changes"), j, c)
+			printf("    %s: %s -> %s\n", cli_jstr(c, "key"),
+			       json_is_string(json_object_get(c, "from")) ? cli_jstr(c, "from") : "(unset)",
+			       cli_jstr(c, "to"));
+	}
+}
+
+/* Creates the saved design's connectors on the target, STOPPED, from the
+ * source's live configs (the journal holds them masked), after checking
+ * that they are what was reviewed; each creation journaled. */
+static km_err_t apply_connectors(const km_plan_t *plan, const json_t *saved, km_journal_t *jr,
+				 int64_t run_id, bool json, int *nappliedp, char *errstr,
+				 size_t errstr_size)
+{
+	json_t *live = NULL, *res = NULL, *r;
+	km_err_t err;
+	size_t i;
+
+	if (!json_array_size(saved))
+		return KM_ERR_OK;
+	if ((err = km_connect_design(plan, &live, errstr, errstr_size)) ||
+	    (err = km_connect_design_check(saved, live, errstr, errstr_size)) ||
+	    (err = km_connect_apply(plan, live, &res, errstr, errstr_size)))
+		goto done;
+	json_array_foreach(res, i, r) {
+		if (strcmp(cli_jstr(r, "action"), "created"))
+			continue;
+		char *subj = km_asprintf("create-connector %s", cli_jstr(r, "name"));
+		json_t *d, *after = NULL;
+		size_t j;
+		json_array_foreach((json_t *)saved, j, d)
+			if (!strcmp(cli_jstr(d, "name"), cli_jstr(r, "name")))
+				after = json_pack("{s:O, s:s}", "config", json_object_get(d, "config"),
+						  "state", "STOPPED");
+		json_t *body = json_pack("{s:n, s:o?}", "before", "after", after);
+		err = km_journal_fact(jr, run_id, "apply.change", subj, "INFO", body, errstr,
+				      errstr_size);
+		if (!json)
+			printf("  applied: %s (STOPPED)\n", subj);
+		free(subj);
+		json_decref(body);
+		if (err)
+			goto done;
+		(*nappliedp)++;
+	}
+done:
+	json_decref(live);
+	json_decref(res);
+	return err;
+}
+
 int cmd_plan(cli_t *cli, int argc, char **argv)
 {
 	km_plan_t *plan;
@@ -261,6 +322,14 @@ int cmd_plan(cli_t *cli, int argc, char **argv)
 		rc = cli_fail(cli, err);
 		goto done;
 	}
+	/* The connectors' target configs (lib/connect.h), saved masked. */
+	json_t *conns = NULL;
+	if ((err = km_connect_design(plan, &conns, cli->errstr, sizeof(cli->errstr)))) {
+		rc = cli_fail(cli, err);
+		goto done;
+	}
+	json_object_set_new(design, "connectors", km_connect_design_masked(conns));
+	json_decref(conns);
 	actions = delta(plan, design, tgt, auth);
 	if ((rc = cli_journal(cli)))
 		goto done;
@@ -290,6 +359,7 @@ int cmd_plan(cli_t *cli, int argc, char **argv)
 		json_decref(out);
 	} else {
 		print_delta(design, actions, cli->verbose);
+		print_connectors(json_object_get(design, "connectors"));
 		printf("Saved as design %lld in %s; `kmigrate apply` performs it.\n",
 		       (long long)snap, plan->journal);
 	}
@@ -394,6 +464,28 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 		goto done;
 	}
 
+	/* Both Connect workers answer, and the source's connectors are what
+	 * was reviewed, before anything changes. */
+	if (json_array_size(json_object_get(design, "connectors"))) {
+		json_t *live = NULL;
+		km_connect_t *tc = NULL;
+		if ((err = km_connect_design(plan, &live, cli->errstr, sizeof(cli->errstr))) ||
+		    (err = km_connect_design_check(json_object_get(design, "connectors"), live,
+						   cli->errstr, sizeof(cli->errstr))) ||
+		    (err = plan->target.connect_url
+				   ? km_connect_open(plan->target.connect_url, "target.connect_url", 0,
+						     &tc, cli->errstr, sizeof(cli->errstr))
+				   : km_seterr(cli->errstr, sizeof(cli->errstr), KM_ERR_PLAN,
+					       "the design has connectors but the plan has no "
+					       "target.connect_url: add the target Connect worker's "
+					       "REST URL"))) {
+			json_decref(live);
+			rc = cli_fail(cli, err);
+			goto done;
+		}
+		json_decref(live);
+		km_connect_close(tc);
+	}
 	args = cli_args_string(argc, argv);
 	if ((err = km_journal_run_begin(jr, "apply", args, &run_id, cli->errstr,
 					sizeof(cli->errstr)))) {
@@ -414,6 +506,9 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 			       sizeof(cli->errstr));
 	km_kafka_close(k);
 	k = NULL;
+	if (!aerr)
+		aerr = apply_connectors(plan, json_object_get(design, "connectors"), jr, run_id,
+					cli->json != 0, &napplied, cli->errstr, sizeof(cli->errstr));
 	if (aerr) {
 		rc = cli_fail(cli, aerr);
 		goto end_run;

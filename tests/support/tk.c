@@ -768,6 +768,18 @@ void tk_digest_partition(const tk_cluster_t *c, const char *topic, int partition
 	read_partition(c, topic, partition, committed, digest_cb, out);
 }
 
+static void value_cb(void *opaque, const rd_kafka_message_t *m)
+{
+	json_array_append_new(opaque, m->payload ? json_stringn(m->payload, m->len) : json_null());
+}
+
+json_t *tk_values(const tk_cluster_t *c, const char *topic, int partition)
+{
+	json_t *out = json_array();
+	read_partition(c, topic, partition, true, value_cb, out);
+	return out;
+}
+
 void tk_digests_free(tk_digests_t *d)
 {
 	free(d->d);

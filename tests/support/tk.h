@@ -117,6 +117,9 @@ typedef struct tk_digests_s {
 void tk_digest_partition(const tk_cluster_t *c, const char *topic, int partition,
 			 bool committed, tk_digests_t *out);
 void tk_digests_free(tk_digests_t *d);
+/* The values of topic[partition] on c, read_committed from the beginning
+ * to its end, in order: a new JSON array of strings (null for none). */
+json_t *tk_values(const tk_cluster_t *c, const char *topic, int partition);
 
 /* DeleteRecords before `before` on topic[partition]: moves the log start
  * offset exactly as retention would. */

@@ -957,6 +957,29 @@ static void test_consumer_isolation(void **state)
 	km_plan_destroy(plan);
 }
 
+/* connectors[]' idempotent and group (lib/connect.h): unset is not "no". */
+static void test_connector_keys(void **state)
+{
+	km_plan_t *plan = parse_ok(
+		"migration: m1\n"
+		"source: {bootstrap: 'a:1', connect_url: 'http://127.0.0.1:8083'}\n"
+		"target: {bootstrap: 'b:1', connect_url: 'http://127.0.0.1:8084/'}\n"
+		"connectors:\n"
+		"  - {name: s1, idempotent: yes, group: my-sink-group}\n"
+		"  - {name: s2, idempotent: no}\n"
+		"  - {name: s3}\n",
+		NULL);
+
+	(void)state;
+	assert_string_equal(plan->source.connect_url, "http://127.0.0.1:8083");
+	assert_int_equal(plan->connectors[0].idempotent, KM_PLAN_YES);
+	assert_string_equal(plan->connectors[0].group, "my-sink-group");
+	assert_int_equal(plan->connectors[1].idempotent, KM_PLAN_NO);
+	assert_int_equal(plan->connectors[2].idempotent, KM_PLAN_UNSET);
+	assert_null(plan->connectors[2].group);
+	km_plan_destroy(plan);
+}
+
 /* --------------------------------------------------------------------- */
 /* Scope, rules, naming                                                  */
 
@@ -1325,6 +1348,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_example_plan),
 		cmocka_unit_test(test_cutover),
+		cmocka_unit_test(test_connector_keys),
 	};
 	enum { NFIXED = sizeof(fixed) / sizeof(fixed[0]),
 	       NERR = sizeof(errcases) / sizeof(errcases[0]) };

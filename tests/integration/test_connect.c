@@ -1,0 +1,556 @@
+/*
+ * test_connect.c -- Kafka Connect connectors move with their wave (issue
+ * 14, lib/connect.h), on real clusters and two real Connect workers: a
+ * Kafka 3.9 worker on the 3.9 source, a 4.3 worker on the 4.3 target
+ * (tests/cluster/connect-worker, started and stopped by this file).
+ *
+ * Cases, in order:
+ *   - unreachable: a plan whose source.connect_url answers nothing makes
+ *     `plan` fail with one line naming the URL and the plan key, non-zero
+ *     exit, and no design saved;
+ *   - sink: a FileStreamSink on the source Connect writes a file from topic
+ *     T while an idempotent writer keeps writing T.  inventory shows the
+ *     connector (class, type, masked secrets, `${...}` kept, topics,
+ *     offsets) and the high-risk finding; plan designs its target config;
+ *     apply creates it STOPPED on the target Connect; the replicator runs;
+ *     the wave is cut over with a crash right after the connectors step
+ *     (KM_CUTOVER_CRASH_AFTER) and a re-run; the writer moves to the
+ *     target.  Then the file holds every record of T exactly once, in
+ *     order (the target topic's records, which the writer's acks prove
+ *     exactly once), and the journaled evidence never has both connectors
+ *     RUNNING;
+ *   - no-stop: a second wave's sink that does not stop in time
+ *     (KM_CONNECT_STOP_TIMEOUT_MS) is a NO-GO: the connectors step is not
+ *     journaled, the target connector stays STOPPED with no offsets.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "connect.h"
+#include "tk.h"
+#include "util.h"
+
+#define WAIT_MS 120000
+
+static tk_cluster_t src, tgt;
+static char T[64], T2[64], TS[64], TR[64], SINK[64], SINK2[64], SRC[64], RSRC[64], WS[64],
+	WT[64];
+static char surl[64], turl[64];
+static char *dir, *plan, *journal, *replog, *file, *file2, *infile, *rfile;
+static pthread_t appender;
+static volatile int appending;
+static int lines_appended;
+static pid_t repl;
+static tk_writer_t *w;
+static int workers_up;
+
+static void worker(const char *cmd, const char *name, const char *bs, int port, const char *ver)
+{
+	char *line;
+	const char *cache = getenv("KM_CONNECT_CACHE");
+	if (!strcmp(cmd, "start"))
+		line = km_asprintf("KM_CACHE='%s' '%s' start %s --bootstrap %s --port %d --version %s",
+				   cache ? cache : "", getenv("KM_CONNECT_WORKER"), name, bs, port,
+				   ver);
+	else
+		line = km_asprintf("KM_CACHE='%s' '%s' stop %s --wipe", cache ? cache : "",
+				   getenv("KM_CONNECT_WORKER"), name);
+	int rc = system(line);
+	free(line);
+	if (!strcmp(cmd, "start") && rc != 0)
+		tk_fail("connect-worker start %s: exit %d", name, rc);
+}
+
+static void stop_workers(void)
+{
+	if (!workers_up)
+		return;
+	workers_up = 0;
+	worker("stop", WS, NULL, 0, NULL);
+	worker("stop", WT, NULL, 0, NULL);
+}
+
+/* A step's last state, failing cleanly when the step never reported. */
+static void assert_state(const json_t *evs, const char *step, const char *want)
+{
+	const char *st = tk_event_state(evs, step);
+	TK_ASSERT(st && !strcmp(st, want), "step %s: %s, want %s", step, st ? st : "(no event)",
+		  want);
+}
+
+static void on_signal(int sig)
+{
+	stop_workers();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* One REST call on the worker at url; the answer (new reference) or NULL. */
+static json_t *rest(const char *url, const char *method, const char *path, json_t *body)
+{
+	km_connect_t *c = NULL;
+	json_t *out = NULL;
+	char e[512];
+	if (km_connect_open(url, "test", 30000, &c, e, sizeof(e)))
+		tk_fail("%s", e);
+	if (km_connect_call(c, method, path, body, &out, e, sizeof(e)))
+		tk_fail("%s", e);
+	km_connect_close(c);
+	json_decref(body);
+	return out;
+}
+
+static const char *cstate(const char *url, const char *name)
+{
+	static char buf[32];
+	char *p = km_asprintf("/connectors/%s/status", name);
+	json_t *st = rest(url, "GET", p, NULL);
+	snprintf(buf, sizeof(buf), "%s",
+		 json_string_value(json_object_get(json_object_get(st, "connector"), "state")));
+	json_decref(st);
+	free(p);
+	return buf;
+}
+
+static void create_sink(const char *name, const char *topic, const char *path)
+{
+	json_decref(rest(surl, "POST", "/connectors",
+			 json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s}}", "name", name, "config",
+				   "connector.class",
+				   "org.apache.kafka.connect.file.FileStreamSinkConnector",
+				   "tasks.max", "1", "file", path, "topics", topic,
+				   "consumer.override.sasl.jaas.config", "${file:/secrets:jaas}",
+				   "consumer.override.ssl.key.password", "hunter2")));
+}
+
+/* The application whose file a FileStreamSource reads: a line about
+ * every 20 ms. */
+static void *append_lines(void *arg)
+{
+	(void)arg;
+	while (appending) {
+		FILE *f = fopen(infile, "a");
+		TK_ASSERT(f, "cannot append to %s", infile);
+		fprintf(f, "line-%d\n", lines_appended++);
+		fclose(f);
+		tk_sleep_ms(20);
+	}
+	return NULL;
+}
+
+static void append_to(const char *path, int from, int to)
+{
+	FILE *f = fopen(path, "a");
+	TK_ASSERT(f, "cannot append to %s", path);
+	for (int i = from; i < to; i++)
+		fprintf(f, "late-%d\n", i);
+	fclose(f);
+}
+
+/* The values of topic[0] on c are late-0 .. late-<n-1>, once each, in
+ * order, within WAIT_MS. */
+static void assert_lines_once(const tk_cluster_t *c, const char *topic, const char *prefix, int n)
+{
+	int64_t end = tk_mono_ms() + WAIT_MS;
+	json_t *vals;
+	for (;;) {
+		vals = tk_values(c, topic, 0);
+		if ((int)json_array_size(vals) >= n)
+			break;
+		TK_ASSERT(tk_mono_ms() < end, "%s has %zu records, want %d", topic,
+			  json_array_size(vals), n);
+		json_decref(vals);
+		tk_sleep_ms(500);
+	}
+	tk_sleep_ms(2000); /* nothing more may come */
+	json_decref(vals);
+	vals = tk_values(c, topic, 0);
+	assert_int_equal((int)json_array_size(vals), n);
+	for (int i = 0; i < n; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "%s-%d", prefix, i);
+		if (strcmp(json_string_value(json_array_get(vals, (size_t)i)), want))
+			tk_fail("record %d of %s is '%s', want '%s'", i, topic,
+				json_string_value(json_array_get(vals, (size_t)i)), want);
+	}
+	json_decref(vals);
+}
+
+static void create_source(const char *name, const char *topic, const char *path)
+{
+	json_decref(rest(surl, "POST", "/connectors",
+			 json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "name", name, "config",
+				   "connector.class",
+				   "org.apache.kafka.connect.file.FileStreamSourceConnector",
+				   "tasks.max", "1", "file", path, "topic", topic)));
+}
+
+static size_t file_lines(const char *path, json_t **linesp)
+{
+	size_t len = 0, n = 0;
+	char *text = tk_read_file(path, &len);
+	json_t *lines = json_array();
+	for (char *s = text, *e; s && s < text + len; s = e + 1) {
+		e = memchr(s, '\n', (size_t)(text + len - s));
+		if (!e)
+			break; /* a line still being written */
+		json_array_append_new(lines, json_stringn(s, (size_t)(e - s)));
+		n++;
+	}
+	free(text);
+	if (linesp)
+		*linesp = lines;
+	else
+		json_decref(lines);
+	return n;
+}
+
+static void wait_lines(const char *path, size_t n)
+{
+	int64_t end = tk_mono_ms() + WAIT_MS;
+	while (file_lines(path, NULL) < n) {
+		TK_ASSERT(tk_mono_ms() < end, "%s has %zu lines, want %zu", path,
+			  file_lines(path, NULL), n);
+		tk_sleep_ms(200);
+	}
+}
+
+static char *write_plan(const char *name, const char *surl_, const char *extra)
+{
+	char *text = km_asprintf(
+		"migration: it-connect-%d\n"
+		"source:\n  bootstrap: %s\n  owner: platform\n  connect_url: %s\n"
+		"target:\n  bootstrap: %s\n  owner: platform\n  connect_url: %s\n"
+		"topics:\n  include: [\"^%s$\", \"^%s$\", \"^%s$\", \"^%s$\"]\n"
+		"  rules:\n    - {match: \".*\", owner: qa, duplicates: none}\n"
+		"consumer_groups:\n"
+		"  - {id: connect-%s, restart: translated, owner: data, chosen_by: qa}\n"
+		"  - {id: connect-%s, restart: translated, owner: data, chosen_by: qa}\n"
+		"connectors:\n"
+		"  - {name: %s, class: FileStreamSink, side_effects: \"appends lines to a file\", "
+		"owner: data, idempotent: no, validation: \"every record once in the file\"}\n"
+		"  - {name: %s, class: FileStreamSink, side_effects: \"appends lines to a file\", "
+		"owner: data, idempotent: no, validation: \"every record once in the file\"}\n"
+		"  - {name: %s, class: FileStreamSource, side_effects: \"none: reads a file\", "
+		"owner: data, validation: \"every line once in the topic\"}\n"
+		"  - {name: %s, class: FileStreamSource, side_effects: \"none: reads a file\", "
+		"owner: data, validation: \"every line once in the topic\"}\n"
+		/* the target sinks read committed (the design sets it): declared
+		 * so, kmigrate's aborted copies are not an exposure */
+		"consumers:\n"
+		"  - {name: %s, group: connect-%s, isolation_level: read_committed, owner: data, "
+		"validation: \"the file\", client: java, client_version: 4.3.1}\n"
+		"  - {name: %s, group: connect-%s, isolation_level: read_committed, owner: data, "
+		"validation: \"the file\", client: java, client_version: 4.3.1}\n"
+		"producers:\n"
+		"  - {name: writer, topics: [%s], idempotence: yes, transactions: no, owner: app, "
+		"validation: \"acks on the target\", client: librdkafka, client_version: 2.8.0}\n"
+		"gates:\n  max_lag_records: 1000000\n"
+		"cutover:\n  fence: config\n  fence_owner: platform\n  quiet_period: 1s\n"
+		"  waves:\n"
+		"    - {name: files, topics: [%s, %s], producers: [writer], owner: data}\n"
+		"    - {name: late, topics: [%s], owner: data}\n"
+		"    - {name: rest, all: true, owner: data}\n%s",
+		(int)getpid(), src.bootstrap, surl_, tgt.bootstrap, turl, T, T2, TS, TR, SINK, SINK2,
+		SINK, SINK2, SRC, RSRC, SINK, SINK, SINK2, SINK2, T, T, TS, TR, extra ? extra : "");
+	char *p = tk_write_file(dir, name, text);
+	free(text);
+	return p;
+}
+
+static int setup(void **state)
+{
+	int id = (int)getpid(), po = atoi(getenv("KM_TEST_PORT_OFFSET") ?: "0");
+	(void)state;
+	tk_cluster_from_env(&src, "KM_TEST_SOURCE");
+	tk_cluster_from_env(&tgt, "KM_TEST_TARGET");
+	TK_ASSERT(getenv("KM_CONNECT_WORKER"), "KM_CONNECT_WORKER is not set (tests/CMakeLists.txt)");
+	snprintf(T, sizeof(T), "cn-%d.orders", id);
+	snprintf(T2, sizeof(T2), "cn-%d.audit", id);
+	snprintf(SINK, sizeof(SINK), "file-sink-%d", id);
+	snprintf(SINK2, sizeof(SINK2), "audit-sink-%d", id);
+	snprintf(TS, sizeof(TS), "cn-%d.lines", id);
+	snprintf(SRC, sizeof(SRC), "file-source-%d", id);
+	snprintf(TR, sizeof(TR), "cn-%d.late", id);
+	snprintf(RSRC, sizeof(RSRC), "late-source-%d", id);
+	snprintf(WS, sizeof(WS), "src-%d", id);
+	snprintf(WT, sizeof(WT), "tgt-%d", id);
+	snprintf(surl, sizeof(surl), "http://127.0.0.1:%d", 18083 + po);
+	snprintf(turl, sizeof(turl), "http://127.0.0.1:%d", 28083 + po);
+	dir = tk_tmpdir("connect");
+	journal = km_asprintf("%s/kmigrate.db", dir);
+	replog = km_asprintf("%s/replicate.log", dir);
+	file = km_asprintf("%s/orders.txt", dir);
+	file2 = km_asprintf("%s/audit.txt", dir);
+	infile = km_asprintf("%s/lines.txt", dir);
+	rfile = km_asprintf("%s/late.txt", dir);
+	tk_create_topic(&src, T, 1, NULL);
+	tk_create_topic(&src, T2, 1, NULL);
+	tk_create_topic(&src, TS, 1, NULL);
+	tk_create_topic(&src, TR, 1, NULL);
+	atexit(stop_workers);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	workers_up = 1;
+	worker("start", WS, src.bootstrap, 18083 + po, "3.9");
+	worker("start", WT, tgt.bootstrap, 28083 + po, "4.3");
+	plan = write_plan("migration.yaml", surl, NULL);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (w)
+		tk_writer_stop(w);
+	if (appending) {
+		appending = 0;
+		pthread_join(appender, NULL);
+	}
+	if (repl > 0) {
+		kill(repl, SIGTERM);
+		tk_wait_exit(repl, WAIT_MS);
+	}
+	stop_workers();
+	return 0;
+}
+
+/* A Connect URL that answers nothing: one line naming it and the plan key,
+ * a non-zero exit, no design saved. */
+static void test_unreachable(void **state)
+{
+	char *out = NULL, *err = NULL;
+	(void)state;
+	char *bad = write_plan("bad.yaml", "http://127.0.0.1:9", NULL);
+	int rc = tk_kmv(&out, &err, "plan", "-p", bad, NULL);
+	assert_int_not_equal(rc, 0);
+	assert_non_null(strstr(err, "http://127.0.0.1:9"));
+	assert_non_null(strstr(err, "source.connect_url"));
+	assert_non_null(strstr(err, "unreachable"));
+	assert_int_equal(strchr(err, '\n') - err, (long)strlen(err) - 1); /* one line */
+	assert_int_not_equal(access(journal, F_OK), 0); /* nothing journaled */
+	free(out);
+	free(err);
+	free(bad);
+}
+
+static json_t *inv_connector(const json_t *inv, const char *name)
+{
+	json_t *c;
+	size_t i;
+	json_array_foreach(json_object_get(json_object_get(inv, "connect"), "connectors"), i, c)
+		if (!strcmp(json_string_value(json_object_get(c, "name")), name))
+			return c;
+	return NULL;
+}
+
+static void test_sink_cutover(void **state)
+{
+	char *out = NULL, *err = NULL;
+	json_t *evs;
+	(void)state;
+
+	create_sink(SINK, T, file);
+	create_sink(SINK2, T2, file2);
+	tk_produce_one(&src, T2, "audit-1");
+	appending = 1;
+	assert_int_equal(pthread_create(&appender, NULL, append_lines, NULL), 0);
+	create_source(SRC, TS, infile);
+	append_to(rfile, 0, 5);
+	create_source(RSRC, TR, rfile);
+	w = tk_writer_start(&src, T, NULL);
+	assert_true(tk_writer_wait(w, 30, 0, WAIT_MS));
+	wait_lines(file, 10);
+	wait_lines(file2, 1);
+
+	/* inventory: the connector with its secrets masked, the reference
+	 * kept, its topics and offsets; the high-risk finding. */
+	assert_int_equal(tk_kmv(&out, &err, "inventory", "-p", plan, "--json", NULL), 1);
+	json_t *inv = tk_json(out);
+	json_t *c = inv_connector(json_object_get(inv, "inventory"), SINK);
+	assert_non_null(c);
+	assert_string_equal(json_string_value(json_object_get(c, "type")), "sink");
+	json_t *cfg = json_object_get(c, "config");
+	assert_string_equal(json_string_value(json_object_get(cfg, "consumer.override.ssl.key.password")),
+			    "********");
+	assert_string_equal(json_string_value(json_object_get(cfg, "consumer.override.sasl.jaas.config")),
+			    "${file:/secrets:jaas}");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(c, "topics"), 0)), T);
+	assert_true(json_is_array(json_object_get(c, "offsets")));
+	assert_null(strstr(out, "hunter2"));
+	assert_non_null(strstr(out, "connector.duplicate-risk"));
+	json_decref(inv);
+	free(out);
+	free(err);
+
+	/* plan, apply: the target connector exists, STOPPED. */
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	assert_string_equal(cstate(turl, SINK), "STOPPED");
+	assert_string_equal(cstate(turl, SINK2), "STOPPED");
+	assert_string_equal(cstate(surl, SINK), "RUNNING");
+	tk_km(plan, "check", NULL, NULL, 0, NULL);
+	tk_catch_up(plan, WAIT_MS, NULL);
+	tk_km(plan, "validate", NULL, NULL, 0, NULL);
+
+	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, NULL};
+	repl = tk_spawn(argv, replog);
+	/* The sinks keep committing while the writer writes: their groups
+	 * are translatable once the running replicator has copied past their
+	 * commits (exit 1 "not yet translatable" until then). */
+	int64_t until = tk_mono_ms() + WAIT_MS;
+	int rc;
+	while ((rc = tk_kmv(NULL, NULL, "offsets", "-p", plan, NULL)) == 1 && tk_mono_ms() < until)
+		tk_sleep_ms(1000);
+	assert_int_equal(rc, 0);
+
+	const char *cut[] = {tk_kmigrate(), "cutover", "-p", plan, "--wave", "files", "--json", NULL};
+	assert_int_equal(tk_km_events(&evs, "KM_CUTOVER_CRASH_AFTER", "connectors", cut), 137);
+	assert_state(evs, "connectors", "done");
+	json_decref(evs);
+	assert_string_equal(cstate(surl, SINK), "STOPPED");
+	assert_string_equal(cstate(turl, SINK), "RUNNING");
+	assert_int_equal(tk_km_events(&evs, NULL, NULL, cut), 0);
+	assert_state(evs, "connectors", "already-done");
+	assert_state(evs, "switch", "done");
+	json_decref(evs);
+
+	/* The application moves to the target and goes on. */
+	tk_writer_repoint(w, &tgt);
+	tk_writer_stats_t st;
+	tk_writer_stats(w, &st);
+	assert_true(tk_writer_wait(w, st.acked + 30, 0, WAIT_MS));
+	tk_writer_assert_acked_once(w, &tgt, T);
+
+	/* The file: every record of the target topic once, in order. */
+	json_t *vals = tk_values(&tgt, T, 0), *lines = NULL;
+	assert_true(json_array_size(vals) > 60);
+	wait_lines(file, json_array_size(vals));
+	tk_sleep_ms(2000); /* nothing more may come */
+	file_lines(file, &lines);
+	assert_int_equal(json_array_size(lines), json_array_size(vals));
+	for (size_t i = 0; i < json_array_size(vals); i++)
+		if (!json_equal(json_array_get(lines, i), json_array_get(vals, i)))
+			tk_fail("line %zu of %s is '%s', the topic's record is '%s'", i + 1, file,
+				json_string_value(json_array_get(lines, i)),
+				json_string_value(json_array_get(vals, i)));
+	json_decref(vals);
+	json_decref(lines);
+
+	/* The FileStreamSource: the target topic holds every line of the
+	 * file once, in order (the source's copied, then the target's). */
+	appending = 0;
+	pthread_join(appender, NULL);
+	assert_lines_once(&tgt, TS, "line", lines_appended);
+	assert_int_equal(tk_journal_count(journal, "cutover.step", "wave:files step:stop-connectors"), 1);
+
+	/* The journaled proof: both states at every phase, never both
+	 * RUNNING; the offsets written on the target were translated. */
+	json_t *b = tk_journal_body(journal, "cutover.step", "wave:files step:connectors");
+	assert_non_null(b);
+	json_t *cc = NULL, *ph, *x;
+	size_t i;
+	json_array_foreach(json_object_get(b, "connectors"), i, x)
+		if (!strcmp(json_string_value(json_object_get(x, "name")), SINK))
+			cc = x;
+	assert_non_null(cc);
+	assert_int_equal(json_array_size(json_object_get(b, "connectors")), 2);
+	int seen = 0;
+	json_array_foreach(json_object_get(cc, "phases"), i, ph)
+	{
+		const char *s = json_string_value(json_object_get(ph, "source_state"));
+		const char *t = json_string_value(json_object_get(ph, "target_state"));
+		assert_false(!strcmp(s, "RUNNING") && !strcmp(t, "RUNNING"));
+		if (!strcmp(json_string_value(json_object_get(ph, "phase")), "offsets-written")) {
+			seen++;
+			assert_string_equal(s, "STOPPED");
+			assert_string_equal(t, "STOPPED");
+			assert_int_equal(json_array_size(json_object_get(ph, "written")), 1);
+		}
+		if (!strcmp(json_string_value(json_object_get(ph, "phase")), "target-resumed")) {
+			seen++;
+			assert_string_equal(s, "STOPPED");
+			assert_string_equal(t, "RUNNING");
+		}
+	}
+	assert_int_equal(seen, 2);
+	json_decref(b);
+}
+
+/* A rollback before the authority moved: the late wave's source connector,
+ * stopped by the cutover's stop-connectors step, runs again on the source
+ * (the target twin STOPPED); the next cutover moves it, and the target
+ * topic holds every line of its file once, in order. */
+static void test_rollback_before(void **state)
+{
+	json_t *evs;
+	(void)state;
+	const char *cut[] = {tk_kmigrate(), "cutover", "-p", plan, "--wave", "late", "--json", NULL};
+	const char *rb[] = {tk_kmigrate(), "rollback", "-p", plan, "--wave", "late", "--json", NULL};
+
+	assert_lines_once(&src, TR, "late", 5);
+	assert_int_equal(tk_km_events(&evs, "KM_CUTOVER_CRASH_AFTER", "stop-connectors", cut), 137);
+	json_decref(evs);
+	assert_string_equal(cstate(surl, RSRC), "STOPPED");
+	assert_string_equal(cstate(turl, RSRC), "STOPPED");
+	assert_int_equal(tk_km_events(&evs, NULL, NULL, rb), 0);
+	assert_state(evs, "reset", "done");
+	json_decref(evs);
+	assert_string_equal(cstate(surl, RSRC), "RUNNING");
+	assert_string_equal(cstate(turl, RSRC), "STOPPED");
+	append_to(rfile, 5, 10); /* read on the source again */
+	assert_lines_once(&src, TR, "late", 10);
+
+	assert_int_equal(tk_km_events(&evs, NULL, NULL, cut), 0);
+	assert_state(evs, "connectors", "done");
+	json_decref(evs);
+	assert_string_equal(cstate(surl, RSRC), "STOPPED");
+	assert_string_equal(cstate(turl, RSRC), "RUNNING");
+	append_to(rfile, 10, 15); /* read on the target from where the source stopped */
+	assert_lines_once(&tgt, TR, "late", 15);
+}
+
+/* The rest wave's sink does not stop within the (shortened) deadline:
+ * NO-GO, the step not journaled, the target connector still STOPPED. */
+static void test_no_stop_nogo(void **state)
+{
+	json_t *evs;
+	(void)state;
+	const char *cut[] = {tk_kmigrate(), "cutover", "-p", plan, "--wave", "rest", "--json", NULL};
+	assert_int_equal(tk_km_events(&evs, "KM_CONNECT_STOP_TIMEOUT_MS", "1", cut), 1);
+	assert_state(evs, "connectors", "nogo");
+	assert_null(tk_event_state(evs, "switch"));
+	json_decref(evs);
+	assert_int_equal(tk_journal_count(journal, "cutover.step", "wave:rest step:connectors"), 0);
+	assert_string_equal(cstate(turl, SINK2), "STOPPED");
+	char *p = km_asprintf("/connectors/%s/offsets", SINK2);
+	json_t *o = rest(turl, "GET", p, NULL);
+	assert_int_equal(json_array_size(json_object_get(o, "offsets")), 0);
+	json_decref(o);
+	/* A re-run with the normal deadline completes the wave. */
+	assert_int_equal(tk_km_events(&evs, NULL, NULL, cut), 0);
+	assert_state(evs, "connectors", "done");
+	json_decref(evs);
+	assert_string_equal(cstate(turl, SINK2), "RUNNING");
+	free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_unreachable),
+		cmocka_unit_test(test_sink_cutover),
+		cmocka_unit_test(test_rollback_before),
+		cmocka_unit_test(test_no_stop_nogo),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
