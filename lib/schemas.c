@@ -1075,8 +1075,15 @@ km_err_t km_schemas_migrate(const km_plan_t *plan, km_sr_t *src, km_sr_t *dst, b
 		json_array_append_new(lv, json_pack("{s:s,s:s}", "subject", subj, "compatibility", lvl));
 	}
 	json_object_set(res, "compatibility", lv);
-	if (id_map)
+	if (id_map) {
 		json_object_set(res, "id_map", id_map);
+		/* Said in the result itself, so that no reader of the journal
+		 * takes the registry half for the whole of a rewrite. */
+		json_object_set_new(res, "warning",
+				    json_string("SCHEMA IDS REWRITTEN: records must be rewritten through "
+						"id_map; replicate does not apply it yet (do not replicate "
+						"wire-format topics under this plan)"));
+	}
 	json_decref(dinv);
 	dinv = NULL;
 	if ((err = km_schemas_inventory(dst, &dinv, errstr, errstr_size)) ||

@@ -393,6 +393,8 @@ static void test_rewrite(void **state)
 		free(y);
 	}
 	assert_true(differ > 0);
+	/* Loudly labelled in the result. */
+	assert_non_null(strstr(json_string_value(json_object_get(r, "warning")), "SCHEMA IDS REWRITTEN"));
 	/* The record rewrite replicate applies: wire-format bytes, the ID
 	 * replaced; an unknown ID is an error, never skipped. */
 	assert_int_equal(km_sr_open(sr_src, "source", &a, err, sizeof(err)), KM_ERR_OK);
