@@ -1080,9 +1080,9 @@ km_err_t km_schemas_migrate(const km_plan_t *plan, km_sr_t *src, km_sr_t *dst, b
 		/* Said in the result itself, so that no reader of the journal
 		 * takes the registry half for the whole of a rewrite. */
 		json_object_set_new(res, "warning",
-				    json_string("SCHEMA IDS REWRITTEN: records must be rewritten through "
-						"id_map; replicate does not apply it yet (do not replicate "
-						"wire-format topics under this plan)"));
+				    json_string("SCHEMA IDS REWRITTEN: replicate rewrites the ID of every "
+						"wire-format key and value through id_map, validate compares "
+						"with it applied"));
 	}
 	json_decref(dinv);
 	dinv = NULL;
@@ -1202,6 +1202,36 @@ done:
 	free(a);
 	free(b);
 	return err;
+}
+
+km_err_t km_schemas_idmap_for_plan(const km_plan_t *plan, km_schemas_idmap_t **mapp,
+				   char *errstr, size_t errstr_size)
+{
+	km_sr_t *src = NULL, *dst = NULL;
+	km_err_t err;
+
+	*mapp = NULL;
+	if (plan->schemas.ids != KM_PLAN_SCHEMA_IDS_REWRITE)
+		return KM_ERR_OK;
+	if (!plan->source.schema_registry_url || !plan->target.schema_registry_url) {
+		snprintf(errstr, errstr_size,
+			 "schemas.ids: rewrite needs both source.schema_registry_url and "
+			 "target.schema_registry_url in the plan");
+		return KM_ERR_PLAN;
+	}
+	if (!(err = km_sr_open(plan->source.schema_registry_url, "source", &src, errstr,
+			       errstr_size)) &&
+	    !(err = km_sr_open(plan->target.schema_registry_url, "target", &dst, errstr,
+			       errstr_size)))
+		err = km_schemas_idmap_build(src, dst, mapp, errstr, errstr_size);
+	km_sr_close(src);
+	km_sr_close(dst);
+	return err;
+}
+
+size_t km_schemas_idmap_size(const km_schemas_idmap_t *map)
+{
+	return map ? map->n : 0;
 }
 
 void km_schemas_idmap_destroy(km_schemas_idmap_t *map)

@@ -116,6 +116,15 @@ km_err_t km_schemas_idmap_build(km_sr_t *src, km_sr_t *dst,
 				km_schemas_idmap_t **mapp, char *errstr,
 				size_t errstr_size);
 void km_schemas_idmap_destroy(km_schemas_idmap_t *map);
+/*
+ * The map replicate and validate apply: NULL in *mapp (and KM_ERR_OK) unless
+ * the plan says `schemas.ids: rewrite`; then built from the plan's two
+ * registry URLs (an error names the missing URL or the unreachable one).
+ */
+km_err_t km_schemas_idmap_for_plan(const km_plan_t *plan, km_schemas_idmap_t **mapp,
+				   char *errstr, size_t errstr_size);
+/* Number of source IDs in the map. */
+size_t km_schemas_idmap_size(const km_schemas_idmap_t *map);
 /* @returns the map as {"src": dst} (new reference). */
 json_t *km_schemas_idmap_json(const km_schemas_idmap_t *map);
 

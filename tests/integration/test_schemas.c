@@ -135,6 +135,10 @@ static void set_compat(const char *base, const char *subject, const char *level)
 #define JSON1 "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}}}"
 #define JSON2 "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"},\"b\":{\"type\":\"integer\"}}}"
 
+/* Migration and topic names unique to this run: the clusters may hold an
+ * earlier run's (run-one against clusters left running). */
+static char mk[32], mr[32], tkeep[48], trw[48];
+
 static int ids[7]; /* addr1 proto1 json1 addr2 user proto2 json2 */
 
 static int group_setup(void **state)
@@ -147,6 +151,10 @@ static int group_setup(void **state)
 	snprintf(sr_src, sizeof(sr_src), "http://127.0.0.1:%d/apis/ccompat/v7", 17080 + po);
 	snprintf(sr_tgt, sizeof(sr_tgt), "http://127.0.0.1:%d/apis/ccompat/v7", 27080 + po);
 	snprintf(sr_col, sizeof(sr_col), "http://127.0.0.1:%d/apis/ccompat/v7", 37080 + po);
+	snprintf(mk, sizeof(mk), "schk%d", (int)getpid());
+	snprintf(mr, sizeof(mr), "schr%d", (int)getpid());
+	snprintf(tkeep, sizeof(tkeep), "%s-wire", mk);
+	snprintf(trw, sizeof(trw), "%s-wire", mr);
 	atexit(stop_all);
 	started = true;
 	registries("stop");
@@ -256,6 +264,7 @@ static int check_target_records(const char *topic, const char *tsr)
 	char errstr[256];
 	tk_conf_set(cf, "group.id", "test-schemas-reader");
 	tk_conf_set(cf, "enable.auto.commit", "false");
+	tk_conf_set(cf, "enable.partition.eof", "true");
 	rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cf, errstr, sizeof(errstr));
 	TK_ASSERT(c, "consumer: %s", errstr);
 	rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(2);
@@ -263,12 +272,15 @@ static int check_target_records(const char *topic, const char *tsr)
 	rd_kafka_topic_partition_list_add(tps, topic, 1)->offset = RD_KAFKA_OFFSET_BEGINNING;
 	rd_kafka_assign(c, tps);
 	rd_kafka_topic_partition_list_destroy(tps);
-	int n = 0, want = 21;
+	int n = 0, eofs = 0;
 	int64_t until = tk_mono_ms() + 60000;
-	while (n < want && tk_mono_ms() < until) {
+	/* To the end of both partitions: a record too many is read too. */
+	while (eofs < 2 && tk_mono_ms() < until) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 500);
 		if (!m)
 			continue;
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			eofs++;
 		if (!m->err) {
 			const unsigned char *v = m->payload;
 			TK_ASSERT(m->len > 5 && v[0] == 0, "record %lld is not in the wire format",
@@ -294,10 +306,10 @@ static int check_target_records(const char *topic, const char *tsr)
 static void test_keep(void **state)
 {
 	(void)state;
-	char *plan = plan_for("it-sch-keep", "schk", sr_src, sr_tgt, NULL);
+	char *plan = plan_for("it-sch-keep", mk, sr_src, sr_tgt, NULL);
 	json_t *r;
 
-	produce_wire("schk-wire");
+	produce_wire(tkeep);
 	/* A dry run writes nothing. */
 	r = km_json(plan, "--dry-run", 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(r, "method")), "apicurio-admin-import");
@@ -340,7 +352,7 @@ static void test_keep(void **state)
 	tk_km(plan, "plan", NULL, NULL, 0, NULL);
 	tk_km(plan, "apply", NULL, NULL, 0, NULL);
 	tk_catch_up(plan, 120000, NULL);
-	assert_int_equal(check_target_records("schk-wire", sr_tgt), 21);
+	assert_int_equal(check_target_records(tkeep, sr_tgt), 21);
 	/* Re-runnable: everything already there, still GO. */
 	r = km_json(plan, NULL, 0, NULL);
 	assert_int_equal(json_array_size(json_object_get(r, "subjects")), 0);
@@ -369,7 +381,7 @@ static void test_collision_needs_decision(void **state)
 static void test_rewrite(void **state)
 {
 	(void)state;
-	char *plan = plan_for("it-sch-rw", "schr", sr_src, sr_col, "schemas:\n  ids: rewrite\n");
+	char *plan = plan_for("it-sch-rw", mr, sr_src, sr_col, "schemas:\n  ids: rewrite\n");
 	json_t *r = km_json(plan, NULL, 0, NULL), *map;
 	char err[512];
 	km_sr_t *a = NULL, *b = NULL;
@@ -417,6 +429,47 @@ static void test_rewrite(void **state)
 	km_sr_close(a);
 	km_sr_close(b);
 	json_decref(r);
+
+	/* Replicate rewrites the ID of every wire-format record: read on the
+	 * target, each resolves on the TARGET registry to the schema it had on
+	 * the source (the same bytes would name other schemas there). */
+	produce_wire(trw);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	tk_catch_up(plan, 120000, NULL);
+	assert_int_equal(check_target_records(trw, sr_col), 21);
+	/* validate compares with the map applied, and says so. */
+	{
+		char *out, *eout;
+		const char *argv[] = {tk_kmigrate(), "validate", "-p", plan, "--json", NULL};
+		int rc = tk_run(&out, &eout, argv);
+		TK_ASSERT(rc == 0, "validate: exit %d: %s%s", rc, out, eout);
+		json_t *v = tk_json(out);
+		assert_non_null(strstr(json_string_value(json_object_get(v, "schema_ids")), "REWRITTEN"));
+		json_decref(v);
+		free(out);
+		free(eout);
+	}
+	/* A wire-format record whose ID the source registry does not know
+	 * stops replicate (never copied with a meaningless ID, never skipped). */
+	{
+		rd_kafka_t *p = tk_producer(&src, NULL);
+		char v[] = {0, 0, 0x0f, 0x42, 0x3f, 'b', 'a', 'd'}; /* ID 999999 */
+		tk_msg_t m = {.value = v, .value_len = sizeof(v), .partition = 0};
+		char *out, *eout;
+		tk_produce(p, trw, &m);
+		tk_flush(p);
+		rd_kafka_destroy(p);
+		const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--until-caught-up", NULL};
+		int rc = tk_run(&out, &eout, argv);
+		TK_ASSERT(rc != 0 && strstr(eout, "999999"),
+			  "replicate with an unknown schema ID: exit %d: %s", rc, eout);
+		free(out);
+		free(eout);
+		/* Nothing of it committed on the target: the 21 records read
+		 * above are all a read_committed reader finds. */
+		assert_int_equal(check_target_records(trw, sr_col), 21);
+	}
 	free(plan);
 }
 
