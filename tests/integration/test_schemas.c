@@ -310,6 +310,22 @@ static void test_keep(void **state)
 	json_t *r;
 
 	produce_wire(tkeep);
+	/* The inventory says which schema IDs the topic's records use. */
+	{
+		char *out, *eout;
+		const char *argv[] = {tk_kmigrate(), "inventory", "-p", plan, "--json", NULL};
+		int rc = tk_run(&out, &eout, argv);
+		TK_ASSERT(rc == 0 || rc == 1, "inventory: exit %d: %s", rc, eout);
+		json_t *inv = tk_json(out);
+		json_t *w = json_object_get(json_object_get(json_object_get(json_object_get(inv, "inventory"), "topics"), tkeep),
+					    "schema_wire_format");
+		TK_ASSERT(w, "no schema_wire_format for '%s' in the inventory: %s", tkeep, out);
+		assert_int_equal(json_integer_value(json_object_get(w, "records_sampled")), 21);
+		assert_int_equal(json_array_size(json_object_get(w, "schema_ids")), 7);
+		json_decref(inv);
+		free(out);
+		free(eout);
+	}
 	/* A dry run writes nothing. */
 	r = km_json(plan, "--dry-run", 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(r, "method")), "apicurio-admin-import");
