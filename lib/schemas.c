@@ -257,7 +257,7 @@ done:
 km_err_t km_schemas_inventory(km_sr_t *sr, json_t **invp, char *errstr, size_t errstr_size)
 {
 	json_t *inv = json_object(), *subjects = NULL, *j = NULL, *vers = NULL, *ids = json_array();
-	json_t *out = json_array(), *sv, *v;
+	json_t *out = json_array(), *v;
 	char *global = NULL, *path = NULL, *e = NULL, *lvl = NULL;
 	km_err_t err;
 	size_t i, k;
@@ -316,7 +316,7 @@ km_err_t km_schemas_inventory(km_sr_t *sr, json_t **invp, char *errstr, size_t e
 	}
 	/* Sorted, unique ids. */
 	{
-		size_t n = json_array_size(ids), m = 0;
+		size_t n = json_array_size(ids);
 		json_int_t *a = km_calloc(n + 1, sizeof(*a));
 		json_t *u = json_array();
 		for (i = 0; i < n; i++)
@@ -328,18 +328,14 @@ km_err_t km_schemas_inventory(km_sr_t *sr, json_t **invp, char *errstr, size_t e
 				a[k - 1] = t;
 			}
 		for (i = 0; i < n; i++)
-			if (!i || a[i] != a[i - 1]) {
+			if (!i || a[i] != a[i - 1])
 				json_array_append_new(u, json_integer(a[i]));
-				m++;
-			}
-		(void)m;
 		free(a);
 		json_object_set_new(inv, "ids", u);
 	}
 	json_object_set(inv, "subjects", out);
 	*invp = inv;
 	inv = NULL;
-	(void)sv;
 done:
 	json_decref(inv);
 	json_decref(subjects);
@@ -1275,75 +1271,4 @@ km_err_t km_schemas_rewrite(const km_schemas_idmap_t *map, void *buf, size_t len
 	p[3] = (unsigned char)(hit->dst >> 8);
 	p[4] = (unsigned char)hit->dst;
 	return KM_ERR_OK;
-}
-
-/* ------------------------------------------------------------------ */
-/* Wire-format sample                                                   */
-
-km_err_t km_schemas_scan_partition(rd_kafka_t *rk, const char *topic, int32_t partition,
-				   int max_records, json_t **resultp, char *errstr,
-				   size_t errstr_size)
-{
-	rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_resp_err_t rerr;
-	int64_t lo = 0, hi = 0, deadline = km_mono_ms() + KM_SCHEMAS_TIMEOUT_MS;
-	json_t *res = json_object(), *ids = json_object(), *arr = json_array();
-	int n = 0, wire = 0;
-	km_err_t err = KM_ERR_OK;
-	const char *k;
-	json_t *x;
-
-	*resultp = NULL;
-	if ((rerr = rd_kafka_query_watermark_offsets(rk, topic, partition, &lo, &hi,
-						     KM_SCHEMAS_TIMEOUT_MS))) {
-		snprintf(errstr, errstr_size, "cannot read the watermarks of '%s'[%d]: %s", topic,
-			 (int)partition, rd_kafka_err2str(rerr));
-		err = KM_ERR_KAFKA;
-		goto done;
-	}
-	rd_kafka_topic_partition_list_add(tps, topic, partition)->offset = lo;
-	if ((rerr = rd_kafka_assign(rk, tps))) {
-		snprintf(errstr, errstr_size, "cannot read '%s'[%d]: %s", topic, (int)partition,
-			 rd_kafka_err2str(rerr));
-		err = KM_ERR_KAFKA;
-		goto done;
-	}
-	while (n < max_records && lo < hi && km_mono_ms() < deadline) {
-		rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rk, 200);
-		if (!rkm)
-			continue;
-		if (!rkm->err) {
-			const unsigned char *bufs[2] = {rkm->key, rkm->payload};
-			size_t lens[2] = {rkm->key_len, rkm->len};
-			for (int i = 0; i < 2; i++)
-				if (bufs[i] && lens[i] >= KM_SCHEMAS_WIRE_HDR && bufs[i][0] == 0) {
-					char key[16];
-					snprintf(key, sizeof(key), "%u",
-						 (uint32_t)bufs[i][1] << 24 | (uint32_t)bufs[i][2] << 16 |
-							 (uint32_t)bufs[i][3] << 8 | bufs[i][4]);
-					json_object_set_new(ids, key, json_true());
-					wire += !i || !(rkm->key && rkm->key_len >= 5 && ((unsigned char *)rkm->key)[0] == 0);
-				}
-			n++;
-			if (rkm->offset + 1 >= hi) {
-				rd_kafka_message_destroy(rkm);
-				break;
-			}
-		}
-		rd_kafka_message_destroy(rkm);
-	}
-	rd_kafka_assign(rk, NULL);
-	json_object_foreach(ids, k, x)
-		json_array_append_new(arr, json_integer(strtoll(k, NULL, 10)));
-	json_object_set_new(res, "records", json_integer(n));
-	json_object_set_new(res, "wire_format", json_integer(wire));
-	json_object_set(res, "ids", arr);
-	*resultp = res;
-	res = NULL;
-done:
-	rd_kafka_topic_partition_list_destroy(tps);
-	json_decref(res);
-	json_decref(ids);
-	json_decref(arr);
-	return err;
 }

@@ -15,7 +15,8 @@
  *
  * What this module does not do: it never deletes anything on either
  * registry, never changes the source, never prints, and never reads Kafka
- * except km_schemas_scan_topic() (the wire-format sample).
+ * (the inventory samples which IDs records use; replicate and validate
+ * call km_schemas_rewrite() on the records they hold).
  *
  * Results are jansson objects (the --json output and the journal fact at
  * once, like the inventory).  Every network call has a deadline.
@@ -24,7 +25,6 @@
 #define KM_SCHEMAS_H
 
 #include <jansson.h>
-#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -139,16 +139,5 @@ json_t *km_schemas_idmap_json(const km_schemas_idmap_t *map);
  */
 km_err_t km_schemas_rewrite(const km_schemas_idmap_t *map, void *buf,
 			    size_t len, char *errstr, size_t errstr_size);
-
-/*
- * Samples partition `partition` of topic with an open consumer rk (no
- * group needed): up to max_records from the start and the IDs of
- * wire-format keys and values.  Result: {"records", "wire_format",
- * "ids": [sorted]}.
- */
-km_err_t km_schemas_scan_partition(rd_kafka_t *rk, const char *topic,
-				   int32_t partition, int max_records,
-				   json_t **resultp, char *errstr,
-				   size_t errstr_size);
 
 #endif

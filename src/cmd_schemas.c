@@ -22,7 +22,7 @@ static void print_result(const json_t *res)
 	printf("Schemas: %s -> %s\n", cli_jstr(res, "source"), cli_jstr(res, "target"));
 	printf("  ids: %s%s\n", cli_jstr(res, "ids"),
 	       !strcmp(cli_jstr(res, "ids"), "rewrite")
-		       ? "   *** SCHEMA IDS REWRITTEN: the ID in every wire-format record must change ***"
+		       ? "   *** SCHEMA IDS REWRITTEN: replicate rewrites the ID in every wire-format record ***"
 		       : "");
 	printf("  method: %s%s\n", cli_jstr(res, "method"), cli_jbool(res, "dry_run") ? " (dry run: nothing written)" : "");
 	json_array_foreach(json_object_get(res, "subjects"), i, x)
