@@ -492,8 +492,11 @@ static km_err_t verify_with(km_sr_t *src, km_sr_t *dst, const json_t *sinv, cons
 
 	(void)src;
 	json_array_extend(ids, json_object_get(sinv, "ids"));
+	/* IDs seen in records: a source ID is proven once; one the source does
+	 * not know is a mismatch below. */
 	json_array_foreach(used, i, v)
-		json_array_append(ids, v);
+		if (!row_by_id(sinv, json_integer_value(v)))
+			json_array_append(ids, v);
 	json_array_foreach(ids, i, v) {
 		json_int_t sid = json_integer_value(v), did = sid;
 		const json_t *row = row_by_id(sinv, sid);
@@ -552,6 +555,7 @@ static km_err_t verify_with(km_sr_t *src, km_sr_t *dst, const json_t *sinv, cons
 		}
 	}
 	json_object_set_new(proof, "checked_ids", json_integer((json_int_t)checked));
+	json_object_set_new(proof, "record_ids", used ? json_copy((json_t *)used) : json_array());
 	json_object_set_new(proof, "id_map_applied", json_boolean(id_map != NULL));
 	json_object_set(proof, "mismatches", mism);
 	json_object_set_new(proof, "verdict", json_string(json_array_size(mism) ? "NO-GO" : "GO"));
@@ -951,7 +955,7 @@ static km_err_t register_all(km_sr_t *dst, const json_t *sinv, json_t *id_map, j
 }
 
 km_err_t km_schemas_migrate(const km_plan_t *plan, km_sr_t *src, km_sr_t *dst, bool dry_run,
-			    json_t **resultp, char *errstr, size_t errstr_size)
+			    const json_t *used, json_t **resultp, char *errstr, size_t errstr_size)
 {
 	json_t *res = json_object(), *sinv = NULL, *dinv = NULL, *coll = json_array();
 	json_t *todo = json_array(), *done_l = json_array(), *lv = json_array(), *s, *v;
@@ -1083,7 +1087,7 @@ km_err_t km_schemas_migrate(const km_plan_t *plan, km_sr_t *src, km_sr_t *dst, b
 	json_decref(dinv);
 	dinv = NULL;
 	if ((err = km_schemas_inventory(dst, &dinv, errstr, errstr_size)) ||
-	    (err = verify_with(src, dst, sinv, dinv, id_map, NULL, &proof, errstr, errstr_size)))
+	    (err = verify_with(src, dst, sinv, dinv, id_map, used, &proof, errstr, errstr_size)))
 		goto done;
 	json_object_set(res, "proof", proof);
 	json_object_set(res, "verdict", json_object_get(proof, "verdict"));

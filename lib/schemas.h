@@ -73,7 +73,8 @@ km_err_t km_schemas_inventory(km_sr_t *sr, json_t **invp, char *errstr,
 
 /*
  * Migrates every subject of the source registry to the target as the plan
- * says (schemas.ids), then proves it (km_schemas_verify()).  With dry_run
+ * says (schemas.ids), then proves it (km_schemas_verify(), with `used`: the
+ * IDs the records were seen to use, an array of integers or NULL).  With dry_run
  * nothing is written: the result says what would be done and whether it
  * can be done.
  *
@@ -91,8 +92,8 @@ km_err_t km_schemas_inventory(km_sr_t *sr, json_t **invp, char *errstr,
  *          NO-GO); an error when a registry failed, naming the URL.
  */
 km_err_t km_schemas_migrate(const km_plan_t *plan, km_sr_t *src, km_sr_t *dst,
-			    bool dry_run, json_t **resultp, char *errstr,
-			    size_t errstr_size);
+			    bool dry_run, const json_t *used, json_t **resultp,
+			    char *errstr, size_t errstr_size);
 
 /*
  * The proof: every source schema ID (and every extra ID in `used`, an array

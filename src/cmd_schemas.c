@@ -10,6 +10,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "schemas.h"
@@ -41,7 +42,9 @@ static void print_result(const json_t *res)
 	}
 	if (json_is_object(json_object_get(res, "proof"))) {
 		json_t *p = json_object_get(res, "proof");
-		printf("  proof: %lld IDs resolved on the target%s: %s\n", cli_jint(p, "checked_ids"),
+		printf("  proof: %lld IDs (%zu seen in records by the last inventory) resolved on the "
+		       "target%s: %s\n",
+		       cli_jint(p, "checked_ids"), json_array_size(json_object_get(p, "record_ids")),
 		       cli_jbool(p, "id_map_applied") ? " through the ID map" : "", cli_jstr(p, "verdict"));
 		json_array_foreach(json_object_get(p, "mismatches"), i, x)
 			printf("  MISMATCH %s\n", cli_jstr(x, "detail"));
@@ -73,6 +76,37 @@ static int open_both(cli_t *cli, km_sr_t **srcp, km_sr_t **dstp)
 	return 0;
 }
 
+/* The schema IDs the source's records use, from the latest source
+ * inventory in the journal (topics.<t>.schema_wire_format): the proof
+ * checks them too.  No journal or no inventory yet: NULL (every source ID
+ * is proven all the same).  Never creates the journal. */
+static json_t *record_ids(cli_t *cli)
+{
+	json_t *inv = NULL, *ids = NULL, *t, *x, *set;
+	const char *name, *k;
+	size_t i;
+
+	if (access(cli->plan->journal, F_OK) || cli_journal(cli))
+		return NULL;
+	if (km_journal_snapshot_get(cli->jr, "inventory", "source", 0, &inv, NULL, cli->errstr,
+				    sizeof(cli->errstr)))
+		return NULL;
+	set = json_object();
+	json_object_foreach(json_object_get(inv, "topics"), name, t)
+		json_array_foreach(json_object_get(json_object_get(t, "schema_wire_format"), "schema_ids"),
+				   i, x) {
+			char key[24];
+			snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(x));
+			json_object_set_new(set, key, json_true());
+		}
+	ids = json_array();
+	json_object_foreach(set, k, x)
+		json_array_append_new(ids, json_integer(strtoll(k, NULL, 10)));
+	json_decref(set);
+	json_decref(inv);
+	return ids;
+}
+
 int cmd_schemas(cli_t *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {CLI_COMMON_OPTS,
@@ -80,7 +114,7 @@ int cmd_schemas(cli_t *cli, int argc, char **argv)
 					     {"inventory", no_argument, NULL, 'i'},
 					     {NULL, 0, NULL, 0}};
 	km_sr_t *src = NULL, *dst = NULL;
-	json_t *res = NULL;
+	json_t *res = NULL, *used = NULL;
 	bool dry_run = false, inv = false;
 	int64_t run_id = 0;
 	char *args = NULL;
@@ -133,7 +167,8 @@ int cmd_schemas(cli_t *cli, int argc, char **argv)
 		rc = 0;
 		goto done;
 	}
-	if ((err = km_schemas_migrate(cli->plan, src, dst, dry_run, &res, cli->errstr,
+	used = record_ids(cli);
+	if ((err = km_schemas_migrate(cli->plan, src, dst, dry_run, used, &res, cli->errstr,
 				      sizeof(cli->errstr)))) {
 		rc = cli_fail(cli, err);
 		goto done;
@@ -168,6 +203,7 @@ int cmd_schemas(cli_t *cli, int argc, char **argv)
 	}
 done:
 	free(args);
+	json_decref(used);
 	json_decref(res);
 	km_sr_close(src);
 	km_sr_close(dst);

@@ -337,6 +337,8 @@ static void test_keep(void **state)
 	r = km_json(plan, NULL, 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(r, "verdict")), "GO");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "proof"), "checked_ids")), 8);
+	/* The IDs the inventory saw in the records were part of the proof. */
+	assert_int_equal(json_array_size(json_object_get(json_object_get(r, "proof"), "record_ids")), 7);
 	json_decref(r);
 	/* Same IDs and versions, every one. */
 	for (int i = 0; i < 7; i++) {
@@ -372,6 +374,37 @@ static void test_keep(void **state)
 	/* Re-runnable: everything already there, still GO. */
 	r = km_json(plan, NULL, 0, NULL);
 	assert_int_equal(json_array_size(json_object_get(r, "subjects")), 0);
+	json_decref(r);
+	free(plan);
+}
+
+/* A record naming an ID the source registry does not know: the proof
+ * (fed by the inventory's sample) is NO-GO, naming the ID. */
+static void test_record_id_unknown(void **state)
+{
+	(void)state;
+	char mig[32], topic[48];
+	snprintf(mig, sizeof(mig), "schu%d", (int)getpid());
+	snprintf(topic, sizeof(topic), "%s-wire", mig);
+	char *plan = plan_for("it-sch-unk", mig, sr_src, sr_tgt, NULL), *out, *eout;
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	char v[] = {0, 0, 0x0f, 0x42, 0x3f, 'b', 'a', 'd'}; /* ID 999999 */
+	tk_msg_t m = {.value = v, .value_len = sizeof(v), .partition = 0};
+	const char *argv[] = {tk_kmigrate(), "inventory", "-p", plan, NULL};
+
+	tk_create_topic(&src, topic, 1, NULL);
+	tk_produce(p, topic, &m);
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	int rc = tk_run(&out, &eout, argv);
+	TK_ASSERT(rc == 0 || rc == 1, "inventory: exit %d: %s", rc, eout);
+	free(out);
+	free(eout);
+	json_t *r = km_json(plan, NULL, 1, NULL);
+	assert_string_equal(json_string_value(json_object_get(r, "verdict")), "NO-GO");
+	char *d = json_dumps(json_object_get(json_object_get(r, "proof"), "mismatches"), 0);
+	assert_non_null(strstr(d, "999999"));
+	free(d);
 	json_decref(r);
 	free(plan);
 }
@@ -514,6 +547,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_keep),
+		cmocka_unit_test(test_record_id_unknown),
 		cmocka_unit_test(test_collision_needs_decision),
 		cmocka_unit_test(test_rewrite),
 	};
