@@ -483,7 +483,18 @@ static void test_rewrite(void **state)
 	 * target, each resolves on the TARGET registry to the schema it had on
 	 * the source (the same bytes would name other schemas there). */
 	produce_wire(trw);
-	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	{
+		/* plan labels the rewrite too. */
+		char *out, *eout;
+		const char *argv[] = {tk_kmigrate(), "plan", "-p", plan, "--json", NULL};
+		int rc = tk_run(&out, &eout, argv);
+		TK_ASSERT(rc == 0, "plan: exit %d: %s%s", rc, out, eout);
+		json_t *d = tk_json(out);
+		assert_string_equal(json_string_value(json_object_get(d, "schema_ids")), "rewrite");
+		json_decref(d);
+		free(out);
+		free(eout);
+	}
 	tk_km(plan, "apply", NULL, NULL, 0, NULL);
 	tk_catch_up(plan, 120000, NULL);
 	assert_int_equal(check_target_records(trw, sr_col), 21);
