@@ -390,6 +390,9 @@ typedef struct sample_s {
 	int64_t max_bytes;   /* largest key+value+headers seen */
 	int64_t headers;     /* records with headers */
 	int64_t tombstones;
+	int64_t wire;        /* records whose key or value is in the schema
+			      * registry wire format (magic 0 + 4-byte ID) */
+	json_t *ids;         /* those IDs, as keys (a set) */
 	bool done;
 } sample_t;
 
@@ -411,6 +414,44 @@ static int cmp_str(const void *a, const void *b)
 static void not_sampled(json_t *jp, const char *why)
 {
 	json_object_set_new(jp, "sample", json_pack("{s:s}", "not_sampled", why));
+}
+
+/* An array of IDs from a set's keys, in increasing order (stable output
+ * for --diff and for people). */
+static json_t *id_array(json_t *set)
+{
+	size_t n = json_object_size(set), i = 0, k;
+	json_int_t *v = km_calloc(n + 1, sizeof(*v));
+	json_t *arr = json_array(), *x;
+	const char *key;
+
+	json_object_foreach(set, key, x)
+		v[i++] = strtoll(key, NULL, 10);
+	for (i = 1; i < n; i++)
+		for (k = i; k > 0 && v[k - 1] > v[k]; k--) {
+			json_int_t t = v[k];
+			v[k] = v[k - 1];
+			v[k - 1] = t;
+		}
+	for (i = 0; i < n; i++)
+		json_array_append_new(arr, json_integer(v[i]));
+	free(v);
+	return arr;
+}
+
+/* A key or value in the Confluent wire format names its schema ID: kept
+ * (as a set) so that `kmigrate schemas` knows which IDs the records use. */
+static bool wire_id(const void *buf, size_t len, json_t *ids)
+{
+	const unsigned char *b = buf;
+	char k[16];
+
+	if (!b || len < 5 || b[0] != 0)
+		return false;
+	snprintf(k, sizeof(k), "%u",
+		 (unsigned)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]));
+	json_object_set_new(ids, k, json_true());
+	return true;
 }
 
 /* Reads up to opts->sample_records of each partition's tail with
@@ -597,6 +638,12 @@ static km_err_t sample_tails(km_kafka_t *k, json_t *topics,
 				sp->records++;
 				if (!m->payload)
 					sp->tombstones++;
+				if (!sp->ids)
+					sp->ids = json_object();
+				/* Both evaluated: a key and a value may each name one. */
+				if (wire_id(m->key, m->key_len, sp->ids) |
+				    wire_id(m->payload, m->len, sp->ids))
+					sp->wire++;
 				if (!rd_kafka_message_headers(m, &hdrs) && hdrs) {
 					const char *hn;
 					const void *hv;
@@ -621,6 +668,12 @@ static km_err_t sample_tails(km_kafka_t *k, json_t *topics,
 		 "the sampling budget of %d ms ran out before the tail's end",
 		 opts->sample_timeout_ms);
 	for (i = 0; i < ns; i++) {
+		json_t *ids = id_array(s[i].ids);
+		json_decref(s[i].ids);
+		s[i].ids = NULL;
+		json_object_set_new(s[i].jp, "schema_wire_format",
+				    json_pack("{s:I, s:o}", "records", (json_int_t)s[i].wire,
+					      "schema_ids", ids));
 		json_t *js = json_pack(
 			"{s:I, s:I, s:I, s:I, s:I, s:b}", "records",
 			(json_int_t)s[i].records, "offset_gaps",
@@ -1359,6 +1412,27 @@ static void classify(const km_plan_t *plan, const char *name, json_t *topic,
 	json_object_set_new(topic, "declared", decl);
 	json_object_set_new(topic, "max_record_bytes_sampled", json_integer(maxrec));
 	json_object_set_new(topic, "records_sampled", json_integer(sampled));
+	{
+		/* Which IDs the topic's sampled records name (per partition in
+		 * partitions[].schema_wire_format). */
+		json_t *ids = json_object(), *arr, *x;
+		int64_t wire = 0;
+		size_t k;
+		json_array_foreach(json_object_get(topic, "partitions"), i, jp) {
+			json_t *w = json_object_get(jp, "schema_wire_format");
+			wire += json_integer_value(json_object_get(w, "records"));
+			json_array_foreach(json_object_get(w, "schema_ids"), k, x) {
+				char key[24];
+				snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(x));
+				json_object_set_new(ids, key, json_true());
+			}
+		}
+		arr = id_array(ids);
+		json_decref(ids);
+		json_object_set_new(topic, "schema_wire_format",
+				    json_pack("{s:I, s:o}", "records_sampled", (json_int_t)wire,
+					      "schema_ids", arr));
+	}
 	json_object_set_new(topic, "risk",
 			    json_pack("{s:s, s:o}", "class",
 				      level == 2 ? "high" : level == 1 ? "medium" : "low",

@@ -123,6 +123,10 @@ static const enumval_t op_vals[] = {{">", KM_PLAN_OP_GT}, {">=", KM_PLAN_OP_GE},
 				    {"<", KM_PLAN_OP_LT}, {"<=", KM_PLAN_OP_LE},
 				    {"==", KM_PLAN_OP_EQ}, {"!=", KM_PLAN_OP_NE},
 				    {NULL, 0}};
+/* schemas.ids; "undeclared" (the zero value) cannot be written. */
+static const enumval_t schema_ids_vals[] = {{"keep", KM_PLAN_SCHEMA_IDS_KEEP},
+					    {"rewrite", KM_PLAN_SCHEMA_IDS_REWRITE},
+					    {NULL, 0}};
 /* librdkafka's sasl.mechanism spellings (upper case). */
 static const char *const sasl_mechanisms[] = {"SCRAM-SHA-512", "SCRAM-SHA-256",
 					      "PLAIN", NULL};
@@ -2305,6 +2309,14 @@ static const schema_t cutover_schema = {
 	"cutover", sizeof(km_plan_cutover_t), cutover_fields,
 	NFIELDS(cutover_fields), init_cutover, check_cutover};
 
+/* schemas: */
+static const field_t schemas_fields[] = {
+	FLD(km_plan_schemas_t, "ids", T_ENUM, ids, .ev = schema_ids_vals),
+};
+static const schema_t schemas_schema = {"schemas", sizeof(km_plan_schemas_t),
+					schemas_fields, NFIELDS(schemas_fields),
+					NULL, NULL};
+
 /* The top level. */
 static const field_t plan_fields[] = {
 	FLD(km_plan_t, "migration", T_STR, migration, .flags = F_REQ,
@@ -2334,6 +2346,7 @@ static const field_t plan_fields[] = {
 	    .sub = &replication_schema),
 	FLD(km_plan_t, "cutover", T_MAP, cutover, .sub = &cutover_schema),
 	FLD(km_plan_t, "monitoring", T_MAP, monitoring, .sub = &monitoring_schema),
+	FLD(km_plan_t, "schemas", T_MAP, schemas, .sub = &schemas_schema),
 };
 static const schema_t plan_schema = {"the plan", sizeof(km_plan_t),
 				     plan_fields, NFIELDS(plan_fields), NULL,
@@ -3027,6 +3040,13 @@ const char *km_plan_fence_str(km_plan_fence_t fence)
 {
 	return fence == KM_PLAN_FENCE_UNDECLARED ? "undeclared"
 						 : enum_name(fence_vals, (int)fence);
+}
+
+const char *km_plan_schema_ids_str(km_plan_schema_ids_t ids)
+{
+	return ids == KM_PLAN_SCHEMA_IDS_UNDECLARED
+		       ? "undeclared"
+		       : enum_name(schema_ids_vals, (int)ids);
 }
 
 const km_plan_wave_t *km_plan_wave(const km_plan_t *plan, const char *name)

@@ -353,6 +353,21 @@ typedef enum {
  * marked for triggers, checked at load time; the largest value among its
  * series that match `labels`), or a PromQL expression (`query`) evaluated
  * against monitoring.prometheus_url (required then). */
+/* `schemas.ids`: what happens to schema-registry IDs (docs/internals/schemas.md).
+ * Undeclared behaves as keep until the IDs cannot be kept: then it is NO-GO,
+ * since rewriting the 4-byte ID inside every record is a decision. */
+typedef enum {
+	KM_PLAN_SCHEMA_IDS_UNDECLARED = 0,
+	KM_PLAN_SCHEMA_IDS_KEEP,   /* same IDs and versions on the target */
+	KM_PLAN_SCHEMA_IDS_REWRITE /* target IDs; replicate rewrites records */
+} km_plan_schema_ids_t;
+
+/* `schemas:` -- the schema-registry half of the migration. */
+typedef struct km_plan_schemas_s {
+	km_plan_pos_t pos;
+	km_plan_schema_ids_t ids;
+} km_plan_schemas_t;
+
 typedef struct km_plan_trigger_s {
 	km_plan_pos_t pos;
 	char *name;
@@ -424,6 +439,7 @@ typedef struct km_plan_s {
 	km_plan_replication_t replication;
 	km_plan_cutover_t cutover;
 	km_plan_monitoring_t monitoring;
+	km_plan_schemas_t schemas;
 } km_plan_t;
 
 /*
@@ -517,6 +533,8 @@ const km_plan_wave_t *km_plan_wave(const km_plan_t *plan, const char *name);
  * belongs to no wave. */
 bool km_plan_wave_has_topic(const km_plan_t *plan, const km_plan_wave_t *w,
 			    const char *topic);
+/* "keep", "rewrite" or "undeclared". */
+const char *km_plan_schema_ids_str(km_plan_schema_ids_t ids);
 /* "true", "false" or "unset". */
 const char *km_plan_tri_str(km_plan_tri_t tri);
 

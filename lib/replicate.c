@@ -12,6 +12,7 @@
 
 #include "fence.h"
 #include "mapstore.h"
+#include "schemas.h"
 #include "util.h"
 
 #define DEFAULT_TASKS 4
@@ -139,6 +140,10 @@ typedef struct repl_s {
 	atomic_int excl_gen;
 	char authority_topic[KM_MAPSTORE_NAME_MAX];
 	int64_t authority_ok_ms; /* last successful read (main thread) */
+	/* schemas.ids: rewrite -- source->target schema IDs applied to every
+	 * wire-format key and value (lib/schemas.h); NULL otherwise.
+	 * Read-only once built, shared by the tasks. */
+	km_schemas_idmap_t *idmap;
 } repl_t;
 
 static void emit(repl_t *r, json_t *ev)
@@ -1033,6 +1038,22 @@ static km_err_t txn_error(repl_t *r, task_t *t, int n, rd_kafka_error_t *e, cons
 	return err;
 }
 
+/* schemas.ids: rewrite: the schema ID of a wire-format key and value
+ * becomes the target registry's, in the consumer's buffer (which the
+ * produced record references).  An ID the map does not know stops the
+ * copy: never copied with a meaningless ID, never skipped. */
+static int rewrite_ids(repl_t *r, rd_kafka_message_t *m, const part_t *p)
+{
+	char why[400];
+
+	if (!km_schemas_rewrite(r->idmap, m->key, m->key_len, why, sizeof(why)) &&
+	    !km_schemas_rewrite(r->idmap, m->payload, m->len, why, sizeof(why)))
+		return 0;
+	fail(r, KM_ERR_NOGO, "'%s'[%d] offset %lld: %s", p->topic, p->partition,
+	     (long long)m->offset, why);
+	return -1;
+}
+
 /* Queues a bookkeeping record in the open transaction.  @returns the
  * produce error, if any (the caller aborts). */
 static rd_kafka_resp_err_t put_bookkeeping(task_t *t, const char *topic, const char *key,
@@ -1241,6 +1262,11 @@ static km_err_t task_step(repl_t *r, task_t *t)
 		if (!(p = part_of(t, m)) || p->excluded) {
 			rd_kafka_message_destroy(m);
 			continue;
+		}
+		if (r->idmap && rewrite_ids(r, m, p)) {
+			rd_kafka_message_destroy(m);
+			release_slots(t, n);
+			return r->err;
 		}
 		if (!t->in_txn) {
 			if ((e = rd_kafka_begin_transaction(t->p)))
@@ -1833,6 +1859,21 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	}
 	if (discover(&r, ks, kt))
 		goto done;
+	/* The reverse copy would need the inverse map: not done, so refused
+	 * rather than copying IDs that mean other schemas on the source. */
+	if (plan->schemas.ids == KM_PLAN_SCHEMA_IDS_REWRITE && r.reverse) {
+		fail(&r, KM_ERR_UNSUPPORTED, "the reverse copy does not rewrite schema IDs back "
+					     "(schemas.ids: rewrite): roll back before any record "
+					     "was written on the target, or copy back by hand");
+		goto done;
+	}
+	if ((err = km_schemas_idmap_for_plan(plan, &r.idmap, msg, sizeof(msg)))) {
+		fail(&r, err, "%s", msg);
+		goto done;
+	}
+	if (r.idmap)
+		emit(&r, json_pack("{s:s, s:s, s:i}", "event", "schema-ids", "mode", "REWRITE",
+				   "ids", (int)km_schemas_idmap_size(r.idmap)));
 	/* A topic cut over (its authority is the target) is never copied
 	 * again: it would put stale source data into the new history.  Every
 	 * one of them: nothing to do, and that is a success. */
@@ -1989,6 +2030,7 @@ done:
 	for (int i = 0; i < r.nexcluded; i++)
 		free(r.excluded[i]);
 	free(r.excluded);
+	km_schemas_idmap_destroy(r.idmap); /* after the tasks: they read it */
 	km_kafka_close(ks);
 	km_kafka_close(kt);
 	pthread_mutex_destroy(&r.lock);

@@ -16,6 +16,7 @@
 #include "digest.h"
 #include "offmap.h"
 #include "mapstore.h"
+#include "schemas.h"
 #include "util.h"
 
 #define BATCH 1024
@@ -226,6 +227,8 @@ static kent_t *ktab_get(ktab_t *t, uint64_t kh)
 
 typedef struct vrun_s {
 	const km_plan_t *plan;
+	/* schemas.ids: rewrite: applied to source records (lib/schemas.h). */
+	km_schemas_idmap_t *idmap;
 	const km_kafka_endpoint_t *src, *tgt;
 	const km_validate_opts_t *opts;
 	vpart_t *parts;
@@ -318,6 +321,10 @@ typedef struct stream_s {
 	int64_t eof_offset; /* where the end of the log was met */
 	int64_t last_data_ms;
 	side_t *side;
+	/* schemas.ids: rewrite: source records get the target's IDs before
+	 * they are compared; stream_peek may return a record more than once,
+	 * so the last offset rewritten is remembered (offsets only grow). */
+	int64_t rewritten;
 } stream_t;
 
 static void stream_drop_batch(stream_t *s)
@@ -358,6 +365,7 @@ static bool stream_init(worker_t *w, stream_t *s, rd_kafka_t *rk, bool source, c
 	s->start = start;
 	s->end = end;
 	s->side = side;
+	s->rewritten = -1;
 	s->last_data_ms = km_mono_ms();
 	if (!(s->q = rd_kafka_queue_get_partition(rk, topic, partition))) {
 		vfail(w->v, KM_ERR_BUG, "no partition queue for '%s'[%d] on the %s", topic,
@@ -464,6 +472,19 @@ static rd_kafka_message_t *stream_peek(stream_t *s)
 			if (m->offset >= s->end) {
 				s->done = true;
 				return NULL;
+			}
+			if (v->idmap && !strcmp(s->role, "source") && m->offset > s->rewritten) {
+				char why[400];
+				s->rewritten = m->offset;
+				if (km_schemas_rewrite(v->idmap, m->key, m->key_len, why, sizeof(why)) ||
+				    km_schemas_rewrite(v->idmap, m->payload, m->len, why, sizeof(why))) {
+					/* The target cannot hold a true copy of it:
+					 * replicate stops on such a record. */
+					vfail(v, KM_ERR_NOGO, "'%s'[%d] offset %lld on the source: %s",
+					      s->topic, s->partition, (long long)m->offset, why);
+					s->failed = true;
+					return NULL;
+				}
 			}
 			return m;
 		}
@@ -2142,6 +2163,10 @@ static json_t *report(const vrun_t *v, int64_t data_ms, int64_t total_ms)
 		v->nparts, "partitions_clean", clean, "partitions_nothing_replicated", nothing,
 		"partitions_not_validated", not_validated, "partitions_ordering_failed", ord_bad);
 	json_object_set_new(rep, "max_shown", json_integer(v->opts->max_shown));
+	if (v->idmap)
+		json_object_set_new(rep, "schema_ids",
+				    json_string("REWRITTEN: source records compared with the "
+						"source->target schema ID map applied"));
 	json_object_set_new(rep, "sample_percent",
 			    v->sampled ? json_real(v->opts->sample_pct) : json_null());
 	json_object_set_new(
@@ -2176,7 +2201,8 @@ km_err_t km_validate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 		v.sampled = true;
 		v.sample_below = (uint64_t)(opts->sample_pct / 100.0 * 18446744073709551616.0);
 	}
-	if ((err = km_kafka_open(src, 0, &ks, errstr, errstr_size)) ||
+	if ((err = km_schemas_idmap_for_plan(plan, &v.idmap, errstr, errstr_size)) ||
+	    (err = km_kafka_open(src, 0, &ks, errstr, errstr_size)) ||
 	    (err = km_kafka_open(tgt, 0, &kt, errstr, errstr_size)) ||
 	    (err = discover(&v, ks, kt, errstr, errstr_size)))
 		goto done;
@@ -2207,6 +2233,7 @@ km_err_t km_validate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 				"validation interrupted: the verdict is unknown, which is NO-GO; "
 				"nothing was journaled");
 done:
+	km_schemas_idmap_destroy(v.idmap);
 	km_kafka_close(ks);
 	km_kafka_close(kt);
 	for (int i = 0; i < v.nparts; i++) {

@@ -125,6 +125,7 @@ int cmd_plan(cli_t *cli, int argc, char **argv);
 int cmd_replicate(cli_t *cli, int argc, char **argv);
 int cmd_init(cli_t *cli, int argc, char **argv);
 int cmd_inventory(cli_t *cli, int argc, char **argv);
+int cmd_schemas(cli_t *cli, int argc, char **argv);
 int cmd_status(cli_t *cli, int argc, char **argv);
 int cmd_monitor(cli_t *cli, int argc, char **argv);
 int cmd_validate(cli_t *cli, int argc, char **argv);

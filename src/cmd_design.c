@@ -355,11 +355,17 @@ int cmd_plan(cli_t *cli, int argc, char **argv)
 	if (cli->json) {
 		json_t *out = json_pack("{s:O, s:O, s:I}", "design", design, "actions", actions,
 					"design_id", (json_int_t)snap);
+		json_object_set_new(out, "schema_ids",
+				    json_string(km_plan_schema_ids_str(plan->schemas.ids)));
 		cli_print_json(out);
 		json_decref(out);
 	} else {
 		print_delta(design, actions, cli->verbose);
 		print_connectors(json_object_get(design, "connectors"));
+		if (plan->schemas.ids == KM_PLAN_SCHEMA_IDS_REWRITE)
+			printf("\n*** SCHEMA IDS REWRITTEN (schemas.ids: rewrite): replicate changes the "
+			       "4-byte schema ID of every wire-format key and value to the target "
+			       "registry's (kmigrate schemas) ***\n\n");
 		printf("Saved as design %lld in %s; `kmigrate apply` performs it.\n",
 		       (long long)snap, plan->journal);
 	}

@@ -122,6 +122,10 @@ static void on_event(void *opaque, json_t *ev)
 			"%skmigrate replicate: topic '%s' excluded: its write authority is the "
 			"target since %s (wave '%s'); nothing more is copied or committed for it\n",
 			ctx->tty ? "\n" : "", cli_jstr(ev, "topic"), when, cli_jstr(ev, "wave"));
+	} else if (!strcmp(kind, "schema-ids")) {
+		fprintf(stderr, "kmigrate replicate: *** SCHEMA IDS REWRITTEN (schemas.ids: rewrite): "
+				"%lld source IDs mapped to the target registry's ***\n",
+			cli_jint(ev, "ids"));
 	} else if (!strcmp(kind, "task") || !strcmp(kind, "abort") || !strcmp(kind, "start")) {
 		char *s = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
 		if (ctx->cli->verbose)

@@ -224,6 +224,20 @@ static const cmd_t commands[] = {
 	 "--emit-rules prints the triggers as Prometheus alerting rules.\n"
 	 "Exit 0 when stopped, 4 when a trigger fired with --exit-on-trigger,\n"
 	 "2 plan or usage error, 3 cluster or IO failure (a port in use).\n"},
+	{"schemas", cmd_schemas, CLI_NEED_PLAN | CLI_NEED_JOURNAL_PATH,
+	 "-p PLAN [--dry-run] [--inventory]",
+	 "move schema-registry subjects with their IDs and versions; prove it",
+	 "Reads both registries (source.schema_registry_url, target.schema_registry_url,\n"
+	 "Confluent-compatible API) and copies every subject's versions to the\n"
+	 "target keeping IDs and versions (Apicurio target: its admin import;\n"
+	 "others: IMPORT mode with explicit id and version), carries compatibility\n"
+	 "levels explicitly, then proves every source ID resolves on the target to\n"
+	 "the same canonical schema.  An ID the target holds with another schema is\n"
+	 "a collision: NO-GO unless the plan says schemas.ids: rewrite (subjects are\n"
+	 "then registered with the target's IDs and replicate rewrites the ID in\n"
+	 "every wire-format record).  --dry-run writes nothing; --inventory prints\n"
+	 "both registries.  Journaled as fact `schemas`.  Exit 0 GO, 1 NO-GO,\n"
+	 "3 a registry unreachable (nothing written).\n"},
 };
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
 

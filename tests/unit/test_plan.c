@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "plan.h"
+#include "util.h"
 
 /* --------------------------------------------------------------------- */
 /* Helpers                                                               */
@@ -1332,6 +1333,34 @@ static void test_example_plan(void **state)
 	km_plan_destroy(plan);
 }
 
+/* schemas.ids: undeclared by default (a collision is then NO-GO), keep or
+ * rewrite when written, anything else refused at its line. */
+static void test_schema_ids(void **state)
+{
+	km_plan_t *plan;
+	char errstr[512];
+	size_t n = strlen(minimal_plan);
+	char *text;
+
+	(void)state;
+	plan = parse_ok(minimal_plan, NULL);
+	assert_int_equal(plan->schemas.ids, KM_PLAN_SCHEMA_IDS_UNDECLARED);
+	assert_string_equal(km_plan_schema_ids_str(plan->schemas.ids), "undeclared");
+	km_plan_destroy(plan);
+	text = km_asprintf("%sschemas:\n  ids: rewrite\n", minimal_plan);
+	plan = parse_ok(text, NULL);
+	assert_int_equal(plan->schemas.ids, KM_PLAN_SCHEMA_IDS_REWRITE);
+	km_plan_destroy(plan);
+	free(text);
+	text = km_asprintf("%sschemas:\n  ids: renumber\n", minimal_plan);
+	assert_int_equal(km_plan_parse(text, strlen(text), "plan.yaml", NULL, &plan, errstr,
+				       sizeof(errstr)),
+			 KM_ERR_PLAN);
+	assert_non_null(strstr(errstr, "schemas.ids"));
+	free(text);
+	(void)n;
+}
+
 /* --------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -1339,6 +1368,7 @@ int main(int argc, char **argv)
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_full_plan),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_schema_ids),
 		cmocka_unit_test(test_small_errstr),
 		cmocka_unit_test(test_scope_and_rules),
 		cmocka_unit_test(test_consumer_isolation),
