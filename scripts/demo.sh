@@ -6,6 +6,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 km=$top/build/kmigrate
 kc=$top/tests/cluster/kafka-cluster
+sr=$top/tests/cluster/schema-registry
 demo=$top/demo
 seed_pid=
 repl_pid=
@@ -29,6 +30,12 @@ step "Starting two fresh local clusters: source Kafka 3.9 on 19092, target Kafka
 "$kc" start demo-source --version 3.9 --port 19092 --authorizer
 "$kc" start demo-target --version 4.3 --port 29092 --authorizer
 
+step "Starting two schema registries (Apicurio Registry from Maven Central, in-memory): source on 18081, target on 28081"
+"$sr" stop demo-sr-source --wipe >/dev/null 2>&1 || true
+"$sr" stop demo-sr-target --wipe >/dev/null 2>&1 || true
+"$sr" start demo-sr-source --port 18081
+"$sr" start demo-sr-target --port 28081
+
 step "Seeding the source: orders (headers, custom configs), payments (transactions), customers (compacted), audit.log (large records), ACLs, three consumer groups"
 rm -rf "$demo" && mkdir -p "$demo"
 "$top/build/tests/kmtool" seed 127.0.0.1:19092 >"$demo/seed.log" 2>&1 &
@@ -40,6 +47,24 @@ for _ in $(seq 1 600); do
 done
 cat "$demo/seed.log"
 cp "$top/examples/demo.yaml" "$demo/migration.yaml"
+
+step "Three schema subjects on the source registry (Avro in two versions, JSON Schema, Protobuf) and records in the wire format (magic 0 + the 4-byte schema ID) on the events topic"
+srs=http://127.0.0.1:18081/apis/ccompat/v7
+register() { # subject, schemaType, schema text -> the schema ID
+	jq -n --arg s "$3" --arg t "$2" '{schema: $s, schemaType: $t}' |
+		curl -sf -X POST -H 'Content-Type: application/vnd.schemaregistry.v1+json' \
+			--data @- "$srs/subjects/$1/versions" | jq -r .id
+}
+id_json=$(register clicks-value JSON '{"type":"object","properties":{"page":{"type":"string"}}}')
+id_proto=$(register money-value PROTOBUF 'syntax = "proto3"; message Money { string currency = 1; int64 units = 2; }')
+id_v1=$(register events-value AVRO '{"type":"record","name":"Event","fields":[{"name":"id","type":"string"}]}')
+id_v2=$(register events-value AVRO '{"type":"record","name":"Event","fields":[{"name":"id","type":"string"},{"name":"kind","type":"string","default":"view"}]}')
+echo "registered: clicks-value id $id_json, money-value id $id_proto, events-value v1 id $id_v1, v2 id $id_v2"
+"$kc" create-topic demo-source events 1 >/dev/null 2>&1 || true
+for id in $id_v1 $id_v2 $id_v2; do
+	printf '\x00%b%s\n' "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((id >> 24 & 255)) $((id >> 16 & 255)) $((id >> 8 & 255)) $((id & 255)))" "event-$id"
+done | kcat -b 127.0.0.1:19092 -P -t events -k e
+echo "events: 3 records, schema IDs $id_v1 $id_v2 $id_v2 in their first 5 bytes"
 cd "$demo"
 
 step "kmigrate init: a starter plan from discovery (first lines)"
@@ -64,6 +89,12 @@ run "$km" apply -p migration.yaml
 
 step "kmigrate apply again: idempotent"
 run "$km" apply -p migration.yaml
+
+step "kmigrate schemas --dry-run, then kmigrate schemas: every subject with its IDs and versions kept (Apicurio: its admin import), compatibility carried, then every ID proven to resolve to the same schema on the target"
+run "$km" schemas -p migration.yaml --dry-run || echo "(exit $?)"
+run "$km" schemas -p migration.yaml || echo "(exit $?)"
+echo "schema $id_v2 on the target registry:"
+curl -sf "http://127.0.0.1:28081/apis/ccompat/v7/schemas/ids/$id_v2" | jq -c . || true
 
 step "kmigrate check: the compatibility gate on the target (canaries in kmigrate-canary.demo.*, deleted afterwards)"
 run "$km" check -p migration.yaml || echo "(exit $?)"
@@ -149,4 +180,4 @@ step "kmigrate report: the whole migration's evidence as one HTML file (from the
 run "$km" report -p migration.yaml -o report.html
 echo "The report is $demo/report.html (open it in any browser, offline)"
 
-step "Done. The clusters keep running; stop them with: tests/cluster/kafka-cluster stop-all"
+step "Done. The clusters and registries keep running; stop them with: tests/cluster/kafka-cluster stop-all; tests/cluster/schema-registry stop demo-sr-source; tests/cluster/schema-registry stop demo-sr-target"

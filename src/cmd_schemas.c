@@ -42,7 +42,7 @@ static void print_result(const json_t *res)
 	}
 	if (json_is_object(json_object_get(res, "proof"))) {
 		json_t *p = json_object_get(res, "proof");
-		printf("  proof: %lld IDs (%zu seen in records by the last inventory) resolved on the "
+		printf("  proof: %lld IDs (%zu seen in records by the source inventories) resolved on the "
 		       "target%s: %s\n",
 		       cli_jint(p, "checked_ids"), json_array_size(json_object_get(p, "record_ids")),
 		       cli_jbool(p, "id_map_applied") ? " through the ID map" : "", cli_jstr(p, "verdict"));
@@ -76,34 +76,50 @@ static int open_both(cli_t *cli, km_sr_t **srcp, km_sr_t **dstp)
 	return 0;
 }
 
-/* The schema IDs the source's records use, from the latest source
- * inventory in the journal (topics.<t>.schema_wire_format): the proof
- * checks them too.  No journal or no inventory yet: NULL (every source ID
- * is proven all the same).  Never creates the journal. */
+/* The schema IDs the source's records use, from the source inventories in
+ * the journal (topics.<t>.schema_wire_format): the proof checks them too.
+ * Each topic's IDs come from the newest inventory that sampled it -- the
+ * newest snapshot may be a `--no-sample` or `--diff` run that read no
+ * record, and taking it would prove nothing while saying "0 seen".  No
+ * journal or no inventory yet: NULL (every source ID is proven all the
+ * same).  Never creates the journal. */
 static json_t *record_ids(cli_t *cli)
 {
-	json_t *inv = NULL, *ids = NULL, *t, *x, *set;
+	json_t *inv = NULL, *ids = NULL, *t, *x, *set, *done;
 	const char *name, *k;
 	size_t i;
 
 	if (access(cli->plan->journal, F_OK) || cli_journal(cli))
 		return NULL;
-	if (km_journal_snapshot_get(cli->jr, "inventory", "source", 0, &inv, NULL, cli->errstr,
-				    sizeof(cli->errstr)))
-		return NULL;
 	set = json_object();
-	json_object_foreach(json_object_get(inv, "topics"), name, t)
-		json_array_foreach(json_object_get(json_object_get(t, "schema_wire_format"), "schema_ids"),
-				   i, x) {
-			char key[24];
-			snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(x));
-			json_object_set_new(set, key, json_true());
+	done = json_object();
+	for (int n = 0; n < 50; n++) {
+		if (km_journal_snapshot_get(cli->jr, "inventory", "source", n, &inv, NULL,
+					    cli->errstr, sizeof(cli->errstr)) ||
+		    !inv)
+			break;
+		json_object_foreach(json_object_get(inv, "topics"), name, t) {
+			json_t *w = json_object_get(t, "schema_wire_format");
+			if (!w || json_integer_value(json_object_get(t, "records_sampled")) <= 0 ||
+			    json_object_get(done, name))
+				continue;
+			json_object_set_new(done, name, json_true());
+			json_array_foreach(json_object_get(w, "schema_ids"), i, x) {
+				char key[24];
+				snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(x));
+				json_object_set_new(set, key, json_true());
+			}
 		}
-	ids = json_array();
-	json_object_foreach(set, k, x)
-		json_array_append_new(ids, json_integer(strtoll(k, NULL, 10)));
+		json_decref(inv);
+		inv = NULL;
+	}
+	if (json_object_size(done)) {
+		ids = json_array();
+		json_object_foreach(set, k, x)
+			json_array_append_new(ids, json_integer(strtoll(k, NULL, 10)));
+	}
 	json_decref(set);
-	json_decref(inv);
+	json_decref(done);
 	return ids;
 }
 
