@@ -280,7 +280,22 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 	rd_kafka_metadata_destroy(md);
 
 	/* T is fixed for the life of the migration: it is the tasks topic's
-	 * partition count, decided by the first replicator to start. */
+	 * partition count, decided by the first replicator to start.  The
+	 * progress and the offset map are laid out by it too (a partition's
+	 * records go to partition task_of(topic, partition, T)), so another
+	 * T would read every position from the wrong partition: a count that
+	 * differs is refused, never ignored (it was: the run went on with the
+	 * old count and said nothing). */
+	if (existing && r->opts->tasks > 0 && r->opts->tasks != existing)
+		return fail(r, KM_ERR_CONFLICT,
+			    "cannot run migration '%s' with --tasks %d: it has %d tasks, fixed when "
+			    "its first replicator created '%s' (its progress and offset map are "
+			    "laid out by task); give --tasks %d or none (and the same "
+			    "replication.tasks in the plan), and run more processes to share the "
+			    "%d tasks -- another count needs a new migration name, which copies "
+			    "everything again",
+			    r->plan->migration, r->opts->tasks, existing, r->names.tasks, existing,
+			    existing);
 	r->ntasks = existing ? existing
 			     : (r->opts->tasks > 0 ? r->opts->tasks
 						   : (r->nsp < DEFAULT_TASKS ? r->nsp : DEFAULT_TASKS));
