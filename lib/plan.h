@@ -328,7 +328,14 @@ typedef struct km_plan_replication_s {
 	int tasks;                 /* T when first created; 0 = automatic */
 	int txn_max_records;       /* 0 = default */
 	int txn_max_ms;            /* 0 = default */
+	/* Codec for target topics whose compression.type is `producer`; 0 =
+	 * not set (none).  KM_PLAN_COMPRESSION_*. */
+	int compression;
 } km_plan_replication_t;
+
+/* replication.compression: the librdkafka codec names, in this order. */
+enum { KM_PLAN_COMPRESSION_UNSET = 0, KM_PLAN_COMPRESSION_NONE, KM_PLAN_COMPRESSION_GZIP,
+       KM_PLAN_COMPRESSION_SNAPPY, KM_PLAN_COMPRESSION_LZ4, KM_PLAN_COMPRESSION_ZSTD };
 
 typedef struct km_plan_trigger_s {
 	km_plan_pos_t pos;
