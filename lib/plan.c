@@ -2177,6 +2177,12 @@ static const schema_t rollback_schema = {
 	NFIELDS(rollback_fields), NULL, NULL};
 
 /* replication: */
+static const enumval_t compression_vals[] = {{"none", KM_PLAN_COMPRESSION_NONE},
+					     {"gzip", KM_PLAN_COMPRESSION_GZIP},
+					     {"snappy", KM_PLAN_COMPRESSION_SNAPPY},
+					     {"lz4", KM_PLAN_COMPRESSION_LZ4},
+					     {"zstd", KM_PLAN_COMPRESSION_ZSTD},
+					     {NULL, 0}};
 static const field_t replication_fields[] = {
 	FLD(km_plan_replication_t, "max_bytes_per_sec", T_I64, max_bytes_per_sec,
 	    .min = 0, .max = INT64_MAX),
@@ -2187,6 +2193,7 @@ static const field_t replication_fields[] = {
 	    .min = 1, .max = 1000000),
 	FLD(km_plan_replication_t, "txn_max_ms", T_INT, txn_max_ms, .min = 1,
 	    .max = 60000),
+	FLD(km_plan_replication_t, "compression", T_ENUM, compression, .ev = compression_vals),
 };
 static const schema_t replication_schema = {
 	"replication", sizeof(km_plan_replication_t), replication_fields,

@@ -334,6 +334,9 @@ typedef struct km_plan_replication_s {
 	int tasks;                 /* T when first created; 0 = automatic */
 	int txn_max_records;       /* 0 = default */
 	int txn_max_ms;            /* 0 = default */
+	/* Codec for target topics whose compression.type is `producer`; 0 =
+	 * not set (none).  KM_PLAN_COMPRESSION_*. */
+	int compression;
 } km_plan_replication_t;
 
 /* A trigger's comparison (`op`), as PromQL writes it. */
@@ -346,13 +349,6 @@ typedef enum {
 	KM_PLAN_OP_NE
 } km_plan_op_t;
 
-/* One rollback trigger (`rollback.triggers[]`): a value, compared with a
- * threshold, that must hold for `for` seconds before it fires (as a
- * Prometheus alerting rule).  The value is exactly one of: a metric
- * kmigrate measures itself (`metric`, a name of lib/metrics.h's catalogue
- * marked for triggers, checked at load time; the largest value among its
- * series that match `labels`), or a PromQL expression (`query`) evaluated
- * against monitoring.prometheus_url (required then). */
 /* `schemas.ids`: what happens to schema-registry IDs (docs/internals/schemas.md).
  * Undeclared behaves as keep until the IDs cannot be kept: then it is NO-GO,
  * since rewriting the 4-byte ID inside every record is a decision. */
@@ -368,6 +364,17 @@ typedef struct km_plan_schemas_s {
 	km_plan_schema_ids_t ids;
 } km_plan_schemas_t;
 
+/* replication.compression: the librdkafka codec names, in this order. */
+enum { KM_PLAN_COMPRESSION_UNSET = 0, KM_PLAN_COMPRESSION_NONE, KM_PLAN_COMPRESSION_GZIP,
+       KM_PLAN_COMPRESSION_SNAPPY, KM_PLAN_COMPRESSION_LZ4, KM_PLAN_COMPRESSION_ZSTD };
+
+/* One rollback trigger (`rollback.triggers[]`): a value, compared with a
+ * threshold, that must hold for `for` seconds before it fires (as a
+ * Prometheus alerting rule).  The value is exactly one of: a metric
+ * kmigrate measures itself (`metric`, a name of lib/metrics.h's catalogue
+ * marked for triggers, checked at load time; the largest value among its
+ * series that match `labels`), or a PromQL expression (`query`) evaluated
+ * against monitoring.prometheus_url (required then). */
 typedef struct km_plan_trigger_s {
 	km_plan_pos_t pos;
 	char *name;

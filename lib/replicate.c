@@ -55,6 +55,8 @@ typedef struct part_s {
 	/* Metrics, main thread only: when its lag was last seen at 0
 	 * (0: never), the bound of kmigrate_replication_lag_seconds. */
 	int64_t zero_lag_ms;
+	const char *codec; /* the producer's compression for tgt_topic (static) */
+	rd_kafka_topic_t *rkt_src; /* the consumer's handle of topic, once seen (part_of) */
 } part_t;
 
 typedef struct slot_s {
@@ -73,6 +75,7 @@ typedef struct task_s {
 	int ib, nb;           /* batch[ib..nb) are still to be used */
 	part_t *parts;
 	int nparts;
+	part_t *last_part; /* part_of()'s last answer */
 	slot_t *slots;
 	int nslots;
 	int64_t txn_max_bytes; /* the task's share of the budget held by a transaction */
@@ -129,7 +132,13 @@ typedef struct repl_s {
 	char *errstr;
 	size_t errstr_size;
 	/* Source partitions in scope: (topic, partition, hwm). */
-	struct srcp { char *topic; int partition; int64_t lo, hi; char *topic_id; } *sp;
+	struct srcp {
+		char *topic;
+		int partition;
+		int64_t lo, hi;
+		char *topic_id;
+		const char *codec; /* the producer's codec for its target topic (static) */
+	} *sp;
 	int nsp;
 	/* Topics whose write authority is the target (the target's authority
 	 * topic, lib/mapstore.h): excluded for the rest of the run.  The list
@@ -303,7 +312,22 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 	rd_kafka_metadata_destroy(md);
 
 	/* T is fixed for the life of the migration: it is the tasks topic's
-	 * partition count, decided by the first replicator to start. */
+	 * partition count, decided by the first replicator to start.  The
+	 * progress and the offset map are laid out by it too (a partition's
+	 * records go to partition task_of(topic, partition, T)), so another
+	 * T would read every position from the wrong partition: a count that
+	 * differs is refused, never ignored (it was: the run went on with the
+	 * old count and said nothing). */
+	if (existing && r->opts->tasks > 0 && r->opts->tasks != existing)
+		return fail(r, KM_ERR_CONFLICT,
+			    "cannot run migration '%s' with --tasks %d: it has %d tasks, fixed when "
+			    "its first replicator created '%s' (its progress and offset map are "
+			    "laid out by task); give --tasks %d or none (and the same "
+			    "replication.tasks in the plan), and run more processes to share the "
+			    "%d tasks -- another count needs a new migration name, which copies "
+			    "everything again",
+			    r->plan->migration, r->opts->tasks, existing, r->names.tasks, existing,
+			    existing);
 	r->ntasks = existing ? existing
 			     : (r->opts->tasks > 0 ? r->opts->tasks
 						   : (r->nsp < DEFAULT_TASKS ? r->nsp : DEFAULT_TASKS));
@@ -420,6 +444,114 @@ static km_err_t design_topics_seen(repl_t *r, const struct rd_kafka_metadata *md
 
 /* Lists the in-scope source partitions and their watermarks, and checks
  * that every target topic exists with the same partition count. */
+/* The codec the producer uses for a target topic whose compression.type is
+ * ctype.  The broker keeps a batch as the producer sent it only when the
+ * topic says `producer`; a topic naming a codec recompresses anything else
+ * (broker CPU), and `uncompressed` decompresses.  So: the topic's codec when
+ * it names one, none for `uncompressed`, and for `producer` the plan's
+ * replication.compression or none -- kmigrate always sent lz4 before, which
+ * on incompressible data is pure cost (bench/README.md).  NULL: a value
+ * this version does not know. */
+static const char *codec_for(const repl_t *r, const char *ctype)
+{
+	static const char *const plan_codec[] = {"none", "none", "gzip", "snappy", "lz4", "zstd"};
+	static const char *const named[] = {"gzip", "snappy", "lz4", "zstd"};
+	int pc = r->plan->replication.compression;
+
+	if (!ctype || !strcmp(ctype, "producer"))
+		return pc >= 0 && pc <= KM_PLAN_COMPRESSION_ZSTD ? plan_codec[pc] : "none";
+	if (!strcmp(ctype, "uncompressed"))
+		return "none";
+	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++)
+		if (!strcmp(ctype, named[i]))
+			return named[i];
+	return NULL;
+}
+
+/* Reads the target topics' compression.type (one DescribeConfigs for all)
+ * and sets each source partition's codec (codec_for()). */
+static km_err_t target_codecs(repl_t *r, km_kafka_t *kt)
+{
+	rd_kafka_ConfigResource_t **rs = km_calloc((size_t)r->nsp, sizeof(*rs));
+	char **tnames = km_calloc((size_t)r->nsp, sizeof(*tnames));
+	rd_kafka_event_t *ev = NULL;
+	km_kafka_call_t call;
+	size_t n = 0, nr;
+	km_err_t err;
+	char msg[1024];
+
+	for (int i = 0; i < r->nsp; i++) {
+		char *tn = write_topic(r, r->sp[i].topic);
+		bool seen = false;
+		for (size_t j = 0; j < n && !seen; j++)
+			seen = !strcmp(tnames[j], tn);
+		if (seen) {
+			free(tn);
+			continue;
+		}
+		tnames[n] = tn;
+		rs[n++] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, tn);
+	}
+	km_kafka_call_begin(kt, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, 0, &call);
+	rd_kafka_DescribeConfigs(km_kafka_rk(kt), rs, n, call.options, call.q);
+	if ((err = km_kafka_call_wait(kt, &call, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT,
+				      "DescribeConfigs of the topics written", &ev, msg,
+				      sizeof(msg)))) {
+		fail(r, err, "%s", msg);
+		goto done;
+	}
+	const rd_kafka_ConfigResource_t **rr =
+		rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &nr);
+	for (size_t i = 0; i < nr && !err; i++) {
+		const char *name = rd_kafka_ConfigResource_name(rr[i]), *ctype = NULL, *codec;
+		const rd_kafka_ConfigEntry_t **ents;
+		size_t ne;
+
+		if (rd_kafka_ConfigResource_error(rr[i])) {
+			char what[400];
+			snprintf(what, sizeof(what), "DescribeConfigs of %s topic '%s'", r->tgt->role,
+				 name);
+			err = fail(r,
+				   km_kafka_err(kt, rd_kafka_ConfigResource_error(rr[i]), what,
+						rd_kafka_ConfigResource_error_string(rr[i]), msg,
+						sizeof(msg)),
+				   "%s", msg);
+			break;
+		}
+		ents = rd_kafka_ConfigResource_configs(rr[i], &ne);
+		for (size_t j = 0; j < ne; j++)
+			if (!strcmp(rd_kafka_ConfigEntry_name(ents[j]), "compression.type"))
+				ctype = rd_kafka_ConfigEntry_value(ents[j]);
+		if (!(codec = codec_for(r, ctype))) {
+			err = fail(r, KM_ERR_UNSUPPORTED,
+				   "%s topic '%s' has compression.type '%s', which this kmigrate does "
+				   "not know: set it to producer, uncompressed, gzip, snappy, lz4 or "
+				   "zstd",
+				   r->tgt->role, name, ctype);
+			break;
+		}
+		for (int k = 0; k < r->nsp; k++) {
+			char *tn = write_topic(r, r->sp[k].topic);
+			if (!strcmp(tn, name))
+				r->sp[k].codec = codec;
+			free(tn);
+		}
+	}
+	for (int k = 0; k < r->nsp && !err; k++)
+		if (!r->sp[k].codec)
+			r->sp[k].codec = codec_for(r, NULL);
+done:
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_ConfigResource_destroy(rs[i]);
+		free(tnames[i]);
+	}
+	free(rs);
+	free(tnames);
+	return err;
+}
+
 static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 {
 	const struct rd_kafka_metadata *md = NULL, *tmd = NULL;
@@ -481,6 +613,7 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 			r->sp[r->nsp].topic = km_strdup(t->topic);
 			r->sp[r->nsp].partition = t->partitions[p].id;
 			r->sp[r->nsp].topic_id = NULL;
+			r->sp[r->nsp].codec = NULL;
 			if ((err = km_kafka_watermarks(ks, t->topic, t->partitions[p].id,
 						       &r->sp[r->nsp].lo, &r->sp[r->nsp].hi,
 						       msg, sizeof(msg))))
@@ -516,6 +649,8 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 	rd_kafka_metadata_destroy(tmd);
 	if (!err)
 		err = topic_ids(r, ks);
+	if (!err)
+		err = target_codecs(r, kt);
 	return err;
 }
 
@@ -627,7 +762,13 @@ static km_err_t assign_source(repl_t *r, task_t *t)
 
 	drop_batch(t);
 	t->reassign = false;
+	/* A topic handle is only known alive while its partitions are
+	 * assigned (or a record of it is held): after an (re)assignment
+	 * part_of() learns the handles again, so that a freed one whose
+	 * address came back for another topic can never match. */
+	t->last_part = NULL;
 	for (int i = 0; i < t->nparts; i++) {
+		t->parts[i].rkt_src = NULL;
 		t->parts[i].pending_next = t->parts[i].next;
 		t->parts[i].skip = false;
 		if (t->parts[i].excluded)
@@ -805,6 +946,7 @@ static km_err_t task_init(repl_t *r, task_t *t)
 		p->tgt_next = -1;
 		p->pending_tgt_next = -1;
 		p->topic_id = km_strdup(r->sp[i].topic_id);
+		p->codec = r->sp[i].codec ? r->sp[i].codec : "none";
 	}
 	/* Reverse: ids of its own, so that the two directions never fence
 	 * each other's tasks. */
@@ -843,7 +985,7 @@ static km_err_t task_init(repl_t *r, task_t *t)
 
 	const char *pprops[] = {"transactional.id", txid, "enable.idempotence", "true",
 				"acks", "all", "linger.ms", linger, "batch.size", "1000000", "message.copy.max.bytes", "128",
-				"queue.buffering.max.kbytes", qkb, "compression.type", "lz4",
+				"queue.buffering.max.kbytes", qkb, "compression.type", "none",
 				"transaction.timeout.ms", "60000", "message.max.bytes", "100000000",
 				NULL};
 	rd_kafka_conf_t *conf;
@@ -887,7 +1029,13 @@ static km_err_t task_init(repl_t *r, task_t *t)
 				lo = r->sp[j].lo;
 				hi = r->sp[j].hi;
 			}
-		p->rkt_tgt = rd_kafka_topic_new(t->p, p->tgt_topic, NULL);
+		/* The codec is a topic property in librdkafka: one producer
+		 * writes topics of different compression.type. */
+		rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
+		if (rd_kafka_topic_conf_set(tc, "compression.type", p->codec, rerr, sizeof(rerr)) !=
+		    RD_KAFKA_CONF_OK)
+			KM_BUG("compression.type '%s': %s", p->codec, rerr);
+		p->rkt_tgt = rd_kafka_topic_new(t->p, p->tgt_topic, tc);
 		if (p->excluded)
 			continue;
 		if (p->next >= 0 && p->progress_topic_id && p->topic_id &&
@@ -966,12 +1114,37 @@ static void *task_main(void *arg)
 
 /* ---- one transaction -------------------------------------------------------- */
 
+/* The part of a consumed record.  Called for every record: a task of a
+ * 1,000-partition estate has ~250 parts, and a strcmp over them per record
+ * was a cost that grew with the partition count.  Records come in runs of
+ * one partition (a fetched batch), so the last hit answers most; otherwise
+ * parts are compared by the consumer's topic handle (one per topic and
+ * client, stable while the client lives) and the name only until a part's
+ * handle is known. */
 static part_t *part_of(task_t *t, const rd_kafka_message_t *m)
 {
-	const char *tn = rd_kafka_topic_name(m->rkt);
-	for (int i = 0; i < t->nparts; i++)
-		if (t->parts[i].partition == m->partition && !strcmp(t->parts[i].topic, tn))
-			return &t->parts[i];
+	part_t *p = t->last_part;
+	const char *tn = NULL;
+
+	if (p && p->rkt_src == m->rkt && p->partition == m->partition)
+		return p;
+	for (int i = 0; i < t->nparts; i++) {
+		p = &t->parts[i];
+		if (p->partition != m->partition)
+			continue;
+		if (p->rkt_src) {
+			if (p->rkt_src != m->rkt)
+				continue;
+		} else {
+			if (!tn)
+				tn = rd_kafka_topic_name(m->rkt);
+			if (strcmp(p->topic, tn))
+				continue;
+			p->rkt_src = m->rkt;
+		}
+		t->last_part = p;
+		return p;
+	}
 	return NULL;
 }
 

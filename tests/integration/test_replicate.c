@@ -43,7 +43,7 @@ static tk_cluster_t src, tgt;
 /* Topic names unique to this run, so the suite can run against clusters
  * that already hold an earlier run's topics and migrations. */
 static char R1[64], R2[64], R3[64], R4[64], R5[64], R6[64], R7[64], R8[64], R9[64], R10[64],
-	R11[64], R12[64], R13[64], R14[64], R15[64], R16[64];
+	R11[64], R12[64], R13[64], R14[64], R15[64], R16[64], R17[64], R18[64], R19[64];
 
 /* A plan for one scenario: its own migration name and topic. */
 static char *make_plan(const char *name, const char *topic)
@@ -137,6 +137,9 @@ static int group_setup(void **state)
 	snprintf(R14, sizeof(R14), "r14-%d.throttle", id);
 	snprintf(R15, sizeof(R15), "r15-%d.restart", id);
 	snprintf(R16, sizeof(R16), "r16-%d.journal", id);
+	snprintf(R17, sizeof(R17), "r17-%d.tasks", id);
+	snprintf(R18, sizeof(R18), "r18-%d.gzip", id);
+	snprintf(R19, sizeof(R19), "r19-%d.producer", id);
 	return 0;
 }
 
@@ -1068,9 +1071,74 @@ static void test_restart_reuses_instance(void **state)
 	free(plan);
 }
 
+/* ---- the task count of a running migration ------------------------------------- */
+
+/* The task count is fixed by the migration's first replicator (the
+ * partitions of __kmigrate.<m>.tasks, which also lay out the progress and
+ * the offset map).  `--tasks` with another count on an existing migration
+ * was silently ignored: the run went on with the old count.  It is refused
+ * now, naming the count and how to change it; the same count, or none, runs. */
+static void test_tasks_on_existing_migration(void **state)
+{
+	char *out, *err;
+	(void)state;
+	fill_topic(R17, 3, 60, "v");
+	char *plan = make_plan("it-r17", R17);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	tk_catch_up(plan, 120000, "--tasks", "2", NULL);
+
+	const char *argv[] = {tk_kmigrate(), "replicate", "-p", plan, "--until-caught-up",
+			      "--tasks", "3", NULL};
+	int rc = tk_run(&out, &err, argv);
+	if (rc != 2 || !strstr(err, "2 tasks") || !strstr(err, "--tasks 3") ||
+	    strchr(err, '\n') != strrchr(err, '\n'))
+		fail_msg("--tasks 3 on a migration started with 2 tasks: want exit 2 and one line "
+			 "naming both counts, got %d: %s", rc, err);
+	free(out);
+	free(err);
+	/* The same count, and no count, run as before. */
+	tk_catch_up(plan, 120000, "--tasks", "2", NULL);
+	tk_catch_up(plan, 120000, NULL);
+	assert_same_topic(R17);
+	free(plan);
+}
+
+/* ---- compression follows the target topic ------------------------------------- */
+
+/* The producer's codec is per target topic (it was lz4 for all): a gzip
+ * topic gets gzip, a `producer` topic the plan's replication.compression.
+ * Both copies must arrive byte for byte through either codec. */
+static void test_compression_per_topic(void **state)
+{
+	const char *gz[] = {"compression.type", "gzip", NULL};
+	char mig[128], inc[200];
+	(void)state;
+	tk_create_topic(&src, R18, 2, gz);
+	fill_topic(R19, 2, 300, "a value that compresses well, well, well, well, well");
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	for (int i = 0; i < 300; i++) {
+		tk_msg_t m = {.key = "k", .value = "gzip topic value, value, value", .partition = i % 2};
+		tk_produce(p, R18, &m);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	snprintf(mig, sizeof(mig), "it-r18-%d", (int)getpid());
+	snprintf(inc, sizeof(inc), "\"^%s$\", \"^%s$\"", R18, R19);
+	char *plan = tk_plan(&src, &tgt, "it-r18", mig, inc, "replication:\n  compression: zstd\n");
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	tk_catch_up(plan, 120000, NULL);
+	assert_same_topic(R18);
+	assert_same_topic(R19);
+	free(plan);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tasks_on_existing_migration),
+		cmocka_unit_test(test_compression_per_topic),
 		cmocka_unit_test(test_corrupt_state_is_loud),
 		cmocka_unit_test(test_failed_run_leaves_journal),
 		cmocka_unit_test(test_unseen_design_topic_is_nogo),
