@@ -706,6 +706,54 @@ done:
 	return err;
 }
 
+km_err_t km_connect_apply_preview(const km_plan_t *plan, const json_t *designs,
+				  json_t **resultp, char *errstr, size_t errstr_size)
+{
+	km_connect_t *c = NULL;
+	json_t *res = json_array(), *d;
+	km_err_t err = KM_ERR_OK;
+	size_t i;
+
+	*resultp = NULL;
+	if (json_array_size(designs) && !plan->target.connect_url)
+		err = km_seterr(errstr, errstr_size, KM_ERR_PLAN,
+				"the design has %zu connector(s) but the plan has no "
+				"target.connect_url: add the target Connect worker's REST URL",
+				json_array_size(designs));
+	else if (json_array_size(designs))
+		err = km_connect_open(plan->target.connect_url, "target.connect_url", 0, &c, errstr,
+				      errstr_size);
+	json_array_foreach(err ? NULL : designs, i, d)
+	{
+		const char *name = json_string_value(json_object_get(d, "name"));
+		char *p = path_of("/connectors/%s/config%s", name, NULL);
+		json_t *have = NULL;
+		km_err_t e = km_connect_call(c, "GET", p, NULL, &have, errstr, errstr_size);
+		free(p);
+		if (e && e != KM_ERR_NOT_FOUND) {
+			err = e;
+			break;
+		}
+		/* the saved design is masked: a masked value compares as the
+		 * mask, so compare the masked forms */
+		json_t *mh = have ? km_connect_mask_config(have) : NULL;
+		json_t *md = km_connect_mask_config(json_object_get(d, "config"));
+		json_array_append_new(res, json_pack("{s:s, s:s}", "name", name, "action",
+						     !have		    ? "create-stopped"
+						     : json_equal(mh, md) ? "exists"
+									  : "conflict"));
+		json_decref(have);
+		json_decref(mh);
+		json_decref(md);
+	}
+	km_connect_close(c);
+	if (err)
+		json_decref(res);
+	else
+		*resultp = res;
+	return err;
+}
+
 /* ---- cutover ------------------------------------------------------------------------ */
 
 static const char *state_of(const json_t *st)
@@ -1168,10 +1216,320 @@ km_err_t km_connect_design_check(const json_t *saved, const json_t *live, char *
 	return err;
 }
 
+/* ---- rollback after the authority moved ---------------------------------------------- */
+
+/* The wave's connectors (read on the source worker, as the cutover placed
+ * them): [{"name", "type", "config"}]; the same refusals as the cutover
+ * (topics unknown, or inside and outside the wave). */
+static km_err_t wave_connectors(const km_plan_t *plan, const km_plan_wave_t *w, km_connect_t *sc,
+				const json_t *all, json_t **outp, char *errstr, size_t errstr_size)
+{
+	json_t *out = json_array(), *e;
+	const char *name;
+	km_err_t err = KM_ERR_OK;
+
+	*outp = NULL;
+	json_object_foreach((json_t *)all, name, e)
+	{
+		json_t *info = json_object_get(e, "info");
+		json_t *ts = connector_topics(sc, name, json_object_get(info, "config")), *t;
+		size_t i, in = 0;
+		json_array_foreach(ts, i, t) in += km_plan_wave_has_topic(plan, w, json_string_value(t));
+		err = topics_known(name, ts, errstr, errstr_size);
+		if (!err && in && in < json_array_size(ts))
+			err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+					"connector '%s' uses topics of wave '%s' and topics outside "
+					"it: it can only move with all of them; put its topics in one "
+					"wave",
+					name, w->name);
+		json_decref(ts);
+		if (err)
+			break;
+		if (in)
+			json_array_append_new(out, json_pack("{s:s, s:O?, s:O?}", "name", name, "type",
+							     json_object_get(info, "type"), "config",
+							     json_object_get(info, "config")));
+	}
+	if (err)
+		json_decref(out);
+	else
+		*outp = out;
+	return err;
+}
+
+static bool is_type(const json_t *c, const char *type)
+{
+	const char *t = json_string_value(json_object_get(c, "type"));
+	return t && !strcmp(t, type);
+}
+
+/* Stops the TARGET connector (the one the cutover resumed) and waits until
+ * it is STOPPED, task-less, its offsets stable: stop_source() pointed at
+ * the other worker. */
+static km_err_t stop_target(km_connect_t *tc, const char *name, int timeout_ms, json_t **offp,
+			    char *errstr, size_t errstr_size)
+{
+	km_err_t err = stop_source(tc, name, timeout_ms, offp, errstr, errstr_size);
+	if (err == KM_ERR_NOGO)
+		/* stop_source's message speaks of the source side */
+		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				"connector '%s' on the target Connect did not stop within %d ms "
+				"(or its offsets did not settle): the source one stays STOPPED; "
+				"find why in the target worker's log, then re-run the rollback",
+				name, timeout_ms);
+	return err;
+}
+
+km_err_t km_connect_rollback_stop(const km_plan_t *plan, const char *wn, bool sinks,
+				  bool dry_run, int stop_timeout_ms, json_t **evidencep,
+				  char *errstr, size_t errstr_size)
+{
+	const km_plan_wave_t *w = km_plan_wave(plan, wn);
+	km_connect_t *sc = NULL, *tc = NULL;
+	json_t *all = NULL, *conns = NULL, *out = json_array(), *cn, *phases = NULL, *offs = NULL;
+	km_err_t err = KM_ERR_OK;
+	size_t i;
+
+	*evidencep = NULL;
+	if (stop_timeout_ms <= 0)
+		stop_timeout_ms = STOP_TIMEOUT_MS;
+	if (!w)
+		return km_seterr(errstr, errstr_size, KM_ERR_INVALID_ARG, "no wave '%s'", wn);
+	if (!plan->source.connect_url || !plan->target.connect_url)
+		goto ok;
+	if ((err = open_both(plan, &sc, &tc, &all, errstr, errstr_size)) ||
+	    (err = wave_connectors(plan, w, sc, all, &conns, errstr, errstr_size)))
+		goto done;
+	json_array_foreach(conns, i, cn)
+	{
+		const char *name = json_string_value(json_object_get(cn, "name"));
+		char ss[32], ts[32];
+
+		if (is_type(cn, "sink") != sinks)
+			continue;
+		phases = json_array();
+		err = record(sc, tc, name, phases, "before", NULL, ss, ts, errstr, errstr_size);
+		if (err == KM_ERR_NOT_FOUND)
+			/* the cutover needed it; gone now, nothing runs there */
+			err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+					"connector '%s' of wave '%s' is gone from the target Connect: "
+					"its position there is lost; look at the target worker, then "
+					"set the source connector's offsets by hand (PATCH "
+					"/connectors/%s/offsets) before re-running the rollback",
+					name, wn, name);
+		if (err)
+			goto done;
+		if (dry_run) {
+			json_array_append_new(phases,
+					      json_pack("{s:s, s:s}", "phase", "would", "what",
+							"stop the target connector, wait until STOPPED "
+							"with stable offsets"));
+		} else {
+			/* The source side stays as the cutover left it: STOPPED.
+			 * Stopping the target first is the safe direction even
+			 * when someone resumed the source by hand (checked in
+			 * connectors-back, before its offsets are written). */
+			if ((err = stop_target(tc, name, stop_timeout_ms, &offs, errstr,
+					       errstr_size)) ||
+			    (err = record(sc, tc, name, phases, "target-stopped",
+					  json_pack("{s:O}", "target_offsets", offs), ss, ts, errstr,
+					  errstr_size)))
+				goto done;
+			json_decref(offs);
+			offs = NULL;
+		}
+		json_array_append_new(out, json_pack("{s:s, s:O?, s:o}", "name", name, "type",
+						     json_object_get(cn, "type"), "phases", phases));
+		phases = NULL;
+	}
+ok:
+	*evidencep = json_pack("{s:o}", "connectors", out);
+	out = NULL;
+done:
+	json_decref(all);
+	json_decref(conns);
+	json_decref(out);
+	json_decref(phases);
+	json_decref(offs);
+	km_connect_close(sc);
+	km_connect_close(tc);
+	return err;
+}
+
+/* The source sink's positions: its TARGET group's committed positions
+ * translated back (km_offsets_translate_back, as offsets-back does for
+ * every group), the wave's partitions; PATCH body and proof. */
+static km_err_t sink_positions_back(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *kt,
+				    const char *name, const char *group, const json_t *parts,
+				    json_t **bodyp, json_t **proofp, char *errstr,
+				    size_t errstr_size)
+{
+	json_t *g = NULL, *row, *offs = json_array(), *proof = json_array();
+	km_err_t err;
+	size_t j;
+
+	*bodyp = *proofp = NULL;
+	if ((err = km_offsets_translate_back(plan, ks, kt, group, parts, &g, errstr, errstr_size)))
+		goto done;
+	json_array_foreach(json_object_get(g, "partitions"), j, row)
+	{
+		const char *st = json_string_value(json_object_get(row, "status"));
+		if (st && !strcmp(st, "no-commit"))
+			continue; /* the source connector keeps its own position */
+		if (!st || strcmp(st, "translated") ||
+		    !json_is_integer(json_object_get(row, "source_offset"))) {
+			err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+					"sink connector '%s' (group '%s'): its target position %lld on "
+					"'%s'[%d] did not translate back (%s): nothing written, both "
+					"connectors STOPPED; look at both logs, then re-run the "
+					"rollback",
+					name, group,
+					(long long)json_integer_value(json_object_get(row, "committed")),
+					json_string_value(json_object_get(row, "target_topic")),
+					(int)json_integer_value(json_object_get(row, "partition")),
+					st ? st : "unknown");
+			goto done;
+		}
+		json_array_append_new(
+			offs, json_pack("{s:{s:O, s:O}, s:{s:O}}", "partition", "kafka_topic",
+					json_object_get(row, "topic"), "kafka_partition",
+					json_object_get(row, "partition"), "offset", "kafka_offset",
+					json_object_get(row, "source_offset")));
+		json_array_append(proof, row);
+	}
+	*bodyp = json_pack("{s:o}", "offsets", offs);
+	*proofp = proof;
+	offs = proof = NULL;
+done:
+	json_decref(g);
+	json_decref(offs);
+	json_decref(proof);
+	return err;
+}
+
+km_err_t km_connect_rollback_offsets(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *kt,
+				     const char *wn, const json_t *parts, bool dry_run,
+				     int stop_timeout_ms, json_t **evidencep, char *errstr,
+				     size_t errstr_size)
+{
+	const km_plan_wave_t *w = km_plan_wave(plan, wn);
+	km_connect_t *sc = NULL, *tc = NULL;
+	json_t *all = NULL, *conns = NULL, *out = json_array(), *cn, *phases = NULL;
+	json_t *offs = NULL, *body = NULL, *proof = NULL;
+	char *p = NULL, *group = NULL;
+	km_err_t err = KM_ERR_OK;
+	size_t i;
+
+	*evidencep = NULL;
+	if (stop_timeout_ms <= 0)
+		stop_timeout_ms = STOP_TIMEOUT_MS;
+	if (!w)
+		return km_seterr(errstr, errstr_size, KM_ERR_INVALID_ARG, "no wave '%s'", wn);
+	if (!plan->source.connect_url || !plan->target.connect_url)
+		goto ok;
+	if ((err = open_both(plan, &sc, &tc, &all, errstr, errstr_size)) ||
+	    (err = wave_connectors(plan, w, sc, all, &conns, errstr, errstr_size)))
+		goto done;
+	json_array_foreach(conns, i, cn)
+	{
+		const char *name = json_string_value(json_object_get(cn, "name"));
+		bool sink = is_type(cn, "sink");
+		char ss[32], ts[32];
+
+		phases = json_array();
+		if ((err = record(sc, tc, name, phases, "before", NULL, ss, ts, errstr,
+				  errstr_size)))
+			goto done;
+		if (dry_run) {
+			json_array_append_new(
+				phases, json_pack("{s:s, s:s}", "phase", "would", "what",
+						  sink ? "stop the target sink, translate its group "
+							 "back, PATCH the source connector's offsets"
+						       : "copy the target connector's source "
+							 "positions verbatim to the source connector"));
+			goto next;
+		}
+		/* The target sink read the target until now (it appended what
+		 * the applications wrote there): stopped here, after the
+		 * reverse copy, its committed position is final. */
+		if (sink) {
+			if ((err = stop_target(tc, name, stop_timeout_ms, &offs, errstr,
+					       errstr_size)) ||
+			    (err = record(sc, tc, name, phases, "target-stopped",
+					  json_pack("{s:O}", "target_offsets", offs), ss, ts, errstr,
+					  errstr_size)))
+				goto done;
+		} else if ((err = get_offsets(tc, name, &offs, errstr, errstr_size))) {
+			goto done;
+		}
+		/* KIP-875 writes offsets only on a STOPPED connector, and a
+		 * source connector running again means someone resumed it: its
+		 * position is no longer the one the cutover left. */
+		if (strcmp(ts, "STOPPED") || strcmp(ss, "STOPPED")) {
+			err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+					"connector '%s' is %s on the source Connect and %s on the "
+					"target: both must be STOPPED before its position goes back; "
+					"stop the running one (check its side effects for duplicates), "
+					"then re-run the rollback",
+					name, ss, ts);
+			goto done;
+		}
+		if (sink) {
+			group = sink_group(plan, name, json_object_get(cn, "config"));
+			if ((err = sink_positions_back(plan, ks, kt, name, group, parts, &body,
+						       &proof, errstr, errstr_size)))
+				goto done;
+		} else {
+			/* The source system's positions are the same on both
+			 * sides: the target's, where it stopped, verbatim. */
+			body = json_pack("{s:O}", "offsets", offs);
+			proof = json_pack("{s:s}", "copied", "verbatim");
+		}
+		if (json_array_size(json_object_get(body, "offsets"))) {
+			p = path_of("/connectors/%s/offsets%s", name, NULL);
+			if ((err = km_connect_call(sc, "PATCH", p, body, NULL, errstr, errstr_size)))
+				goto done;
+		}
+		if ((err = record(sc, tc, name, phases, "offsets-back",
+				  json_pack("{s:O, s:s?, s:O}", "written",
+					    json_object_get(body, "offsets"), "group", group,
+					    "translation", proof),
+				  ss, ts, errstr, errstr_size)))
+			goto done;
+	next:
+		json_array_append_new(out, json_pack("{s:s, s:O?, s:o}", "name", name, "type",
+						     json_object_get(cn, "type"), "phases", phases));
+		phases = NULL;
+		json_decref(offs);
+		json_decref(body);
+		json_decref(proof);
+		offs = body = proof = NULL;
+		free(p);
+		free(group);
+		p = group = NULL;
+	}
+ok:
+	*evidencep = json_pack("{s:o}", "connectors", out);
+	out = NULL;
+done:
+	json_decref(all);
+	json_decref(conns);
+	json_decref(out);
+	json_decref(phases);
+	json_decref(offs);
+	json_decref(body);
+	json_decref(proof);
+	free(p);
+	free(group);
+	km_connect_close(sc);
+	km_connect_close(tc);
+	return err;
+}
+
 /* ---- rollback before the authority moved --------------------------------------------- */
 
-km_err_t km_connect_resume_sources(const km_plan_t *plan, const char *wn, bool dry_run,
-				   json_t **evidencep, char *errstr, size_t errstr_size)
+km_err_t km_connect_resume_sources(const km_plan_t *plan, const char *wn, bool sinks_too,
+				   bool dry_run, json_t **evidencep, char *errstr, size_t errstr_size)
 {
 	const km_plan_wave_t *w = km_plan_wave(plan, wn);
 	km_connect_t *sc = NULL, *tc = NULL;
@@ -1194,7 +1552,7 @@ km_err_t km_connect_resume_sources(const km_plan_t *plan, const char *wn, bool d
 		size_t i, in = 0;
 		json_t *t;
 
-		if (!type || strcmp(type, "source"))
+		if (!type || (strcmp(type, "source") && !(sinks_too && !strcmp(type, "sink"))))
 			continue;
 		ts = connector_topics(sc, name, json_object_get(info, "config"));
 		json_array_foreach(ts, i, t) in += km_plan_wave_has_topic(plan, w, json_string_value(t));

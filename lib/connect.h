@@ -108,6 +108,12 @@ km_err_t km_connect_design(const km_plan_t *plan, json_t **outp, char *errstr,
 km_err_t km_connect_apply(const km_plan_t *plan, const json_t *designs, json_t **resultp,
 			  char *errstr, size_t errstr_size);
 
+/* What km_connect_apply would do, read only (apply --dry-run): per design
+ * {"name", "action": "create-stopped" | "exists" | "conflict"} (a conflict:
+ * apply refuses before any creation). */
+km_err_t km_connect_apply_preview(const km_plan_t *plan, const json_t *designs,
+				  json_t **resultp, char *errstr, size_t errstr_size);
+
 /* A copy of designs with every config masked (km_connect_mask_config):
  * what the saved design holds, so that no secret reaches the journal. */
 json_t *km_connect_design_masked(const json_t *designs);
@@ -132,11 +138,38 @@ km_err_t km_connect_cutover(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *k
 			    bool stop_sources, bool dry_run, int stop_timeout_ms, json_t **evidencep,
 			    char *errstr, size_t errstr_size);
 
-/* The rollback of wave w before its authority moved (lib/rollback.c,
- * reset): the wave's source connectors that the cutover's stop-connectors
- * step stopped run again on the source -- refused (NOGO) for one whose
- * target twin is not STOPPED.  Both states recorded as in the cutover. */
-km_err_t km_connect_resume_sources(const km_plan_t *plan, const char *w, bool dry_run,
-				   json_t **evidencep, char *errstr, size_t errstr_size);
+/* The rollback's last connector move (lib/rollback.c, reset): the wave's
+ * source connectors that the cutover stopped run again on the source --
+ * refused (NOGO) for one whose target twin is not STOPPED.  Before the
+ * authority moved only SOURCE connectors were stopped (stop-connectors);
+ * after it (sinks_too) every connector of the wave.  Both states
+ * recorded as in the cutover; idempotent (a RUNNING one is recorded). */
+km_err_t km_connect_resume_sources(const km_plan_t *plan, const char *w, bool sinks_too,
+				   bool dry_run, json_t **evidencep, char *errstr,
+				   size_t errstr_size);
+
+/* The rollback after the authority moved, step stop-target-connectors
+ * (sinks false: before fence-target, the target's SOURCE connectors are
+ * the wave's producers there) -- and the sink half of connectors-back:
+ * stops the wave's target connectors of that kind and waits until each is
+ * STOPPED with stable offsets.  @returns {"connectors": [{"name", "type",
+ * "phases"}]} (both states per phase) in *evidencep; KM_ERR_NOGO when one
+ * does not stop in time or is gone from the target. */
+km_err_t km_connect_rollback_stop(const km_plan_t *plan, const char *w, bool sinks, bool dry_run,
+				  int stop_timeout_ms, json_t **evidencep, char *errstr,
+				  size_t errstr_size);
+
+/* The rollback's connectors-back step (after reverse, before
+ * offsets-back): the target sinks stopped (their positions final), then
+ * per connector of the wave, both STOPPED (else NOGO): a sink's TARGET
+ * group translated back (km_offsets_translate_back over parts, the
+ * switch's partitions as offsets-back gives them) and written with PATCH
+ * /connectors/{n}/offsets on the SOURCE connector; a source connector's
+ * target positions copied verbatim.  Idempotent (the same positions
+ * again).  Evidence as km_connect_rollback_stop. */
+km_err_t km_connect_rollback_offsets(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *kt,
+				     const char *w, const json_t *parts, bool dry_run,
+				     int stop_timeout_ms, json_t **evidencep, char *errstr,
+				     size_t errstr_size);
 
 #endif

@@ -1142,7 +1142,13 @@ static km_err_t do_switch(ctx_t *x)
 		emit(x, "switch", "would", 0, ev, NULL);
 		goto done;
 	}
-	if ((err = target_hwms(x, &hwms)))
+	/* The connectors step measured the target before it resumed a
+	 * connector there: that is where the target's new history starts. */
+	const json_t *chw = json_object_get(
+		json_object_get(json_object_get(x->done, "connectors"), "body"), "target_hwms");
+	if (chw)
+		hwms = json_deep_copy(chw);
+	else if ((err = target_hwms(x, &hwms)))
 		goto done;
 	json_object_set(ev, "target_hwms", hwms);
 	err = step_done(x, "switch", ev);
@@ -1518,11 +1524,22 @@ static km_err_t do_connectors(ctx_t *x, const char *step)
 	json_t *ev = NULL;
 	km_err_t err;
 
+	json_t *hwms = NULL;
+	bool move = strcmp(step, "stop-connectors") != 0;
+
 	if (!c->dry_run)
 		emit(x, step, "start", 0, NULL, NULL);
-	err = km_connect_cutover(c->plan, c->ks, c->kt, c->wave, !strcmp(step, "stop-connectors"),
-				 c->dry_run, c->connector_stop_timeout_ms, &ev, x->errstr,
-				 x->errstr_size);
+	/* The target's new history starts here, not at the switch: a source
+	 * connector resumed on the target writes its topics from now on, and
+	 * a rollback copies back from the switch's target_hwms (which take
+	 * these).  Measured before any resume. */
+	if (move && !c->dry_run && (err = target_hwms(x, &hwms)))
+		return err;
+	err = km_connect_cutover(c->plan, c->ks, c->kt, c->wave, !move, c->dry_run,
+				 c->connector_stop_timeout_ms, &ev, x->errstr, x->errstr_size);
+	if (!err && hwms && json_array_size(json_object_get(ev, "connectors")))
+		json_object_set(ev, "target_hwms", hwms);
+	json_decref(hwms);
 	if (err == KM_ERR_NOGO)
 		emit(x, step, "nogo", 0, NULL, x->errstr);
 	else if (!err && c->dry_run)

@@ -27,8 +27,10 @@
 
 /* Every step, in the order of the rollback after the authority moved;
  * before it, only assess, unfence and reset run (path_before). */
-const char *const km_rollback_steps[] = {"assess",  "fence-target", "drain-target",
-					 "unfence", "reverse",      "offsets-back",
+const char *const km_rollback_steps[] = {"assess",          "stop-target-connectors",
+					 "fence-target",    "drain-target",
+					 "unfence",         "reverse",
+					 "connectors-back", "offsets-back",
 					 "authority-source", "reset", NULL};
 static const char *const path_before[] = {"assess", "unfence", "reset", NULL};
 
@@ -804,6 +806,61 @@ done:
 	return err;
 }
 
+/* ---- the wave's connectors (lib/connect.h) --------------------------------------- */
+
+/* The connector steps' common end: NOGO reported, else the fact (or the
+ * dry run's "would"), evidence = both connectors' states per phase. */
+static km_err_t connector_step(rctx_t *x, const char *step, km_err_t err, json_t *cev)
+{
+	if (err == KM_ERR_NOGO)
+		emit(x, step, "nogo", 0, NULL, x->errstr);
+	if (!err && x->c->dry_run)
+		emit(x, step, "would", 0, cev, NULL);
+	else if (!err)
+		err = step_done(x, step, cev, false);
+	json_decref(cev);
+	return err;
+}
+
+/* Before fence-target: the wave's source connectors on the target are
+ * producers of its target topics; stopped gracefully, their last offset
+ * commit covers every record the target acknowledged, and the drain that
+ * follows sees a history that no longer grows. */
+static km_err_t do_stop_target_connectors(rctx_t *x)
+{
+	json_t *cev = NULL;
+	km_err_t err;
+
+	if (!x->c->dry_run)
+		emit(x, "stop-target-connectors", "start", 0, NULL, NULL);
+	err = km_connect_rollback_stop(x->c->plan, x->c->wave, false, x->c->dry_run, 0, &cev,
+				       x->errstr, x->errstr_size);
+	return connector_step(x, "stop-target-connectors", err, cev);
+}
+
+/* After reverse (the source holds the target's history), before
+ * offsets-back (which reads the groups' target positions: the target
+ * sinks' must be final): the connectors' positions go back. */
+static km_err_t do_connectors_back(rctx_t *x)
+{
+	json_t *parts = json_array(), *cev = NULL, *r;
+	km_err_t err;
+	size_t i;
+
+	json_array_foreach(switch_parts(x), i, r)
+		json_array_append_new(parts, json_pack("{s:O, s:O, s:O, s:O}", "topic",
+						       json_object_get(r, "topic"), "target_topic",
+						       json_object_get(r, "target_topic"), "partition",
+						       json_object_get(r, "partition"), "switch_hwm",
+						       json_object_get(r, "hwm")));
+	if (!x->c->dry_run)
+		emit(x, "connectors-back", "start", 0, NULL, NULL);
+	err = km_connect_rollback_offsets(x->c->plan, x->c->ks, x->c->kt, x->c->wave, parts,
+					  x->c->dry_run, 0, &cev, x->errstr, x->errstr_size);
+	json_decref(parts);
+	return connector_step(x, "connectors-back", err, cev);
+}
+
 /* ---- offsets-back ---------------------------------------------------------------- */
 
 static km_err_t do_offsets_back(rctx_t *x)
@@ -1235,12 +1292,15 @@ static km_err_t do_reset(rctx_t *x)
 									  "inverse"))
 					      : json_pack("{s:s}", "kind", "external"));
 	}
-	/* The wave's source connectors the cutover stopped run again on the
-	 * source (lib/connect.h); after the authority moved, not built. */
-	if (!x->moved && json_object_get(x->cut, "stop-connectors")) {
+	/* The wave's connectors the cutover stopped run again on the source
+	 * (lib/connect.h): before the authority moved its source connectors
+	 * (stop-connectors); after it every one, now that the authority is
+	 * the source's again and connectors-back gave them their positions
+	 * (the target twins STOPPED since, else NOGO). */
+	if (x->moved || json_object_get(x->cut, "stop-connectors")) {
 		json_t *cev = NULL;
-		err = km_connect_resume_sources(x->c->plan, x->c->wave, x->c->dry_run, &cev,
-						x->errstr, x->errstr_size);
+		err = km_connect_resume_sources(x->c->plan, x->c->wave, x->moved, x->c->dry_run,
+						&cev, x->errstr, x->errstr_size);
 		if (err == KM_ERR_NOGO)
 			emit(x, "reset", "nogo", 0, NULL, x->errstr);
 		if (err) {
@@ -1310,6 +1370,8 @@ km_err_t km_rollback_run(const km_rollback_conf_t *conf, json_t **resultp, char 
 		      : !strcmp(step, "unfence")          ? do_unfence(&x)
 		      : !strcmp(step, "reverse")          ? do_reverse(&x)
 		      : !strcmp(step, "offsets-back")     ? do_offsets_back(&x)
+		      : !strcmp(step, "stop-target-connectors") ? do_stop_target_connectors(&x)
+		      : !strcmp(step, "connectors-back")  ? do_connectors_back(&x)
 		      : !strcmp(step, "authority-source") ? do_authority_source(&x)
 							  : do_reset(&x);
 		if (err)

@@ -458,15 +458,36 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 	km_iso8601(ts, when, sizeof(when));
 
 	if (dry_run) {
+		/* The connectors apply would create (STOPPED), checked live on
+		 * the target worker. */
+		json_t *cpre = NULL, *r;
+		size_t ci, conflicts = 0;
+		if ((err = km_connect_apply_preview(plan, json_object_get(design, "connectors"),
+						    &cpre, cli->errstr, sizeof(cli->errstr)))) {
+			rc = cli_fail(cli, err);
+			goto done;
+		}
+		json_array_foreach(cpre, ci, r)
+			conflicts += !strcmp(cli_jstr(r, "action"), "conflict");
 		if (cli->json) {
-			json_t *out = json_pack("{s:O, s:O}", "design", design, "actions", actions);
+			json_t *out = json_pack("{s:O, s:O, s:o}", "design", design, "actions", actions,
+						"connectors", cpre);
 			cli_print_json(out);
 			json_decref(out);
 		} else {
 			print_delta(design, actions, cli->verbose);
+			json_array_foreach(cpre, ci, r)
+				printf("  connector %s: %s\n", cli_jstr(r, "name"),
+				       !strcmp(cli_jstr(r, "action"), "exists")
+					       ? "exists on the target Connect with this config: left alone"
+				       : !strcmp(cli_jstr(r, "action"), "conflict")
+					       ? "CONFLICT: exists on the target Connect with another "
+						 "config (apply refuses)"
+					       : "would be created STOPPED on the target Connect");
+			json_decref(cpre);
 			printf("Dry run of the design saved at %s: nothing changed.\n", when);
 		}
-		rc = km_design_count(actions, "blocked") ? 1 : 0;
+		rc = km_design_count(actions, "blocked") || conflicts ? 1 : 0;
 		goto done;
 	}
 

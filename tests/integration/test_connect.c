@@ -21,7 +21,10 @@
  *     RUNNING;
  *   - no-stop: a second wave's sink that does not stop in time
  *     (KM_CONNECT_STOP_TIMEOUT_MS) is a NO-GO: the connectors step is not
- *     journaled, the target connector stays STOPPED with no offsets.
+ *     journaled, the target connector stays STOPPED with no offsets;
+ *   - rollback after: the files wave rolled back after its authority
+ *     moved (killed after each connector step): the file holds every
+ *     record once, in order, and the source sink continues it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -544,6 +547,132 @@ static void test_no_stop_nogo(void **state)
 	free(p);
 }
 
+/* Both connectors' states at every journaled phase of a step's fact:
+ * never both RUNNING; @returns how many connectors the fact names. */
+static size_t assert_never_both(const char *kind, const char *subject)
+{
+	json_t *b = tk_journal_body(journal, kind, subject), *x, *ph;
+	size_t i, j, n;
+	TK_ASSERT(b, "no %s fact '%s'", kind, subject);
+	n = json_array_size(json_object_get(b, "connectors"));
+	json_array_foreach(json_object_get(b, "connectors"), i, x)
+		json_array_foreach(json_object_get(x, "phases"), j, ph)
+		{
+			const char *s = json_string_value(json_object_get(ph, "source_state"));
+			const char *t = json_string_value(json_object_get(ph, "target_state"));
+			TK_ASSERT(s && t && !(!strcmp(s, "RUNNING") && !strcmp(t, "RUNNING")),
+				  "%s: connector %s phase %s: source %s, target %s", subject,
+				  json_string_value(json_object_get(x, "name")),
+				  json_string_value(json_object_get(ph, "phase")), s ? s : "?",
+				  t ? t : "?");
+		}
+	json_decref(b);
+	return n;
+}
+
+static void append_lines_to(const char *path, const char *prefix, int from, int to)
+{
+	FILE *f = fopen(path, "a");
+	TK_ASSERT(f, "cannot append to %s", path);
+	for (int i = from; i < to; i++)
+		fprintf(f, "%s-%d\n", prefix, i);
+	fclose(f);
+}
+
+/* The file holds the records of topic[0] on c, line for line, once each,
+ * in order (within WAIT_MS, then nothing more). */
+static void assert_file_is_topic(const char *path, const tk_cluster_t *c, const char *topic)
+{
+	json_t *vals = tk_values(c, topic, 0), *lines = NULL;
+	wait_lines(path, json_array_size(vals));
+	tk_sleep_ms(2000); /* nothing more may come */
+	file_lines(path, &lines);
+	assert_int_equal(json_array_size(lines), json_array_size(vals));
+	for (size_t i = 0; i < json_array_size(vals); i++)
+		if (!json_equal(json_array_get(lines, i), json_array_get(vals, i)))
+			tk_fail("line %zu of %s is '%s', the topic's record is '%s'", i + 1, path,
+				json_string_value(json_array_get(lines, i)),
+				json_string_value(json_array_get(vals, i)));
+	json_decref(vals);
+	json_decref(lines);
+}
+
+/* The files wave, cut over by test_sink_cutover, is rolled back after its
+ * authority moved, killed after each connector step and resumed: the
+ * target's sink and source connector stop, their positions go back (the
+ * sink's group translated back, the source's file position verbatim) and
+ * the source ones run again.  The file then holds every record of the
+ * source topic (the copied-back ones included) once, in order, and new
+ * records on the source reach it once; the source connector reads on. */
+static void test_rollback_after(void **state)
+{
+	json_t *evs;
+	(void)state;
+	const char *rb[] = {tk_kmigrate(), "rollback", "-p", plan, "--wave", "files", "--json", NULL};
+
+	/* The forward replicator ends (authority-source refuses while it
+	 * runs); the writer stopped in test_sink_cutover. */
+	kill(repl, SIGTERM);
+	assert_int_equal(tk_wait_exit(repl, WAIT_MS), 0);
+	repl = 0;
+	/* Written on the target after the cutover: the target sink appends
+	 * them, the target source connector reads lines into TS there. */
+	for (int i = 0; i < 5; i++) {
+		char v[32];
+		snprintf(v, sizeof(v), "after-%d", i);
+		tk_produce_one(&tgt, T, v);
+	}
+	append_lines_to(infile, "line", lines_appended, lines_appended + 5);
+	lines_appended += 5;
+	assert_lines_once(&tgt, TS, "line", lines_appended);
+	assert_file_is_topic(file, &tgt, T);
+
+	assert_int_equal(tk_km_events(&evs, "KM_ROLLBACK_CRASH_AFTER", "stop-target-connectors", rb),
+			 137);
+	assert_state(evs, "stop-target-connectors", "done");
+	json_decref(evs);
+	assert_string_equal(cstate(turl, SRC), "STOPPED");
+	assert_string_equal(cstate(surl, SRC), "STOPPED");
+	assert_int_equal(tk_km_events(&evs, "KM_ROLLBACK_CRASH_AFTER", "connectors-back", rb), 137);
+	assert_state(evs, "stop-target-connectors", "already-done");
+	assert_state(evs, "connectors-back", "done");
+	json_decref(evs);
+	assert_string_equal(cstate(turl, SINK), "STOPPED");
+	assert_string_equal(cstate(surl, SINK), "STOPPED");
+	assert_int_equal(tk_km_events(&evs, NULL, NULL, rb), 0);
+	assert_state(evs, "connectors-back", "already-done");
+	assert_state(evs, "reset", "done");
+	json_decref(evs);
+	assert_string_equal(cstate(surl, SINK), "RUNNING");
+	assert_string_equal(cstate(turl, SINK), "STOPPED");
+	assert_string_equal(cstate(surl, SRC), "RUNNING");
+	assert_string_equal(cstate(turl, SRC), "STOPPED");
+
+	/* The journaled proof: both connectors' states at every phase of each
+	 * connector step, never both RUNNING. */
+	/* only the source connector: a producer on the target */
+	assert_int_equal(assert_never_both("rollback.step", "wave:files step:stop-target-connectors"), 1);
+	assert_int_equal(assert_never_both("rollback.step", "wave:files step:connectors-back"), 2);
+	assert_int_equal(assert_never_both("rollback.step", "wave:files step:reset"), 2);
+
+	/* The source sink continues the file: new records on the source,
+	 * each once, after the copied-back ones. */
+	for (int i = 0; i < 5; i++) {
+		char v[32];
+		snprintf(v, sizeof(v), "back-%d", i);
+		tk_produce_one(&src, T, v);
+	}
+	json_t *vals = tk_values(&src, T, 0);
+	assert_string_equal(json_string_value(json_array_get(vals, json_array_size(vals) - 1)),
+			    "back-4");
+	json_decref(vals);
+	assert_file_is_topic(file, &src, T);
+	/* The source connector reads on from the target's position. */
+	append_lines_to(infile, "line", lines_appended, lines_appended + 5);
+	lines_appended += 5;
+	assert_lines_once(&src, TS, "line", lines_appended);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -551,6 +680,7 @@ int main(void)
 		cmocka_unit_test(test_sink_cutover),
 		cmocka_unit_test(test_rollback_before),
 		cmocka_unit_test(test_no_stop_nogo),
+		cmocka_unit_test(test_rollback_after),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
