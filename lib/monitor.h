@@ -45,6 +45,9 @@ typedef struct km_monitor_conf_s {
 	const km_plan_t *plan;
 	km_kafka_t *ks, *kt;            /* connected (borrowed) */
 	const km_kafka_endpoint_t *tgt; /* the authority topic is read with it */
+	/* The source, with its password: the lag in seconds reads the oldest
+	 * uncopied records with it.  NULL: no lag in seconds. */
+	const km_kafka_endpoint_t *src;
 	km_journal_t *jr;               /* read only (fence state, gates); may be NULL */
 	km_metrics_t *metrics;          /* required (borrowed): what triggers read */
 	/* Gates are evaluated at most this often; 0: 60 s; < 0: never. */

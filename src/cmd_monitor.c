@@ -209,6 +209,7 @@ int cmd_monitor(cli_t *cli, int argc, char **argv)
 				.ks = cli->ks,
 				.kt = cli->kt,
 				.tgt = &cli->tgt,
+				.src = &cli->src,
 				.jr = cli->jr,
 				.metrics = metrics};
 	mon = km_monitor_new(&mc);
