@@ -24,6 +24,9 @@
  *     only to its declared topic and reads back as its own principal, and
  *     a trigger on its authorization failures fires once an ACL DENY
  *     refuses it;
+ *   - connector health: a Kafka Connect worker on the target (started
+ *     here), one sink RUNNING and one whose task FAILED: their state
+ *     gauges, the task failure counted once, a trigger on it firing;
  *   - --emit-rules passes `promtool check rules`;
  *   - bad input: an unparsable trigger, an unknown metric, a PromQL trigger
  *     without a Prometheus URL (exit 2), a port in use (exit 3): one line.
@@ -45,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "connect.h"
 #include "cutover.h"
 #include "gate.h"
 #include "mapstore.h"
@@ -56,6 +60,7 @@ static char T_REPL[64], T_LAG[64], T_CLEAR[64], T_STALE[64], GROUP[64], GROUP2[6
 static int port_base;
 static pid_t prom_pid = -1;
 static char *prom_dir;
+static char worker_name[64]; /* the Connect worker, while it runs */
 
 /* Ports: 18400 + KM_TEST_PORT_OFFSET and up (other checkouts shift by 10). */
 static int port(int i)
@@ -152,8 +157,24 @@ static void promtool_check_metrics(const char *text)
 
 /* ---- prometheus ------------------------------------------------------------------ */
 
+/* Stops the Connect worker test_connector_health started (and wipes its
+ * state); at exit or on a fatal signal too. */
+static void worker_stop(void)
+{
+	if (!worker_name[0])
+		return;
+	const char *cache = getenv("KM_CONNECT_CACHE");
+	char *line = km_asprintf("KM_CACHE='%s' '%s' stop %s --wipe >/dev/null 2>&1",
+				 cache ? cache : "", getenv("KM_CONNECT_WORKER"), worker_name);
+	worker_name[0] = '\0';
+	if (system(line) != 0)
+		fprintf(stderr, "test_monitor: the Connect worker did not stop cleanly\n");
+	free(line);
+}
+
 static void prom_stop(void)
 {
+	worker_stop();
 	if (prom_pid > 0) {
 		kill(prom_pid, SIGTERM);
 		if (tk_wait_exit(prom_pid, 30000) < 0)
@@ -240,6 +261,32 @@ static void bad_input(int want, const char *says, ...)
 	TK_ASSERT(strchr(err, '\n') == err + strlen(err) - 1, "not one line: %s", err);
 	free(out);
 	free(err);
+}
+
+/* Writes the authority record a cutover's authority step writes: topic
+ * (of wave w1) of migration mig is the target's. */
+static void authority_moved(const char *mig, const char *topic)
+{
+	char atopic[300], e[512];
+	km_mapstore_authority_topic(mig, atopic, sizeof(atopic));
+	const char *compact[] = {"cleanup.policy", "compact", NULL};
+	tk_create_topic(&tgt, atopic, 1, compact);
+	km_kafka_endpoint_t ep = {.role = "target", .bootstrap = tgt.bootstrap};
+	json_t *topics = json_pack("[s]", topic);
+	TK_ASSERT(!km_cutover_write_authority(&ep, atopic, "target", "w1", 1, topics, e, sizeof(e)),
+		  "%s", e);
+	json_decref(topics);
+}
+
+/* Starts `monitor -p plan --metrics-addr 127.0.0.1:port(i)` in the
+ * background, its output in log (log_size bytes; "<plan>.monitor.log"). */
+static pid_t monitor_spawn(const char *plan, int i, char *log, size_t log_size)
+{
+	char addr[64];
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port(i));
+	snprintf(log, log_size, "%s.monitor.log", plan);
+	const char *argv[] = {tk_kmigrate(), "monitor", "-p", plan, "--metrics-addr", addr, NULL};
+	return tk_spawn(argv, log);
 }
 
 static int group_setup(void **state)
@@ -606,7 +653,7 @@ static void test_trigger_clears_before_for(void **state)
 static void test_stale_reader(void **state)
 {
 	(void)state;
-	char extra[800], atopic[300], e[512];
+	char extra[800];
 	snprintf(extra, sizeof(extra),
 		 "consumer_groups:\n  - {id: %s, owner: team-b}\n"
 		 "cutover:\n  waves:\n    - {name: w1, topics: ['%s'], groups: ['%s']}\n",
@@ -617,15 +664,7 @@ static void test_stale_reader(void **state)
 	snprintf(mig, sizeof(mig), "mon-stale-%d", (int)getpid());
 	tk_create_topic(&src, T_STALE, 1, NULL);
 	tk_create_topic(&tgt, T_STALE, 1, NULL);
-	/* The authority record a cutover's authority step writes. */
-	km_mapstore_authority_topic(mig, atopic, sizeof(atopic));
-	const char *compact[] = {"cleanup.policy", "compact", NULL};
-	tk_create_topic(&tgt, atopic, 1, compact);
-	km_kafka_endpoint_t ep = {.role = "target", .bootstrap = tgt.bootstrap};
-	json_t *topics = json_pack("[s]", T_STALE);
-	TK_ASSERT(!km_cutover_write_authority(&ep, atopic, "target", "w1", 1, topics, e, sizeof(e)),
-		  "%s", e);
-	json_decref(topics);
+	authority_moved(mig, T_STALE);
 	pid_t member = tk_member_start(&src, GROUP2, T_STALE, "stale-client");
 
 	char *out = NULL, *err = NULL;
@@ -664,7 +703,7 @@ static int one_series(const char *text, const char *name, double *vp, const char
 static void test_metrics_agree_with_gate_and_status(void **state)
 {
 	(void)state;
-	char t1[80], t2[80], extra[800], atopic[300], mig[128], e[512], addr[64], lab[200];
+	char t1[80], t2[80], extra[800], mig[128], lab[200];
 	int id = (int)getpid();
 	snprintf(t1, sizeof(t1), "mon-%d.agree1", id);
 	snprintf(t2, sizeof(t2), "mon-%d.agree2", id);
@@ -681,22 +720,11 @@ static void test_metrics_agree_with_gate_and_status(void **state)
 		tk_create_topic(&src, i ? t2 : t1, 1, NULL);
 		tk_create_topic(&tgt, i ? t2 : t1, 1, NULL);
 	}
-	/* w1's authority moved to the target (the record a cutover writes);
-	 * w2's did not. */
-	km_mapstore_authority_topic(mig, atopic, sizeof(atopic));
-	const char *compact[] = {"cleanup.policy", "compact", NULL};
-	tk_create_topic(&tgt, atopic, 1, compact);
-	km_kafka_endpoint_t ep = {.role = "target", .bootstrap = tgt.bootstrap};
-	json_t *topics = json_pack("[s]", t1);
-	TK_ASSERT(!km_cutover_write_authority(&ep, atopic, "target", "w1", 1, topics, e, sizeof(e)),
-		  "%s", e);
-	json_decref(topics);
+	/* w1's authority moved to the target; w2's did not. */
+	authority_moved(mig, t1);
 
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port(5));
 	char log[600];
-	snprintf(log, sizeof(log), "%s.monitor.log", plan);
-	const char *argv[] = {tk_kmigrate(), "monitor", "-p", plan, "--metrics-addr", addr, NULL};
-	pid_t mp = tk_spawn(argv, log);
+	pid_t mp = monitor_spawn(plan, 5, log, sizeof(log));
 	char *text = NULL;
 	double v;
 	int gates_seen = 0;
@@ -788,7 +816,7 @@ static void test_canary(void **state)
 {
 	(void)state;
 	tk_cluster_t sec;
-	char user[64], topic[80], app[80], principal[80], text[2400], addr[64];
+	char user[64], topic[80], app[80], principal[80], text[2400];
 	int id = (int)getpid();
 
 	tk_cluster_from_env(&sec, "KM_TEST_SECURE");
@@ -861,11 +889,8 @@ static void test_canary(void **state)
 	 * and /metrics counts the refusals by code. */
 	tk_acl(&sec, RD_KAFKA_RESOURCE_TOPIC, topic, RD_KAFKA_RESOURCE_PATTERN_LITERAL, principal,
 	       "*", RD_KAFKA_ACL_OPERATION_WRITE, RD_KAFKA_ACL_PERMISSION_TYPE_DENY);
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port(6));
 	char log[600];
-	snprintf(log, sizeof(log), "%s.monitor.log", plan);
-	const char *margv[] = {tk_kmigrate(), "monitor", "-p", plan, "--metrics-addr", addr, NULL};
-	pid_t mp = tk_spawn(margv, log);
+	pid_t mp = monitor_spawn(plan, 6, log, sizeof(log));
 	char *scr = NULL;
 	double firing = 0, authz = 0, refused = 0;
 	for (int i = 0; i < 1200 && !(firing == 1 && authz > 0); i++, tk_sleep_ms(100)) {
@@ -891,6 +916,108 @@ static void test_canary(void **state)
 		  "error ratio: %s", scr);
 	free(mlog);
 	free(scr);
+	free(plan);
+	free(dir);
+}
+
+static void test_connector_health(void **state)
+{
+	(void)state;
+	char url[64], good[64], bad[64], topic[64], extra[1200], path[600];
+	int id = (int)getpid();
+	const char *cache = getenv("KM_CONNECT_CACHE");
+
+	snprintf(topic, sizeof(topic), "mon-%d.connect", id);
+	snprintf(good, sizeof(good), "mon-%d-good", id);
+	snprintf(bad, sizeof(bad), "mon-%d-bad", id);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port(7));
+	tk_create_topic(&src, topic, 1, NULL);
+	tk_create_topic(&tgt, topic, 1, NULL);
+	snprintf(worker_name, sizeof(worker_name), "mon-%d", id);
+	char *line = km_asprintf("KM_CACHE='%s' '%s' start %s --bootstrap %s --port %d --version 4.3",
+				 cache ? cache : "", getenv("KM_CONNECT_WORKER"), worker_name,
+				 tgt.bootstrap, port(7));
+	int rc = system(line);
+	free(line);
+	TK_ASSERT(rc == 0, "connect-worker start: exit %d", rc);
+	/* good writes a file it can; bad's task cannot open its file, so it
+	 * FAILS as it starts. */
+	char *dir = tk_tmpdir("mon-connect");
+	snprintf(path, sizeof(path), "%s/good.txt", dir);
+	const char *files[2] = {path, "/nonexistent-kmigrate-dir/bad.txt"};
+	km_connect_t *kc = NULL;
+	char e[512];
+	TK_ASSERT(!km_connect_open(url, "test", 30000, &kc, e, sizeof(e)), "%s", e);
+	for (int i = 0; i < 2; i++) {
+		json_t *conf = json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "name", i ? bad : good,
+					 "config", "connector.class",
+					 "org.apache.kafka.connect.file.FileStreamSinkConnector",
+					 "tasks.max", "1", "file", files[i], "topics", topic);
+		TK_ASSERT(!km_connect_call(kc, "POST", "/connectors", conf, NULL, e, sizeof(e)),
+			  "%s", e);
+		json_decref(conf);
+	}
+	km_connect_close(kc);
+	snprintf(extra, sizeof(extra),
+		 "connectors:\n"
+		 "  - {name: %s, class: FileStreamSink, owner: team-c}\n"
+		 "  - {name: %s, class: FileStreamSink, owner: team-c}\n"
+		 "monitoring: {interval: 1s}\n"
+		 "rollback:\n  triggers:\n"
+		 "    - {name: task-failed, metric: kmigrate_connector_tasks_failed,\n"
+		 "       labels: {cluster: target, connector: %s}, threshold: 0}\n",
+		 good, bad, bad);
+	char *plan = make_plan("mon-connect", topic, extra);
+	/* The plan's target.connect_url (tk_plan writes the clusters). */
+	size_t len;
+	char *text = tk_read_file(plan, &len);
+	char *cut = strstr(text, "\ntopics:");
+	TK_ASSERT(cut, "plan: %s", text);
+	*cut = '\0';
+	char *with = km_asprintf("%s\n  connect_url: %s\n%s", text, url, cut + 1);
+	free(tk_write_file(dir, "connect.yaml", with));
+	char *cplan = km_asprintf("%s/connect.yaml", dir);
+	free(with);
+	free(text);
+
+	char log[700];
+	pid_t mp = monitor_spawn(cplan, 8, log, sizeof(log));
+	char *scr = NULL;
+	double failed = 0, running = 0, firing = 0, failures = 0;
+	char glab[100], blab[100];
+	snprintf(glab, sizeof(glab), "connector=\"%s\"", good);
+	snprintf(blab, sizeof(blab), "connector=\"%s\"", bad);
+	for (int i = 0; i < 1200; i++, tk_sleep_ms(100)) {
+		free(scr);
+		if (!(scr = scrape(port(8))))
+			continue;
+		failed = metric_sum(scr, "kmigrate_connector_task_state", NULL, blab,
+				    "state=\"FAILED\"", NULL);
+		running = metric_sum(scr, "kmigrate_connector_task_state", NULL, glab,
+				     "state=\"RUNNING\"", NULL);
+		firing = metric_sum(scr, "kmigrate_trigger_firing", NULL, "task-failed", NULL);
+		failures = metric_sum(scr, "kmigrate_connector_task_failures_total", NULL, blab, NULL);
+		if (failed == 1 && running == 1 && firing == 1)
+			break;
+	}
+	/* A few more samples: a task that stays FAILED is one failure. */
+	tk_sleep_ms(2500);
+	free(scr);
+	scr = scrape(port(8));
+	kill(mp, SIGTERM);
+	rc = tk_wait_exit(mp, 60000);
+	TK_ASSERT(failed == 1 && running == 1 && firing == 1,
+		  "bad's task FAILED %g, good's RUNNING %g, trigger firing %g: %s", failed, running,
+		  firing, scr ? scr : "(no scrape)");
+	failures = metric_sum(scr, "kmigrate_connector_task_failures_total", NULL, blab, NULL);
+	TK_ASSERT(failures == 1, "task failures counted %g, want 1: %s", failures, scr);
+	assert_true(metric_sum(scr, "kmigrate_connector_tasks_failed", NULL, glab, NULL) == 0);
+	assert_true(metric_sum(scr, "kmigrate_connector_state", NULL, glab, "state=\"RUNNING\"",
+			       NULL) == 1);
+	TK_ASSERT(rc == 0, "monitor exited %d (log %s)", rc, log);
+	worker_stop();
+	free(scr);
+	free(cplan);
 	free(plan);
 	free(dir);
 }
@@ -970,6 +1097,7 @@ int main(void)
 		cmocka_unit_test(test_stale_reader),
 		cmocka_unit_test(test_metrics_agree_with_gate_and_status),
 		cmocka_unit_test(test_canary),
+		cmocka_unit_test(test_connector_health),
 		cmocka_unit_test(test_replicate_metrics_and_prometheus),
 	};
 	if (getenv("TK_ONLY"))
