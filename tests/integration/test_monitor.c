@@ -914,6 +914,7 @@ static void test_canary(void **state)
 	TK_ASSERT(strstr(mlog, "rollback trigger 'canary-denied' FIRED"), "log: %s", mlog);
 	TK_ASSERT(metric_sum(scr, "kmigrate_canary_error_ratio", NULL, topic, NULL) == 1,
 		  "error ratio: %s", scr);
+	promtool_check_metrics(scr);
 	free(mlog);
 	free(scr);
 	free(plan);
@@ -1015,6 +1016,7 @@ static void test_connector_health(void **state)
 	assert_true(metric_sum(scr, "kmigrate_connector_state", NULL, glab, "state=\"RUNNING\"",
 			       NULL) == 1);
 	TK_ASSERT(rc == 0, "monitor exited %d (log %s)", rc, log);
+	promtool_check_metrics(scr);
 	worker_stop();
 	free(scr);
 	free(cplan);
@@ -1063,6 +1065,15 @@ static void test_bad_input(void **state)
 			     "rollback:\n  triggers:\n"
 			     "    - {name: t, query: 'sum(up)', threshold: 1}\n");
 	bad_input(2, "no 'monitoring.prometheus_url'", "monitor", "-p", p3, "--once", NULL);
+	/* A canary trigger without a canary could never have a value. */
+	char *p5 = make_plan("mon-bad5", T_LAG,
+			     "rollback:\n  triggers:\n"
+			     "    - {name: t, metric: kmigrate_canary_error_ratio, threshold: 0}\n");
+	bad_input(2, "no 'monitoring.canary_topic'", "monitor", "-p", p5, "--once", NULL);
+	char *p6 = make_plan("mon-bad6", T_LAG,
+			     "monitoring: {canary_topic: c, canary_username: probe}\n");
+	bad_input(2, "'monitoring.canary_password_env' go together", "monitor", "-p", p6, "--once",
+		  NULL);
 	char *p4 = make_plan("mon-bad4", T_LAG, NULL);
 	bad_input(2, "--metrics-addr takes HOST:PORT", "monitor", "-p", p4, "--metrics-addr",
 		  "nowhere", NULL);
@@ -1084,6 +1095,8 @@ static void test_bad_input(void **state)
 	free(p2);
 	free(p3);
 	free(p4);
+	free(p5);
+	free(p6);
 }
 
 int main(void)
