@@ -1177,62 +1177,59 @@ static const char *principal_of(const km_kafka_endpoint_t *ep)
 	return ep->username ? ep->username : "ANONYMOUS";
 }
 
-/* One canary delivery, filled by the delivery report. */
-typedef struct canary_s {
-	rd_kafka_resp_err_t err;
-	int64_t offset;
-	bool done;
-} canary_t;
-
 static void canary_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-	canary_t *c = m->_private;
+	km_fence_canary_t *c = m->_private;
 
 	(void)rk;
 	(void)opaque;
 	c->err = m->err;
-	c->offset = m->offset;
+	c->offset = m->err ? -1 : m->offset;
+	c->latency_ms = km_mono_ms() - c->latency_ms;
 	c->done = true;
 }
 
-/* Produces one canary to every partition as ep and records each outcome in
- * canaries.  A plain producer (no idempotence, no retries) so that the
- * answer is the partition's own: an idempotent one would first need
- * InitProducerId, which an ACL fence may refuse for the whole client. */
-static km_err_t produce_canaries(const km_kafka_endpoint_t *ep, tp_t *tps, size_t n,
-				 rd_kafka_resp_err_t want, int timeout_ms, json_t *canaries,
-				 json_t *failures, char *errstr, size_t errstr_size)
+km_err_t km_fence_canaries(const km_kafka_endpoint_t *ep, const char *header,
+			   km_fence_canary_t *cs, size_t n, int timeout_ms, char *errstr,
+			   size_t errstr_size)
 {
 	char tmo[32];
 	const char *extra[] = {"enable.idempotence", "false", "acks", "all", "retries", "0",
 			       "linger.ms", "0", "message.timeout.ms", tmo, NULL};
-	canary_t *cs = km_calloc(n ? n : 1, sizeof(*cs));
 	rd_kafka_conf_t *conf = NULL;
 	rd_kafka_t *rk = NULL;
 	char rerr[512], stamp[64];
 	km_err_t err;
 	int64_t t0 = km_mono_ms();
 
+	if (timeout_ms <= 0)
+		timeout_ms = 30000;
+	for (size_t i = 0; i < n; i++) {
+		cs[i].err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+		cs[i].offset = -1;
+		cs[i].latency_ms = -1;
+		cs[i].done = false;
+	}
 	snprintf(tmo, sizeof(tmo), "%d", timeout_ms);
 	if ((err = km_kafka_conf_new(ep, extra, &conf, errstr, errstr_size)))
 		goto done;
 	rd_kafka_conf_set_dr_msg_cb(conf, canary_dr);
 	if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof(rerr)))) {
 		err = km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
-				"cannot create the fence's canary producer for '%s': %s",
-				ep->bootstrap, rerr);
+				"cannot create a canary producer for '%s': %s", ep->bootstrap, rerr);
 		goto done;
 	}
 	conf = NULL;
 	km_iso8601(km_now_ms(), stamp, sizeof(stamp));
 	for (size_t i = 0; i < n; i++) {
+		cs[i].latency_ms = km_mono_ms(); /* the send time until delivered */
 		rd_kafka_resp_err_t perr = rd_kafka_producev(
-			rk, RD_KAFKA_V_TOPIC(tps[i].topic), RD_KAFKA_V_PARTITION(tps[i].partition),
-			RD_KAFKA_V_HEADER(CANARY_HEADER, stamp, (ssize_t)strlen(stamp)),
+			rk, RD_KAFKA_V_TOPIC(cs[i].topic), RD_KAFKA_V_PARTITION(cs[i].partition),
+			RD_KAFKA_V_HEADER(header, stamp, (ssize_t)strlen(stamp)),
 			RD_KAFKA_V_VALUE(NULL, 0), RD_KAFKA_V_OPAQUE(&cs[i]), RD_KAFKA_V_END);
 		if (perr) {
 			cs[i].err = perr;
-			cs[i].offset = -1;
+			cs[i].latency_ms = -1;
 			cs[i].done = true;
 		}
 	}
@@ -1245,8 +1242,42 @@ static km_err_t produce_canaries(const km_kafka_endpoint_t *ep, tp_t *tps, size_
 		if (all)
 			break;
 	}
+	for (size_t i = 0; i < n; i++)
+		if (!cs[i].done) {
+			cs[i].err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+			cs[i].latency_ms = -1;
+		}
+done:
+	if (rk) {
+		rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_flush(rk, 1000);
+		rd_kafka_destroy(rk);
+	}
+	if (conf)
+		rd_kafka_conf_destroy(conf);
+	return err;
+}
+
+/* Produces one canary to every partition as ep (km_fence_canaries) and
+ * records each outcome in canaries.  A plain producer (no idempotence, no
+ * retries) so that the answer is the partition's own: an idempotent one
+ * would first need InitProducerId, which an ACL fence may refuse for the
+ * whole client. */
+static km_err_t produce_canaries(const km_kafka_endpoint_t *ep, tp_t *tps, size_t n,
+				 rd_kafka_resp_err_t want, int timeout_ms, json_t *canaries,
+				 json_t *failures, char *errstr, size_t errstr_size)
+{
+	km_fence_canary_t *cs = km_calloc(n ? n : 1, sizeof(*cs));
+	km_err_t err;
+
 	for (size_t i = 0; i < n; i++) {
-		rd_kafka_resp_err_t e = cs[i].done ? cs[i].err : RD_KAFKA_RESP_ERR__TIMED_OUT;
+		cs[i].topic = tps[i].topic;
+		cs[i].partition = tps[i].partition;
+	}
+	if ((err = km_fence_canaries(ep, CANARY_HEADER, cs, n, timeout_ms, errstr, errstr_size)))
+		goto done;
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_resp_err_t e = cs[i].err;
 		bool ok = e == want;
 		json_t *row = json_pack("{s:s, s:s, s:i, s:s, s:s, s:b}", "as", principal_of(ep),
 					"topic", tps[i].topic, "partition", tps[i].partition,
@@ -1267,13 +1298,6 @@ static km_err_t produce_canaries(const km_kafka_endpoint_t *ep, tp_t *tps, size_
 						 (long long)cs[i].offset));
 	}
 done:
-	if (rk) {
-		rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-		rd_kafka_flush(rk, 1000);
-		rd_kafka_destroy(rk);
-	}
-	if (conf)
-		rd_kafka_conf_destroy(conf);
 	free(cs);
 	return err;
 }

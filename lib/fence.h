@@ -41,7 +41,9 @@
 #define KM_FENCE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 #include "kafka.h"
@@ -119,6 +121,26 @@ km_err_t km_fence_apply(km_kafka_t *ks, const json_t *plan, json_t **inversep,
 km_err_t km_fence_prove(km_kafka_t *ks, const km_kafka_endpoint_t *ks_ep, const json_t *plan,
 			const km_kafka_endpoint_t *const *as, size_t nas, int timeout_ms,
 			json_t **proofp, char *errstr, size_t errstr_size);
+
+/* One canary record: where it goes (in) and what became of it (out). */
+typedef struct km_fence_canary_s {
+	const char *topic; /* borrowed */
+	int partition;
+	rd_kafka_resp_err_t err; /* the delivery report's (_TIMED_OUT: none came) */
+	int64_t offset;          /* where it was appended, or -1 */
+	int64_t latency_ms;      /* produce to delivery report, or -1 */
+	bool done;               /* internal */
+} km_fence_canary_t;
+
+/* Produces one canary record (no key, no value, the header `header` = now
+ * as ISO-8601) to each cs[i].topic/partition as ep, with a plain producer
+ * (no idempotence, no retries, acks=all) so that each answer is the
+ * partition's own, and waits for every delivery report (message.timeout.ms
+ * = timeout_ms; <= 0: 30 s).  The proof's canaries, and monitor's.
+ * @returns an error only when the producer could not be made. */
+km_err_t km_fence_canaries(const km_kafka_endpoint_t *ep, const char *header,
+			   km_fence_canary_t *cs, size_t n, int timeout_ms, char *errstr,
+			   size_t errstr_size);
 
 /* Restores what the inverse says (DeleteAcls of the added bindings,
  * CreateAcls of the removed ones, DELETE or SET of max.message.bytes).

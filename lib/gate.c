@@ -436,74 +436,103 @@ done:
 
 /* ---- replication ------------------------------------------------------------------ */
 
-/* The age of the oldest record not yet copied, per lagging partition: the
- * timestamp of the first record at or after the committed progress, read
- * from the source (read_uncommitted, so an open transaction does not hide
- * it).  @returns the largest age in ms in *agep, -1 when a lagging
- * partition gave no record within the deadline (unknown). */
-static km_err_t lag_age(gctx_t *g, int64_t *agep)
+km_err_t km_gate_first_records(const km_kafka_endpoint_t *ep, rd_kafka_topic_partition_list_t *tp,
+			       int timeout_ms, int64_t *ts, char *errstr, size_t errstr_size)
 {
 	const char *props[] = {"group.id", "kmigrate-gate-lag", "enable.auto.commit", "false",
 			       "isolation.level", "read_uncommitted", "auto.offset.reset", "error",
 			       "enable.partition.eof", "false", NULL};
-	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(4);
 	rd_kafka_conf_t *conf = NULL;
 	rd_kafka_t *c = NULL;
 	char rerr[512];
-	int left = 0;
+	int left = tp->cnt;
 	km_err_t err;
 
-	*agep = 0;
-	for (size_t i = 0; i < g->nparts; i++)
-		if (g->parts[i].next >= 0 && g->parts[i].hwm > g->parts[i].next) {
-			rd_kafka_topic_partition_list_add(tp, g->parts[i].topic, g->parts[i].partition)
-				->offset = g->parts[i].next;
-			left++;
-		}
-	if (!left) {
-		rd_kafka_topic_partition_list_destroy(tp);
-		return KM_ERR_OK;
+	for (int i = 0; i < tp->cnt; i++) {
+		ts[i] = -1;
+		tp->elems[i].err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+		tp->elems[i].opaque = NULL;
 	}
-	if ((err = km_kafka_conf_new(km_kafka_endpoint(g->ks), props, &conf, g->errstr,
-				     g->errstr_size)))
+	if (!left)
+		return KM_ERR_OK;
+	if ((err = km_kafka_conf_new(ep, props, &conf, errstr, errstr_size)))
 		goto done;
 	if (!(c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
 		rd_kafka_conf_destroy(conf);
-		err = km_seterr(g->errstr, g->errstr_size, KM_ERR_KAFKA,
-				"cannot create a consumer on the source: %s", rerr);
+		err = km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
+				"cannot create a consumer on the %s cluster '%s': %s", ep->role,
+				ep->bootstrap, rerr);
 		goto done;
 	}
 	rd_kafka_poll_set_consumer(c);
 	if (rd_kafka_assign(c, tp)) {
-		err = km_seterr(g->errstr, g->errstr_size, KM_ERR_KAFKA,
-				"cannot assign the lagging partitions on the source");
+		err = km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
+				"cannot assign partitions to read on the %s cluster '%s'", ep->role,
+				ep->bootstrap);
 		goto done;
 	}
-	int64_t deadline = km_mono_ms() + KM_KAFKA_TIMEOUT_MS;
+	int64_t deadline = km_mono_ms() + (timeout_ms > 0 ? timeout_ms : KM_KAFKA_TIMEOUT_MS);
 	while (left > 0 && km_mono_ms() < deadline) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
 		if (!m)
 			continue;
-		if (!m->err) {
-			rd_kafka_topic_partition_t *e = rd_kafka_topic_partition_list_find(
-				tp, rd_kafka_topic_name(m->rkt), m->partition);
-			if (e && e->opaque == NULL) {
-				int64_t ts = rd_kafka_message_timestamp(m, NULL);
+		rd_kafka_topic_partition_t *e =
+			m->rkt ? rd_kafka_topic_partition_list_find(tp, rd_kafka_topic_name(m->rkt),
+								     m->partition)
+			       : NULL;
+		if (e && e->opaque == NULL) {
+			/* A fetch error (authorization, ...) is kept as the
+			 * partition's answer until a record arrives. */
+			e->err = m->err;
+			if (!m->err) {
+				ts[e - tp->elems] = rd_kafka_message_timestamp(m, NULL);
+				e->offset = m->offset;
 				e->opaque = (void *)1;
 				left--;
-				if (ts > 0 && g->now - ts > *agep)
-					*agep = g->now - ts;
 			}
 		}
 		rd_kafka_message_destroy(m);
 	}
-	if (left > 0)
-		*agep = -1;
 done:
 	if (c) {
 		rd_kafka_consumer_close(c);
 		rd_kafka_destroy(c);
 	}
+	for (int i = 0; i < tp->cnt; i++)
+		tp->elems[i].opaque = NULL;
+	return err;
+}
+
+/* The age of the oldest record not yet copied, per lagging partition: the
+ * timestamp of the first record at or after the committed progress, read
+ * from the source (km_gate_first_records).  @returns the largest age in ms
+ * in *agep, -1 when a lagging partition gave no record within the deadline
+ * (unknown). */
+static km_err_t lag_age(gctx_t *g, int64_t *agep)
+{
+	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(4);
+	int64_t *ts = NULL;
+	km_err_t err;
+
+	*agep = 0;
+	for (size_t i = 0; i < g->nparts; i++)
+		if (g->parts[i].next >= 0 && g->parts[i].hwm > g->parts[i].next)
+			rd_kafka_topic_partition_list_add(tp, g->parts[i].topic, g->parts[i].partition)
+				->offset = g->parts[i].next;
+	ts = km_calloc((size_t)tp->cnt + 1, sizeof(*ts));
+	if ((err = km_gate_first_records(km_kafka_endpoint(g->ks), tp, KM_KAFKA_TIMEOUT_MS, ts,
+					 g->errstr, g->errstr_size)))
+		goto done;
+	for (int i = 0; i < tp->cnt; i++) {
+		if (ts[i] < 0 && tp->elems[i].err) {
+			*agep = -1;
+			break;
+		}
+		if (ts[i] > 0 && g->now - ts[i] > *agep)
+			*agep = g->now - ts[i];
+	}
+done:
+	free(ts);
 	rd_kafka_topic_partition_list_destroy(tp);
 	return err;
 }

@@ -56,4 +56,18 @@ km_err_t km_gate_eval(const km_plan_t *plan, km_journal_t *jr, km_kafka_t *ks, k
 		      const char *name, const char *wave, int64_t now_ms, json_t **reportp,
 		      char *errstr, size_t errstr_size);
 
+/*
+ * Reads as ep the first record at or after each tp->elems[i].offset
+ * (read_uncommitted, so an open transaction does not hide it), waiting up
+ * to timeout_ms (<= 0: KM_KAFKA_TIMEOUT_MS) in all: the replication
+ * check's "age of the oldest record not yet copied", monitor's lag in
+ * seconds and its canaries' read-back.  On return, for each i: ts[i] (an
+ * array of tp->cnt) is the record's timestamp and tp->elems[i].offset its
+ * offset; or ts[i] = -1 and tp->elems[i].err what the fetch answered
+ * (RD_KAFKA_RESP_ERR__TIMED_OUT when nothing came).  @returns an error only
+ * when the consumer could not be made.
+ */
+km_err_t km_gate_first_records(const km_kafka_endpoint_t *ep, rd_kafka_topic_partition_list_t *tp,
+			       int timeout_ms, int64_t *ts, char *errstr, size_t errstr_size);
+
 #endif

@@ -18,9 +18,11 @@ const km_metric_def_t km_metrics_catalogue[] = {
 	 "offset to copy.",
 	 true},
 	{"kmigrate_replication_lag_seconds", KM_METRIC_GAUGE, "direction,topic,partition",
-	 "Upper bound of the age of the oldest record not yet copied: the time since the "
-	 "partition's lag was last 0 (NaN until it has been seen at 0; 0 when caught up).",
-	 false},
+	 "Age of the oldest record not yet copied (0 when caught up). monitor: now minus the "
+	 "timestamp of the first record after the committed progress, read on the source; "
+	 "replicate: an upper bound, the time since the partition's lag was last 0 (NaN until "
+	 "then).",
+	 true},
 	{"kmigrate_replication_records_total", KM_METRIC_COUNTER, "direction",
 	 "Records copied and committed by this process.", false},
 	{"kmigrate_replication_bytes_total", KM_METRIC_COUNTER, "direction",
@@ -77,6 +79,46 @@ const km_metric_def_t km_metrics_catalogue[] = {
 	 "Samples that could not read a cluster (its values are unknown until the next).", false},
 	{"kmigrate_monitor_sample_duration_seconds", KM_METRIC_GAUGE, "",
 	 "How long the last sample took.", false},
+	/* monitor: the canary (monitoring.canary_topic on the target) */
+	{"kmigrate_canary_produce_total", KM_METRIC_COUNTER, "cluster,topic",
+	 "Canary records monitor tried to produce (one per partition of the canary topic per "
+	 "interval).",
+	 false},
+	{"kmigrate_canary_produce_errors_total", KM_METRIC_COUNTER, "cluster,topic,code",
+	 "Canary produces that failed, by librdkafka error name.", false},
+	{"kmigrate_canary_read_errors_total", KM_METRIC_COUNTER, "cluster,topic,code",
+	 "Produced canaries that could not be read back, by librdkafka error name "
+	 "(_NOT_READ_BACK: another record was found at its offset).",
+	 false},
+	{"kmigrate_canary_authorization_failures_total", KM_METRIC_COUNTER, "cluster,topic",
+	 "Canary produces and reads refused with an authorization error (topic, group, cluster "
+	 "or transactional id).",
+	 false},
+	{"kmigrate_canary_error_ratio", KM_METRIC_GAUGE, "cluster,topic",
+	 "The last interval's canaries that failed (produce refused or not read back) over "
+	 "those sent, 0..1.",
+	 true},
+	{"kmigrate_canary_authorization_failed", KM_METRIC_GAUGE, "cluster,topic",
+	 "1 when a canary of the last interval was refused with an authorization error.", true},
+	{"kmigrate_canary_produce_latency_seconds", KM_METRIC_GAUGE, "cluster,topic",
+	 "The last interval's largest canary produce latency (send to acks=all delivery "
+	 "report).",
+	 true},
+	/* monitor: Kafka Connect (source/target.connect_url) */
+	{"kmigrate_connector_state", KM_METRIC_GAUGE, "cluster,connector,state",
+	 "1 for the connector's state (RUNNING, PAUSED, STOPPED, FAILED, UNASSIGNED), 0 for the "
+	 "others.",
+	 false},
+	{"kmigrate_connector_task_state", KM_METRIC_GAUGE, "cluster,connector,task,state",
+	 "1 for the connector task's state (RUNNING, PAUSED, STOPPED, FAILED, UNASSIGNED), 0 "
+	 "for the others.",
+	 false},
+	{"kmigrate_connector_tasks_failed", KM_METRIC_GAUGE, "cluster,connector",
+	 "The connector's tasks in the FAILED state at the last sample.", true},
+	{"kmigrate_connector_task_failures_total", KM_METRIC_COUNTER, "cluster,connector,task",
+	 "Transitions of a connector task to FAILED seen between two samples (restarts in "
+	 "between are not seen).",
+	 false},
 	/* cutover */
 	{"kmigrate_cutover_step_done", KM_METRIC_GAUGE, "wave,step",
 	 "1 once the cutover step is journaled done (or already done) in this run.", false},

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "connect.h"
 #include "cutover.h"
+#include "fence.h"
 #include "gate.h"
 #include "mapstore.h"
 #include "offsets.h"
@@ -61,6 +63,11 @@ struct km_monitor_s {
 	int64_t next_gates_ms;
 	struct gconsumer_s *gc;
 	size_t ngc;
+	/* Connect workers (source, target), opened on first use and kept;
+	 * and the task states of the previous sample: {"cluster/conn/task":
+	 * state}, so that a transition to FAILED is counted once. */
+	km_connect_t *cw[2];
+	json_t *prev_tasks;
 };
 
 km_monitor_t *km_monitor_new(const km_monitor_conf_t *conf)
@@ -75,6 +82,7 @@ km_monitor_t *km_monitor_new(const km_monitor_conf_t *conf)
 		mon->trig[i].stride = 1;
 	}
 	mon->prev_hwm = json_object();
+	mon->prev_tasks = json_object();
 	return mon;
 }
 
@@ -86,6 +94,9 @@ void km_monitor_destroy(km_monitor_t *mon)
 		json_decref(mon->trig[i].evidence);
 	free(mon->trig);
 	json_decref(mon->prev_hwm);
+	json_decref(mon->prev_tasks);
+	km_connect_close(mon->cw[0]);
+	km_connect_close(mon->cw[1]);
 	for (size_t i = 0; i < mon->ngc; i++) {
 		rd_kafka_consumer_close(mon->gc[i].rk);
 		rd_kafka_destroy(mon->gc[i].rk);
@@ -343,9 +354,58 @@ static void group_lags(km_monitor_t *mon, const char *cluster, km_kafka_t *k,
 
 /* ---- replication lag from the committed progress ------------------------------ */
 
-static void replication_lag(km_monitor_t *mon, const json_t *topics, const json_t *src_hwms,
-			    json_t *totals, json_t *errors)
+/* kmigrate_replication_lag_seconds of the lagging partitions in old (each
+ * at its next offset to copy): now minus the timestamp of that record,
+ * read on the source -- the age of the oldest record not yet copied, as
+ * the replication gate measures it (km_gate_first_records).  A partition
+ * whose record did not come within the deadline has no series (unknown). */
+static void lag_seconds(km_monitor_t *mon, rd_kafka_topic_partition_list_t *old, int64_t now_ms,
+			json_t *totals, json_t *errors)
 {
+	int64_t *ts, worst = 0;
+	char e[512], part[16];
+	bool unknown = false;
+
+	if (!old->cnt) {
+		json_object_set_new(totals, "replication_lag_seconds", json_integer(0));
+		return;
+	}
+	if (!mon->c.src)
+		return;
+	ts = km_calloc((size_t)old->cnt, sizeof(*ts));
+	if (km_gate_first_records(mon->c.src, old, KM_KAFKA_TIMEOUT_MS, ts, e, sizeof(e))) {
+		sample_error(errors, mon->c.metrics, "source", "replication lag seconds", e);
+		free(ts);
+		return;
+	}
+	for (int i = 0; i < old->cnt; i++) {
+		if (ts[i] < 0) {
+			unknown = true;
+			snprintf(e, sizeof(e),
+				 "the oldest uncopied record of '%s'[%d] could not be read: %s",
+				 old->elems[i].topic, old->elems[i].partition,
+				 rd_kafka_err2name(old->elems[i].err));
+			sample_error(errors, mon->c.metrics, "source", "replication lag seconds", e);
+			continue;
+		}
+		/* A timestamp in the future (producer clock skew) is no age. */
+		int64_t age = now_ms > ts[i] ? now_ms - ts[i] : 0;
+		if (age > worst)
+			worst = age;
+		snprintf(part, sizeof(part), "%d", old->elems[i].partition);
+		km_metrics_set(mon->c.metrics, "kmigrate_replication_lag_seconds",
+			       (double)age / 1000.0, "direction", "forward", "topic",
+			       old->elems[i].topic, "partition", part, NULL);
+	}
+	json_object_set_new(totals, "replication_lag_seconds",
+			    unknown ? json_null() : json_real((double)worst / 1000.0));
+	free(ts);
+}
+
+static void replication_lag(km_monitor_t *mon, const json_t *topics, const json_t *src_hwms,
+			    int64_t now_ms, json_t *totals, json_t *errors)
+{
+	rd_kafka_topic_partition_list_t *old = rd_kafka_topic_partition_list_new(8);
 	km_mapstore_names_t names;
 	km_mapstore_t *ms = NULL;
 	char e[512], part[16];
@@ -360,6 +420,7 @@ static void replication_lag(km_monitor_t *mon, const json_t *topics, const json_
 		 * unknown all the same (no series). */
 		if (err != KM_ERR_NOT_FOUND)
 			sample_error(errors, mon->c.metrics, "target", "replication progress", e);
+		rd_kafka_topic_partition_list_destroy(old);
 		return;
 	}
 	json_object_foreach((json_t *)topics, topic, t) {
@@ -376,10 +437,19 @@ static void replication_lag(km_monitor_t *mon, const json_t *topics, const json_
 			km_metrics_set(mon->c.metrics, "kmigrate_replication_lag_records",
 				       (double)lag, "direction", "forward", "topic", topic,
 				       "partition", part, NULL);
+			if (!lag)
+				km_metrics_set(mon->c.metrics, "kmigrate_replication_lag_seconds", 0,
+					       "direction", "forward", "topic", topic, "partition",
+					       part, NULL);
+			else
+				rd_kafka_topic_partition_list_add(old, topic, p)->offset =
+					pr ? pr->next : RD_KAFKA_OFFSET_BEGINNING;
 			total += lag;
 		}
 	}
 	json_object_set_new(totals, "replication_lag", json_integer(total));
+	lag_seconds(mon, old, now_ms, totals, errors);
+	rd_kafka_topic_partition_list_destroy(old);
 	km_mapstore_destroy(ms);
 }
 
@@ -493,6 +563,275 @@ static void gates(km_monitor_t *mon, int64_t now_ms, json_t *errors)
 			json_decref(rep);
 		}
 	}
+}
+
+/* ---- the canary ---------------------------------------------------------------------- */
+
+/* The record header that marks monitor's canaries (the fence proof's are
+ * kmigrate.fence.canary). */
+#define CANARY_HEADER "kmigrate.monitor.canary"
+/* The deadline of one canary produce and of its read-back. */
+#define CANARY_TIMEOUT_MS 10000
+
+static bool is_authorization_error(rd_kafka_resp_err_t e)
+{
+	return e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+	       e == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ||
+	       e == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
+	       e == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+}
+
+/* The partition count of topic on k: 0 and *errp when it cannot be told. */
+static int topic_partitions(km_kafka_t *k, const char *topic, rd_kafka_resp_err_t *errp)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(km_kafka_rk(k), topic, NULL);
+	int n = 0;
+
+	*errp = rd_kafka_metadata(km_kafka_rk(k), 0, rkt, &md, METADATA_TIMEOUT_MS);
+	if (!*errp && md->topic_cnt == 1) {
+		*errp = md->topics[0].err;
+		n = md->topics[0].partition_cnt;
+	}
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	return *errp ? 0 : n;
+}
+
+/* One canary round on the target: a record to every partition of
+ * monitoring.canary_topic as the canary principal, then read back as it
+ * (the record at the offset the delivery report gave).  Counters for
+ * dashboards (PromQL's rate()), gauges of this round for triggers: the
+ * error ratio, the largest produce latency, an authorization failure.
+ * A canary that cannot run at all (no password) leaves no gauge: unknown. */
+static void canary(km_monitor_t *mon, json_t *totals, json_t *errors)
+{
+	const km_plan_t *plan = mon->c.plan;
+	const char *topic = plan->monitoring.canary_topic;
+	km_metrics_t *m = mon->c.metrics;
+	km_kafka_endpoint_t ep;
+	const char *user = NULL, *pwenv = NULL;
+	km_fence_canary_t *cs = NULL;
+	rd_kafka_topic_partition_list_t *rb = NULL;
+	int64_t *ts = NULL, latency = -1;
+	rd_kafka_resp_err_t merr;
+	int n, failed = 0, authz = 0;
+	char e[512];
+
+	if (!topic)
+		return;
+	ep = *mon->c.tgt;
+	ep.password = NULL;
+	/* Who the canary is: the declared canary principal, else the fence
+	 * probe (an application-like principal, not kmigrate's own), else
+	 * kmigrate's target login.  Only over SASL does a name change who
+	 * the brokers see. */
+	if (plan->monitoring.canary_username) {
+		user = plan->monitoring.canary_username;
+		pwenv = plan->monitoring.canary_password_env;
+	} else if (plan->cutover.fence_probe.username) {
+		user = plan->cutover.fence_probe.username;
+		pwenv = plan->cutover.fence_probe.password_env;
+	}
+	if (user && ep.sasl_mechanism) {
+		const char *pw = pwenv ? getenv(pwenv) : NULL;
+		if (!pw || !*pw) {
+			snprintf(e, sizeof(e),
+				 "environment variable '%s' with the canary's password is not set: "
+				 "export it (the canary is unknown until then)",
+				 pwenv ? pwenv : "?");
+			sample_error(errors, m, "target", "canary", e);
+			return;
+		}
+		ep.username = user;
+		ep.password = km_strdup(pw);
+	} else if (mon->c.tgt->password) {
+		ep.password = km_strdup(mon->c.tgt->password);
+	}
+	json_t *row = json_pack("{s:s, s:s}", "topic", topic, "as",
+				ep.username ? ep.username : "ANONYMOUS");
+	if (!(n = topic_partitions(mon->c.kt, topic, &merr))) {
+		/* A declared canary topic that is not there is a failed
+		 * canary, not a skipped one. */
+		km_metrics_add(m, "kmigrate_canary_produce_total", 1, "cluster", "target", "topic",
+			       topic, NULL);
+		km_metrics_add(m, "kmigrate_canary_produce_errors_total", 1, "cluster", "target",
+			       "topic", topic, "code", rd_kafka_err2name(merr), NULL);
+		km_metrics_set(m, "kmigrate_canary_error_ratio", 1, "cluster", "target", "topic",
+			       topic, NULL);
+		km_metrics_set(m, "kmigrate_canary_authorization_failed",
+			       is_authorization_error(merr), "cluster", "target", "topic", topic,
+			       NULL);
+		json_object_set_new(row, "error_ratio", json_real(1));
+		json_object_set_new(row, "error", json_string(rd_kafka_err2name(merr)));
+		goto done;
+	}
+	cs = km_calloc((size_t)n, sizeof(*cs));
+	for (int p = 0; p < n; p++) {
+		cs[p].topic = topic;
+		cs[p].partition = p;
+	}
+	if (km_fence_canaries(&ep, CANARY_HEADER, cs, (size_t)n, CANARY_TIMEOUT_MS, e, sizeof(e))) {
+		sample_error(errors, m, "target", "canary", e);
+		json_decref(row);
+		row = NULL;
+		goto done;
+	}
+	rb = rd_kafka_topic_partition_list_new(n);
+	for (int p = 0; p < n; p++)
+		if (!cs[p].err)
+			rd_kafka_topic_partition_list_add(rb, topic, p)->offset = cs[p].offset;
+	ts = km_calloc((size_t)rb->cnt + 1, sizeof(*ts));
+	if (rb->cnt && km_gate_first_records(&ep, rb, CANARY_TIMEOUT_MS, ts, e, sizeof(e))) {
+		sample_error(errors, m, "target", "canary read-back", e);
+		json_decref(row);
+		row = NULL;
+		goto done;
+	}
+	km_metrics_add(m, "kmigrate_canary_produce_total", n, "cluster", "target", "topic", topic,
+		       NULL);
+	json_t *codes = json_object();
+	for (int p = 0; p < n; p++) {
+		rd_kafka_resp_err_t pe = cs[p].err;
+		if (pe) {
+			failed++;
+			authz += is_authorization_error(pe);
+			km_metrics_add(m, "kmigrate_canary_produce_errors_total", 1, "cluster",
+				       "target", "topic", topic, "code", rd_kafka_err2name(pe), NULL);
+			json_object_set_new(codes, rd_kafka_err2name(pe), json_true());
+		} else if (cs[p].latency_ms > latency) {
+			latency = cs[p].latency_ms;
+		}
+	}
+	for (int i = 0; i < rb->cnt; i++) {
+		/* The record read must be the canary itself: the first record
+		 * at or after its offset is another only if it was removed. */
+		rd_kafka_resp_err_t re = ts[i] < 0 ? rb->elems[i].err : RD_KAFKA_RESP_ERR_NO_ERROR;
+		const char *code = re ? rd_kafka_err2name(re) : NULL;
+		if (!re && rb->elems[i].offset != cs[rb->elems[i].partition].offset)
+			code = "_NOT_READ_BACK";
+		if (!code)
+			continue;
+		failed++;
+		authz += is_authorization_error(re);
+		km_metrics_add(m, "kmigrate_canary_read_errors_total", 1, "cluster", "target",
+			       "topic", topic, "code", code, NULL);
+		json_object_set_new(codes, code, json_true());
+	}
+	if (authz)
+		km_metrics_add(m, "kmigrate_canary_authorization_failures_total", authz, "cluster",
+			       "target", "topic", topic, NULL);
+	/* A round's ratio counts a partition once per failed step: produce
+	 * refused, or produced but not read back (at most 1 either way). */
+	double ratio = (double)failed / (double)n;
+	km_metrics_set(m, "kmigrate_canary_error_ratio", ratio > 1 ? 1 : ratio, "cluster", "target",
+		       "topic", topic, NULL);
+	km_metrics_set(m, "kmigrate_canary_authorization_failed", authz > 0, "cluster", "target",
+		       "topic", topic, NULL);
+	if (latency >= 0)
+		km_metrics_set(m, "kmigrate_canary_produce_latency_seconds",
+			       (double)latency / 1000.0, "cluster", "target", "topic", topic, NULL);
+	json_object_set_new(row, "partitions", json_integer(n));
+	json_object_set_new(row, "error_ratio", json_real(ratio > 1 ? 1 : ratio));
+	json_object_set_new(row, "authorization_failures", json_integer(authz));
+	json_object_set_new(row, "latency_ms", latency >= 0 ? json_integer(latency) : json_null());
+	json_object_set_new(row, "errors", codes);
+done:
+	if (row)
+		json_object_set_new(totals, "canary", row);
+	if (rb)
+		rd_kafka_topic_partition_list_destroy(rb);
+	free(ts);
+	free(cs);
+	if (ep.password) {
+		memset(ep.password, 0, strlen(ep.password));
+		free(ep.password);
+	}
+}
+
+/* ---- Kafka Connect ------------------------------------------------------------------ */
+
+static const char *const connect_states[] = {"RUNNING", "PAUSED", "STOPPED", "FAILED",
+					     "UNASSIGNED", NULL};
+
+static void connect_state_gauges(km_metrics_t *m, const char *cluster, const char *conn,
+				 const char *task, const char *state)
+{
+	for (int i = 0; connect_states[i]; i++) {
+		double v = state && !strcmp(state, connect_states[i]);
+		if (task)
+			km_metrics_set(m, "kmigrate_connector_task_state", v, "cluster", cluster,
+				       "connector", conn, "task", task, "state", connect_states[i],
+				       NULL);
+		else
+			km_metrics_set(m, "kmigrate_connector_state", v, "cluster", cluster,
+				       "connector", conn, "state", connect_states[i], NULL);
+	}
+}
+
+/* The plan's connectors on each cluster whose connect_url is declared:
+ * the connector's and each task's state (1/0 per state), the tasks FAILED
+ * now, and every transition of a task to FAILED seen between two samples
+ * (a task that failed and was restarted between two samples is not seen:
+ * the worker keeps no history). */
+static void connectors(km_monitor_t *mon, json_t *errors)
+{
+	const km_plan_t *plan = mon->c.plan;
+	km_metrics_t *m = mon->c.metrics;
+	json_t *now = json_object();
+	char e[512];
+
+	for (int side = 0; side < 2 && plan->connectors_cnt; side++) {
+		const km_plan_cluster_t *c = side ? &plan->target : &plan->source;
+		const char *cluster = side ? "target" : "source";
+		if (!c->connect_url)
+			continue;
+		if (!mon->cw[side] &&
+		    km_connect_open(c->connect_url, side ? "target.connect_url" : "source.connect_url",
+				    0, &mon->cw[side], e, sizeof(e))) {
+			sample_error(errors, m, cluster, "connectors", e);
+			continue;
+		}
+		for (size_t i = 0; i < plan->connectors_cnt; i++) {
+			const char *name = plan->connectors[i].name;
+			json_t *st = NULL, *t;
+			size_t j;
+			int nfailed = 0;
+			km_err_t err = km_connect_status(mon->cw[side], name, &st, e, sizeof(e));
+			if (err == KM_ERR_NOT_FOUND)
+				continue; /* not (yet, or any more) on this worker: no series */
+			if (err) {
+				sample_error(errors, m, cluster, "connectors", e);
+				continue;
+			}
+			connect_state_gauges(m, cluster, name, NULL,
+					     json_string_value(json_object_get(st, "state")));
+			json_array_foreach(json_object_get(st, "tasks"), j, t) {
+				char task[32], key[600];
+				const char *ts = json_string_value(json_object_get(t, "state"));
+				snprintf(task, sizeof(task), "%lld",
+					 (long long)json_integer_value(json_object_get(t, "id")));
+				connect_state_gauges(m, cluster, name, task, ts);
+				snprintf(key, sizeof(key), "%s/%s/%s", cluster, name, task);
+				const char *was =
+					json_string_value(json_object_get(mon->prev_tasks, key));
+				bool failed = ts && !strcmp(ts, "FAILED");
+				nfailed += failed;
+				if (failed && (!was || strcmp(was, "FAILED")))
+					km_metrics_add(m, "kmigrate_connector_task_failures_total", 1,
+						       "cluster", cluster, "connector", name, "task",
+						       task, NULL);
+				if (ts)
+					json_object_set_new(now, key, json_string(ts));
+			}
+			km_metrics_set(m, "kmigrate_connector_tasks_failed", nfailed, "cluster",
+				       cluster, "connector", name, NULL);
+			json_decref(st);
+		}
+	}
+	json_decref(mon->prev_tasks);
+	mon->prev_tasks = now;
 }
 
 /* ---- PromQL ---------------------------------------------------------------------- */
@@ -680,6 +1019,10 @@ static const char *const measured[] = {
 	"kmigrate_consumer_group_lag_records", "kmigrate_replication_lag_records",
 	"kmigrate_topic_authority",        "kmigrate_topic_fenced",
 	"kmigrate_stale_readers",          "kmigrate_stale_reader_members",
+	"kmigrate_replication_lag_seconds", "kmigrate_canary_error_ratio",
+	"kmigrate_canary_authorization_failed", "kmigrate_canary_produce_latency_seconds",
+	"kmigrate_connector_state",        "kmigrate_connector_task_state",
+	"kmigrate_connector_tasks_failed",
 	NULL};
 
 km_err_t km_monitor_sample(km_monitor_t *mon, int64_t now_ms, json_t **samplep, char *errstr,
@@ -688,7 +1031,8 @@ km_err_t km_monitor_sample(km_monitor_t *mon, int64_t now_ms, json_t **samplep, 
 	km_metrics_t *m = mon->c.metrics;
 	json_t *topics = NULL, *src_hwms = NULL, *tgt_hwms = NULL, *groups;
 	json_t *errors = json_array(), *stale = json_array(), *trigs = json_array();
-	json_t *totals = json_pack("{s:{}, s:n}", "group_lag", "replication_lag");
+	json_t *totals = json_pack("{s:{}, s:n, s:n}", "group_lag", "replication_lag",
+				   "replication_lag_seconds");
 	int64_t t0 = km_mono_ms();
 	char e[512];
 
@@ -708,7 +1052,7 @@ km_err_t km_monitor_sample(km_monitor_t *mon, int64_t now_ms, json_t **samplep, 
 	if (src_hwms) {
 		topic_rates(mon, "source", src_hwms, now_ms);
 		group_lags(mon, "source", mon->c.ks, groups, src_hwms, totals, errors);
-		replication_lag(mon, topics, src_hwms, totals, errors);
+		replication_lag(mon, topics, src_hwms, now_ms, totals, errors);
 	}
 	if (tgt_hwms) {
 		topic_rates(mon, "target", tgt_hwms, now_ms);
@@ -717,6 +1061,8 @@ km_err_t km_monitor_sample(km_monitor_t *mon, int64_t now_ms, json_t **samplep, 
 	mon->prev_ms = now_ms;
 	if (topics)
 		authority_and_fences(mon, topics, groups, stale, errors);
+	canary(mon, totals, errors);
+	connectors(mon, errors);
 	gates(mon, now_ms, errors);
 	for (size_t i = 0; i < mon->ntrig; i++)
 		json_array_append_new(trigs, trigger_eval(mon, &mon->trig[i], now_ms));

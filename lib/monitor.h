@@ -12,7 +12,12 @@
  * target's authority topic) and each wave's fence (the journal's current
  * cutover attempt); the stale readers -- a wave's groups that still have
  * members on the SOURCE after the wave's authority moved to the target;
- * and, at most once a minute, each gate's verdict per wave.
+ * the age of the oldest record not yet copied per lagging partition (read
+ * on the source); a canary produced to and read back from the plan's
+ * monitoring.canary_topic on the target as the canary principal (never an
+ * application's topic); the state of each declared connector and its tasks
+ * on each cluster with a connect_url; and, at most once a minute, each
+ * gate's verdict per wave.
  *
  * Triggers: a built-in metric's value is the largest of its series that
  * match the trigger's labels; a PromQL query is sent to
@@ -45,6 +50,9 @@ typedef struct km_monitor_conf_s {
 	const km_plan_t *plan;
 	km_kafka_t *ks, *kt;            /* connected (borrowed) */
 	const km_kafka_endpoint_t *tgt; /* the authority topic is read with it */
+	/* The source, with its password: the lag in seconds reads the oldest
+	 * uncopied records with it.  NULL: no lag in seconds. */
+	const km_kafka_endpoint_t *src;
 	km_journal_t *jr;               /* read only (fence state, gates); may be NULL */
 	km_metrics_t *metrics;          /* required (borrowed): what triggers read */
 	/* Gates are evaluated at most this often; 0: 60 s; < 0: never. */
@@ -72,7 +80,12 @@ void km_monitor_destroy(km_monitor_t *mon);
  *                  "evidence": [[at_ms, value|null], ...] (bounded at 32,
  *                  halved in resolution when full, since pending)}],
  *    "stale_readers": [{"group", "wave", "owner", "members", "clients"}],
- *    "totals": {"group_lag": {...}, "replication_lag": N|null}}
+ *    "totals": {"group_lag": {...}, "replication_lag": N|null,
+ *               "replication_lag_seconds": S|null (the oldest uncopied
+ *               record's age; null: unknown), "canary"?: {"topic", "as",
+ *               "partitions", "error_ratio", "authorization_failures",
+ *               "latency_ms", "errors": {code: true}} (only with
+ *               monitoring.canary_topic)}}
  */
 km_err_t km_monitor_sample(km_monitor_t *mon, int64_t now_ms, json_t **samplep, char *errstr,
 			   size_t errstr_size);

@@ -2168,6 +2168,9 @@ static const field_t monitoring_fields[] = {
 	FLD(km_plan_monitoring_t, "interval", T_DUR, interval, .min = 1, .max = 3600),
 	FLD(km_plan_monitoring_t, "prometheus_url", T_STR, prometheus_url,
 	    .check = check_url),
+	FLD(km_plan_monitoring_t, "canary_topic", T_STR, canary_topic),
+	FLD(km_plan_monitoring_t, "canary_username", T_STR, canary_username),
+	FLD(km_plan_monitoring_t, "canary_password_env", T_STR, canary_password_env),
 };
 static const schema_t monitoring_schema = {
 	"monitoring", sizeof(km_plan_monitoring_t), monitoring_fields,
@@ -2540,6 +2543,10 @@ static km_err_t finish(ctx_t *cx, km_plan_t *plan)
 				"trigger name", "rollback.triggers")))
 		return err;
 #undef UNIQUE
+	if (!plan->monitoring.canary_username != !plan->monitoring.canary_password_env)
+		return perr(cx, plan->monitoring.pos,
+			    "'monitoring.canary_username' and 'monitoring.canary_password_env' "
+			    "go together: declare both, or neither");
 	for (size_t i = 0; i < plan->rollback.triggers_cnt; i++) {
 		const km_plan_trigger_t *t = &plan->rollback.triggers[i];
 		if (t->query && !plan->monitoring.prometheus_url)
@@ -2548,6 +2555,14 @@ static km_err_t finish(ctx_t *cx, km_plan_t *plan)
 				    "'monitoring.prometheus_url': set it to your Prometheus "
 				    "(e.g. http://prometheus:9090)",
 				    q(cx, t->name));
+		/* A canary trigger without a canary could never have a value. */
+		if (t->metric && !strncmp(t->metric, "kmigrate_canary_", 16) &&
+		    !plan->monitoring.canary_topic)
+			return perr(cx, t->pos,
+				    "trigger '%s' watches '%s' but the plan has no "
+				    "'monitoring.canary_topic': declare the target topic the "
+				    "canaries may write",
+				    q(cx, t->name), q(cx, t->metric));
 		if (t->wave && !km_plan_wave(plan, t->wave))
 			return perr(cx, t->pos,
 				    "trigger '%s' names wave '%s', which 'cutover.waves' does "

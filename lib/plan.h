@@ -408,6 +408,17 @@ typedef struct km_plan_monitoring_s {
 	char *cutover_metrics_addr;   /* cutover */
 	int64_t interval;     /* monitor's sampling interval, seconds; 10 */
 	char *prometheus_url; /* the team's Prometheus, for PromQL triggers */
+	/* The canary: `monitor` produces one record to every partition of
+	 * this topic on the TARGET each interval and reads it back
+	 * (docs/internals/monitor.md).  A topic of its own, so that canary
+	 * records never reach the applications' data; NULL: no canary (its
+	 * metrics are then absent, and a trigger on them unknown). */
+	char *canary_topic;
+	/* Who the canary logs in as on the target (SASL): default
+	 * cutover.fence_probe's username and password_env, else kmigrate's
+	 * own target credentials. */
+	char *canary_username;
+	char *canary_password_env;
 } km_plan_monitoring_t;
 
 /* ">", ">=", ... */

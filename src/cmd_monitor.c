@@ -116,6 +116,13 @@ static void print_sample(cli_t *cli, const json_t *s)
 	       json_is_integer(rl) ? "" : "unknown");
 	if (json_is_integer(rl))
 		printf("%lld", (long long)json_integer_value(rl));
+	const json_t *rs = json_object_get(json_object_get(s, "totals"), "replication_lag_seconds");
+	if (json_is_number(rs))
+		printf(" (%.1f s)", json_number_value(rs));
+	const json_t *cn = json_object_get(json_object_get(s, "totals"), "canary");
+	if (cn)
+		printf("  canary errors %.0f%%",
+		       100.0 * json_number_value(json_object_get(cn, "error_ratio")));
 	json_array_foreach(json_object_get(s, "triggers"), i, t) {
 		const json_t *v = json_object_get(t, "value");
 		if (json_is_number(v))
@@ -209,6 +216,7 @@ int cmd_monitor(cli_t *cli, int argc, char **argv)
 				.ks = cli->ks,
 				.kt = cli->kt,
 				.tgt = &cli->tgt,
+				.src = &cli->src,
 				.jr = cli->jr,
 				.metrics = metrics};
 	mon = km_monitor_new(&mc);

@@ -15,6 +15,18 @@
  *   - a trigger whose condition clears before its for: does not fire;
  *   - a group of a cut-over wave still consuming on the source is a stale
  *     reader, shown with its owner and journaled;
+ *   - monitor's lag in seconds (the age of the oldest uncopied record,
+ *     read on the source) moves while nothing copies;
+ *   - /metrics shows each gate's verdict and each topic's authority and
+ *     fence as `kmigrate gate --json` and `kmigrate status --json` say;
+ *   - the canary, on the SASL cluster (ktest-secure: principals can be
+ *     told apart, unlike ktest-target's ANONYMOUS super user): it writes
+ *     only to its declared topic and reads back as its own principal, and
+ *     a trigger on its authorization failures fires once an ACL DENY
+ *     refuses it;
+ *   - connector health: a Kafka Connect worker on the target (started
+ *     here), one sink RUNNING and one whose task FAILED: their state
+ *     gauges, the task failure counted once, a trigger on it firing;
  *   - --emit-rules passes `promtool check rules`;
  *   - bad input: an unparsable trigger, an unknown metric, a PromQL trigger
  *     without a Prometheus URL (exit 2), a port in use (exit 3): one line.
@@ -33,9 +45,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "connect.h"
 #include "cutover.h"
+#include "gate.h"
 #include "mapstore.h"
 #include "tk.h"
 #include "util.h"
@@ -45,6 +60,7 @@ static char T_REPL[64], T_LAG[64], T_CLEAR[64], T_STALE[64], GROUP[64], GROUP2[6
 static int port_base;
 static pid_t prom_pid = -1;
 static char *prom_dir;
+static char worker_name[64]; /* the Connect worker, while it runs */
 
 /* Ports: 18400 + KM_TEST_PORT_OFFSET and up (other checkouts shift by 10). */
 static int port(int i)
@@ -141,8 +157,24 @@ static void promtool_check_metrics(const char *text)
 
 /* ---- prometheus ------------------------------------------------------------------ */
 
+/* Stops the Connect worker test_connector_health started (and wipes its
+ * state); at exit or on a fatal signal too. */
+static void worker_stop(void)
+{
+	if (!worker_name[0])
+		return;
+	const char *cache = getenv("KM_CONNECT_CACHE");
+	char *line = km_asprintf("KM_CACHE='%s' '%s' stop %s --wipe >/dev/null 2>&1",
+				 cache ? cache : "", getenv("KM_CONNECT_WORKER"), worker_name);
+	worker_name[0] = '\0';
+	if (system(line) != 0)
+		fprintf(stderr, "test_monitor: the Connect worker did not stop cleanly\n");
+	free(line);
+}
+
 static void prom_stop(void)
 {
+	worker_stop();
 	if (prom_pid > 0) {
 		kill(prom_pid, SIGTERM);
 		if (tk_wait_exit(prom_pid, 30000) < 0)
@@ -229,6 +261,32 @@ static void bad_input(int want, const char *says, ...)
 	TK_ASSERT(strchr(err, '\n') == err + strlen(err) - 1, "not one line: %s", err);
 	free(out);
 	free(err);
+}
+
+/* Writes the authority record a cutover's authority step writes: topic
+ * (of wave w1) of migration mig is the target's. */
+static void authority_moved(const char *mig, const char *topic)
+{
+	char atopic[300], e[512];
+	km_mapstore_authority_topic(mig, atopic, sizeof(atopic));
+	const char *compact[] = {"cleanup.policy", "compact", NULL};
+	tk_create_topic(&tgt, atopic, 1, compact);
+	km_kafka_endpoint_t ep = {.role = "target", .bootstrap = tgt.bootstrap};
+	json_t *topics = json_pack("[s]", topic);
+	TK_ASSERT(!km_cutover_write_authority(&ep, atopic, "target", "w1", 1, topics, e, sizeof(e)),
+		  "%s", e);
+	json_decref(topics);
+}
+
+/* Starts `monitor -p plan --metrics-addr 127.0.0.1:port(i)` in the
+ * background, its output in log (log_size bytes; "<plan>.monitor.log"). */
+static pid_t monitor_spawn(const char *plan, int i, char *log, size_t log_size)
+{
+	char addr[64];
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port(i));
+	snprintf(log, log_size, "%s.monitor.log", plan);
+	const char *argv[] = {tk_kmigrate(), "monitor", "-p", plan, "--metrics-addr", addr, NULL};
+	return tk_spawn(argv, log);
 }
 
 static int group_setup(void **state)
@@ -376,11 +434,51 @@ static void test_replicate_metrics_and_prometheus(void **state)
 	json_decref(s);
 	free(mout);
 	free(merr);
+	mout = merr = NULL;
 	free(mplan);
 
 	kill(rp, SIGTERM);
 	int rc = tk_wait_exit(rp, 120000);
 	TK_ASSERT(rc == 0, "replicate exited %d (log %s)", rc, log);
+
+	/* Nothing copies any more: new source records are lag, and monitor's
+	 * lag in seconds -- the age of the oldest of them, read on the
+	 * source -- grows from one sample to the next. */
+	int64_t produced_at = (int64_t)time(NULL) * 1000;
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	for (int i = 0; i < 5; i++) {
+		tk_msg_t m = {.key = "k", .value = "late", .partition = 0};
+		tk_produce(p, T_REPL, &m);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	double secs[2];
+	for (int k = 0; k < 2; k++) {
+		const char *largv[] = {tk_kmigrate(), "monitor", "-p", plan, "--once", "--json", NULL};
+		if (k)
+			tk_sleep_ms(2000);
+		mrc = tk_run(&mout, &merr, largv);
+		TK_ASSERT(mrc == 0, "monitor --once: exit %d: %s", mrc, merr);
+		s = tk_json(mout);
+		json_t *tot = json_object_get(s, "totals");
+		int64_t sampled = json_integer_value(json_object_get(s, "at"));
+		TK_ASSERT(json_integer_value(json_object_get(tot, "replication_lag")) == 5,
+			  "replication lag (records) not 5: %s", mout);
+		TK_ASSERT(json_is_number(json_object_get(tot, "replication_lag_seconds")),
+			  "no lag in seconds: %s", mout);
+		secs[k] = json_number_value(json_object_get(tot, "replication_lag_seconds"));
+		/* The oldest uncopied record is one of ours: its age is at most
+		 * the time since we produced it (plus a second of clock
+		 * granularity). */
+		TK_ASSERT(secs[k] >= 0 && secs[k] <= (double)(sampled - produced_at) / 1000.0 + 1.0,
+			  "lag %g s, produced %lld ms before the sample", secs[k],
+			  (long long)(sampled - produced_at));
+		json_decref(s);
+		free(mout);
+		free(merr);
+	}
+	TK_ASSERT(secs[1] >= secs[0] + 1.5, "the lag in seconds did not move: %g then %g", secs[0],
+		  secs[1]);
 	free(text);
 	free(err);
 	free(plan);
@@ -555,7 +653,7 @@ static void test_trigger_clears_before_for(void **state)
 static void test_stale_reader(void **state)
 {
 	(void)state;
-	char extra[800], atopic[300], e[512];
+	char extra[800];
 	snprintf(extra, sizeof(extra),
 		 "consumer_groups:\n  - {id: %s, owner: team-b}\n"
 		 "cutover:\n  waves:\n    - {name: w1, topics: ['%s'], groups: ['%s']}\n",
@@ -566,15 +664,7 @@ static void test_stale_reader(void **state)
 	snprintf(mig, sizeof(mig), "mon-stale-%d", (int)getpid());
 	tk_create_topic(&src, T_STALE, 1, NULL);
 	tk_create_topic(&tgt, T_STALE, 1, NULL);
-	/* The authority record a cutover's authority step writes. */
-	km_mapstore_authority_topic(mig, atopic, sizeof(atopic));
-	const char *compact[] = {"cleanup.policy", "compact", NULL};
-	tk_create_topic(&tgt, atopic, 1, compact);
-	km_kafka_endpoint_t ep = {.role = "target", .bootstrap = tgt.bootstrap};
-	json_t *topics = json_pack("[s]", T_STALE);
-	TK_ASSERT(!km_cutover_write_authority(&ep, atopic, "target", "w1", 1, topics, e, sizeof(e)),
-		  "%s", e);
-	json_decref(topics);
+	authority_moved(mig, T_STALE);
 	pid_t member = tk_member_start(&src, GROUP2, T_STALE, "stale-client");
 
 	char *out = NULL, *err = NULL;
@@ -596,6 +686,342 @@ static void test_stale_reader(void **state)
 	free(err);
 	free(journal);
 	free(plan);
+}
+
+/* Every series of name in a scrape whose line holds each of the
+ * substrings: 1 when exactly one matched, its value in *vp. */
+static int one_series(const char *text, const char *name, double *vp, const char *l1,
+		      const char *l2)
+{
+	int n = 0;
+	*vp = metric_sum(text, name, &n, l1, l2, NULL);
+	return n;
+}
+
+/* What /metrics says of the gates, the authority and the fences is what
+ * `kmigrate gate --json` and `kmigrate status --json` say. */
+static void test_metrics_agree_with_gate_and_status(void **state)
+{
+	(void)state;
+	char t1[80], t2[80], extra[800], mig[128], lab[200];
+	int id = (int)getpid();
+	snprintf(t1, sizeof(t1), "mon-%d.agree1", id);
+	snprintf(t2, sizeof(t2), "mon-%d.agree2", id);
+	snprintf(mig, sizeof(mig), "mon-agree-%d", id);
+	snprintf(extra, sizeof(extra),
+		 "cutover:\n  waves:\n    - {name: w1, topics: ['%s']}\n"
+		 "    - {name: w2, topics: ['%s']}\n"
+		 "monitoring: {interval: 1s}\n",
+		 t1, t2);
+	char inc[200];
+	snprintf(inc, sizeof(inc), "\"^%s$\", \"^%s$\"", t1, t2);
+	char *plan = tk_plan(&src, &tgt, "mon-agree", mig, inc, extra);
+	for (int i = 0; i < 2; i++) {
+		tk_create_topic(&src, i ? t2 : t1, 1, NULL);
+		tk_create_topic(&tgt, i ? t2 : t1, 1, NULL);
+	}
+	/* w1's authority moved to the target; w2's did not. */
+	authority_moved(mig, t1);
+
+	char log[600];
+	pid_t mp = monitor_spawn(plan, 5, log, sizeof(log));
+	char *text = NULL;
+	double v;
+	int gates_seen = 0;
+	for (int i = 0; i < 1200; i++, tk_sleep_ms(100)) {
+		free(text);
+		if (!(text = scrape(port(5))))
+			continue;
+		metric_sum(text, "kmigrate_gate_verdict", &gates_seen, NULL);
+		if (gates_seen >= 14 && one_series(text, "kmigrate_topic_authority", &v, t2, NULL))
+			break;
+	}
+	kill(mp, SIGTERM);
+	TK_ASSERT(tk_wait_exit(mp, 60000) == 0, "monitor did not stop cleanly (log %s)", log);
+	TK_ASSERT(gates_seen == 14, "%d gate verdict series, want 7 gates x 2 waves: %s", gates_seen,
+		  text);
+
+	/* Gates: monitor's verdict is the gate command's, for each of w1's. */
+	int go = 0;
+	for (int g = 0; km_gate_names[g]; g++) {
+		char *out = NULL, *err = NULL;
+		const char *gargv[] = {tk_kmigrate(), "gate", km_gate_names[g], "--wave", "w1",
+				       "-p", plan, "--json", NULL};
+		int rc = tk_run(&out, &err, gargv);
+		TK_ASSERT(rc == 0 || rc == 1, "gate %s: exit %d: %s", km_gate_names[g], rc, err);
+		json_t *rep = tk_json(out);
+		bool is_go = !strcmp(json_string_value(json_object_get(rep, "verdict")), "GO");
+		snprintf(lab, sizeof(lab), "gate=\"%s\"", km_gate_names[g]);
+		TK_ASSERT(one_series(text, "kmigrate_gate_verdict", &v, lab, "wave=\"w1\"") == 1 &&
+				  v == (is_go ? 1 : 0),
+			  "gate %s: /metrics says %g, gate --json says %s", km_gate_names[g], v,
+			  is_go ? "GO" : "NO-GO");
+		go += is_go;
+		json_decref(rep);
+		free(out);
+		free(err);
+	}
+	assert_true(go < 7); /* nothing was replicated: not every gate is GO */
+
+	/* Authority and fences: as status --json says, topic by topic. */
+	char *out = NULL, *err = NULL;
+	const char *sargv[] = {tk_kmigrate(), "status", "-p", plan, "--json", NULL};
+	int rc = tk_run(&out, &err, sargv);
+	TK_ASSERT(rc == 0, "status: exit %d: %s", rc, err);
+	json_t *st = tk_json(out);
+	int rows = 0;
+	{
+		size_t i;
+		json_t *r;
+		json_array_foreach(json_object_get(json_object_get(st, "authority"), "topics"), i, r) {
+			const char *topic = json_string_value(json_object_get(r, "topic"));
+			const char *auth = json_string_value(json_object_get(r, "authority"));
+			if (!topic || !auth || (strcmp(topic, t1) && strcmp(topic, t2)))
+				continue;
+			char tl[120], al[80];
+			snprintf(tl, sizeof(tl), "topic=\"%s\"", topic);
+			snprintf(al, sizeof(al), "authority=\"%s\"", auth);
+			TK_ASSERT(one_series(text, "kmigrate_topic_authority", &v, tl, al) == 1 && v == 1,
+				  "topic %s: status says authority %s, /metrics: %s", topic, auth, text);
+			rows++;
+		}
+	}
+	TK_ASSERT(rows == 2, "status --json has no authority rows for both topics: %s", out);
+	assert_int_equal(one_series(text, "kmigrate_topic_authority", &v, t1, "\"target\""), 1);
+	/* No cutover attempt: status says no source fence for either wave,
+	 * and /metrics says not fenced. */
+	json_t *w;
+	size_t i;
+	int waves = 0;
+	json_array_foreach(json_object_get(st, "waves"), i, w) {
+		const char *fence = json_string_value(json_object_get(
+			json_object_get(json_object_get(w, "rollback"), "fence"), "source"));
+		const char *tp = !strcmp(json_string_value(json_object_get(w, "wave")), "w1") ? t1 : t2;
+		TK_ASSERT(fence && !strcmp(fence, "none"), "wave fence: %s", out);
+		TK_ASSERT(one_series(text, "kmigrate_topic_fenced", &v, tp, NULL) == 1 && v == 0,
+			  "topic %s fenced %g on /metrics, status says none", tp, v);
+		waves++;
+	}
+	assert_int_equal(waves, 2);
+	json_decref(st);
+	free(out);
+	free(err);
+	free(text);
+	free(plan);
+}
+
+/* The canary on ktest-secure (SCRAM): a principal of its own, ALLOWed on
+ * its own topic only. */
+static void test_canary(void **state)
+{
+	(void)state;
+	tk_cluster_t sec;
+	char user[64], topic[80], app[80], principal[80], text[2400];
+	int id = (int)getpid();
+
+	tk_cluster_from_env(&sec, "KM_TEST_SECURE");
+	snprintf(user, sizeof(user), "moncanary%d", id);
+	snprintf(principal, sizeof(principal), "User:%s", user);
+	snprintf(topic, sizeof(topic), "mon-%d.canary", id);
+	snprintf(app, sizeof(app), "mon-%d.app", id);
+	tk_scram_user(&sec, user, "canary-secret");
+	setenv("KM_IT_MON_CANARY_PW", "canary-secret", 1);
+	setenv("KM_IT_MON_SEC_PW", getenv("KM_TEST_SECURE_PASSWORD"), 1);
+	tk_create_topic(&sec, topic, 2, NULL);
+	tk_create_topic(&src, app, 1, NULL);
+	tk_create_topic(&sec, app, 1, NULL);
+	const rd_kafka_AclOperation_t ops[] = {RD_KAFKA_ACL_OPERATION_WRITE,
+					       RD_KAFKA_ACL_OPERATION_READ,
+					       RD_KAFKA_ACL_OPERATION_DESCRIBE};
+	for (int i = 0; i < 3; i++)
+		tk_acl(&sec, RD_KAFKA_RESOURCE_TOPIC, topic, RD_KAFKA_RESOURCE_PATTERN_LITERAL,
+		       principal, "*", ops[i], RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW);
+	snprintf(text, sizeof(text),
+		 "migration: mon-canary-%d\n"
+		 "source:\n  bootstrap: %s\n"
+		 "target:\n  bootstrap: %s\n  security_protocol: sasl_ssl\n"
+		 "  sasl_mechanism: SCRAM-SHA-512\n  username: admin\n"
+		 "  password_env: KM_IT_MON_SEC_PW\n  ssl_ca: %s\n"
+		 "topics:\n  include: [\"^%s$\"]\n"
+		 "monitoring: {interval: 1s, canary_topic: '%s', canary_username: %s,\n"
+		 "             canary_password_env: KM_IT_MON_CANARY_PW}\n"
+		 "rollback:\n  triggers:\n"
+		 "    - {name: canary-denied, metric: kmigrate_canary_authorization_failed,\n"
+		 "       labels: {cluster: target}, op: '>=', threshold: 1, for: 2s}\n"
+		 "    - {name: canary-errors, metric: kmigrate_canary_error_ratio, threshold: 0.5,\n"
+		 "       for: 2s}\n",
+		 id, src.bootstrap, sec.bootstrap, getenv("KM_TEST_SECURE_CA"), app, topic, user);
+	char *dir = tk_tmpdir("mon-canary");
+	char *plan = tk_write_file(dir, "migration.yaml", text);
+
+	/* Allowed: every canary is written and read back as the canary's
+	 * principal (the ACLs may take a moment to reach the broker). */
+	json_t *s = NULL, *c = NULL;
+	char *out = NULL, *err = NULL;
+	for (int i = 0; i < 30; i++, tk_sleep_ms(500)) {
+		const char *argv[] = {tk_kmigrate(), "monitor", "-p", plan, "--once", "--json", NULL};
+		free(out);
+		free(err);
+		json_decref(s);
+		int rc = tk_run(&out, &err, argv);
+		TK_ASSERT(rc == 0, "monitor --once: exit %d: %s", rc, err);
+		s = tk_json(out);
+		c = json_object_get(json_object_get(s, "totals"), "canary");
+		if (c && json_number_value(json_object_get(c, "error_ratio")) == 0)
+			break;
+	}
+	TK_ASSERT(c && json_number_value(json_object_get(c, "error_ratio")) == 0,
+		  "the allowed canary failed: %s", out);
+	assert_string_equal(json_string_value(json_object_get(c, "as")), user);
+	assert_int_equal(json_integer_value(json_object_get(c, "partitions")), 2);
+	assert_int_equal(json_integer_value(json_object_get(c, "authorization_failures")), 0);
+	assert_true(json_is_integer(json_object_get(c, "latency_ms")));
+	json_t *t0 = json_array_get(json_object_get(s, "triggers"), 0);
+	assert_string_equal(json_string_value(json_object_get(t0, "state")), "inactive");
+	json_decref(s);
+	free(out);
+	free(err);
+	/* Canaries went to the canary topic only, never the application's. */
+	assert_true(tk_total_hwm(&sec, topic) >= 2);
+	assert_int_equal(tk_total_hwm(&sec, app), 0);
+
+	/* Denied: the trigger on the canary's authorization failures fires,
+	 * and /metrics counts the refusals by code. */
+	tk_acl(&sec, RD_KAFKA_RESOURCE_TOPIC, topic, RD_KAFKA_RESOURCE_PATTERN_LITERAL, principal,
+	       "*", RD_KAFKA_ACL_OPERATION_WRITE, RD_KAFKA_ACL_PERMISSION_TYPE_DENY);
+	char log[600];
+	pid_t mp = monitor_spawn(plan, 6, log, sizeof(log));
+	char *scr = NULL;
+	double firing = 0, authz = 0, refused = 0;
+	for (int i = 0; i < 1200 && !(firing == 1 && authz > 0); i++, tk_sleep_ms(100)) {
+		int n;
+		free(scr);
+		if (!(scr = scrape(port(6))))
+			continue;
+		firing = metric_sum(scr, "kmigrate_trigger_firing", &n, "canary-denied", NULL);
+		authz = metric_sum(scr, "kmigrate_canary_authorization_failures_total", &n, topic,
+				   NULL);
+		refused = metric_sum(scr, "kmigrate_canary_produce_errors_total", &n, topic,
+				     "TOPIC_AUTHORIZATION_FAILED", NULL);
+	}
+	kill(mp, SIGTERM);
+	int rc = tk_wait_exit(mp, 60000);
+	char *mlog = tk_read_file(log, NULL);
+	TK_ASSERT(firing == 1 && authz > 0 && refused > 0,
+		  "canary-denied firing %g, authorization failures %g, refused %g: %s", firing,
+		  authz, refused, scr ? scr : "(no scrape)");
+	TK_ASSERT(rc == 0, "monitor exited %d: %s", rc, mlog);
+	TK_ASSERT(strstr(mlog, "rollback trigger 'canary-denied' FIRED"), "log: %s", mlog);
+	TK_ASSERT(metric_sum(scr, "kmigrate_canary_error_ratio", NULL, topic, NULL) == 1,
+		  "error ratio: %s", scr);
+	promtool_check_metrics(scr);
+	free(mlog);
+	free(scr);
+	free(plan);
+	free(dir);
+}
+
+static void test_connector_health(void **state)
+{
+	(void)state;
+	char url[64], good[64], bad[64], topic[64], extra[1200], path[600];
+	int id = (int)getpid();
+	const char *cache = getenv("KM_CONNECT_CACHE");
+
+	snprintf(topic, sizeof(topic), "mon-%d.connect", id);
+	snprintf(good, sizeof(good), "mon-%d-good", id);
+	snprintf(bad, sizeof(bad), "mon-%d-bad", id);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port(7));
+	tk_create_topic(&src, topic, 1, NULL);
+	tk_create_topic(&tgt, topic, 1, NULL);
+	snprintf(worker_name, sizeof(worker_name), "mon-%d", id);
+	char *line = km_asprintf("KM_CACHE='%s' '%s' start %s --bootstrap %s --port %d --version 4.3",
+				 cache ? cache : "", getenv("KM_CONNECT_WORKER"), worker_name,
+				 tgt.bootstrap, port(7));
+	int rc = system(line);
+	free(line);
+	TK_ASSERT(rc == 0, "connect-worker start: exit %d", rc);
+	/* good writes a file it can; bad's task cannot open its file, so it
+	 * FAILS as it starts. */
+	char *dir = tk_tmpdir("mon-connect");
+	snprintf(path, sizeof(path), "%s/good.txt", dir);
+	const char *files[2] = {path, "/nonexistent-kmigrate-dir/bad.txt"};
+	km_connect_t *kc = NULL;
+	char e[512];
+	TK_ASSERT(!km_connect_open(url, "test", 30000, &kc, e, sizeof(e)), "%s", e);
+	for (int i = 0; i < 2; i++) {
+		json_t *conf = json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "name", i ? bad : good,
+					 "config", "connector.class",
+					 "org.apache.kafka.connect.file.FileStreamSinkConnector",
+					 "tasks.max", "1", "file", files[i], "topics", topic);
+		TK_ASSERT(!km_connect_call(kc, "POST", "/connectors", conf, NULL, e, sizeof(e)),
+			  "%s", e);
+		json_decref(conf);
+	}
+	km_connect_close(kc);
+	snprintf(extra, sizeof(extra),
+		 "connectors:\n"
+		 "  - {name: %s, class: FileStreamSink, owner: team-c}\n"
+		 "  - {name: %s, class: FileStreamSink, owner: team-c}\n"
+		 "monitoring: {interval: 1s}\n"
+		 "rollback:\n  triggers:\n"
+		 "    - {name: task-failed, metric: kmigrate_connector_tasks_failed,\n"
+		 "       labels: {cluster: target, connector: %s}, threshold: 0}\n",
+		 good, bad, bad);
+	char *plan = make_plan("mon-connect", topic, extra);
+	/* The plan's target.connect_url (tk_plan writes the clusters). */
+	size_t len;
+	char *text = tk_read_file(plan, &len);
+	char *cut = strstr(text, "\ntopics:");
+	TK_ASSERT(cut, "plan: %s", text);
+	*cut = '\0';
+	char *with = km_asprintf("%s\n  connect_url: %s\n%s", text, url, cut + 1);
+	free(tk_write_file(dir, "connect.yaml", with));
+	char *cplan = km_asprintf("%s/connect.yaml", dir);
+	free(with);
+	free(text);
+
+	char log[700];
+	pid_t mp = monitor_spawn(cplan, 8, log, sizeof(log));
+	char *scr = NULL;
+	double failed = 0, running = 0, firing = 0, failures = 0;
+	char glab[100], blab[100];
+	snprintf(glab, sizeof(glab), "connector=\"%s\"", good);
+	snprintf(blab, sizeof(blab), "connector=\"%s\"", bad);
+	for (int i = 0; i < 1200; i++, tk_sleep_ms(100)) {
+		free(scr);
+		if (!(scr = scrape(port(8))))
+			continue;
+		failed = metric_sum(scr, "kmigrate_connector_task_state", NULL, blab,
+				    "state=\"FAILED\"", NULL);
+		running = metric_sum(scr, "kmigrate_connector_task_state", NULL, glab,
+				     "state=\"RUNNING\"", NULL);
+		firing = metric_sum(scr, "kmigrate_trigger_firing", NULL, "task-failed", NULL);
+		failures = metric_sum(scr, "kmigrate_connector_task_failures_total", NULL, blab, NULL);
+		if (failed == 1 && running == 1 && firing == 1)
+			break;
+	}
+	/* A few more samples: a task that stays FAILED is one failure. */
+	tk_sleep_ms(2500);
+	free(scr);
+	scr = scrape(port(8));
+	kill(mp, SIGTERM);
+	rc = tk_wait_exit(mp, 60000);
+	TK_ASSERT(failed == 1 && running == 1 && firing == 1,
+		  "bad's task FAILED %g, good's RUNNING %g, trigger firing %g: %s", failed, running,
+		  firing, scr ? scr : "(no scrape)");
+	failures = metric_sum(scr, "kmigrate_connector_task_failures_total", NULL, blab, NULL);
+	TK_ASSERT(failures == 1, "task failures counted %g, want 1: %s", failures, scr);
+	assert_true(metric_sum(scr, "kmigrate_connector_tasks_failed", NULL, glab, NULL) == 0);
+	assert_true(metric_sum(scr, "kmigrate_connector_state", NULL, glab, "state=\"RUNNING\"",
+			       NULL) == 1);
+	TK_ASSERT(rc == 0, "monitor exited %d (log %s)", rc, log);
+	promtool_check_metrics(scr);
+	worker_stop();
+	free(scr);
+	free(cplan);
+	free(plan);
+	free(dir);
 }
 
 static void test_emit_rules(void **state)
@@ -639,6 +1065,15 @@ static void test_bad_input(void **state)
 			     "rollback:\n  triggers:\n"
 			     "    - {name: t, query: 'sum(up)', threshold: 1}\n");
 	bad_input(2, "no 'monitoring.prometheus_url'", "monitor", "-p", p3, "--once", NULL);
+	/* A canary trigger without a canary could never have a value. */
+	char *p5 = make_plan("mon-bad5", T_LAG,
+			     "rollback:\n  triggers:\n"
+			     "    - {name: t, metric: kmigrate_canary_error_ratio, threshold: 0}\n");
+	bad_input(2, "no 'monitoring.canary_topic'", "monitor", "-p", p5, "--once", NULL);
+	char *p6 = make_plan("mon-bad6", T_LAG,
+			     "monitoring: {canary_topic: c, canary_username: probe}\n");
+	bad_input(2, "'monitoring.canary_password_env' go together", "monitor", "-p", p6, "--once",
+		  NULL);
 	char *p4 = make_plan("mon-bad4", T_LAG, NULL);
 	bad_input(2, "--metrics-addr takes HOST:PORT", "monitor", "-p", p4, "--metrics-addr",
 		  "nowhere", NULL);
@@ -660,6 +1095,8 @@ static void test_bad_input(void **state)
 	free(p2);
 	free(p3);
 	free(p4);
+	free(p5);
+	free(p6);
 }
 
 int main(void)
@@ -671,6 +1108,9 @@ int main(void)
 		cmocka_unit_test(test_automatic_rollback),
 		cmocka_unit_test(test_trigger_clears_before_for),
 		cmocka_unit_test(test_stale_reader),
+		cmocka_unit_test(test_metrics_agree_with_gate_and_status),
+		cmocka_unit_test(test_canary),
+		cmocka_unit_test(test_connector_health),
 		cmocka_unit_test(test_replicate_metrics_and_prometheus),
 	};
 	if (getenv("TK_ONLY"))
