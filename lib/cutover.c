@@ -1513,6 +1513,47 @@ done:
 	return err;
 }
 
+/* The target's HWMs where the connectors step began, journaled (fact
+ * cutover.connectors-hwms) BEFORE any connector resumes on the target: a
+ * kill -9 after a resume and before the step's fact would otherwise make
+ * the re-run measure again, past what the resumed source connector wrote,
+ * and a rollback would never copy those records back.  The first fact of
+ * the attempt wins. */
+static km_err_t connectors_hwms(ctx_t *x, json_t **hwmsp)
+{
+	json_t *facts = NULL, *f, *body = NULL;
+	json_int_t after = 0;
+	char subj[300];
+	size_t i;
+	km_err_t err;
+
+	*hwmsp = NULL;
+	snprintf(subj, sizeof(subj), "wave:%s", x->c->wave);
+	if ((err = km_cutover_reset_id(x->c->jr, x->c->wave, &after, x->errstr, x->errstr_size)) ||
+	    (err = km_journal_facts(x->c->jr, 0, "cutover.connectors-hwms", &facts, x->errstr,
+				    x->errstr_size)))
+		goto done;
+	json_array_foreach(facts, i, f)
+		if (json_integer_value(json_object_get(f, "id")) > after &&
+		    !strcmp(json_string_value(json_object_get(f, "subject")), subj)) {
+			*hwmsp = json_deep_copy(
+				json_object_get(json_object_get(f, "body"), "target_hwms"));
+			goto done;
+		}
+	if ((err = target_hwms(x, hwmsp)))
+		goto done;
+	body = json_pack("{s:O}", "target_hwms", *hwmsp);
+	err = journal_fact(x, "cutover.connectors-hwms", subj, "INFO", body, NULL);
+done:
+	if (err) {
+		json_decref(*hwmsp);
+		*hwmsp = NULL;
+	}
+	json_decref(body);
+	json_decref(facts);
+	return err;
+}
+
 /* The wave's Kafka Connect connectors (lib/connect.h): its source
  * connectors stop before the fence (stop-connectors: they are producers),
  * and all move after the authority (connectors: a source connector
@@ -1533,7 +1574,8 @@ static km_err_t do_connectors(ctx_t *x, const char *step)
 	 * connector resumed on the target writes its topics from now on, and
 	 * a rollback copies back from the switch's target_hwms (which take
 	 * these).  Measured before any resume. */
-	if (move && !c->dry_run && (err = target_hwms(x, &hwms)))
+	if (move && !c->dry_run && (c->plan->source.connect_url || c->plan->target.connect_url) &&
+	    (err = connectors_hwms(x, &hwms)))
 		return err;
 	err = km_connect_cutover(c->plan, c->ks, c->kt, c->wave, !move, c->dry_run,
 				 c->connector_stop_timeout_ms, &ev, x->errstr, x->errstr_size);

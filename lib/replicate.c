@@ -449,17 +449,21 @@ static km_err_t design_topics_seen(repl_t *r, const struct rd_kafka_metadata *md
  * topic says `producer`; a topic naming a codec recompresses anything else
  * (broker CPU), and `uncompressed` decompresses.  So: the topic's codec when
  * it names one, none for `uncompressed`, and for `producer` the plan's
- * replication.compression or none -- kmigrate always sent lz4 before, which
- * on incompressible data is pure cost (bench/README.md).  NULL: a value
- * this version does not know. */
+ * replication.compression or lz4.  Not none: the source admitted its
+ * records as their producers sent them, usually compressed, and the
+ * target's max.message.bytes limits the batch as kmigrate sends it -- the
+ * demo's audit.log (9,500-byte records, max.message.bytes 10000) fails
+ * uncompressed with MSG_SIZE_TOO_LARGE.  A plan whose records do not
+ * compress saves the CPU with `replication.compression: none`
+ * (bench/README.md).  NULL: a value this version does not know. */
 static const char *codec_for(const repl_t *r, const char *ctype)
 {
-	static const char *const plan_codec[] = {"none", "none", "gzip", "snappy", "lz4", "zstd"};
+	static const char *const plan_codec[] = {"lz4", "none", "gzip", "snappy", "lz4", "zstd"};
 	static const char *const named[] = {"gzip", "snappy", "lz4", "zstd"};
 	int pc = r->plan->replication.compression;
 
 	if (!ctype || !strcmp(ctype, "producer"))
-		return pc >= 0 && pc <= KM_PLAN_COMPRESSION_ZSTD ? plan_codec[pc] : "none";
+		return pc >= 0 && pc <= KM_PLAN_COMPRESSION_ZSTD ? plan_codec[pc] : "lz4";
 	if (!strcmp(ctype, "uncompressed"))
 		return "none";
 	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++)
@@ -1508,6 +1512,21 @@ static km_err_t task_step(repl_t *r, task_t *t)
 					    "writing '%s' on the target: %s (grant WRITE on the topic "
 					    "to the replicator's principal)",
 					    t->slots[i].part->tgt_topic, rd_kafka_err2str(de));
+			}
+			if (de == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+				/* Deterministic: the same batch fails again after a
+				 * rewind, for ever.  Stop, naming the fix. */
+				const char *tt = t->slots[i].part->tgt_topic;
+				int tp = t->slots[i].part->partition;
+				int64_t so = t->slots[i].m->offset;
+				release_slots(t, n);
+				return fail(r, KM_ERR_CONFLICT,
+					    "writing '%s'[%d] on the target: %s (the batch from "
+					    "source offset %lld does not fit the target topic's "
+					    "max.message.bytes as sent): set replication.compression "
+					    "(records the source admitted compressed need a codec) or "
+					    "raise max.message.bytes in the target design",
+					    tt, tp, rd_kafka_err2str(de), (long long)so);
 			}
 			snprintf(why, sizeof(why), "delivery to '%s'[%d]: %s",
 				 t->slots[i].part->tgt_topic, t->slots[i].part->partition,

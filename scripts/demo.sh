@@ -7,6 +7,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 km=$top/build/kmigrate
 kc=$top/tests/cluster/kafka-cluster
 sr=$top/tests/cluster/schema-registry
+cw=$top/tests/cluster/connect-worker
 demo=$top/demo
 seed_pid=
 repl_pid=
@@ -36,6 +37,12 @@ step "Starting two schema registries (Apicurio Registry from Maven Central, in-m
 "$sr" start demo-sr-source --port 18081
 "$sr" start demo-sr-target --port 28081
 
+step "Starting a Kafka Connect worker beside each cluster (ConnectDistributed from the same Maven jars): source on 18083, target on 28083"
+"$cw" stop demo-connect-source --wipe >/dev/null 2>&1 || true
+"$cw" stop demo-connect-target --wipe >/dev/null 2>&1 || true
+"$cw" start demo-connect-source --bootstrap 127.0.0.1:19092 --port 18083 --version 3.9
+"$cw" start demo-connect-target --bootstrap 127.0.0.1:29092 --port 28083 --version 4.3
+
 step "Seeding the source: orders (headers, custom configs), payments (transactions), customers (compacted), audit.log (large records), ACLs, three consumer groups"
 rm -rf "$demo" && mkdir -p "$demo"
 "$top/build/tests/kmtool" seed 127.0.0.1:19092 >"$demo/seed.log" 2>&1 &
@@ -47,6 +54,16 @@ for _ in $(seq 1 600); do
 done
 cat "$demo/seed.log"
 cp "$top/examples/demo.yaml" "$demo/migration.yaml"
+
+step "A FileStreamSink connector on the source Connect archives orders to demo/orders-archive.txt"
+jq -n --arg f "$demo/orders-archive.txt" '{"connector.class": "FileStreamSink", "tasks.max": "1", topics: "orders", file: $f}' |
+	curl -sf -X PUT -H 'Content-Type: application/json' --data @- \
+		http://127.0.0.1:18083/connectors/orders-archive/config >/dev/null
+for _ in $(seq 1 300); do
+	[ -s "$demo/orders-archive.txt" ] && break
+	sleep 0.2
+done
+echo "orders-archive: $(wc -l <"$demo/orders-archive.txt") lines so far"
 
 step "Three schema subjects on the source registry (Avro in two versions, JSON Schema, Protobuf) and records in the wire format (magic 0 + the 4-byte schema ID) on the events topic"
 srs=http://127.0.0.1:18081/apis/ccompat/v7
@@ -168,6 +185,14 @@ run "$km" validate -p migration.yaml || echo "(exit $?)"
 run "$km" offsets -p migration.yaml || echo "(exit $?)"
 run "$km" cutover -p migration.yaml --wave canary || echo "(exit $?)"
 
+step "The archive file, written by the source connector, then the target one, then the source one again: every order once"
+kcat -b 127.0.0.1:29092 -C -t orders -e -q -X isolation.level=read_committed -f '%s\n' | sort >"$demo/orders.sorted"
+sort "$demo/orders-archive.txt" >"$demo/archive.sorted"
+same=no; cmp -s "$demo/orders.sorted" "$demo/archive.sorted" && same=yes
+echo "orders on the target: $(wc -l <"$demo/orders.sorted"), lines in the archive: $(wc -l <"$demo/archive.sorted"), the same records each once (sorted lists identical): $same"
+curl -sf http://127.0.0.1:18083/connectors/orders-archive/status | jq -c '{source: .connector.state}' || true
+curl -sf http://127.0.0.1:28083/connectors/orders-archive/status | jq -c '{target: .connector.state}' || true
+
 step "kmigrate status: what the journal knows"
 run "$km" status -p migration.yaml
 
@@ -179,5 +204,11 @@ run "$km" inventory -p unreachable.yaml || echo "(exit $?)"
 step "kmigrate report: the whole migration's evidence as one HTML file (from the journal alone; it loads nothing when opened)"
 run "$km" report -p migration.yaml -o report.html
 echo "The report is $demo/report.html (open it in any browser, offline)"
+if command -v chromium >/dev/null; then
+	echo "Opened in headless Chromium (tests/tools/cdp_check.py; screenshot demo/report.png):"
+	python3 "$top/tests/tools/cdp_check.py" report.html report-check.json report.png report.pgid >/dev/null 2>&1 &&
+		jq -r '"  sections: \(.dom.sections | length), gate verdicts: \(.dom.gates), charts: \(.dom.charts | length), offset rows: \(.dom.offset_rows), cutover/rollback steps: \(.dom.steps), network requests: \(.requests | length), console errors: \(.console_errors | length)"' report-check.json ||
+		echo "  (the check did not run: see demo/report-check.json)"
+fi
 
-step "Done. The clusters and registries keep running; stop them with: tests/cluster/kafka-cluster stop-all; tests/cluster/schema-registry stop demo-sr-source; tests/cluster/schema-registry stop demo-sr-target"
+step "Done. The clusters and registries keep running; stop them with: tests/cluster/kafka-cluster stop-all; tests/cluster/schema-registry stop demo-sr-source; tests/cluster/schema-registry stop demo-sr-target; tests/cluster/connect-worker stop demo-connect-source; tests/cluster/connect-worker stop demo-connect-target"
