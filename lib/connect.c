@@ -698,6 +698,52 @@ km_err_t km_connect_apply(const km_plan_t *plan, const json_t *designs, json_t *
 		json_array_append_new(res, json_pack("{s:s, s:s}", "name", name, "action",
 						     "created"));
 	}
+	/* The read-back: each created connector is STOPPED on the target.
+	 * The worker writes a new connector's status asynchronously (a GET
+	 * right after the POST answers 404 for a moment), so wait on the
+	 * condition; any other state means the worker did not honour
+	 * initial_state, and the connector runs before its cutover. */
+	json_array_foreach(res, i, d)
+	{
+		const char *name = json_string_value(json_object_get(d, "name"));
+		int64_t end = km_mono_ms() + 30000;
+		json_t *st = NULL;
+
+		if (strcmp(json_string_value(json_object_get(d, "action")), "created"))
+			continue;
+		for (;;) {
+			km_err_t e = km_connect_status(c, name, &st, errstr, errstr_size);
+			if (e && e != KM_ERR_NOT_FOUND) {
+				err = e;
+				goto done;
+			}
+			const char *state = st ? json_string_value(json_object_get(st, "state")) : NULL;
+			if (state && !strcmp(state, "STOPPED"))
+				break;
+			if (state) {
+				err = km_seterr(errstr, errstr_size, KM_ERR_CONFLICT,
+						"connector '%s' on the target Connect is %s after "
+						"apply created it STOPPED: the worker did not honour "
+						"initial_state (KIP-980 needs Connect >= 3.7); stop it "
+						"now (PUT /connectors/%s/stop) and upgrade the worker",
+						name, state, name);
+				json_decref(st);
+				goto done;
+			}
+			if (km_mono_ms() >= end) {
+				err = km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
+						"connector '%s' on the target Connect has no status 30 s "
+						"after apply created it: look at the worker's log, then "
+						"apply again",
+						name);
+				goto done;
+			}
+			json_decref(st);
+			st = NULL;
+			sleep_ms(250);
+		}
+		json_decref(st);
+	}
 	*resultp = res;
 	res = NULL;
 done:
