@@ -551,6 +551,22 @@ static void td(km_sb_t *sb, const json_t *v)
 	km_sb_puts(sb, "</td>");
 }
 
+/* A journal run's cells: started, ended (or "running or killed"), exit
+ * code, summary. */
+static void run_cells(km_sb_t *sb, const json_t *run)
+{
+	km_sb_puts(sb, "<td>");
+	when(sb, ji(run, "started_ms"));
+	km_sb_puts(sb, "</td><td>");
+	if (json_is_integer(json_object_get(run, "ended_ms")))
+		when(sb, ji(run, "ended_ms"));
+	else
+		km_sb_puts(sb, "running or killed");
+	km_sb_puts(sb, "</td>");
+	td(sb, json_object_get(run, "exit_code"));
+	td(sb, json_object_get(run, "summary"));
+}
+
 static void tds(km_sb_t *sb, const char *s)
 {
 	km_sb_puts(sb, "<td>");
@@ -1215,16 +1231,7 @@ static void sec_replication(rep_t *r)
 		if (!strcmp(js(f, "command"), "replicate")) {
 			km_sb_puts(sb, "<tr>");
 			td(sb, json_object_get(f, "id"));
-			km_sb_puts(sb, "<td>");
-			when(sb, ji(f, "started_ms"));
-			km_sb_puts(sb, "</td><td>");
-			if (json_is_integer(json_object_get(f, "ended_ms")))
-				when(sb, ji(f, "ended_ms"));
-			else
-				km_sb_puts(sb, "running or killed");
-			km_sb_puts(sb, "</td>");
-			td(sb, json_object_get(f, "exit_code"));
-			td(sb, json_object_get(f, "summary"));
+			run_cells(sb, f);
 			km_sb_puts(sb, "</tr>\n");
 		}
 	km_sb_puts(sb, "</tbody></table>\n");
@@ -1502,16 +1509,8 @@ static void sec_runs(rep_t *r)
 		td(sb, json_object_get(x, "command"));
 		km_sb_puts(sb, "<td><code>");
 		val(sb, json_object_get(x, "args"));
-		km_sb_puts(sb, "</code></td><td>");
-		when(sb, ji(x, "started_ms"));
-		km_sb_puts(sb, "</td><td>");
-		if (json_is_integer(json_object_get(x, "ended_ms")))
-			when(sb, ji(x, "ended_ms"));
-		else
-			km_sb_puts(sb, "running or killed");
-		km_sb_puts(sb, "</td>");
-		td(sb, json_object_get(x, "exit_code"));
-		td(sb, json_object_get(x, "summary"));
+		km_sb_puts(sb, "</code></td>");
+		run_cells(sb, x);
 		km_sb_puts(sb, "</tr>\n");
 	}
 	km_sb_puts(sb, "</tbody></table>\n</section>\n");
