@@ -14,7 +14,8 @@
  * km_design_delta() compares a design with the target as it is now and
  * lists the actions that would make them equal: create, change, blocked.
  * km_design_apply() performs them, never deleting or shrinking anything,
- * one atomic request per object, stopping at the first blocked object.
+ * in one request per kind of change (each object in it changed all or
+ * nothing), stopping at the first blocked object.
  *
  * Designs and actions are JSON documents (the journal stores them as is).
  * This module never prints and never touches the journal: apply reports
@@ -47,14 +48,27 @@ size_t km_design_count(const json_t *actions, const char *op);
 typedef km_err_t (*km_design_applied_cb)(void *opaque, const json_t *action,
 					 char *errstr, size_t errstr_size);
 
-/* Applies actions in order on the target behind k.  Stops at the first
- * "blocked" action (KM_ERR_FINDINGS) or failed request; every action before
- * it is fully applied and reported through cb.  "manual" actions are
- * skipped (they are for people), and so are "guard-finding" actions;
- * "create-guard" actions (lib/guard.h) are created like "create-acl".
- * *appliedp counts applied actions. */
+/* The admin requests one apply sent: its cost in controller round trips,
+ * which grows with the number of kinds of change, not of objects. */
+typedef struct km_design_requests_s {
+	int create_topics;  /* CreateTopics requests */
+	int alter_configs;  /* IncrementalAlterConfigs requests */
+	int create_acls;    /* CreateAcls requests (guards and copied ACLs) */
+} km_design_requests_t;
+
+/* Applies actions on the target behind k, batched: the creates, the config
+ * changes and the ACLs each go in as few requests as Kafka takes (a
+ * request holds at most 5,000 metadata records), guards before anything
+ * else and each kind in the order of the actions.  Stops at the first
+ * "blocked" action (KM_ERR_FINDINGS): every action before it is applied,
+ * none after.  When Kafka refuses an object, the other objects of its
+ * request that Kafka did change are still reported through cb, then the
+ * first refusal is returned.  "manual" and "guard-finding" actions are
+ * skipped (they are for people); "create-guard" actions (lib/guard.h) are
+ * created like "create-acl".  *appliedp counts applied actions; *reqp
+ * (may be NULL) gets the requests sent. */
 km_err_t km_design_apply(km_kafka_t *k, const json_t *actions,
 			 km_design_applied_cb cb, void *opaque, int *appliedp,
-			 char *errstr, size_t errstr_size);
+			 km_design_requests_t *reqp, char *errstr, size_t errstr_size);
 
 #endif

@@ -431,7 +431,8 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 	km_kafka_t *k = NULL;
 	json_t *design = NULL, *tgt = NULL, *actions = NULL, *after = NULL, *left = NULL;
 	json_t *auth = NULL;
-	int dry_run = 0, rc, napplied = 0;
+	int dry_run = 0, rc, napplied = 0, reads = 0;
+	km_design_requests_t req = {0, 0, 0};
 	int64_t run_id = 0, ts = 0;
 	char *args = NULL, when[40];
 	km_err_t err, aerr;
@@ -529,7 +530,7 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 	if ((rc = cli_open_cluster(cli, plan, "target", 0, &k)))
 		goto end_run;
 	apply_ctx_t ctx = {jr, run_id, cli->json != 0};
-	aerr = km_design_apply(k, actions, applied, &ctx, &napplied, cli->errstr,
+	aerr = km_design_apply(k, actions, applied, &ctx, &napplied, &req, cli->errstr,
 			       sizeof(cli->errstr));
 	km_kafka_close(k);
 	k = NULL;
@@ -545,9 +546,12 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 	 * proof waits on the condition, with a deadline that grows with the
 	 * work: a loaded broker that just created 400 topics shows the last
 	 * of them seconds later (bench/run-scale saw 16 still missing after
-	 * 15 s at 2,000 partitions). */
+	 * 15 s at 2,000 partitions).  Each read is of the whole target
+	 * (O(topics)), so the pause between reads grows (100 ms doubling to
+	 * 2 s): a long wait costs a few reads, not one per 250 ms. */
 	int64_t grace = 15000 + 100 * (int64_t)todo;
 	int64_t deadline = km_mono_ms() + (grace > 300000 ? 300000 : grace);
+	int64_t pause_ms = 100;
 	for (;;) {
 		json_t *a;
 		size_t i;
@@ -565,10 +569,15 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 			if (strcmp(cli_jstr(a, "op"), "manual") &&
 			    strcmp(cli_jstr(a, "op"), "guard-finding"))
 				json_array_append(left, a);
+		reads++;
 		if (!json_array_size(left) || km_mono_ms() > deadline)
 			break;
-		struct timespec pause = {0, 250 * 1000000};
+		/* Never past the deadline by more than the last read. */
+		int64_t rest = deadline - km_mono_ms();
+		int64_t ms = pause_ms < rest ? pause_ms : rest > 0 ? rest : 0;
+		struct timespec pause = {ms / 1000, (ms % 1000) * 1000000};
 		nanosleep(&pause, NULL);
+		pause_ms = pause_ms * 2 > 2000 ? 2000 : pause_ms * 2;
 	}
 	if (json_array_size(left)) {
 		snprintf(cli->errstr, sizeof(cli->errstr),
@@ -581,8 +590,11 @@ int cmd_apply(cli_t *cli, int argc, char **argv)
 		goto end_run;
 	}
 	if (cli->json) {
-		json_t *out = json_pack("{s:i, s:b, s:O}", "applied", napplied, "converged", 1,
-					"actions", actions);
+		json_t *out = json_pack("{s:i, s:b, s:O, s:{s:i, s:i, s:i}, s:i}", "applied",
+					napplied, "converged", 1, "actions", actions, "requests",
+					"CreateTopics", req.create_topics, "IncrementalAlterConfigs",
+					req.alter_configs, "CreateAcls", req.create_acls,
+					"read_backs", reads);
 		cli_print_json(out);
 		json_decref(out);
 	} else if (napplied == 0) {

@@ -149,6 +149,17 @@ static void test_apply_matches_effective_configs_and_acls(void **state)
 	char *out, tname[128];
 	(void)state;
 	assert_int_equal(run_km(&out, "apply", NULL), 0);
+	/* Batched (issue 12): the four topics in one CreateTopics, the guard
+	 * DENY in one CreateAcls and the copied ACLs in another (guards
+	 * first), whatever the number of objects. */
+	json_t *doc = tk_json(out), *req = json_object_get(doc, "requests");
+	if (!json_is_object(req))
+		fail_msg("apply --json lists no requests: %s", out);
+	assert_int_equal(json_integer_value(json_object_get(req, "CreateTopics")), 1);
+	assert_int_equal(json_integer_value(json_object_get(req, "IncrementalAlterConfigs")), 0);
+	assert_int_equal(json_integer_value(json_object_get(req, "CreateAcls")), 2);
+	assert_true(json_integer_value(json_object_get(doc, "applied")) > NTOPICS + 2);
+	json_decref(doc);
 	free(out);
 
 	for (int t = 0; t < NTOPICS; t++) {
