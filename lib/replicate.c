@@ -138,6 +138,7 @@ typedef struct repl_s {
 		int64_t lo, hi;
 		char *topic_id;
 		const char *codec; /* the producer's codec for its target topic (static) */
+		int64_t max_batch; /* its target topic's max.message.bytes; 0 = unknown */
 	} *sp;
 	int nsp;
 	/* Topics whose write authority is the target (the target's authority
@@ -510,6 +511,7 @@ static km_err_t target_codecs(repl_t *r, km_kafka_t *kt)
 		const char *name = rd_kafka_ConfigResource_name(rr[i]), *ctype = NULL, *codec;
 		const rd_kafka_ConfigEntry_t **ents;
 		size_t ne;
+		int64_t mmb = 0;
 
 		if (rd_kafka_ConfigResource_error(rr[i])) {
 			char what[400];
@@ -526,6 +528,9 @@ static km_err_t target_codecs(repl_t *r, km_kafka_t *kt)
 		for (size_t j = 0; j < ne; j++)
 			if (!strcmp(rd_kafka_ConfigEntry_name(ents[j]), "compression.type"))
 				ctype = rd_kafka_ConfigEntry_value(ents[j]);
+			else if (!strcmp(rd_kafka_ConfigEntry_name(ents[j]), "max.message.bytes") &&
+				 rd_kafka_ConfigEntry_value(ents[j]))
+				mmb = strtoll(rd_kafka_ConfigEntry_value(ents[j]), NULL, 10);
 		if (!(codec = codec_for(r, ctype))) {
 			err = fail(r, KM_ERR_UNSUPPORTED,
 				   "%s topic '%s' has compression.type '%s', which this kmigrate does "
@@ -536,8 +541,10 @@ static km_err_t target_codecs(repl_t *r, km_kafka_t *kt)
 		}
 		for (int k = 0; k < r->nsp; k++) {
 			char *tn = write_topic(r, r->sp[k].topic);
-			if (!strcmp(tn, name))
+			if (!strcmp(tn, name)) {
 				r->sp[k].codec = codec;
+				r->sp[k].max_batch = mmb;
+			}
 			free(tn);
 		}
 	}
@@ -618,6 +625,7 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 			r->sp[r->nsp].partition = t->partitions[p].id;
 			r->sp[r->nsp].topic_id = NULL;
 			r->sp[r->nsp].codec = NULL;
+			r->sp[r->nsp].max_batch = 0;
 			if ((err = km_kafka_watermarks(ks, t->topic, t->partitions[p].id,
 						       &r->sp[r->nsp].lo, &r->sp[r->nsp].hi,
 						       msg, sizeof(msg))))
@@ -932,7 +940,8 @@ static km_err_t reverse_start(repl_t *r, part_t *p, int64_t lo, int64_t hi)
  * @locality the task's thread */
 static km_err_t task_init(repl_t *r, task_t *t)
 {
-	char txid[400], cgroup[400], linger[16], bufkb[32], fetchb[32], qkb[32];
+	char txid[400], cgroup[400], linger[16], bufkb[32], fetchb[32], qkb[32], batchb[32];
+	int64_t batch = 1000000;
 	int id = t->id;
 	rd_kafka_error_t *e;
 
@@ -951,7 +960,18 @@ static km_err_t task_init(repl_t *r, task_t *t)
 		p->pending_tgt_next = -1;
 		p->topic_id = km_strdup(r->sp[i].topic_id);
 		p->codec = r->sp[i].codec ? r->sp[i].codec : "none";
+		/* batch.size is one per producer, the limit one per topic: a
+		 * batch of several records that each fit, above a small
+		 * topic's max.message.bytes, is refused whole (librdkafka does
+		 * not split it as Java's producer does).  So the task's batches
+		 * stay under its smallest topic's limit, with room for a codec
+		 * that grows incompressible data (lz4: < 0.5 %) and the batch
+		 * header; a record larger than that still goes alone. */
+		int64_t mb = r->sp[i].max_batch;
+		if (mb > 0 && mb - mb / 64 - 512 < batch)
+			batch = mb - mb / 64 - 512 > 1 ? mb - mb / 64 - 512 : 1;
 	}
+	snprintf(batchb, sizeof(batchb), "%lld", (long long)batch);
 	/* Reverse: ids of its own, so that the two directions never fence
 	 * each other's tasks. */
 	snprintf(txid, sizeof(txid), r->reverse ? "kmigrate.%s.rtask.%d" : "kmigrate.%s.task.%d",
@@ -988,7 +1008,7 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	snprintf(qkb, sizeof(qkb), "%lld", (long long)(t->txn_max_bytes / 1024 + 1024));
 
 	const char *pprops[] = {"transactional.id", txid, "enable.idempotence", "true",
-				"acks", "all", "linger.ms", linger, "batch.size", "1000000", "message.copy.max.bytes", "128",
+				"acks", "all", "linger.ms", linger, "batch.size", batchb, "message.copy.max.bytes", "128",
 				"queue.buffering.max.kbytes", qkb, "compression.type", "none",
 				"transaction.timeout.ms", "60000", "message.max.bytes", "100000000",
 				NULL};

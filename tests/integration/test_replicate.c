@@ -43,7 +43,7 @@ static tk_cluster_t src, tgt;
 /* Topic names unique to this run, so the suite can run against clusters
  * that already hold an earlier run's topics and migrations. */
 static char R1[64], R2[64], R3[64], R4[64], R5[64], R6[64], R7[64], R8[64], R9[64], R10[64],
-	R11[64], R12[64], R13[64], R14[64], R15[64], R16[64], R17[64], R18[64], R19[64];
+	R11[64], R12[64], R13[64], R14[64], R15[64], R16[64], R17[64], R18[64], R19[64], R20[64];
 
 /* A plan for one scenario: its own migration name and topic. */
 static char *make_plan(const char *name, const char *topic)
@@ -140,6 +140,7 @@ static int group_setup(void **state)
 	snprintf(R17, sizeof(R17), "r17-%d.tasks", id);
 	snprintf(R18, sizeof(R18), "r18-%d.gzip", id);
 	snprintf(R19, sizeof(R19), "r19-%d.producer", id);
+	snprintf(R20, sizeof(R20), "r20-%d.small", id);
 	return 0;
 }
 
@@ -1134,11 +1135,44 @@ static void test_compression_per_topic(void **state)
 	free(plan);
 }
 
+/* ---- batches under a small topic's limit -------------------------------------- */
+
+/* A topic whose max.message.bytes (10,000) admits each record (3,000
+ * random bytes) but not a batch of four: the source's producer wrote
+ * them one per batch, the replicator batches what it fetched.  Its
+ * batches must stay under the target topic's limit (they were up to
+ * 1 MB: the target refused the batch, the run stopped). */
+static void test_small_topic_batches(void **state)
+{
+	const char *small[] = {"max.message.bytes", "10000", NULL};
+	char val[3000];
+	unsigned seed = 12;
+	(void)state;
+	tk_create_topic(&src, R20, 1, small);
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	for (int i = 0; i < 40; i++) {
+		for (size_t j = 0; j < sizeof(val); j++)
+			val[j] = (char)(rand_r(&seed) & 0xff);
+		tk_msg_t m = {.key = "k", .value = val, .value_len = sizeof(val), .partition = 0};
+		tk_produce(p, R20, &m);
+		tk_flush(p); /* one record per batch: a batch of two is too large */
+	}
+	rd_kafka_destroy(p);
+	assert_int_equal(tk_total_hwm(&src, R20), 40);
+	char *plan = make_plan("it-r20", R20);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	tk_catch_up(plan, 120000, NULL);
+	assert_same_topic(R20);
+	free(plan);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tasks_on_existing_migration),
 		cmocka_unit_test(test_compression_per_topic),
+		cmocka_unit_test(test_small_topic_batches),
 		cmocka_unit_test(test_corrupt_state_is_loud),
 		cmocka_unit_test(test_failed_run_leaves_journal),
 		cmocka_unit_test(test_unseen_design_topic_is_nogo),
@@ -1157,6 +1191,9 @@ int main(void)
 		cmocka_unit_test(test_fidelity_million),
 	};
 	/* TK_ONLY=test_name (a glob) runs a subset, e.g. while working on one. */
+	if (getenv("TK_ONLY"))
+		cmocka_set_test_filter(getenv("TK_ONLY"));
+	/* TK_ONLY=glob runs a subset, e.g. while working on one. */
 	if (getenv("TK_ONLY"))
 		cmocka_set_test_filter(getenv("TK_ONLY"));
 	return cmocka_run_group_tests(tests, group_setup, NULL);
