@@ -1082,10 +1082,15 @@ static void mark_workers(json_t *topics, worker_scan_t *ws, const char *scope,
 					      km_inventory_worker_role_str(role), "connectors",
 					      names, "keys_read", (json_int_t)wk->keys));
 		snprintf(subj, sizeof(subj), "topic:%s", name);
-		problem = km_asprintf("Connect worker internal topic (%s) of the %s worker: not "
-				      "copied; the target worker keeps its own; source connectors' "
-				      "positions move through KIP-875 at cutover",
-				      km_inventory_worker_role_str(role), scope);
+		problem = !strcmp(scope, "source")
+				  ? km_asprintf("Connect worker internal topic (%s) of the source "
+						"worker: not copied; the target worker keeps its own; "
+						"source connectors' positions move through KIP-875 at "
+						"cutover",
+						km_inventory_worker_role_str(role))
+				  : km_asprintf("Connect worker internal topic (%s) of the %s worker: "
+						"its own state, not a topic kmigrate copies into",
+						km_inventory_worker_role_str(role), scope);
 		json_array_append_new(
 			findings,
 			json_pack("{s:s, s:s, s:s, s:s, s:s}", "subject", subj, "problem", problem,
@@ -1829,8 +1834,16 @@ static void classify(const km_plan_t *plan, const char *name, json_t *topic,
 	if ((!rule || !rule->owner) && !json_object_get(topic, "connect_internal")) {
 		char subject[300];
 		snprintf(subject, sizeof(subject), "topic:%s", name);
+		/* An empty compacted topic has no key to tell a Connect
+		 * worker's (a worker running only sinks leaves its offsets
+		 * topic empty): the fix says so rather than guess. */
 		finding(findings, subject, "no owner",
-			"declare the topic's owner in topics.rules");
+			compacted && json_integer_value(json_object_get(topic, "offsets")) == 0 &&
+					json_is_integer(json_object_get(topic, "offsets"))
+				? "declare the topic's owner in topics.rules, or exclude it if it "
+				  "is a Connect worker's internal topic (it is compacted and empty: "
+				  "no key says whose it is)"
+				: "declare the topic's owner in topics.rules");
 	}
 }
 

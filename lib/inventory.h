@@ -8,7 +8,9 @@
  * ACLs, consumer groups with members and lag, SCRAM users, client quotas),
  * samples the tail of each partition, up to a cap on the partitions and a
  * time budget (record sizes, offset gaps left by transaction markers; the
- * partitions not sampled are listed as such, with why), merges the plan's
+ * partitions not sampled are listed as such, with why), recognises a Kafka
+ * Connect worker's config, offsets and status topics from their record keys
+ * (never from their names; "connect_internal" on the topic), merges the plan's
  * declared items and classifies every topic's risk with the reasons shown.  What cannot be read is recorded as
  * "not inventoried" with the reason -- never silently skipped.
  *

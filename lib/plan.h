@@ -23,8 +23,9 @@
  * journal, and never prints.
  *
  * Ownership: every `char *` inside a km_plan_t is owned by the plan and lives
- * until km_plan_destroy().  The plan is immutable after load and may be read
- * from any number of threads at once (regexec() on the compiled patterns is
+ * until km_plan_destroy().  The plan is immutable after load (and after
+ * km_plan_set_worker_topics(), which the command layer calls once before
+ * sharing it) and may be read from any number of threads at once (regexec() on the compiled patterns is
  * thread-safe).
  */
 #ifndef KM_PLAN_H
