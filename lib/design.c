@@ -312,6 +312,7 @@ km_err_t km_design_build(const km_plan_t *plan, const json_t *src_inv,
 {
 	json_t *design = json_object(), *topics = json_array(), *acls = json_array();
 	json_t *manual = json_array(), *warnings = json_array(), *skipped = json_array();
+	json_t *workers = json_array();
 	json_t *st, *a, *u, *q;
 	int nbrokers = (int)json_array_size(json_object_get(tgt_inv, "brokers"));
 	const char *name;
@@ -323,6 +324,16 @@ km_err_t km_design_build(const km_plan_t *plan, const json_t *src_inv,
 		if (json_object_get(st, "error")) {
 			note(warnings, "source topic '%s' could not be described: %s", name,
 			     jstr(st, "error"));
+			continue;
+		}
+		/* A Connect worker's config, offsets or status topic is the
+		 * source worker's own state: a copy would make the target
+		 * worker share it (lib/inventory.h). */
+		if (json_object_get(st, "connect_internal")) {
+			json_array_append_new(
+				workers, json_pack("{s:s, s:O}", "source", name, "role",
+						   json_object_get(json_object_get(st, "connect_internal"),
+								   "role")));
 			continue;
 		}
 		json_array_append_new(topics, design_topic(plan, name, st, tgt_inv,
@@ -398,6 +409,7 @@ km_err_t km_design_build(const km_plan_t *plan, const json_t *src_inv,
 			    json_string(km_plan_naming_mode_str(plan->naming.mode)));
 	json_object_set_new(design, "target_brokers", json_integer(nbrokers));
 	json_object_set_new(design, "topics", topics);
+	json_object_set_new(design, "connect_internal_topics", workers);
 	json_object_set_new(design, "acls", acls);
 	json_object_set_new(design, "acls_out_of_scope", skipped);
 	json_object_set_new(design, "manual", manual);

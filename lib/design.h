@@ -9,7 +9,9 @@
  * overrides copied; source broker defaults that differ from the target's
  * pinned as overrides; configs the target no longer accepts listed with the
  * reason), ACLs with full fidelity and mapped topic names, and manual items
- * (SCRAM passwords, client quotas) with owners.
+ * (SCRAM passwords, client quotas) with owners.  A topic the inventory
+ * recognised as a Kafka Connect worker's internal topic is not designed
+ * (listed in "connect_internal_topics"): each worker keeps its own.
  *
  * km_design_delta() compares a design with the target as it is now and
  * lists the actions that would make them equal: create, change, blocked.

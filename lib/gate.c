@@ -1225,6 +1225,54 @@ done:
 
 /* ---- cutover ---------------------------------------------------------------------- */
 
+/* A wave that names a topic the source inventory recognised as a Kafka
+ * Connect worker's internal topic (lib/inventory.h) asks for a copy of the
+ * worker's own state: the target worker would then read the source
+ * worker's connector configs and offsets as its own, two workers sharing
+ * one state.  The wave must not name it (an `all` wave leaves it out). */
+static km_err_t gate_worker_topics(gctx_t *g, const json_t *run)
+{
+	json_t *facts = NULL, *f, *named = json_array();
+	const json_t *first = NULL;
+	char *list = NULL, *r = NULL;
+	const char *role = NULL;
+	km_err_t err;
+	size_t i, k;
+
+	if ((err = km_journal_facts(g->jr, json_integer_value(json_object_get(run, "id")),
+				    "inventory.source.connect_internal", &facts, g->errstr,
+				    g->errstr_size)))
+		goto done;
+	for (k = 0; k < g->wave->topics_cnt; k++)
+		json_array_foreach(facts, i, f) {
+			const char *subj = nz(json_string_value(json_object_get(f, "subject")));
+			if (strncmp(subj, "topic:", 6) || strcmp(subj + 6, g->wave->topics[k].name))
+				continue;
+			if (!first) {
+				first = f;
+				role = json_string_value(
+					json_object_get(json_object_get(f, "body"), "role"));
+			}
+			json_array_append_new(named, json_string(g->wave->topics[k].name));
+		}
+	list = name_list(named, 3);
+	if (json_array_size(named))
+		r = km_asprintf("wave '%s' names %s, a Kafka Connect worker's internal topic "
+				"(%s, recognised by the source inventory): a copy would make the "
+				"target worker share the source worker's config and offset state: "
+				"remove it from the wave's topics (the target worker keeps its own)",
+				g->wave->name, list, role ? role : "?");
+	criterion(g, "cutover.worker_topics", "no Connect worker internal topic in the wave",
+		  json_sprintf("%zu named", json_array_size(named)), from_run(run, first),
+		  g->owner, !r, r);
+done:
+	free(list);
+	free(r);
+	json_decref(named);
+	json_decref(facts);
+	return err;
+}
+
 static km_err_t gate_inventory(gctx_t *g)
 {
 	json_t *run = NULL, *facts = NULL, *f, *open = json_array();
@@ -1263,6 +1311,8 @@ static km_err_t gate_inventory(gctx_t *g)
 	criterion(g, "cutover.inventory", "every item has an owner and a validation method",
 		  json_sprintf("%zu open", json_array_size(open)), from_run(run, first), g->owner,
 		  ok && !r, why ? why : r);
+	if (g->wave && g->wave->topics_cnt > 0)
+		err = gate_worker_topics(g, run);
 done:
 	free(why);
 	free(list);

@@ -131,9 +131,12 @@ static km_err_t list_topics(km_kafka_t *k, const km_plan_t *plan, json_t *inv,
 		json_t *parts, *topic;
 		int rf = 0;
 
+		/* The plan's patterns, not the worker topics a previous
+		 * inventory recognised (km_plan_topic_in_scope() leaves them
+		 * out): each inventory judges them again from their keys. */
 		bool in_scope = opts->all_topics
 					? (plan->topics.internal || !is_internal(t->topic))
-					: km_plan_topic_in_scope(plan, t->topic);
+					: km_plan_topic_selected(plan, t->topic);
 		if (!in_scope) {
 			if (!is_internal(t->topic))
 				json_array_append_new(excluded,
@@ -379,6 +382,190 @@ static km_err_t describe_configs(km_kafka_t *k, json_t *inv,
 	return err;
 }
 
+/* ---- Kafka Connect workers' internal topics -------------------------------- */
+
+/* The keys a worker writes (Kafka's KafkaConfigBackingStore,
+ * KafkaStatusBackingStore and OffsetStorageWriter).  A key is text: one
+ * with a control byte or a NUL is not a worker's. */
+static bool printable(const char *k, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)k[i] < 0x20 || k[i] == 0x7f)
+			return false;
+	return true;
+}
+
+static bool has_prefix(const char *k, size_t len, const char *p, size_t *plen)
+{
+	*plen = strlen(p);
+	return len > *plen && !memcmp(k, p, *plen);
+}
+
+/* "<name>-<n>": the task's connector, when the key ends in "-<digits>"
+ * after a non-empty name. */
+static bool task_key(const char *s, size_t len, char **namep)
+{
+	size_t d = len;
+
+	while (d > 0 && s[d - 1] >= '0' && s[d - 1] <= '9')
+		d--;
+	if (d == len || d < 2 || s[d - 1] != '-')
+		return false;
+	if (namep)
+		*namep = km_strndup(s, d - 1);
+	return true;
+}
+
+km_worker_role_t km_inventory_worker_key(const void *key, size_t len, char **namep)
+{
+	static const char *const named_configs[] = {"connector-", "commit-", "target-state-",
+						    "tasks-fencing-"};
+	const char *k = key;
+	size_t pl;
+
+	if (namep)
+		*namep = NULL;
+	if (!k || len == 0 || len > 4096 || !printable(k, len))
+		return KM_WORKER_NONE;
+	if (len == 11 && !memcmp(k, "session-key", 11))
+		return KM_WORKER_CONFIGS;
+	if (has_prefix(k, len, "logger-cluster-", &pl))
+		return KM_WORKER_CONFIGS;
+	for (size_t i = 0; i < sizeof(named_configs) / sizeof(named_configs[0]); i++)
+		if (has_prefix(k, len, named_configs[i], &pl)) {
+			if (namep)
+				*namep = km_strndup(k + pl, len - pl);
+			return KM_WORKER_CONFIGS;
+		}
+	if (has_prefix(k, len, "task-", &pl))
+		return task_key(k + pl, len - pl, namep) ? KM_WORKER_CONFIGS : KM_WORKER_NONE;
+	if (has_prefix(k, len, "status-connector-", &pl)) {
+		if (namep)
+			*namep = km_strndup(k + pl, len - pl);
+		return KM_WORKER_STATUS;
+	}
+	if (has_prefix(k, len, "status-task-", &pl))
+		return task_key(k + pl, len - pl, namep) ? KM_WORKER_STATUS : KM_WORKER_NONE;
+	if (has_prefix(k, len, "status-topic-", &pl)) {
+		/* KIP-558: status-topic-<topic>:connector-<name>; a topic name
+		 * cannot hold ':', so the first separator is the one. */
+		const char *sep = memchr(k + pl, ':', len - pl);
+		size_t sl = strlen(":connector-");
+		if (!sep || sep == k + pl || (size_t)(k + len - sep) <= sl ||
+		    memcmp(sep, ":connector-", sl))
+			return KM_WORKER_NONE;
+		if (namep)
+			*namep = km_strndup(sep + sl, (size_t)(k + len - sep) - sl);
+		return KM_WORKER_STATUS;
+	}
+	if (k[0] == '[') {
+		/* The offsets topic's key: the JSON array [connector, source
+		 * partition], written by a JsonConverter without schemas. */
+		json_t *a = json_loadb(k, len, JSON_REJECT_DUPLICATES, NULL);
+		km_worker_role_t role = KM_WORKER_NONE;
+		const char *c = json_string_value(json_array_get(a, 0));
+		if (json_is_array(a) && json_array_size(a) == 2 && c && *c &&
+		    json_is_object(json_array_get(a, 1))) {
+			role = KM_WORKER_OFFSETS;
+			if (namep)
+				*namep = km_strdup(c);
+		}
+		json_decref(a);
+		return role;
+	}
+	return KM_WORKER_NONE;
+}
+
+const char *km_inventory_worker_role_str(km_worker_role_t role)
+{
+	switch (role) {
+	case KM_WORKER_CONFIGS: return "configs";
+	case KM_WORKER_OFFSETS: return "offsets";
+	case KM_WORKER_STATUS: return "status";
+	default: return "none";
+	}
+}
+
+void km_inventory_worker_keys_add(km_worker_keys_t *wk, const void *key, size_t len)
+{
+	km_worker_role_t role;
+	char *name = NULL;
+
+	wk->keys++;
+	/* One mismatch settles it: the rest cost a count, not a parse. */
+	if (wk->mismatched) {
+		wk->mismatched++;
+		return;
+	}
+	role = km_inventory_worker_key(key, len, &name);
+	if (role == KM_WORKER_NONE || (wk->role != KM_WORKER_NONE && role != wk->role)) {
+		wk->mismatched++;
+		free(name);
+		return;
+	}
+	wk->role = role;
+	/* The names are evidence to show, not the verdict: a bounded set. */
+	if (name && (!wk->connectors || json_object_size(wk->connectors) < 1000)) {
+		if (!wk->connectors)
+			wk->connectors = json_object();
+		json_object_set_new(wk->connectors, name, json_true());
+	}
+	free(name);
+}
+
+km_worker_role_t km_inventory_worker_keys_role(const km_worker_keys_t *wk)
+{
+	return wk->keys > 0 && !wk->mismatched ? wk->role : KM_WORKER_NONE;
+}
+
+void km_inventory_worker_keys_clear(km_worker_keys_t *wk)
+{
+	json_decref(wk->connectors);
+	memset(wk, 0, sizeof(*wk));
+}
+
+/* The worker-key folds of the compacted topics (a worker's three topics are
+ * compacted: Connect refuses to start on others), looked up by name. */
+typedef struct worker_scan_s {
+	json_t *idx;          /* topic name -> index */
+	km_worker_keys_t *wk;
+	size_t n;
+} worker_scan_t;
+
+static bool is_compacted(json_t *topic)
+{
+	const char *cp = json_string_value(json_object_get(
+		json_object_get(json_object_get(topic, "configs"), "cleanup.policy"), "value"));
+	return cp && strstr(cp, "compact");
+}
+
+static void worker_scan_init(worker_scan_t *ws, json_t *topics)
+{
+	const char *name;
+	json_t *topic;
+
+	ws->idx = json_object();
+	ws->n = 0;
+	json_object_foreach(topics, name, topic)
+		if (is_compacted(topic))
+			json_object_set_new(ws->idx, name, json_integer((json_int_t)ws->n++));
+	ws->wk = km_calloc(ws->n + 1, sizeof(*ws->wk));
+}
+
+static km_worker_keys_t *worker_scan_get(worker_scan_t *ws, const char *topic)
+{
+	json_t *i = json_object_get(ws->idx, topic);
+	return i ? &ws->wk[json_integer_value(i)] : NULL;
+}
+
+static void worker_scan_free(worker_scan_t *ws)
+{
+	for (size_t i = 0; i < ws->n; i++)
+		km_inventory_worker_keys_clear(&ws->wk[i]);
+	free(ws->wk);
+	json_decref(ws->idx);
+}
+
 /* ---- tail sampling ------------------------------------------------------- */
 
 typedef struct sample_s {
@@ -393,6 +580,8 @@ typedef struct sample_s {
 	int64_t wire;        /* records whose key or value is in the schema
 			      * registry wire format (magic 0 + 4-byte ID) */
 	json_t *ids;         /* those IDs, as keys (a set) */
+	km_worker_keys_t *wk; /* its topic's worker-key fold, or NULL when the
+			       * topic is not compacted */
 	bool done;
 } sample_t;
 
@@ -454,29 +643,10 @@ static bool wire_id(const void *buf, size_t len, json_t *ids)
 	return true;
 }
 
-/* Reads up to opts->sample_records of each partition's tail with
- * read_uncommitted.  On a topic that is not compacted, offsets inside the
- * tail are contiguous except where a transaction's commit or abort marker
- * sits: librdkafka never hands control records to the application, so a gap
- * is how they show.  On a compacted topic a gap may be compaction too, so
- * the finding says "transaction markers or compaction".
- *
- * Bounded at any partition count (docs/internals/inventory.md):
- *   - at most opts->sample_partitions partitions are read, chosen round-robin
- *     over the topics (sorted by name): the first partition of every topic,
- *     then the second of every topic, ... so a cap below the partition count
- *     still reaches as many topics as it can; the rest are "not sampled"
- *     with the cap named;
- *   - memory: the sampling consumer's fetch sizes and pre-fetch queue are
- *     capped (below), so what it buffers does not grow with the partitions;
- *   - time: opts->sample_timeout_ms for the whole read; a partition whose
- *     tail was not read to its end by then says so ("complete": false and
- *     "incomplete" with the reason);
- *   - CPU: a message finds its partition through a hash, not a scan of every
- *     sampled partition (that scan made 1,000 partitions take 2.6 s). */
-static km_err_t sample_tails(km_kafka_t *k, json_t *topics,
-			     const km_inventory_opts_t *opts, json_t *inv,
-			     char *errstr, size_t errstr_size)
+/* The consumer that reads records for the inventory: assigned, never
+ * committing, its memory capped (below). */
+static km_err_t reading_consumer(km_kafka_t *k, const char *what, rd_kafka_t **rkp,
+				 char *errstr, size_t errstr_size)
 {
 	/* The fetch and queue caps bound what the consumer holds however
 	 * many partitions are assigned: one fetch response of at most
@@ -494,6 +664,44 @@ static km_err_t sample_tails(km_kafka_t *k, json_t *topics,
 				      "queued.max.messages.kbytes", "16384",
 				      NULL};
 	rd_kafka_conf_t *conf;
+	char rerr[256];
+	km_err_t err;
+
+	*rkp = NULL;
+	if ((err = km_kafka_conf_new(km_kafka_endpoint(k), props, &conf, errstr, errstr_size)))
+		return err;
+	if (!(*rkp = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
+		rd_kafka_conf_destroy(conf);
+		return km_seterr(errstr, errstr_size, KM_ERR_KAFKA, "cannot create %s: %s", what,
+				 rerr);
+	}
+	return KM_ERR_OK;
+}
+
+/* Reads up to opts->sample_records of each partition's tail with
+ * read_uncommitted.  On a topic that is not compacted, offsets inside the
+ * tail are contiguous except where a transaction's commit or abort marker
+ * sits: librdkafka never hands control records to the application, so a gap
+ * is how they show.  On a compacted topic a gap may be compaction too, so
+ * the finding says "transaction markers or compaction".
+ *
+ * Bounded at any partition count (docs/internals/inventory.md):
+ *   - at most opts->sample_partitions partitions are read, chosen round-robin
+ *     over the topics (sorted by name): the first partition of every topic,
+ *     then the second of every topic, ... so a cap below the partition count
+ *     still reaches as many topics as it can; the rest are "not sampled"
+ *     with the cap named;
+ *   - memory: the sampling consumer's fetch sizes and pre-fetch queue are
+ *     capped (reading_consumer()), so what it buffers does not grow with the partitions;
+ *   - time: opts->sample_timeout_ms for the whole read; a partition whose
+ *     tail was not read to its end by then says so ("complete": false and
+ *     "incomplete" with the reason);
+ *   - CPU: a message finds its partition through a hash, not a scan of every
+ *     sampled partition (that scan made 1,000 partitions take 2.6 s). */
+static km_err_t sample_tails(km_kafka_t *k, json_t *topics, worker_scan_t *ws,
+			     const km_inventory_opts_t *opts, json_t *inv,
+			     char *errstr, size_t errstr_size)
+{
 	rd_kafka_t *rk = NULL;
 	rd_kafka_topic_partition_list_t *tps = NULL;
 	sample_t *s = NULL;
@@ -503,7 +711,7 @@ static km_err_t sample_tails(km_kafka_t *k, json_t *topics,
 	const char **names = NULL;
 	const char *name;
 	json_t *topic, *jp, *summary;
-	char rerr[256], key[400], why[200];
+	char key[400], why[200];
 	km_err_t err = KM_ERR_OK;
 	int64_t deadline, t0 = km_mono_ms();
 	bool deadline_hit = false;
@@ -566,6 +774,7 @@ static km_err_t sample_tails(km_kafka_t *k, json_t *topics,
 			s[ns].jp = jp;
 			s[ns].next = from;
 			s[ns].end = json_integer_value(hi);
+			s[ns].wk = worker_scan_get(ws, names[t]);
 			sample_key(key, sizeof(key), names[t],
 				   (int32_t)json_integer_value(json_object_get(jp, "id")));
 			json_object_set_new(index, key, json_integer((json_int_t)ns));
@@ -577,16 +786,8 @@ static km_err_t sample_tails(km_kafka_t *k, json_t *topics,
 	if (ns == 0)
 		goto done;
 
-	if ((err = km_kafka_conf_new(km_kafka_endpoint(k), props, &conf, errstr,
-				     errstr_size)))
+	if ((err = reading_consumer(k, "a sampling consumer", &rk, errstr, errstr_size)))
 		goto done;
-	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr));
-	if (!rk) {
-		rd_kafka_conf_destroy(conf);
-		err = km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
-				"cannot create a sampling consumer: %s", rerr);
-		goto done;
-	}
 	tps = rd_kafka_topic_partition_list_new((int)ns);
 	{
 		/* The index key is "<partition>:<topic>". */
@@ -638,6 +839,8 @@ static km_err_t sample_tails(km_kafka_t *k, json_t *topics,
 				sp->records++;
 				if (!m->payload)
 					sp->tombstones++;
+				if (sp->wk)
+					km_inventory_worker_keys_add(sp->wk, m->key, m->key_len);
 				if (!sp->ids)
 					sp->ids = json_object();
 				/* Both evaluated: a key and a value may each name one. */
@@ -733,6 +936,195 @@ done:
 		rd_kafka_destroy(rk);
 	}
 	return err;
+}
+
+/* Reading the first records of compacted topics the tail sample left
+ * without a key (sampling off, over its cap, or an empty tail): bounded in
+ * records, partitions and time like the sample (docs/internals/inventory.md). */
+#define WORKER_PROBE_RECORDS 20          /* per partition, from its log start */
+#define WORKER_PROBE_PARTITIONS 3        /* per topic */
+#define WORKER_PROBE_MAX_PARTITIONS 300  /* in all */
+#define WORKER_PROBE_BUDGET_MS 10000     /* at most; the sample budget if lower */
+
+typedef struct head_s {
+	km_worker_keys_t *wk;
+	int64_t end;  /* high watermark at start */
+	int64_t read; /* records read */
+	bool done;
+} head_t;
+
+static km_err_t probe_heads(km_kafka_t *k, json_t *topics, worker_scan_t *ws,
+			    const km_inventory_opts_t *opts, json_t *inv, char *errstr,
+			    size_t errstr_size)
+{
+	rd_kafka_t *rk = NULL;
+	rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(16);
+	json_t *index = json_object(), *iv, *jp;
+	head_t *h = km_calloc(WORKER_PROBE_MAX_PARTITIONS, sizeof(*h));
+	size_t nh = 0, left, over = 0, complete = 0, i;
+	int budget = opts->sample_timeout_ms < WORKER_PROBE_BUDGET_MS ? opts->sample_timeout_ms
+								   : WORKER_PROBE_BUDGET_MS;
+	int64_t t0 = km_mono_ms();
+	const char *name;
+	char key[400];
+	km_err_t err = KM_ERR_OK;
+
+	json_object_foreach(ws->idx, name, iv) {
+		km_worker_keys_t *wk = &ws->wk[json_integer_value(iv)];
+		int taken = 0;
+		if (wk->keys > 0)
+			continue; /* the tail sample read keys already */
+		json_array_foreach(json_object_get(json_object_get(topics, name), "partitions"), i, jp) {
+			json_t *lo = json_object_get(jp, "log_start_offset");
+			json_t *hi = json_object_get(jp, "high_watermark");
+			if (taken >= WORKER_PROBE_PARTITIONS)
+				break;
+			if (!json_is_integer(lo) || !json_is_integer(hi) ||
+			    json_integer_value(hi) <= json_integer_value(lo))
+				continue;
+			if (nh >= WORKER_PROBE_MAX_PARTITIONS) {
+				over++;
+				break;
+			}
+			rd_kafka_topic_partition_list_add(
+				tps, name, (int32_t)json_integer_value(json_object_get(jp, "id")))
+				->offset = json_integer_value(lo);
+			sample_key(key, sizeof(key), name,
+				   (int32_t)json_integer_value(json_object_get(jp, "id")));
+			json_object_set_new(index, key, json_integer((json_int_t)nh));
+			h[nh].wk = wk;
+			h[nh].end = json_integer_value(hi);
+			nh++;
+			taken++;
+		}
+	}
+	if (nh == 0)
+		goto done;
+	if ((err = reading_consumer(k, "a consumer for the compacted topics' first records", &rk,
+				    errstr, errstr_size)))
+		goto done;
+	rd_kafka_assign(rk, tps);
+	for (left = nh; left > 0 && km_mono_ms() - t0 < budget;) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+		head_t *hp = NULL;
+		if (!m)
+			continue;
+		if (m->rkt) {
+			sample_key(key, sizeof(key), rd_kafka_topic_name(m->rkt), m->partition);
+			if ((iv = json_object_get(index, key)))
+				hp = &h[json_integer_value(iv)];
+		}
+		if (hp && !hp->done && (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF || !m->err)) {
+			if (!m->err) {
+				km_inventory_worker_keys_add(hp->wk, m->key, m->key_len);
+				hp->read++;
+			}
+			if (m->err || hp->read >= WORKER_PROBE_RECORDS || m->offset + 1 >= hp->end) {
+				hp->done = true;
+				left--;
+				complete++;
+			}
+		}
+		rd_kafka_message_destroy(m);
+	}
+done:
+	/* What was read, and what was not: never silently partial. */
+	json_object_set_new(inv, "connect_internal_probe",
+			    json_pack("{s:i, s:i, s:I, s:I, s:I, s:I}", "records_per_partition",
+				      WORKER_PROBE_RECORDS, "budget_ms", budget, "partitions",
+				      (json_int_t)nh, "complete", (json_int_t)complete,
+				      "topics_over_cap", (json_int_t)over, "elapsed_ms",
+				      (json_int_t)(km_mono_ms() - t0)));
+	free(h);
+	json_decref(index);
+	rd_kafka_topic_partition_list_destroy(tps);
+	if (rk) {
+		rd_kafka_consumer_close(rk);
+		rd_kafka_destroy(rk);
+	}
+	return err;
+}
+
+/* Marks each compacted topic whose every key read has one role's shape:
+ * topic.connect_internal = {"role", "connectors", "keys_read"}, with an
+ * informational finding.  A config topic has one partition (Connect
+ * refuses to start on another), so a config-shaped topic with more is not
+ * a live worker's and stays ordinary. */
+static void mark_workers(json_t *topics, worker_scan_t *ws, const char *scope,
+			 json_t *findings)
+{
+	const char *name, *cname;
+	json_t *iv, *x;
+
+	json_object_foreach(ws->idx, name, iv) {
+		km_worker_keys_t *wk = &ws->wk[json_integer_value(iv)];
+		km_worker_role_t role = km_inventory_worker_keys_role(wk);
+		json_t *topic = json_object_get(topics, name), *names = json_array();
+		const char **sorted;
+		size_t n = 0;
+		char subj[300], *problem;
+
+		if (role == KM_WORKER_NONE ||
+		    (role == KM_WORKER_CONFIGS &&
+		     json_integer_value(json_object_get(topic, "partition_count")) != 1)) {
+			json_decref(names);
+			continue;
+		}
+		sorted = km_calloc(json_object_size(wk->connectors) + 1, sizeof(*sorted));
+		json_object_foreach(wk->connectors, cname, x)
+			sorted[n++] = cname;
+		qsort(sorted, n, sizeof(*sorted), cmp_str);
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(names, json_string(sorted[i]));
+		free(sorted);
+		json_object_set_new(topic, "connect_internal",
+				    json_pack("{s:s, s:o, s:I}", "role",
+					      km_inventory_worker_role_str(role), "connectors",
+					      names, "keys_read", (json_int_t)wk->keys));
+		snprintf(subj, sizeof(subj), "topic:%s", name);
+		problem = !strcmp(scope, "source")
+				  ? km_asprintf("Connect worker internal topic (%s) of the source "
+						"worker: not copied; the target worker keeps its own; "
+						"source connectors' positions move through KIP-875 at "
+						"cutover",
+						km_inventory_worker_role_str(role))
+				  : km_asprintf("Connect worker internal topic (%s) of the %s worker: "
+						"its own state, not a topic kmigrate copies into",
+						km_inventory_worker_role_str(role), scope);
+		json_array_append_new(
+			findings,
+			json_pack("{s:s, s:s, s:s, s:s, s:s}", "subject", subj, "problem", problem,
+				  "fix",
+				  "nothing to do: it stays out of the target design, the copy "
+				  "and the waves; never name it in a wave",
+				  "kind", "topic.connect_internal", "severity", "info"));
+		free(problem);
+	}
+}
+
+/* The worker's REST list of connectors (lib/connect.h) against the names
+ * each recognised topic holds: agreement is more evidence, not a condition
+ * (a config topic keeps deleted connectors' tombstoned keys). */
+static void worker_cross_check(json_t *topics, const json_t *ci)
+{
+	const char *name;
+	json_t *topic, *ctl, *c, *listed;
+	size_t i, j;
+
+	json_object_foreach(topics, name, topic) {
+		if (!(ctl = json_object_get(topic, "connect_internal")))
+			continue;
+		listed = json_array();
+		json_array_foreach(json_object_get(ctl, "connectors"), i, c) {
+			json_t *row;
+			json_array_foreach(json_object_get(ci, "connectors"), j, row)
+				if (json_equal(json_object_get(row, "name"), c)) {
+					json_array_append(listed, c);
+					break;
+				}
+		}
+		json_object_set_new(ctl, "listed_by_worker", listed);
+	}
 }
 
 /* ---- ACLs ---------------------------------------------------------------- */
@@ -1437,11 +1829,21 @@ static void classify(const km_plan_t *plan, const char *name, json_t *topic,
 			    json_pack("{s:s, s:o}", "class",
 				      level == 2 ? "high" : level == 1 ? "medium" : "low",
 				      "reasons", reasons));
-	if (!rule || !rule->owner) {
+	/* A worker's internal topic is not copied: nobody needs to own its
+	 * move (its own finding says so). */
+	if ((!rule || !rule->owner) && !json_object_get(topic, "connect_internal")) {
 		char subject[300];
 		snprintf(subject, sizeof(subject), "topic:%s", name);
+		/* An empty compacted topic has no key to tell a Connect
+		 * worker's (a worker running only sinks leaves its offsets
+		 * topic empty): the fix says so rather than guess. */
 		finding(findings, subject, "no owner",
-			"declare the topic's owner in topics.rules");
+			compacted && json_integer_value(json_object_get(topic, "offsets")) == 0 &&
+					json_is_integer(json_object_get(topic, "offsets"))
+				? "declare the topic's owner in topics.rules, or exclude it if it "
+				  "is a Connect worker's internal topic (it is compacted and empty: "
+				  "no key says whose it is)"
+				: "declare the topic's owner in topics.rules");
 	}
 }
 
@@ -1451,6 +1853,7 @@ km_err_t km_inventory_take(km_kafka_t *k, const km_plan_t *plan,
 {
 	json_t *inv = json_object(), *findings = json_array(), *quotas = NULL;
 	json_t *topics, *topic, *groups, *g;
+	worker_scan_t ws = {NULL, NULL, 0};
 	const km_kafka_endpoint_t *ep = km_kafka_endpoint(k);
 	char ts[40], qerr[512];
 	const char *name;
@@ -1477,9 +1880,16 @@ km_err_t km_inventory_take(km_kafka_t *k, const km_plan_t *plan,
 	if ((err = describe_configs(k, inv, opts, errstr, errstr_size)) ||
 	    (err = describe_acls(k, inv, opts, errstr, errstr_size)) ||
 	    (err = describe_groups(k, inv, opts, errstr, errstr_size)) ||
-	    (err = describe_scram(k, inv, opts, errstr, errstr_size)) ||
-	    (err = sample_tails(k, topics, opts, inv, errstr, errstr_size)))
+	    (err = describe_scram(k, inv, opts, errstr, errstr_size)))
 		goto fail;
+	/* The compacted topics' keys tell a Connect worker's internal topics
+	 * from the estate's: the tail sample folds them, then the first
+	 * records of those it left without a key. */
+	worker_scan_init(&ws, topics);
+	if ((err = sample_tails(k, topics, &ws, opts, inv, errstr, errstr_size)) ||
+	    (err = probe_heads(k, topics, &ws, opts, inv, errstr, errstr_size)))
+		goto fail;
+	mark_workers(topics, &ws, opts->scope, findings);
 
 	/* Client quotas: librdkafka has no API for them. */
 	if (km_quotas_describe(ep, opts->timeout_ms, &quotas, qerr, sizeof(qerr)))
@@ -1545,14 +1955,17 @@ km_err_t km_inventory_take(km_kafka_t *k, const km_plan_t *plan,
 		cf = km_connect_findings(plan, ci);
 		json_array_extend(findings, cf);
 		json_decref(cf);
+		worker_cross_check(topics, ci);
 		json_object_set_new(inv, "connect", ci);
 	}
 	if (!strcmp(opts->scope, "source"))
 		json_object_set_new(inv, "declared", merge_declared(plan, findings));
 	json_object_set_new(inv, "findings", findings);
+	worker_scan_free(&ws);
 	*invp = inv;
 	return KM_ERR_OK;
 fail:
+	worker_scan_free(&ws);
 	json_decref(findings);
 	json_decref(inv);
 	return err;

@@ -8,7 +8,9 @@
  * ACLs, consumer groups with members and lag, SCRAM users, client quotas),
  * samples the tail of each partition, up to a cap on the partitions and a
  * time budget (record sizes, offset gaps left by transaction markers; the
- * partitions not sampled are listed as such, with why), merges the plan's
+ * partitions not sampled are listed as such, with why), recognises a Kafka
+ * Connect worker's config, offsets and status topics from their record keys
+ * (never from their names; "connect_internal" on the topic), merges the plan's
  * declared items and classifies every topic's risk with the reasons shown.  What cannot be read is recorded as
  * "not inventoried" with the reason -- never silently skipped.
  *
@@ -65,5 +67,51 @@ json_t *km_inventory_diff(const json_t *old_inv, const json_t *new_inv);
 km_err_t km_quotas_describe(const km_kafka_endpoint_t *ep, int timeout_ms,
 			    json_t **entriesp, char *errstr,
 			    size_t errstr_size);
+
+/* ---- Kafka Connect workers' internal topics ----------------------------- */
+
+/* What a record key says about the topic it was read from: the key shapes
+ * a Kafka Connect worker writes to its three internal topics
+ * (config.storage.topic, offset.storage.topic, status.storage.topic).  A
+ * worker's topics may have any name, so the inventory recognises them by
+ * their keys, never by their names (docs/internals/inventory.md). */
+typedef enum {
+	KM_WORKER_NONE = 0, /* no worker key shape */
+	KM_WORKER_CONFIGS,  /* connector-<c>, task-<c>-<n>, commit-<c>,
+			     * target-state-<c>, tasks-fencing-<c>,
+			     * logger-cluster-<ns>, session-key */
+	KM_WORKER_OFFSETS,  /* the JSON array ["<c>", {<source partition>}] */
+	KM_WORKER_STATUS    /* status-connector-<c>, status-task-<c>-<n>,
+			     * status-topic-<topic>:connector-<c> */
+} km_worker_role_t;
+
+/* The role whose shape key (len bytes, not NUL-terminated) has.
+ * @param namep when not NULL, receives the connector the key names (owned,
+ *              free() it) or NULL when the key names none (session-key,
+ *              logger-cluster-) or matches no shape. */
+km_worker_role_t km_inventory_worker_key(const void *key, size_t len, char **namep);
+
+/* "configs", "offsets", "status" or "none"; static storage. */
+const char *km_inventory_worker_role_str(km_worker_role_t role);
+
+/* The keys read from one topic, folded one at a time. */
+typedef struct km_worker_keys_s {
+	int64_t keys;          /* keys folded (a null key counts, and mismatches) */
+	int64_t mismatched;    /* keys of no shape or of another role than the first */
+	km_worker_role_t role; /* the first key's role */
+	json_t *connectors;    /* set of the connector names seen (keys of an
+				* object), NULL until one is seen */
+} km_worker_keys_t;
+
+/* Folds one key (NULL = a record without a key, which no worker writes). */
+void km_inventory_worker_keys_add(km_worker_keys_t *wk, const void *key, size_t len);
+
+/* @returns the role when at least one key was folded and every one had
+ * that role's shape; KM_WORKER_NONE otherwise (a mixed topic, or nothing
+ * read: unknown is never a role). */
+km_worker_role_t km_inventory_worker_keys_role(const km_worker_keys_t *wk);
+
+/* Releases what wk holds and zeroes it. */
+void km_inventory_worker_keys_clear(km_worker_keys_t *wk);
 
 #endif

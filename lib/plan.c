@@ -2813,6 +2813,8 @@ void km_plan_destroy(km_plan_t *plan)
 	if (!plan)
 		return;
 	schema_free(&plan_schema, plan);
+	km_plan_set_worker_topics(plan, NULL, 0);
+	free(plan->worker_topics);
 	free(plan->path);
 	free(plan->dir);
 	free(plan);
@@ -2832,6 +2834,30 @@ static bool any_match(const km_plan_regex_t *rx, size_t n, const char *s)
 }
 
 bool km_plan_topic_in_scope(const km_plan_t *plan, const char *topic)
+{
+	return km_plan_topic_selected(plan, topic) && !km_plan_worker_topic(plan, topic);
+}
+
+bool km_plan_worker_topic(const km_plan_t *plan, const char *topic)
+{
+	for (size_t i = 0; plan && topic && i < plan->worker_topics_cnt; i++)
+		if (!strcmp(plan->worker_topics[i], topic))
+			return true;
+	return false;
+}
+
+void km_plan_set_worker_topics(km_plan_t *plan, const char *const *topics, size_t cnt)
+{
+	for (size_t i = 0; i < plan->worker_topics_cnt; i++)
+		free(plan->worker_topics[i]);
+	free(plan->worker_topics);
+	plan->worker_topics = km_calloc(cnt + 1, sizeof(*plan->worker_topics));
+	for (size_t i = 0; i < cnt; i++)
+		plan->worker_topics[i] = km_strdup(topics[i]);
+	plan->worker_topics_cnt = cnt;
+}
+
+bool km_plan_topic_selected(const km_plan_t *plan, const char *topic)
 {
 	if (!plan || !topic || !*topic)
 		return false;

@@ -23,8 +23,9 @@
  * journal, and never prints.
  *
  * Ownership: every `char *` inside a km_plan_t is owned by the plan and lives
- * until km_plan_destroy().  The plan is immutable after load and may be read
- * from any number of threads at once (regexec() on the compiled patterns is
+ * until km_plan_destroy().  The plan is immutable after load (and after
+ * km_plan_set_worker_topics(), which the command layer calls once before
+ * sharing it) and may be read from any number of threads at once (regexec() on the compiled patterns is
  * thread-safe).
  */
 #ifndef KM_PLAN_H
@@ -458,6 +459,13 @@ typedef struct km_plan_s {
 	km_plan_cutover_t cutover;
 	km_plan_monitoring_t monitoring;
 	km_plan_schemas_t schemas;
+	/* Not from the file: the topics the source inventory in the journal
+	 * recognised as a Kafka Connect worker's internal topics (their keys,
+	 * lib/inventory.h).  Out of scope whatever the patterns say: a
+	 * worker's config, offsets and status are its own, never copied.  Set
+	 * once by km_plan_set_worker_topics() before the plan is shared. */
+	char **worker_topics;
+	size_t worker_topics_cnt;
 } km_plan_t;
 
 /*
@@ -494,9 +502,22 @@ void km_plan_destroy(km_plan_t *plan);
  * Whether topic is part of the migration: it matches an include pattern,
  * matches no exclude pattern, and, unless topics.internal is true, does not
  * start with '_' (Kafka's internal topics such as __consumer_offsets and the
- * conventions of Connect and Schema Registry such as _schemas).
+ * conventions of Connect and Schema Registry such as _schemas), and is not
+ * a recognised Kafka Connect worker topic (km_plan_set_worker_topics()).
  */
 bool km_plan_topic_in_scope(const km_plan_t *plan, const char *topic);
+
+/* Whether the plan's patterns (and topics.internal) select topic, before
+ * km_plan_topic_in_scope() leaves out the recognised worker topics: what
+ * an inventory lists, to judge them again. */
+bool km_plan_topic_selected(const km_plan_t *plan, const char *topic);
+
+/* Records the recognised Kafka Connect worker topics (copied); replaces
+ * any earlier list.  Call before the plan is read from other threads. */
+void km_plan_set_worker_topics(km_plan_t *plan, const char *const *topics, size_t cnt);
+
+/* Whether topic is one of them. */
+bool km_plan_worker_topic(const km_plan_t *plan, const char *topic);
 
 /* @returns the first rule whose match regex matches topic (borrowed from
  *          the plan), or NULL when no rule declares anything about it. */

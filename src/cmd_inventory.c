@@ -80,8 +80,11 @@ static void print_topics(json_t *inv, int verbose)
 
 		json_array_foreach(json_object_get(json_object_get(topic, "risk"), "reasons"), i, r)
 			km_sb_printf(&sb, "%s%s", i ? "; " : "", cli_jstr(r, "reason"));
+		char worker[64];
+		json_t *ci = json_object_get(topic, "connect_internal");
+		snprintf(worker, sizeof(worker), "(Connect worker's %s)", cli_jstr(ci, "role"));
 		table_row(t, name, parts, rf, recs,
-			  cli_jstr(json_object_get(topic, "declared"), "owner"),
+			  ci ? worker : cli_jstr(json_object_get(topic, "declared"), "owner"),
 			  cli_jstr(json_object_get(topic, "risk"), "class"),
 			  sb.len ? km_sb_str(&sb) : "-");
 		free(parts);
@@ -309,6 +312,16 @@ static km_err_t journal_inventory(km_journal_t *jr, const char *args,
 						   errstr, errstr_size)))
 			goto fail;
 	}
+	/* The recognised worker topics, which every later command leaves out
+	 * of its scope (src/common.c). */
+	snprintf(kind, sizeof(kind), "inventory.%s.connect_internal", scope);
+	json_object_foreach(topics, name, topic) {
+		json_t *ci = json_object_get(topic, "connect_internal");
+		snprintf(subj, sizeof(subj), "topic:%s", name);
+		if (ci && (err = km_journal_fact(jr, run_id, kind, subj, "INFO", ci, errstr,
+						 errstr_size)))
+			goto fail;
+	}
 	snprintf(kind, sizeof(kind), "inventory.%s.finding", scope);
 	json_array_foreach(json_object_get(inv, "findings"), i, f) {
 		snprintf(subj, sizeof(subj), "%s: %s",
@@ -411,7 +424,17 @@ int cmd_inventory(cli_t *cli, int argc, char **argv)
 	if (want_diff)
 		diff = prev ? km_inventory_diff(prev, inv) : json_array();
 
-	rc = json_array_size(json_object_get(inv, "findings")) ? 1 : 0;
+	/* Informational findings (a worker's internal topic) ask nothing of
+	 * anyone: they do not make the exit code 1. */
+	rc = 0;
+	{
+		json_t *f;
+		size_t i;
+		json_array_foreach(json_object_get(inv, "findings"), i, f)
+			if (!json_is_string(json_object_get(f, "severity")) ||
+			    strcmp(cli_jstr(f, "severity"), "info"))
+				rc = 1;
+	}
 	args = cli_args_string(argc, argv);
 	if ((err = journal_inventory(jr, args, inv, iopts.scope, rc, &snap_id,
 				     cli->errstr, sizeof(cli->errstr)))) {

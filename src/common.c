@@ -136,6 +136,44 @@ int cli_design_topics(cli_t *cli, json_t **topicsp)
 	return 0;
 }
 
+/* The topics the journal's latest source inventory recognised as a Kafka
+ * Connect worker's internal topics (lib/inventory.h) leave the plan's scope
+ * for every phase: design, copy, validation, waves, gates.  No journal or
+ * no inventory yet: none recognised. */
+static int cli_worker_topics(cli_t *cli)
+{
+	km_journal_t *jr = NULL;
+	json_t *run = NULL, *facts = NULL, *f;
+	const char **names = NULL;
+	size_t i, n = 0;
+	km_err_t err;
+
+	if (access(cli->plan->journal, F_OK))
+		return 0;
+	if ((err = km_journal_open(cli->plan->journal, 0, &jr, cli->errstr, sizeof(cli->errstr))))
+		return cli_fail(cli, err);
+	err = km_journal_last_run(jr, "inventory", 1, "inventory.source.risk", &run, cli->errstr,
+				  sizeof(cli->errstr));
+	if (!err && run)
+		err = km_journal_facts(jr, json_integer_value(json_object_get(run, "id")),
+				       "inventory.source.connect_internal", &facts, cli->errstr,
+				       sizeof(cli->errstr));
+	km_journal_close(jr);
+	if (!err) {
+		names = km_calloc(json_array_size(facts) + 1, sizeof(*names));
+		json_array_foreach(facts, i, f) {
+			const char *subj = cli_jstr(f, "subject");
+			if (subj && !strncmp(subj, "topic:", 6))
+				names[n++] = subj + 6;
+		}
+		km_plan_set_worker_topics(cli->plan, names, n);
+		free(names);
+	}
+	json_decref(facts);
+	json_decref(run);
+	return err ? cli_fail(cli, err) : 0;
+}
+
 /* ---- preconditions from the command table ------------------------------------ */
 
 static struct sigaction saved_int, saved_term;
@@ -150,7 +188,8 @@ int cli_ready(cli_t *cli)
 	if ((n & (CLI_NEED_JOURNAL_PATH | CLI_NEED_JOURNAL | CLI_NEED_SOURCE | CLI_NEED_TARGET |
 		  CLI_NEED_ENDPOINTS)))
 		n |= CLI_NEED_PLAN;
-	if ((n & CLI_NEED_PLAN) && !cli->plan && (rc = cli_load_plan(cli, &cli->plan)))
+	if ((n & CLI_NEED_PLAN) && !cli->plan &&
+	    ((rc = cli_load_plan(cli, &cli->plan)) || (rc = cli_worker_topics(cli))))
 		return rc;
 	if ((n & CLI_NEED_JOURNAL_PATH) && (rc = cli_check_journal(cli, cli->plan)))
 		return rc;

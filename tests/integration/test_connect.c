@@ -24,7 +24,11 @@
  *     journaled, the target connector stays STOPPED with no offsets;
  *   - rollback after: the files wave rolled back after its authority
  *     moved (killed after each connector step): the file holds every
- *     record once, in order, and the source sink continues it.
+ *     record once, in order, and the source sink continues it;
+ *   - worker topics: the source worker's config, offsets and status topics,
+ *     selected by the plan, are recognised from their keys, designed for
+ *     no target, in no wave and no reason for a NO-GO; a wave naming one
+ *     is NO-GO.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -673,6 +677,157 @@ static void test_rollback_after(void **state)
 	assert_lines_once(&src, TS, "line", lines_appended);
 }
 
+/* Issue 14, item 1: the source worker's three internal topics, selected by
+ * the plan's patterns, are recognised from their keys (a source connector
+ * of this case writes an offset): each gets its role and an informational
+ * finding instead of "no owner", and none is designed, in a wave's topics
+ * or a reason for the gate's NO-GO; a wave that names one is NO-GO, saying
+ * why. */
+static char *worker_plan(const char *wdir, const char *file_, const char *tw, const char *wsrc,
+			 const char *wave)
+{
+	char *text = km_asprintf(
+		"migration: it-connect-w-%d\n"
+		"source:\n  bootstrap: %s\n  owner: platform\n  connect_url: %s\n"
+		"target:\n  bootstrap: %s\n  owner: platform\n  connect_url: %s\n"
+		"topics:\n  include: [\"^%s$\", \"^connect-%s-\"]\n"
+		"  rules:\n    - {match: \"^%s$\", owner: qa}\n"
+		"connectors:\n"
+		"  - {name: %s, class: FileStreamSource, side_effects: \"none: reads a file\", "
+		"owner: data, validation: \"every line once in the topic\"}\n"
+		"cutover:\n  fence: config\n  fence_owner: platform\n"
+		"  waves:\n"
+		"    - {name: w, topics: [%s], owner: data}\n"
+		"    - {name: rest, all: true, owner: data}\n",
+		(int)getpid(), src.bootstrap, surl, tgt.bootstrap, turl, tw, WS, tw, wsrc, wave);
+	char *p = tk_write_file(wdir, file_, text);
+	free(text);
+	return p;
+}
+
+static void test_worker_topics(void **state)
+{
+	char tw[64], wsrc[64], wt[3][128], *out = NULL;
+	static const char *const roles[3] = {"configs", "offsets", "status"};
+	char *wdir = tk_tmpdir("connect-w"), *wfile = km_asprintf("%s/w.txt", wdir);
+	json_t *doc, *inv, *f, *c;
+	size_t i;
+	(void)state;
+
+	snprintf(tw, sizeof(tw), "cn-%d.wlines", (int)getpid());
+	snprintf(wsrc, sizeof(wsrc), "w-source-%d", (int)getpid());
+	for (i = 0; i < 3; i++)
+		snprintf(wt[i], sizeof(wt[i]), "connect-%s-%s", WS, roles[i]);
+	tk_create_topic(&src, tw, 1, NULL);
+	append_to(wfile, 0, 5);
+	create_source(wsrc, tw, wfile);
+	assert_lines_once(&src, tw, "late", 5);
+	/* The worker commits the source offset every second. */
+	for (int64_t end = tk_mono_ms() + WAIT_MS; tk_total_hwm(&src, wt[1]) <= 0;) {
+		TK_ASSERT(tk_mono_ms() < end, "no offset in %s", wt[1]);
+		tk_sleep_ms(200);
+	}
+	char *wp = worker_plan(wdir, "workers.yaml", tw, wsrc, tw);
+
+	/* inventory: the three recognised, with their roles; tw is not. */
+	tk_kmv(&out, NULL, "inventory", "-p", wp, "--json", NULL);
+	doc = tk_json(out);
+	free(out);
+	inv = json_object_get(doc, "inventory");
+	for (i = 0; i < 3; i++) {
+		json_t *ci = json_object_get(json_object_get(json_object_get(inv, "topics"), wt[i]),
+					     "connect_internal");
+		TK_ASSERT(ci, "%s not recognised as the worker's %s topic", wt[i], roles[i]);
+		assert_string_equal(json_string_value(json_object_get(ci, "role")), roles[i]);
+		int seen = 0;
+		size_t j;
+		json_array_foreach(json_object_get(ci, "connectors"), j, c)
+			seen += !strcmp(json_string_value(c), wsrc);
+		assert_int_equal(seen, 1);
+		/* the worker's REST list agrees */
+		seen = 0;
+		json_array_foreach(json_object_get(ci, "listed_by_worker"), j, c)
+			seen += !strcmp(json_string_value(c), wsrc);
+		assert_int_equal(seen, 1);
+	}
+	assert_null(json_object_get(json_object_get(json_object_get(inv, "topics"), tw),
+				    "connect_internal"));
+	int info = 0;
+	json_array_foreach(json_object_get(inv, "findings"), i, f) {
+		const char *subj = json_string_value(json_object_get(f, "subject"));
+		const char *pb = json_string_value(json_object_get(f, "problem"));
+		for (int r = 0; r < 3; r++) {
+			if (strcmp(subj + 6, wt[r]))
+				continue;
+			TK_ASSERT(!strstr(pb, "no owner"), "%s: %s", subj, pb);
+			TK_ASSERT(strstr(pb, "Connect worker internal topic") &&
+					  strstr(pb, roles[r]) && strstr(pb, "KIP-875"),
+				  "%s: %s", subj, pb);
+			info++;
+		}
+	}
+	assert_int_equal(info, 3);
+	json_decref(doc);
+
+	/* plan: none designed */
+	tk_kmv(&out, NULL, "plan", "-p", wp, "--json", NULL);
+	doc = tk_json(out);
+	free(out);
+	int designed = 0;
+	json_array_foreach(json_object_get(json_object_get(doc, "design"), "topics"), i, c) {
+		const char *n = json_string_value(json_object_get(c, "source"));
+		for (int r = 0; r < 3; r++)
+			TK_ASSERT(strcmp(n, wt[r]), "%s is in the target design", n);
+		designed += !strcmp(n, tw);
+	}
+	assert_int_equal(designed, 1);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(doc, "design"),
+							 "connect_internal_topics")),
+			 3);
+	json_decref(doc);
+
+	/* gate of the `all` wave: none of its topics, no NO-GO about them */
+	tk_kmv(&out, NULL, "gate", "-p", wp, "cutover", "--wave", "rest", "--json", NULL);
+	doc = tk_json(out);
+	free(out);
+	json_array_foreach(json_object_get(doc, "topics"), i, c)
+		for (int r = 0; r < 3; r++)
+			TK_ASSERT(strcmp(json_string_value(json_object_get(c, "topic")), wt[r]),
+				  "%s is in the wave 'rest'", wt[r]);
+	json_array_foreach(json_object_get(doc, "criteria"), i, c) {
+		const char *why = json_string_value(json_object_get(c, "reason"));
+		const char *name = json_string_value(json_object_get(c, "name"));
+		if (!strcmp(name, "cutover.inventory"))
+			TK_ASSERT(!strcmp(json_string_value(json_object_get(c, "verdict")), "GO"),
+				  "cutover.inventory: %s", why ? why : "");
+		TK_ASSERT(!why || !strstr(why, "connect-"), "%s: %s", name, why);
+	}
+	json_decref(doc);
+
+	/* a wave that names one: NO-GO, one line saying why */
+	char *bad = worker_plan(wdir, "workers-bad.yaml", tw, wsrc, wt[0]);
+	tk_kmv(&out, NULL, "gate", "-p", bad, "cutover", "--wave", "w", "--json", NULL);
+	doc = tk_json(out);
+	free(out);
+	int nogo = 0;
+	json_array_foreach(json_object_get(doc, "criteria"), i, c)
+		if (!strcmp(json_string_value(json_object_get(c, "name")), "cutover.worker_topics")) {
+			const char *why = json_string_value(json_object_get(c, "reason"));
+			assert_string_equal(json_string_value(json_object_get(c, "verdict")), "NO-GO");
+			TK_ASSERT(why && strstr(why, wt[0]) && strstr(why, "share") && !strchr(why, '\n'),
+				  "reason: %s", why ? why : "(none)");
+			nogo++;
+		}
+	assert_int_equal(nogo, 1);
+	assert_string_equal(json_string_value(json_object_get(doc, "verdict")), "NO-GO");
+	json_decref(doc);
+
+	free(bad);
+	free(wp);
+	free(wfile);
+	free(wdir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -681,6 +836,7 @@ int main(void)
 		cmocka_unit_test(test_rollback_before),
 		cmocka_unit_test(test_no_stop_nogo),
 		cmocka_unit_test(test_rollback_after),
+		cmocka_unit_test(test_worker_topics),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
