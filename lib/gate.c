@@ -441,7 +441,7 @@ km_err_t km_gate_first_records(const km_kafka_endpoint_t *ep, rd_kafka_topic_par
 {
 	const char *props[] = {"group.id", "kmigrate-gate-lag", "enable.auto.commit", "false",
 			       "isolation.level", "read_uncommitted", "auto.offset.reset", "error",
-			       "enable.partition.eof", "false", NULL};
+			       "enable.partition.eof", "true", NULL};
 	rd_kafka_conf_t *conf = NULL;
 	rd_kafka_t *c = NULL;
 	char rerr[512];
@@ -480,7 +480,17 @@ km_err_t km_gate_first_records(const km_kafka_endpoint_t *ep, rd_kafka_topic_par
 			m->rkt ? rd_kafka_topic_partition_list_find(tp, rd_kafka_topic_name(m->rkt),
 								     m->partition)
 			       : NULL;
-		if (e && e->opaque == NULL) {
+		if (e && e->opaque == NULL && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			/* The end, and no record on the way: what lay past the
+			 * offset were transaction markers only (read_uncommitted
+			 * delivers every record, aborted ones too).  An answer,
+			 * not a wait until the deadline: nothing there is old. */
+			ts[e - tp->elems] = KM_GATE_NO_RECORD;
+			e->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+			e->offset = m->offset;
+			e->opaque = (void *)1;
+			left--;
+		} else if (e && e->opaque == NULL) {
 			/* A fetch error (authorization, ...) is kept as the
 			 * partition's answer until a record arrives. */
 			e->err = m->err;

@@ -63,10 +63,13 @@ km_err_t km_gate_eval(const km_plan_t *plan, km_journal_t *jr, km_kafka_t *ks, k
  * check's "age of the oldest record not yet copied", monitor's lag in
  * seconds and its canaries' read-back.  On return, for each i: ts[i] (an
  * array of tp->cnt) is the record's timestamp and tp->elems[i].offset its
- * offset; or ts[i] = -1 and tp->elems[i].err what the fetch answered
- * (RD_KAFKA_RESP_ERR__TIMED_OUT when nothing came).  @returns an error only
- * when the consumer could not be made.
+ * offset; or ts[i] = KM_GATE_NO_RECORD, err 0 and the offset the end,
+ * when the partition ended with no record at or after the offset (only
+ * transaction markers there); or ts[i] = -1 and tp->elems[i].err what the
+ * fetch answered (RD_KAFKA_RESP_ERR__TIMED_OUT when nothing came).
+ * @returns an error only when the consumer could not be made.
  */
+#define KM_GATE_NO_RECORD (-2)
 km_err_t km_gate_first_records(const km_kafka_endpoint_t *ep, rd_kafka_topic_partition_list_t *tp,
 			       int timeout_ms, int64_t *ts, char *errstr, size_t errstr_size);
 

@@ -379,6 +379,16 @@ static void lag_seconds(km_monitor_t *mon, rd_kafka_topic_partition_list_t *old,
 		return;
 	}
 	for (int i = 0; i < old->cnt; i++) {
+		/* Only markers past the progress (the replicator moves its
+		 * progress over them at its next end of partition): nothing
+		 * waits to be copied, so no age. */
+		if (ts[i] == KM_GATE_NO_RECORD) {
+			snprintf(part, sizeof(part), "%d", old->elems[i].partition);
+			km_metrics_set(mon->c.metrics, "kmigrate_replication_lag_seconds", 0,
+				       "direction", "forward", "topic", old->elems[i].topic,
+				       "partition", part, NULL);
+			continue;
+		}
 		if (ts[i] < 0) {
 			unknown = true;
 			snprintf(e, sizeof(e),

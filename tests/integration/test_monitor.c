@@ -1099,10 +1099,49 @@ static void test_bad_input(void **state)
 	free(p6);
 }
 
+/* Only a commit marker past the offset asked (the replicator moves its
+ * progress over markers at its next end of partition): the answer is
+ * "no record", at once -- it was "unknown" after the whole deadline, so
+ * monitor's lag in seconds fired between a commit and the replicator's
+ * next look. */
+static void test_markers_only_lag(void **state)
+{
+	char topic[64], e[512], txid[80];
+	int64_t ts[2];
+	(void)state;
+	snprintf(topic, sizeof(topic), "mon-%d.markers", (int)getpid());
+	snprintf(txid, sizeof(txid), "mon-%d.markers-txn", (int)getpid());
+	tk_create_topic(&src, topic, 1, NULL);
+	rd_kafka_t *p = tk_producer(&src, txid);
+	assert_null(rd_kafka_begin_transaction(p));
+	tk_msg_t m = {.key = "k", .value = "v", .partition = 0};
+	tk_produce(p, topic, &m);
+	assert_null(rd_kafka_commit_transaction(p, 30000));
+	rd_kafka_destroy(p);
+	assert_int_equal(tk_total_hwm(&src, topic), 2); /* the record, the marker */
+
+	km_kafka_endpoint_t ep = {.role = "source", .bootstrap = src.bootstrap};
+	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(2);
+	rd_kafka_topic_partition_list_add(tp, topic, 0)->offset = 1;
+	int64_t t0 = km_mono_ms();
+	assert_int_equal(km_gate_first_records(&ep, tp, 60000, ts, e, sizeof(e)), KM_ERR_OK);
+	TK_ASSERT(ts[0] == KM_GATE_NO_RECORD && !tp->elems[0].err,
+		  "only a marker past offset 1: want KM_GATE_NO_RECORD, got ts %lld, %s after "
+		  "%lld ms", (long long)ts[0], rd_kafka_err2name(tp->elems[0].err),
+		  (long long)(km_mono_ms() - t0));
+	/* At offset 0 the record itself answers. */
+	tp->elems[0].offset = 0;
+	assert_int_equal(km_gate_first_records(&ep, tp, 60000, ts, e, sizeof(e)), KM_ERR_OK);
+	assert_true(ts[0] > 0);
+	assert_int_equal(tp->elems[0].offset, 0);
+	rd_kafka_topic_partition_list_destroy(tp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_markers_only_lag),
 		cmocka_unit_test(test_emit_rules),
 		cmocka_unit_test(test_trigger_fires),
 		cmocka_unit_test(test_automatic_rollback),
