@@ -24,7 +24,12 @@
  *     journaled, the target connector stays STOPPED with no offsets;
  *   - rollback after: the files wave rolled back after its authority
  *     moved (killed after each connector step): the file holds every
- *     record once, in order, and the source sink continues it.
+ *     record once, in order, and the source sink continues it;
+ *   - rollback after authority: a second migration's cutover killed right
+ *     after its authority step (the source sink still RUNNING), rolled
+ *     back (killed after connectors-back): nothing of the connector moves,
+ *     the file holds every record once, in order; `report` shows the
+ *     connector with both states at every journaled phase.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -716,6 +721,53 @@ static char *write_plan3(void)
 	return p;
 }
 
+/* The evidence report of journal j (`kmigrate report`, from the journal
+ * alone): its connectors section lists the connector of wave wn and one
+ * row per journaled phase of every connector step, with both states;
+ * none has both RUNNING.  @returns the page (free it). */
+static char *assert_report_connectors(const char *j, const char *wn, const char *name)
+{
+	char *out = NULL, *err = NULL, *html_path = km_asprintf("%s.html", j);
+	size_t len = 0, phases = 0, rows = 0;
+	const char *steps[][2] = {{"cutover.step", "stop-connectors"},
+				  {"cutover.step", "connectors"},
+				  {"rollback.step", "stop-target-connectors"},
+				  {"rollback.step", "connectors-back"},
+				  {"rollback.step", "reset"}};
+	assert_int_equal(tk_kmv(&out, &err, "report", "--journal", j, "-o", html_path, "--json",
+				NULL),
+			 0);
+	json_t *info = tk_json(out);
+	char *html = tk_read_file(html_path, &len);
+	TK_ASSERT(strstr(html, "<section id=\"connectors\">"), "no connectors section in %s",
+		  html_path);
+	char *want = km_asprintf("class=\"connector\" data-wave=\"%s\" data-name=\"%s\"", wn, name);
+	TK_ASSERT(strstr(html, want), "no connector row '%s'", want);
+	free(want);
+	for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
+		char *subj = km_asprintf("wave:%s step:%s", wn, steps[s][1]);
+		json_t *b = tk_journal_body(j, steps[s][0], subj), *x;
+		size_t i;
+		json_array_foreach(json_object_get(b, "connectors"), i, x)
+			phases += json_array_size(json_object_get(x, "phases"));
+		json_decref(b);
+		free(subj);
+	}
+	for (const char *p = html; (p = strstr(p, "class=\"connector-phase")); p++)
+		rows++;
+	assert_true(phases > 0);
+	assert_int_equal(rows, phases);
+	assert_int_equal((size_t)json_integer_value(json_object_get(info, "connector_phases")),
+			 phases);
+	assert_null(strstr(html, "both-running"));
+	assert_non_null(strstr(html, "FileStreamSink"));
+	json_decref(info);
+	free(out);
+	free(err);
+	free(html_path);
+	return html;
+}
+
 /* The cutover of a wave with a sink stops right after its authority step
  * (kill -9): the source sink was never stopped (sinks stop in the
  * connectors step) and kept consuming the fenced source topic; the target
@@ -801,6 +853,20 @@ static void test_rollback_after_authority(void **state)
 	assert_file_is_topic(file3, &src, T3);
 	tk_produce_one(&src, T3, "back-0");
 	assert_file_is_topic(file3, &src, T3);
+
+	/* The evidence report shows it: the connector, and the row of
+	 * connectors-back that says it did not move, source RUNNING, target
+	 * STOPPED. */
+	char *html = assert_report_connectors(journal3, "auth", SINK3);
+	char *row = km_asprintf("data-command=\"rollback\" data-step=\"connectors-back\" "
+				"data-connector=\"%s\" data-phase=\"not-moved\"",
+				SINK3);
+	char *at = strstr(html, row), *end = at ? strstr(at, "</tr>") : NULL;
+	TK_ASSERT(at && end, "no not-moved row for %s in the report", SINK3);
+	*end = 0;
+	assert_non_null(strstr(at, "<td>RUNNING</td><td>STOPPED</td>"));
+	free(row);
+	free(html);
 
 	/* Leave the workers as the other cases expect them. */
 	char *p = km_asprintf("/connectors/%s", SINK3);
