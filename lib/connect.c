@@ -1102,6 +1102,76 @@ static km_err_t open_both(const km_plan_t *plan, km_connect_t **scp, km_connect_
 			       errstr_size);
 }
 
+/* The wave's connectors (read on the source worker, as the cutover placed
+ * them): [{"name", "type", "config"}]; the same refusals as the cutover
+ * (topics unknown, or inside and outside the wave). */
+static km_err_t wave_connectors(const km_plan_t *plan, const km_plan_wave_t *w, km_connect_t *sc,
+				const json_t *all, json_t **outp, char *errstr, size_t errstr_size)
+{
+	json_t *out = json_array(), *e;
+	const char *name;
+	km_err_t err = KM_ERR_OK;
+
+	*outp = NULL;
+	json_object_foreach((json_t *)all, name, e)
+	{
+		json_t *info = json_object_get(e, "info");
+		json_t *ts = connector_topics(sc, name, json_object_get(info, "config")), *t;
+		size_t i, in = 0;
+		json_array_foreach(ts, i, t) in += km_plan_wave_has_topic(plan, w, json_string_value(t));
+		err = topics_known(name, ts, errstr, errstr_size);
+		if (!err && in && in < json_array_size(ts))
+			err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+					"connector '%s' uses topics of wave '%s' and topics outside "
+					"it: it can only move with all of them; put its topics in one "
+					"wave",
+					name, w->name);
+		json_decref(ts);
+		if (err)
+			break;
+		if (in)
+			json_array_append_new(out, json_pack("{s:s, s:O?, s:O?}", "name", name, "type",
+							     json_object_get(info, "type"), "config",
+							     json_object_get(info, "config")));
+	}
+	if (err)
+		json_decref(out);
+	else
+		*outp = out;
+	return err;
+}
+
+/* The prologue of every per-wave connector pass: the wave, both workers
+ * and the wave's connectors ([] with nothing to do: no source Connect, or
+ * no target one and !need_target; a cutover needs the target: NOGO). */
+static km_err_t wave_open(const km_plan_t *plan, const char *wn, bool need_target,
+			  int *stop_timeout_ms, km_connect_t **scp, km_connect_t **tcp,
+			  json_t **connsp, char *errstr, size_t errstr_size)
+{
+	const km_plan_wave_t *w = km_plan_wave(plan, wn);
+	json_t *all = NULL;
+	km_err_t err;
+
+	*scp = *tcp = NULL;
+	*connsp = NULL;
+	if (*stop_timeout_ms <= 0)
+		*stop_timeout_ms = STOP_TIMEOUT_MS;
+	if (!w)
+		return km_seterr(errstr, errstr_size, KM_ERR_INVALID_ARG, "no wave '%s'", wn);
+	if (plan->source.connect_url && !plan->target.connect_url && need_target)
+		return km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+				 "the plan has source.connect_url but no target.connect_url: the "
+				 "wave's connectors have nowhere to move; add target.connect_url");
+	if (!plan->source.connect_url || !plan->target.connect_url) {
+		*connsp = json_array();
+		return KM_ERR_OK;
+	}
+	if (!(err = open_both(plan, scp, tcp, &all, errstr, errstr_size)))
+		err = wave_connectors(plan, w, *scp, all, connsp, errstr, errstr_size);
+	json_decref(all);
+	return err;
+}
+
 /* Before the fence: a source connector is one of the wave's producers.
  * Stopped gracefully, it commits the positions of every record the source
  * acknowledged; fenced while running, it would fail with records in
@@ -1158,58 +1228,30 @@ km_err_t km_connect_cutover(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *k
 {
 	const km_plan_wave_t *w = km_plan_wave(plan, wn);
 	km_connect_t *sc = NULL, *tc = NULL;
-	json_t *all = NULL, *out = json_array(), *e;
-	const char *name;
-	km_err_t err = KM_ERR_OK;
+	json_t *conns = NULL, *out = json_array(), *cn;
+	km_err_t err;
+	size_t i;
 
 	*evidencep = NULL;
-	if (stop_timeout_ms <= 0)
-		stop_timeout_ms = STOP_TIMEOUT_MS;
-	if (!w)
-		return km_seterr(errstr, errstr_size, KM_ERR_INVALID_ARG, "no wave '%s'", wn);
-	if (!plan->source.connect_url)
-		goto ok;
-	if (!plan->target.connect_url) {
-		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
-				"the plan has source.connect_url but no target.connect_url: the "
-				"wave's connectors have nowhere to move; add target.connect_url");
+	if ((err = wave_open(plan, wn, true, &stop_timeout_ms, &sc, &tc, &conns, errstr,
+			     errstr_size)))
 		goto done;
-	}
-	if ((err = open_both(plan, &sc, &tc, &all, errstr, errstr_size)))
-		goto done;
-	json_object_foreach(all, name, e)
+	json_array_foreach(conns, i, cn)
 	{
-		json_t *info = json_object_get(e, "info");
-		json_t *ts = connector_topics(sc, name, json_object_get(info, "config")), *t;
-		size_t i, in = 0;
-		json_array_foreach(ts, i, t) in += km_plan_wave_has_topic(plan, w, json_string_value(t));
-		err = topics_known(name, ts, errstr, errstr_size);
-		if (!err && in && in < json_array_size(ts))
-			/* stopping it would stop topics outside the wave too */
-			err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
-					"connector '%s' uses topics of wave '%s' and topics outside "
-					"it: it can only move with all of them; put its topics in one "
-					"wave",
-					name, wn);
-		json_decref(ts);
-		if (err)
-			goto done;
-		if (!in)
-			continue;
+		const char *name = json_string_value(json_object_get(cn, "name"));
 		if (stop_sources)
-			err = stop_early(sc, tc, name, info, dry_run, stop_timeout_ms, out, errstr,
+			err = stop_early(sc, tc, name, cn, dry_run, stop_timeout_ms, out, errstr,
 					 errstr_size);
 		else
-			err = cut_one(plan, ks, kt, w, sc, tc, name, info, dry_run,
-				      stop_timeout_ms, out, errstr, errstr_size);
+			err = cut_one(plan, ks, kt, w, sc, tc, name, cn, dry_run, stop_timeout_ms,
+				      out, errstr, errstr_size);
 		if (err)
 			goto done;
 	}
-ok:
 	*evidencep = json_pack("{s:o}", "connectors", out);
 	out = NULL;
 done:
-	json_decref(all);
+	json_decref(conns);
 	json_decref(out);
 	km_connect_close(sc);
 	km_connect_close(tc);
@@ -1264,45 +1306,6 @@ km_err_t km_connect_design_check(const json_t *saved, const json_t *live, char *
 
 /* ---- rollback after the authority moved ---------------------------------------------- */
 
-/* The wave's connectors (read on the source worker, as the cutover placed
- * them): [{"name", "type", "config"}]; the same refusals as the cutover
- * (topics unknown, or inside and outside the wave). */
-static km_err_t wave_connectors(const km_plan_t *plan, const km_plan_wave_t *w, km_connect_t *sc,
-				const json_t *all, json_t **outp, char *errstr, size_t errstr_size)
-{
-	json_t *out = json_array(), *e;
-	const char *name;
-	km_err_t err = KM_ERR_OK;
-
-	*outp = NULL;
-	json_object_foreach((json_t *)all, name, e)
-	{
-		json_t *info = json_object_get(e, "info");
-		json_t *ts = connector_topics(sc, name, json_object_get(info, "config")), *t;
-		size_t i, in = 0;
-		json_array_foreach(ts, i, t) in += km_plan_wave_has_topic(plan, w, json_string_value(t));
-		err = topics_known(name, ts, errstr, errstr_size);
-		if (!err && in && in < json_array_size(ts))
-			err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
-					"connector '%s' uses topics of wave '%s' and topics outside "
-					"it: it can only move with all of them; put its topics in one "
-					"wave",
-					name, w->name);
-		json_decref(ts);
-		if (err)
-			break;
-		if (in)
-			json_array_append_new(out, json_pack("{s:s, s:O?, s:O?}", "name", name, "type",
-							     json_object_get(info, "type"), "config",
-							     json_object_get(info, "config")));
-	}
-	if (err)
-		json_decref(out);
-	else
-		*outp = out;
-	return err;
-}
-
 static bool is_type(const json_t *c, const char *type)
 {
 	const char *t = json_string_value(json_object_get(c, "type"));
@@ -1330,21 +1333,14 @@ km_err_t km_connect_rollback_stop(const km_plan_t *plan, const char *wn, bool si
 				  bool dry_run, int stop_timeout_ms, json_t **evidencep,
 				  char *errstr, size_t errstr_size)
 {
-	const km_plan_wave_t *w = km_plan_wave(plan, wn);
 	km_connect_t *sc = NULL, *tc = NULL;
-	json_t *all = NULL, *conns = NULL, *out = json_array(), *cn, *phases = NULL, *offs = NULL;
-	km_err_t err = KM_ERR_OK;
+	json_t *conns = NULL, *out = json_array(), *cn, *phases = NULL, *offs = NULL;
+	km_err_t err;
 	size_t i;
 
 	*evidencep = NULL;
-	if (stop_timeout_ms <= 0)
-		stop_timeout_ms = STOP_TIMEOUT_MS;
-	if (!w)
-		return km_seterr(errstr, errstr_size, KM_ERR_INVALID_ARG, "no wave '%s'", wn);
-	if (!plan->source.connect_url || !plan->target.connect_url)
-		goto ok;
-	if ((err = open_both(plan, &sc, &tc, &all, errstr, errstr_size)) ||
-	    (err = wave_connectors(plan, w, sc, all, &conns, errstr, errstr_size)))
+	if ((err = wave_open(plan, wn, false, &stop_timeout_ms, &sc, &tc, &conns, errstr,
+			     errstr_size)))
 		goto done;
 	json_array_foreach(conns, i, cn)
 	{
@@ -1388,11 +1384,9 @@ km_err_t km_connect_rollback_stop(const km_plan_t *plan, const char *wn, bool si
 						     json_object_get(cn, "type"), "phases", phases));
 		phases = NULL;
 	}
-ok:
 	*evidencep = json_pack("{s:o}", "connectors", out);
 	out = NULL;
 done:
-	json_decref(all);
 	json_decref(conns);
 	json_decref(out);
 	json_decref(phases);
@@ -1454,27 +1448,20 @@ done:
 }
 
 km_err_t km_connect_rollback_offsets(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *kt,
-				     const char *wn, const json_t *parts, bool dry_run,
-				     int stop_timeout_ms, json_t **evidencep, char *errstr,
-				     size_t errstr_size)
+				     const char *wn, const json_t *parts, bool moved,
+				     bool dry_run, int stop_timeout_ms, json_t **evidencep,
+				     char *errstr, size_t errstr_size)
 {
-	const km_plan_wave_t *w = km_plan_wave(plan, wn);
 	km_connect_t *sc = NULL, *tc = NULL;
-	json_t *all = NULL, *conns = NULL, *out = json_array(), *cn, *phases = NULL;
+	json_t *conns = NULL, *out = json_array(), *cn, *phases = NULL;
 	json_t *offs = NULL, *body = NULL, *proof = NULL;
 	char *p = NULL, *group = NULL;
-	km_err_t err = KM_ERR_OK;
+	km_err_t err;
 	size_t i;
 
 	*evidencep = NULL;
-	if (stop_timeout_ms <= 0)
-		stop_timeout_ms = STOP_TIMEOUT_MS;
-	if (!w)
-		return km_seterr(errstr, errstr_size, KM_ERR_INVALID_ARG, "no wave '%s'", wn);
-	if (!plan->source.connect_url || !plan->target.connect_url)
-		goto ok;
-	if ((err = open_both(plan, &sc, &tc, &all, errstr, errstr_size)) ||
-	    (err = wave_connectors(plan, w, sc, all, &conns, errstr, errstr_size)))
+	if ((err = wave_open(plan, wn, false, &stop_timeout_ms, &sc, &tc, &conns, errstr,
+			     errstr_size)))
 		goto done;
 	json_array_foreach(conns, i, cn)
 	{
@@ -1486,6 +1473,37 @@ km_err_t km_connect_rollback_offsets(const km_plan_t *plan, km_kafka_t *ks, km_k
 		if ((err = record(sc, tc, name, phases, "before", NULL, ss, ts, errstr,
 				  errstr_size)))
 			goto done;
+		if (!moved) {
+			/* The cutover stopped before its connectors step: the
+			 * target twin never ran in this attempt (apply left it
+			 * STOPPED, the step resumes it only after moving its
+			 * position), and the source one holds the position: a
+			 * sink kept consuming the fenced source topic and now
+			 * consumes what the reverse copy wrote there.  One
+			 * running on the target now was resumed by hand: what it
+			 * consumed or wrote is unknown. */
+			if (strcmp(ts, "STOPPED")) {
+				err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
+						"connector '%s' is %s on the target Connect, but the "
+						"cutover never moved it there (it stopped before its "
+						"connectors step): someone resumed it; stop it, check "
+						"its side effects for duplicates, then re-run the "
+						"rollback",
+						name, ts);
+				goto done;
+			}
+			if (sink)
+				group = sink_group(plan, name, json_object_get(cn, "config"));
+			json_array_append_new(
+				phases,
+				json_pack("{s:s, s:s, s:s, s:I, s:s?, s:s}", "phase", "not-moved",
+					  "source_state", ss, "target_state", ts, "at",
+					  (json_int_t)km_now_ms(), "group", group, "why",
+					  "the cutover stopped before its connectors step: the "
+					  "target connector never ran, the source one keeps its "
+					  "own position; nothing written"));
+			goto next;
+		}
 		if (dry_run) {
 			json_array_append_new(
 				phases, json_pack("{s:s, s:s}", "phase", "would", "what",
@@ -1554,11 +1572,9 @@ km_err_t km_connect_rollback_offsets(const km_plan_t *plan, km_kafka_t *ks, km_k
 		free(group);
 		p = group = NULL;
 	}
-ok:
-	*evidencep = json_pack("{s:o}", "connectors", out);
+	*evidencep = json_pack("{s:o, s:b}", "connectors", out, "moved", moved);
 	out = NULL;
 done:
-	json_decref(all);
 	json_decref(conns);
 	json_decref(out);
 	json_decref(phases);

@@ -166,10 +166,19 @@ km_err_t km_connect_rollback_stop(const km_plan_t *plan, const char *w, bool sin
  * switch's partitions as offsets-back gives them) and written with PATCH
  * /connectors/{n}/offsets on the SOURCE connector; a source connector's
  * target positions copied verbatim.  Idempotent (the same positions
- * again).  Evidence as km_connect_rollback_stop. */
+ * again).  Evidence as km_connect_rollback_stop, plus "moved".
+ *
+ * moved false: the cutover's connectors step never ran in this attempt
+ * (it stopped between its authority and connectors steps), so no target
+ * twin ran: each connector's position is its source one's (a sink kept
+ * consuming the source topic and consumes what the reverse copy writes
+ * there).  Nothing is stopped or written; each target twin must be
+ * STOPPED (else NOGO: it ran, its position is unknown), and the phase
+ * "not-moved" records both states (and a sink's group, which offsets-back
+ * then leaves alone). */
 km_err_t km_connect_rollback_offsets(const km_plan_t *plan, km_kafka_t *ks, km_kafka_t *kt,
-				     const char *w, const json_t *parts, bool dry_run,
-				     int stop_timeout_ms, json_t **evidencep, char *errstr,
-				     size_t errstr_size);
+				     const char *w, const json_t *parts, bool moved,
+				     bool dry_run, int stop_timeout_ms, json_t **evidencep,
+				     char *errstr, size_t errstr_size);
 
 #endif

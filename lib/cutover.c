@@ -862,6 +862,7 @@ static void emit_recorded(ctx_t *x, const char *what, const json_t *evidence)
 }
 
 static km_err_t lift_rollback_fences(ctx_t *x, json_t **liftedp);
+static km_err_t journaled_hwms(ctx_t *x, const char *kind, json_t **hwmsp);
 
 /* Authority -> target, first on the target (where every kmigrate process
  * reads it), then in the journal: a crash between the two leaves the step
@@ -872,6 +873,7 @@ static km_err_t do_authority(ctx_t *x)
 	const km_cutover_conf_t *c = x->c;
 	char topic[KM_MAPSTORE_NAME_MAX];
 	json_t *recs = NULL, *ev = NULL, *mine = json_object(), *t, *lifted, *tf_lifted = NULL;
+	json_t *hwms = NULL;
 	size_t i;
 	km_err_t err;
 
@@ -893,6 +895,11 @@ static km_err_t do_authority(ctx_t *x)
 		km_journal_rollback(c->jr);
 		goto done;
 	}
+	/* Where the target's new history starts if the cutover stops before
+	 * its switch: nobody but kmigrate writes the wave's target topics
+	 * until the guard goes below (a rollback copies back from here). */
+	if ((err = journaled_hwms(x, "cutover.authority-hwms", &hwms)))
+		goto done;
 	if ((err = create_authority_topic(x, topic)) ||
 	    (err = km_cutover_write_authority(c->tgt, topic, "target", c->wave, x->run_id,
 					      x->topics, x->errstr, x->errstr_size)))
@@ -925,11 +932,12 @@ static km_err_t do_authority(ctx_t *x)
 		json_decref(lifted);
 		goto done;
 	}
-	ev = json_pack("{s:s, s:O, s:o, s:o}", "topic", topic, "records", mine, "guard_lifted",
-		       lifted, "rollback_fences_lifted", tf_lifted);
+	ev = json_pack("{s:s, s:O, s:o, s:o, s:O}", "topic", topic, "records", mine, "guard_lifted",
+		       lifted, "rollback_fences_lifted", tf_lifted, "target_hwms", hwms);
 	emit_recorded(x, "authority-record", ev);
 	err = step_done(x, "authority", ev);
 done:
+	json_decref(hwms);
 	json_decref(recs);
 	json_decref(mine);
 	json_decref(ev);
@@ -1513,13 +1521,14 @@ done:
 	return err;
 }
 
-/* The target's HWMs where the connectors step began, journaled (fact
- * cutover.connectors-hwms) BEFORE any connector resumes on the target: a
- * kill -9 after a resume and before the step's fact would otherwise make
- * the re-run measure again, past what the resumed source connector wrote,
- * and a rollback would never copy those records back.  The first fact of
- * the attempt wins. */
-static km_err_t connectors_hwms(ctx_t *x, json_t **hwmsp)
+/* The target's HWMs where a step opens the target to writers, journaled
+ * as fact `kind` BEFORE it does: cutover.connectors-hwms before any
+ * connector resumes on the target, cutover.authority-hwms before the
+ * authority step lifts the guard.  A kill -9 after the opening and before
+ * the step's fact would otherwise make the re-run measure again, past what
+ * was written meanwhile, and a rollback would never copy those records
+ * back.  The first fact of the attempt wins. */
+static km_err_t journaled_hwms(ctx_t *x, const char *kind, json_t **hwmsp)
 {
 	json_t *facts = NULL, *f, *body = NULL;
 	json_int_t after = 0;
@@ -1530,8 +1539,7 @@ static km_err_t connectors_hwms(ctx_t *x, json_t **hwmsp)
 	*hwmsp = NULL;
 	snprintf(subj, sizeof(subj), "wave:%s", x->c->wave);
 	if ((err = km_cutover_reset_id(x->c->jr, x->c->wave, &after, x->errstr, x->errstr_size)) ||
-	    (err = km_journal_facts(x->c->jr, 0, "cutover.connectors-hwms", &facts, x->errstr,
-				    x->errstr_size)))
+	    (err = km_journal_facts(x->c->jr, 0, kind, &facts, x->errstr, x->errstr_size)))
 		goto done;
 	json_array_foreach(facts, i, f)
 		if (json_integer_value(json_object_get(f, "id")) > after &&
@@ -1543,7 +1551,7 @@ static km_err_t connectors_hwms(ctx_t *x, json_t **hwmsp)
 	if ((err = target_hwms(x, hwmsp)))
 		goto done;
 	body = json_pack("{s:O}", "target_hwms", *hwmsp);
-	err = journal_fact(x, "cutover.connectors-hwms", subj, "INFO", body, NULL);
+	err = journal_fact(x, kind, subj, "INFO", body, NULL);
 done:
 	if (err) {
 		json_decref(*hwmsp);
@@ -1575,7 +1583,7 @@ static km_err_t do_connectors(ctx_t *x, const char *step)
 	 * a rollback copies back from the switch's target_hwms (which take
 	 * these).  Measured before any resume. */
 	if (move && !c->dry_run && (c->plan->source.connect_url || c->plan->target.connect_url) &&
-	    (err = connectors_hwms(x, &hwms)))
+	    (err = journaled_hwms(x, "cutover.connectors-hwms", &hwms)))
 		return err;
 	err = km_connect_cutover(c->plan, c->ks, c->kt, c->wave, !move, c->dry_run,
 				 c->connector_stop_timeout_ms, &ev, x->errstr, x->errstr_size);

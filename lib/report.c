@@ -42,11 +42,13 @@ json_t *km_report_plan_json(const km_plan_t *plan)
 	/* Bootstrap and owner only: usernames and where passwords come from
 	 * are not the auditor's business and stay out of the journal. */
 	json_object_set_new(p, "source",
-			    json_pack("{s:s, s:o}", "bootstrap", plan->source.bootstrap, "owner",
-				      jstr_or_null(plan->source.owner)));
+			    json_pack("{s:s, s:o, s:o}", "bootstrap", plan->source.bootstrap, "owner",
+				      jstr_or_null(plan->source.owner), "connect_url",
+				      jstr_or_null(plan->source.connect_url)));
 	json_object_set_new(p, "target",
-			    json_pack("{s:s, s:o}", "bootstrap", plan->target.bootstrap, "owner",
-				      jstr_or_null(plan->target.owner)));
+			    json_pack("{s:s, s:o, s:o}", "bootstrap", plan->target.bootstrap, "owner",
+				      jstr_or_null(plan->target.owner), "connect_url",
+				      jstr_or_null(plan->target.connect_url)));
 	a = json_array();
 	for (i = 0; i < plan->topics.include_cnt; i++)
 		json_array_append_new(a, jstr_or_null(plan->topics.include[i].pattern));
@@ -101,7 +103,8 @@ json_t *km_report_plan_json(const km_plan_t *plan)
 	a = json_array();
 	for (i = 0; i < plan->connectors_cnt; i++) {
 		const km_plan_connector_t *c = &plan->connectors[i];
-		json_array_append_new(a, json_pack("{s:s, s:o, s:o, s:o}", "name", c->name,
+		json_array_append_new(a, json_pack("{s:s, s:o, s:o, s:o, s:o}", "name", c->name,
+						   "class", jstr_or_null(c->class_name),
 						   "side_effects", jstr_or_null(c->side_effects),
 						   "owner", jstr_or_null(c->owner), "validation",
 						   jstr_or_null(c->validation)));
@@ -1382,8 +1385,11 @@ static km_err_t sec_offsets(rep_t *r)
 
 static bool is_step_kind(const char *k)
 {
+	/* the *-hwms facts: where the target's new history starts, measured
+	 * before the authority and connectors steps open the target */
 	return !strcmp(k, "cutover.step") || !strcmp(k, "cutover.fence") ||
-	       !strcmp(k, "cutover.reset") || prefixed(k, "rollback.");
+	       !strcmp(k, "cutover.reset") || !strcmp(k, "cutover.authority-hwms") ||
+	       !strcmp(k, "cutover.connectors-hwms") || prefixed(k, "rollback.");
 }
 
 static void sec_cutover(rep_t *r)
@@ -1421,6 +1427,179 @@ static void sec_cutover(rep_t *r)
 	km_sb_puts(sb, "</tbody></table>\n");
 	if (!n)
 		missing(sb, "no cutover or rollback step in the journal");
+	km_sb_puts(sb, "</section>\n");
+}
+
+/* ---- connectors (issue 14) ------------------------------------------------ */
+
+/* The steps that touch a wave's Kafka Connect connectors journal
+ * {"connectors": [{"name", "type", "phases": [{"phase", "source_state",
+ * "target_state", "at", ...}]}]}: cutover stop-connectors and connectors,
+ * rollback stop-target-connectors, connectors-back and reset. */
+static const json_t *fact_connectors(const json_t *f)
+{
+	const char *k = js(f, "kind");
+	if (strcmp(k, "cutover.step") && strcmp(k, "rollback.step"))
+		return NULL;
+	const json_t *c = json_object_get(json_object_get(f, "body"), "connectors");
+	return json_array_size(c) ? c : NULL;
+}
+
+/* The connector's class: the plan's `class:`, else the config `apply`
+ * created it with (masked, journaled as apply.change). */
+static const char *connector_class(const rep_t *r, const json_t *plan, const char *name)
+{
+	json_t *x;
+	size_t i;
+	json_array_foreach(json_object_get(plan, "connectors"), i, x)
+		if (!strcmp(nz(js(x, "name")), name) && js(x, "class"))
+			return js(x, "class");
+	json_array_foreach(r->facts, i, x)
+	{
+		const json_t *b = json_object_get(x, "body");
+		const char *subj = js(x, "subject");
+		if (!strcmp(js(x, "kind"), "apply.change") && prefixed(subj, "create-connector ") &&
+		    !strcmp(subj + strlen("create-connector "), name))
+			return js(json_object_get(json_object_get(b, "after"), "config"),
+				  "connector.class");
+	}
+	return NULL;
+}
+
+/* What a phase wrote or read of the connector's position: offsets written
+ * (sink: translated group positions; source: source-system positions
+ * copied verbatim), else the positions a stop read, else nothing. */
+static const json_t *phase_offsets(const json_t *ph)
+{
+	const char *keys[] = {"written", "source_offsets", "target_offsets", NULL};
+	for (int i = 0; keys[i]; i++)
+		if (json_object_get(ph, keys[i]))
+			return json_object_get(ph, keys[i]);
+	return NULL;
+}
+
+/* "<name> on the source Connect <url>": one side's instance. */
+static void td_instance(km_sb_t *sb, const char *name, const char *side, const json_t *cluster)
+{
+	km_sb_puts(sb, "<td>");
+	esc(sb, name);
+	km_sb_printf(sb, " on the %s Connect", side);
+	if (js(cluster, "connect_url")) {
+		km_sb_puts(sb, " <code>");
+		esc(sb, js(cluster, "connect_url"));
+		km_sb_puts(sb, "</code>");
+	}
+	km_sb_puts(sb, "</td>");
+}
+
+static void sec_connectors(rep_t *r, const json_t *plan)
+{
+	km_sb_t *sb = r->sb;
+	json_t *seen = json_array(), *f, *cn, *ph, *x;
+	size_t i, j, k;
+	int n = 0;
+
+	sec_open(sb, r->info, "connectors", "Kafka Connect connectors");
+	/* One row per (wave, connector), in the order the steps met them. */
+	json_array_foreach(r->facts, i, f)
+	{
+		char *w = wave_of(js(f, "subject"));
+		json_array_foreach(fact_connectors(f), j, cn)
+		{
+			bool dup = false;
+			json_array_foreach(seen, k, x)
+				dup = dup || (!strcmp(js(x, "wave"), nz(w)) &&
+					      !strcmp(js(x, "name"), nz(js(cn, "name"))));
+			if (!dup)
+				json_array_append_new(seen, json_pack("{s:s, s:s, s:s?}", "wave", nz(w),
+								      "name", nz(js(cn, "name")),
+								      "type", js(cn, "type")));
+		}
+		free(w);
+	}
+	json_object_set_new(r->info, "connectors", json_integer((json_int_t)json_array_size(seen)));
+	if (!json_array_size(seen)) {
+		missing(sb, "no connector step in the journal: the plan has no connect_url, or no "
+			    "wave with connectors was cut over (`kmigrate cutover` journals them)");
+		goto done;
+	}
+	km_sb_puts(sb, "<p>Each connector moves with its wave: the old and the new instance never "
+		       "run at once. Every phase below records both connectors' states, read from "
+		       "both workers at that moment, and the position written.</p>\n"
+		       "<table id=\"connector-list\">");
+	th(sb, (const char *const[]){"Wave", "Connector", "Class", "Type", "Source", "Target", NULL});
+	json_array_foreach(seen, i, x)
+	{
+		const json_t *sc = json_object_get(plan, "source"), *tc = json_object_get(plan, "target");
+		km_sb_puts(sb, "<tr class=\"connector\" data-wave=\"");
+		esc(sb, js(x, "wave"));
+		km_sb_puts(sb, "\" data-name=\"");
+		esc(sb, js(x, "name"));
+		km_sb_puts(sb, "\">");
+		tds(sb, js(x, "wave"));
+		tds(sb, js(x, "name"));
+		tds(sb, connector_class(r, plan, js(x, "name")));
+		tds(sb, js(x, "type"));
+		td_instance(sb, js(x, "name"), "source", sc);
+		td_instance(sb, js(x, "name"), "target", tc);
+		km_sb_puts(sb, "</tr>\n");
+	}
+	km_sb_puts(sb, "</tbody></table>\n<h3>Both states at each step</h3>"
+		       "<table id=\"connector-phases\">");
+	th(sb, (const char *const[]){"When", "Wave", "Step", "Connector", "Phase", "Source state",
+				     "Target state", "Offsets", "Evidence", NULL});
+	json_array_foreach(r->facts, i, f)
+	{
+		const char *step = step_of(js(f, "subject"));
+		const char *cmd = !strcmp(js(f, "kind"), "rollback.step") ? "rollback" : "cutover";
+		char *w = wave_of(js(f, "subject"));
+		json_array_foreach(fact_connectors(f), j, cn)
+			json_array_foreach(json_object_get(cn, "phases"), k, ph)
+			{
+				const char *ss = js(ph, "source_state"), *ts = js(ph, "target_state");
+				bool both = ss && ts && !strcmp(ss, "RUNNING") && !strcmp(ts, "RUNNING");
+				km_sb_printf(sb, "<tr class=\"connector-phase%s\" data-command=\"%s\" "
+						 "data-step=\"",
+					     both ? " both-running" : "", cmd);
+				esc(sb, nz(step));
+				km_sb_puts(sb, "\" data-connector=\"");
+				esc(sb, js(cn, "name"));
+				km_sb_puts(sb, "\" data-phase=\"");
+				esc(sb, js(ph, "phase"));
+				km_sb_puts(sb, "\">");
+				td_when(sb, json_is_integer(json_object_get(ph, "at")) ? ji(ph, "at")
+										    : ji(f, "ts_ms"));
+				tds(sb, w);
+				km_sb_printf(sb, "<td>%s ", cmd);
+				esc(sb, nz(step));
+				km_sb_puts(sb, "</td>");
+				tds(sb, js(cn, "name"));
+				tds(sb, js(ph, "phase"));
+				tds(sb, ss);
+				tds(sb, ts);
+				km_sb_puts(sb, "<td>");
+				val(sb, phase_offsets(ph));
+				if (js(ph, "group")) {
+					km_sb_puts(sb, " (group ");
+					esc(sb, js(ph, "group"));
+					km_sb_puts(sb, ")");
+				}
+				if (js(ph, "why")) {
+					km_sb_puts(sb, "<br>");
+					esc(sb, js(ph, "why"));
+				}
+				km_sb_puts(sb, "</td><td>");
+				fact_ref(r, f);
+				body_details(sb, json_object_get(ph, "translation"), "translation");
+				km_sb_puts(sb, "</td></tr>\n");
+				n++;
+			}
+		free(w);
+	}
+	km_sb_puts(sb, "</tbody></table>\n");
+done:
+	json_object_set_new(r->info, "connector_phases", json_integer(n));
+	json_decref(seen);
 	km_sb_puts(sb, "</section>\n");
 }
 
@@ -1600,7 +1779,8 @@ km_err_t km_report_html(km_journal_t *jr, const json_t *plan_json, int64_t now_m
 			"<a href=\"#inventory\">Inventory</a><a href=\"#design\">Design</a>"
 			"<a href=\"#gates\">Gates</a><a href=\"#replication\">Replication</a>"
 			"<a href=\"#validation\">Validation</a><a href=\"#offsets\">Offsets</a>"
-			"<a href=\"#cutover\">Cutover</a><a href=\"#findings\">Findings</a>"
+			"<a href=\"#cutover\">Cutover</a><a href=\"#connectors\">Connectors</a>"
+			"<a href=\"#findings\">Findings</a>"
 			"<a href=\"#other\">Other</a><a href=\"#runs\">Runs</a></nav>\n<main>\n");
 	sec_summary(&r, sum);
 	sec_plan(&r, plan, from);
@@ -1611,6 +1791,7 @@ km_err_t km_report_html(km_journal_t *jr, const json_t *plan_json, int64_t now_m
 	if ((err = sec_validation(&r)) || (err = sec_offsets(&r)))
 		goto done;
 	sec_cutover(&r);
+	sec_connectors(&r, plan);
 	if ((err = sec_findings(&r)))
 		goto done;
 	sec_other(&r);

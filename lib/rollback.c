@@ -47,6 +47,8 @@ typedef struct rctx_s {
 	json_t *done;       /* this rollback's done steps: name -> fact */
 	json_t *rfence;     /* this rollback's journaled target fence, or NULL */
 	bool moved;         /* the authority moved: the long path */
+	json_t *start;      /* where the target's new history starts (history_start) */
+	const char *start_from; /* the step that measured it, or why there is none */
 	json_t *steps;      /* result rows */
 	char *errstr;
 	size_t errstr_size;
@@ -147,6 +149,82 @@ static json_t *wave_topics(rctx_t *x)
 	return out;
 }
 
+/* The body of the attempt's first fact of `kind` about the wave (subject
+ * "wave:W"), a new reference, or NULL. */
+static km_err_t attempt_fact(km_journal_t *jr, const char *wave, const char *kind,
+			     json_t **bodyp, char *errstr, size_t errstr_size)
+{
+	json_t *facts = NULL, *f;
+	json_int_t after = 0;
+	char subj[400];
+	km_err_t err;
+	size_t i;
+
+	*bodyp = NULL;
+	snprintf(subj, sizeof(subj), "wave:%s", wave);
+	if ((err = km_cutover_reset_id(jr, wave, &after, errstr, errstr_size)) ||
+	    (err = km_journal_facts(jr, 0, kind, &facts, errstr, errstr_size)))
+		return err;
+	json_array_foreach(facts, i, f)
+		if (json_integer_value(json_object_get(f, "id")) > after &&
+		    !strcmp(json_string_value(json_object_get(f, "subject")), subj)) {
+			*bodyp = json_incref(json_object_get(f, "body"));
+			break;
+		}
+	json_decref(facts);
+	return KM_ERR_OK;
+}
+
+/* Where the target's new history starts, the point the reverse copy and
+ * the back-translation measure from: [{"topic", "target_topic",
+ * "partition", "hwm"}], a new reference in *hwmsp, or NULL when the
+ * journal cannot tell (*fromp then says why).  The switch's target_hwms
+ * when it ran.  A cutover that stopped before its switch: the connectors
+ * step's when it finished (the switch would take those); none when it
+ * began (cutover.connectors-hwms) and did not finish, since some target
+ * connectors may run there and others not; else the HWMs the authority
+ * step journaled before it lifted the guard (cutover.authority-hwms):
+ * until then only kmigrate wrote the wave's target topics. */
+static km_err_t history_start(km_journal_t *jr, const char *wave, const json_t *cut,
+			      json_t **hwmsp, const char **fromp, char *errstr, size_t errstr_size)
+{
+	json_t *b = NULL;
+	const json_t *h;
+	km_err_t err;
+
+	*hwmsp = NULL;
+	h = json_object_get(json_object_get(json_object_get(cut, KM_CUTOVER_LAST_STEP), "body"),
+			    "target_hwms");
+	*fromp = "switch";
+	if (!json_array_size(h)) {
+		h = json_object_get(json_object_get(json_object_get(cut, "connectors"), "body"),
+				    "target_hwms");
+		*fromp = "connectors";
+	}
+	if (json_array_size(h)) {
+		*hwmsp = json_incref((json_t *)h);
+		return KM_ERR_OK;
+	}
+	if ((err = attempt_fact(jr, wave, "cutover.connectors-hwms", &b, errstr, errstr_size)))
+		return err;
+	if (b && !json_object_get(cut, "connectors")) {
+		json_decref(b);
+		*fromp = "connectors-unfinished";
+		return KM_ERR_OK;
+	}
+	json_decref(b);
+	if ((err = attempt_fact(jr, wave, "cutover.authority-hwms", &b, errstr, errstr_size)))
+		return err;
+	if (json_array_size(json_object_get(b, "target_hwms"))) {
+		*hwmsp = json_incref(json_object_get(b, "target_hwms"));
+		*fromp = "authority";
+	} else {
+		*fromp = NULL;
+	}
+	json_decref(b);
+	return KM_ERR_OK;
+}
+
 /* ---- assess ---------------------------------------------------------------------- */
 
 static km_err_t do_assess(rctx_t *x)
@@ -192,19 +270,23 @@ static km_err_t do_assess(rctx_t *x)
 		goto done;
 	}
 	x->moved = ppath ? !strcmp(ppath, "after") : now_moved;
-	if (x->moved && !json_array_size(
-				json_object_get(json_object_get(json_object_get(
-							x->cut, KM_CUTOVER_LAST_STEP), "body"),
-						"target_hwms"))) {
-		/* The authority moved but no switch is journaled: the target's
-		 * new history has no known start, so nothing can be copied
-		 * back exactly.  Re-run the cutover to its switch first. */
+	if (x->moved && !x->start) {
+		/* Connectors step begun, not finished: some connectors may run
+		 * on the target, others not; each one's side would have to be
+		 * guessed (the cutover finishes it: each phase is idempotent).
+		 * No start at all: a journal from before the authority step
+		 * measured it; nothing can be copied back exactly. */
+		bool half = x->start_from && !strcmp(x->start_from, "connectors-unfinished");
 		err = km_seterr(x->errstr, x->errstr_size, KM_ERR_NOGO,
-				"wave '%s' is cut over but its switch step is not journaled: the "
-				"start of the target's new history is unknown (run `kmigrate "
-				"cutover --wave %s` to finish its switch, then roll back); nothing "
-				"changed",
-				c->wave, c->wave);
+				"wave '%s' %s (run `kmigrate cutover --wave %s` to finish it, then "
+				"roll back); nothing changed",
+				c->wave,
+				half ? "stopped inside its cutover's connectors step: some "
+				       "connectors may run on the target and others not"
+				     : "is cut over but neither its switch step nor the target HWMs "
+				       "of its authority step are journaled: the start of the "
+				       "target's new history is unknown",
+				c->wave);
 		emit(x, "assess", "nogo", 0, NULL, x->errstr);
 		goto done;
 	}
@@ -217,6 +299,8 @@ static km_err_t do_assess(rctx_t *x)
 		       "path", x->moved ? "after" : "before", "cutover_steps_done", steps, "topics",
 		       topics, "fence", json_string_value(json_object_get(fplan, "kind")),
 		       "moved", moved);
+	if (x->moved)
+		json_object_set_new(ev, "history_start_from", json_string(x->start_from));
 	if (x->fence_fact)
 		json_object_set(ev, "fence_fact", json_object_get(x->fence_fact, "id"));
 	if (json_object_get(x->done, "assess"))
@@ -296,6 +380,8 @@ done:
  * "target_topic", "partition", "hwm"}] (borrowed from x->cut). */
 static const json_t *switch_parts(const rctx_t *x)
 {
+	if (x->start)
+		return x->start;
 	return json_object_get(
 		json_object_get(json_object_get(x->cut, KM_CUTOVER_LAST_STEP), "body"),
 		"target_hwms");
@@ -838,13 +924,11 @@ static km_err_t do_stop_target_connectors(rctx_t *x)
 	return connector_step(x, "stop-target-connectors", err, cev);
 }
 
-/* After reverse (the source holds the target's history), before
- * offsets-back (which reads the groups' target positions: the target
- * sinks' must be final): the connectors' positions go back. */
-static km_err_t do_connectors_back(rctx_t *x)
+/* The wave's partitions as km_offsets_translate_back takes them:
+ * [{"topic", "target_topic", "partition", "switch_hwm"}], a new array. */
+static json_t *back_parts(const rctx_t *x)
 {
-	json_t *parts = json_array(), *cev = NULL, *r;
-	km_err_t err;
+	json_t *parts = json_array(), *r;
 	size_t i;
 
 	json_array_foreach(switch_parts(x), i, r)
@@ -853,9 +937,23 @@ static km_err_t do_connectors_back(rctx_t *x)
 						       json_object_get(r, "target_topic"), "partition",
 						       json_object_get(r, "partition"), "switch_hwm",
 						       json_object_get(r, "hwm")));
+	return parts;
+}
+
+/* After reverse (the source holds the target's history), before
+ * offsets-back (which reads the groups' target positions: the target
+ * sinks' must be final): the connectors' positions go back -- those the
+ * cutover's connectors step moved (it is in the attempt; a cutover that
+ * stopped before it moved none, lib/connect.h). */
+static km_err_t do_connectors_back(rctx_t *x)
+{
+	json_t *parts = back_parts(x), *cev = NULL;
+	km_err_t err;
+
 	if (!x->c->dry_run)
 		emit(x, "connectors-back", "start", 0, NULL, NULL);
 	err = km_connect_rollback_offsets(x->c->plan, x->c->ks, x->c->kt, x->c->wave, parts,
+					  json_object_get(x->cut, "connectors") != NULL,
 					  x->c->dry_run, 0, &cev, x->errstr, x->errstr_size);
 	json_decref(parts);
 	return connector_step(x, "connectors-back", err, cev);
@@ -863,20 +961,55 @@ static km_err_t do_connectors_back(rctx_t *x)
 
 /* ---- offsets-back ---------------------------------------------------------------- */
 
+/* The groups of the sinks connectors-back journaled as not moved (the
+ * cutover stopped before its connectors step): their source connector
+ * kept consuming, its source position is its own, and it is a live member
+ * of the group (offsets-back would be refused, and wrong).
+ * [{"group", "connector", "why"}], a new array. */
+static json_t *unmoved_sink_groups(const rctx_t *x)
+{
+	json_t *out = json_array(), *cn, *ph;
+	size_t i, j;
+
+	json_array_foreach(json_object_get(json_object_get(json_object_get(x->done,
+									   "connectors-back"),
+							   "body"),
+					   "connectors"),
+			   i, cn)
+		json_array_foreach(json_object_get(cn, "phases"), j, ph)
+			if (json_string_value(json_object_get(ph, "phase")) &&
+			    !strcmp(json_string_value(json_object_get(ph, "phase")), "not-moved") &&
+			    json_string_value(json_object_get(ph, "group")))
+				json_array_append_new(
+					out,
+					json_pack("{s:O, s:O, s:s}", "group",
+						  json_object_get(ph, "group"), "connector",
+						  json_object_get(cn, "name"), "why",
+						  "its sink connector never moved: the source one "
+						  "kept consuming, its position is its own"));
+	return out;
+}
+
+static bool group_in(const json_t *skipped, const char *gid)
+{
+	json_t *r;
+	size_t i;
+
+	json_array_foreach(skipped, i, r)
+		if (!strcmp(json_string_value(json_object_get(r, "group")), gid))
+			return true;
+	return false;
+}
+
 static km_err_t do_offsets_back(rctx_t *x)
 {
 	const km_rollback_conf_t *c = x->c;
 	const km_plan_wave_t *w = km_plan_wave(c->plan, c->wave);
-	json_t *parts = json_array(), *done_groups = json_array(), *ev = NULL, *r;
+	json_t *parts = back_parts(x), *done_groups = json_array(), *ev = NULL;
+	json_t *skipped = unmoved_sink_groups(x);
 	size_t i;
 	km_err_t err = KM_ERR_OK;
 
-	json_array_foreach(switch_parts(x), i, r)
-		json_array_append_new(parts, json_pack("{s:O, s:O, s:O, s:O}", "topic",
-						       json_object_get(r, "topic"), "target_topic",
-						       json_object_get(r, "target_topic"), "partition",
-						       json_object_get(r, "partition"), "switch_hwm",
-						       json_object_get(r, "hwm")));
 	if (c->dry_run) {
 		json_t *ids = json_array();
 		for (i = 0; i < w->groups_cnt; i++)
@@ -893,6 +1026,11 @@ static km_err_t do_offsets_back(rctx_t *x)
 		const char *gid = w->groups[i].name;
 		json_t *g = NULL, *row = NULL, *commit = json_array();
 		size_t j;
+
+		if (group_in(skipped, gid)) {
+			json_decref(commit);
+			continue;
+		}
 
 		if ((err = km_offsets_translate_back(c->plan, c->ks, c->kt, gid, parts, &g, x->errstr,
 						     x->errstr_size)))
@@ -939,9 +1077,10 @@ static km_err_t do_offsets_back(rctx_t *x)
 	}
 	if (err)
 		goto done;
-	ev = json_pack("{s:O}", "groups", done_groups);
+	ev = json_pack("{s:O, s:O}", "groups", done_groups, "skipped", skipped);
 	err = step_done(x, "offsets-back", ev, false);
 done:
+	json_decref(skipped);
 	json_decref(parts);
 	json_decref(done_groups);
 	json_decref(ev);
@@ -1339,7 +1478,9 @@ km_err_t km_rollback_run(const km_rollback_conf_t *conf, json_t **resultp, char 
 	if ((err = km_cutover_reset_id(conf->jr, conf->wave, &x.after, errstr, errstr_size)) ||
 	    (err = km_cutover_load(conf->jr, conf->wave, &x.cut, &x.fence_fact, errstr,
 				   errstr_size)) ||
-	    (err = load_done(&x)))
+	    (err = load_done(&x)) ||
+	    (err = history_start(conf->jr, conf->wave, x.cut, &x.start, &x.start_from, errstr,
+				 errstr_size)))
 		goto done;
 	if (!json_object_size(x.cut) && !x.fence_fact) {
 		/* No cutover attempt (none ran, or the last was rolled back). */
@@ -1393,6 +1534,7 @@ done:
 	json_decref(x.fence_fact);
 	json_decref(x.done);
 	json_decref(x.rfence);
+	json_decref(x.start);
 	return err;
 }
 
@@ -1417,13 +1559,15 @@ km_err_t km_rollback_reverse_starts(km_journal_t *jr, km_kafka_t *ks, const km_p
 				 "no wave '%s' in the plan's cutover.waves: name one of them", wave);
 	if ((err = km_cutover_load(jr, wave, &done, &fence, errstr, errstr_size)))
 		goto done;
-	hwms = json_incref(json_object_get(
-		json_object_get(json_object_get(done, KM_CUTOVER_LAST_STEP), "body"), "target_hwms"));
+	const char *from;
+	if ((err = history_start(jr, wave, done, &hwms, &from, errstr, errstr_size)))
+		goto done;
 	if (!json_array_size(hwms)) {
 		err = km_seterr(errstr, errstr_size, KM_ERR_NOGO,
-				"wave '%s' has no journaled switch step: the target's new history "
-				"has no start, so nothing can be copied back (run `kmigrate cutover "
-				"--wave %s` to its switch first; before it, `kmigrate rollback` only "
+				"wave '%s' has no journaled start of the target's new history "
+				"(its switch step, or the target HWMs of its authority step): "
+				"nothing can be copied back (run `kmigrate cutover --wave %s` to "
+				"its switch first; before the authority, `kmigrate rollback` only "
 				"undoes the fence)",
 				wave, wave);
 		goto done;

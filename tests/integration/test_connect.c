@@ -29,6 +29,11 @@
  *     selected by the plan, are recognised from their keys, designed for
  *     no target, in no wave and no reason for a NO-GO; a wave naming one
  *     is NO-GO.
+ *   - rollback after authority: a second migration's cutover killed right
+ *     after its authority step (the source sink still RUNNING), rolled
+ *     back (killed after connectors-back): nothing of the connector moves,
+ *     the file holds every record once, in order; `report` shows the
+ *     connector with both states at every journaled phase.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -40,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "connect.h"
@@ -826,6 +832,200 @@ static void test_worker_topics(void **state)
 	free(wp);
 	free(wfile);
 	free(wdir);
+/* ---- a cutover stopped between its authority and connectors steps ---------------- */
+
+static char T3[64], SINK3[64];
+static char *plan3, *journal3, *file3;
+
+/* A second migration (its own plan, journal and wave) on the same
+ * clusters and workers: a sink alone in its wave.  The other connectors of
+ * the workers are declared so that its inventory is about this one. */
+static char *write_plan3(void)
+{
+	char *sub = km_asprintf("%s/auth", dir);
+	TK_ASSERT(mkdir(sub, 0700) == 0, "mkdir %s", sub);
+	char *text = km_asprintf(
+		"migration: it-connect-auth-%d\n"
+		"source:\n  bootstrap: %s\n  owner: platform\n  connect_url: %s\n"
+		"target:\n  bootstrap: %s\n  owner: platform\n  connect_url: %s\n"
+		"topics:\n  include: [\"^%s$\"]\n"
+		"  rules:\n    - {match: \".*\", owner: qa, duplicates: none}\n"
+		"consumer_groups:\n"
+		"  - {id: connect-%s, restart: translated, owner: data, chosen_by: qa}\n"
+		"connectors:\n"
+		"  - {name: %s, class: FileStreamSink, side_effects: \"appends lines to a file\", "
+		"owner: data, idempotent: no, validation: \"every record once in the file\"}\n"
+		"consumers:\n"
+		"  - {name: %s, group: connect-%s, isolation_level: read_committed, owner: data, "
+		"validation: \"the file\", client: java, client_version: 4.3.1}\n"
+		"producers:\n"
+		"  - {name: writer3, topics: [%s], idempotence: yes, transactions: no, owner: app, "
+		"validation: \"acks on the target\", client: librdkafka, client_version: 2.8.0}\n"
+		"gates:\n  max_lag_records: 1000000\n"
+		"cutover:\n  fence: config\n  fence_owner: platform\n  quiet_period: 1s\n"
+		"  waves:\n"
+		"    - {name: auth, topics: [%s], producers: [writer3], owner: data}\n",
+		(int)getpid(), src.bootstrap, surl, tgt.bootstrap, turl, T3, SINK3, SINK3, SINK3,
+		SINK3, T3, T3);
+	char *p = tk_write_file(sub, "migration.yaml", text);
+	journal3 = km_asprintf("%s/kmigrate.db", sub);
+	free(text);
+	free(sub);
+	return p;
+}
+
+/* The evidence report of journal j (`kmigrate report`, from the journal
+ * alone): its connectors section lists the connector of wave wn and one
+ * row per journaled phase of every connector step, with both states;
+ * none has both RUNNING.  @returns the page (free it). */
+static char *assert_report_connectors(const char *j, const char *wn, const char *name)
+{
+	char *out = NULL, *err = NULL, *html_path = km_asprintf("%s.html", j);
+	size_t len = 0, phases = 0, rows = 0;
+	const char *steps[][2] = {{"cutover.step", "stop-connectors"},
+				  {"cutover.step", "connectors"},
+				  {"rollback.step", "stop-target-connectors"},
+				  {"rollback.step", "connectors-back"},
+				  {"rollback.step", "reset"}};
+	assert_int_equal(tk_kmv(&out, &err, "report", "--journal", j, "-o", html_path, "--json",
+				NULL),
+			 0);
+	json_t *info = tk_json(out);
+	char *html = tk_read_file(html_path, &len);
+	TK_ASSERT(strstr(html, "<section id=\"connectors\">"), "no connectors section in %s",
+		  html_path);
+	char *want = km_asprintf("class=\"connector\" data-wave=\"%s\" data-name=\"%s\"", wn, name);
+	TK_ASSERT(strstr(html, want), "no connector row '%s'", want);
+	free(want);
+	for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
+		char *subj = km_asprintf("wave:%s step:%s", wn, steps[s][1]);
+		json_t *b = tk_journal_body(j, steps[s][0], subj), *x;
+		size_t i;
+		json_array_foreach(json_object_get(b, "connectors"), i, x)
+			phases += json_array_size(json_object_get(x, "phases"));
+		json_decref(b);
+		free(subj);
+	}
+	for (const char *p = html; (p = strstr(p, "class=\"connector-phase")); p++)
+		rows++;
+	assert_true(phases > 0);
+	assert_int_equal(rows, phases);
+	assert_int_equal((size_t)json_integer_value(json_object_get(info, "connector_phases")),
+			 phases);
+	assert_null(strstr(html, "both-running"));
+	assert_non_null(strstr(html, "FileStreamSink"));
+	json_decref(info);
+	free(out);
+	free(err);
+	free(html_path);
+	return html;
+}
+
+/* The cutover of a wave with a sink stops right after its authority step
+ * (kill -9): the source sink was never stopped (sinks stop in the
+ * connectors step) and kept consuming the fenced source topic; the target
+ * one never ran.  Records written on the target after the authority are
+ * copied back by the rollback, and the source sink simply consumes them:
+ * nothing of the connector moves, the journal says so with both states at
+ * each step, never both RUNNING.  Killed after connectors-back and re-run,
+ * the rollback converges; the file holds every record once, in order. */
+static void test_rollback_after_authority(void **state)
+{
+	json_t *evs;
+	(void)state;
+	int id = (int)getpid();
+	snprintf(T3, sizeof(T3), "cn-%d.auth", id);
+	snprintf(SINK3, sizeof(SINK3), "auth-sink-%d", id);
+	file3 = km_asprintf("%s/auth.txt", dir);
+	tk_create_topic(&src, T3, 1, NULL);
+	plan3 = write_plan3();
+	create_sink(SINK3, T3, file3);
+	for (int i = 0; i < 20; i++) {
+		char v[32];
+		snprintf(v, sizeof(v), "rec-%d", i);
+		tk_produce_one(&src, T3, v);
+	}
+	wait_lines(file3, 20);
+	tk_ready_for_cutover(plan3);
+	assert_string_equal(cstate(turl, SINK3), "STOPPED");
+
+	const char *cut[] = {tk_kmigrate(), "cutover", "-p", plan3, "--wave", "auth", "--json", NULL};
+	const char *rb[] = {tk_kmigrate(), "rollback", "-p", plan3, "--wave", "auth", "--json", NULL};
+	assert_int_equal(tk_km_events(&evs, "KM_CUTOVER_CRASH_AFTER", "authority", cut), 137);
+	assert_state(evs, "authority", "done");
+	assert_null(tk_event_state(evs, "connectors"));
+	json_decref(evs);
+	assert_string_equal(cstate(surl, SINK3), "RUNNING");
+	assert_string_equal(cstate(turl, SINK3), "STOPPED");
+	/* Written on the target once its authority moved. */
+	for (int i = 0; i < 5; i++) {
+		char v[32];
+		snprintf(v, sizeof(v), "after-%d", i);
+		tk_produce_one(&tgt, T3, v);
+	}
+
+	assert_int_equal(tk_km_events(&evs, "KM_ROLLBACK_CRASH_AFTER", "connectors-back", rb), 137);
+	assert_state(evs, "connectors-back", "done");
+	json_decref(evs);
+	assert_string_equal(cstate(surl, SINK3), "RUNNING");
+	assert_string_equal(cstate(turl, SINK3), "STOPPED");
+	assert_int_equal(tk_km_events(&evs, NULL, NULL, rb), 0);
+	assert_state(evs, "connectors-back", "already-done");
+	assert_state(evs, "offsets-back", "done");
+	assert_state(evs, "reset", "done");
+	json_decref(evs);
+	assert_string_equal(cstate(surl, SINK3), "RUNNING");
+	assert_string_equal(cstate(turl, SINK3), "STOPPED");
+
+	/* The evidence: both states at each step, never both RUNNING; the
+	 * connector did not move (no offsets written anywhere). */
+	const char *jsave = journal;
+	journal = journal3;
+	assert_int_equal(assert_never_both("rollback.step", "wave:auth step:connectors-back"), 1);
+	assert_int_equal(assert_never_both("rollback.step", "wave:auth step:reset"), 1);
+	journal = (char *)jsave;
+	json_t *b = tk_journal_body(journal3, "rollback.step", "wave:auth step:connectors-back");
+	json_t *ph = json_array_get(json_object_get(json_array_get(json_object_get(b, "connectors"), 0),
+						    "phases"),
+				    1);
+	assert_string_equal(json_string_value(json_object_get(ph, "phase")), "not-moved");
+	assert_string_equal(json_string_value(json_object_get(ph, "source_state")), "RUNNING");
+	assert_string_equal(json_string_value(json_object_get(ph, "target_state")), "STOPPED");
+	json_decref(b);
+	b = tk_journal_body(journal3, "rollback.step", "wave:auth step:offsets-back");
+	TK_ASSERT(b && json_array_size(json_object_get(b, "skipped")) == 1,
+		  "offsets-back did not leave the unmoved sink's group alone");
+	json_decref(b);
+
+	/* The file: the source topic (the copied-back records included), once
+	 * each, in order; a record produced on the source now follows. */
+	json_t *vals = tk_values(&src, T3, 0);
+	assert_int_equal((int)json_array_size(vals), 25);
+	assert_string_equal(json_string_value(json_array_get(vals, 24)), "after-4");
+	json_decref(vals);
+	assert_file_is_topic(file3, &src, T3);
+	tk_produce_one(&src, T3, "back-0");
+	assert_file_is_topic(file3, &src, T3);
+
+	/* The evidence report shows it: the connector, and the row of
+	 * connectors-back that says it did not move, source RUNNING, target
+	 * STOPPED. */
+	char *html = assert_report_connectors(journal3, "auth", SINK3);
+	char *row = km_asprintf("data-command=\"rollback\" data-step=\"connectors-back\" "
+				"data-connector=\"%s\" data-phase=\"not-moved\"",
+				SINK3);
+	char *at = strstr(html, row), *end = at ? strstr(at, "</tr>") : NULL;
+	TK_ASSERT(at && end, "no not-moved row for %s in the report", SINK3);
+	*end = 0;
+	assert_non_null(strstr(at, "<td>RUNNING</td><td>STOPPED</td>"));
+	free(row);
+	free(html);
+
+	/* Leave the workers as the other cases expect them. */
+	char *p = km_asprintf("/connectors/%s", SINK3);
+	json_decref(rest(surl, "DELETE", p, NULL));
+	json_decref(rest(turl, "DELETE", p, NULL));
+	free(p);
 }
 
 int main(void)
@@ -837,6 +1037,7 @@ int main(void)
 		cmocka_unit_test(test_no_stop_nogo),
 		cmocka_unit_test(test_rollback_after),
 		cmocka_unit_test(test_worker_topics),
+		cmocka_unit_test(test_rollback_after_authority),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

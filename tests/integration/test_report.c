@@ -192,7 +192,7 @@ static void test_report_written(void **state)
 	static const char *const ids[] = {"summary", "plan",	 "inventory", "design",
 					  "gates",   "replication", "validation", "offsets",
 					  "cutover", "findings", "other",	 "runs",
-					  NULL};
+					  "connectors", NULL};
 
 	for (int k = 0; ids[k]; k++) {
 		bool found = false;
@@ -286,7 +286,7 @@ static void test_report_in_chromium(void **state)
 			 tk_journal_count(journal, "offsets.translate", "group:"));
 	assert_true(json_integer_value(json_object_get(dom, "steps")) >=
 		    tk_journal_count(journal, "cutover.step", "wave:canary"));
-	assert_int_equal(json_array_size(json_object_get(dom, "sections")), 12);
+	assert_int_equal(json_array_size(json_object_get(dom, "sections")), 13);
 	/* Markup from the journal is text, not elements. */
 	assert_int_equal(json_integer_value(json_object_get(dom, "scripts")), 0);
 	assert_int_equal(json_integer_value(json_object_get(dom, "injected_elements")), 0);
