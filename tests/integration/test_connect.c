@@ -832,6 +832,8 @@ static void test_worker_topics(void **state)
 	free(wp);
 	free(wfile);
 	free(wdir);
+}
+
 /* ---- a cutover stopped between its authority and connectors steps ---------------- */
 
 static char T3[64], SINK3[64];
