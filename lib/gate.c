@@ -960,6 +960,72 @@ done:
 	return err;
 }
 
+/* ---- clients that span waves -------------------------------------------------- */
+
+/* The wave in-scope topic `topic` belongs to, or NULL (no wave names it). */
+static const km_plan_wave_t *topic_wave(const km_plan_t *plan, const char *topic)
+{
+	for (size_t i = 0; i < plan->cutover.waves_cnt; i++)
+		if (km_plan_wave_has_topic(plan, &plan->cutover.waves[i], topic))
+			return &plan->cutover.waves[i];
+	return NULL;
+}
+
+/* A client points at one cluster: when it moves with this wave, every
+ * other topic it writes (or reads) must already be the target's.  Of
+ * topics[n], the first that is not -- outside the migration's scope (it
+ * does not exist on the target), or in another wave whose authority record
+ * (read once into *authp, on the target) still says source -- as *otherp,
+ * with *owavep its wave; each topic outside this wave appended to spans
+ * with its wave and authority.  *otherp NULL: none. */
+static km_err_t spans_waves(gctx_t *g, const char *const *topics, size_t n, json_t **authp,
+			    json_t *spans, const char **otherp, const km_plan_wave_t **owavep)
+{
+	km_err_t err;
+
+	*otherp = NULL;
+	*owavep = NULL;
+	for (size_t t = 0; t < n; t++) {
+		const char *topic = topics[t];
+		const km_plan_wave_t *w = NULL;
+		const char *auth = "out_of_scope";
+
+		if (wave_topic(g, topic))
+			continue;
+		if (km_plan_topic_in_scope(g->plan, topic)) {
+			/* Read only when some client spans waves: a plan
+			 * without one costs no read of the target. */
+			if (!*authp &&
+			    (err = km_mapstore_load_authority(g->plan->migration,
+							      km_kafka_endpoint(g->kt), authp,
+							      g->errstr, g->errstr_size)))
+				return err;
+			w = topic_wave(g->plan, topic);
+			auth = km_mapstore_authority_target(*authp, topic) ? "target" : "source";
+		}
+		json_array_append_new(spans, json_pack("{s:s, s:o, s:s}", "topic", topic, "wave",
+						       w ? json_string(w->name) : json_null(),
+						       "authority", auth));
+		if (!*otherp && strcmp(auth, "target")) {
+			*otherp = topic;
+			*owavep = w;
+		}
+	}
+	return KM_ERR_OK;
+}
+
+/* Whether spans (spans_waves) holds an authority read on the target. */
+static bool read_auth(const json_t *spans)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(spans, i, e)
+		if (strcmp(json_string_value(json_object_get(e, "authority")), "out_of_scope"))
+			return true;
+	return false;
+}
+
 /* ---- offsets ---------------------------------------------------------------------- */
 
 static const km_plan_group_t *plan_group(const km_plan_t *plan, const char *id)
@@ -973,6 +1039,7 @@ static const km_plan_group_t *plan_group(const km_plan_t *plan, const char *id)
 static km_err_t gate_offsets(gctx_t *g)
 {
 	json_t *run = NULL, *facts = NULL, *f, *groups = json_object(), *gr;
+	json_t *others = json_object(), *auth = NULL; /* group -> [topic outside the wave] */
 	char *why = NULL;
 	const char *gid;
 	km_err_t err;
@@ -997,10 +1064,20 @@ static km_err_t gate_offsets(gctx_t *g)
 		const char *subj = nz(json_string_value(json_object_get(f, "subject")));
 		const char *sp = strrchr(subj, ' ');
 		json_t *b = json_object_get(f, "body");
-		if (strncmp(subj, "group:", 6) || !sp ||
-		    !in_wave(g, nz(json_string_value(json_object_get(b, "topic")))))
+		if (strncmp(subj, "group:", 6) || !sp)
 			continue;
+		const char *topic = nz(json_string_value(json_object_get(b, "topic")));
 		char *id = km_strndup(subj + 6, (size_t)(sp - subj - 6));
+		if (!in_wave(g, topic)) {
+			/* The group's topics in another wave, for spans_waves. */
+			json_t *o = json_object_get(others, id);
+			if (!o)
+				json_object_set_new(others, id, o = json_array());
+			if (!wave_topic(g, topic) && !str_in(o, topic))
+				json_array_append_new(o, json_string(topic));
+			free(id);
+			continue;
+		}
 		if (!(gr = json_object_get(groups, id))) {
 			gr = json_pack("{s:i, s:i, s:i, s:n, s:n}", "partitions", 0, "untranslated", 0,
 				       "exposed", 0, "first_bad", "last");
@@ -1036,6 +1113,23 @@ static km_err_t gate_offsets(gctx_t *g)
 		long long exp = json_integer_value(json_object_get(gr, "exposed"));
 		bool exposed = exp > 0 && iso != KM_PLAN_ISOLATION_READ_COMMITTED;
 		char name[300], *r = NULL;
+		/* A group moves with the wave whose topics it commits on: its
+		 * consumers then read its other topics on the target, where
+		 * nothing committed their position yet (a cutover commits its
+		 * own wave's partitions, and refuses a group live on the
+		 * target). */
+		json_t *ot = json_object_get(others, gid), *spans = json_array();
+		size_t no = json_array_size(ot);
+		const char **tv = km_calloc(no + 1, sizeof(*tv)), *other = NULL;
+		const km_plan_wave_t *ow = NULL;
+		for (size_t k = 0; k < no; k++)
+			tv[k] = json_string_value(json_array_get(ot, k));
+		err = spans_waves(g, tv, no, &auth, spans, &other, &ow);
+		free(tv);
+		if (err) {
+			json_decref(spans);
+			goto done;
+		}
 		snprintf(name, sizeof(name), "offsets.group:%s", gid);
 		if (why)
 			r = km_strdup(why);
@@ -1047,6 +1141,17 @@ static km_err_t gate_offsets(gctx_t *g)
 		else if (!pg->owner)
 			r = km_asprintf("group '%s' has no owner in consumer_groups: declare one",
 					gid);
+		else if (other)
+			r = km_asprintf("group '%s' commits on topics of wave '%s' and on '%s' of "
+					"%s%s%s, whose authority is still the source: once its "
+					"consumers move to the target with this wave they read '%s' "
+					"there without a committed position (its offsets move at its "
+					"own wave's cutover, which refuses a group live on the "
+					"target): put all topics group '%s' reads into one wave, or "
+					"split the group into one per wave",
+					gid, g->wave ? g->wave->name : "(every topic in scope)", other,
+					ow ? "wave '" : "no wave", ow ? ow->name : "", ow ? "'" : "",
+					other, gid);
 		else if (untr)
 			r = km_asprintf("%lld of %lld partition(s) not translated or not proven "
 					"(let replicate catch up, run `kmigrate offsets` again)",
@@ -1060,12 +1165,13 @@ static km_err_t gate_offsets(gctx_t *g)
 		char pbuf[64];
 		criterion(g, name,
 			  "declared + owner, proven, no aborted records exposed",
-			  json_pack("{s:b, s:s, s:I, s:I, s:I, s:s}", "declared", pg != NULL, "restart",
+			  json_pack("{s:b, s:s, s:I, s:I, s:I, s:s, s:o}", "declared", pg != NULL,
+				    "restart",
 				    pg ? km_plan_group_restart_str(pg, pbuf, sizeof(pbuf))
 				       : "undeclared",
 				    "partitions", (json_int_t)parts, "untranslated", (json_int_t)untr,
 				    "aborted_exposed", (json_int_t)exp, "isolation_level",
-				    km_plan_isolation_str(iso)),
+				    km_plan_isolation_str(iso), "other_topics", spans),
 			  from_run(run, json_is_null(ev) ? json_object_get(gr, "last") : ev),
 			  pg && pg->owner ? pg->owner : NULL, !r, r);
 		free(r);
@@ -1073,6 +1179,8 @@ static km_err_t gate_offsets(gctx_t *g)
 done:
 	free(why);
 	json_decref(groups);
+	json_decref(others);
+	json_decref(auth);
 	json_decref(facts);
 	json_decref(run);
 	return err;
@@ -1281,72 +1389,8 @@ static bool wave_lists(const km_plan_wave_t *w, const char *producer)
 	return false;
 }
 
-/* The wave in-scope topic `topic` belongs to, or NULL (no wave names it). */
-static const km_plan_wave_t *topic_wave(const km_plan_t *plan, const char *topic)
-{
-	for (size_t i = 0; i < plan->cutover.waves_cnt; i++)
-		if (km_plan_wave_has_topic(plan, &plan->cutover.waves[i], topic))
-			return &plan->cutover.waves[i];
-	return NULL;
-}
-
-/* A producer points at one cluster: when it moves with this wave, every
- * other topic it writes must already be written on the target.  Its first
- * topic that is not -- outside the migration's scope (it does not exist on
- * the target), or in another wave whose authority record (read once into
- * *authp, on the target) still says source -- as *otherp, with *owavep its
- * wave; each topic outside this wave appended to spans with its wave and
- * authority.  *otherp NULL: none. */
-static km_err_t producer_spans(gctx_t *g, const km_plan_producer_t *p, json_t **authp,
-			       json_t *spans, const char **otherp, const km_plan_wave_t **owavep)
-{
-	km_err_t err;
-
-	*otherp = NULL;
-	*owavep = NULL;
-	for (size_t t = 0; t < p->topics_cnt; t++) {
-		const char *topic = p->topics[t];
-		const km_plan_wave_t *w = NULL;
-		const char *auth = "out_of_scope";
-
-		if (wave_topic(g, topic))
-			continue;
-		if (km_plan_topic_in_scope(g->plan, topic)) {
-			/* Read only when some producer spans waves: a plan
-			 * without one costs no read of the target. */
-			if (!*authp &&
-			    (err = km_mapstore_load_authority(g->plan->migration,
-							      km_kafka_endpoint(g->kt), authp,
-							      g->errstr, g->errstr_size)))
-				return err;
-			w = topic_wave(g->plan, topic);
-			auth = km_mapstore_authority_target(*authp, topic) ? "target" : "source";
-		}
-		json_array_append_new(spans, json_pack("{s:s, s:o, s:s}", "topic", topic, "wave",
-						       w ? json_string(w->name) : json_null(),
-						       "authority", auth));
-		if (!*otherp && strcmp(auth, "target")) {
-			*otherp = topic;
-			*owavep = w;
-		}
-	}
-	return KM_ERR_OK;
-}
-
-/* Whether spans (producer_spans) holds an authority read on the target. */
-static bool read_auth(const json_t *spans)
-{
-	json_t *e;
-	size_t i;
-
-	json_array_foreach(spans, i, e)
-		if (strcmp(json_string_value(json_object_get(e, "authority")), "out_of_scope"))
-			return true;
-	return false;
-}
-
 /* Why producer p writing `wt` of this wave (or NULL: it is only listed)
- * and `other` (see producer_spans) cannot move with this wave (owned). */
+ * and `other` (see spans_waves) cannot move with this wave (owned). */
 static char *span_reason(const gctx_t *g, const km_plan_producer_t *p, bool listed,
 			 const char *wt, const char *other, const km_plan_wave_t *ow)
 {
@@ -1392,7 +1436,7 @@ static char *span_reason(const gctx_t *g, const km_plan_producer_t *p, bool list
 /* The producers that write the wave's topics (the plan's `producers[].topics`)
  * or move with it: each must move with the wave (a producer left behind
  * keeps writing to a fenced source), must write nothing the target is not
- * yet the authority for (producer_spans), and where a topic's rule says
+ * yet the authority for (spans_waves), and where a topic's rule says
  * `duplicates: none` it must be declared idempotent -- undeclared is
  * unknown, so NO-GO: a retried write after the switch could duplicate. */
 static km_err_t gate_producers(gctx_t *g)
@@ -1421,7 +1465,8 @@ static km_err_t gate_producers(gctx_t *g)
 		if (!wt && !listed)
 			continue;
 		spans = json_array();
-		if ((err = producer_spans(g, p, &auth, spans, &other, &ow))) {
+		if ((err = spans_waves(g, (const char *const *)p->topics, p->topics_cnt, &auth, spans,
+				       &other, &ow))) {
 			json_decref(spans);
 			break;
 		}

@@ -7,7 +7,8 @@
  * cutover --wave canary` must be GO with evidence from each.  Then each
  * NO-GO case: lag over threshold, a validation mismatch (a stray record on
  * the target), an undeclared group, stale evidence, a missing
- * cutover.fence, no WRITE on the source for the rollback path (the
+ * cutover.fence, a producer or group that spans two waves (and a producer
+ * writing outside the scope), no WRITE on the source for the rollback path (the
  * SASL_SSL cluster, read as alice), an unreachable cluster (exit 3, nothing
  * journaled); every
  * gate leaves both clusters' topics exactly as they were.
@@ -517,18 +518,23 @@ static char *plan_with_producers(const char *name, const char *producers,
  * the same from the other side.  A producer writing a topic outside the
  * migration's scope: NO-GO (the topic does not exist on the target).  Once
  * B's authority record on the target says "target" (its wave cut over),
- * the same producer moving with the canary is GO. */
+ * the same producer moving with the canary is GO.  The same for a group
+ * of the canary that also reads B (the offsets gate). */
 static void test_nogo_producer_spans_waves(void **state)
 {
 	char outside[64], txid[64], *prod, *p1, *p2;
 	int rc;
 	(void)state;
 
-	/* A gate reads the journal: inventory makes it when this case runs
-	 * alone (TK_ONLY). */
+	/* Run alone (TK_ONLY), the steps test_go runs first: a gate reads
+	 * the journal, offsets needs the replication state. */
 	char *db = km_asprintf("%s/kmigrate.db", dir);
-	if (access(db, F_OK))
+	if (access(db, F_OK)) {
 		tk_km(plan, "inventory", NULL, NULL, 0, NULL);
+		tk_km(plan, "plan", NULL, NULL, 0, NULL);
+		tk_km(plan, "apply", NULL, NULL, 0, NULL);
+		tk_catch_up(plan, 120000, NULL);
+	}
 	free(db);
 	snprintf(outside, sizeof(outside), "gt-%d.outside", (int)getpid());
 	snprintf(txid, sizeof(txid), "tx-ab-%d", (int)getpid());
@@ -566,6 +572,25 @@ static void test_nogo_producer_spans_waves(void **state)
 	free(prod);
 	free(p2);
 
+	/* The canary's group GA also reads B (a commit there): once its
+	 * consumers move with the canary they read B on the target, where
+	 * the group has no committed position until B's wave cuts over (and
+	 * that cutover's offsets step refuses a group live on the target). */
+	tk_commit(&src, GA, B, 0, 3);
+	const char *off[] = {tk_kmigrate(), "offsets", "-p", plan, NULL};
+	char *out, *err;
+	tk_run(&out, &err, off); /* its verdict is the gate's to judge */
+	free(out);
+	free(err);
+	char gname[120];
+	snprintf(gname, sizeof(gname), "offsets.group:%s", GA);
+	rep = gate_json(plan, "offsets", "canary", &rc);
+	assert_int_equal(rc, 1);
+	const char *gwant[] = {GA, B, "'canary'", "'rest'", "still the source", "one wave"};
+	for (size_t i = 0; i < sizeof(gwant) / sizeof(gwant[0]); i++)
+		assert_crit(rep, gname, "NO-GO", gwant[i]);
+	json_decref(rep);
+
 	/* B's wave cut over: its authority record on the target says target
 	 * (as cutover's authority step writes it).  The producer moves with
 	 * the canary to a target that is authoritative for both topics. */
@@ -584,6 +609,9 @@ static void test_nogo_producer_spans_waves(void **state)
 	rd_kafka_destroy(pr);
 	rep = gate_json(p1, "cutover", "canary", &rc);
 	assert_crit(rep, "cutover.producer:writer-ab", "GO", NULL);
+	/* The group reads B where its position is committed now. */
+	const char *r = json_string_value(json_object_get(crit(rep, gname), "reason"));
+	assert_true(!r || !strstr(r, B));
 	json_decref(rep);
 	free(p1);
 }
