@@ -970,6 +970,72 @@ done:
 	return err;
 }
 
+/* ---- clients that span waves -------------------------------------------------- */
+
+/* The wave in-scope topic `topic` belongs to, or NULL (no wave names it). */
+static const km_plan_wave_t *topic_wave(const km_plan_t *plan, const char *topic)
+{
+	for (size_t i = 0; i < plan->cutover.waves_cnt; i++)
+		if (km_plan_wave_has_topic(plan, &plan->cutover.waves[i], topic))
+			return &plan->cutover.waves[i];
+	return NULL;
+}
+
+/* A client points at one cluster: when it moves with this wave, every
+ * other topic it writes (or reads) must already be the target's.  Of
+ * topics[n], the first that is not -- outside the migration's scope (it
+ * does not exist on the target), or in another wave whose authority record
+ * (read once into *authp, on the target) still says source -- as *otherp,
+ * with *owavep its wave; each topic outside this wave appended to spans
+ * with its wave and authority.  *otherp NULL: none. */
+static km_err_t spans_waves(gctx_t *g, const char *const *topics, size_t n, json_t **authp,
+			    json_t *spans, const char **otherp, const km_plan_wave_t **owavep)
+{
+	km_err_t err;
+
+	*otherp = NULL;
+	*owavep = NULL;
+	for (size_t t = 0; t < n; t++) {
+		const char *topic = topics[t];
+		const km_plan_wave_t *w = NULL;
+		const char *auth = "out_of_scope";
+
+		if (wave_topic(g, topic))
+			continue;
+		if (km_plan_topic_in_scope(g->plan, topic)) {
+			/* Read only when some client spans waves: a plan
+			 * without one costs no read of the target. */
+			if (!*authp &&
+			    (err = km_mapstore_load_authority(g->plan->migration,
+							      km_kafka_endpoint(g->kt), authp,
+							      g->errstr, g->errstr_size)))
+				return err;
+			w = topic_wave(g->plan, topic);
+			auth = km_mapstore_authority_target(*authp, topic) ? "target" : "source";
+		}
+		json_array_append_new(spans, json_pack("{s:s, s:o, s:s}", "topic", topic, "wave",
+						       w ? json_string(w->name) : json_null(),
+						       "authority", auth));
+		if (!*otherp && strcmp(auth, "target")) {
+			*otherp = topic;
+			*owavep = w;
+		}
+	}
+	return KM_ERR_OK;
+}
+
+/* Whether spans (spans_waves) holds an authority read on the target. */
+static bool read_auth(const json_t *spans)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(spans, i, e)
+		if (strcmp(json_string_value(json_object_get(e, "authority")), "out_of_scope"))
+			return true;
+	return false;
+}
+
 /* ---- offsets ---------------------------------------------------------------------- */
 
 static const km_plan_group_t *plan_group(const km_plan_t *plan, const char *id)
@@ -983,6 +1049,7 @@ static const km_plan_group_t *plan_group(const km_plan_t *plan, const char *id)
 static km_err_t gate_offsets(gctx_t *g)
 {
 	json_t *run = NULL, *facts = NULL, *f, *groups = json_object(), *gr;
+	json_t *others = json_object(), *auth = NULL; /* group -> [topic outside the wave] */
 	char *why = NULL;
 	const char *gid;
 	km_err_t err;
@@ -1007,10 +1074,20 @@ static km_err_t gate_offsets(gctx_t *g)
 		const char *subj = nz(json_string_value(json_object_get(f, "subject")));
 		const char *sp = strrchr(subj, ' ');
 		json_t *b = json_object_get(f, "body");
-		if (strncmp(subj, "group:", 6) || !sp ||
-		    !in_wave(g, nz(json_string_value(json_object_get(b, "topic")))))
+		if (strncmp(subj, "group:", 6) || !sp)
 			continue;
+		const char *topic = nz(json_string_value(json_object_get(b, "topic")));
 		char *id = km_strndup(subj + 6, (size_t)(sp - subj - 6));
+		if (!in_wave(g, topic)) {
+			/* The group's topics in another wave, for spans_waves. */
+			json_t *o = json_object_get(others, id);
+			if (!o)
+				json_object_set_new(others, id, o = json_array());
+			if (!wave_topic(g, topic) && !str_in(o, topic))
+				json_array_append_new(o, json_string(topic));
+			free(id);
+			continue;
+		}
 		if (!(gr = json_object_get(groups, id))) {
 			gr = json_pack("{s:i, s:i, s:i, s:n, s:n}", "partitions", 0, "untranslated", 0,
 				       "exposed", 0, "first_bad", "last");
@@ -1046,6 +1123,23 @@ static km_err_t gate_offsets(gctx_t *g)
 		long long exp = json_integer_value(json_object_get(gr, "exposed"));
 		bool exposed = exp > 0 && iso != KM_PLAN_ISOLATION_READ_COMMITTED;
 		char name[300], *r = NULL;
+		/* A group moves with the wave whose topics it commits on: its
+		 * consumers then read its other topics on the target, where
+		 * nothing committed their position yet (a cutover commits its
+		 * own wave's partitions, and refuses a group live on the
+		 * target). */
+		json_t *ot = json_object_get(others, gid), *spans = json_array();
+		size_t no = json_array_size(ot);
+		const char **tv = km_calloc(no + 1, sizeof(*tv)), *other = NULL;
+		const km_plan_wave_t *ow = NULL;
+		for (size_t k = 0; k < no; k++)
+			tv[k] = json_string_value(json_array_get(ot, k));
+		err = spans_waves(g, tv, no, &auth, spans, &other, &ow);
+		free(tv);
+		if (err) {
+			json_decref(spans);
+			goto done;
+		}
 		snprintf(name, sizeof(name), "offsets.group:%s", gid);
 		if (why)
 			r = km_strdup(why);
@@ -1057,6 +1151,17 @@ static km_err_t gate_offsets(gctx_t *g)
 		else if (!pg->owner)
 			r = km_asprintf("group '%s' has no owner in consumer_groups: declare one",
 					gid);
+		else if (other)
+			r = km_asprintf("group '%s' commits on topics of wave '%s' and on '%s' of "
+					"%s%s%s, whose authority is still the source: once its "
+					"consumers move to the target with this wave they read '%s' "
+					"there without a committed position (its offsets move at its "
+					"own wave's cutover, which refuses a group live on the "
+					"target): put all topics group '%s' reads into one wave, or "
+					"split the group into one per wave",
+					gid, g->wave ? g->wave->name : "(every topic in scope)", other,
+					ow ? "wave '" : "no wave", ow ? ow->name : "", ow ? "'" : "",
+					other, gid);
 		else if (untr)
 			r = km_asprintf("%lld of %lld partition(s) not translated or not proven "
 					"(let replicate catch up, run `kmigrate offsets` again)",
@@ -1070,12 +1175,13 @@ static km_err_t gate_offsets(gctx_t *g)
 		char pbuf[64];
 		criterion(g, name,
 			  "declared + owner, proven, no aborted records exposed",
-			  json_pack("{s:b, s:s, s:I, s:I, s:I, s:s}", "declared", pg != NULL, "restart",
+			  json_pack("{s:b, s:s, s:I, s:I, s:I, s:s, s:o}", "declared", pg != NULL,
+				    "restart",
 				    pg ? km_plan_group_restart_str(pg, pbuf, sizeof(pbuf))
 				       : "undeclared",
 				    "partitions", (json_int_t)parts, "untranslated", (json_int_t)untr,
 				    "aborted_exposed", (json_int_t)exp, "isolation_level",
-				    km_plan_isolation_str(iso)),
+				    km_plan_isolation_str(iso), "other_topics", spans),
 			  from_run(run, json_is_null(ev) ? json_object_get(gr, "last") : ev),
 			  pg && pg->owner ? pg->owner : NULL, !r, r);
 		free(r);
@@ -1083,6 +1189,8 @@ static km_err_t gate_offsets(gctx_t *g)
 done:
 	free(why);
 	json_decref(groups);
+	json_decref(others);
+	json_decref(auth);
 	json_decref(facts);
 	json_decref(run);
 	return err;
@@ -1341,18 +1449,68 @@ static bool wave_lists(const km_plan_wave_t *w, const char *producer)
 	return false;
 }
 
+/* Why producer p writing `wt` of this wave (or NULL: it is only listed)
+ * and `other` (see spans_waves) cannot move with this wave (owned). */
+static char *span_reason(const gctx_t *g, const km_plan_producer_t *p, bool listed,
+			 const char *wt, const char *other, const km_plan_wave_t *ow)
+{
+	const char *wn = g->wave ? g->wave->name : "(every topic in scope)";
+	char *here = wt ? km_asprintf("writes '%s' of wave '%s'", wt, wn)
+			: km_asprintf("moves with wave '%s'", wn);
+	char *fence = NULL, *r;
+
+	if (!km_plan_topic_in_scope(g->plan, other)) {
+		r = km_asprintf("producer '%s' %s and also writes '%s', which is outside the "
+				"migration's scope: at this cutover '%s' moves to the target (it can "
+				"point at one cluster only), where '%s' is neither created nor "
+				"replicated, so those writes fail or auto-create an empty topic; bring "
+				"'%s' into scope and into wave '%s', or split producer '%s' so that "
+				"the writer of '%s' keeps its own cluster",
+				p->name, here, other, p->name, other, other, wn, p->name, other);
+		free(here);
+		return r;
+	}
+	/* The ACL fence denies WRITE on the transactional ids of the
+	 * producers the wave lists (lib/fence.c): a transaction is refused
+	 * whatever topics it holds, so the writes to the other wave's topics
+	 * fail on the source too. */
+	if (p->transactional_id)
+		fence = listed && g->plan->cutover.fence == KM_PLAN_FENCE_ACL
+				? km_asprintf("; the ACL fence would deny its transactional id '%s' "
+					      "on the source, so its transactions fail there for "
+					      "'%s' as well as for this wave's topics",
+					      p->transactional_id, other)
+				: km_asprintf(" (transactional id '%s')", p->transactional_id);
+	r = km_asprintf("producer '%s' %s and '%s' of %s%s%s, whose authority is still the "
+			"source: at this cutover '%s' moves to the target (it can point at one "
+			"cluster only), where '%s' is not authoritative yet%s: put all topics "
+			"producer '%s' writes into one wave, or split the producer into one per "
+			"wave with its own transactional.id",
+			p->name, here, other, ow ? "wave '" : "no wave", ow ? ow->name : "",
+			ow ? "'" : "", p->name, other, fence ? fence : "", p->name);
+	free(here);
+	free(fence);
+	return r;
+}
+
 /* The producers that write the wave's topics (the plan's `producers[].topics`)
  * or move with it: each must move with the wave (a producer left behind
- * keeps writing to a fenced source), and where a topic's rule says
+ * keeps writing to a fenced source), must write nothing the target is not
+ * yet the authority for (spans_waves), and where a topic's rule says
  * `duplicates: none` it must be declared idempotent -- undeclared is
  * unknown, so NO-GO: a retried write after the switch could duplicate. */
 static km_err_t gate_producers(gctx_t *g)
 {
+	json_t *auth = NULL;
+	km_err_t err = KM_ERR_OK;
+
 	for (size_t i = 0; i < g->plan->producers_cnt; i++) {
 		const km_plan_producer_t *p = &g->plan->producers[i];
 		bool listed = g->wave && wave_lists(g->wave, p->name);
-		const char *wt = NULL, *dup = NULL;
+		const char *wt = NULL, *dup = NULL, *other = NULL;
+		const km_plan_wave_t *ow = NULL;
 		char name[300], *r = NULL;
+		json_t *spans;
 
 		for (size_t t = 0; t < p->topics_cnt; t++) {
 			if (!in_wave(g, p->topics[t]))
@@ -1366,7 +1524,15 @@ static km_err_t gate_producers(gctx_t *g)
 		}
 		if (!wt && !listed)
 			continue;
-		if (g->wave && !listed)
+		spans = json_array();
+		if ((err = spans_waves(g, (const char *const *)p->topics, p->topics_cnt, &auth, spans,
+				       &other, &ow))) {
+			json_decref(spans);
+			break;
+		}
+		if (other)
+			r = span_reason(g, p, listed, wt, other, ow);
+		else if (g->wave && !listed)
 			r = km_asprintf("producer '%s' writes '%s' of this wave but is not in the "
 					"wave's producers: it would keep writing to the fenced "
 					"source (add it to the wave)",
@@ -1380,13 +1546,17 @@ static km_err_t gate_producers(gctx_t *g)
 					"duplicates: none",
 					p->name, dup);
 		snprintf(name, sizeof(name), "cutover.producer:%s", p->name);
-		criterion(g, name, "moves with the wave; idempotent where duplicates: none",
-			  json_pack("{s:b, s:s}", "in_wave", listed || !g->wave, "idempotence",
-				    km_plan_tri_str(p->idempotence)),
-			  evidence(NULL, NULL, 0, "plan"), p->owner ? p->owner : g->owner, !r, r);
+		criterion(g, name,
+			  "moves with the wave; writes no topic the target is not the authority "
+			  "for; idempotent where duplicates: none",
+			  json_pack("{s:b, s:s, s:o}", "in_wave", listed || !g->wave, "idempotence",
+				    km_plan_tri_str(p->idempotence), "other_topics", spans),
+			  read_auth(spans) ? live(g) : evidence(NULL, NULL, 0, "plan"),
+			  p->owner ? p->owner : g->owner, !r, r);
 		free(r);
 	}
-	return KM_ERR_OK;
+	json_decref(auth);
+	return err;
 }
 
 typedef km_err_t (*gate_fn_t)(gctx_t *g);

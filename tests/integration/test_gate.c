@@ -7,7 +7,8 @@
  * cutover --wave canary` must be GO with evidence from each.  Then each
  * NO-GO case: lag over threshold, a validation mismatch (a stray record on
  * the target), an undeclared group, stale evidence, a missing
- * cutover.fence, no WRITE on the source for the rollback path (the
+ * cutover.fence, a producer or group that spans two waves (and a producer
+ * writing outside the scope), no WRITE on the source for the rollback path (the
  * SASL_SSL cluster, read as alice), an unreachable cluster (exit 3, nothing
  * journaled); every
  * gate leaves both clusters' topics exactly as they were.
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mapstore.h"
 #include "tk.h"
 #include "util.h"
 
@@ -493,6 +495,127 @@ static void test_nogo_config_fence_transactional(void **state)
 	free(p1), free(p2);
 }
 
+/* The plan of the file with `producers` (a producers: list) and the canary
+ * wave's `producers: [...]` as wave_producers; written as name. */
+static char *plan_with_producers(const char *name, const char *producers,
+				 const char *wave_producers)
+{
+	char *text = tk_read_file(plan, NULL);
+	char *wp = km_asprintf("consumers: [reader-a], producers: [%s], owner:", wave_producers);
+	char *pr = km_asprintf("%scutover:\n", producers);
+	char *t1 = replace(text, "consumers: [reader-a], owner:", wp);
+	char *t2 = replace(t1, "cutover:\n", pr);
+	char *p = tk_write_file(dir, name, t2);
+	free(text), free(wp), free(pr), free(t1), free(t2);
+	return p;
+}
+
+/* A producer writing topics of two waves (A of canary, B of rest): at the
+ * canary's cutover it moves to the target, where B is not authoritative
+ * yet, and the ACL fence denies its transactional id on the source, so its
+ * writes to B fail there too -- NO-GO naming the producer, both topics,
+ * both waves, the transactional id and the fix; the rest wave's gate says
+ * the same from the other side.  A producer writing a topic outside the
+ * migration's scope: NO-GO (the topic does not exist on the target).  Once
+ * B's authority record on the target says "target" (its wave cut over),
+ * the same producer moving with the canary is GO.  The same for a group
+ * of the canary that also reads B (the offsets gate). */
+static void test_nogo_producer_spans_waves(void **state)
+{
+	char outside[64], txid[64], *prod, *p1, *p2;
+	int rc;
+	(void)state;
+
+	/* Run alone (TK_ONLY), the steps test_go runs first: a gate reads
+	 * the journal, offsets needs the replication state. */
+	char *db = km_asprintf("%s/kmigrate.db", dir);
+	if (access(db, F_OK)) {
+		tk_km(plan, "inventory", NULL, NULL, 0, NULL);
+		tk_km(plan, "plan", NULL, NULL, 0, NULL);
+		tk_km(plan, "apply", NULL, NULL, 0, NULL);
+		tk_catch_up(plan, 120000, NULL);
+	}
+	free(db);
+	snprintf(outside, sizeof(outside), "gt-%d.outside", (int)getpid());
+	snprintf(txid, sizeof(txid), "tx-ab-%d", (int)getpid());
+	prod = km_asprintf("producers:\n  - {name: writer-ab, topics: [%s, %s], owner: team-a, "
+			   "validation: \"writes on the target\", idempotence: true, "
+			   "transactions: true, transactional_id: %s, principal: "
+			   "\"User:writer-ab\"}\n",
+			   A, B, txid);
+	p1 = plan_with_producers("span.yaml", prod, "writer-ab");
+	json_t *rep = gate_json(p1, "cutover", "canary", &rc);
+	assert_int_equal(rc, 1);
+	const char *want[] = {"writer-ab", A, B, "'canary'", "'rest'", txid,
+			      "still the source", "put all topics"};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		assert_crit(rep, "cutover.producer:writer-ab", "NO-GO", want[i]);
+	json_decref(rep);
+	/* The rest wave's gate: the producer writes B of rest and A of the
+	 * canary, whose authority is still the source. */
+	rep = gate_json(p1, "cutover", "rest", &rc);
+	assert_int_equal(rc, 1);
+	assert_crit(rep, "cutover.producer:writer-ab", "NO-GO", "still the source");
+	json_decref(rep);
+	free(prod);
+
+	/* A topic outside the migration's scope. */
+	prod = km_asprintf("producers:\n  - {name: writer-ax, topics: [%s, %s], owner: team-a, "
+			   "validation: \"writes on the target\", idempotence: true}\n",
+			   A, outside);
+	p2 = plan_with_producers("span-outside.yaml", prod, "writer-ax");
+	rep = gate_json(p2, "cutover", "canary", &rc);
+	assert_int_equal(rc, 1);
+	assert_crit(rep, "cutover.producer:writer-ax", "NO-GO", outside);
+	assert_crit(rep, "cutover.producer:writer-ax", "NO-GO", "outside the migration's scope");
+	json_decref(rep);
+	free(prod);
+	free(p2);
+
+	/* The canary's group GA also reads B (a commit there): once its
+	 * consumers move with the canary they read B on the target, where
+	 * the group has no committed position until B's wave cuts over (and
+	 * that cutover's offsets step refuses a group live on the target). */
+	tk_commit(&src, GA, B, 0, 3);
+	const char *off[] = {tk_kmigrate(), "offsets", "-p", plan, NULL};
+	char *out, *err;
+	tk_run(&out, &err, off); /* its verdict is the gate's to judge */
+	free(out);
+	free(err);
+	char gname[120];
+	snprintf(gname, sizeof(gname), "offsets.group:%s", GA);
+	rep = gate_json(plan, "offsets", "canary", &rc);
+	assert_int_equal(rc, 1);
+	const char *gwant[] = {GA, B, "'canary'", "'rest'", "still the source", "one wave"};
+	for (size_t i = 0; i < sizeof(gwant) / sizeof(gwant[0]); i++)
+		assert_crit(rep, gname, "NO-GO", gwant[i]);
+	json_decref(rep);
+
+	/* B's wave cut over: its authority record on the target says target
+	 * (as cutover's authority step writes it).  The producer moves with
+	 * the canary to a target that is authoritative for both topics. */
+	char atopic[KM_MAPSTORE_NAME_MAX], val[KM_MAPSTORE_AUTHORITY_MAX], mig[64];
+	km_mapstore_authority_t a = {.at = km_now_ms(), .run_id = 1};
+	snprintf(mig, sizeof(mig), "it-gate-%d", (int)getpid());
+	snprintf(a.authority, sizeof(a.authority), "target");
+	snprintf(a.wave, sizeof(a.wave), "rest");
+	km_mapstore_authority_topic(mig, atopic, sizeof(atopic));
+	assert_true(km_mapstore_authority_encode(&a, val, sizeof(val)) > 0);
+	tk_create_topic(&tgt, atopic, 1, NULL);
+	rd_kafka_t *pr = tk_producer(&tgt, NULL);
+	tk_msg_t m = {.key = B, .value = val, .partition = 0};
+	tk_produce(pr, atopic, &m);
+	tk_flush(pr);
+	rd_kafka_destroy(pr);
+	rep = gate_json(p1, "cutover", "canary", &rc);
+	assert_crit(rep, "cutover.producer:writer-ab", "GO", NULL);
+	/* The group reads B where its position is committed now. */
+	const char *r = json_string_value(json_object_get(crit(rep, gname), "reason"));
+	assert_true(!r || !strstr(r, B));
+	json_decref(rep);
+	free(p1);
+}
+
 /* rollback-ready: the source principal may READ the wave's topic but not
  * WRITE it, so rollback could not copy the target's records back: NO-GO
  * naming the topic and the fix, nothing changed; granting WRITE makes the
@@ -592,6 +715,7 @@ int main(void)
 		cmocka_unit_test(test_nogo_no_fence),
 		cmocka_unit_test(test_nogo_producer_idempotence_undeclared),
 		cmocka_unit_test(test_nogo_config_fence_transactional),
+		cmocka_unit_test(test_nogo_producer_spans_waves),
 		cmocka_unit_test(test_nogo_rollback_write),
 		cmocka_unit_test(test_unreachable_journals_nothing),
 		cmocka_unit_test(test_bad_args),
