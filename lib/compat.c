@@ -2431,7 +2431,6 @@ static void check_group(ctx_t *c)
 	member_t b = {"B", NULL, {false}, "?", 0, 0, "", &events};
 	int64_t want[CANARY_PARTITIONS];
 	char errstr[2048];
-	rd_kafka_t *rk = km_kafka_rk(c->k);
 	chk_t ck;
 
 	for (int p = 0; p < CANARY_PARTITIONS; p++)
@@ -2479,40 +2478,27 @@ static void check_group(ctx_t *c)
 	}
 	chk_try(&ck, "ListConsumerGroupOffsets of '%s'", c->group);
 	{
-		rd_kafka_ListConsumerGroupOffsets_t *req =
-			rd_kafka_ListConsumerGroupOffsets_new(c->group, NULL);
-		rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-		rd_kafka_AdminOptions_t *o =
-			km_kafka_admin_options(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, c->tmo);
-		rd_kafka_event_t *ev = NULL;
+		/* Through km_kafka_committed, not the admin call: librdkafka
+		 * 2.8's ListConsumerGroupOffsets crashes when the coordinator
+		 * is not ready (lib/kafka.h). */
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(CANARY_PARTITIONS),
+						*tps = NULL;
+		const char *gid = c->group;
 		int64_t seen[CANARY_PARTITIONS];
 		km_err_t err;
 
-		for (int p = 0; p < CANARY_PARTITIONS; p++)
+		for (int p = 0; p < CANARY_PARTITIONS; p++) {
 			seen[p] = -1;
-		rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, o, q);
-		err = km_kafka_wait(c->k, q, RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT,
-				    c->tmo + 1000, "ListConsumerGroupOffsets", &ev,
-				    errstr, sizeof(errstr));
-		if (!err) {
-			size_t n;
-			const rd_kafka_group_result_t **gr =
-				rd_kafka_ListConsumerGroupOffsets_result_groups(
-					rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
-			for (size_t g = 0; g < n; g++) {
-				const rd_kafka_topic_partition_list_t *tps =
-					rd_kafka_group_result_partitions(gr[g]);
-				for (int i = 0; tps && i < tps->cnt; i++)
-					if (!strcmp(tps->elems[i].topic, c->topic) &&
-					    tps->elems[i].partition >= 0 &&
-					    tps->elems[i].partition < CANARY_PARTITIONS)
-						seen[tps->elems[i].partition] = tps->elems[i].offset;
-			}
-			rd_kafka_event_destroy(ev);
+			rd_kafka_topic_partition_list_add(l, c->topic, p);
 		}
-		rd_kafka_ListConsumerGroupOffsets_destroy(req);
-		rd_kafka_AdminOptions_destroy(o);
-		rd_kafka_queue_destroy(q);
+		err = km_kafka_committed(c->k, &gid, 1, l, 0, c->tmo, &tps, errstr, sizeof(errstr));
+		for (int i = 0; !err && i < tps->cnt; i++)
+			if (!strcmp(tps->elems[i].topic, c->topic) && tps->elems[i].partition >= 0 &&
+			    tps->elems[i].partition < CANARY_PARTITIONS && tps->elems[i].offset >= 0)
+				seen[tps->elems[i].partition] = tps->elems[i].offset;
+		if (tps)
+			rd_kafka_topic_partition_list_destroy(tps);
+		rd_kafka_topic_partition_list_destroy(l);
 		if (err)
 			goto fail;
 		for (int p = 0; p < CANARY_PARTITIONS; p++)

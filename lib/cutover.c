@@ -1173,55 +1173,36 @@ done:
 
 /* ---- verify ---------------------------------------------------------------------- */
 
-/* The committed offsets of group gid on the target (ListConsumerGroupOffsets
- * of every partition), written into rows[i].committed (-1: none) for the
+/* The committed offsets of group gid on the target (OffsetFetch of every
+ * partition through km_kafka_committed: not the admin API's
+ * ListConsumerGroupOffsets, which crashes when the coordinator is not
+ * ready, lib/kafka.h), written into rows[i].committed (-1: none) for the
  * rows' target_topic/partition. */
 static km_err_t group_committed(ctx_t *x, const char *gid, json_t *rows)
 {
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
-	rd_kafka_ListConsumerGroupOffsets_t *req;
-	rd_kafka_event_t *ev = NULL;
-	km_kafka_call_t call;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8), *tps = NULL;
 	json_t *r;
-	size_t i, n;
+	size_t i;
 	km_err_t err;
 
 	json_array_foreach(rows, i, r)
 		rd_kafka_topic_partition_list_add(
 			l, json_string_value(json_object_get(r, "target_topic")),
 			(int32_t)json_integer_value(json_object_get(r, "partition")));
-	req = rd_kafka_ListConsumerGroupOffsets_new(gid, l);
-	km_kafka_call_begin(x->c->kt, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, 0, &call);
-	rd_kafka_ListConsumerGroupOffsets(km_kafka_rk(x->c->kt), &req, 1, call.options, call.q);
-	err = km_kafka_call_wait(x->c->kt, &call, RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT,
-				 "ListConsumerGroupOffsets", &ev, x->errstr, x->errstr_size);
-	if (!err) {
-		const rd_kafka_group_result_t **gr = rd_kafka_ListConsumerGroupOffsets_result_groups(
-			rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
-		for (size_t g = 0; g < n && !err; g++) {
-			const rd_kafka_error_t *ge = rd_kafka_group_result_error(gr[g]);
-			const rd_kafka_topic_partition_list_t *tps = rd_kafka_group_result_partitions(gr[g]);
-			if (ge) {
-				err = km_kafka_err(x->c->kt, rd_kafka_error_code(ge),
-						   "ListConsumerGroupOffsets", rd_kafka_error_string(ge),
-						   x->errstr, x->errstr_size);
-				break;
-			}
-			json_array_foreach(rows, i, r)
-				for (int k = 0; tps && k < tps->cnt; k++)
-					if (!strcmp(tps->elems[k].topic,
-						    json_string_value(json_object_get(r, "target_topic"))) &&
-					    tps->elems[k].partition ==
-						    json_integer_value(json_object_get(r, "partition")))
-						json_object_set_new(r, "committed",
-								    json_integer(tps->elems[k].offset >= 0
-											 ? tps->elems[k].offset
-											 : -1));
-		}
-	}
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	rd_kafka_ListConsumerGroupOffsets_destroy(req);
+	err = km_kafka_committed(x->c->kt, &gid, 1, l, 0, 0, &tps, x->errstr, x->errstr_size);
+	if (!err)
+		json_array_foreach(rows, i, r)
+			for (int k = 0; k < tps->cnt; k++)
+				if (!strcmp(tps->elems[k].topic,
+					    json_string_value(json_object_get(r, "target_topic"))) &&
+				    tps->elems[k].partition ==
+					    json_integer_value(json_object_get(r, "partition")))
+					json_object_set_new(r, "committed",
+							    json_integer(tps->elems[k].offset >= 0
+										 ? tps->elems[k].offset
+										 : -1));
+	if (tps)
+		rd_kafka_topic_partition_list_destroy(tps);
 	rd_kafka_topic_partition_list_destroy(l);
 	return err;
 }

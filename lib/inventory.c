@@ -1281,71 +1281,55 @@ static km_err_t group_offsets(km_kafka_t *k, const char *group, json_t *topics,
 			      json_t *jg, const km_inventory_opts_t *opts,
 			      char *errstr, size_t errstr_size)
 {
-	rd_kafka_ListConsumerGroupOffsets_t *req =
-		rd_kafka_ListConsumerGroupOffsets_new(group, NULL);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(k));
-	rd_kafka_AdminOptions_t *o = admin_opts(
-		k, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, opts->timeout_ms);
-	rd_kafka_event_t *ev = NULL;
+	/* Not the admin API's ListConsumerGroupOffsets: it crashes when the
+	 * coordinator is not ready (lib/kafka.h km_kafka_committed). */
+	rd_kafka_topic_partition_list_t *tps = NULL;
 	json_t *offs = json_array(), *out_of_scope = json_array();
 	int64_t total_lag = 0;
 	km_err_t err;
-	size_t n;
 
-	rd_kafka_ListConsumerGroupOffsets(km_kafka_rk(k), &req, 1, o, q);
-	err = km_kafka_wait(k, q, RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT,
-			    opts->timeout_ms + 1000, "ListConsumerGroupOffsets",
-			    &ev, errstr, errstr_size);
+	err = km_kafka_committed(k, &group, 1, NULL, 0, opts->timeout_ms, &tps, errstr,
+				 errstr_size);
 	if (!err) {
-		const rd_kafka_group_result_t **gr =
-			rd_kafka_ListConsumerGroupOffsets_result_groups(
-				rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
-		for (size_t g = 0; g < n; g++) {
-			const rd_kafka_topic_partition_list_t *tps =
-				rd_kafka_group_result_partitions(gr[g]);
-			for (int i = 0; tps && i < tps->cnt; i++) {
-				const rd_kafka_topic_partition_t *tp = &tps->elems[i];
-				json_t *t = json_object_get(topics, tp->topic), *jp;
-				json_t *hw;
-				if (!t) {
-					json_array_append_new(out_of_scope,
-							      json_string(tp->topic));
-					continue;
-				}
-				if (tp->offset < 0)
-					continue;
-				jp = topic_partition(t, tp->partition);
-				hw = jp ? json_object_get(jp, "high_watermark") : NULL;
-				json_t *row = json_pack("{s:s, s:i, s:I}", "topic",
-							tp->topic, "partition",
-							tp->partition, "committed",
-							(json_int_t)tp->offset);
-				if (json_is_integer(hw)) {
-					int64_t lag = json_integer_value(hw) - tp->offset;
-					if (lag < 0)
-						lag = 0;
-					json_object_set_new(row, "end",
-							    json_integer(json_integer_value(hw)));
-					json_object_set_new(row, "lag", json_integer(lag));
-					total_lag += lag;
-				}
-				if (tp->metadata_size > 0)
-					json_object_set_new(
-						row, "metadata",
-						json_stringn(tp->metadata, tp->metadata_size));
-				json_array_append_new(offs, row);
+		for (int i = 0; tps && i < tps->cnt; i++) {
+			const rd_kafka_topic_partition_t *tp = &tps->elems[i];
+			json_t *t = json_object_get(topics, tp->topic), *jp;
+			json_t *hw;
+			if (!t) {
+				json_array_append_new(out_of_scope,
+						      json_string(tp->topic));
+				continue;
 			}
+			if (tp->offset < 0)
+				continue;
+			jp = topic_partition(t, tp->partition);
+			hw = jp ? json_object_get(jp, "high_watermark") : NULL;
+			json_t *row = json_pack("{s:s, s:i, s:I}", "topic",
+						tp->topic, "partition",
+						tp->partition, "committed",
+						(json_int_t)tp->offset);
+			if (json_is_integer(hw)) {
+				int64_t lag = json_integer_value(hw) - tp->offset;
+				if (lag < 0)
+					lag = 0;
+				json_object_set_new(row, "end",
+						    json_integer(json_integer_value(hw)));
+				json_object_set_new(row, "lag", json_integer(lag));
+				total_lag += lag;
+			}
+			if (tp->metadata_size > 0)
+				json_object_set_new(
+					row, "metadata",
+					json_stringn(tp->metadata, tp->metadata_size));
+			json_array_append_new(offs, row);
 		}
 	}
 	km_sort_tp_rows(offs);
 	json_object_set_new(jg, "offsets", offs);
 	json_object_set_new(jg, "total_lag", json_integer(total_lag));
 	json_object_set_new(jg, "out_of_scope_topics", out_of_scope);
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	rd_kafka_ListConsumerGroupOffsets_destroy(req);
-	rd_kafka_AdminOptions_destroy(o);
-	rd_kafka_queue_destroy(q);
+	if (tps)
+		rd_kafka_topic_partition_list_destroy(tps);
 	return err;
 }
 

@@ -26,6 +26,13 @@ struct km_kafka_s {
 	int brokers_down;
 	apiv_t *apiv;
 	int napiv, capiv;
+	/* km_kafka_committed()'s consumer handles kept with
+	 * KM_KAFKA_KEEP_READERS: one per group, until km_kafka_close(). */
+	struct reader_s {
+		char *group;
+		rd_kafka_t *rk;
+	} *readers;
+	size_t nreaders;
 };
 
 void km_kafka_endpoint_clear(km_kafka_endpoint_t *ep)
@@ -232,6 +239,7 @@ static const struct {
 	{"CreatePartitions", "Alter", NULL},
 	{"DescribeConsumerGroups", "Describe", NULL},
 	{"ListConsumerGroupOffsets", "Describe", NULL},
+	{"OffsetFetch", "Describe", NULL},
 	{"AlterConsumerGroupOffsets", "Read", NULL},
 	{"DeleteConsumerGroups", "Delete", NULL},
 	{"Metadata", "Describe", NULL},
@@ -498,6 +506,11 @@ void km_kafka_close(km_kafka_t *k)
 {
 	if (!k)
 		return;
+	for (size_t i = 0; i < k->nreaders; i++) {
+		rd_kafka_destroy_flags(k->readers[i].rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+		free(k->readers[i].group);
+	}
+	free(k->readers);
 	if (k->rk)
 		rd_kafka_destroy(k->rk);
 	for (int i = 0; i < k->napiv; i++) {
@@ -693,4 +706,216 @@ const char *km_kafka_config_source_name(rd_kafka_ConfigSource_t s)
 	case RD_KAFKA_CONFIG_SOURCE_DEFAULT_CONFIG: return "default";
 	default: return "unknown";
 	}
+}
+
+/* ---- committed offsets ----------------------------------------------------------- */
+
+/* Handles opened ahead of the group being read (see kafka.h). */
+#define READER_WINDOW 8
+
+/* A consumer handle for group that never subscribes.  read_uncommitted:
+ * the committed offset as the admin call gave it, without waiting for
+ * a pending transactional commit to settle (require_stable). */
+static rd_kafka_t *reader_new(km_kafka_t *k, const char *group, char *errstr, size_t errstr_size)
+{
+	const char *props[] = {"group.id", group,
+			       "enable.auto.commit", "false",
+			       "isolation.level", "read_uncommitted",
+			       "socket.connection.setup.timeout.ms", "10000",
+			       "reconnect.backoff.max.ms", "2000",
+			       "log.connection.close", "false",
+			       NULL};
+	rd_kafka_conf_t *conf;
+	char rerr[512];
+	rd_kafka_t *rk;
+
+	if (km_kafka_conf_new(&k->ep, props, &conf, errstr, errstr_size))
+		return NULL;
+	/* librdkafka's own log goes through log_cb: the engine never prints. */
+	rd_kafka_conf_set_opaque(conf, k);
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr)))) {
+		rd_kafka_conf_destroy(conf);
+		km_seterr(errstr, errstr_size, KM_ERR_PLAN,
+			  "cannot create a consumer for group '%s' on the %s cluster '%s': %s", group,
+			  k->ep.role, k->ep.bootstrap, rerr);
+	}
+	return rk;
+}
+
+/* The kept handle of group, or a new one (kept when keep). */
+static rd_kafka_t *reader_get(km_kafka_t *k, const char *group, bool keep, bool *keptp,
+			      char *errstr, size_t errstr_size)
+{
+	rd_kafka_t *rk = NULL;
+
+	pthread_mutex_lock(&k->lock);
+	for (size_t i = 0; i < k->nreaders && !rk; i++)
+		if (!strcmp(k->readers[i].group, group))
+			rk = k->readers[i].rk;
+	pthread_mutex_unlock(&k->lock);
+	*keptp = rk != NULL;
+	if (rk || !(rk = reader_new(k, group, errstr, errstr_size)) || !keep)
+		return rk;
+	pthread_mutex_lock(&k->lock);
+	k->readers = km_realloc(k->readers, (k->nreaders + 1) * sizeof(*k->readers));
+	k->readers[k->nreaders].group = km_strdup(group);
+	k->readers[k->nreaders].rk = rk;
+	k->nreaders++;
+	pthread_mutex_unlock(&k->lock);
+	*keptp = true;
+	return rk;
+}
+
+static void reader_close(rd_kafka_t *rk)
+{
+	/* It never subscribed: there is no group membership to leave. */
+	if (rk)
+		rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+/* Every partition of every topic on the cluster. */
+static km_err_t all_partitions(km_kafka_t *k, rd_kafka_topic_partition_list_t **lp, char *errstr,
+			       size_t errstr_size)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t rerr = rd_kafka_metadata(k->rk, 1, NULL, &md, KM_KAFKA_TIMEOUT_MS);
+
+	if (rerr)
+		return km_kafka_err(k, rerr, "Metadata of every topic", NULL, errstr, errstr_size);
+	*lp = rd_kafka_topic_partition_list_new(16);
+	for (int t = 0; t < md->topic_cnt; t++)
+		/* A topic whose metadata erred (not authorized to describe
+		 * it) has no partitions listed: nothing to ask about. */
+		for (int p = 0; p < md->topics[t].partition_cnt; p++)
+			rd_kafka_topic_partition_list_add(*lp, md->topics[t].topic,
+							  md->topics[t].partitions[p].id);
+	rd_kafka_metadata_destroy(md);
+	return KM_ERR_OK;
+}
+
+/* Errors that mean "ask again": the coordinator is loading, moved, or not
+ * yet reachable (a restart).  The reader's own group re-finds its
+ * coordinator on NOT_COORDINATOR. */
+static bool coordinator_err(rd_kafka_resp_err_t rerr)
+{
+	return rerr == RD_KAFKA_RESP_ERR_NOT_COORDINATOR ||
+	       rerr == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE ||
+	       rerr == RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS ||
+	       rerr == RD_KAFKA_RESP_ERR__TRANSPORT || rerr == RD_KAFKA_RESP_ERR__TIMED_OUT;
+}
+
+/* Reads one group's offsets of l on rk until the deadline.  Attempts are
+ * short and grow, so that an error the handle reports on its consumer
+ * queue meanwhile (FindCoordinator not authorized: rd_kafka_committed()
+ * itself would only wait for a coordinator until its timeout) fails the
+ * call at once. */
+static km_err_t read_group(km_kafka_t *k, rd_kafka_t *rk, const char *group,
+			   rd_kafka_topic_partition_list_t *l, int timeout_ms, char *errstr,
+			   size_t errstr_size)
+{
+	int64_t deadline = km_mono_ms() + timeout_ms;
+	int attempt_ms = 500;
+	rd_kafka_resp_err_t rerr;
+	char what[300];
+
+	snprintf(what, sizeof(what), "OffsetFetch of group '%s'", group);
+	for (;;) {
+		int64_t left = deadline - km_mono_ms();
+		if (left <= 0) {
+			rerr = RD_KAFKA_RESP_ERR__TIMED_OUT;
+			break;
+		}
+		rerr = rd_kafka_committed(rk, l, (int)(left < attempt_ms ? left : attempt_ms));
+		if (!rerr || !coordinator_err(rerr))
+			break;
+		attempt_ms = attempt_ms < 4000 ? attempt_ms * 2 : attempt_ms;
+		/* Not subscribed: polling only hands over errors. */
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 0);
+		if (m) {
+			rd_kafka_resp_err_t qerr = m->err;
+			rd_kafka_message_destroy(m);
+			if (qerr && !coordinator_err(qerr) && qerr != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN &&
+			    qerr != RD_KAFKA_RESP_ERR__RESOLVE) {
+				rerr = qerr;
+				break;
+			}
+		}
+	}
+	if (!rerr)
+		return KM_ERR_OK;
+	return km_kafka_err(k, rerr, what,
+			    rerr == RD_KAFKA_RESP_ERR__TIMED_OUT
+				    ? "the group's coordinator did not answer before the deadline"
+				    : NULL,
+			    errstr, errstr_size);
+}
+
+km_err_t km_kafka_committed(km_kafka_t *k, const char *const *groups, size_t n,
+			    const rd_kafka_topic_partition_list_t *parts, int flags, int timeout_ms,
+			    rd_kafka_topic_partition_list_t **out, char *errstr, size_t errstr_size)
+{
+	bool keep = flags & KM_KAFKA_KEEP_READERS;
+	rd_kafka_t **h = km_calloc(n ? n : 1, sizeof(*h));
+	bool *kept = km_calloc(n ? n : 1, sizeof(*kept));
+	rd_kafka_topic_partition_list_t *all = NULL;
+	km_err_t err = KM_ERR_OK;
+
+	if (timeout_ms <= 0)
+		timeout_ms = KM_KAFKA_TIMEOUT_MS;
+	for (size_t i = 0; i < n; i++)
+		out[i] = NULL;
+	if (!parts && n && (err = all_partitions(k, &all, errstr, errstr_size)))
+		goto done;
+	for (size_t i = 0; i < n && !err; i++) {
+		for (size_t j = i; j < n && j < i + READER_WINDOW && !err; j++)
+			if (!h[j] && !(h[j] = reader_get(k, groups[j], keep, &kept[j], errstr,
+							 errstr_size)))
+				err = KM_ERR_PLAN;
+		if (err)
+			break;
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(parts ? parts : all);
+		/* An empty list sends nothing and gets no answer. */
+		if (l->cnt && (err = read_group(k, h[i], groups[i], l, timeout_ms, errstr, errstr_size))) {
+			rd_kafka_topic_partition_list_destroy(l);
+			break;
+		}
+		if (!parts) {
+			rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_new(l->cnt ? 8 : 1);
+			for (int p = 0; p < l->cnt; p++)
+				if (l->elems[p].offset >= 0 || l->elems[p].err) {
+					rd_kafka_topic_partition_t *e = rd_kafka_topic_partition_list_add(
+						c, l->elems[p].topic, l->elems[p].partition);
+					e->offset = l->elems[p].offset;
+					e->err = l->elems[p].err;
+					if (l->elems[p].metadata_size) {
+						e->metadata = km_malloc(l->elems[p].metadata_size);
+						memcpy(e->metadata, l->elems[p].metadata,
+						       l->elems[p].metadata_size);
+						e->metadata_size = l->elems[p].metadata_size;
+					}
+				}
+			rd_kafka_topic_partition_list_destroy(l);
+			l = c;
+		}
+		out[i] = l;
+		if (!kept[i]) {
+			reader_close(h[i]);
+			h[i] = NULL;
+		}
+	}
+done:
+	for (size_t i = 0; i < n; i++) {
+		if (!kept[i])
+			reader_close(h[i]);
+		if (err && out[i]) {
+			rd_kafka_topic_partition_list_destroy(out[i]);
+			out[i] = NULL;
+		}
+	}
+	if (all)
+		rd_kafka_topic_partition_list_destroy(all);
+	free(h);
+	free(kept);
+	return err;
 }

@@ -150,6 +150,36 @@ typedef enum {
 km_err_t km_kafka_list_offsets(km_kafka_t *k, rd_kafka_topic_partition_list_t *tps,
 			       km_kafka_offset_t which, char *errstr, size_t errstr_size);
 
+/* The committed offsets of consumer groups, read the way a consumer reads
+ * its own: OffsetFetch through a consumer handle whose group.id is the
+ * group and which never subscribes (no join, no rebalance of the
+ * application's group), librdkafka's rd_kafka_committed().
+ *
+ * Not the admin API's ListConsumerGroupOffsets: in librdkafka 2.8 it
+ * crashes the process when the group coordinator is not ready or moves
+ * (a freshly started cluster, a broker restart): a NULL consumer group is
+ * dereferenced when OffsetFetch answers NOT_COORDINATOR on an admin
+ * handle (librdkafka issue #5040), and a coordinator request that timed
+ * out is used after free when the coordinator comes back (issue #4605,
+ * "eonce->refcnt > 0").  A consumer handle's own OffsetFetch has neither
+ * path; its coordinator errors are retried here until the deadline.
+ *
+ * groups[0..n-1]: the groups.  parts: the partitions to read for every
+ * group, or NULL for every partition of every topic on the cluster (one
+ * Metadata call), in which case each result keeps only the partitions the
+ * group committed (or that erred).  out[i]: a new list for groups[i]
+ * (destroy each), .offset < 0 = none committed, .err a partition's own
+ * error; all NULL when the call fails.  timeout_ms (<= 0: the default) is
+ * each group's deadline.  A handle per group costs a connection and a
+ * FindCoordinator: a window of them is opened ahead so that they connect
+ * while earlier groups are read; with KM_KAFKA_KEEP_READERS they are kept
+ * in k until km_kafka_close() (monitor reads the same groups every
+ * interval), otherwise closed once read. */
+enum { KM_KAFKA_KEEP_READERS = 0x1 };
+km_err_t km_kafka_committed(km_kafka_t *k, const char *const *groups, size_t n,
+			    const rd_kafka_topic_partition_list_t *parts, int flags, int timeout_ms,
+			    rd_kafka_topic_partition_list_t **out, char *errstr, size_t errstr_size);
+
 /* Where a config value comes from, in kmigrate's words: "topic",
  * "broker-dynamic", "cluster-dynamic-default", "broker-static", "default"
  * or "unknown".  Static storage. */

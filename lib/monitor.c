@@ -33,19 +33,6 @@
 #define PROM_TIMEOUT_MS 5000
 #define METADATA_TIMEOUT_MS 10000
 
-/* A consumer handle per (cluster, group), kept for the monitor's life: it
- * never subscribes (no join, no rebalance of the application's group), it
- * only asks the group's coordinator for the committed offsets.
- *
- * Not the admin API's ListConsumerGroupOffsets: librdkafka 2.8 dereferences
- * a NULL consumer group when that call's OffsetFetch answers
- * NOT_COORDINATOR on an admin (producer) handle -- a SIGSEGV seen here on
- * freshly started clusters, librdkafka issue #5040. */
-typedef struct gconsumer_s {
-	char *key; /* "cluster/group" */
-	rd_kafka_t *rk;
-} gconsumer_t;
-
 typedef struct trig_s {
 	const km_plan_trigger_t *t;
 	int64_t pending_since; /* 0: inactive */
@@ -61,8 +48,6 @@ struct km_monitor_s {
 	json_t *prev_hwm; /* {"source": {topic: sum}, "target": {...}} */
 	int64_t prev_ms;
 	int64_t next_gates_ms;
-	struct gconsumer_s *gc;
-	size_t ngc;
 	/* Connect workers (source, target), opened on first use and kept;
 	 * and the task states of the previous sample: {"cluster/conn/task":
 	 * state}, so that a transition to FAILED is counted once. */
@@ -97,12 +82,6 @@ void km_monitor_destroy(km_monitor_t *mon)
 	json_decref(mon->prev_tasks);
 	km_connect_close(mon->cw[0]);
 	km_connect_close(mon->cw[1]);
-	for (size_t i = 0; i < mon->ngc; i++) {
-		rd_kafka_consumer_close(mon->gc[i].rk);
-		rd_kafka_destroy(mon->gc[i].rk);
-		free(mon->gc[i].key);
-	}
-	free(mon->gc);
 	free(mon);
 }
 
@@ -251,63 +230,35 @@ static json_t *plan_groups(const km_plan_t *plan)
 	return groups;
 }
 
-static rd_kafka_t *group_consumer(km_monitor_t *mon, km_kafka_t *k, const char *cluster,
-				  const char *gid, char *errstr, size_t errstr_size)
-{
-	char key[600], rerr[512];
-	rd_kafka_conf_t *conf;
-	const char *props[] = {"group.id", gid, "enable.auto.commit", "false", NULL};
-
-	snprintf(key, sizeof(key), "%s/%s", cluster, gid);
-	for (size_t i = 0; i < mon->ngc; i++)
-		if (!strcmp(mon->gc[i].key, key))
-			return mon->gc[i].rk;
-	if (km_kafka_conf_new(km_kafka_endpoint(k), props, &conf, errstr, errstr_size))
-		return NULL;
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof(rerr));
-	if (!rk) {
-		rd_kafka_conf_destroy(conf);
-		snprintf(errstr, errstr_size, "cannot create a consumer for group '%.200s' on the %s: %.200s",
-			 gid, cluster, rerr);
-		return NULL;
-	}
-	mon->gc = km_realloc(mon->gc, (mon->ngc + 1) * sizeof(*mon->gc));
-	mon->gc[mon->ngc].key = km_strdup(key);
-	mon->gc[mon->ngc].rk = rk;
-	mon->ngc++;
-	return rk;
-}
-
 /* The committed offsets of group gid on one cluster for every partition
- * of hwms: *listp (destroy it); an offset < 0 is "none committed". */
-static km_err_t group_offsets(km_monitor_t *mon, km_kafka_t *k, const char *cluster,
-			      const char *gid, const json_t *hwms,
+ * of hwms: *listp (destroy it); an offset < 0 is "none committed".
+ * km_kafka_committed keeps a consumer handle per (cluster, group) in k
+ * for the monitor's life (KM_KAFKA_KEEP_READERS): it never subscribes, it
+ * only asks the group's coordinator.  Not the admin API's
+ * ListConsumerGroupOffsets: librdkafka 2.8 crashes in it when the
+ * coordinator is not ready (a SIGSEGV seen here on freshly started
+ * clusters, librdkafka issue #5040; see lib/kafka.h). */
+static km_err_t group_offsets(km_kafka_t *k, const char *gid, const json_t *hwms,
 			      rd_kafka_topic_partition_list_t **listp, char *errstr,
 			      size_t errstr_size)
 {
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
-	rd_kafka_resp_err_t rerr;
 	const char *topic;
 	json_t *a;
-	rd_kafka_t *rk;
+	km_err_t err;
 
 	*listp = NULL;
-	if (!(rk = group_consumer(mon, k, cluster, gid, errstr, errstr_size))) {
-		rd_kafka_topic_partition_list_destroy(l);
-		return KM_ERR_KAFKA;
-	}
 	json_object_foreach((json_t *)hwms, topic, a)
 		for (size_t p = 0; p < json_array_size(a); p++)
 			rd_kafka_topic_partition_list_add(l, topic, (int32_t)p);
-	if (l->cnt && (rerr = rd_kafka_committed(rk, l, KM_KAFKA_TIMEOUT_MS))) {
-		rd_kafka_topic_partition_list_destroy(l);
-		snprintf(errstr, errstr_size,
-			 "the committed offsets of group '%s' on the %s cluster '%s': %s", gid,
-			 cluster, km_kafka_endpoint(k)->bootstrap, rd_kafka_err2str(rerr));
-		return KM_ERR_KAFKA;
+	if (!l->cnt) {
+		*listp = l;
+		return KM_ERR_OK;
 	}
-	*listp = l;
-	return KM_ERR_OK;
+	err = km_kafka_committed(k, &gid, 1, l, KM_KAFKA_KEEP_READERS, KM_KAFKA_TIMEOUT_MS, listp,
+				 errstr, errstr_size);
+	rd_kafka_topic_partition_list_destroy(l);
+	return err;
 }
 
 /* kmigrate_consumer_group_lag_records of every plan group on one cluster,
@@ -323,7 +274,7 @@ static void group_lags(km_monitor_t *mon, const char *cluster, km_kafka_t *k,
 	json_object_foreach((json_t *)groups, gid, g) {
 		rd_kafka_topic_partition_list_t *l = NULL;
 		json_t *per = json_object();
-		if (group_offsets(mon, k, cluster, gid, hwms, &l, e, sizeof(e))) {
+		if (group_offsets(k, gid, hwms, &l, e, sizeof(e))) {
 			sample_error(errors, m, cluster, "group lag", e);
 			json_decref(per);
 			continue;

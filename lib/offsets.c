@@ -302,65 +302,43 @@ static km_err_t read_unique(reader_t rd[NSIDES], probe_t *pr, size_t np, size_t 
 
 /* ---- group listing ------------------------------------------------------------- */
 
-/* The committed offsets of every group: librdkafka takes one group per
- * ListConsumerGroupOffsets request, so the requests are all sent at once
- * (a window of 64) and their results gathered from one queue.
+/* The committed offsets of every group (km_kafka_committed: a consumer
+ * handle per group, a window of them connecting ahead; not the admin
+ * API's ListConsumerGroupOffsets, which crashes when a coordinator is not
+ * ready, see lib/kafka.h).
  * @returns in *offsp an object {group: [{"topic", "partition",
  * "committed"}...]}. */
 static km_err_t committed_offsets(km_kafka_t *k, const json_t *ids, json_t **offsp, char *errstr,
 				  size_t errstr_size)
 {
-	/* Many requests, one queue: km_kafka_call's options (the deadline)
-	 * are shared by them and its wait is per result. */
-	rd_kafka_queue_t *q = rd_kafka_queue_new(km_kafka_rk(k));
-	rd_kafka_AdminOptions_t *o = km_kafka_admin_options(
-		km_kafka_rk(k), RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, KM_KAFKA_TIMEOUT_MS);
-	json_t *offs = json_object();
-	size_t sent = 0, got = 0, total = json_array_size(ids);
-	km_err_t err = KM_ERR_OK;
+	size_t total = json_array_size(ids);
+	const char **gs = km_calloc(total ? total : 1, sizeof(*gs));
+	rd_kafka_topic_partition_list_t **ls = km_calloc(total ? total : 1, sizeof(*ls));
+	json_t *offs;
+	km_err_t err;
 
-	while (got < total && !err) {
-		while (sent < total && sent - got < 64) {
-			rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(
-				json_string_value(json_array_get(ids, sent)), NULL);
-			rd_kafka_ListConsumerGroupOffsets(km_kafka_rk(k), &req, 1, o, q);
-			rd_kafka_ListConsumerGroupOffsets_destroy(req);
-			sent++;
-		}
-		rd_kafka_event_t *ev = NULL;
-		size_t n;
-		err = km_kafka_wait(k, q, RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT,
-				    KM_KAFKA_TIMEOUT_MS, "ListConsumerGroupOffsets", &ev, errstr,
-				    errstr_size);
-		if (err)
-			break;
-		got++;
-		const rd_kafka_group_result_t **gr = rd_kafka_ListConsumerGroupOffsets_result_groups(
-			rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
-		for (size_t g = 0; g < n && !err; g++) {
-			const rd_kafka_error_t *ge = rd_kafka_group_result_error(gr[g]);
-			const rd_kafka_topic_partition_list_t *tps = rd_kafka_group_result_partitions(gr[g]);
-			json_t *rows = json_array();
-			if (ge)
-				err = km_kafka_err(k, rd_kafka_error_code(ge),
-						   "ListConsumerGroupOffsets",
-						   rd_kafka_error_string(ge), errstr, errstr_size);
-			for (int i = 0; tps && i < tps->cnt; i++)
-				if (tps->elems[i].offset >= 0)
-					json_array_append_new(
-						rows, json_pack("{s:s, s:i, s:I}", "topic", tps->elems[i].topic,
-								"partition", tps->elems[i].partition,
-								"committed", (json_int_t)tps->elems[i].offset));
-			json_object_set_new(offs, rd_kafka_group_result_name(gr[g]), rows);
-		}
-		rd_kafka_event_destroy(ev);
-	}
-	rd_kafka_AdminOptions_destroy(o);
-	rd_kafka_queue_destroy(q);
-	if (err) {
-		json_decref(offs);
+	for (size_t i = 0; i < total; i++)
+		gs[i] = json_string_value(json_array_get(ids, i));
+	if ((err = km_kafka_committed(k, gs, total, NULL, 0, KM_KAFKA_TIMEOUT_MS, ls, errstr,
+				      errstr_size))) {
+		free(gs);
+		free(ls);
 		return err;
 	}
+	offs = json_object();
+	for (size_t g = 0; g < total; g++) {
+		json_t *rows = json_array();
+		for (int i = 0; i < ls[g]->cnt; i++)
+			if (ls[g]->elems[i].offset >= 0)
+				json_array_append_new(
+					rows, json_pack("{s:s, s:i, s:I}", "topic", ls[g]->elems[i].topic,
+							"partition", ls[g]->elems[i].partition,
+							"committed", (json_int_t)ls[g]->elems[i].offset));
+		json_object_set_new(offs, gs[g], rows);
+		rd_kafka_topic_partition_list_destroy(ls[g]);
+	}
+	free(gs);
+	free(ls);
 	*offsp = offs;
 	return KM_ERR_OK;
 }
