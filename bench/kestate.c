@@ -18,6 +18,9 @@
  *   -x PREFIX   topics PREFIX.NNN and groups PREFIX-g-NN (default "bo", whose
  *               groups keep their old names bench-g-NN)
  *   -s BYTES    value size: the value is padded to BYTES (default: unpadded)
+ *   -A GEN      append: the topics may exist already, keys carry "-gGEN" (so a
+ *               second load's keys stay unique in their partition), no group
+ *               commits (prints 0)
  * Prints "kestate: C records committed, A aborted" on stderr.
  *
  *   kestate -b SOURCE -x PREFIX -T T -P P -V TARGET [-R TPREFIX]
@@ -82,7 +85,8 @@ static rd_kafka_event_t *wait_ev(rd_kafka_queue_t *q, const char *what)
 	return ev;
 }
 
-static void create_topics(rd_kafka_t *rk, const char *prefix, int topics, int partitions)
+static void create_topics(rd_kafka_t *rk, const char *prefix, int topics, int partitions,
+			  int append)
 {
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
 	for (int first = 0; first < topics; first += 50) {
@@ -100,7 +104,9 @@ static void create_topics(rd_kafka_t *rk, const char *prefix, int topics, int pa
 		const rd_kafka_topic_result_t **tr =
 			rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
 		for (size_t i = 0; i < cnt; i++)
-			if (rd_kafka_topic_result_error(tr[i]))
+			if (rd_kafka_topic_result_error(tr[i]) &&
+			    !(append && rd_kafka_topic_result_error(tr[i]) ==
+						RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS))
 				die("CreateTopics %s: %s", rd_kafka_topic_result_name(tr[i]),
 				    rd_kafka_topic_result_error_string(tr[i]));
 		rd_kafka_event_destroy(ev);
@@ -338,13 +344,15 @@ int main(int argc, char **argv)
 	const char *boot = NULL, *prefix = "bo", *verify_boot = NULL, *watch_boot = NULL;
 	const char *tprefix = "";
 	int topics = 200, parts = 5, records = 40, groups = 10, per_group = 20, c, size = 0;
+	int append = 0;
 	long long want = 0, committed = 0, aborted = 0;
 	double deadline_s = 900;
 	char name[64], val[4096];
 
-	while ((c = getopt(argc, argv, "b:T:P:r:g:t:x:s:V:W:R:n:D:")) != -1) {
+	while ((c = getopt(argc, argv, "b:T:P:r:g:t:x:s:V:W:R:n:D:A:")) != -1) {
 		switch (c) {
 		case 'x': prefix = optarg; break;
+		case 'A': append = atoi(optarg); break;
 		case 's': size = atoi(optarg); break;
 		case 'V': verify_boot = optarg; break;
 		case 'W': watch_boot = optarg; break;
@@ -374,7 +382,7 @@ int main(int argc, char **argv)
 		return watch(watch_boot, tprefix, prefix, topics, parts, want, deadline_s);
 
 	rd_kafka_t *adm = client(RD_KAFKA_PRODUCER, boot, NULL);
-	create_topics(adm, prefix, topics, parts);
+	create_topics(adm, prefix, topics, parts, append);
 
 	rd_kafka_t *p = client(RD_KAFKA_PRODUCER, boot, "kestate");
 	check(rd_kafka_init_transactions(p, 60000), "init_transactions");
@@ -391,8 +399,11 @@ int main(int argc, char **argv)
 						 * topic's number, half and index; verify
 						 * compares keys); the value is the key,
 						 * padded to -s bytes. */
-						int kl = snprintf(val, sizeof(val), "%.40s-%d-%d-%d", name,
-								  part % 1000, half, i);
+						int kl = append ? snprintf(val, sizeof(val),
+									   "%.40s-%d-%d-%d-g%d", name,
+									   part % 1000, half, i, append)
+								: snprintf(val, sizeof(val), "%.40s-%d-%d-%d", name,
+									   part % 1000, half, i);
 						size_t vl = (size_t)kl;
 						if (size > kl) {
 							memset(val + kl, 'v', (size_t)(size - kl));
@@ -431,7 +442,7 @@ int main(int argc, char **argv)
 	/* Commits: one AlterConsumerGroupOffsets per group. */
 	rd_kafka_queue_t *q = rd_kafka_queue_new(adm);
 	int total = 0;
-	for (int g = 0; g < groups; g++) {
+	for (int g = 0; g < groups && !append; g++) {
 		rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(per_group * parts);
 		for (int k = 0; k < per_group; k++) {
 			int t = (g * per_group / 2 + k) % topics;
