@@ -1534,6 +1534,26 @@ km_err_t km_fence_prove(km_kafka_t *ks, const km_kafka_endpoint_t *ks_ep, const 
 	    (err = list_offsets(ks, tps, n, 2, errstr, errstr_size)))
 		goto done;
 	hwm0 = km_calloc(n ? n : 1, sizeof(*hwm0));
+	/* Described is not yet applied: the broker that describes the new
+	 * config may still append a write it validated against the old one
+	 * (seen once: a live writer's record appended just after, and the
+	 * proof said "records were appended").  The measure starts once the
+	 * high watermarks stood still for three reads 200 ms apart -- with
+	 * writers refused they do -- or at the deadline, when the proof
+	 * judges whatever moved. */
+	for (int still = 0; still < 3 && km_mono_ms() - t0 <= timeout_ms;) {
+		for (size_t i = 0; i < n; i++)
+			hwm0[i] = tps[i].hwm;
+		usleep(200 * 1000);
+		if ((err = list_offsets(ks, tps, n, 1, errstr, errstr_size)))
+			goto done;
+		bool same = true;
+		for (size_t i = 0; i < n && same; i++)
+			same = tps[i].hwm == hwm0[i];
+		still = same ? still + 1 : 0;
+	}
+	if ((err = list_offsets(ks, tps, n, 2, errstr, errstr_size)))
+		goto done;
 	for (size_t i = 0; i < n; i++)
 		hwm0[i] = tps[i].hwm;
 	for (size_t i = 0; i < nas; i++)

@@ -244,7 +244,7 @@ static void test_refused_before_switch(void **state)
 	assert_int_equal(tk_kmv(NULL, &err, "replicate", "-p", plan, "--reverse", "--wave", "w1",
 			    "--until-caught-up", NULL),
 			 1);
-	assert_non_null(strstr(err, "wave 'w1' has no journaled switch step"));
+	assert_non_null(strstr(err, "wave 'w1' has no journaled start of the target's new history"));
 	assert_true(strchr(err, '\n') == err + strlen(err) - 1);
 	free(err);
 	assert_int_equal(tk_kmv(NULL, NULL, "replicate", "-p", plan, "--reverse", NULL), 2);

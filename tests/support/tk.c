@@ -892,28 +892,41 @@ void tk_group_read(const tk_cluster_t *c, const char *group, const char *topic, 
 	rd_kafka_destroy(rk);
 }
 
+/* Through a consumer handle of the group that never subscribes, not the
+ * admin ListConsumerGroupOffsets: librdkafka 2.8 dereferences the admin
+ * handle's NULL consumer group when that call's OffsetFetch answers
+ * NOT_COORDINATOR (librdkafka #5040; docs/internals/monitor.md). */
 int64_t tk_committed(const tk_cluster_t *c, const char *group, const char *topic, int partition)
 {
-	rd_kafka_t *rk = tk_admin(c);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_conf_t *cf = conf(c);
+	char err[512];
+	rd_kafka_t *rk;
 	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_ListConsumerGroupOffsets_t *req;
+	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
 	int64_t off = -1;
-	size_t n;
 
+	tk_conf_set(cf, "group.id", group);
+	tk_conf_set(cf, "enable.auto.commit", "false");
+	if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, cf, err, sizeof(err))))
+		tk_fail("consumer of group %s: %s", group, err);
 	rd_kafka_topic_partition_list_add(tp, topic, partition);
-	req = rd_kafka_ListConsumerGroupOffsets_new(group, tp);
-	rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, NULL, q);
-	rd_kafka_event_t *ev = wait_ev(q, "ListConsumerGroupOffsets");
-	const rd_kafka_group_result_t **gr = rd_kafka_ListConsumerGroupOffsets_result_groups(
-		rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
-	if (n == 1 && rd_kafka_group_result_partitions(gr[0]) &&
-	    rd_kafka_group_result_partitions(gr[0])->cnt == 1)
-		off = rd_kafka_group_result_partitions(gr[0])->elems[0].offset;
-	rd_kafka_event_destroy(ev);
-	rd_kafka_ListConsumerGroupOffsets_destroy(req);
+	/* A coordinator still loading answers with a retriable error. */
+	for (int attempt = 0; attempt < 30; attempt++) {
+		e = rd_kafka_committed(rk, tp, 10000);
+		if (!e)
+			e = tp->elems[0].err;
+		if (e != RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS &&
+		    e != RD_KAFKA_RESP_ERR_NOT_COORDINATOR &&
+		    e != RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE &&
+		    e != RD_KAFKA_RESP_ERR__TIMED_OUT)
+			break;
+		usleep(500 * 1000);
+	}
+	if (e)
+		tk_fail("committed offset of group %s on %s[%d]: %s", group, topic, partition,
+			rd_kafka_err2str(e));
+	off = tp->elems[0].offset;
 	rd_kafka_topic_partition_list_destroy(tp);
-	rd_kafka_queue_destroy(q);
 	rd_kafka_destroy(rk);
 	return off < 0 ? -1 : off;
 }
