@@ -626,12 +626,26 @@ static km_err_t discover(repl_t *r, km_kafka_t *ks, km_kafka_t *kt)
 			r->sp[r->nsp].topic_id = NULL;
 			r->sp[r->nsp].codec = NULL;
 			r->sp[r->nsp].max_batch = 0;
-			if ((err = km_kafka_watermarks(ks, t->topic, t->partitions[p].id,
-						       &r->sp[r->nsp].lo, &r->sp[r->nsp].hi,
-						       msg, sizeof(msg))))
-				fail(r, err, "%s", msg);
+			r->sp[r->nsp].lo = r->sp[r->nsp].hi = -1;
 			r->nsp++;
 		}
+	}
+	/* The watermarks of every partition in two ListOffsets (log start,
+	 * end), not two round trips per partition: at 2,000 partitions the
+	 * start-up took ~2 s for them alone. */
+	if (!err && r->nsp) {
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->nsp);
+		for (int i = 0; i < r->nsp; i++)
+			rd_kafka_topic_partition_list_add(l, r->sp[i].topic, r->sp[i].partition);
+		if ((err = km_kafka_list_offsets(ks, l, KM_KAFKA_LOG_START, msg, sizeof(msg))))
+			fail(r, err, "%s", msg);
+		for (int i = 0; !err && i < r->nsp; i++)
+			r->sp[i].lo = l->elems[i].offset;
+		if (!err && (err = km_kafka_list_offsets(ks, l, KM_KAFKA_HWM, msg, sizeof(msg))))
+			fail(r, err, "%s", msg);
+		for (int i = 0; !err && i < r->nsp; i++)
+			r->sp[i].hi = l->elems[i].offset;
+		rd_kafka_topic_partition_list_destroy(l);
 	}
 	if (!err && !r->reverse)
 		err = design_topics_seen(r, md);
