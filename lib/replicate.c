@@ -23,8 +23,8 @@
 void km_repl_opts_init(km_repl_opts_t *opts)
 {
 	memset(opts, 0, sizeof(*opts));
-	opts->txn_max_records = 10000;
-	opts->txn_max_ms = 250;
+	opts->txn_max_records = 0; /* by the task's partitions: txn_size() */
+	opts->txn_max_ms = 0;
 	opts->max_buffer_bytes = 64 * 1024 * 1024;
 }
 
@@ -51,6 +51,7 @@ typedef struct part_s {
 	bool caught_up;
 	bool excluded;    /* its authority is the target: never copied again */
 	km_offrun_builder_t rb;
+	bool copying;     /* records of it are in the open transaction */
 	int64_t last_tgt; /* for the open txn's runs */
 	/* Metrics, main thread only: when its lag was last seen at 0
 	 * (0: never), the bound of kmigrate_replication_lag_seconds. */
@@ -76,9 +77,12 @@ typedef struct task_s {
 	part_t *parts;
 	int nparts;
 	part_t *last_part; /* part_of()'s last answer */
-	slot_t *slots;
+	slot_t *slots;   /* the records fetched and not yet delivered */
 	int nslots;
-	int64_t txn_max_bytes; /* the task's share of the budget held by a transaction */
+	int64_t txn_max_bytes; /* the task's share of the budget held at once */
+	int64_t txn_records;   /* records per transaction at most */
+	int txn_ms;            /* time per transaction */
+	rd_kafka_topic_t *rkt_offmap, *rkt_progress; /* the producer's, of the store */
 	bool in_txn;
 	int excl_gen;     /* the exclusions this task has applied (r->excl_gen) */
 	bool reassign;    /* an exclusion was applied: drop its partitions */
@@ -750,30 +754,57 @@ static rd_kafka_message_t *next_message(task_t *t, int timeout_ms)
 	return t->batch[t->ib++];
 }
 
-static void task_destroy(task_t *t)
+/* Closes the task's clients, on its own thread as it ends: each close
+ * waits for librdkafka's threads (up to a second), and the tasks then
+ * close theirs at the same time instead of one after another in
+ * task_join() (3 s of a 2,000-partition run's 8 s were spent there). */
+static void task_close_clients(task_t *t)
 {
-	if (!t)
-		return;
 	for (int i = 0; i < t->nslots; i++)
-		if (t->slots[i].m)
+		if (t->slots[i].m) {
 			rd_kafka_message_destroy(t->slots[i].m);
+			t->slots[i].m = NULL;
+		}
 	drop_batch(t);
 	if (t->cq)
 		rd_kafka_queue_destroy(t->cq);
-	if (t->c) {
-		rd_kafka_consumer_close(t->c);
-		rd_kafka_destroy(t->c);
+	t->cq = NULL;
+	/* The main thread reads watermarks through t->c under t->lock
+	 * (part_metrics()). */
+	pthread_mutex_lock(&t->lock);
+	rd_kafka_t *c = t->c;
+	t->c = NULL;
+	pthread_mutex_unlock(&t->lock);
+	if (c) {
+		rd_kafka_consumer_close(c);
+		rd_kafka_destroy(c);
 	}
 	for (int i = 0; i < t->nparts; i++) {
 		if (t->parts[i].rkt_tgt)
 			rd_kafka_topic_destroy(t->parts[i].rkt_tgt);
+		t->parts[i].rkt_tgt = NULL;
+	}
+	if (t->rkt_offmap)
+		rd_kafka_topic_destroy(t->rkt_offmap);
+	if (t->rkt_progress)
+		rd_kafka_topic_destroy(t->rkt_progress);
+	t->rkt_offmap = t->rkt_progress = NULL;
+	if (t->p)
+		rd_kafka_destroy(t->p);
+	t->p = NULL;
+}
+
+static void task_destroy(task_t *t)
+{
+	if (!t)
+		return;
+	task_close_clients(t);
+	for (int i = 0; i < t->nparts; i++) {
 		free(t->parts[i].topic);
 		free(t->parts[i].tgt_topic);
 		free(t->parts[i].topic_id);
 		free(t->parts[i].progress_topic_id);
 	}
-	if (t->p)
-		rd_kafka_destroy(t->p);
 	free(t->parts);
 	free(t->slots);
 	pthread_mutex_destroy(&t->lock);
@@ -949,6 +980,34 @@ static km_err_t reverse_start(repl_t *r, part_t *p, int64_t lo, int64_t hi)
 	return KM_ERR_OK;
 }
 
+/* A transaction's length.  Its cost has a part per record and a part per
+ * partition it touches: AddPartitionsToTxn, a produce batch, a commit
+ * marker, a progress record and an offset-map run for each.  At 10,000
+ * records a transaction of a task owning 500 partitions put ~20 records
+ * into each, and the per-partition part dominated (2,000 partitions copied
+ * at a third of the 12-partition rate; docs/internals/replication.md,
+ * "Many partitions").  So, unless the plan or the command line fixes them,
+ * a transaction takes TXN_RECORDS_PER_PART records per partition the task
+ * owns (at least 10,000) and TXN_MS_PER_PART ms per partition (at least
+ * 250 ms, at most TXN_MS_MAX).  Memory does not grow with it: a transaction
+ * is filled in chunks of at most TXN_CHUNK records and txn_max_bytes, each
+ * released once delivered (task_step()). */
+#define TXN_CHUNK 10000
+#define TXN_RECORDS_PER_PART 100
+#define TXN_MS_PER_PART 2
+#define TXN_MS_MAX 1000
+static void txn_size(repl_t *r, task_t *t)
+{
+	int64_t recs = (int64_t)t->nparts * TXN_RECORDS_PER_PART;
+	int64_t ms = (int64_t)t->nparts * TXN_MS_PER_PART;
+
+	t->txn_records = r->opts->txn_max_records > 0 ? r->opts->txn_max_records
+						      : (recs > 10000 ? recs : 10000);
+	t->txn_ms = r->opts->txn_max_ms > 0 ? r->opts->txn_max_ms
+					    : (int)(ms < 250 ? 250 : ms > TXN_MS_MAX ? TXN_MS_MAX : ms);
+	t->nslots = t->txn_records < TXN_CHUNK ? (int)t->txn_records : TXN_CHUNK;
+}
+
 /* Makes t ready to copy: fences the task's previous owner, loads its
  * progress, checks for records lost to retention, assigns the source.
  * @locality the task's thread */
@@ -996,9 +1055,10 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	 * task's share, a quarter is the consumer's queue of prefetched
 	 * records, up to a quarter the fetch response in flight (the broker
 	 * may overshoot it by one record batch), and half the open
-	 * transaction, whose records are held from the fetch until the commit
-	 * (records move without copies: the producer's queue references
-	 * them). */
+	 * transaction's chunk, whose records are held from the fetch until
+	 * their delivery report (records move without copies: the producer's
+	 * queue references them); a transaction of several chunks holds one
+	 * at a time. */
 	int64_t per_task = r->opts->max_buffer_bytes / r->ntasks;
 	if (per_task < 4 * 1024 * 1024)
 		per_task = 4 * 1024 * 1024;
@@ -1100,6 +1160,16 @@ static km_err_t task_init(repl_t *r, task_t *t)
 		if (p->next >= hi)
 			p->caught_up = true;
 	}
+	/* The producer learns the leaders of every topic it writes in one
+	 * Metadata request now, not topic by topic while the first
+	 * transaction waits (its records sat queued for want of a leader:
+	 * the first transaction of a task of 500 partitions took 2.5 s, the
+	 * next ones 0.1 s). */
+	t->rkt_offmap = rd_kafka_topic_new(t->p, r->names.offmap, NULL);
+	t->rkt_progress = rd_kafka_topic_new(t->p, r->names.progress, NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	if (!rd_kafka_metadata(t->p, 0, NULL, &md, KM_KAFKA_TIMEOUT_MS))
+		rd_kafka_metadata_destroy(md);
 	snprintf(cgroup, sizeof(cgroup),
 		 r->reverse ? "kmigrate.%s.reverse-reader" : "kmigrate.%s.source-reader",
 		 r->plan->migration);
@@ -1116,7 +1186,7 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	if (!(t->c = client(r, r->src, RD_KAFKA_CONSUMER, cprops, source_error_cb, t)))
 		return r->err ? r->err : KM_ERR_KAFKA;
 	t->cq = rd_kafka_queue_get_consumer(t->c);
-	t->nslots = r->opts->txn_max_records;
+	txn_size(r, t);
 	t->slots = km_calloc((size_t)t->nslots, sizeof(*t->slots));
 	if (assign_source(r, t))
 		return r->err;
@@ -1134,6 +1204,7 @@ static void *task_main(void *arg)
 
 	if (task_init(r, t)) {
 		t->dead = true;
+		task_close_clients(t);
 		return NULL;
 	}
 	t->ready = true;
@@ -1147,6 +1218,7 @@ static void *task_main(void *arg)
 			rd_kafka_error_destroy(e);
 		t->in_txn = false;
 	}
+	task_close_clients(t);
 	return NULL;
 }
 
@@ -1220,8 +1292,10 @@ static km_err_t abort_and_rewind(repl_t *r, task_t *t, int n, const char *why)
 	km_metrics_add(r->opts->metrics, "kmigrate_replication_transactions_total", 1, "direction",
 		       direction(r), "result", "aborted", NULL);
 	emit(r, json_pack("{s:s, s:i, s:s}", "event", "abort", "task", t->id, "reason", why));
-	for (int i = 0; i < t->nparts; i++)
+	for (int i = 0; i < t->nparts; i++) {
 		memset(&t->parts[i].rb, 0, sizeof(t->parts[i].rb));
+		t->parts[i].copying = false;
+	}
 	return assign_source(r, t);
 }
 
@@ -1267,12 +1341,12 @@ static int rewrite_ids(repl_t *r, rd_kafka_message_t *m, const part_t *p)
 
 /* Queues a bookkeeping record in the open transaction.  @returns the
  * produce error, if any (the caller aborts). */
-static rd_kafka_resp_err_t put_bookkeeping(task_t *t, const char *topic, const char *key,
+static rd_kafka_resp_err_t put_bookkeeping(task_t *t, rd_kafka_topic_t *rkt, const char *key,
 					   const char *val)
 {
 	rd_kafka_resp_err_t err;
 
-	while ((err = rd_kafka_producev(t->p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(t->id),
+	while ((err = rd_kafka_producev(t->p, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(t->id),
 					RD_KAFKA_V_KEY(key, strlen(key)),
 					RD_KAFKA_V_VALUE((void *)val, strlen(val)),
 					RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
@@ -1346,33 +1420,107 @@ static km_err_t commit_txn(repl_t *r, task_t *t, int n, bool *committed)
 	return KM_ERR_OK;
 }
 
-static km_err_t task_step(repl_t *r, task_t *t)
+/* Settles a chunk of the open transaction, slots[0..n): waits for its
+ * delivery reports (every record's target offset), feeds them into the
+ * offset-map runs (a finished run is queued into the transaction), and
+ * releases the source records.  @returns true when settled; false when the
+ * transaction is over (aborted and rewound, or a failure), *err then being
+ * what task_step() returns.  @locality the task's thread */
+static bool settle(repl_t *r, task_t *t, int n, km_err_t *err)
 {
-	int64_t deadline = km_mono_ms() + r->opts->txn_max_ms;
-	int n = 0, i;
-	int64_t bytes = 0;
-	rd_kafka_error_t *e;
 	char key[KM_MAPSTORE_KEY_MAX], val[KM_MAPSTORE_VALUE_MAX];
 	km_offrun_t run;
+	int i;
 
-	/* Between transactions: exclusions published since the last one
-	 * take effect before anything more is fetched. */
-	task_apply_exclusions(r, t);
-	if (t->reassign && assign_source(r, t))
-		return r->err;
-	while (n < t->nslots && bytes < t->txn_max_bytes) {
+	if (rd_kafka_flush(t->p, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return (*err = abort_and_rewind(r, t, n, "flush timed out")), false;
+	for (i = 0; i < n; i++) {
+		if (t->slots[i].err) {
+			char why[300];
+			rd_kafka_resp_err_t de = t->slots[i].err;
+			metric_error(r, "produce", de);
+			if (de == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+				release_slots(t, n);
+				return (*err = fail(r, KM_ERR_AUTHZ,
+					    "writing '%s' on the target: %s (grant WRITE on the topic "
+					    "to the replicator's principal)",
+					    t->slots[i].part->tgt_topic, rd_kafka_err2str(de))), false;
+			}
+			if (de == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+				/* Deterministic: the same batch fails again after a
+				 * rewind, for ever.  Stop, naming the fix. */
+				const char *tt = t->slots[i].part->tgt_topic;
+				int tp = t->slots[i].part->partition;
+				int64_t so = t->slots[i].m->offset;
+				release_slots(t, n);
+				return (*err = fail(r, KM_ERR_CONFLICT,
+					    "writing '%s'[%d] on the target: %s (the batch from "
+					    "source offset %lld does not fit the target topic's "
+					    "max.message.bytes as sent): set replication.compression "
+					    "(records the source admitted compressed need a codec) or "
+					    "raise max.message.bytes in the target design",
+					    tt, tp, rd_kafka_err2str(de), (long long)so)), false;
+			}
+			snprintf(why, sizeof(why), "delivery to '%s'[%d]: %s",
+				 t->slots[i].part->tgt_topic, t->slots[i].part->partition,
+				 rd_kafka_err2str(de));
+			return (*err = abort_and_rewind(r, t, n, why)), false;
+		}
+		/* librdkafka may omit the offset of a retried idempotent
+		 * record: never guess it, copy the batch again. */
+		if (t->slots[i].tgt_offset < 0)
+			return (*err = abort_and_rewind(r, t, n, "a delivery report without an offset")), false;
+	}
+
+	/* The chunk's offset-map runs, in the open transaction. */
+	for (i = 0; i < n; i++) {
+		slot_t *s = &t->slots[i];
+		if (km_offrun_feed(&s->part->rb, s->m->offset, s->tgt_offset, &run)) {
+			if (km_mapstore_key_encode(s->part->topic, s->part->partition, key,
+						   sizeof(key)) < 0 ||
+			    km_mapstore_run_encode(&run, val, sizeof(val)) < 0)
+				KM_BUG("cannot encode the offset map of '%s'", s->part->topic);
+			if (put_bookkeeping(t, t->rkt_offmap, key, val))
+				return (*err = abort_and_rewind(r, t, n, "queueing the offset map")), false;
+		}
+	}
+	release_slots(t, n);
+	return true;
+}
+
+/* Fills a chunk of the open transaction: fetches records and produces
+ * them, slots[*np..) holding each until its delivery report, up to the
+ * chunk's bounds (nslots records, txn_max_bytes) or the end of the
+ * transaction (txn_records with the total already settled, its deadline,
+ * a stop, or --until-caught-up with everything read), which sets *last.
+ * @returns true to go on; false when the transaction is over (aborted and
+ * rewound, a failure, or fenced), *err then being what task_step()
+ * returns.  @locality the task's thread */
+static bool fill_chunk(repl_t *r, task_t *t, int64_t deadline, int64_t total, int *np,
+		       int64_t *bytesp, bool *last, km_err_t *err)
+{
+	int n = *np, i;
+	int64_t held = 0;
+	rd_kafka_error_t *e;
+
+	while (n < t->nslots && held < t->txn_max_bytes && total + n < t->txn_records) {
 		int64_t left = deadline - km_mono_ms();
 		rd_kafka_message_t *m;
 		part_t *p;
 
-		if (left <= 0 || (r->opts->stop && *r->opts->stop))
+		/* t->stop: the task is being revoked or the run ends; a
+		 * task that waited out txn_ms here held up the end of the
+		 * run by up to a second. */
+		if (left <= 0 || t->stop || (r->opts->stop && *r->opts->stop)) {
+			*last = true;
 			break;
+		}
 		m = next_message(t, (int)(left < 100 ? left : 100));
 		if (t->topic_error && check_topics(r, t)) {
 			if (m)
 				rd_kafka_message_destroy(m);
 			release_slots(t, n);
-			return r->err;
+			return (*err = r->err), false;
 		}
 		if (!m)
 			continue;
@@ -1403,12 +1551,21 @@ static km_err_t task_step(repl_t *r, task_t *t)
 				p->skip = true;
 			}
 			rd_kafka_message_destroy(m);
-			if (n == 0) {
+			if (r->opts->until_caught_up) {
+				/* Nothing in the transaction and everything
+				 * committed: done; everything up to the end seen
+				 * at start in the transaction: commit it now
+				 * rather than wait out txn_ms. */
 				bool all = true;
-				for (i = 0; i < t->nparts; i++)
-					all &= t->parts[i].caught_up;
-				if (all && r->opts->until_caught_up)
+				for (i = 0; i < t->nparts && all; i++)
+					all = n == 0 && total == 0
+						      ? t->parts[i].caught_up
+						      : (t->parts[i].excluded ||
+							 t->parts[i].pending_next >= t->parts[i].hwm);
+				if (all) {
+					*last = true;
 					break;
+				}
 			}
 			continue;
 		}
@@ -1436,30 +1593,30 @@ static km_err_t task_step(repl_t *r, task_t *t)
 				    strcmp(now, p->topic_id)) {
 					recreated(r, p, p->topic_id, now);
 					free(now);
-					return r->err;
+					return (*err = r->err), false;
 				}
 				free(now);
 				emit(r, json_pack("{s:s, s:s, s:i, s:I}", "event", "loss", "topic",
 						  p ? p->topic : "?", "partition", p ? p->partition : -1,
 						  "next", (json_int_t)(p ? p->pending_next : -1)));
-				return fail(r, KM_ERR_NOGO,
+				return (*err = fail(r, KM_ERR_NOGO,
 					    "%s '%s'[%d]: the next offset to copy (%lld) is no longer "
 					    "in the log (%s): records were deleted by retention before "
 					    "they were copied, replication stops",
 					    r->src->role, p ? p->topic : "?", p ? p->partition : -1,
-					    (long long)(p ? p->pending_next : -1), msg);
+					    (long long)(p ? p->pending_next : -1), msg)), false;
 			}
 			if (merr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
 			    merr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
 				release_slots(t, n);
-				return fail(r, merr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+				return (*err = fail(r, merr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
 						       ? KM_ERR_NOT_FOUND
 						       : KM_ERR_AUTHZ,
 					    "source '%s'[%d]: %s%s", p ? p->topic : "?",
 					    p ? p->partition : -1, msg,
 					    merr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
 						    ? " (the topic vanished: replication stops)"
-						    : " (grant READ on the topic to the replicator)");
+						    : " (grant READ on the topic to the replicator)")), false;
 			}
 			continue; /* transient: librdkafka retries */
 		}
@@ -1477,14 +1634,15 @@ static km_err_t task_step(repl_t *r, task_t *t)
 		if (r->idmap && rewrite_ids(r, m, p)) {
 			rd_kafka_message_destroy(m);
 			release_slots(t, n);
-			return r->err;
+			return (*err = r->err), false;
 		}
 		if (!t->in_txn) {
 			if ((e = rd_kafka_begin_transaction(t->p)))
-				return txn_error(r, t, n, e, "begin_transaction");
+				return (*err = txn_error(r, t, n, e, "begin_transaction")), false;
 			t->in_txn = true;
 		}
 		slot_t *s = &t->slots[n++];
+		*np = n;
 		rd_kafka_headers_t *hdrs = NULL;
 		rd_kafka_timestamp_type_t tstype;
 		int64_t ts = rd_kafka_message_timestamp(m, &tstype);
@@ -1495,7 +1653,9 @@ static km_err_t task_step(repl_t *r, task_t *t)
 		s->tgt_offset = -1;
 		s->err = 0;
 		p->pending_next = m->offset + 1;
-		bytes += (int64_t)(m->len + m->key_len);
+		p->copying = true;
+		*bytesp += (int64_t)(m->len + m->key_len);
+		held += (int64_t)(m->len + m->key_len);
 		/* The headers move to the produced record (no copy); key and
 		 * value are referenced in place until the delivery report. */
 		rd_kafka_message_detach_headers(m, &hdrs);
@@ -1512,12 +1672,46 @@ static km_err_t task_step(repl_t *r, task_t *t)
 			if (hdrs)
 				rd_kafka_headers_destroy(hdrs);
 			e = rd_kafka_error_new(perr, "produce: %s", rd_kafka_err2str(perr));
-			return txn_error(r, t, n, e, "produce");
+			return (*err = txn_error(r, t, n, e, "produce")), false;
 		}
 		if (n % 256 == 0)
 			rd_kafka_poll(t->p, 0); /* delivery reports, now and then */
 	}
-	if (n == 0) {
+	return true;
+}
+
+static km_err_t task_step(repl_t *r, task_t *t)
+{
+	int64_t deadline = km_mono_ms() + t->txn_ms;
+	int n = 0, i;
+	int64_t bytes = 0, total = 0;
+	bool last = false;
+	km_err_t err;
+	rd_kafka_error_t *e;
+	char key[KM_MAPSTORE_KEY_MAX], val[KM_MAPSTORE_VALUE_MAX];
+	km_offrun_t run;
+
+	/* Between transactions: exclusions published since the last one
+	 * take effect before anything more is fetched. */
+	task_apply_exclusions(r, t);
+	if (t->reassign && assign_source(r, t))
+		return r->err;
+	/* A transaction is filled in chunks: a chunk's records are held from
+	 * the fetch until their delivery reports (their target offsets), then
+	 * released, so the memory held is one chunk (txn_max_bytes) whatever
+	 * the transaction's length, and a transaction can be long where its
+	 * cost per partition calls for it (task_init()). */
+	while (!last) {
+		n = 0;
+		if (!fill_chunk(r, t, deadline, total, &n, &bytes, &last, &err) ||
+		    (n && !settle(r, t, n, &err)))
+			return err;
+		total += n;
+		if (total >= t->txn_records || km_mono_ms() >= deadline)
+			last = true;
+	}
+	n = 0; /* every slot is settled and released */
+	if (total == 0) {
 		/* No record, but maybe an end moved past markers: a
 		 * transaction with that progress alone. */
 		bool any = false;
@@ -1532,59 +1726,7 @@ static km_err_t task_step(repl_t *r, task_t *t)
 		}
 	}
 
-	/* Every record's target offset, from the delivery reports. */
-	if (n && rd_kafka_flush(t->p, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return abort_and_rewind(r, t, n, "flush timed out");
-	for (i = 0; i < n; i++) {
-		if (t->slots[i].err) {
-			char why[300];
-			rd_kafka_resp_err_t de = t->slots[i].err;
-			metric_error(r, "produce", de);
-			if (de == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
-				release_slots(t, n);
-				return fail(r, KM_ERR_AUTHZ,
-					    "writing '%s' on the target: %s (grant WRITE on the topic "
-					    "to the replicator's principal)",
-					    t->slots[i].part->tgt_topic, rd_kafka_err2str(de));
-			}
-			if (de == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
-				/* Deterministic: the same batch fails again after a
-				 * rewind, for ever.  Stop, naming the fix. */
-				const char *tt = t->slots[i].part->tgt_topic;
-				int tp = t->slots[i].part->partition;
-				int64_t so = t->slots[i].m->offset;
-				release_slots(t, n);
-				return fail(r, KM_ERR_CONFLICT,
-					    "writing '%s'[%d] on the target: %s (the batch from "
-					    "source offset %lld does not fit the target topic's "
-					    "max.message.bytes as sent): set replication.compression "
-					    "(records the source admitted compressed need a codec) or "
-					    "raise max.message.bytes in the target design",
-					    tt, tp, rd_kafka_err2str(de), (long long)so);
-			}
-			snprintf(why, sizeof(why), "delivery to '%s'[%d]: %s",
-				 t->slots[i].part->tgt_topic, t->slots[i].part->partition,
-				 rd_kafka_err2str(de));
-			return abort_and_rewind(r, t, n, why);
-		}
-		/* librdkafka may omit the offset of a retried idempotent
-		 * record: never guess it, copy the batch again. */
-		if (t->slots[i].tgt_offset < 0)
-			return abort_and_rewind(r, t, n, "a delivery report without an offset");
-	}
-
-	/* Offset-map runs and progress, in the same transaction. */
-	for (i = 0; i < n; i++) {
-		slot_t *s = &t->slots[i];
-		if (km_offrun_feed(&s->part->rb, s->m->offset, s->tgt_offset, &run)) {
-			if (km_mapstore_key_encode(s->part->topic, s->part->partition, key,
-						   sizeof(key)) < 0 ||
-			    km_mapstore_run_encode(&run, val, sizeof(val)) < 0)
-				KM_BUG("cannot encode the offset map of '%s'", s->part->topic);
-			if (put_bookkeeping(t, r->names.offmap, key, val))
-				return abort_and_rewind(r, t, n, "queueing the offset map");
-		}
-	}
+	/* The progress, in the same transaction. */
 	for (i = 0; i < t->nparts; i++) {
 		part_t *p = &t->parts[i];
 		bool copied = km_offrun_finish(&p->rb, &run);
@@ -1599,11 +1741,11 @@ static km_err_t task_step(repl_t *r, task_t *t)
 				KM_BUG("cannot encode the key of '%s'", p->topic);
 			if (copied && km_mapstore_run_encode(&run, val, sizeof(val)) < 0)
 				KM_BUG("cannot encode the offset map of '%s'", p->topic);
-			if (copied && put_bookkeeping(t, r->names.offmap, key, val))
+			if (copied && put_bookkeeping(t, t->rkt_offmap, key, val))
 				return abort_and_rewind(r, t, n, "queueing the offset map");
 			if (km_mapstore_progress_encode(&pr, val, sizeof(val)) < 0)
 				KM_BUG("cannot encode the progress of '%s'", p->topic);
-			if (put_bookkeeping(t, r->names.progress, key, val))
+			if (put_bookkeeping(t, t->rkt_progress, key, val))
 				return abort_and_rewind(r, t, n, "queueing progress");
 		}
 	}
@@ -1621,9 +1763,9 @@ static km_err_t task_step(repl_t *r, task_t *t)
 	pthread_mutex_lock(&t->commit_lock);
 	if (task_apply_exclusions(r, t)) {
 		const char *gone = NULL;
-		for (i = 0; i < n && !gone; i++)
-			if (t->slots[i].part->excluded)
-				gone = t->slots[i].part->topic;
+		for (i = 0; i < t->nparts && !gone; i++)
+			if (t->parts[i].excluded && t->parts[i].copying)
+				gone = t->parts[i].topic;
 		if (gone) {
 			char why[400];
 			snprintf(why, sizeof(why), "the authority of '%s' moved to the target", gone);
@@ -1646,18 +1788,18 @@ static km_err_t task_step(repl_t *r, task_t *t)
 			p->recorded = true;
 		p->next = p->pending_next;
 		p->skip = false;
+		p->copying = false;
 		if (p->next >= p->hwm)
 			p->caught_up = true;
 	}
 	pthread_mutex_unlock(&t->lock);
-	release_slots(t, n);
 	pthread_mutex_lock(&r->lock);
-	r->stats->records += n;
+	r->stats->records += total;
 	r->stats->bytes += bytes;
 	r->stats->transactions++;
 	pthread_mutex_unlock(&r->lock);
 	if (r->opts->metrics) {
-		km_metrics_add(r->opts->metrics, "kmigrate_replication_records_total", (double)n,
+		km_metrics_add(r->opts->metrics, "kmigrate_replication_records_total", (double)total,
 			       "direction", direction(r), NULL);
 		km_metrics_add(r->opts->metrics, "kmigrate_replication_bytes_total", (double)bytes,
 			       "direction", direction(r), NULL);
@@ -1696,6 +1838,20 @@ static void task_join(task_t *t)
 	task_destroy(t);
 }
 
+/* Stops the tasks k of list[0..n) that run, all at once (each closes its
+ * clients as it ends), then joins them. */
+static void task_join_all(task_t **tasks, const int *list, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (tasks[list[i]])
+			tasks[list[i]]->stop = 1;
+	for (int i = 0; i < n; i++)
+		if (tasks[list[i]]) {
+			task_join(tasks[list[i]]);
+			tasks[list[i]] = NULL;
+		}
+}
+
 /* Owning partition k of the tasks topic = owning task k.  Tasks start on
  * their own threads (init_transactions may wait for a fenced zombie's
  * transaction to be aborted); revoked tasks finish or abort their open
@@ -1722,15 +1878,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 				r->tasks[k] = task_spawn(r, k);
 		}
 	} else {
+		int revoked[MAX_TASKS] = {0}, nr = 0;
 		for (int i = 0; i < parts->cnt; i++) {
 			int k = parts->elems[i].partition;
-			if (k >= 0 && k < MAX_TASKS && r->tasks[k]) {
-				task_join(r->tasks[k]);
-				r->tasks[k] = NULL;
-				emit(r, json_pack("{s:s, s:i, s:s}", "event", "task", "task", k,
-						  "state", "revoked"));
-			}
+			if (k >= 0 && k < MAX_TASKS && r->tasks[k])
+				revoked[nr++] = k;
 		}
+		task_join_all(r->tasks, revoked, nr);
+		for (int i = 0; i < nr; i++)
+			emit(r, json_pack("{s:s, s:i, s:s}", "event", "task", "task", revoked[i],
+					  "state", "revoked"));
 		if (coop)
 			e = rd_kafka_incremental_unassign(rk, parts);
 		else
@@ -1792,7 +1949,7 @@ static void part_metrics(repl_t *r, task_t *t, part_t *p, int64_t now)
 	int64_t lo = -1, hi = -1, lag;
 	char part[16];
 
-	if (rd_kafka_get_watermark_offsets(t->c, p->topic, p->partition, &lo, &hi) ||
+	if (!t->c || rd_kafka_get_watermark_offsets(t->c, p->topic, p->partition, &lo, &hi) ||
 	    hi < 0)
 		hi = p->hwm;
 	lag = hi > p->next ? hi - p->next : 0;
@@ -2236,11 +2393,10 @@ done:
 	 * then ran on a freed repl_t (SIGSEGV at exit, seen with static
 	 * members joining). */
 	r.closing = true;
+	int all[MAX_TASKS];
 	for (int k = 0; k < MAX_TASKS; k++)
-		if (r.tasks[k]) {
-			task_join(r.tasks[k]);
-			r.tasks[k] = NULL;
-		}
+		all[k] = k;
+	task_join_all(r.tasks, all, MAX_TASKS);
 	if (r.group) {
 		rd_kafka_consumer_close(r.group);
 		rd_kafka_destroy(r.group);

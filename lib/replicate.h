@@ -76,8 +76,10 @@ typedef struct km_repl_opts_s {
 	bool until_caught_up;    /* return once every partition reached the
 				  * source high watermark seen at start */
 	int64_t max_bytes_per_sec; /* throttle, 0 = none */
-	int txn_max_records;     /* records per transaction (default 10000) */
-	int txn_max_ms;          /* time per transaction (default 250) */
+	int txn_max_records;     /* records per transaction; 0 = by the task's
+				  * partitions: 100 each, at least 10000 */
+	int txn_max_ms;          /* time per transaction; 0 = 2 ms per partition
+				  * of the task, 250..1000 */
 	int64_t max_buffer_bytes; /* the process's buffering budget, shared by
 				   * its tasks: half prefetch, half produce
 				   * queue (default 128 MiB) */

@@ -43,7 +43,7 @@ static tk_cluster_t src, tgt;
 /* Topic names unique to this run, so the suite can run against clusters
  * that already hold an earlier run's topics and migrations. */
 static char R1[64], R2[64], R3[64], R4[64], R5[64], R6[64], R7[64], R8[64], R9[64], R10[64],
-	R11[64], R12[64], R13[64], R14[64], R15[64], R16[64], R17[64], R18[64], R19[64], R20[64];
+	R11[64], R12[64], R13[64], R14[64], R15[64], R16[64], R17[64], R18[64], R19[64], R20[64], R21[64];
 
 /* A plan for one scenario: its own migration name and topic. */
 static char *make_plan(const char *name, const char *topic)
@@ -141,6 +141,7 @@ static int group_setup(void **state)
 	snprintf(R18, sizeof(R18), "r18-%d.gzip", id);
 	snprintf(R19, sizeof(R19), "r19-%d.producer", id);
 	snprintf(R20, sizeof(R20), "r20-%d.small", id);
+	snprintf(R21, sizeof(R21), "r21-%d.wide", id);
 	return 0;
 }
 
@@ -1167,12 +1168,52 @@ static void test_small_topic_batches(void **state)
 	free(plan);
 }
 
+/* ---- a transaction's length follows its partitions ----------------------------- */
+
+/* A transaction costs something per partition it touches (AddPartitionsToTxn,
+ * a batch, a commit marker, a progress record and an offset-map run each):
+ * at 10,000 records per transaction a task of 500 partitions put ~20 into
+ * each, and 2,000 partitions copied at a third of the rate of 12.  A task of
+ * 300 partitions takes 30,000 records per transaction, filled in chunks of
+ * 10,000 released once delivered (the memory held is one chunk): 45,000
+ * records in 2 transactions (5 before), the last committed as soon as
+ * everything to copy is in it (--txn-ms 60000 would hold it a minute),
+ * copied exactly. */
+static void test_txn_sized_by_partitions(void **state)
+{
+	(void)state;
+	fill_topic(R21, 300, 45000, "a record of a wide topic");
+	char *plan = make_plan("it-r21", R21);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	int64_t t0 = tk_mono_ms();
+	tk_catch_up(plan, 120000, "--tasks", "1", "--txn-ms", "60000", NULL);
+	int64_t took = tk_mono_ms() - t0;
+	char *log = log_path(plan);
+	char *out = tk_read_file(log, NULL);
+	const char *in = out ? strstr(out, "Replicated 45000 records") : NULL;
+	if (!in || !strstr(in, " in 2 transactions"))
+		fail_msg("want 45000 records in 2 transactions of 30000 records at most; the log "
+			 "%s says: %s",
+			 log, out ? out : "(nothing)");
+	if (took > 50000)
+		fail_msg("the run took %lld ms: its last transaction waited out --txn-ms",
+			 (long long)took);
+	assert_same_topic(R21);
+	assert_offmap_exact(plan, R21, 0);
+	assert_offmap_exact(plan, R21, 299);
+	free(out);
+	free(log);
+	free(plan);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tasks_on_existing_migration),
 		cmocka_unit_test(test_compression_per_topic),
 		cmocka_unit_test(test_small_topic_batches),
+		cmocka_unit_test(test_txn_sized_by_partitions),
 		cmocka_unit_test(test_corrupt_state_is_loud),
 		cmocka_unit_test(test_failed_run_leaves_journal),
 		cmocka_unit_test(test_unseen_design_topic_is_nogo),
