@@ -1,6 +1,7 @@
 #include "mapstore.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@ void km_mapstore_names(const char *migration, const char *direction, km_mapstore
 	snprintf(n->offmap, sizeof(n->offmap), "%s.offsetmap", pfx);
 }
 
-int km_mapstore_task_of(const char *topic, int partition, int ntasks)
+int km_mapstore_task_of(const char *topic, int partition, int ntasks, int group)
 {
 	uint32_t h = 2166136261u;
 	for (const char *p = topic; *p; p++)
@@ -36,7 +37,9 @@ int km_mapstore_task_of(const char *topic, int partition, int ntasks)
 	 * the tasks (a hash per partition left some tasks with twice the
 	 * work of others, and the slowest task sets the copy's pace), and a
 	 * partition's task still depends on nothing but its own name. */
-	return (int)((h % (uint32_t)ntasks + (uint32_t)partition) % (uint32_t)ntasks);
+	if (group < 1)
+		group = 1;
+	return (int)((h % (uint32_t)ntasks + (uint32_t)(partition / group)) % (uint32_t)ntasks);
 }
 
 /* ---- encodings -------------------------------------------------------------- */
@@ -277,6 +280,7 @@ struct km_mapstore_s {
 	json_t *index; /* key -> position in e */
 	km_offmap_t empty;
 	json_t *authority; /* source topic -> latest record (kind 'a') */
+	int layout_group;  /* the first layout record's (kind 'l'), 0: none */
 };
 
 km_mapstore_t *km_mapstore_new(void)
@@ -454,7 +458,11 @@ static km_err_t read_to_end(const km_kafka_endpoint_t *tgt, const char *topic, i
 				"cannot create a consumer on the target: %s", rerr);
 		goto done;
 	}
-	if (n < 0) {
+	/* The topic's metadata first, always: assigned before its leader is
+	 * known, a partition's first offset lookup fails and is retried
+	 * after 500 ms (librdkafka), which every read of one partition -- a
+	 * task's progress, the layout -- paid. */
+	{
 		rd_kafka_topic_t *rkt = rd_kafka_topic_new(c, topic, NULL);
 		rd_kafka_resp_err_t me = rd_kafka_metadata(c, 0, rkt, &md, KM_KAFKA_TIMEOUT_MS);
 		rd_kafka_topic_destroy(rkt);
@@ -471,8 +479,16 @@ static km_err_t read_to_end(const km_kafka_endpoint_t *tgt, const char *topic, i
 					topic);
 			goto done;
 		}
-		first = 0;
-		n = md->topics[0].partition_cnt;
+		if (n < 0) {
+			first = 0;
+			n = md->topics[0].partition_cnt;
+		} else if (first + n > md->topics[0].partition_cnt) {
+			err = km_seterr(errstr, errstr_size, KM_ERR_CONFLICT,
+					"'%s' on the target has %d partitions, partition %d was "
+					"expected (a kmigrate topic changed by hand?)",
+					topic, md->topics[0].partition_cnt, first + n - 1);
+			goto done;
+		}
 	}
 	/* One pass over every partition at once: a migration's map is read
 	 * in the time of its largest partition, not the sum of them all. */
@@ -518,6 +534,15 @@ static km_err_t read_to_end(const km_kafka_endpoint_t *tgt, const char *topic, i
 						: "");
 		} else if (kind == 'a') {
 			err = feed_authority(ms, topic, m, errstr, errstr_size);
+		} else if (kind == 'l') {
+			int g = 0;
+			char why[300];
+			if ((err = km_mapstore_layout_decode(m->key, m->key_len, m->payload, m->len,
+							     &g, why, sizeof(why))))
+				km_seterr(errstr, errstr_size, err, "'%s'[%d]@%lld: %s", topic,
+					  (int)m->partition, (long long)m->offset, why);
+			else if (!ms->layout_group)
+				ms->layout_group = g; /* the first one decides */
 		} else {
 			err = km_mapstore_feed(ms, kind, topic, m->partition, m->offset, m->key,
 					       m->key_len, m->payload, m->len, errstr, errstr_size);
@@ -640,5 +665,57 @@ km_err_t km_mapstore_open(const char *migration, const char *direction,
 				 "`kmigrate replicate%s` first)",
 				 direction && *direction ? "reverse " : "", migration, tgt->role,
 				 direction && *direction ? " --reverse --wave W" : "");
+	return err;
+}
+
+/* ---- layout ----------------------------------------------------------------- */
+
+int km_mapstore_layout_choose(int npartitions, int ntasks)
+{
+	if (ntasks < 1 || npartitions < KM_MAPSTORE_GROUP_FROM)
+		return 1;
+	return (npartitions + 8 * ntasks - 1) / (8 * ntasks);
+}
+
+int km_mapstore_layout_encode(int group, char *buf, size_t size)
+{
+	if (group < 1)
+		return -1;
+	return fit(snprintf(buf, size, "{\"group\":%d}", group), size);
+}
+
+km_err_t km_mapstore_layout_decode(const void *key, size_t klen, const void *val, size_t len,
+				   int *group, char *errstr, size_t errstr_size)
+{
+	json_error_t je;
+	json_t *v;
+	json_int_t g;
+
+	if (!key || klen != strlen(KM_MAPSTORE_LAYOUT_KEY) ||
+	    memcmp(key, KM_MAPSTORE_LAYOUT_KEY, klen))
+		return km_seterr(errstr, errstr_size, KM_ERR_BUG,
+				 "a record that is not the layout (its key is not \"%s\")",
+				 KM_MAPSTORE_LAYOUT_KEY);
+	if (!val || !(v = json_loadb(val, len, JSON_REJECT_DUPLICATES, &je)))
+		return km_seterr(errstr, errstr_size, KM_ERR_BUG, "a layout that is not JSON");
+	g = json_integer_value(json_object_get(v, "group"));
+	bool ok = json_is_integer(json_object_get(v, "group")) && json_object_size(v) == 1 &&
+		  g >= 1 && g <= 1000000000;
+	json_decref(v);
+	if (!ok)
+		return km_seterr(errstr, errstr_size, KM_ERR_BUG,
+				 "a layout without a positive integer \"group\" (and nothing else)");
+	*group = (int)g;
+	return KM_ERR_OK;
+}
+
+km_err_t km_mapstore_read_layout(const km_kafka_endpoint_t *tgt, const char *t_tasks, int *group,
+				 char *errstr, size_t errstr_size)
+{
+	km_mapstore_t *ms = km_mapstore_new();
+	km_err_t err = read_to_end(tgt, t_tasks, 0, 1, 'l', ms, errstr, errstr_size);
+
+	*group = err ? 0 : ms->layout_group;
+	km_mapstore_destroy(ms);
 	return err;
 }

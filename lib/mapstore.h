@@ -5,13 +5,17 @@
  * The replicator's bookkeeping lives in three internal topics on the target,
  * each with T partitions (T = the number of tasks, fixed for the life of the
  * migration by the first replicator):
- *   __kmigrate.<m>.tasks      no records; owning partition k = owning task k
+ *   __kmigrate.<m>.tasks      owning partition k = owning task k; partition 0
+ *                             holds the layout, key "layout", value
+ *                             {"group":G}, written once by the first
+ *                             replicator (none: a map from before layouts,
+ *                             G = 1)
  *   __kmigrate.<m>.progress   compacted; key "topic:partition", value
  *                             {"next":N,"tgt_next":N,"topic_id":"<base64>"}
  *   __kmigrate.<m>.offsetmap  key "topic:partition", value {"s":S,"t":T,"n":N}
  *                             (one run of the exact offset map, lib/offmap.h)
- * A source partition's records all go to partition task_of(topic, partition)
- * of the last two.  A direction (NULL for the forward map) puts a second map
+ * A source partition's records all go to partition
+ * task_of(topic, partition, T, G) of the last two.  A direction (NULL for the forward map) puts a second map
  * -- rollback's reverse map -- in topics of its own, __kmigrate.<m>.<dir>.*,
  * with the same records.
  *
@@ -52,9 +56,36 @@ typedef struct km_mapstore_names_s {
 void km_mapstore_names(const char *migration, const char *direction, km_mapstore_names_t *n);
 
 /* The task (= partition of the internal topics) of a source partition: a
- * stable function of the name, so that adding a topic to the scope never
- * moves an existing partition to another task and transactional.id. */
-int km_mapstore_task_of(const char *topic, int partition, int ntasks);
+ * stable function of the name and the migration's layout (group, >= 1), so
+ * that adding a topic or a partition to the scope never moves an existing
+ * partition to another task and transactional.id.  A topic's partitions go
+ * to the tasks in runs of `group` consecutive partitions, from a task its
+ * name picks: group 1 spreads every topic over all tasks (the balance a
+ * few partitions need), a group as large as a topic puts it whole on one
+ * task (each task's clients then know only their own topics' partitions:
+ * docs/internals/replication.md, "Many partitions"). */
+int km_mapstore_task_of(const char *topic, int partition, int ntasks, int group);
+
+/* The layout a new migration takes for npartitions source partitions and
+ * ntasks tasks: 1 (spread) under KM_MAPSTORE_GROUP_FROM partitions, else
+ * runs of npartitions / (8 x ntasks) partitions (rounded up), so that a
+ * topic of up to that many partitions sits whole on one task while a
+ * larger one still spreads. */
+#define KM_MAPSTORE_GROUP_FROM 1000
+int km_mapstore_layout_choose(int npartitions, int ntasks);
+
+/* The layout record: key "layout", value {"group":G}.  Encode @returns the
+ * value's length or -1; decode is strict (KM_ERR_BUG and why). */
+#define KM_MAPSTORE_LAYOUT_KEY "layout"
+int km_mapstore_layout_encode(int group, char *buf, size_t size);
+km_err_t km_mapstore_layout_decode(const void *key, size_t klen, const void *val, size_t len,
+				   int *group, char *errstr, size_t errstr_size);
+
+/* Reads the layout from partition 0 of the tasks topic t_tasks: *group is
+ * the first layout record's, 0 when there is none.  Any other record there
+ * is an error naming it (never skipped).  KM_ERR_NOT_FOUND: no such topic. */
+km_err_t km_mapstore_read_layout(const km_kafka_endpoint_t *tgt, const char *t_tasks, int *group,
+				 char *errstr, size_t errstr_size);
 
 /* Progress of one source partition, as committed with the data. */
 typedef struct km_mapstore_progress_s {

@@ -119,6 +119,7 @@ typedef struct repl_s {
 	km_repl_stats_t *stats;
 	km_mapstore_names_t names; /* the internal topics (lib/mapstore.h) */
 	int ntasks;
+	int layout; /* the map's layout, a group (km_mapstore_task_of()) */
 	task_t *tasks[MAX_TASKS];
 	rd_kafka_t *group; /* membership consumer on the target */
 	/* r->lock guards errstr (written once, by fail()), *stats and the
@@ -300,6 +301,108 @@ static rd_kafka_t *client(repl_t *r, const km_kafka_endpoint_t *ep, rd_kafka_typ
 
 /* ---- internal topics --------------------------------------------------------- */
 
+static void layout_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	*(rd_kafka_resp_err_t *)m->_private = m->err;
+}
+
+/* Writes the layout record (partition 0 of the tasks topic). */
+static km_err_t write_layout(repl_t *r, int group)
+{
+	const char *props[] = {"enable.idempotence", "true", "acks", "all", NULL};
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *p;
+	rd_kafka_resp_err_t perr, derr = RD_KAFKA_RESP_ERR__IN_PROGRESS;
+	char val[64], rerr[512];
+	km_err_t err;
+
+	if (km_mapstore_layout_encode(group, val, sizeof(val)) < 0)
+		KM_BUG("cannot encode layout %d", group);
+	if ((err = km_kafka_conf_new(r->tgt, props, &conf, rerr, sizeof(rerr))))
+		return fail(r, err, "%s", rerr);
+	rd_kafka_conf_set_dr_msg_cb(conf, layout_dr);
+	if (!(p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof(rerr)))) {
+		rd_kafka_conf_destroy(conf);
+		return fail(r, KM_ERR_KAFKA, "cannot create a producer on the %s: %s",
+			    r->tgt->role, rerr);
+	}
+	perr = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(r->names.tasks), RD_KAFKA_V_PARTITION(0),
+				 RD_KAFKA_V_KEY(KM_MAPSTORE_LAYOUT_KEY,
+						strlen(KM_MAPSTORE_LAYOUT_KEY)),
+				 RD_KAFKA_V_VALUE(val, strlen(val)),
+				 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&derr),
+				 RD_KAFKA_V_END);
+	if (!perr)
+		rd_kafka_flush(p, KM_KAFKA_TIMEOUT_MS);
+	rd_kafka_destroy(p);
+	if (perr || derr)
+		return fail(r, derr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ? KM_ERR_AUTHZ
+										 : KM_ERR_KAFKA,
+			    "cannot write the layout of migration '%s' to '%s' on the %s: %s%s",
+			    r->plan->migration, r->names.tasks, r->tgt->role,
+			    rd_kafka_err2str(perr ? perr : derr),
+			    derr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+				    ? " (grant WRITE on the topic to the replicator's principal)"
+				    : "");
+	return KM_ERR_OK;
+}
+
+/* The map's layout (lib/mapstore.h): the first layout record of the tasks
+ * topic.  None, and progress already written: a map from before layouts,
+ * which spread every topic (group 1) and keeps doing so.  None and no
+ * progress: a new map, whose first replicator writes the layout for its
+ * scope; several starting at once may each write one, and the first in the
+ * log decides for all.  The progress is looked at before the layout: a
+ * replicator writes the layout before its tasks write any progress, so
+ * progress seen means its layout is seen by the read that follows. */
+static km_err_t read_layout(repl_t *r, km_kafka_t *kt)
+{
+	char msg[1024];
+	km_err_t err;
+	int group = 0;
+	bool written = false;
+	rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(r->ntasks);
+
+	for (int k = 0; k < r->ntasks; k++)
+		rd_kafka_topic_partition_list_add(tp, r->names.progress, k);
+	/* Topics created a moment ago may have no leader in the metadata yet
+	 * ("No leaders found"): asked again until KM_KAFKA_TIMEOUT_MS. */
+	for (int64_t end = km_mono_ms() + KM_KAFKA_TIMEOUT_MS;;) {
+		err = km_kafka_list_offsets(kt, tp, KM_KAFKA_HWM, msg, sizeof(msg));
+		if (!err || km_mono_ms() > end || (r->opts->stop && *r->opts->stop))
+			break;
+		struct timespec ts = {0, 200 * 1000000};
+		nanosleep(&ts, NULL);
+	}
+	for (int k = 0; !err && k < tp->cnt; k++)
+		written |= tp->elems[k].offset > 0;
+	rd_kafka_topic_partition_list_destroy(tp);
+	if (err)
+		return fail(r, err, "%s", msg);
+	for (int pass = 0; pass < 2 && !group; pass++) {
+		if ((err = km_mapstore_read_layout(r->tgt, r->names.tasks, &group, msg,
+						   sizeof(msg))))
+			return fail(r, err, "reading the layout of migration '%s': %s",
+				    r->plan->migration, msg);
+		if (group || pass)
+			break;
+		if (written) {
+			group = 1;
+			break;
+		}
+		if ((err = write_layout(r, km_mapstore_layout_choose(r->nsp, r->ntasks))))
+			return err;
+	}
+	if (!group)
+		return fail(r, KM_ERR_KAFKA,
+			    "the layout of migration '%s' written to '%s' cannot be read back",
+			    r->plan->migration, r->names.tasks);
+	r->layout = group;
+	return KM_ERR_OK;
+}
+
 static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 {
 	rd_kafka_t *rk = km_kafka_rk(kt);
@@ -364,7 +467,7 @@ static km_err_t ensure_internal_topics(repl_t *r, km_kafka_t *kt)
 		rd_kafka_NewTopic_destroy(nt[i]);
 	if (err)
 		fail(r, err, "%s", msg);
-	return err;
+	return err ? err : read_layout(r, kt);
 }
 
 /* Reads the source topics' ids (DescribeTopics): a topic deleted and
@@ -1019,7 +1122,7 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	rd_kafka_error_t *e;
 
 	for (int i = 0; i < r->nsp; i++) {
-		if (km_mapstore_task_of(r->sp[i].topic, r->sp[i].partition, r->ntasks) != id)
+		if (km_mapstore_task_of(r->sp[i].topic, r->sp[i].partition, r->ntasks, r->layout) != id)
 			continue;
 		t->parts = km_realloc(t->parts, (size_t)(t->nparts + 1) * sizeof(*t->parts));
 		part_t *p = &t->parts[t->nparts++];
@@ -2322,8 +2425,8 @@ km_err_t km_replicate_run(const km_plan_t *plan, const km_kafka_endpoint_t *src,
 	rd_kafka_topic_partition_list_add(sub, r.names.tasks, RD_KAFKA_PARTITION_UA);
 	rd_kafka_subscribe(r.group, sub);
 	rd_kafka_topic_partition_list_destroy(sub);
-	emit(&r, json_pack("{s:s, s:i, s:i, s:s, s:s?, s:s, s:s}", "event", "start", "tasks",
-			   r.ntasks, "partitions", r.nsp, "group", group, "instance",
+	emit(&r, json_pack("{s:s, s:i, s:i, s:i, s:s, s:s?, s:s, s:s}", "event", "start", "tasks",
+			   r.ntasks, "partitions", r.nsp, "layout_group", r.layout, "group", group, "instance",
 			   opts->instance_id, "group_protocol", kip848 ? "consumer" : "classic",
 			   "direction", r.reverse ? "reverse" : "forward"));
 

@@ -1195,7 +1195,7 @@ static km_err_t forward_round_trip(rctx_t *x, json_t **evp)
 	km_mapstore_t *fwd = NULL, *prog = NULL, *rev = NULL;
 	json_t *bytask = json_object(), *ev = json_array(), *r;
 	char key[KM_MAPSTORE_KEY_MAX], val[KM_MAPSTORE_VALUE_MAX], kb[32];
-	int ntasks = 0;
+	int ntasks = 0, group = 0;
 	size_t i;
 	km_err_t err;
 
@@ -1207,8 +1207,12 @@ static km_err_t forward_round_trip(rctx_t *x, json_t **evp)
 						 x->errstr_size)) ||
 	    (err = km_mapstore_open(c->plan->migration, "reverse", c->src, &rev, x->errstr,
 				    x->errstr_size)) ||
-	    (err = partition_count(x, c->kt, fn.tasks, &ntasks)))
+	    (err = partition_count(x, c->kt, fn.tasks, &ntasks)) ||
+	    (err = km_mapstore_read_layout(c->tgt, fn.tasks, &group, x->errstr, x->errstr_size)))
 		goto done;
+	/* No layout record: a map from before layouts, spread (lib/mapstore.h). */
+	if (!group)
+		group = 1;
 	json_array_foreach(switch_parts(x), i, r) {
 		const char *st = json_string_value(json_object_get(r, "topic"));
 		const char *tt = json_string_value(json_object_get(r, "target_topic"));
@@ -1222,7 +1226,7 @@ static km_err_t forward_round_trip(rctx_t *x, json_t **evp)
 		int written = 0;
 		if (!rm || !rm->cnt)
 			continue;
-		snprintf(kb, sizeof(kb), "%d", km_mapstore_task_of(st, p, ntasks));
+		snprintf(kb, sizeof(kb), "%d", km_mapstore_task_of(st, p, ntasks, group));
 		json_t *recs = json_object_get(bytask, kb);
 		if (!recs)
 			json_object_set_new(bytask, kb, recs = json_array());

@@ -43,7 +43,7 @@ static tk_cluster_t src, tgt;
 /* Topic names unique to this run, so the suite can run against clusters
  * that already hold an earlier run's topics and migrations. */
 static char R1[64], R2[64], R3[64], R4[64], R5[64], R6[64], R7[64], R8[64], R9[64], R10[64],
-	R11[64], R12[64], R13[64], R14[64], R15[64], R16[64], R17[64], R18[64], R19[64], R20[64], R21[64];
+	R11[64], R12[64], R13[64], R14[64], R15[64], R16[64], R17[64], R18[64], R19[64], R20[64], R21[64], R22[64];
 
 /* A plan for one scenario: its own migration name and topic. */
 static char *make_plan(const char *name, const char *topic)
@@ -53,6 +53,15 @@ static char *make_plan(const char *name, const char *topic)
 	snprintf(inc, sizeof(inc), "\"^%s$\"", topic);
 	return tk_plan(&src, &tgt, name, mig, inc, NULL);
 }
+/* make_plan(), planned and applied: the target topic exists. */
+static char *applied_plan(const char *name, const char *topic)
+{
+	char *plan = make_plan(name, topic);
+	tk_km(plan, "plan", NULL, NULL, 0, NULL);
+	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	return plan;
+}
+
 /* The internal topic `what` of make_plan(name, ...)'s migration. */
 static char *internal_topic(const char *name, const char *what)
 {
@@ -142,6 +151,7 @@ static int group_setup(void **state)
 	snprintf(R19, sizeof(R19), "r19-%d.producer", id);
 	snprintf(R20, sizeof(R20), "r20-%d.small", id);
 	snprintf(R21, sizeof(R21), "r21-%d.wide", id);
+	snprintf(R22, sizeof(R22), "r22-%d.many", id);
 	return 0;
 }
 
@@ -1160,9 +1170,7 @@ static void test_small_topic_batches(void **state)
 	}
 	rd_kafka_destroy(p);
 	assert_int_equal(tk_total_hwm(&src, R20), 40);
-	char *plan = make_plan("it-r20", R20);
-	tk_km(plan, "plan", NULL, NULL, 0, NULL);
-	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	char *plan = applied_plan("it-r20", R20);
 	tk_catch_up(plan, 120000, NULL);
 	assert_same_topic(R20);
 	free(plan);
@@ -1183,9 +1191,7 @@ static void test_txn_sized_by_partitions(void **state)
 {
 	(void)state;
 	fill_topic(R21, 300, 45000, "a record of a wide topic");
-	char *plan = make_plan("it-r21", R21);
-	tk_km(plan, "plan", NULL, NULL, 0, NULL);
-	tk_km(plan, "apply", NULL, NULL, 0, NULL);
+	char *plan = applied_plan("it-r21", R21);
 	int64_t t0 = tk_mono_ms();
 	tk_catch_up(plan, 120000, "--tasks", "1", "--txn-ms", "60000", NULL);
 	int64_t took = tk_mono_ms() - t0;
@@ -1207,6 +1213,77 @@ static void test_txn_sized_by_partitions(void **state)
 	free(plan);
 }
 
+/* ---- the layout of a many-partition map ---------------------------------------- */
+
+static int count_in(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* From 1,000 partitions a new map places runs of partitions on a task
+ * (runs of 1000 / (8 x 4) = 32 here) instead of spreading every topic over
+ * every task, so that each task's clients know their own partitions only.
+ * The layout is written once, as the first record of the tasks topic, and
+ * every later run reads it back: the second run finds its progress where
+ * the first put it (nothing copied twice), and writes no second layout. */
+static void test_layout_many_partitions(void **state)
+{
+	(void)state;
+	fill_topic(R22, 1000, 3000, "one of many partitions");
+	char *plan = applied_plan("it-r22", R22);
+	tk_catch_up(plan, 180000, "--json", NULL);
+	rd_kafka_t *p = tk_producer(&src, NULL);
+	for (int i = 0; i < 1000; i++) {
+		tk_msg_t m = {.key = "k", .value = "after the first run", .partition = i};
+		tk_produce(p, R22, &m);
+	}
+	tk_flush(p);
+	rd_kafka_destroy(p);
+	tk_catch_up(plan, 180000, "--json", NULL);
+	char *log = log_path(plan);
+	char *out = tk_read_file(log, NULL);
+	if (count_in(out, "\"layout_group\":32") != 2)
+		fail_msg("want two runs with layout_group 32 in %s: %s", log, out ? out : "");
+	/* Runs of 32 from the task the name picks: 8 runs on each of 3
+	 * tasks, 7 on the fourth (and 8 partitions of the 32nd run). */
+	int tasks_of[4] = {0};
+	for (const char *q = out; q && (q = strstr(q, "\"partitions\":")); q++) {
+		int n = atoi(q + 13);
+		const char *ev = strstr(q, "\"state\":\"started\"");
+		const char *nl = strchr(q, '\n');
+		if (ev && (!nl || ev < nl) && n > 0) {
+			const char *tk = strstr(q, "\"task\":");
+			if (tk && (!nl || tk < nl))
+				tasks_of[atoi(tk + 7) & 3] = n;
+		}
+	}
+	int sum = 0;
+	for (int k = 0; k < 4; k++) {
+		sum += tasks_of[k];
+		if (tasks_of[k] != 256 && tasks_of[k] != 232)
+			fail_msg("task %d owns %d partitions, want 256 or 232 (runs of 32): %s", k,
+				 tasks_of[k], log);
+	}
+	assert_int_equal(sum, 1000);
+	char *tasks = internal_topic("it-r22", "tasks");
+	assert_int_equal(tk_total_hwm(&tgt, tasks), 1); /* one layout record */
+	/* Record by record (validate's digests over every partition), then
+	 * the edges of runs and tasks one by one. */
+	tk_km(plan, "validate", NULL, NULL, 0, NULL);
+	const int edge[] = {0, 31, 32, 991, 992, 999};
+	for (size_t i = 0; i < sizeof(edge) / sizeof(edge[0]); i++) {
+		assert_same_partition(R22, edge[i]);
+		assert_offmap_exact(plan, R22, edge[i]);
+	}
+	free(tasks);
+	free(out);
+	free(log);
+	free(plan);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1214,6 +1291,7 @@ int main(void)
 		cmocka_unit_test(test_compression_per_topic),
 		cmocka_unit_test(test_small_topic_batches),
 		cmocka_unit_test(test_txn_sized_by_partitions),
+		cmocka_unit_test(test_layout_many_partitions),
 		cmocka_unit_test(test_corrupt_state_is_loud),
 		cmocka_unit_test(test_failed_run_leaves_journal),
 		cmocka_unit_test(test_unseen_design_topic_is_nogo),

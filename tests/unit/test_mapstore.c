@@ -24,17 +24,56 @@ static void test_names(void **state)
 }
 
 /* task_of is part of the stored format: a change would move partitions to
- * other tasks (and transactional.ids) of a running migration. */
+ * other tasks (and transactional.ids) of a running migration.  Group 1 is
+ * the layout of maps written before layouts existed: it must stay what it
+ * was. */
 static void test_task_of_pinned(void **state)
 {
 	(void)state;
 	/* Values computed by an independent FNV-1a (python). */
-	assert_int_equal(km_mapstore_task_of("orders", 0, 4), 0);
-	assert_int_equal(km_mapstore_task_of("orders", 1, 4), 1);
-	assert_int_equal(km_mapstore_task_of("orders", 3, 4), 3);
-	assert_int_equal(km_mapstore_task_of("a", 0, 7), 5);
+	assert_int_equal(km_mapstore_task_of("orders", 0, 4, 1), 0);
+	assert_int_equal(km_mapstore_task_of("orders", 1, 4, 1), 1);
+	assert_int_equal(km_mapstore_task_of("orders", 3, 4, 1), 3);
+	assert_int_equal(km_mapstore_task_of("a", 0, 7, 1), 5);
 	for (int p = 0; p < 50; p++)
-		assert_int_equal(km_mapstore_task_of("x", p, 1), 0);
+		assert_int_equal(km_mapstore_task_of("x", p, 1, 1), 0);
+	/* Runs of `group` partitions from the task the name picks. */
+	for (int p = 0; p < 5; p++)
+		assert_int_equal(km_mapstore_task_of("orders", p, 4, 5), 0);
+	assert_int_equal(km_mapstore_task_of("orders", 5, 4, 5), 1);
+	assert_int_equal(km_mapstore_task_of("a", 9, 7, 5), 6);
+	assert_int_equal(km_mapstore_task_of("a", 10, 7, 5), 0);
+}
+
+/* The layout a new map takes, and its record. */
+static void test_layout(void **state)
+{
+	char buf[64], why[200];
+	int g = 0;
+	(void)state;
+	assert_int_equal(km_mapstore_layout_choose(12, 4), 1);
+	assert_int_equal(km_mapstore_layout_choose(999, 4), 1);
+	assert_int_equal(km_mapstore_layout_choose(1000, 4), 32);
+	assert_int_equal(km_mapstore_layout_choose(2000, 4), 63);
+	assert_int_equal(km_mapstore_layout_choose(2000, 16), 16);
+	assert_int_equal(km_mapstore_layout_encode(63, buf, sizeof(buf)), 12);
+	assert_string_equal(buf, "{\"group\":63}");
+	assert_int_equal(km_mapstore_layout_decode("layout", 6, buf, strlen(buf), &g, why,
+						   sizeof(why)),
+			 KM_ERR_OK);
+	assert_int_equal(g, 63);
+	assert_int_equal(km_mapstore_layout_decode("layouts", 7, buf, strlen(buf), &g, why,
+						   sizeof(why)),
+			 KM_ERR_BUG);
+	assert_int_equal(km_mapstore_layout_decode("layout", 6, "{\"group\":0}", 11, &g, why,
+						   sizeof(why)),
+			 KM_ERR_BUG);
+	assert_int_equal(km_mapstore_layout_decode("layout", 6, "{\"group\":2,\"x\":1}", 17, &g,
+						   why, sizeof(why)),
+			 KM_ERR_BUG);
+	assert_int_equal(km_mapstore_layout_decode("layout", 6, "not json", 8, &g, why,
+						   sizeof(why)),
+			 KM_ERR_BUG);
 }
 
 static void test_encodings_pinned(void **state)
@@ -236,6 +275,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_task_of_pinned),
+		cmocka_unit_test(test_layout),
 		cmocka_unit_test(test_encodings_pinned),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_malformed_values),
