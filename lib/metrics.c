@@ -30,6 +30,7 @@
 typedef struct series_s {
 	char *labels; /* rendered: "" or {a="x",b="y"} */
 	double v;
+	bool seen; /* set since the family's last km_metrics_mark() */
 } series_t;
 
 typedef struct family_s {
@@ -145,6 +146,7 @@ static void update(km_metrics_t *m, const char *name, double v, bool add, va_lis
 	pthread_mutex_lock(&m->lock);
 	series_t *s = series_get(&m->fam[i], km_sb_str(&sb), true);
 	s->v = add ? s->v + v : v;
+	s->seen = true;
 	pthread_mutex_unlock(&m->lock);
 	km_sb_free(&sb);
 }
@@ -176,6 +178,34 @@ void km_metrics_clear(km_metrics_t *m, const char *name)
 	size_t i = family_index(m, name);
 	pthread_mutex_lock(&m->lock);
 	family_clear(&m->fam[i]);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void km_metrics_mark(km_metrics_t *m, const char *name)
+{
+	if (!m)
+		return;
+	family_t *f = &m->fam[family_index(m, name)];
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < f->n; i++)
+		f->s[i].seen = false;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void km_metrics_sweep(km_metrics_t *m, const char *name)
+{
+	if (!m)
+		return;
+	family_t *f = &m->fam[family_index(m, name)];
+	size_t k = 0;
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->s[i].seen)
+			f->s[k++] = f->s[i];
+		else
+			free(f->s[i].labels);
+	}
+	f->n = k;
 	pthread_mutex_unlock(&m->lock);
 }
 

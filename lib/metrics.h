@@ -68,6 +68,11 @@ void km_metrics_add(km_metrics_t *m, const char *name, double delta, ...);
 /* Removes every series of name (a gauge re-measured from scratch: series
  * whose subject went away must not stay at their last value). */
 void km_metrics_clear(km_metrics_t *m, const char *name);
+/* A gauge re-measured in place: km_metrics_mark(), set every series that
+ * still exists, km_metrics_sweep() removes the others.  Unlike clear-then-
+ * set, a scrape in between never sees the family empty. */
+void km_metrics_mark(km_metrics_t *m, const char *name);
+void km_metrics_sweep(km_metrics_t *m, const char *name);
 /* @returns whether the series exists, its value in *vp. */
 bool km_metrics_get(km_metrics_t *m, const char *name, double *vp, ...);
 

@@ -503,7 +503,9 @@ static void gates(km_monitor_t *mon, int64_t now_ms, json_t *errors)
 	if (mon->c.gates_every_ms < 0 || !mon->c.jr || now_ms < mon->next_gates_ms)
 		return;
 	mon->next_gates_ms = now_ms + (mon->c.gates_every_ms ? mon->c.gates_every_ms : 60000);
-	km_metrics_clear(mon->c.metrics, "kmigrate_gate_verdict");
+	/* Re-measured in place (lib/metrics.h): a scrape meanwhile never
+	 * finds the family empty. */
+	km_metrics_mark(mon->c.metrics, "kmigrate_gate_verdict");
 	for (size_t w = 0; w < plan->cutover.waves_cnt; w++) {
 		for (int g = 0; km_gate_names[g]; g++) {
 			json_t *rep = NULL;
@@ -524,6 +526,7 @@ static void gates(km_monitor_t *mon, int64_t now_ms, json_t *errors)
 			json_decref(rep);
 		}
 	}
+	km_metrics_sweep(mon->c.metrics, "kmigrate_gate_verdict");
 }
 
 /* ---- the canary ---------------------------------------------------------------------- */
@@ -999,8 +1002,13 @@ km_err_t km_monitor_sample(km_monitor_t *mon, int64_t now_ms, json_t **samplep, 
 
 	(void)errstr;
 	(void)errstr_size;
+	/* Re-measured in place: marked now, swept before the triggers read
+	 * them, so that a series not measured this time (its subject gone, or
+	 * a read that failed) is absent, never its last value, and a scrape
+	 * during the sample (seconds of cluster reads) still finds the
+	 * others (clear-then-set left them out meanwhile). */
 	for (int i = 0; measured[i]; i++)
-		km_metrics_clear(m, measured[i]);
+		km_metrics_mark(m, measured[i]);
 	groups = plan_groups(mon->c.plan);
 	if (scope_topics(mon, &topics, e, sizeof(e))) {
 		sample_error(errors, m, "source", "topics", e);
@@ -1025,6 +1033,8 @@ km_err_t km_monitor_sample(km_monitor_t *mon, int64_t now_ms, json_t **samplep, 
 	canary(mon, totals, errors);
 	connectors(mon, errors);
 	gates(mon, now_ms, errors);
+	for (int i = 0; measured[i]; i++)
+		km_metrics_sweep(m, measured[i]);
 	for (size_t i = 0; i < mon->ntrig; i++)
 		json_array_append_new(trigs, trigger_eval(mon, &mon->trig[i], now_ms));
 	km_metrics_add(m, "kmigrate_monitor_samples_total", 1, NULL);

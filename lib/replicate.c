@@ -81,6 +81,7 @@ typedef struct task_s {
 	int nslots;
 	int64_t txn_max_bytes; /* the task's share of the budget held at once */
 	int64_t txn_records;   /* records per transaction at most */
+	int64_t txn_bytes;     /* bytes per transaction at most, 0 = no bound */
 	int txn_ms;            /* time per transaction */
 	rd_kafka_topic_t *rkt_offmap, *rkt_progress; /* the producer's, of the store */
 	bool in_txn;
@@ -1169,11 +1170,13 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	/* Under a throttle, a transaction holds at most a quarter second of
 	 * the process's rate: the throttle accounts bytes after the commit,
 	 * so this bounds the burst before the first sleep. */
-	if (r->opts->max_bytes_per_sec > 0 &&
-	    t->txn_max_bytes > r->opts->max_bytes_per_sec / 4)
-		t->txn_max_bytes = r->opts->max_bytes_per_sec / 4 > 65536
-					   ? r->opts->max_bytes_per_sec / 4
-					   : 65536;
+	if (r->opts->max_bytes_per_sec > 0) {
+		t->txn_bytes = r->opts->max_bytes_per_sec / 4 > 65536
+				       ? r->opts->max_bytes_per_sec / 4
+				       : 65536;
+		if (t->txn_max_bytes > t->txn_bytes)
+			t->txn_max_bytes = t->txn_bytes;
+	}
 	snprintf(bufkb, sizeof(bufkb), "%lld", (long long)(per_task / 4 / 1024));
 	/* Small fetches: a fetch response stays in memory until the last of
 	 * its records is released, so a transaction holding a few records of
@@ -1810,7 +1813,8 @@ static km_err_t task_step(repl_t *r, task_t *t)
 		    (n && !settle(r, t, n, &err)))
 			return err;
 		total += n;
-		if (total >= t->txn_records || km_mono_ms() >= deadline)
+		if (total >= t->txn_records || km_mono_ms() >= deadline ||
+		    (t->txn_bytes && bytes >= t->txn_bytes))
 			last = true;
 	}
 	n = 0; /* every slot is settled and released */
@@ -2078,12 +2082,12 @@ static void progress_event(repl_t *r, int64_t *last_ms, int64_t *last_records, i
 
 	if (!force && now - *last_ms < 1000)
 		return;
-	if (r->opts->metrics) {
-		/* Re-measured from scratch: a partition this process no longer
-		 * owns must not stay at its last lag. */
-		km_metrics_clear(r->opts->metrics, "kmigrate_replication_lag_records");
-		km_metrics_clear(r->opts->metrics, "kmigrate_replication_lag_seconds");
-	}
+	/* Re-measured in place: a partition this process no longer owns
+	 * must not stay at its last lag (swept below), and a scrape meanwhile
+	 * must not find the family empty (it did with clear-then-set: a
+	 * test's scrape saw no lag series at all). */
+	km_metrics_mark(r->opts->metrics, "kmigrate_replication_lag_records");
+	km_metrics_mark(r->opts->metrics, "kmigrate_replication_lag_seconds");
 	for (int k = 0; k < r->ntasks; k++) {
 		task_t *t = r->tasks[k];
 		if (!t || t->dead || !t->ready)
@@ -2100,6 +2104,8 @@ static void progress_event(repl_t *r, int64_t *last_ms, int64_t *last_records, i
 		}
 		pthread_mutex_unlock(&t->lock);
 	}
+	km_metrics_sweep(r->opts->metrics, "kmigrate_replication_lag_records");
+	km_metrics_sweep(r->opts->metrics, "kmigrate_replication_lag_seconds");
 	pthread_mutex_lock(&r->lock);
 	double secs = (double)(now - *last_ms) / 1000.0;
 	if (secs <= 0)
