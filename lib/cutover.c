@@ -790,62 +790,40 @@ static km_err_t create_authority_topic(ctx_t *x, const char *name)
 	return err;
 }
 
-static void authority_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-	rd_kafka_resp_err_t *first = opaque;
-	(void)rk;
-	if (m->err && !*first)
-		*first = m->err;
-}
-
 km_err_t km_cutover_write_authority(const km_kafka_endpoint_t *tgt, const char *atopic,
 				   const char *authority, const char *wave, int64_t run_id,
 				   const json_t *topics, char *errstr, size_t errstr_size)
 {
-	const char *extra[] = {"enable.idempotence", "true", "acks", "all", "linger.ms", "0",
-			       "message.timeout.ms", "30000", NULL};
-	rd_kafka_resp_err_t derr = RD_KAFKA_RESP_ERR_NO_ERROR;
-	rd_kafka_conf_t *conf = NULL;
-	rd_kafka_t *rk = NULL;
 	km_mapstore_authority_t a = {.at = km_now_ms(), .run_id = run_id};
-	char rerr[512], val[KM_MAPSTORE_AUTHORITY_MAX];
+	char val[KM_MAPSTORE_AUTHORITY_MAX], why[600];
+	size_t n = json_array_size(topics), i;
+	const char **keys = km_calloc(n ? n : 1, sizeof(*keys));
+	const char **vals = km_calloc(n ? n : 1, sizeof(*vals));
 	json_t *t;
-	size_t i;
 	km_err_t err;
 
 	snprintf(a.authority, sizeof(a.authority), "%s", authority);
 	snprintf(a.wave, sizeof(a.wave), "%s", wave);
-	if (km_mapstore_authority_encode(&a, val, sizeof(val)) < 0)
+	if (km_mapstore_authority_encode(&a, val, sizeof(val)) < 0) {
+		free(keys);
+		free(vals);
 		return km_seterr(errstr, errstr_size, KM_ERR_BUG,
 				 "cannot encode the authority record of wave '%s'", wave);
-	if ((err = km_kafka_conf_new(tgt, extra, &conf, errstr, errstr_size)))
-		return err;
-	rd_kafka_conf_set_dr_msg_cb(conf, authority_dr);
-	rd_kafka_conf_set_opaque(conf, &derr);
-	if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof(rerr)))) {
-		rd_kafka_conf_destroy(conf);
-		return km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
-				 "cannot create the authority producer on the target: %s", rerr);
 	}
 	json_array_foreach(topics, i, t) {
 		/* An array of names, or of the gate's {"topic", ...} rows. */
-		const char *st = json_is_string(t) ? json_string_value(t)
-						   : json_string_value(json_object_get(t, "topic"));
-		rd_kafka_resp_err_t perr = rd_kafka_producev(
-			rk, RD_KAFKA_V_TOPIC(atopic), RD_KAFKA_V_PARTITION(0),
-			RD_KAFKA_V_KEY(st, strlen(st)), RD_KAFKA_V_VALUE(val, strlen(val)),
-			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-		if (perr && !derr)
-			derr = perr;
+		keys[i] = json_is_string(t) ? json_string_value(t)
+					    : json_string_value(json_object_get(t, "topic"));
+		vals[i] = val;
 	}
-	if (rd_kafka_flush(rk, 60000) && !derr)
-		derr = RD_KAFKA_RESP_ERR__TIMED_OUT;
-	if (derr)
+	err = km_kafka_put(tgt, atopic, 0, keys, vals, n, why, sizeof(why));
+	if (err)
 		err = km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
 				"writing the authority records of wave '%s' to '%s' on the target "
 				"failed: %s (run the command again to write them again)",
-				wave, atopic, rd_kafka_err2str(derr));
-	rd_kafka_destroy(rk);
+				wave, atopic, why);
+	free(keys);
+	free(vals);
 	return err;
 }
 

@@ -934,3 +934,53 @@ done:
 	free(kept);
 	return err;
 }
+
+static void put_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	rd_kafka_resp_err_t *first = opaque;
+	(void)rk;
+	if (m->err && !*first)
+		*first = m->err;
+}
+
+km_err_t km_kafka_put(const km_kafka_endpoint_t *ep, const char *topic, int partition,
+		      const char *const *keys, const char *const *vals, size_t n, char *errstr,
+		      size_t errstr_size)
+{
+	const char *extra[] = {"enable.idempotence", "true", "acks", "all", "linger.ms", "0",
+			       "message.timeout.ms", "30000", NULL};
+	rd_kafka_resp_err_t derr = RD_KAFKA_RESP_ERR_NO_ERROR;
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *rk;
+	char rerr[512];
+	km_err_t err;
+
+	if ((err = km_kafka_conf_new(ep, extra, &conf, errstr, errstr_size)))
+		return err;
+	rd_kafka_conf_set_dr_msg_cb(conf, put_dr);
+	rd_kafka_conf_set_opaque(conf, &derr);
+	if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof(rerr)))) {
+		rd_kafka_conf_destroy(conf);
+		return km_seterr(errstr, errstr_size, KM_ERR_KAFKA,
+				 "cannot create a producer on the %s cluster: %s", ep->role, rerr);
+	}
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_resp_err_t perr = rd_kafka_producev(
+			rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+			RD_KAFKA_V_KEY(keys[i], strlen(keys[i])),
+			RD_KAFKA_V_VALUE((void *)vals[i], strlen(vals[i])),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		if (perr && !derr)
+			derr = perr;
+	}
+	if (rd_kafka_flush(rk, 60000) && !derr)
+		derr = RD_KAFKA_RESP_ERR__TIMED_OUT;
+	rd_kafka_destroy(rk);
+	if (!derr)
+		return KM_ERR_OK;
+	return km_seterr(errstr, errstr_size,
+			 derr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ? KM_ERR_AUTHZ
+									  : KM_ERR_KAFKA,
+			 "writing '%s'[%d] on the %s cluster: %s", topic, partition, ep->role,
+			 rd_kafka_err2str(derr));
+}

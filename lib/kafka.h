@@ -185,6 +185,16 @@ km_err_t km_kafka_committed(km_kafka_t *k, const char *const *groups, size_t n,
  * or "unknown".  Static storage. */
 const char *km_kafka_config_source_name(rd_kafka_ConfigSource_t source);
 
+/* Writes n records (keys[i] -> vals[i], NUL-terminated) to one partition of
+ * topic with an idempotent producer (acks=all) and waits for every delivery
+ * report: kmigrate's own small records (the authority, a map's layout).
+ * @returns KM_ERR_OK once all are written; otherwise KM_ERR_AUTHZ for a topic
+ * authorization failure, else KM_ERR_KAFKA, errstr naming the first
+ * librdkafka error. */
+km_err_t km_kafka_put(const km_kafka_endpoint_t *ep, const char *topic, int partition,
+		      const char *const *keys, const char *const *vals, size_t n, char *errstr,
+		      size_t errstr_size);
+
 /* Reads the low/high watermarks of one partition (ListOffsets through
  * query_watermark_offsets). */
 km_err_t km_kafka_watermarks(km_kafka_t *k, const char *topic, int partition,

@@ -302,49 +302,21 @@ static rd_kafka_t *client(repl_t *r, const km_kafka_endpoint_t *ep, rd_kafka_typ
 
 /* ---- internal topics --------------------------------------------------------- */
 
-static void layout_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-	(void)rk;
-	(void)opaque;
-	*(rd_kafka_resp_err_t *)m->_private = m->err;
-}
-
 /* Writes the layout record (partition 0 of the tasks topic). */
 static km_err_t write_layout(repl_t *r, int group)
 {
-	const char *props[] = {"enable.idempotence", "true", "acks", "all", NULL};
-	rd_kafka_conf_t *conf;
-	rd_kafka_t *p;
-	rd_kafka_resp_err_t perr, derr = RD_KAFKA_RESP_ERR__IN_PROGRESS;
-	char val[64], rerr[512];
+	const char *key = KM_MAPSTORE_LAYOUT_KEY;
+	const char *vp;
+	char val[64], why[600];
 	km_err_t err;
 
 	if (km_mapstore_layout_encode(group, val, sizeof(val)) < 0)
 		KM_BUG("cannot encode layout %d", group);
-	if ((err = km_kafka_conf_new(r->tgt, props, &conf, rerr, sizeof(rerr))))
-		return fail(r, err, "%s", rerr);
-	rd_kafka_conf_set_dr_msg_cb(conf, layout_dr);
-	if (!(p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof(rerr)))) {
-		rd_kafka_conf_destroy(conf);
-		return fail(r, KM_ERR_KAFKA, "cannot create a producer on the %s: %s",
-			    r->tgt->role, rerr);
-	}
-	perr = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(r->names.tasks), RD_KAFKA_V_PARTITION(0),
-				 RD_KAFKA_V_KEY(KM_MAPSTORE_LAYOUT_KEY,
-						strlen(KM_MAPSTORE_LAYOUT_KEY)),
-				 RD_KAFKA_V_VALUE(val, strlen(val)),
-				 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&derr),
-				 RD_KAFKA_V_END);
-	if (!perr)
-		rd_kafka_flush(p, KM_KAFKA_TIMEOUT_MS);
-	rd_kafka_destroy(p);
-	if (perr || derr)
-		return fail(r, derr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ? KM_ERR_AUTHZ
-										 : KM_ERR_KAFKA,
-			    "cannot write the layout of migration '%s' to '%s' on the %s: %s%s",
-			    r->plan->migration, r->names.tasks, r->tgt->role,
-			    rd_kafka_err2str(perr ? perr : derr),
-			    derr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+	vp = val;
+	if ((err = km_kafka_put(r->tgt, r->names.tasks, 0, &key, &vp, 1, why, sizeof(why))))
+		return fail(r, err, "cannot write the layout of migration '%s': %s%s",
+			    r->plan->migration, why,
+			    err == KM_ERR_AUTHZ
 				    ? " (grant WRITE on the topic to the replicator's principal)"
 				    : "");
 	return KM_ERR_OK;
