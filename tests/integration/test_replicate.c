@@ -472,7 +472,7 @@ static void test_large_records_bounded(void **state)
 	}
 	tk_flush(p);
 	rd_kafka_destroy(p);
-	assert_int_equal(tk_total_hwm(&src, R8), N);
+	tk_wait_total_hwm(&src, R8, N);
 	free(val);
 
 	plan = make_plan("it-r8", R8);

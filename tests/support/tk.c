@@ -703,6 +703,21 @@ int64_t tk_total_hwm(const tk_cluster_t *c, const char *topic)
 	return sum;
 }
 
+void tk_wait_total_hwm(const tk_cluster_t *c, const char *topic, int64_t want)
+{
+	int64_t deadline = now_ms() + TK_TIMEOUT_MS, have;
+
+	/* Every delivery was acknowledged (dr_cb fails the test otherwise);
+	 * on a loaded machine the end offsets have been seen to trail them,
+	 * so wait on the condition instead of reading it once. */
+	while ((have = tk_total_hwm(c, topic)) != want) {
+		if (have > want || now_ms() > deadline)
+			tk_fail("%s holds %lld records, want %lld (after %d ms)", topic,
+				(long long)have, (long long)want, TK_TIMEOUT_MS);
+		poll(NULL, 0, 100);
+	}
+}
+
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
 	const unsigned char *b = p;

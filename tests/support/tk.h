@@ -104,6 +104,8 @@ int tk_wait_exit_rss(pid_t pid, int timeout_ms, long *maxrss_kb);
 
 /* Sum of a topic's high watermarks (all partitions). */
 int64_t tk_total_hwm(const tk_cluster_t *c, const char *topic);
+/* Waits until topic's end offsets sum to want; fails past TK_TIMEOUT_MS. */
+void tk_wait_total_hwm(const tk_cluster_t *c, const char *topic, int64_t want);
 
 /* Per-record digests of one partition, read from the beginning to the end
  * with read_committed (or read_uncommitted): FNV-1a 64 over key and value
