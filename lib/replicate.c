@@ -48,6 +48,7 @@ typedef struct part_s {
 	int64_t pending_tgt_next; /* tgt_next after the open transaction */
 	bool recorded;    /* a progress record exists (loaded or committed) */
 	int64_t hwm;      /* source high watermark seen at start */
+	int64_t log_start; /* source log start offset seen at start */
 	bool caught_up;
 	bool excluded;    /* its authority is the target: never copied again */
 	km_offrun_builder_t rb;
@@ -61,7 +62,7 @@ typedef struct part_s {
 } part_t;
 
 typedef struct slot_s {
-	rd_kafka_message_t *m;
+	int64_t src_offset; /* the record's offset on the source */
 	part_t *part;
 	int64_t tgt_offset;
 	rd_kafka_resp_err_t err;
@@ -836,11 +837,6 @@ static rd_kafka_message_t *next_message(task_t *t, int timeout_ms)
  * task_join() (3 s of a 2,000-partition run's 8 s were spent there). */
 static void task_close_clients(task_t *t)
 {
-	for (int i = 0; i < t->nslots; i++)
-		if (t->slots[i].m) {
-			rd_kafka_message_destroy(t->slots[i].m);
-			t->slots[i].m = NULL;
-		}
 	drop_batch(t);
 	if (t->cq)
 		rd_kafka_queue_destroy(t->cq);
@@ -1104,6 +1100,7 @@ static km_err_t task_init(repl_t *r, task_t *t)
 		p->tgt_topic = write_topic(r, r->sp[i].topic);
 		p->partition = r->sp[i].partition;
 		p->hwm = r->sp[i].hi;
+		p->log_start = r->sp[i].lo;
 		p->next = -1;
 		p->tgt_next = -1;
 		p->pending_tgt_next = -1;
@@ -1131,10 +1128,9 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	 * task's share, a quarter is the consumer's queue of prefetched
 	 * records, up to a quarter the fetch response in flight (the broker
 	 * may overshoot it by one record batch), and half the open
-	 * transaction's chunk, whose records are held from the fetch until
-	 * their delivery report (records move without copies: the producer's
-	 * queue references them); a transaction of several chunks holds one
-	 * at a time. */
+	 * transaction's chunk, whose records are copied into the producer's
+	 * queue and held there until their delivery reports; a transaction
+	 * of several chunks holds one at a time. */
 	int64_t per_task = r->opts->max_buffer_bytes / r->ntasks;
 	if (per_task < 4 * 1024 * 1024)
 		per_task = 4 * 1024 * 1024;
@@ -1150,12 +1146,15 @@ static km_err_t task_init(repl_t *r, task_t *t)
 			t->txn_max_bytes = t->txn_bytes;
 	}
 	snprintf(bufkb, sizeof(bufkb), "%lld", (long long)(per_task / 4 / 1024));
-	/* Small fetches: a fetch response stays in memory until the last of
-	 * its records is released, so a transaction holding a few records of
-	 * many big responses held far more than it counted (peak RSS 138 MB
-	 * with per_task/4, 118 MB with per_task/16, at the same pace).
+	/* A fetch response is freed as soon as its records are produced
+	 * (copied: fill_chunk()), so a fetch takes its full quarter.  When
+	 * the records were referenced until their delivery reports, a chunk
+	 * pinned every response it touched and fetches had to stay at a
+	 * sixteenth (1 MB): a task of 500 partitions then spent 2 CPU s of
+	 * the source broker on fetch requests per 750,000 records, 0.8 s at
+	 * 4 MB (docs/internals/replication.md, "Many partitions").
 	 * librdkafka wants at least message.max.bytes (1 MB). */
-	int64_t fetch = per_task / 16 < 1000000 ? 1000000 : per_task / 16;
+	int64_t fetch = per_task / 4 < 1000000 ? 1000000 : per_task / 4;
 	snprintf(fetchb, sizeof(fetchb), "%lld", (long long)fetch);
 	snprintf(qkb, sizeof(qkb), "%lld", (long long)(t->txn_max_bytes / 1024 + 1024));
 
@@ -1199,12 +1198,7 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	 * retention before they were copied: say so, never skip. */
 	for (int i = 0; i < t->nparts; i++) {
 		part_t *p = &t->parts[i];
-		int64_t lo = 0, hi = 0;
-		for (int j = 0; j < r->nsp; j++)
-			if (!strcmp(r->sp[j].topic, p->topic) && r->sp[j].partition == p->partition) {
-				lo = r->sp[j].lo;
-				hi = r->sp[j].hi;
-			}
+		int64_t lo = p->log_start, hi = p->hwm;
 		/* The codec is a topic property in librdkafka: one producer
 		 * writes topics of different compression.type. */
 		rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
@@ -1336,22 +1330,12 @@ static part_t *part_of(task_t *t, const rd_kafka_message_t *m)
 	return NULL;
 }
 
-static void release_slots(task_t *t, int n)
-{
-	for (int i = 0; i < n; i++) {
-		if (t->slots[i].m)
-			rd_kafka_message_destroy(t->slots[i].m);
-		t->slots[i].m = NULL;
-	}
-}
-
 /* Aborts the open transaction and rewinds the source to the committed
  * positions, so that the batch is copied again, whole, by the next one. */
-static km_err_t abort_and_rewind(repl_t *r, task_t *t, int n, const char *why)
+static km_err_t abort_and_rewind(repl_t *r, task_t *t, const char *why)
 {
 	rd_kafka_error_t *e;
 
-	release_slots(t, n);
 	if (t->in_txn) {
 		e = rd_kafka_abort_transaction(t->p, 60000);
 		t->in_txn = false;
@@ -1377,7 +1361,7 @@ static km_err_t abort_and_rewind(repl_t *r, task_t *t, int n, const char *why)
 	return assign_source(r, t);
 }
 
-static km_err_t txn_error(repl_t *r, task_t *t, int n, rd_kafka_error_t *e, const char *what)
+static km_err_t txn_error(repl_t *r, task_t *t, rd_kafka_error_t *e, const char *what)
 {
 	char why[600];
 	km_err_t err;
@@ -1387,7 +1371,6 @@ static km_err_t txn_error(repl_t *r, task_t *t, int n, rd_kafka_error_t *e, cons
 	if (rd_kafka_error_is_fatal(e) ||
 	    rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__FENCED ||
 	    rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_PRODUCER_FENCED) {
-		release_slots(t, n);
 		t->dead = true;
 		rd_kafka_error_destroy(e);
 		/* Fenced: another replicator owns this task now.  Not a
@@ -1397,7 +1380,7 @@ static km_err_t txn_error(repl_t *r, task_t *t, int n, rd_kafka_error_t *e, cons
 		return KM_ERR_OK;
 	}
 	rd_kafka_error_destroy(e);
-	err = abort_and_rewind(r, t, n, why);
+	err = abort_and_rewind(r, t, why);
 	return err;
 }
 
@@ -1472,13 +1455,13 @@ static void throttle(repl_t *r, int64_t bytes)
 /* commit_transaction with its retries; *committed tells whether it
  * happened (otherwise txn_error() aborted and rewound, or the task was
  * fenced). */
-static km_err_t commit_txn(repl_t *r, task_t *t, int n, bool *committed)
+static km_err_t commit_txn(repl_t *r, task_t *t, bool *committed)
 {
 	rd_kafka_error_t *e;
 
 	if ((e = rd_kafka_commit_transaction(t->p, 60000))) {
 		if (rd_kafka_error_txn_requires_abort(e) || !rd_kafka_error_is_retriable(e))
-			return txn_error(r, t, n, e, "commit_transaction");
+			return txn_error(r, t, e, "commit_transaction");
 		/* Retriable: the commit may or may not have happened; retry
 		 * the commit itself, which is idempotent. */
 		rd_kafka_error_destroy(e);
@@ -1486,12 +1469,12 @@ static km_err_t commit_txn(repl_t *r, task_t *t, int n, bool *committed)
 			if (!(e = rd_kafka_commit_transaction(t->p, 60000)))
 				break;
 			if (!rd_kafka_error_is_retriable(e))
-				return txn_error(r, t, n, e, "commit_transaction");
+				return txn_error(r, t, e, "commit_transaction");
 			rd_kafka_error_destroy(e);
 		}
 		if (e) {
 			e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__TIMED_OUT, "commit retries exhausted");
-			return txn_error(r, t, n, e, "commit_transaction");
+			return txn_error(r, t, e, "commit_transaction");
 		}
 	}
 	*committed = true;
@@ -1511,14 +1494,13 @@ static bool settle(repl_t *r, task_t *t, int n, km_err_t *err)
 	int i;
 
 	if (rd_kafka_flush(t->p, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return (*err = abort_and_rewind(r, t, n, "flush timed out")), false;
+		return (*err = abort_and_rewind(r, t, "flush timed out")), false;
 	for (i = 0; i < n; i++) {
 		if (t->slots[i].err) {
 			char why[300];
 			rd_kafka_resp_err_t de = t->slots[i].err;
 			metric_error(r, "produce", de);
 			if (de == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
-				release_slots(t, n);
 				return (*err = fail(r, KM_ERR_AUTHZ,
 					    "writing '%s' on the target: %s (grant WRITE on the topic "
 					    "to the replicator's principal)",
@@ -1529,8 +1511,7 @@ static bool settle(repl_t *r, task_t *t, int n, km_err_t *err)
 				 * rewind, for ever.  Stop, naming the fix. */
 				const char *tt = t->slots[i].part->tgt_topic;
 				int tp = t->slots[i].part->partition;
-				int64_t so = t->slots[i].m->offset;
-				release_slots(t, n);
+				int64_t so = t->slots[i].src_offset;
 				return (*err = fail(r, KM_ERR_CONFLICT,
 					    "writing '%s'[%d] on the target: %s (the batch from "
 					    "source offset %lld does not fit the target topic's "
@@ -1542,27 +1523,26 @@ static bool settle(repl_t *r, task_t *t, int n, km_err_t *err)
 			snprintf(why, sizeof(why), "delivery to '%s'[%d]: %s",
 				 t->slots[i].part->tgt_topic, t->slots[i].part->partition,
 				 rd_kafka_err2str(de));
-			return (*err = abort_and_rewind(r, t, n, why)), false;
+			return (*err = abort_and_rewind(r, t, why)), false;
 		}
 		/* librdkafka may omit the offset of a retried idempotent
 		 * record: never guess it, copy the batch again. */
 		if (t->slots[i].tgt_offset < 0)
-			return (*err = abort_and_rewind(r, t, n, "a delivery report without an offset")), false;
+			return (*err = abort_and_rewind(r, t, "a delivery report without an offset")), false;
 	}
 
 	/* The chunk's offset-map runs, in the open transaction. */
 	for (i = 0; i < n; i++) {
 		slot_t *s = &t->slots[i];
-		if (km_offrun_feed(&s->part->rb, s->m->offset, s->tgt_offset, &run)) {
+		if (km_offrun_feed(&s->part->rb, s->src_offset, s->tgt_offset, &run)) {
 			if (km_mapstore_key_encode(s->part->topic, s->part->partition, key,
 						   sizeof(key)) < 0 ||
 			    km_mapstore_run_encode(&run, val, sizeof(val)) < 0)
 				KM_BUG("cannot encode the offset map of '%s'", s->part->topic);
 			if (put_bookkeeping(t, t->rkt_offmap, key, val))
-				return (*err = abort_and_rewind(r, t, n, "queueing the offset map")), false;
+				return (*err = abort_and_rewind(r, t, "queueing the offset map")), false;
 		}
 	}
-	release_slots(t, n);
 	return true;
 }
 
@@ -1597,7 +1577,6 @@ static bool fill_chunk(repl_t *r, task_t *t, int64_t deadline, int64_t total, in
 		if (t->topic_error && check_topics(r, t)) {
 			if (m)
 				rd_kafka_message_destroy(m);
-			release_slots(t, n);
 			return (*err = r->err), false;
 		}
 		if (!m)
@@ -1656,7 +1635,6 @@ static bool fill_chunk(repl_t *r, task_t *t, int64_t deadline, int64_t total, in
 			rd_kafka_message_destroy(m);
 			if (merr == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
 			    merr == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
-				release_slots(t, n);
 				if (t->in_txn) {
 					rd_kafka_error_t *ae = rd_kafka_abort_transaction(t->p, 60000);
 					if (ae)
@@ -1686,7 +1664,6 @@ static bool fill_chunk(repl_t *r, task_t *t, int64_t deadline, int64_t total, in
 			}
 			if (merr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
 			    merr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
-				release_slots(t, n);
 				return (*err = fail(r, merr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
 						       ? KM_ERR_NOT_FOUND
 						       : KM_ERR_AUTHZ,
@@ -1711,12 +1688,11 @@ static bool fill_chunk(repl_t *r, task_t *t, int64_t deadline, int64_t total, in
 		}
 		if (r->idmap && rewrite_ids(r, m, p)) {
 			rd_kafka_message_destroy(m);
-			release_slots(t, n);
 			return (*err = r->err), false;
 		}
 		if (!t->in_txn) {
 			if ((e = rd_kafka_begin_transaction(t->p)))
-				return (*err = txn_error(r, t, n, e, "begin_transaction")), false;
+				return (*err = txn_error(r, t, e, "begin_transaction")), false;
 			t->in_txn = true;
 		}
 		slot_t *s = &t->slots[n++];
@@ -1726,7 +1702,7 @@ static bool fill_chunk(repl_t *r, task_t *t, int64_t deadline, int64_t total, in
 		int64_t ts = rd_kafka_message_timestamp(m, &tstype);
 		rd_kafka_resp_err_t perr;
 
-		s->m = m;
+		s->src_offset = m->offset;
 		s->part = p;
 		s->tgt_offset = -1;
 		s->err = 0;
@@ -1734,23 +1710,30 @@ static bool fill_chunk(repl_t *r, task_t *t, int64_t deadline, int64_t total, in
 		p->copying = true;
 		*bytesp += (int64_t)(m->len + m->key_len);
 		held += (int64_t)(m->len + m->key_len);
-		/* The headers move to the produced record (no copy); key and
-		 * value are referenced in place until the delivery report. */
+		/* The headers move to the produced record; key and value are
+		 * copied into it, and the source record is let go at once: a
+		 * fetch response stays in memory until the last of its records
+		 * is released, so records held until their delivery reports
+		 * held whole responses (fetches had to stay small, 1 MB, and a
+		 * task of 500 partitions spent the source broker's CPU on
+		 * fetch requests: docs/internals/replication.md, "Memory"). */
 		rd_kafka_message_detach_headers(m, &hdrs);
 		do {
 			perr = rd_kafka_producev(
 				t->p, RD_KAFKA_V_RKT(p->rkt_tgt), RD_KAFKA_V_PARTITION(p->partition),
 				RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
 				RD_KAFKA_V_TIMESTAMP(ts > 0 ? ts : 0), RD_KAFKA_V_HEADERS(hdrs),
-				RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);
+				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(s),
+				RD_KAFKA_V_END);
 			if (perr == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 				rd_kafka_poll(t->p, 10);
 		} while (perr == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+		rd_kafka_message_destroy(m);
 		if (perr) {
 			if (hdrs)
 				rd_kafka_headers_destroy(hdrs);
 			e = rd_kafka_error_new(perr, "produce: %s", rd_kafka_err2str(perr));
-			return (*err = txn_error(r, t, n, e, "produce")), false;
+			return (*err = txn_error(r, t, e, "produce")), false;
 		}
 		if (n % 256 == 0)
 			rd_kafka_poll(t->p, 0); /* delivery reports, now and then */
@@ -1800,7 +1783,7 @@ static km_err_t task_step(repl_t *r, task_t *t)
 			return KM_ERR_OK;
 		if (!t->in_txn) {
 			if ((e = rd_kafka_begin_transaction(t->p)))
-				return txn_error(r, t, n, e, "begin_transaction");
+				return txn_error(r, t, e, "begin_transaction");
 			t->in_txn = true;
 		}
 	}
@@ -1821,11 +1804,11 @@ static km_err_t task_step(repl_t *r, task_t *t)
 			if (copied && km_mapstore_run_encode(&run, val, sizeof(val)) < 0)
 				KM_BUG("cannot encode the offset map of '%s'", p->topic);
 			if (copied && put_bookkeeping(t, t->rkt_offmap, key, val))
-				return abort_and_rewind(r, t, n, "queueing the offset map");
+				return abort_and_rewind(r, t, "queueing the offset map");
 			if (km_mapstore_progress_encode(&pr, val, sizeof(val)) < 0)
 				KM_BUG("cannot encode the progress of '%s'", p->topic);
 			if (put_bookkeeping(t, t->rkt_progress, key, val))
-				return abort_and_rewind(r, t, n, "queueing progress");
+				return abort_and_rewind(r, t, "queueing progress");
 		}
 	}
 	/* The last look at the exclusions before the commit, under
@@ -1849,11 +1832,11 @@ static km_err_t task_step(repl_t *r, task_t *t)
 			char why[400];
 			snprintf(why, sizeof(why), "the authority of '%s' moved to the target", gone);
 			pthread_mutex_unlock(&t->commit_lock);
-			return abort_and_rewind(r, t, n, why);
+			return abort_and_rewind(r, t, why);
 		}
 	}
 	bool committed = false;
-	km_err_t cerr = commit_txn(r, t, n, &committed);
+	km_err_t cerr = commit_txn(r, t, &committed);
 	pthread_mutex_unlock(&t->commit_lock);
 	if (!committed)
 		return cerr;
