@@ -1157,9 +1157,15 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	int64_t fetch = per_task / 4 < 1000000 ? 1000000 : per_task / 4;
 	snprintf(fetchb, sizeof(fetchb), "%lld", (long long)fetch);
 	snprintf(qkb, sizeof(qkb), "%lld", (long long)(t->txn_max_bytes / 1024 + 1024));
+	/* message.copy.max.bytes stays librdkafka's 64 KiB: values up to it
+	 * are copied into the produce request, which goes out as one buffer.
+	 * At 128 B (when records referenced their fetch responses) every
+	 * value was a buffer of its own in sendmsg()'s iovec: -12 % CPU per
+	 * 512 B record at 64 KiB, for the requests in flight (at most
+	 * max.in.flight + 1 per producer, each up to batch.size). */
 
 	const char *pprops[] = {"transactional.id", txid, "enable.idempotence", "true",
-				"acks", "all", "linger.ms", linger, "batch.size", batchb, "message.copy.max.bytes", "128",
+				"acks", "all", "linger.ms", linger, "batch.size", batchb, "message.copy.max.bytes", "65536",
 				"queue.buffering.max.kbytes", qkb, "compression.type", "none",
 				"transaction.timeout.ms", "60000", "message.max.bytes", "100000000",
 				NULL};
@@ -1481,6 +1487,27 @@ static km_err_t commit_txn(repl_t *r, task_t *t, bool *committed)
 	return KM_ERR_OK;
 }
 
+/* Waits until every record produced so far has its delivery report
+ * (served into its slot by dr_cb()), as rd_kafka_flush() does, but
+ * without flush's "flushing" mode: in it librdkafka sends every partial
+ * batch at once, and a broker thread whose partition has its five
+ * requests in flight polls its socket with a zero timeout until a
+ * response comes -- 690,000 poll() calls per million records, a third of
+ * the replicator's CPU (docs/internals/replication.md, "CPU per byte").
+ * Here linger.ms still applies to the chunk's last batches.  @returns
+ * false if timeout_ms passed first.  @locality the task's thread */
+static bool await_reports(task_t *t, int timeout_ms)
+{
+	int64_t end = km_mono_ms() + timeout_ms;
+
+	while (rd_kafka_outq_len(t->p) > 0) {
+		if (km_mono_ms() >= end)
+			return false;
+		rd_kafka_poll(t->p, 100);
+	}
+	return true;
+}
+
 /* Settles a chunk of the open transaction, slots[0..n): waits for its
  * delivery reports (every record's target offset), feeds them into the
  * offset-map runs (a finished run is queued into the transaction), and
@@ -1493,8 +1520,8 @@ static bool settle(repl_t *r, task_t *t, int n, km_err_t *err)
 	km_offrun_t run;
 	int i;
 
-	if (rd_kafka_flush(t->p, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return (*err = abort_and_rewind(r, t, "flush timed out")), false;
+	if (!await_reports(t, 60000))
+		return (*err = abort_and_rewind(r, t, "delivery reports timed out")), false;
 	for (i = 0; i < n; i++) {
 		if (t->slots[i].err) {
 			char why[300];

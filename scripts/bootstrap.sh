@@ -17,7 +17,7 @@ rdk_ver=2.8.0
 rdk_prefix="$deps/librdkafka-$rdk_ver"
 
 pkgs=(build-essential cmake pkg-config libyaml-dev libjansson-dev libsqlite3-dev
-      libxxhash-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev
+      libxxhash-dev libcmocka-dev libmicrohttpd-dev libmimalloc-dev libcurl4-openssl-dev
       libssl-dev libsasl2-dev libzstd-dev liblz4-dev zlib1g-dev
       kcat clang openssl default-jdk-headless maven dpkg-dev curl jq
       chromium prometheus)

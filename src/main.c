@@ -8,6 +8,9 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#ifdef KM_MIMALLOC
+#include <mimalloc.h>
+#endif
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,8 +272,19 @@ static void usage(FILE *fp)
 
 static void version(void)
 {
-	printf("kmigrate %s (librdkafka %s)\n", KM_VERSION,
+#ifdef KM_MIMALLOC
+	/* Whether malloc() really is mimalloc's (the library linked ahead of
+	 * libc): a block from malloc() lies in its heap. */
+	void *probe = malloc(64);
+	int v = mi_version();
+	printf("kmigrate %s (librdkafka %s, mimalloc %d.%d.%d%s)\n", KM_VERSION,
+	       rd_kafka_version_str(), v / 100, v / 10 % 10, v % 10,
+	       mi_is_in_heap_region(probe) ? "" : ", NOT replacing malloc");
+	free(probe);
+#else
+	printf("kmigrate %s (librdkafka %s, the C library's malloc)\n", KM_VERSION,
 	       rd_kafka_version_str());
+#endif
 }
 
 int main(int argc, char **argv)

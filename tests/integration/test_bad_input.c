@@ -253,6 +253,14 @@ static void test_unknown_flag_and_command(void **state)
 	const char *a3[] = {tk_kmigrate(), "--version", NULL};
 	assert_int_equal(tk_run(&out, &err, a3), 0);
 	assert_non_null(strstr(out, "librdkafka 2."));
+	/* The binary's malloc is mimalloc's, not only linked (CMakeLists.txt;
+	 * under the sanitizers, the C library's). */
+#ifdef KM_EXPECT_MIMALLOC
+	assert_non_null(strstr(out, "mimalloc 2."));
+	assert_null(strstr(out, "NOT replacing"));
+#else
+	assert_non_null(strstr(out, "the C library's malloc"));
+#endif
 	free(out);
 	free(err);
 }
