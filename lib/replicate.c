@@ -1161,8 +1161,8 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	 * are copied into the produce request, which goes out as one buffer.
 	 * At 128 B (when records referenced their fetch responses) every
 	 * value was a buffer of its own in sendmsg()'s iovec: -12 % CPU per
-	 * 512 B record at 64 KiB, for the requests in flight (at most
-	 * max.in.flight + 1 per producer, each up to batch.size). */
+	 * 512 B record at 64 KiB, for the requests in flight and waiting
+	 * (one of each per partition, each up to batch.size). */
 
 	const char *pprops[] = {"transactional.id", txid, "enable.idempotence", "true",
 				"acks", "all", "linger.ms", linger, "batch.size", batchb, "message.copy.max.bytes", "65536",
@@ -1489,12 +1489,13 @@ static km_err_t commit_txn(repl_t *r, task_t *t, bool *committed)
 
 /* Waits until every record produced so far has its delivery report
  * (served into its slot by dr_cb()), as rd_kafka_flush() does, but
- * without flush's "flushing" mode: in it librdkafka sends every partial
- * batch at once, and a broker thread whose partition has its five
- * requests in flight polls its socket with a zero timeout until a
- * response comes -- 690,000 poll() calls per million records, a third of
- * the replicator's CPU (docs/internals/replication.md, "CPU per byte").
- * Here linger.ms still applies to the chunk's last batches.  @returns
+ * without flush's "flushing" mode: in it every partial batch is ready at
+ * once, and a broker thread whose partition still waits for the answer to
+ * its request in flight (librdkafka 2.8's idempotent producer sends one
+ * per partition at a time) polls its socket with a zero timeout until the
+ * answer comes -- 690,000 poll() calls per million records in one run
+ * (docs/internals/replication.md, "CPU per byte").  Here linger.ms still
+ * applies to the chunk's last batches.  @returns
  * false if timeout_ms passed first.  @locality the task's thread */
 static bool await_reports(task_t *t, int timeout_ms)
 {
