@@ -680,15 +680,20 @@ km_err_t km_kafka_list_offsets(km_kafka_t *k, rd_kafka_topic_partition_list_t *t
 		goto done;
 	const rd_kafka_ListOffsetsResultInfo_t **ri =
 		rd_kafka_ListOffsets_result_infos(rd_kafka_event_ListOffsets_result(ev), &nr);
+	/* The answers usually come in the order asked: each search starts
+	 * after the previous match and wraps, linear then instead of
+	 * quadratic in the partition count. */
+	size_t next = 0;
 	for (int i = 0; i < tps->cnt && !err; i++) {
 		rd_kafka_topic_partition_t *want = &tps->elems[i];
 		bool seen = false;
-		for (size_t j = 0; j < nr && !err && !seen; j++) {
+		for (size_t n = 0, j = next; n < nr && !err && !seen; n++, j = (j + 1) % nr) {
 			const rd_kafka_topic_partition_t *p =
 				rd_kafka_ListOffsetsResultInfo_topic_partition(ri[j]);
 			if (strcmp(p->topic, want->topic) || p->partition != want->partition)
 				continue;
 			seen = true;
+			next = (j + 1) % nr;
 			if (p->err) {
 				char what[400];
 				snprintf(what, sizeof(what), "ListOffsets of '%s'[%d]", p->topic,
