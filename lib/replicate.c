@@ -1746,7 +1746,8 @@ static bool fill_chunk(repl_t *r, task_t *t, int64_t deadline, int64_t total, in
 		 * task of 500 partitions spent the source broker's CPU on
 		 * fetch requests: docs/internals/replication.md, "Memory and
 		 * pace").  The copy costs kmigrate CPU per record (bench/README.md,
-		 * "CPU per byte": ~1-1.5 CPU s per million 512 B records). */
+		 * "CPU per byte": ~1-1.5 CPU s per million 512 B records
+		 * with glibc's malloc, less with mimalloc). */
 		rd_kafka_message_detach_headers(m, &hdrs);
 		do {
 			perr = rd_kafka_producev(

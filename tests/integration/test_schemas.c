@@ -44,29 +44,32 @@ static void registries(const char *verb)
 	static const char *names[] = {"ksr-source", "ksr-target", "ksr-collide"};
 	int base[] = {17080, 27080, 37080};
 	pid_t pids[3];
-	char logs[3][64];
+	char *logs[3];
+	/* The script's own words: its last line says why a start failed
+	 * (the registry's log is wiped with it).  Kept when a case fails. */
+	char *dir = tk_tmpdir("sr");
 	for (int i = 0; i < 3; i++) {
 		char port[16];
 		snprintf(port, sizeof(port), "%d", base[i] + po);
-		/* The script's own words (its last line says why a start
-		 * failed: the registry's log is wiped with it). */
-		snprintf(logs[i], sizeof(logs[i]), "/tmp/km-sr-%s-%d.log", names[i], (int)getpid());
+		logs[i] = km_asprintf("%s/%s.log", dir, names[i]);
 		const char *start[] = {script(), "start", names[i], "--port", port, NULL};
 		const char *stop[] = {script(), "stop", names[i], "--wipe", NULL};
 		pids[i] = tk_spawn(!strcmp(verb, "start") ? start : stop, logs[i]);
 	}
 	for (int i = 0; i < 3; i++) {
 		if (tk_wait_exit(pids[i], 300000) != 0) {
-			char last[512] = "", line[512];
-			FILE *f = fopen(logs[i], "r");
-			while (f && fgets(line, sizeof(line), f))
-				snprintf(last, sizeof(last), "%s", line);
-			if (f)
-				fclose(f);
-			TK_ASSERT(false, "schema-registry %s %s failed: %s", verb, names[i], last);
+			char *text = tk_read_file(logs[i], NULL);
+			char *last = text ? text + strlen(text) : NULL;
+			while (last && last > text && last[-1] == '\n')
+				*--last = '\0';
+			while (last && last > text && last[-1] != '\n')
+				last--;
+			TK_ASSERT(false, "schema-registry %s %s failed: %s", verb, names[i],
+				  last ? last : "(no output)");
 		}
-		unlink(logs[i]);
+		free(logs[i]);
 	}
+	free(dir);
 }
 
 static void stop_all(void)
