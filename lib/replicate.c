@@ -53,6 +53,7 @@ typedef struct part_s {
 	bool excluded;    /* its authority is the target: never copied again */
 	km_offrun_builder_t rb;
 	bool copying;     /* records of it are in the open transaction */
+	int64_t unreported; /* key+value bytes produced, no delivery report yet */
 	int64_t last_tgt; /* for the open txn's runs */
 	/* Metrics, main thread only: when its lag was last seen at 0
 	 * (0: never), the bound of kmigrate_replication_lag_seconds. */
@@ -66,6 +67,7 @@ typedef struct slot_s {
 	part_t *part;
 	int64_t tgt_offset;
 	rd_kafka_resp_err_t err;
+	int32_t bytes; /* key + value, counted in part->unreported until reported */
 } slot_t;
 
 typedef struct task_s {
@@ -84,6 +86,7 @@ typedef struct task_s {
 	int64_t txn_records;   /* records per transaction at most */
 	int64_t txn_bytes;     /* bytes per transaction at most, 0 = no bound */
 	int txn_ms;            /* time per transaction */
+	int64_t batch_bytes;   /* the producer's batch.size */
 	rd_kafka_topic_t *rkt_offmap, *rkt_progress; /* the producer's, of the store */
 	bool in_txn;
 	int excl_gen;     /* the exclusions this task has applied (r->excl_gen) */
@@ -101,6 +104,7 @@ typedef struct task_s {
 	atomic_bool stop;      /* written by the main thread */
 	atomic_bool ready;     /* fenced, progress loaded, source assigned */
 	atomic_bool topic_error; /* the source said a topic does not exist */
+	atomic_int produce_out; /* produce requests sent, not answered (interceptors) */
 	pthread_t th;          /* the task's own thread */
 	/* t->lock guards parts[].next and parts[].caught_up, written by the
 	 * task's thread and read by the main thread.  Everything else in
@@ -803,6 +807,48 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		return; /* bookkeeping records */
 	s->err = m->err;
 	s->tgt_offset = m->err ? -1 : m->offset;
+	s->part->unreported -= s->bytes;
+}
+
+/* Produce requests written to a socket and not answered yet, counted by
+ * librdkafka's interceptors on its broker threads, for drain().  Every
+ * request written gets one answer (a response, an error or a timeout; a
+ * retry is written and answered again); an answer to a request purged
+ * before it was written has no write, so the count is a hint only, never
+ * below what is out, and drain() resets it once nothing is outstanding. */
+static rd_kafka_resp_err_t on_request_sent(rd_kafka_t *rk, int sockfd, const char *brokername,
+					   int32_t brokerid, int16_t api, int16_t apiver,
+					   int32_t corrid, size_t size, void *opaque)
+{
+	(void)rk, (void)sockfd, (void)brokername, (void)brokerid, (void)apiver, (void)corrid,
+		(void)size;
+	if (api == 0) /* Produce */
+		atomic_fetch_add(&((task_t *)opaque)->produce_out, 1);
+	return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static rd_kafka_resp_err_t on_response_received(rd_kafka_t *rk, int sockfd,
+						const char *brokername, int32_t brokerid,
+						int16_t api, int16_t apiver, int32_t corrid,
+						size_t size, int64_t rtt, rd_kafka_resp_err_t err,
+						void *opaque)
+{
+	(void)rk, (void)sockfd, (void)brokername, (void)brokerid, (void)apiver, (void)corrid,
+		(void)size, (void)rtt, (void)err;
+	if (api == 0)
+		atomic_fetch_sub(&((task_t *)opaque)->produce_out, 1);
+	return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static rd_kafka_resp_err_t on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf, void *opaque,
+				  char *errstr, size_t errstr_size)
+{
+	rd_kafka_resp_err_t e;
+	(void)conf, (void)errstr, (void)errstr_size;
+	if ((e = rd_kafka_interceptor_add_on_request_sent(rk, "kmigrate", on_request_sent, opaque)))
+		return e;
+	return rd_kafka_interceptor_add_on_response_received(rk, "kmigrate", on_response_received,
+							     opaque);
 }
 
 /* The source records taken from the queue but not used yet: after a
@@ -1118,11 +1164,14 @@ static km_err_t task_init(repl_t *r, task_t *t)
 			batch = mb - mb / 64 - 512 > 1 ? mb - mb / 64 - 512 : 1;
 	}
 	snprintf(batchb, sizeof(batchb), "%lld", (long long)batch);
+	t->batch_bytes = batch;
 	/* Reverse: ids of its own, so that the two directions never fence
 	 * each other's tasks. */
 	snprintf(txid, sizeof(txid), r->reverse ? "kmigrate.%s.rtask.%d" : "kmigrate.%s.task.%d",
 		 r->plan->migration, id);
-	snprintf(linger, sizeof(linger), "%d", 5);
+	/* Long: partial batches wait for drain(), which makes them ready
+	 * when nothing can queue behind them (its comment). */
+	snprintf(linger, sizeof(linger), "%d", 1000);
 	/* Memory is bounded by configuration, not by topic size: the
 	 * process budget (max_buffer_bytes) is shared by its tasks.  Of a
 	 * task's share, a quarter is the consumer's queue of prefetched
@@ -1175,6 +1224,12 @@ static km_err_t task_init(repl_t *r, task_t *t)
 	if ((cerr = km_kafka_conf_new(r->tgt, pprops, &conf, rerr, sizeof(rerr))))
 		return fail(r, cerr, "%s", rerr);
 	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	rd_kafka_resp_err_t ierr = rd_kafka_conf_interceptor_add_on_new(conf, "kmigrate", on_new, t);
+	if (ierr) {
+		rd_kafka_conf_destroy(conf);
+		return fail(r, KM_ERR_KAFKA, "task %d: cannot add interceptors: %s", id,
+			    rd_kafka_err2str(ierr));
+	}
 	if (!(t->p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof(rerr)))) {
 		rd_kafka_conf_destroy(conf);
 		return fail(r, KM_ERR_KAFKA, "task %d: cannot create producer: %s", id, rerr);
@@ -1363,6 +1418,7 @@ static km_err_t abort_and_rewind(repl_t *r, task_t *t, const char *why)
 	for (int i = 0; i < t->nparts; i++) {
 		memset(&t->parts[i].rb, 0, sizeof(t->parts[i].rb));
 		t->parts[i].copying = false;
+		t->parts[i].unreported = 0;
 	}
 	return assign_source(r, t);
 }
@@ -1487,25 +1543,56 @@ static km_err_t commit_txn(repl_t *r, task_t *t, bool *committed)
 	return KM_ERR_OK;
 }
 
-/* Waits until every record produced so far has its delivery report
- * (served into its slot by dr_cb()), as rd_kafka_flush() does, but
- * without flush's "flushing" mode: in it every partial batch is ready at
- * once, and a broker thread whose partition still waits for the answer to
- * its request in flight (librdkafka 2.8's idempotent producer sends one
- * per partition at a time) polls its socket with a zero timeout until the
- * answer comes -- 690,000 poll() calls per million records in one run
- * (docs/internals/replication.md, "CPU per byte").  Here linger.ms still
- * applies to the chunk's last batches.  @returns
- * false if timeout_ms passed first.  @locality the task's thread */
-static bool await_reports(task_t *t, int timeout_ms)
+/* True when a partition of t still has a full batch's worth of records
+ * without delivery reports (librdkafka counts a batch full by key and value
+ * bytes, as unreported does): the producer sends it by itself, without
+ * flushing (drain()).  @locality the task's thread */
+static bool full_batch_left(const task_t *t)
 {
-	int64_t end = km_mono_ms() + timeout_ms;
+	for (int i = 0; i < t->nparts; i++)
+		if (t->parts[i].unreported >= t->batch_bytes)
+			return true;
+	return false;
+}
+
+/* Waits until every record produced so far has its delivery report
+ * (served into its slot by dr_cb()), without letting a broker thread of
+ * librdkafka spin.  librdkafka 2.8's idempotent producer has one request
+ * in flight per partition, and a partition whose next batch is ready
+ * while its request is out polls its socket with a zero timeout until the
+ * answer comes: 0.2-2 million poll() calls per million records when
+ * linger.ms was 5 and this waited for reports alone, more when it flushed
+ * (docs/internals/replication.md, "CPU per byte").  A batch is ready when
+ * full, when linger.ms has passed since its first record, or at once
+ * while rd_kafka_flush() runs.  So linger.ms is long (1 s, longer than a
+ * request should take): full batches go out by themselves, one after the
+ * other, and nothing else does.  Here we wait, not flushing, while produce
+ * requests are out (counted by the interceptors) or a partition still has
+ * a full batch to send; then nothing is in flight and every partition has
+ * at most a partial batch left, and a short flush (2 ms) sends them all at
+ * once.  A rest that does not fit one request (librdkafka fills a request
+ * by its size on the wire, headers and framing included) waits behind the
+ * first part, spinning only until the flush returns, and goes with the
+ * next one.  The whole wait is bounded (2 s, as if a count were wrong),
+ * then plain flushes finish it.  @returns false if timeout_ms passed
+ * first.  @locality the task's thread */
+static bool drain(task_t *t, int timeout_ms)
+{
+	int64_t start = km_mono_ms(), end = start + timeout_ms;
 
 	while (rd_kafka_outq_len(t->p) > 0) {
-		if (km_mono_ms() >= end)
+		int64_t now = km_mono_ms();
+		if (now >= end)
 			return false;
-		rd_kafka_poll(t->p, 100);
+		if (now - start >= 2000)
+			rd_kafka_flush(t->p, 100);
+		else if (atomic_load(&t->produce_out) > 0 || full_batch_left(t))
+			rd_kafka_poll(t->p, 5);
+		else
+			rd_kafka_flush(t->p, 2);
 	}
+	/* Nothing outstanding: nothing can be out. */
+	atomic_store(&t->produce_out, 0);
 	return true;
 }
 
@@ -1521,7 +1608,7 @@ static bool settle(repl_t *r, task_t *t, int n, km_err_t *err)
 	km_offrun_t run;
 	int i;
 
-	if (!await_reports(t, 60000))
+	if (!drain(t, 60000))
 		return (*err = abort_and_rewind(r, t, "delivery reports timed out")), false;
 	for (i = 0; i < n; i++) {
 		if (t->slots[i].err) {
@@ -1734,6 +1821,7 @@ static bool fill_chunk(repl_t *r, task_t *t, int64_t deadline, int64_t total, in
 		s->part = p;
 		s->tgt_offset = -1;
 		s->err = 0;
+		s->bytes = (int32_t)(m->len + m->key_len);
 		p->pending_next = m->offset + 1;
 		p->copying = true;
 		*bytesp += (int64_t)(m->len + m->key_len);
@@ -1756,9 +1844,14 @@ static bool fill_chunk(repl_t *r, task_t *t, int64_t deadline, int64_t total, in
 				RD_KAFKA_V_TIMESTAMP(ts > 0 ? ts : 0), RD_KAFKA_V_HEADERS(hdrs),
 				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(s),
 				RD_KAFKA_V_END);
+			/* Not expected (the queue holds a chunk and 1 MB
+			 * more), but partial batches wait for linger.ms: make
+			 * them ready rather than wait for it. */
 			if (perr == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-				rd_kafka_poll(t->p, 10);
+				rd_kafka_flush(t->p, 10);
 		} while (perr == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+		if (!perr)
+			p->unreported += s->bytes;
 		rd_kafka_message_destroy(m);
 		if (perr) {
 			if (hdrs)
