@@ -813,9 +813,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 /* Produce requests written to a socket and not answered yet, counted by
  * librdkafka's interceptors on its broker threads, for drain().  Every
  * request written gets one answer (a response, an error or a timeout; a
- * retry is written and answered again); an answer to a request purged
- * before it was written has no write, so the count is a hint only, never
- * below what is out, and drain() resets it once nothing is outstanding. */
+ * retry is written and answered again), but a request purged before it
+ * was written is answered too, so the count can fall below what is out:
+ * drain() then flushes early and a partition may spin for that flush's
+ * 2 ms.  It is reset once nothing is outstanding. */
 static rd_kafka_resp_err_t on_request_sent(rd_kafka_t *rk, int sockfd, const char *brokername,
 					   int32_t brokerid, int16_t api, int16_t apiver,
 					   int32_t corrid, size_t size, void *opaque)
