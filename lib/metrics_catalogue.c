@@ -29,6 +29,13 @@ const km_metric_def_t km_metrics_catalogue[] = {
 	 "Key, value and header bytes copied and committed by this process.", false},
 	{"kmigrate_replication_transactions_total", KM_METRIC_COUNTER, "direction,result",
 	 "Replication transactions by result (committed, aborted).", false},
+	{"kmigrate_replication_drains_total", KM_METRIC_COUNTER, "direction,result",
+	 "Waits for a chunk's delivery reports, by how they ended: flushed (no produce request "
+	 "out and no full batch left, then a 2 ms flush), unflushed (every report came without "
+	 "that moment: the last batches went by linger.ms, 1 s, so the count of requests out is "
+	 "off) or bounded (2 s passed first: the target answers slowly or the count is off; "
+	 "plain flushes then, during which librdkafka's broker threads may spin).",
+	 false},
 	{"kmigrate_replication_errors_total", KM_METRIC_COUNTER, "direction,op,code",
 	 "Fetch, produce and transaction errors by librdkafka error name.", false},
 	{"kmigrate_replication_tasks_owned", KM_METRIC_GAUGE, "direction",

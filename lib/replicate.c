@@ -1580,20 +1580,29 @@ static bool full_batch_left(const task_t *t)
 static bool drain(task_t *t, int timeout_ms)
 {
 	int64_t start = km_mono_ms(), end = start + timeout_ms;
+	const char *how = NULL; /* NULL: nothing was outstanding */
 
 	while (rd_kafka_outq_len(t->p) > 0) {
 		int64_t now = km_mono_ms();
 		if (now >= end)
 			return false;
-		if (now - start >= 2000)
+		if (!how)
+			how = "unflushed";
+		if (now - start >= 2000) {
+			how = "bounded";
 			rd_kafka_flush(t->p, 100);
-		else if (atomic_load(&t->produce_out) > 0 || full_batch_left(t))
+		} else if (atomic_load(&t->produce_out) > 0 || full_batch_left(t)) {
 			rd_kafka_poll(t->p, 5);
-		else
+		} else {
+			how = "flushed";
 			rd_kafka_flush(t->p, 2);
+		}
 	}
 	/* Nothing outstanding: nothing can be out. */
 	atomic_store(&t->produce_out, 0);
+	if (how)
+		km_metrics_add(t->r->opts->metrics, "kmigrate_replication_drains_total", 1,
+			       "direction", direction(t->r), "result", how, NULL);
 	return true;
 }
 

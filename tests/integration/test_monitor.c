@@ -330,6 +330,18 @@ static void test_replicate_metrics_and_prometheus(void **state)
 	int n;
 
 	tk_create_topic(&src, T_REPL, 2, NULL);
+	/* A backlog first, 6 MB per partition: the copy then sends full
+	 * batches while a chunk fills, so a chunk's end finds produce requests
+	 * out, which is where the drains' count of them matters (below). */
+	static char val[1024];
+	memset(val, 'v', sizeof(val));
+	rd_kafka_t *bp = tk_producer(&src, NULL);
+	for (int i = 0; i < 12000; i++) {
+		tk_msg_t m = {.key = "k", .value = val, .value_len = sizeof(val), .partition = i % 2};
+		tk_produce(bp, T_REPL, &m);
+	}
+	tk_flush(bp);
+	rd_kafka_destroy(bp);
 	plan = make_plan("mon-repl", T_REPL, NULL);
 	tk_km(plan, "plan", NULL, NULL, 0, NULL);
 	tk_km(plan, "apply", NULL, NULL, 0, NULL);
@@ -372,6 +384,17 @@ static void test_replicate_metrics_and_prometheus(void **state)
 	assert_true(metric_sum(text, "kmigrate_replication_tasks_owned", &n, NULL) >= 1);
 	assert_true(metric_sum(text, "kmigrate_replication_transactions_total", &n,
 			       "committed", NULL) >= 1);
+	/* Every chunk's end found its moment to flush (no request out, no
+	 * full batch left) inside the 2 s bound; with the backlog, full
+	 * batches were out at the chunks' ends, so a count of produce
+	 * requests that never came down would leave the last batches to
+	 * linger.ms: "unflushed" (docs/internals/replication.md, "CPU per
+	 * byte").  No series is -1 here. */
+	TK_ASSERT(metric_sum(text, "kmigrate_replication_drains_total", &n, "\"flushed\"", NULL) >= 1,
+		  "no flushed drain in: %s", text);
+	TK_ASSERT(metric_sum(text, "kmigrate_replication_drains_total", &n, "unflushed", NULL) <= 0 &&
+		  metric_sum(text, "kmigrate_replication_drains_total", &n, "bounded", NULL) <= 0,
+		  "a drain did not end with its flush: %s", text);
 
 	promtool_check_metrics(text);
 
